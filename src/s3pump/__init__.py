@@ -1,0 +1,50 @@
+"""s3pump: move data into S3 and S3-compatible object stores, fast, in bounded memory, losing nothing.
+
+Public API (everything else is private and may change)::
+
+    upload(paths, "s3://bucket/prefix", config) -> UploadReport
+    TransferConfig                      one frozen, validated config (units in names)
+    errors: S3PumpError and its tree    see s3pump.errors
+"""
+
+from .config import TransferConfig
+from .errors import (
+    AccessDeniedError,
+    CancelledError,
+    CredentialsError,
+    InvalidKeyError,
+    NetworkError,
+    NoSuchBucketError,
+    RetryableStoreError,
+    S3PumpError,
+    SourceChangedError,
+    SourceError,
+    StoreError,
+    ThrottlingError,
+    UsageError,
+)
+from .jobs.upload import upload
+from .report import FailedFile, UploadReport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDeniedError",
+    "CancelledError",
+    "CredentialsError",
+    "FailedFile",
+    "InvalidKeyError",
+    "NetworkError",
+    "NoSuchBucketError",
+    "RetryableStoreError",
+    "S3PumpError",
+    "SourceChangedError",
+    "SourceError",
+    "StoreError",
+    "ThrottlingError",
+    "TransferConfig",
+    "UploadReport",
+    "UsageError",
+    "__version__",
+    "upload",
+]

@@ -1,0 +1,5 @@
+"""``python -m s3pump``: the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""TransferConfig: every knob of a run, in one frozen, validated dataclass.
+
+Each field documents its default, its unit and the environment variable that
+overrides the default (``TransferConfig.from_env()``). Command-line flags
+override the environment.
+
+Memory bound of a run (the formula the engine enforces)::
+
+    part buffers  <= max_parts_in_flight * part_size_bytes
+    queued paths  <= walk_queue_size entries (about 200 bytes each)
+    total         ~= max_parts_in_flight * part_size_bytes + 100 MiB (interpreter, awscrt, boto3)
+
+Single-part PUTs are read from disk by awscrt itself (``send_filepath``), so
+small files cost no Python buffers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+from .units import parse_duration_s, parse_size_bytes
+
+__all__ = ["CHECKSUM_ALGORITHMS", "MAX_PARTS", "MAX_PART_SIZE_BYTES", "MIN_PART_SIZE_BYTES", "TransferConfig"]
+
+MIB = 1024 * 1024
+#: S3 allows 1 to 10,000 parts; see the S3 API reference, UploadPart.
+MAX_PARTS = 10_000
+#: Every part but the last is at least 5 MiB (S3 API reference, UploadPart).
+MIN_PART_SIZE_BYTES = 5 * MIB
+#: A part is at most 5 GiB (S3 API reference, UploadPart).
+MAX_PART_SIZE_BYTES = 5 * 1024 * MIB
+#: The multipart ceiling: 10,000 parts of 5 GiB = 48.8 TiB (S3's maximum object size).
+MAX_OBJECT_SIZE_BYTES = MAX_PARTS * MAX_PART_SIZE_BYTES
+
+CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256", "none")
+ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """All settings of a transfer. Frozen; build a changed copy with :meth:`replace`.
+
+    Raises:
+        UsageError: on construction, if a value is out of range.
+    """
+
+    # --- where and who -------------------------------------------------------------
+    endpoint_url: str | None = None
+    """S3 endpoint, e.g. ``http://127.0.0.1:8333``. None: AWS S3 for ``region``.
+    Env: ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``."""
+    region: str | None = None
+    """Region used to sign requests. None: from the profile, then ``us-east-1``.
+    Env: ``AWS_REGION``, then ``AWS_DEFAULT_REGION``."""
+    profile: str | None = None
+    """Named profile of ``~/.aws/config``. Env: ``AWS_PROFILE``."""
+    access_key_id: str | None = field(default=None, repr=False)
+    """Explicit credentials (e.g. for ``--embedded``). None: the standard chain
+    (env, profile, SSO, container, IMDS). Never logged."""
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    # --- concurrency and sizing -----------------------------------------------------
+    concurrency: int = 64
+    """Requests (single PUTs and parts) in flight at once. Env: ``S3PUMP_CONCURRENCY``."""
+    part_size_bytes: int = 8 * MIB
+    """Part size of multipart uploads; grows so an object never needs over 10,000 parts.
+    Env: ``S3PUMP_PART_SIZE``."""
+    multipart_threshold_bytes: int = 8 * MIB
+    """Files larger than this use a multipart upload. Env: ``S3PUMP_MULTIPART_THRESHOLD``."""
+    max_parts_in_flight: int = 8
+    """Parts buffered in memory at once across all multipart uploads; the memory bound is
+    ``max_parts_in_flight * part_size_bytes``. Env: ``S3PUMP_MAX_PARTS_IN_FLIGHT``."""
+    walk_queue_size: int = 10_000
+    """Files discovered but not yet scheduled; bounds walk memory. Env: ``S3PUMP_WALK_QUEUE``."""
+
+    # --- retries ---------------------------------------------------------------------
+    max_attempts: int = 6
+    """Attempts per request (1 = no retries). Env: ``S3PUMP_MAX_ATTEMPTS``."""
+    backoff_base_s: float = 0.1
+    """Backoff before retry n is uniform(0, min(backoff_max_s, backoff_base_s * 2**n))
+    (exponential, full jitter). Env: ``S3PUMP_BACKOFF_BASE``."""
+    backoff_max_s: float = 20.0
+    """Ceiling of one backoff. Env: ``S3PUMP_BACKOFF_MAX``."""
+    retry_budget: int = 500
+    """Retry quota of the run, as in the AWS SDKs' standard mode: a retry costs 5 tokens
+    (10 after a timeout), a success refunds 1. With the quota spent, requests get one
+    attempt, so a dead server cannot cause a retry storm. Env: ``S3PUMP_RETRY_BUDGET``."""
+    request_timeout_s: float = 300.0
+    """A request still unanswered after this long is cancelled and retried.
+    Env: ``S3PUMP_REQUEST_TIMEOUT``."""
+    connect_timeout_s: float = 10.0
+    """TCP connect timeout. Env: ``S3PUMP_CONNECT_TIMEOUT``."""
+
+    # --- integrity -------------------------------------------------------------------
+    checksum_algorithm: str = "CRC32C"
+    """Checksum sent with every PUT and part (``x-amz-checksum-*``) so the server rejects a
+    corrupted body. ``none`` for servers without checksum support. Env: ``S3PUMP_CHECKSUM``."""
+
+    # --- object attributes (raw S3 headers) ----------------------------------------------
+    content_type: str | None = None
+    """Content-Type of every object. None: guessed from the file name."""
+    acl: str | None = None
+    """Canned ACL (``x-amz-acl``), e.g. ``bucket-owner-full-control``."""
+    sse: str | None = None
+    """Server-side encryption (``x-amz-server-side-encryption``): AES256 or aws:kms."""
+    sse_kms_key_id: str | None = None
+    """KMS key for ``sse=aws:kms`` (``x-amz-server-side-encryption-aws-kms-key-id``)."""
+    storage_class: str | None = None
+    """Storage class (``x-amz-storage-class``), e.g. STANDARD_IA."""
+    metadata: tuple[tuple[str, str], ...] = ()
+    """User metadata as ``x-amz-meta-<k>: <v>`` pairs (ASCII)."""
+
+    # --- local side ------------------------------------------------------------------
+    follow_symlinks: bool = False
+    """Follow symbolic links while walking; off by default (links are skipped)."""
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UsageError(message)
+
+        need(1 <= self.concurrency <= 4096, f"concurrency must be 1..4096, got {self.concurrency}")
+        need(
+            MIN_PART_SIZE_BYTES <= self.part_size_bytes <= MAX_PART_SIZE_BYTES,
+            f"part size must be 5 MiB..5 GiB (S3 UploadPart limits), got {self.part_size_bytes} bytes",
+        )
+        need(self.multipart_threshold_bytes >= 0, "multipart threshold must be >= 0")
+        need(1 <= self.max_parts_in_flight <= 1024, "max parts in flight must be 1..1024")
+        need(self.walk_queue_size >= 1, "walk queue size must be >= 1")
+        need(1 <= self.max_attempts <= 100, f"max attempts must be 1..100, got {self.max_attempts}")
+        need(self.backoff_base_s >= 0 and self.backoff_max_s >= 0, "backoff must be >= 0")
+        need(self.retry_budget >= 0, "retry budget must be >= 0")
+        need(self.request_timeout_s > 0 and self.connect_timeout_s > 0, "timeouts must be > 0")
+        need(
+            self.checksum_algorithm in CHECKSUM_ALGORITHMS,
+            f"checksum must be one of {', '.join(CHECKSUM_ALGORITHMS)}, got {self.checksum_algorithm!r}",
+        )
+        need(self.acl is None or self.acl in ACLS, f"acl must be one of {', '.join(ACLS)}")
+        need(self.sse is None or self.sse in SSE_MODES, f"sse must be one of {', '.join(SSE_MODES)}")
+        need(
+            self.sse_kms_key_id is None or (self.sse or "").startswith("aws:kms"),
+            "--sse-kms-key-id needs --sse aws:kms",
+        )
+        for k, v in self.metadata:
+            need(k.isascii() and v.isascii() and k != "", f"metadata {k}={v}: keys and values must be ASCII")
+        if self.endpoint_url is not None:
+            need(
+                self.endpoint_url.startswith(("http://", "https://")),
+                f"endpoint URL must start with http:// or https://, got {self.endpoint_url!r}",
+            )
+
+    def replace(self, **changes: Any) -> TransferConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> TransferConfig:
+        """Defaults, then the environment variables named on each field, then ``overrides``
+        (None values in ``overrides`` are ignored, so CLI flags left unset keep the env value)."""
+        e = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        endpoint = e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            values["endpoint_url"] = endpoint
+        region = e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION")
+        if region:
+            values["region"] = region
+        if e.get("AWS_PROFILE"):
+            values["profile"] = e["AWS_PROFILE"]
+        for name, var, conv in _ENV_FIELDS:
+            if e.get(var):
+                values[name] = conv(e[var])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+_ENV_FIELDS: tuple[tuple[str, str, Any], ...] = (
+    ("concurrency", "S3PUMP_CONCURRENCY", int),
+    ("part_size_bytes", "S3PUMP_PART_SIZE", parse_size_bytes),
+    ("multipart_threshold_bytes", "S3PUMP_MULTIPART_THRESHOLD", parse_size_bytes),
+    ("max_parts_in_flight", "S3PUMP_MAX_PARTS_IN_FLIGHT", int),
+    ("walk_queue_size", "S3PUMP_WALK_QUEUE", int),
+    ("max_attempts", "S3PUMP_MAX_ATTEMPTS", int),
+    ("backoff_base_s", "S3PUMP_BACKOFF_BASE", parse_duration_s),
+    ("backoff_max_s", "S3PUMP_BACKOFF_MAX", parse_duration_s),
+    ("retry_budget", "S3PUMP_RETRY_BUDGET", int),
+    ("request_timeout_s", "S3PUMP_REQUEST_TIMEOUT", parse_duration_s),
+    ("connect_timeout_s", "S3PUMP_CONNECT_TIMEOUT", parse_duration_s),
+    ("checksum_algorithm", "S3PUMP_CHECKSUM", str),
+)

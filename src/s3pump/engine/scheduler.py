@@ -1,0 +1,561 @@
+"""The transfer engine: every job's uploads run through :class:`Engine`.
+
+One scheduler thread owns all state. Store callbacks (awscrt threads) and the
+control-plane pool only put completions on a queue; the scheduler takes them off,
+decides (done, retry, fail, next part), and emits events. So no state is shared
+between threads and subscribers need no locks.
+
+Bounds enforced here:
+
+* requests in flight (single PUTs + parts) <= ``concurrency``
+* part buffers held (in flight or awaiting retry) <= ``max_parts_in_flight``,
+  so multipart memory <= ``max_parts_in_flight * part_size_bytes``
+* active multipart uploads <= ``max_parts_in_flight``; while one more large item
+  waits, no further items are pulled from the source (the source's own bounded
+  queue then applies back-pressure to the walk).
+
+A multipart upload's abort is registered the moment CreateMultipartUpload
+returns (``_open_uploads``); every way out (failure, source change, Ctrl-C)
+aborts it. A part or PUT that fails with a retryable error is retried with
+full-jitter backoff while the run's retry budget lasts; what still fails is
+reported as a :class:`~s3pump.events.FileFailed`, never dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import TransferConfig
+from ..errors import (
+    CancelledError,
+    RequestTimeoutError,
+    S3PumpError,
+    SourceChangedError,
+    SourceError,
+    StoreError,
+)
+from ..events import (
+    EventBus,
+    FileDone,
+    FileFailed,
+    MultipartAborted,
+    MultipartCreated,
+    PartDone,
+    RetryScheduled,
+)
+from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
+from .multipart import FilePartSource, PartSource, part_size_for
+from .retry import RetryBudget, backoff_delay_s
+
+__all__ = ["Engine", "UploadItem"]
+
+_DEFAULT_ATTRS = ObjectAttributes()
+
+
+@dataclass(slots=True)
+class UploadItem:
+    """One object to write. Exactly one of ``path``, ``body``, ``parts`` or ``error`` is set.
+
+    * ``path``: a regular file of ``size_bytes`` (single PUT, or multipart above the threshold);
+    * ``body``: bytes in memory (single PUT);
+    * ``parts``: a :class:`PartSource` (always multipart, e.g. stdin);
+    * ``error``: the source failed while planning (unreadable, bad key): reported as failed.
+    """
+
+    key: str
+    size_bytes: int
+    source: str
+    path: str | None = None
+    body: bytes | None = None
+    parts: PartSource | None = None
+    attrs: ObjectAttributes = _DEFAULT_ATTRS
+    mtime_ns: int = 0
+    error: S3PumpError | None = None
+
+
+@dataclass(slots=True)
+class _Multipart:
+    item: UploadItem
+    source: PartSource | None = None
+    upload_id: str | None = None
+    done_parts: dict[int, CompletedPart] = field(default_factory=dict)
+    parts_in_flight: int = 0
+    exhausted: bool = False
+    failed: S3PumpError | None = None
+    started: float = 0.0
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class _Req:
+    """A data-plane request in flight: a single PUT (``mp is None``) or one part."""
+
+    item: UploadItem
+    mp: _Multipart | None = None
+    part_number: int = 0
+    body: bytes | None = None
+    attempt: int = 1
+    started: float = 0.0
+    first_started: float = 0.0
+    handle: Request | None = None
+    timed_out: bool = False
+
+
+class Engine:
+    """Runs :class:`UploadItem` s against a :class:`~s3pump.store.base.Store`.
+
+    ``run`` may be called once. ``cancel()`` may be called from any thread (e.g. a
+    signal handler): in-flight requests are cancelled, open multipart uploads
+    aborted, and ``run`` raises :class:`~s3pump.errors.CancelledError`.
+    """
+
+    def __init__(self, store: Store, bucket: str, config: TransferConfig, bus: EventBus) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.config = config
+        self.bus = bus
+        self.limit = config.concurrency
+        self.budget = RetryBudget(config.retry_budget)
+        self._q: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = queue.SimpleQueue()
+        self._inflight: dict[int, _Req] = {}
+        self._buffers = 0
+        self._retries: list[tuple[float, int, _Req]] = []
+        self._seq = itertools.count()
+        self._active: deque[_Multipart] = deque()  # multipart uploads with parts left to send
+        self._multiparts = 0  # multipart uploads started and not finished
+        self._open_uploads: dict[str, _Multipart] = {}  # upload_id -> mp: the abort registry
+        self._control_pending = 0
+        self._held: UploadItem | None = None  # a large item waiting for a multipart slot
+        self._control = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3pump-control")
+        self._cancel = threading.Event()
+        self._last_timeout_check = 0.0
+
+    # ------------------------------------------------------------------ public
+    def cancel(self) -> None:
+        """Ask the run to stop; thread-safe."""
+        self._cancel.set()
+        self.wakeup()
+
+    def wakeup(self) -> None:
+        """Wake the scheduler (a part source has a part ready); thread-safe."""
+        self._q.put((_noop, ()))
+
+    def run(self, items: Iterable[UploadItem]) -> None:
+        """Upload every item; return when all are done or failed (events tell which).
+
+        Raises:
+            CancelledError: ``cancel()`` was called or the thread got KeyboardInterrupt.
+        """
+        it: Iterator[UploadItem] = iter(items)
+        exhausted = False
+        try:
+            while True:
+                if self._cancel.is_set():
+                    raise KeyboardInterrupt
+                self._drain()
+                self._fire_due_retries()
+                self._feed_multiparts()
+                while not exhausted and self._can_pull():
+                    item = self._held
+                    if item is None:
+                        try:
+                            item = next(it)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                    self._held = None
+                    self._start_item(item)
+                    self._drain()
+                    self._feed_multiparts()
+                if exhausted and self._idle():
+                    return
+                self._wait()
+                self._check_timeouts()
+        except KeyboardInterrupt:
+            self._shutdown()
+            raise CancelledError("cancelled; in-flight multipart uploads were aborted") from None
+        finally:
+            self._control.shutdown(wait=False)
+
+    # ------------------------------------------------------------------ scheduling
+    def _can_pull(self) -> bool:
+        if len(self._inflight) >= self.limit:
+            return False
+        if self._held is not None:
+            return self._multiparts < self.config.max_parts_in_flight
+        # don't start new work while active multipart uploads could use the request slots
+        return not (self._active and self._buffers < self.config.max_parts_in_flight)
+
+    def _idle(self) -> bool:
+        return not (self._inflight or self._retries or self._multiparts or self._control_pending
+                    or self._held)
+
+    def _wait(self) -> None:
+        timeout = 0.5
+        if self._retries:
+            timeout = max(0.0, min(timeout, self._retries[0][0] - time.monotonic()))
+        try:
+            fn, args = self._q.get(timeout=timeout)
+        except queue.Empty:
+            return
+        fn(*args)
+
+    def _drain(self) -> None:
+        q = self._q
+        while True:
+            try:
+                fn, args = q.get_nowait()
+            except queue.Empty:
+                return
+            fn(*args)
+
+    def _start_item(self, item: UploadItem) -> None:
+        if item.error is not None:
+            self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, item.error))
+            return
+        large = item.path is not None and item.size_bytes > self.config.multipart_threshold_bytes
+        if item.parts is not None or large:
+            if self._multiparts >= self.config.max_parts_in_flight:
+                self._held = item
+                return
+            self._start_multipart(item)
+            return
+        now = time.monotonic()
+        self._send(_Req(item, started=now, first_started=now))
+
+    def _send(self, req: _Req) -> None:
+        """Start (or restart) the request ``req`` on the store."""
+        item = req.item
+        req.started = time.monotonic()
+        req.timed_out = False
+        self._inflight[id(req)] = req
+        q = self._q
+        on_done = self._on_put_done if req.mp is None else self._on_part_done
+
+        def done(result: PutResult | StoreError) -> None:
+            q.put((on_done, (req, result)))
+
+        try:
+            if req.mp is not None:
+                assert req.mp.upload_id is not None and req.body is not None
+                req.handle = self.store.upload_part(
+                    self.bucket, item.key, req.mp.upload_id, req.part_number, req.body, done
+                )
+            elif item.path is not None:
+                req.handle = self.store.put_file(self.bucket, item.key, item.path, item.size_bytes,
+                                                 item.attrs, done)
+            else:
+                req.handle = self.store.put_bytes(self.bucket, item.key, item.body or b"", item.attrs, done)
+        except StoreError as e:  # refused before it started (e.g. credentials)
+            done(e)
+
+    def _retry_or_fail(self, req: _Req, error: S3PumpError) -> bool:
+        """Schedule a retry of ``req`` if allowed; False if the error is final."""
+        if not error.retryable or req.attempt >= self.config.max_attempts or self._cancel.is_set():
+            return False
+        if not self.budget.try_spend(error):
+            return False
+        delay = backoff_delay_s(req.attempt, self.config.backoff_base_s, self.config.backoff_max_s)
+        req.attempt += 1
+        heapq.heappush(self._retries, (time.monotonic() + delay, next(self._seq), req))
+        self.bus.emit(RetryScheduled(req.item.key, req.part_number or None, req.attempt, delay, error))
+        return True
+
+    def _fire_due_retries(self) -> None:
+        now = time.monotonic()
+        while self._retries and self._retries[0][0] <= now and len(self._inflight) < self.limit:
+            _, _, req = heapq.heappop(self._retries)
+            if req.mp is not None and req.mp.failed is not None:
+                self._release_part(req)
+                continue
+            self._send(req)
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        if now - self._last_timeout_check < 1.0:
+            return
+        self._last_timeout_check = now
+        limit = self.config.request_timeout_s
+        for req in list(self._inflight.values()):
+            if not req.timed_out and now - req.started > limit and req.handle is not None:
+                req.timed_out = True
+                req.handle.cancel()
+
+    def _error_of(self, req: _Req, result: StoreError) -> StoreError:
+        if req.timed_out:
+            return RequestTimeoutError(
+                f"s3://{self.bucket}/{req.item.key}: no response within {self.config.request_timeout_s:.0f} s"
+            )
+        return result
+
+    # ------------------------------------------------------------------ single PUT
+    def _on_put_done(self, req: _Req, result: PutResult | StoreError) -> None:
+        self._inflight.pop(id(req), None)
+        item = req.item
+        if isinstance(result, StoreError):
+            error = self._error_of(req, result)
+            if not self._retry_or_fail(req, error):
+                self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
+            return
+        self.budget.refund()
+        if item.path is not None and item.mtime_ns:
+            changed = self._changed(item)
+            if changed is not None:
+                self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, changed))
+                return
+        self.bus.emit(FileDone(
+            item.source, item.key, item.size_bytes, result.etag, time.monotonic() - req.first_started,
+            req.attempt, 0, result.version_id, result.checksum,
+        ))
+
+    @staticmethod
+    def _changed(item: UploadItem) -> SourceChangedError | None:
+        try:
+            st = os.stat(item.path)  # type: ignore[arg-type]
+        except OSError:
+            return SourceChangedError(f"{item.source}: removed while uploading; rerun to sync")
+        if st.st_size != item.size_bytes or st.st_mtime_ns != item.mtime_ns:
+            return SourceChangedError(
+                f"{item.source}: changed while uploading; rerun to upload the new version"
+            )
+        return None
+
+    # ------------------------------------------------------------------ multipart
+    def _start_multipart(self, item: UploadItem) -> None:
+        mp = _Multipart(item, started=time.monotonic())
+        try:
+            if item.parts is not None:
+                mp.source = item.parts
+            else:
+                assert item.path is not None
+                mp.source = FilePartSource(item.path, item.size_bytes, item.mtime_ns,
+                                           part_size_for(item.size_bytes, self.config.part_size_bytes))
+        except S3PumpError as e:
+            self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, e))
+            return
+        mp.source.bind(self.wakeup)
+        self._multiparts += 1
+        self._control_call(self._on_created, mp, self.store.create_multipart_upload,
+                           self.bucket, item.key, item.attrs)
+
+    def _control_call(self, handler: Callable[[_Multipart, Any], None], mp: _Multipart,
+                      fn: Callable[..., Any], *args: Any) -> None:
+        self._control_pending += 1
+        q = self._q
+
+        def work() -> None:
+            try:
+                result: Any = fn(*args)
+            except S3PumpError as e:
+                result = e
+            q.put((self._control_done, (handler, mp, result)))
+
+        self._control.submit(work)
+
+    def _control_done(self, handler: Callable[[_Multipart, Any], None], mp: _Multipart, result: Any) -> None:
+        self._control_pending -= 1
+        handler(mp, result)
+
+    def _on_created(self, mp: _Multipart, result: str | S3PumpError) -> None:
+        item = mp.item
+        if isinstance(result, S3PumpError):
+            if result.retryable and mp.attempts < self.config.max_attempts and self.budget.try_spend(result):
+                mp.attempts += 1
+                delay = backoff_delay_s(mp.attempts, self.config.backoff_base_s, self.config.backoff_max_s)
+                self.bus.emit(RetryScheduled(item.key, None, mp.attempts, delay, result))
+                self._control_call(self._on_created, mp, _delayed(delay, self.store.create_multipart_upload),
+                                   self.bucket, item.key, item.attrs)
+                return
+            self._finish_multipart(mp, result)
+            return
+        mp.upload_id = result
+        self._open_uploads[result] = mp  # the abort is registered from here on
+        assert mp.source is not None
+        self.bus.emit(MultipartCreated(item.key, result, mp.source.part_size_bytes))
+        if self._cancel.is_set():
+            return
+        self._active.append(mp)
+
+    def _feed_multiparts(self) -> None:
+        """Hand out parts of active multipart uploads, round-robin, within the buffer and request bounds."""
+        max_buffers = self.config.max_parts_in_flight
+        idle = 0  # uploads in a row that had no part ready
+        while self._active and idle < len(self._active):
+            if self._buffers >= max_buffers or len(self._inflight) >= self.limit:
+                return
+            mp = self._active[0]
+            if mp.failed is not None:
+                self._active.popleft()
+                continue
+            assert mp.source is not None
+            try:
+                nxt = mp.source.next_part()
+            except StopIteration:
+                mp.exhausted = True
+                self._active.popleft()
+                self._maybe_complete(mp)
+                continue
+            except S3PumpError as e:
+                self._active.popleft()
+                self._fail_multipart(mp, e)
+                continue
+            self._active.rotate(-1)  # round-robin between uploads
+            if nxt is None:  # a stream with no part ready yet; its source will wake us
+                idle += 1
+                continue
+            idle = 0
+            number, body = nxt
+            self._buffers += 1
+            mp.parts_in_flight += 1
+            now = time.monotonic()
+            self._send(_Req(mp.item, mp, number, body, started=now, first_started=now))
+
+    def _release_part(self, req: _Req) -> None:
+        self._buffers -= 1
+        req.body = None
+        assert req.mp is not None
+        req.mp.parts_in_flight -= 1
+        self._maybe_complete(req.mp)
+
+    def _on_part_done(self, req: _Req, result: PutResult | StoreError) -> None:
+        self._inflight.pop(id(req), None)
+        mp = req.mp
+        assert mp is not None
+        if isinstance(result, StoreError):
+            error = self._error_of(req, result)
+            if mp.failed is None and self._retry_or_fail(req, error):
+                return
+            if mp.failed is None:
+                mp.failed = error
+            self._release_part(req)
+            return
+        self.budget.refund()
+        size = len(req.body or b"")
+        mp.done_parts[req.part_number] = CompletedPart(req.part_number, result.etag, size, result.checksum)
+        assert mp.upload_id is not None
+        self.bus.emit(PartDone(mp.item.key, mp.upload_id, req.part_number, size, result.etag,
+                               result.checksum, time.monotonic() - req.first_started))
+        self._release_part(req)
+
+    def _fail_multipart(self, mp: _Multipart, error: S3PumpError) -> None:
+        if mp.failed is None:
+            mp.failed = error
+        self._maybe_complete(mp)
+
+    def _maybe_complete(self, mp: _Multipart) -> None:
+        """Called whenever a part settles: complete, or abort, once nothing is in flight."""
+        if mp.parts_in_flight or mp.upload_id is None or mp.upload_id not in self._open_uploads:
+            return
+        if mp.failed is not None:
+            self._abort(mp, mp.failed)
+            return
+        if not mp.exhausted:
+            return
+        assert mp.source is not None
+        try:
+            mp.source.finish()
+        except SourceError as e:
+            self._abort(mp, e)
+            return
+        parts = [mp.done_parts[n] for n in sorted(mp.done_parts)]
+        del self._open_uploads[mp.upload_id]
+        self._control_call(self._on_completed, mp, self._complete_with_retry,
+                           mp.item.key, mp.upload_id, parts)
+
+    def _complete_with_retry(self, key: str, upload_id: str, parts: list[CompletedPart]) -> PutResult:
+        attempt = 1
+        while True:
+            try:
+                return self.store.complete_multipart_upload(self.bucket, key, upload_id, parts)
+            except S3PumpError as e:
+                if not e.retryable or attempt >= self.config.max_attempts:
+                    raise
+                attempt += 1
+                time.sleep(backoff_delay_s(attempt, self.config.backoff_base_s, self.config.backoff_max_s))
+
+    def _on_completed(self, mp: _Multipart, result: PutResult | S3PumpError) -> None:
+        item = mp.item
+        if isinstance(result, S3PumpError):
+            assert mp.upload_id is not None
+            self._open_uploads[mp.upload_id] = mp
+            self._abort(mp, result)
+            return
+        self._finish_multipart(mp, None)
+        size = sum(p.size_bytes for p in mp.done_parts.values())
+        self.bus.emit(FileDone(item.source, item.key, size, result.etag, time.monotonic() - mp.started,
+                               1, len(mp.done_parts), result.version_id, result.checksum))
+
+    def _abort(self, mp: _Multipart, error: S3PumpError) -> None:
+        assert mp.upload_id is not None
+        upload_id = mp.upload_id
+        self._open_uploads.pop(upload_id, None)
+        mp.failed = error
+        self._control_call(self._on_aborted, mp, self._abort_quietly, mp.item.key, upload_id)
+
+    def _abort_quietly(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(S3PumpError):
+            self.store.abort_multipart_upload(self.bucket, key, upload_id)
+
+    def _on_aborted(self, mp: _Multipart, _: Any) -> None:
+        assert mp.upload_id is not None and mp.failed is not None
+        self.bus.emit(MultipartAborted(mp.item.key, mp.upload_id, str(mp.failed)))
+        self._finish_multipart(mp, mp.failed)
+
+    def _finish_multipart(self, mp: _Multipart, error: S3PumpError | None) -> None:
+        self._multiparts -= 1
+        if mp.source is not None:
+            mp.source.close()
+        if error is not None:
+            item = mp.item
+            self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
+
+    # ------------------------------------------------------------------ cancellation
+    def _shutdown(self) -> None:
+        self._cancel.set()
+        for req in list(self._inflight.values()):
+            if req.handle is not None:
+                req.handle.cancel()
+        deadline = time.monotonic() + 10.0
+        while self._inflight and time.monotonic() < deadline:
+            try:
+                fn, args = self._q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if fn in (self._on_put_done, self._on_part_done):
+                self._inflight.pop(id(args[0]), None)
+        # wait for CreateMultipartUpload calls still running, so their uploads get aborted too
+        self._control.shutdown(wait=True)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                fn, args = self._q.get_nowait()
+                if fn == self._control_done and args[0] == self._on_created and isinstance(args[2], str):
+                    mp = args[1]
+                    mp.upload_id = args[2]
+                    self._open_uploads[args[2]] = mp
+        for upload_id, mp in list(self._open_uploads.items()):
+            self._abort_quietly(mp.item.key, upload_id)
+            self.bus.emit(MultipartAborted(mp.item.key, upload_id, "cancelled"))
+        self._open_uploads.clear()
+
+
+def _noop() -> None:
+    return None
+
+
+def _delayed(delay_s: float, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        time.sleep(delay_s)
+        return fn(*args)
+
+    return call

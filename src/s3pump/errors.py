@@ -1,0 +1,241 @@
+"""The s3pump error tree.
+
+Every error s3pump raises or reports is one of these. Each class says whether
+retrying the same request can succeed (``retryable``) and which process exit
+code it maps to when it ends a run (``exit_code``)::
+
+    S3PumpError                         fatal    exit 1
+    ├── UsageError                      fatal    exit 2   bad flags, URL or config value
+    │   └── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    ├── SourceError                     fatal    exit 1   the local side
+    │   ├── SourceNotFoundError         fatal    exit 1   missing path
+    │   ├── SourceUnreadableError       fatal    exit 1   permission denied, I/O error, symlink loop
+    │   ├── SourceChangedError          fatal    exit 1   file changed while it was uploaded
+    │   └── SourceTruncatedError        fatal    exit 1   a stream ended short of --expected-size
+    ├── StoreError                      fatal    exit 1   the remote side (S3 or a compatible store)
+    │   ├── RetryableStoreError         retryable
+    │   │   ├── ThrottlingError         retryable         503 SlowDown, 429 TooManyRequests
+    │   │   ├── ServerError             retryable         other 5xx, 200-with-error on Complete
+    │   │   ├── RequestTimeoutError     retryable         400 RequestTimeout, a stalled request
+    │   │   ├── NetworkError            retryable         connection refused or reset
+    │   │   └── BadDigestError          retryable         body corrupted in transit (checksum)
+    │   └── FatalStoreError             fatal
+    │       ├── NoSuchBucketError       fatal    exit 2   the bucket does not exist
+    │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
+    │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
+    │       └── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
+
+Messages are one line, name the file, key or bucket, and say what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "BadDigestError",
+    "CancelledError",
+    "CredentialsError",
+    "FatalStoreError",
+    "InvalidKeyError",
+    "NetworkError",
+    "NoSuchBucketError",
+    "NoSuchUploadError",
+    "RequestTimeoutError",
+    "RetryableStoreError",
+    "S3PumpError",
+    "ServerError",
+    "SourceChangedError",
+    "SourceError",
+    "SourceNotFoundError",
+    "SourceTruncatedError",
+    "SourceUnreadableError",
+    "StoreError",
+    "ThrottlingError",
+    "UsageError",
+]
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+class S3PumpError(Exception):
+    """Base of every s3pump error. Fatal unless a subclass says otherwise."""
+
+    retryable: bool = False
+    exit_code: int = EXIT_FAILURES
+
+
+class UsageError(S3PumpError):
+    """Bad command-line flags, destination URL or configuration value."""
+
+    exit_code = EXIT_USAGE
+
+
+class InvalidKeyError(UsageError):
+    """A key fails sanitizing: leading ``/``, a ``..`` segment, not UTF-8, or over 1,024 bytes.
+
+    S3 keys are at most 1,024 bytes of UTF-8; see the S3 User Guide, "Naming objects".
+    """
+
+
+class SourceError(S3PumpError):
+    """Something is wrong on the local side (a file, a directory, stdin)."""
+
+
+class SourceNotFoundError(SourceError):
+    """A source path does not exist."""
+
+
+class SourceUnreadableError(SourceError):
+    """A source path exists but cannot be read (permissions, I/O error, symlink loop)."""
+
+
+class SourceChangedError(SourceError):
+    """A file changed size or mtime while it was being uploaded; its object was not completed."""
+
+
+class SourceTruncatedError(SourceError):
+    """A stream ended with a byte count other than the one expected; no object was created."""
+
+
+class StoreError(S3PumpError):
+    """The object store answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status (``None`` for transport errors), ``code`` the
+    S3 error code (e.g. ``SlowDown``) or the transport error name.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class RetryableStoreError(StoreError):
+    """A store error that the same request may survive if retried after a backoff."""
+
+    retryable = True
+
+
+class ThrottlingError(RetryableStoreError):
+    """503 SlowDown or 429: the store asks the client to slow down."""
+
+
+class ServerError(RetryableStoreError):
+    """A 5xx other than SlowDown, or a 200 response that carries an error body."""
+
+
+class RequestTimeoutError(RetryableStoreError):
+    """400 RequestTimeout, or a request that stalled past s3pump's own timeout."""
+
+
+class NetworkError(RetryableStoreError):
+    """The connection was refused, reset or closed before a response arrived."""
+
+
+class BadDigestError(RetryableStoreError):
+    """The store rejected the body because its checksum did not match (corrupted in transit)."""
+
+
+class FatalStoreError(StoreError):
+    """A store error that retrying the same request cannot fix."""
+
+
+class NoSuchBucketError(FatalStoreError):
+    """The bucket does not exist. Create it, check the name, or use ``--embedded``."""
+
+    exit_code = EXIT_USAGE
+
+
+class CredentialsError(FatalStoreError):
+    """Credentials are missing, wrong or expired, or the request signature does not match."""
+
+    exit_code = EXIT_USAGE
+
+
+class AccessDeniedError(FatalStoreError):
+    """403 AccessDenied for this key: a policy refuses the request."""
+
+
+class NoSuchUploadError(FatalStoreError):
+    """The multipart upload ID is unknown to the store (completed, aborted or expired)."""
+
+
+class CancelledError(S3PumpError):
+    """The run was cancelled by Ctrl-C or SIGTERM; in-flight multipart uploads were aborted."""
+
+    exit_code = EXIT_CANCELLED
+
+
+_RETRYABLE_BY_CODE: dict[str, type[RetryableStoreError]] = {
+    "SlowDown": ThrottlingError,
+    "Throttling": ThrottlingError,
+    "ThrottlingException": ThrottlingError,
+    "TooManyRequests": ThrottlingError,
+    "RequestLimitExceeded": ThrottlingError,
+    "RequestTimeout": RequestTimeoutError,
+    "RequestTimeTooSkewed": RequestTimeoutError,
+    "InternalError": ServerError,
+    "ServiceUnavailable": ServerError,
+    "BadDigest": BadDigestError,
+    "InvalidDigest": BadDigestError,
+    "XAmzContentChecksumMismatch": BadDigestError,
+    "XAmzContentSHA256Mismatch": BadDigestError,
+    "IncompleteBody": NetworkError,
+}
+
+_FATAL_BY_CODE: dict[str, type[FatalStoreError]] = {
+    "NoSuchBucket": NoSuchBucketError,
+    "InvalidAccessKeyId": CredentialsError,
+    "SignatureDoesNotMatch": CredentialsError,
+    "ExpiredToken": CredentialsError,
+    "InvalidToken": CredentialsError,
+    "TokenRefreshRequired": CredentialsError,
+    "AccessDenied": AccessDeniedError,
+    "NoSuchUpload": NoSuchUploadError,
+}
+
+_ADVICE: dict[type[StoreError], str] = {
+    NoSuchBucketError: "create the bucket, check its name, or pass --embedded",
+    CredentialsError: "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile, or refresh the session",
+    AccessDeniedError: "check the bucket policy and the IAM permissions for this key",
+    NetworkError: "check --endpoint-url and that the server is running",
+}
+
+
+def classify_store_error(
+    status: int | None, code: str | None, message: str, *, what: str
+) -> StoreError:
+    """Map an HTTP status and S3 error code to the right class of the tree.
+
+    ``what`` names the bucket or key (``s3://bucket/key``) for the one-line message.
+    S3 error codes follow the S3 API reference, "Error responses".
+    """
+    cls: type[StoreError]
+    if code in _FATAL_BY_CODE:
+        cls = _FATAL_BY_CODE[code]
+    elif code in _RETRYABLE_BY_CODE:
+        cls = _RETRYABLE_BY_CODE[code]
+    elif status in (429, 503):
+        cls = ThrottlingError
+    elif status is not None and status >= 500:
+        cls = ServerError
+    elif status == 403:
+        cls = AccessDeniedError
+    elif status == 404 and code is None:
+        cls = NoSuchBucketError
+    elif status is None:
+        cls = NetworkError
+    else:
+        cls = FatalStoreError
+    detail = code or (f"HTTP {status}" if status else "transport error")
+    text = f"{what}: {detail}"
+    if message and message != code:
+        text += f" ({message})"
+    advice = _ADVICE.get(cls)
+    if advice:
+        text += f"; {advice}"
+    return cls(text, status=status, code=code)

@@ -1,0 +1,121 @@
+"""Typed events of a run, and the bus that fans them out.
+
+The engine emits every event from one thread (its scheduler loop), so
+subscribers need no locks. The progress bar, ``--json`` output, the failed-list,
+the statistics behind the summary, and (later) the journal and metrics are all
+subscribers of the same stream; none of them hooks into the engine itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import S3PumpError
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "FileDone",
+    "FileFailed",
+    "FileSkipped",
+    "MultipartAborted",
+    "MultipartCreated",
+    "PartDone",
+    "RetryScheduled",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FileDone:
+    """An object was written. ``latency_s`` spans first request to final response."""
+
+    source: str
+    key: str
+    size_bytes: int
+    etag: str
+    latency_s: float
+    attempts: int
+    parts: int = 0
+    version_id: str | None = None
+    checksum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileFailed:
+    """An object was not written; ``error`` says why. A rerun with --from-list retries it."""
+
+    source: str
+    key: str
+    size_bytes: int
+    error: S3PumpError
+
+
+@dataclass(frozen=True, slots=True)
+class FileSkipped:
+    """A source was deliberately not uploaded (unchanged under sync, or --dry-run)."""
+
+    source: str
+    key: str
+    size_bytes: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartDone:
+    """One part of a multipart upload was uploaded."""
+
+    key: str
+    upload_id: str
+    part_number: int
+    size_bytes: int
+    etag: str
+    checksum: str | None
+    latency_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartCreated:
+    """A multipart upload exists on the server; its abort is registered from this moment."""
+
+    key: str
+    upload_id: str
+    part_size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartAborted:
+    key: str
+    upload_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """A request failed with a retryable error and will be sent again after ``delay_s``."""
+
+    key: str
+    part_number: int | None
+    attempt: int
+    delay_s: float
+    error: S3PumpError
+
+
+Event = FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Calls every subscriber with every event, in subscription order."""
+
+    __slots__ = ("_subscribers",)
+
+    def __init__(self, *subscribers: Subscriber) -> None:
+        self._subscribers: list[Subscriber] = list(subscribers)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for s in self._subscribers:
+            s(event)

@@ -1,0 +1,1 @@
+"""Jobs: each reads top to bottom (parse, plan, hand to the engine, report)."""

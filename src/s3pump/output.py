@@ -1,0 +1,161 @@
+"""Human and machine output: the rich progress bar (stderr) and ``--json`` lines (stdout).
+
+Both are event subscribers. The progress bar throttles its updates to ~10 per
+second, so it costs nothing measurable at thousands of files per second.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from .events import Event, FileDone, FileFailed, FileSkipped, PartDone, RetryScheduled
+from .report import UploadReport
+from .units import format_bytes
+
+__all__ = ["JsonLines", "ProgressView", "print_summary", "stderr_console"]
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class JsonLines:
+    """``--json``: one JSON object per finished, failed or skipped file on stdout, then a summary."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FileDone):
+            rec: dict[str, Any] = {"event": "done", "source": event.source, "key": event.key,
+                                   "size_bytes": event.size_bytes, "etag": event.etag,
+                                   "latency_s": round(event.latency_s, 6), "attempts": event.attempts,
+                                   "parts": event.parts}
+            if event.version_id:
+                rec["version_id"] = event.version_id
+        elif isinstance(event, FileFailed):
+            rec = {"event": "failed", "source": event.source, "key": event.key,
+                   "error": str(event.error), "error_type": type(event.error).__name__}
+        elif isinstance(event, FileSkipped):
+            rec = {"event": "skipped", "source": event.source, "key": event.key, "reason": event.reason}
+        else:
+            return
+        self.stream.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+    def summary(self, data: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        self.stream.flush()
+
+
+class ProgressView:
+    """A rich progress bar of files and bytes done/total, rate and ETA, on stderr.
+
+    ``totals()`` returns (files, bytes, final) discovered so far; until the source is
+    fully listed the totals grow and the ETA is an estimate.
+    """
+
+    _INTERVAL_S = 0.1
+
+    def __init__(self, totals: Callable[[], tuple[int, int, bool]], console: Console | None = None) -> None:
+        self._totals = totals
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console or stderr_console(),
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._files_task = self._progress.add_task("upload", total=None, note="")
+        self._bytes_done = 0
+        self._files_done = 0
+        self._failed = 0
+        self._retries = 0
+        self._last = 0.0
+
+    def __enter__(self) -> ProgressView:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._refresh(force=True)
+        self._progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FileDone | FileSkipped):
+            self._files_done += 1
+            if isinstance(event, FileDone) and not event.parts:
+                self._bytes_done += event.size_bytes
+        elif isinstance(event, PartDone):
+            self._bytes_done += event.size_bytes
+        elif isinstance(event, FileFailed):
+            self._failed += 1
+            self._files_done += 1
+        elif isinstance(event, RetryScheduled):
+            self._retries += 1
+        else:
+            return
+        self._refresh()
+
+    def _refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self._INTERVAL_S:
+            return
+        self._last = now
+        files, total_bytes, final = self._totals()
+        note = []
+        if self._failed:
+            note.append(f"[red]{self._failed} failed[/]")
+        if self._retries:
+            note.append(f"{self._retries} retries")
+        # rich shows bytes in DownloadColumn from completed/total; files go in the description
+        self._progress.update(
+            self._files_task,
+            completed=self._bytes_done,
+            total=total_bytes if final or total_bytes else None,
+            description=f"{self._files_done}/{files}{'' if final else '+'} files",
+            note=" ".join(note),
+        )
+
+
+def print_summary(
+    console: Console, report: UploadReport, *, verb: str = "uploaded", destination: str = "s3://BUCKET/"
+) -> None:
+    """The end-of-run summary on stderr."""
+    rate = report.rate_bps / 1e6
+    line = (
+        f"{verb} {report.files_done} files, {format_bytes(report.bytes_done)} in {report.elapsed_s:.1f} s "
+        f"({rate:.1f} MB/s); retries {report.retries}; failures {report.files_failed}; "
+        f"latency p50 {report.latency_p50_s * 1000:.1f} ms, p99 {report.latency_p99_s * 1000:.1f} ms"
+    )
+    if report.files_skipped:
+        line += f"; skipped {report.files_skipped}"
+    console.print(line)
+    if report.files_failed:
+        for f in report.failed[:20]:
+            console.print(f"[red]failed[/] {f.source}: {f.error}", markup=True)
+        if report.files_failed > 20:
+            console.print(f"... and {report.files_failed - 20} more")
+        if report.failed_list_path:
+            console.print(f"failed files written to {report.failed_list_path}; "
+                          f"retry with: s3pump upload --from-list {report.failed_list_path} {destination}")

@@ -1,0 +1,52 @@
+"""Connecting a job to its store: credentials, endpoint, ``--embedded``, and the bucket check."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+from .config import TransferConfig
+from .devserver import ensure_embedded
+from .store.base import Store
+from .store.s3 import S3Store
+
+__all__ = ["open_store", "state_dir"]
+
+
+def state_dir() -> Path:
+    """Where s3pump keeps failed-lists, journals and caches (``$S3PUMP_STATE_DIR`` overrides)."""
+    override = os.environ.get("S3PUMP_STATE_DIR")
+    return Path(override) if override else Path(platformdirs.user_state_dir("s3pump"))
+
+
+def open_store(
+    config: TransferConfig, bucket: str, *, embedded: bool = False, check_bucket: bool = True
+) -> tuple[Store, TransferConfig]:
+    """An S3Store for ``config``, and the config actually used.
+
+    With ``embedded``, the local SeaweedFS is started (or reused), the config points at
+    it with its credentials, and the bucket is created if missing. Otherwise the bucket
+    is checked with HeadBucket, so a wrong name or bad credentials fail before any upload.
+
+    Raises:
+        NoSuchBucketError, CredentialsError, AccessDeniedError, NetworkError: the check failed.
+    """
+    if embedded:
+        server = ensure_embedded()
+        config = config.replace(
+            endpoint_url=server.endpoint_url, region=server.region,
+            access_key_id=server.access_key_id, secret_access_key=server.secret_access_key,
+            session_token=None, profile=None,
+        )
+    store = S3Store(config)
+    try:
+        if embedded:
+            store.create_bucket(bucket)
+        elif check_bucket:
+            store.head_bucket(bucket)
+    except BaseException:
+        store.close()
+        raise
+    return store, config

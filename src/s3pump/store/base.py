@@ -1,0 +1,201 @@
+"""The Store protocol: everything s3pump asks of an object store.
+
+Two kinds of operation:
+
+* **Data plane, asynchronous.** :meth:`Store.put_file`, :meth:`Store.put_bytes` and
+  :meth:`Store.upload_part` start a request and return at once; ``on_done`` is
+  called exactly once, from any thread, with a :class:`PutResult` or a
+  :class:`~s3pump.errors.StoreError`. They return a :class:`Request` whose
+  ``cancel()`` stops it.
+* **Control plane, synchronous.** Multipart create/complete/abort/list, head,
+  list, delete, bucket checks. They raise :class:`~s3pump.errors.StoreError`.
+
+Implementations: :class:`s3pump.store.s3.S3Store` (awscrt + boto3) and
+:class:`s3pump.store.memory.MemoryStore` (tests). ``tests/conformance`` runs
+the same suite against both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..errors import StoreError
+
+__all__ = [
+    "CompletedPart",
+    "MultipartUploadInfo",
+    "ObjectAttributes",
+    "ObjectInfo",
+    "PutResult",
+    "Request",
+    "Store",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectAttributes:
+    """Per-object request headers: content type, ACL, SSE, storage class, metadata."""
+
+    content_type: str | None = None
+    acl: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The raw S3 headers (``x-amz-acl``, ``x-amz-server-side-encryption``, ...)."""
+        out: list[tuple[str, str]] = []
+        if self.acl:
+            out.append(("x-amz-acl", self.acl))
+        if self.sse:
+            out.append(("x-amz-server-side-encryption", self.sse))
+        if self.sse_kms_key_id:
+            out.append(("x-amz-server-side-encryption-aws-kms-key-id", self.sse_kms_key_id))
+        if self.storage_class:
+            out.append(("x-amz-storage-class", self.storage_class))
+        out.extend((f"x-amz-meta-{k.lower()}", v) for k, v in self.metadata)
+        return out
+
+    def with_metadata(self, extra: dict[str, str]) -> ObjectAttributes:
+        """A copy with ``extra`` user metadata added (``extra`` wins on a clash)."""
+        merged = dict(self.metadata)
+        merged.update(extra)
+        return ObjectAttributes(
+            self.content_type, self.acl, self.sse, self.sse_kms_key_id, self.storage_class,
+            tuple(merged.items()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """Outcome of a PUT, UploadPart or CompleteMultipartUpload.
+
+    ``etag`` is unquoted hex (``<md5>`` or ``<md5-of-md5s>-N``); ``checksum`` is the
+    base64 ``x-amz-checksum-*`` value the server returned, if any.
+    """
+
+    etag: str
+    checksum: str | None = None
+    version_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedPart:
+    """One uploaded part: S3 allows part numbers 1 to 10,000 (UploadPart)."""
+
+    part_number: int
+    etag: str
+    size_bytes: int = 0
+    checksum: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What ListObjectsV2/HeadObject tell about an object. ``last_modified`` is epoch seconds."""
+
+    key: str
+    size_bytes: int
+    etag: str
+    last_modified: float
+    metadata: dict[str, str] = field(default_factory=dict)
+    sse: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUploadInfo:
+    """An in-progress multipart upload (ListMultipartUploads). ``initiated`` is epoch seconds."""
+
+    key: str
+    upload_id: str
+    initiated: float
+
+
+class Request(Protocol):
+    """A started data-plane request."""
+
+    def cancel(self) -> None:
+        """Stop the request; ``on_done`` still fires (with an error)."""
+
+
+#: ``on_done(result_or_error)``: called exactly once, from any thread.
+DoneCallback = Callable[[PutResult | StoreError], None]
+
+
+class Store(Protocol):
+    """An object store. See the module docstring for the threading contract."""
+
+    # ---- data plane (asynchronous) ----
+    def put_file(
+        self, bucket: str, key: str, path: str, size_bytes: int, attrs: ObjectAttributes,
+        on_done: DoneCallback,
+    ) -> Request:
+        """PutObject with the body read from ``path`` (``size_bytes`` long) by the store itself."""
+        ...
+
+    def put_bytes(
+        self, bucket: str, key: str, body: bytes | memoryview, attrs: ObjectAttributes,
+        on_done: DoneCallback,
+    ) -> Request:
+        """PutObject with an in-memory body."""
+        ...
+
+    def upload_part(
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview,
+        on_done: DoneCallback,
+    ) -> Request:
+        """UploadPart: part numbers 1..10,000, 5 MiB..5 GiB except the last (S3 API reference)."""
+        ...
+
+    # ---- control plane (synchronous, raise StoreError) ----
+    def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
+        """CreateMultipartUpload; returns the upload ID."""
+        ...
+
+    def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+    ) -> PutResult:
+        """CompleteMultipartUpload with ``parts`` in part-number order."""
+        ...
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an unknown upload ID is not an error."""
+        ...
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[CompletedPart]:
+        """ListParts, all pages."""
+        ...
+
+    def list_multipart_uploads(self, bucket: str, prefix: str = "") -> Iterator[MultipartUploadInfo]:
+        """ListMultipartUploads under ``prefix``, all pages."""
+        ...
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        """HeadObject; None if there is no such key."""
+        ...
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """ListObjectsV2 under ``prefix``, streamed page by page, in key order."""
+        ...
+
+    def get_object(self, bucket: str, key: str) -> bytes:
+        """GetObject, whole body (for verification and small state objects)."""
+        ...
+
+    def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
+        """DeleteObjects in batches of at most 1,000 keys."""
+        ...
+
+    def head_bucket(self, bucket: str) -> None:
+        """HeadBucket. Raises NoSuchBucketError, CredentialsError or AccessDeniedError."""
+        ...
+
+    def create_bucket(self, bucket: str) -> None:
+        """CreateBucket; an existing bucket owned by the caller is not an error."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads."""
+        ...

@@ -1,0 +1,244 @@
+"""MemoryStore: an in-memory object store behind the Store protocol.
+
+It behaves like S3 where s3pump depends on it: ETags are the MD5 of a single-part
+body and ``md5(concat(part md5s))-N`` for a multipart object; parts other than
+the last must be at least 5 MiB (configurable for tests); keys list in UTF-8
+byte order; metadata round-trips. ``fault`` lets a test fail chosen requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import (
+    FatalStoreError,
+    NoSuchBucketError,
+    NoSuchUploadError,
+    StoreError,
+)
+from .base import (
+    CompletedPart,
+    DoneCallback,
+    MultipartUploadInfo,
+    ObjectAttributes,
+    ObjectInfo,
+    PutResult,
+)
+
+__all__ = ["MemoryStore", "StoredObject"]
+
+#: ``fault(operation, key) -> error or None``; operation is an S3 operation name
+#: ("PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload").
+FaultHook = Callable[[str, str], StoreError | None]
+
+
+@dataclass(slots=True)
+class StoredObject:
+    body: bytes
+    etag: str
+    last_modified: float
+    metadata: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+@dataclass(slots=True)
+class _Upload:
+    key: str
+    attrs: ObjectAttributes
+    initiated: float
+    parts: dict[int, tuple[bytes, str]] = field(default_factory=dict)
+
+
+class _Done:
+    """The Request handle of an already finished in-memory request."""
+
+    def cancel(self) -> None:
+        return None
+
+
+class MemoryStore:
+    """A thread-safe in-memory Store. Data-plane calls complete synchronously."""
+
+    def __init__(self, *, min_part_size_bytes: int = 5 * 1024 * 1024, fault: FaultHook | None = None):
+        self.min_part_size_bytes = min_part_size_bytes
+        self.fault = fault
+        self.buckets: dict[str, dict[str, StoredObject]] = {}
+        self.uploads: dict[str, dict[str, _Upload]] = {}
+        self.request_log: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._next_upload = 0
+
+    # ---- helpers ----
+    def _objects(self, bucket: str) -> dict[str, StoredObject]:
+        try:
+            return self.buckets[bucket]
+        except KeyError:
+            raise NoSuchBucketError(f"s3://{bucket}: NoSuchBucket", status=404, code="NoSuchBucket") from None
+
+    def _check(self, op: str, bucket: str, key: str) -> None:
+        with self._lock:
+            self.request_log.append((op, key))
+        self._objects(bucket)
+        if self.fault is not None:
+            err = self.fault(op, key)
+            if err is not None:
+                raise err
+
+    def _store(self, bucket: str, key: str, body: bytes, etag: str, attrs: ObjectAttributes) -> None:
+        with self._lock:
+            self._objects(bucket)[key] = StoredObject(
+                body, etag, time.time(), dict(attrs.metadata), attrs.content_type
+            )
+
+    @staticmethod
+    def _crc32c_b64(body: bytes | memoryview) -> str:
+        # zlib has CRC32, not CRC32C; the memory store reports CRC32 as its checksum.
+        return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+
+    # ---- data plane ----
+    def put_file(
+        self, bucket: str, key: str, path: str, size_bytes: int, attrs: ObjectAttributes,
+        on_done: DoneCallback,
+    ) -> _Done:
+        try:
+            self._check("PutObject", bucket, key)
+            with open(path, "rb") as f:
+                body = f.read()
+            if len(body) != size_bytes:
+                raise FatalStoreError(f"s3://{bucket}/{key}: file changed size while read")
+            etag = hashlib.md5(body).hexdigest()
+            self._store(bucket, key, body, etag, attrs)
+            result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(body))
+        except StoreError as e:
+            result = e
+        on_done(result)
+        return _Done()
+
+    def put_bytes(
+        self, bucket: str, key: str, body: bytes | memoryview, attrs: ObjectAttributes,
+        on_done: DoneCallback,
+    ) -> _Done:
+        try:
+            self._check("PutObject", bucket, key)
+            data = bytes(body)
+            etag = hashlib.md5(data).hexdigest()
+            self._store(bucket, key, data, etag, attrs)
+            result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(data))
+        except StoreError as e:
+            result = e
+        on_done(result)
+        return _Done()
+
+    def upload_part(
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview,
+        on_done: DoneCallback,
+    ) -> _Done:
+        try:
+            self._check("UploadPart", bucket, key)
+            upload = self._upload(bucket, upload_id)
+            if not 1 <= part_number <= 10_000:
+                raise FatalStoreError(f"s3://{bucket}/{key}: part number {part_number} out of 1..10000")
+            data = bytes(body)
+            etag = hashlib.md5(data).hexdigest()
+            with self._lock:
+                upload.parts[part_number] = (data, etag)
+            result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(data))
+        except StoreError as e:
+            result = e
+        on_done(result)
+        return _Done()
+
+    # ---- control plane ----
+    def _upload(self, bucket: str, upload_id: str) -> _Upload:
+        try:
+            return self.uploads.get(bucket, {})[upload_id]
+        except KeyError:
+            raise NoSuchUploadError(f"upload {upload_id}: NoSuchUpload", status=404, code="NoSuchUpload") from None
+
+    def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
+        self._check("CreateMultipartUpload", bucket, key)
+        with self._lock:
+            self._next_upload += 1
+            upload_id = f"mem-upload-{self._next_upload}"
+            self.uploads.setdefault(bucket, {})[upload_id] = _Upload(key, attrs, time.time())
+        return upload_id
+
+    def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+    ) -> PutResult:
+        self._check("CompleteMultipartUpload", bucket, key)
+        upload = self._upload(bucket, upload_id)
+        numbers = [p.part_number for p in parts]
+        if not numbers or numbers != sorted(set(numbers)):
+            raise FatalStoreError(f"s3://{bucket}/{key}: InvalidPartOrder", code="InvalidPartOrder")
+        bodies = []
+        for i, p in enumerate(parts):
+            stored = upload.parts.get(p.part_number)
+            if stored is None or stored[1] != p.etag:
+                raise FatalStoreError(f"s3://{bucket}/{key}: InvalidPart {p.part_number}", code="InvalidPart")
+            if i < len(parts) - 1 and len(stored[0]) < self.min_part_size_bytes:
+                raise FatalStoreError(f"s3://{bucket}/{key}: EntityTooSmall", code="EntityTooSmall")
+            bodies.append(stored[0])
+        digest = hashlib.md5(b"".join(bytes.fromhex(hashlib.md5(b).hexdigest()) for b in bodies))
+        etag = f"{digest.hexdigest()}-{len(bodies)}"
+        self._store(bucket, key, b"".join(bodies), etag, upload.attrs)
+        with self._lock:
+            del self.uploads[bucket][upload_id]
+        return PutResult(etag)
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        with self._lock:
+            self.request_log.append(("AbortMultipartUpload", key))
+            self.uploads.get(bucket, {}).pop(upload_id, None)
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[CompletedPart]:
+        upload = self._upload(bucket, upload_id)
+        return [
+            CompletedPart(n, etag, len(body)) for n, (body, etag) in sorted(upload.parts.items())
+        ]
+
+    def list_multipart_uploads(self, bucket: str, prefix: str = "") -> Iterator[MultipartUploadInfo]:
+        self._objects(bucket)
+        for upload_id, u in sorted(self.uploads.get(bucket, {}).items()):
+            if u.key.startswith(prefix):
+                yield MultipartUploadInfo(u.key, upload_id, u.initiated)
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+        obj = self._objects(bucket).get(key)
+        if obj is None:
+            return None
+        return ObjectInfo(key, len(obj.body), obj.etag, obj.last_modified, dict(obj.metadata))
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        objects = self._objects(bucket)
+        for key in sorted((k for k in objects if k.startswith(prefix)), key=lambda k: k.encode()):
+            obj = objects[key]
+            yield ObjectInfo(key, len(obj.body), obj.etag, obj.last_modified)
+
+    def get_object(self, bucket: str, key: str) -> bytes:
+        obj = self._objects(bucket).get(key)
+        if obj is None:
+            raise FatalStoreError(f"s3://{bucket}/{key}: NoSuchKey", status=404, code="NoSuchKey")
+        return obj.body
+
+    def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
+        objects = self._objects(bucket)
+        with self._lock:
+            for k in keys:
+                objects.pop(k, None)
+
+    def head_bucket(self, bucket: str) -> None:
+        self._objects(bucket)
+
+    def create_bucket(self, bucket: str) -> None:
+        with self._lock:
+            self.buckets.setdefault(bucket, {})
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Test helpers shipped with s3pump (SeaweedFS fixtures, fault-injecting proxy)."""
