@@ -56,6 +56,8 @@ class PartSource(Protocol):
     """Where a multipart upload's parts come from (a file, stdin, ...).
 
     The engine calls :meth:`next_part` from its scheduler thread; it must not block.
+    The engine keeps each part's body until the part is uploaded (for retries), so a
+    source need not re-read anything.
     It returns ``(part_number, body)``, ``None`` when no part is ready yet (the source
     then calls the ``wakeup`` it was given once one is), or raises ``StopIteration``
     when every part has been handed out. :meth:`finish` is called before
@@ -68,10 +70,6 @@ class PartSource(Protocol):
     def bind(self, wakeup: Callable[[], None]) -> None: ...
 
     def next_part(self) -> tuple[int, bytes] | None: ...
-
-    def reread_part(self, part_number: int) -> bytes:
-        """The same bytes again, for a retry."""
-        ...
 
     def finish(self) -> None: ...
 
@@ -102,7 +100,7 @@ class FilePartSource:
     def parts(self) -> int:
         return self._parts
 
-    def reread_part(self, part_number: int) -> bytes:
+    def read_part(self, part_number: int) -> bytes:
         assert self._fd is not None
         offset = (part_number - 1) * self.part_size_bytes
         length = min(self.part_size_bytes, self._size - offset)
@@ -119,7 +117,7 @@ class FilePartSource:
             raise StopIteration
         n = self._next
         self._next += 1
-        return n, self.reread_part(n)
+        return n, self.read_part(n)
 
     def finish(self) -> None:
         try:
