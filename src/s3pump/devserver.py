@@ -9,7 +9,8 @@ Used three ways, all through :func:`start_server`:
 
 SeaweedFS facts this relies on (see shared notes): master, volume and filer each
 also listen on their port + 10000 for gRPC, so every port p is chosen with p and
-p + 10000 free and below 55535; signatures are checked against the identity file
+p + 10000 free and below 55535; the Iceberg and Lance listeners (fixed ports
+in 4.x) are switched off so several servers can run at once; signatures are checked against the identity file
 written here; readiness is polled with a real ListBuckets call.
 """
 
@@ -127,10 +128,12 @@ def start_server(
     secret_access_key: str | None = None,
     detach: bool = False,
     ready_timeout_s: float = 60.0,
+    ports: tuple[int, int, int, int] | None = None,
 ) -> tuple[DevServer, subprocess.Popen[bytes]]:
     """Start SeaweedFS (master, volume, filer, S3 gateway) on 127.0.0.1 and wait until S3 answers.
 
     ``detach=True`` puts it in its own session so it outlives this process (``--embedded``).
+    ``ports`` (master, volume, filer, s3) restarts a server on the ports it had before.
     Returns the server description and its process.
 
     Raises:
@@ -142,7 +145,7 @@ def start_server(
     (data / "data").mkdir(parents=True, exist_ok=True)
     if s3_port is not None and not _port_free(s3_port):
         raise UsageError(f"--port {s3_port} is in use on 127.0.0.1; pick another")
-    master, volume, filer, s3 = pick_ports(4, s3_port=s3_port)
+    master, volume, filer, s3 = ports or pick_ports(4, s3_port=s3_port)
     access_key_id = access_key_id or "s3pump" + secrets.token_hex(6)
     secret_access_key = secret_access_key or secrets.token_urlsafe(30)
     identities = {
@@ -161,6 +164,10 @@ def start_server(
         "-master.telemetry=false", f"-master.port={master}", f"-volume.port={volume}",
         f"-filer.port={filer}", "-volume.max=0", "-master.volumeSizeLimitMB=1024",
         "-s3", f"-s3.port={s3}", f"-s3.config={ident_path}",
+        # 4.x also starts Iceberg (8181) and Lance (9101) listeners on fixed ports: off, so servers can coexist
+        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        # behave like S3: a PUT to a missing bucket is NoSuchBucket, not an implicit CreateBucket
+        "-s3.autoCreateBucket=false",
     ]
     log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
