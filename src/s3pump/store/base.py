@@ -177,7 +177,12 @@ class Store(Protocol):
         ...
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        """ListObjectsV2 under ``prefix``, streamed page by page, in key order."""
+        """ListObjectsV2 under ``prefix``, streamed page by page.
+
+        AWS S3 lists in UTF-8 binary key order, but compatible stores differ (SeaweedFS
+        lists directory by directory: ``a/b`` before ``a-c``), so callers must not rely
+        on the order; sync sorts both sides itself.
+        """
         ...
 
     def get_object(self, bucket: str, key: str) -> bytes:
