@@ -21,8 +21,10 @@ __all__ = [
     "FileSkipped",
     "MultipartAborted",
     "MultipartCreated",
+    "ObjectDeleted",
     "PartDone",
     "RetryScheduled",
+    "UploadPlanned",
 ]
 
 
@@ -59,6 +61,30 @@ class FileSkipped:
     key: str
     size_bytes: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPlanned:
+    """Sync decided to upload ``source`` (a FileDone or FileFailed follows unless --dry-run).
+
+    ``reason`` says why (new, size differs, newer, content differs). ``fallback`` is True
+    when the contents could not be compared exactly and the file is uploaded to be safe."""
+
+    source: str
+    key: str
+    size_bytes: int
+    reason: str
+    fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDeleted:
+    """Sync --delete removed an object with no local file (or would, with ``dry_run``);
+    ``error`` is set when the delete failed."""
+
+    key: str
+    dry_run: bool = False
+    error: S3PumpError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +127,8 @@ class RetryScheduled:
     error: S3PumpError
 
 
-Event = FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
+Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
+         | UploadPlanned | ObjectDeleted)
 Subscriber = Callable[[Event], None]
 
 

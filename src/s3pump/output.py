@@ -23,7 +23,16 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from .events import Event, FileDone, FileFailed, FileSkipped, PartDone, RetryScheduled
+from .events import (
+    Event,
+    FileDone,
+    FileFailed,
+    FileSkipped,
+    ObjectDeleted,
+    PartDone,
+    RetryScheduled,
+    UploadPlanned,
+)
 from .report import UploadReport
 from .units import format_bytes
 
@@ -53,6 +62,13 @@ class JsonLines:
                    "error": str(event.error), "error_type": type(event.error).__name__}
         elif isinstance(event, FileSkipped):
             rec = {"event": "skipped", "source": event.source, "key": event.key, "reason": event.reason}
+        elif isinstance(event, UploadPlanned):
+            rec = {"event": "planned", "source": event.source, "key": event.key, "size_bytes": event.size_bytes,
+                   "reason": event.reason, "fallback": event.fallback}
+        elif isinstance(event, ObjectDeleted):
+            rec = {"event": "would_delete" if event.dry_run else "deleted", "key": event.key}
+            if event.error is not None:
+                rec.update(event="delete_failed", error=str(event.error))
         else:
             return
         self.stream.write(json.dumps(rec, ensure_ascii=False) + "\n")
