@@ -1,0 +1,589 @@
+"""A fault-injecting HTTP proxy between s3pump and an S3 endpoint (for tests).
+
+The client's endpoint URL points at the proxy; the proxy forwards each request,
+byte for byte and with its ``Host`` header unchanged (SigV4 signs the Host the
+client used, and the server checks the signature against the Host it receives),
+to the upstream endpoint over a connection paired with the client's. At a
+configured rate per fault and per request type, it instead:
+
+==========================  =====================================================================
+fault                       what the client sees
+==========================  =====================================================================
+``slowdown``                503 ``SlowDown`` (request not forwarded)
+``internal``                500 ``InternalError`` (not forwarded)
+``request_timeout``         400 ``RequestTimeout`` (not forwarded)
+``throttle``                429 ``TooManyRequests`` (not forwarded)
+``reset_before_headers``    the request IS forwarded and executed, then the client connection is
+                            reset (TCP RST) before any response byte: the client cannot tell
+                            whether the request took effect
+``reset_mid_body``          the client connection is reset after half of the request body was
+                            read (PutObject/UploadPart only; nothing forwarded)
+``stall``                   nothing is forwarded and nothing answered for ``stall_s`` seconds,
+                            then the connection is closed (trips the client's request timeout)
+``corrupt_byte``            one byte of the body's *data* is flipped before forwarding (never the
+                            aws-chunked framing or trailer), so the server must reject the
+                            request through its checksum (PutObject/UploadPart only)
+``complete_200_error``      CompleteMultipartUpload answered ``200 OK`` with an ``InternalError``
+                            body (not forwarded), as S3 may do (S3 API reference,
+                            CompleteMultipartUpload)
+==========================  =====================================================================
+
+Every request is logged (:class:`LogEntry`: type, key, part number, upload ID, body
+size, fault, upstream status), so tests can count PUTs and parts per key.
+
+Use it in-process (``FaultProxy(...).start()`` runs it on a background thread; see
+the ``faultproxy`` pytest fixture), or standalone::
+
+    python -m s3pump.testing.faultproxy --upstream http://127.0.0.1:8333 --port 9000 \\
+        --rate all=0.3 --log requests.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = ["FAULTS", "FaultPlan", "FaultProxy", "LogEntry", "main", "request_type"]
+
+#: Every fault the proxy can inject, in the order the dice are checked.
+FAULTS = (
+    "slowdown",
+    "internal",
+    "request_timeout",
+    "throttle",
+    "reset_before_headers",
+    "reset_mid_body",
+    "stall",
+    "corrupt_byte",
+    "complete_200_error",
+)
+
+_BODY_TYPES = frozenset({"PutObject", "UploadPart"})
+#: The request types each fault applies to (None: every type).
+_APPLIES_TO: dict[str, frozenset[str] | None] = {
+    "slowdown": None,
+    "internal": None,
+    "request_timeout": None,
+    "throttle": None,
+    "reset_before_headers": None,
+    "reset_mid_body": _BODY_TYPES,
+    "stall": None,
+    "corrupt_byte": _BODY_TYPES,
+    "complete_200_error": frozenset({"CompleteMultipartUpload"}),
+}
+_STATUS_FAULTS = {
+    "slowdown": (503, "Service Unavailable", "SlowDown", "Please reduce your request rate."),
+    "internal": (500, "Internal Server Error", "InternalError", "We encountered an internal error."),
+    "request_timeout": (400, "Bad Request", "RequestTimeout",
+                        "Your socket connection to the server was not read from or written to "
+                        "within the timeout period."),
+    "throttle": (429, "Too Many Requests", "TooManyRequests", "Please reduce your request rate."),
+}
+_MAX_HEAD_BYTES = 64 * 1024
+
+
+def request_type(method: str, path: str, query: Mapping[str, list[str]]) -> str:
+    """The S3 operation of a path-style request (``PutObject``, ``UploadPart``, ...)."""
+    has_key = "/" in path.lstrip("/")
+    if method == "PUT":
+        if "partNumber" in query and "uploadId" in query:
+            return "UploadPart"
+        return "PutObject" if has_key else "CreateBucket"
+    if method == "POST":
+        if "uploads" in query:
+            return "CreateMultipartUpload"
+        if "uploadId" in query:
+            return "CompleteMultipartUpload"
+        if "delete" in query:
+            return "DeleteObjects"
+        return "Post"
+    if method == "DELETE":
+        if "uploadId" in query:
+            return "AbortMultipartUpload"
+        return "DeleteObject" if has_key else "DeleteBucket"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    if method == "GET":
+        if "uploadId" in query:
+            return "ListParts"
+        if "uploads" in query:
+            return "ListMultipartUploads"
+        if path in ("", "/"):
+            return "ListBuckets"
+        return "GetObject" if has_key else "ListObjects"
+    return method
+
+
+@dataclass
+class FaultPlan:
+    """Which faults to inject, how often, on which request types.
+
+    ``rates`` maps a fault name (see :data:`FAULTS`) to the probability (0..1) that it
+    hits a request it applies to; the rates of the faults that apply to one request
+    are summed, so they should add up to at most 1. With ``total_rate`` set, the
+    values of ``rates`` are ignored and ``total_rate`` of the requests get a fault,
+    chosen evenly among the faults named in ``rates`` that apply to the request.
+    ``only_types``, if given, restricts every fault to those request types.
+    ``stall_s`` is how long a stall lasts; after ``max_faults`` faults, none more.
+    """
+
+    rates: dict[str, float] = field(default_factory=dict)
+    total_rate: float | None = None
+    only_types: frozenset[str] | None = None
+    stall_s: float = 30.0
+    max_faults: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, rate in self.rates.items():
+            if name not in FAULTS:
+                raise ValueError(f"unknown fault {name!r}; one of {', '.join(FAULTS)}")
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"rate of {name} must be 0..1, got {rate}")
+        if self.total_rate is not None and not 0.0 <= self.total_rate <= 1.0:
+            raise ValueError(f"total rate must be 0..1, got {self.total_rate}")
+
+    @classmethod
+    def single(cls, fault: str, rate: float, **kwargs: Any) -> FaultPlan:
+        """``fault`` at ``rate`` of the requests it applies to."""
+        return cls({fault: rate}, **kwargs)
+
+    @classmethod
+    def uniform(cls, total_rate: float, faults: Iterable[str] = FAULTS, **kwargs: Any) -> FaultPlan:
+        """All ``faults`` together hit ``total_rate`` of requests, spread evenly."""
+        return cls(dict.fromkeys(faults, 0.0), total_rate=total_rate, **kwargs)
+
+    def choose(self, rtype: str, rng: random.Random) -> str | None:
+        """The fault to inject into one request of type ``rtype``, or None."""
+        if self.only_types is not None and rtype not in self.only_types:
+            return None
+        applicable = [f for f in FAULTS if f in self.rates and _applies(f, rtype)]
+        if not applicable:
+            return None
+        roll = rng.random()
+        if self.total_rate is not None:
+            if roll >= self.total_rate:
+                return None
+            return applicable[min(len(applicable) - 1, int(roll / self.total_rate * len(applicable)))]
+        acc = 0.0
+        for f in applicable:
+            acc += self.rates[f]
+            if roll < acc:
+                return f
+        return None
+
+
+def _applies(fault: str, rtype: str) -> bool:
+    types = _APPLIES_TO[fault]
+    return types is None or rtype in types
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One request the proxy saw. ``status`` is what the client got (None: reset or stall)."""
+
+    seq: int
+    time_s: float
+    method: str
+    type: str
+    bucket: str
+    key: str
+    part_number: int | None
+    upload_id: str | None
+    body_bytes: int
+    fault: str | None
+    status: int | None
+
+
+class _Reset(Exception):
+    """Abort the client connection with a TCP reset."""
+
+
+def _parse_head(raw: bytes) -> tuple[str, list[tuple[str, str]]]:
+    text = raw.decode("latin-1")
+    lines = text.split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, _, value = line.partition(":")
+        headers.append((name.strip(), value.strip()))
+    return lines[0], headers
+
+
+def _get(headers: list[tuple[str, str]], name: str) -> str | None:
+    lname = name.lower()
+    for k, v in headers:
+        if k.lower() == lname:
+            return v
+    return None
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    """A Transfer-Encoding: chunked body, raw (framing included)."""
+    out = bytearray()
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        out += line
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            while True:  # trailers until an empty line
+                t = await reader.readuntil(b"\r\n")
+                out += t
+                if t == b"\r\n":
+                    return bytes(out)
+        out += await reader.readexactly(size + 2)
+
+
+def _corrupt(body: bytes, aws_chunked: bool, rng: random.Random) -> bytes:
+    """``body`` with one data byte flipped; for aws-chunked bodies, inside the first data chunk."""
+    data = bytearray(body)
+    if aws_chunked:
+        eol = data.find(b"\r\n")
+        size = int(bytes(data[:eol]).split(b";")[0], 16)
+        if size == 0:
+            return body
+        pos = eol + 2 + rng.randrange(size)
+    else:
+        pos = rng.randrange(len(data))
+    data[pos] ^= 0x01
+    return bytes(data)
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+class FaultProxy:
+    """The proxy. ``start()`` runs it on a daemon thread and returns its port; ``stop()`` ends it.
+
+    ``plan`` may be replaced at any time (``proxy.plan = FaultPlan(...)``); ``log`` is
+    the list of :class:`LogEntry` so far (``log_path`` also appends each as a JSON line).
+    """
+
+    def __init__(
+        self, upstream: str, plan: FaultPlan | None = None, *, host: str = "127.0.0.1", port: int = 0,
+        seed: int | None = None, log_path: str | None = None,
+    ) -> None:
+        parts = urlsplit(upstream)
+        if parts.scheme != "http" or not parts.hostname or not parts.port:
+            raise ValueError(f"upstream must be http://host:port, got {upstream!r}")
+        self.upstream = (parts.hostname, parts.port)
+        self.plan = plan or FaultPlan()
+        self.host = host
+        self.port = port
+        self.rng = random.Random(seed)
+        self.log: list[LogEntry] = []
+        self.faults_injected = 0
+        self._log_file = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._t0 = time.monotonic()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> int:
+        """Start on a background thread; return the port it listens on."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._listen())
+            except BaseException as e:  # surfaced to start()
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="faultproxy", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if failure:
+            raise failure[0]
+        return self.port
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            tasks = list(self._tasks)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> FaultProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._on_client, self.host, self.port, limit=_MAX_HEAD_BYTES)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        """Run in the current event loop until cancelled (the ``__main__`` mode)."""
+        await self._listen()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    # ------------------------------------------------------------------ log helpers
+    def entries(self, *, type: str | None = None, key: str | None = None,
+                fault: str | bool | None = False) -> list[LogEntry]:
+        """Log entries filtered by request type, key and fault (``fault=None``: no fault)."""
+        with self._lock:
+            out = list(self.log)
+        if type is not None:
+            out = [e for e in out if e.type == type]
+        if key is not None:
+            out = [e for e in out if e.key == key]
+        if fault is not False:
+            out = [e for e in out if e.fault == fault]
+        return out
+
+    def fault_counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(e.fault for e in self.log if e.fault)
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self.log.clear()
+
+    def _record(self, **kw: object) -> None:
+        with self._lock:
+            self._seq += 1
+            entry = LogEntry(seq=self._seq, time_s=round(time.monotonic() - self._t0, 6), **kw)  # type: ignore[arg-type]
+            self.log.append(entry)
+            if self._log_file is not None:
+                self._log_file.write(json.dumps(asdict(entry)) + "\n")
+                self._log_file.flush()
+
+    def _choose(self, rtype: str) -> str | None:
+        with self._lock:
+            plan = self.plan
+            if plan.max_faults is not None and self.faults_injected >= plan.max_faults:
+                return None
+            fault = plan.choose(rtype, self.rng)
+            if fault is not None:
+                self.faults_injected += 1
+            return fault
+
+    # ------------------------------------------------------------------ the proxy
+    async def _on_client(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        try:
+            while True:
+                try:
+                    head = await creader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                keep, upstream = await self._one_request(head, creader, cwriter, upstream)
+                if not keep:
+                    return
+        except _Reset:
+            _reset(cwriter)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            cwriter.transport.abort()
+        except asyncio.CancelledError:
+            cwriter.transport.abort()
+        finally:
+            if upstream is not None:
+                upstream[1].transport.abort()
+            with contextlib.suppress(Exception):
+                cwriter.close()
+            self._tasks.discard(task)
+
+    async def _one_request(
+        self, head: bytes, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter,
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+    ) -> tuple[bool, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+        request_line, headers = _parse_head(head)
+        method, target, _version = request_line.split(" ", 2)
+        split = urlsplit(target)
+        query = parse_qs(split.query, keep_blank_values=True)
+        path = unquote(split.path)
+        rtype = request_type(method, split.path, query)
+        bucket, _, key = path.lstrip("/").partition("/")
+        part = int(query["partNumber"][0]) if "partNumber" in query else None
+        upload_id = query["uploadId"][0] if "uploadId" in query else None
+        chunked = (_get(headers, "Transfer-Encoding") or "").lower() == "chunked"
+        length = int(_get(headers, "Content-Length") or 0)
+        aws_chunked = "aws-chunked" in (_get(headers, "Content-Encoding") or "")
+        body_bytes = int(_get(headers, "x-amz-decoded-content-length") or length)
+        client_close = (_get(headers, "Connection") or "").lower() == "close"
+        fault = self._choose(rtype)
+        if fault in ("reset_mid_body", "corrupt_byte") and body_bytes == 0:
+            fault = None  # nothing to cut or flip: forward as is
+        rec = {"method": method, "type": rtype, "bucket": bucket, "key": key, "part_number": part,
+               "upload_id": upload_id, "body_bytes": body_bytes, "fault": fault}
+
+        if fault == "reset_mid_body":
+            if chunked:
+                await creader.readuntil(b"\r\n")
+            else:
+                await creader.readexactly(length // 2)
+            self._record(status=None, **rec)
+            raise _Reset
+        body = await _read_chunked(creader) if chunked else (await creader.readexactly(length) if length else b"")
+
+        if fault in _STATUS_FAULTS or fault == "complete_200_error":
+            if fault == "complete_200_error":
+                status, reason, code, msg = 200, "OK", "InternalError", "We encountered an internal error."
+            else:
+                status, reason, code, msg = _STATUS_FAULTS[fault]
+            payload = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                       f"<Message>{msg}</Message><Resource>{split.path}</Resource>"
+                       f"<RequestId>faultproxy</RequestId></Error>").encode()
+            cwriter.write(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
+                f"Content-Length: {len(payload)}\r\nx-amz-request-id: faultproxy\r\n\r\n".encode()
+                + (b"" if method == "HEAD" else payload)
+            )
+            await cwriter.drain()
+            self._record(status=status, **rec)
+            return not client_close, upstream
+        if fault == "stall":
+            self._record(status=None, **rec)
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                await asyncio.wait_for(creader.read(1), timeout=self.plan.stall_s)
+            return False, upstream
+        if fault == "corrupt_byte" and body:
+            body = _corrupt(body, aws_chunked and not chunked, self.rng)
+
+        if upstream is None:
+            upstream = await asyncio.open_connection(*self.upstream, limit=_MAX_HEAD_BYTES)
+        ureader, uwriter = upstream
+        uwriter.write(head + body)
+        await uwriter.drain()
+        try:
+            rhead = await ureader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            self._record(status=None, **rec)
+            raise _Reset from None
+        status_line, rheaders = _parse_head(rhead)
+        status = int(status_line.split(" ", 2)[1])
+        rchunked = (_get(rheaders, "Transfer-Encoding") or "").lower() == "chunked"
+        server_close = (_get(rheaders, "Connection") or "").lower() == "close"
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            rbody = b""
+        elif rchunked:
+            rbody = await _read_chunked(ureader)
+        elif _get(rheaders, "Content-Length") is not None:
+            rbody = await ureader.readexactly(int(_get(rheaders, "Content-Length") or 0))
+        else:
+            rbody = await ureader.read()
+            server_close = True
+        if fault == "reset_before_headers":
+            self._record(status=None, **rec)
+            raise _Reset
+        cwriter.write(rhead + rbody)
+        await cwriter.drain()
+        self._record(status=status, **rec)
+        if server_close:
+            uwriter.transport.abort()
+            upstream = None
+        return not (client_close or server_close), upstream
+
+
+def parse_rates(specs: Iterable[str]) -> FaultPlan:
+    """``["slowdown=0.05", "all=0.3"]`` -> a FaultPlan (``all=R``: every fault, R in total)."""
+    rates: dict[str, float] = {}
+    total: float | None = None
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--rate {spec!r}: use FAULT=RATE")
+        if name == "all":
+            total = float(value)
+        else:
+            rates[name] = float(value)
+    if total is not None:
+        return FaultPlan.uniform(total, faults=rates or FAULTS)
+    return FaultPlan(rates)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m s3pump.testing.faultproxy``: run the proxy in the foreground until Ctrl-C."""
+    p = argparse.ArgumentParser(prog="python -m s3pump.testing.faultproxy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--upstream", required=True, help="S3 endpoint to forward to, http://host:port")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="port to listen on [default: a free one]")
+    p.add_argument("--rate", action="append", default=[], metavar="FAULT=RATE",
+                   help=f"fault rate 0..1, repeatable; FAULT is one of {', '.join(FAULTS)}, "
+                        "or all (every fault, RATE in total)")
+    p.add_argument("--types", default=None, help="comma-separated request types to fault (default: all)")
+    p.add_argument("--stall-s", type=float, default=30.0, help="length of a stall [30]")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--log", default=None, help="append each request as a JSON line to this file")
+    args = p.parse_args(argv)
+    try:
+        plan = parse_rates(args.rate)
+    except ValueError as e:
+        p.error(str(e))
+    plan.stall_s = args.stall_s
+    if args.types:
+        plan.only_types = frozenset(t.strip() for t in args.types.split(","))
+    proxy = FaultProxy(args.upstream, plan, host=args.host, port=args.port, seed=args.seed, log_path=args.log)
+
+    async def run() -> None:
+        task = asyncio.create_task(proxy.serve_forever())
+        while proxy._server is None:
+            await asyncio.sleep(0.01)
+        print(f"faultproxy listening on {proxy.endpoint_url} -> http://{proxy.upstream[0]}:{proxy.upstream[1]}",
+              flush=True)
+        await task
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
