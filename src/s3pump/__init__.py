@@ -3,6 +3,8 @@
 Public API (everything else is private and may change)::
 
     upload(paths, "s3://bucket/prefix", config) -> UploadReport
+    sync(source_dir, "s3://bucket/prefix", config, mode=..., delete=False, dry_run=False) -> SyncReport
+    export_table(db, table, "s3://bucket/prefix", config, ...) -> ExportReport
     TransferConfig                      one frozen, validated config (units in names)
     errors: S3PumpError and its tree    see s3pump.errors
 """
@@ -23,6 +25,9 @@ from .errors import (
     ThrottlingError,
     UsageError,
 )
+from .export.report import ExportReport
+from .jobs.export import export_table
+from .jobs.sync import SyncReport, sync
 from .jobs.upload import upload
 from .report import FailedFile, UploadReport
 
@@ -32,6 +37,7 @@ __all__ = [
     "AccessDeniedError",
     "CancelledError",
     "CredentialsError",
+    "ExportReport",
     "FailedFile",
     "InvalidKeyError",
     "NetworkError",
@@ -41,10 +47,13 @@ __all__ = [
     "SourceChangedError",
     "SourceError",
     "StoreError",
+    "SyncReport",
     "ThrottlingError",
     "TransferConfig",
     "UploadReport",
     "UsageError",
     "__version__",
+    "export_table",
+    "sync",
     "upload",
 ]

@@ -22,7 +22,7 @@ import typer
 from .config import TransferConfig
 from .errors import EXIT_CANCELLED, S3PumpError
 from .logs import configure_logging
-from .output import JsonLines, ProgressView, print_summary, stderr_console
+from .output import JsonLines, ProgressView, SyncPlanPrinter, print_summary, print_sync_summary, stderr_console
 from .units import parse_size_bytes
 
 __all__ = ["app", "main"]
@@ -171,6 +171,73 @@ def upload(
 
 
 @app.command()
+def sync(
+    source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from")],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")],
+    size_only: Annotated[bool, typer.Option("--size-only", help="Upload only when the size differs")] = False,
+    checksum: Annotated[bool, typer.Option("--checksum", help="Compare contents: MD5 vs ETag (multipart-aware) "
+                                           "or the object's md5 metadata")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="Delete objects under the prefix with no local "
+                                         "file")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (uploads, deletes, counts); "
+                                          "change nothing")] = False,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Glob of paths to take")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip")] = None,
+    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", help="Hash every file again (no local "
+                                                "MD5 cache)")] = False,
+    failed_list: Annotated[Path | None, typer.Option("--failed-list", help="Where to write failed files "
+                                                     "[default: state dir]")] = None,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
+    content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
+    storage_class: StorageClass = None, metadata: Metadata = None,
+    json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
+) -> None:
+    """Upload the new and changed files of a directory to s3://bucket/prefix (and --delete what is gone)."""
+    from .jobs.sync import sync as sync_api
+    from .sources.walk import WalkTotals
+
+    if size_only and checksum:
+        raise typer.BadParameter("--size-only and --checksum exclude each other")
+
+    def body() -> int:
+        config = _config(
+            endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
+            part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
+            acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+            follow_symlinks=follow_symlinks or None,
+        )
+        totals = WalkTotals()
+        subscribers: list[Any] = []
+        json_lines = JsonLines() if json_output else None
+        if json_lines:
+            subscribers.append(json_lines)
+        else:
+            subscribers.append(SyncPlanPrinter(destination, dry_run=dry_run))
+        with _progress(not no_progress and not dry_run,
+                       lambda: (totals.files, totals.bytes, totals.finished)) as view:
+            if view is not None:
+                subscribers.append(view)
+            report = sync_api(
+                source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
+                else "default", delete=delete, dry_run=dry_run, include=include or (), exclude=exclude or (),
+                embedded=embedded, failed_list=failed_list, subscribers=subscribers,
+                hash_cache=not no_hash_cache, totals=totals,
+            )
+        if json_lines:
+            json_lines.summary(report.to_json())
+        console = stderr_console()
+        if not dry_run:
+            print_summary(console, report, verb="uploaded", destination=destination)
+        print_sync_summary(console, report)
+        return 0 if report.ok else 1
+
+    code = _run(debug, body)
+    raise typer.Exit(code)
+
+
+@app.command()
 def generate(
     directory: Annotated[Path, typer.Argument(help="Directory to write into")],
     count: Annotated[int, typer.Option("--count", "-n", help="Number of files")] = 100,
@@ -226,6 +293,91 @@ def serve(
             stop_server(proc)
 
     _run(False, body)
+
+
+@app.command()
+def export(
+    db: Annotated[str, typer.Argument(help="SQLite file path, or an SQLAlchemy URL (needs s3pump[sql])")],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")],
+    table: Annotated[str, typer.Option("--table", "-t", help="Table to export")],
+    cursor_column: Annotated[str | None, typer.Option("--cursor-column", help="Increasing column that orders "
+                                                      "and resumes the export [default: integer primary key]")] = None,
+    batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per batch")] = 100_000,
+    partition_by: Annotated[list[str] | None, typer.Option(
+        "--partition-by", help="time:COLUMN:hour|day|month or column:COL (repeatable, nested in order)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl or protobuf")] = "parquet",
+    compression: Annotated[str | None, typer.Option("--compression", help="parquet: zstd|snappy|gzip|none; "
+                                                    "jsonl: gzip|zstd|none")] = None,
+    one_object_per_row: Annotated[bool, typer.Option("--one-object-per-row", help="The lab layout: "
+                                                     "<entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>")] = False,
+    dedup: Annotated[bool, typer.Option("--dedup", help="Write only groups whose rows changed (content hash "
+                                        "per row; scans the whole table)")] = False,
+    dlq: Annotated[str | None, typer.Option("--dlq", help="Dead-letter queue: a directory or s3:// prefix "
+                                            "[default: DESTINATION/_dlq/]")] = None,
+    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", help="Export the dead-letter entries again")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
+    poll_interval: Annotated[str, typer.Option("--poll-interval", help="Poll period of --follow, e.g. 30s")] = "30s",
+    state_file: Annotated[Path | None, typer.Option("--state-file", help="Also keep the checkpoint in this "
+                                                    "local file")] = None,
+    from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the checkpoint; export every row")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
+    acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
+    metadata: Metadata = None, json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
+) -> None:
+    """Export a SQL table to partitioned, idempotent objects (Parquet, JSON Lines, protobuf), incrementally.
+
+    SIGINT/SIGTERM finish the in-flight batches, save the checkpoint and exit (0 with --follow).
+    Exit 1 if rows or objects went to the dead-letter queue.
+    """
+    import threading
+
+    from .export.report import ExportCounters, ExportProgress, print_export_summary
+    from .jobs.export import export_table
+    from .units import parse_duration_s
+
+    def body() -> int:
+        config = _config(
+            endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
+            checksum_algorithm=checksum_algorithm, content_type=content_type, acl=acl, sse=sse,
+            sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+        )
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: Any) -> None:
+            if stop.is_set():  # a second signal: stop now (open multipart uploads are aborted)
+                raise KeyboardInterrupt
+            stop.set()
+            stderr_console().print("s3pump: stopping after the in-flight batches (again to cancel now)",
+                                   markup=False)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        counters = ExportCounters()
+        json_lines = JsonLines() if json_output else None
+        try:
+            view = (ExportProgress(counters, stderr_console()) if not no_progress and sys.stderr.isatty()
+                    else contextlib.nullcontext())
+            with view:
+                report = export_table(
+                    db, table, destination, config, cursor_column=cursor_column, batch_rows=batch_rows,
+                    partition_by=partition_by or (), format=fmt, compression=compression,
+                    one_object_per_row=one_object_per_row, dedup=dedup, dlq=dlq, replay_dlq=replay_dlq,
+                    follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
+                    state_file=state_file, from_start=from_start, embedded=embedded,
+                    subscribers=[json_lines] if json_lines else [], counters=counters, stop=stop,
+                )
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        if json_lines:
+            json_lines.summary(report.to_json())
+        print_export_summary(stderr_console(), report)
+        if not report.ok:
+            return 1
+        return EXIT_CANCELLED if report.stopped and not follow else 0
+
+    code = _run(debug, body)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -36,7 +36,10 @@ from .events import (
 from .report import UploadReport
 from .units import format_bytes
 
-__all__ = ["JsonLines", "ProgressView", "print_summary", "stderr_console"]
+if TYPE_CHECKING:
+    from .jobs.sync import SyncReport
+
+__all__ = ["JsonLines", "ProgressView", "SyncPlanPrinter", "print_summary", "print_sync_summary", "stderr_console"]
 
 
 def stderr_console() -> Console:
@@ -175,3 +178,63 @@ def print_summary(
         if report.failed_list_path:
             console.print(f"failed files written to {report.failed_list_path}; "
                           f"retry with: s3pump upload --from-list {report.failed_list_path} {destination}")
+
+
+class SyncPlanPrinter:
+    """Sync's human output. With ``dry_run``: the plan on stdout, one line per upload
+    (``(dry-run) upload: PATH to s3://bucket/key  [reason]``) and per delete. Otherwise, on
+    stderr: the files uploaded only because their contents could not be compared exactly
+    (first 20, with the reason), and failed deletes."""
+
+    MAX_NOTES = 20
+
+    def __init__(self, destination: str, *, dry_run: bool, stream: IO[str] | None = None,
+                 console: Console | None = None) -> None:
+        self.bucket = destination[5:].partition("/")[0]
+        self.dry_run = dry_run
+        self.stream = stream or sys.stdout
+        self.console = console or stderr_console()
+        self.notes = 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, UploadPlanned):
+            if self.dry_run:
+                self.stream.write(f"(dry-run) upload: {event.source} to s3://{self.bucket}/{event.key}  "
+                                  f"[{event.reason}]\n")
+            elif event.fallback:
+                self.notes += 1
+                if self.notes <= self.MAX_NOTES:
+                    self.console.print(f"note: uploading s3://{self.bucket}/{event.key}: {event.reason}",
+                                       markup=False)
+                elif self.notes == self.MAX_NOTES + 1:
+                    self.console.print("note: more files uploaded for the same kind of reason; --json lists all")
+        elif isinstance(event, ObjectDeleted):
+            if event.error is not None:
+                self.console.print(f"[red]delete failed[/] s3://{self.bucket}/{event.key}: {event.error}")
+            elif event.dry_run:
+                self.stream.write(f"(dry-run) delete: s3://{self.bucket}/{event.key}\n")
+
+
+def print_sync_summary(console: Console, report: SyncReport) -> None:
+    """The sync plan's counts on stderr (after :func:`print_summary` for a real run)."""
+    hashed = ""
+    if report.files_hashed or report.hash_cache_hits:
+        hashed = (f"; hashed {report.files_hashed} files ({format_bytes(report.bytes_hashed)}), "
+                  f"{report.hash_cache_hits} from the hash cache")
+    deletes = f"{report.planned_deletes} to delete"
+    if not report.dry_run:
+        deletes = f"deleted {report.objects_deleted}"
+        if report.deletes_failed:
+            deletes += f" (failed {report.deletes_failed})"
+    if report.deletes_withheld:
+        deletes += f"; {report.deletes_withheld} deletes withheld (under local paths that could not be read)"
+    lead = "dry run, nothing changed: " if report.dry_run else ""
+    console.print(
+        f"sync ({report.mode}): {lead}{report.local_files} local files, {report.remote_objects} objects; "
+        f"{report.planned_uploads} new or changed, {report.files_skipped} unchanged, {deletes}, "
+        f"{report.remote_only_kept} remote-only kept{hashed}",
+        markup=False,
+    )
+    if report.fallback_uploads:
+        console.print(f"{report.fallback_uploads} files were uploaded because their contents could not be "
+                      "compared exactly (see the notes above or --json)", markup=False)

@@ -1,0 +1,147 @@
+"""A local cache of file MD5s (and multipart ETags), so a repeated ``sync --checksum`` reads
+no unchanged file again.
+
+One SQLite table keyed by absolute path. An entry is used only while the file's size,
+mtime_ns, inode and ctime_ns are all unchanged. ctime is part of the key because a
+user can reset mtime (``touch -d``, ``os.utime``) after changing a file, but nobody can
+set ctime: any write or utime moves it. So a stale digest is never trusted.
+
+Threading: :meth:`HashCache.get` may be called from many threads at once (each gets
+its own read connection; WAL mode lets them read while the writer writes);
+:meth:`put` and :meth:`flush` from one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from .etags import FileDigest
+
+__all__ = ["HashCache"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS digests (
+    path TEXT PRIMARY KEY,
+    size_bytes INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    multipart TEXT NOT NULL
+) WITHOUT ROWID
+"""
+_FLUSH_EVERY = 2000
+
+
+def _encode_multipart(multipart: dict[int, str]) -> str:
+    return ",".join(f"{size}:{etag}" for size, etag in sorted(multipart.items()))
+
+
+def _decode_multipart(text: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for item in text.split(","):
+        size, sep, etag = item.partition(":")
+        if sep:
+            out[int(size)] = etag
+    return out
+
+
+class HashCache:
+    """MD5 cache at ``path`` (created if missing). Close it to write the last entries.
+
+    Raises:
+        sqlite3.Error: never for a corrupt or locked cache: the cache is then off for
+        this run (every file is hashed), and ``error`` says why.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.error: str | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._pending: list[tuple[str, int, int, int, int, str, str]] = []
+        self._writer: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = self._connect()
+            self._writer.execute("PRAGMA journal_mode=WAL")
+            self._writer.execute(_SCHEMA)
+            self._writer.commit()
+        except (sqlite3.Error, OSError) as e:
+            self._disable(e)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level="DEFERRED")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _disable(self, e: BaseException) -> None:
+        self.error = f"hash cache {self.path} not used: {e}"
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.close()
+        self._writer = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._writer is not None
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def get(self, path: str, st: os.stat_result) -> FileDigest | None:
+        """The cached digest of ``path`` if its size, mtime, ctime and inode all match ``st``."""
+        if self._writer is None:
+            return None
+        try:
+            row = self._reader().execute(
+                "SELECT size_bytes, mtime_ns, ctime_ns, inode, md5, multipart FROM digests WHERE path = ?",
+                (path,),
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None or tuple(row[:4]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
+            return None
+        return FileDigest(row[0], row[1], row[2], row[3], row[4], _decode_multipart(row[5]))
+
+    def put(self, path: str, digest: FileDigest) -> None:
+        """Remember ``digest`` for ``path`` (written in batches)."""
+        if self._writer is None:
+            return
+        self._pending.append((path, digest.size_bytes, digest.mtime_ns, digest.ctime_ns, digest.inode,
+                              digest.md5, _encode_multipart(digest.multipart)))
+        if len(self._pending) >= _FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._writer is None or not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        try:
+            self._writer.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._writer.commit()
+        except sqlite3.Error as e:
+            self._disable(e)
+
+    def close(self) -> None:
+        self.flush()
+        with self._readers_lock:
+            for conn in self._readers:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._readers.clear()
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.close()
+            self._writer = None

@@ -1,0 +1,193 @@
+"""The sync plan: a merge-join of the local files and the remote objects, both sorted by key.
+
+Both sides arrive as records sorted by the key's UTF-8 bytes (S3's listing order; see
+:mod:`s3pump.plan.extsort` for how they are sorted in bounded memory). One pass over
+the two streams pairs each key with its local file, its object, or both, and decides:
+
+* local only: ``upload`` (new);
+* remote only: ``delete`` with ``--delete``, else ``keep``;
+* both: by mode,
+
+  - ``default`` (as ``aws s3 sync``): ``upload`` when the sizes differ or the local
+    mtime is later than the object's LastModified, else ``skip``;
+  - ``size-only``: ``upload`` when the sizes differ, else ``skip``;
+  - ``checksum``: ``upload`` when the sizes differ, else ``compare`` (the file is
+    hashed and :func:`checksum_verdict` decides).
+
+Records are plain tuples so a million of them stay small:
+``LocalRecord = (key_bytes, size_bytes, mtime_ns)`` and
+``RemoteRecord = (key_bytes, size_bytes, etag, last_modified_s)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import StoreError
+from ..etags import FileDigest, candidate_part_sizes, parse_etag
+from ..store.base import ObjectInfo
+
+__all__ = [
+    "MODES",
+    "Action",
+    "LocalRecord",
+    "RemoteRecord",
+    "SyncMode",
+    "Verdict",
+    "checksum_part_sizes",
+    "checksum_verdict",
+    "decide",
+    "local_is_newer",
+    "merge_join",
+    "plan",
+]
+
+SyncMode = Literal["default", "size-only", "checksum"]
+MODES: tuple[SyncMode, ...] = ("default", "size-only", "checksum")
+ActionKind = Literal["upload", "compare", "skip", "delete", "keep"]
+LocalRecord = tuple[bytes, int, int]
+RemoteRecord = tuple[bytes, int, str, float]
+
+
+@dataclass(slots=True)
+class Action:
+    """What to do with one key. ``reason`` is for the event log (why upload, why skip)."""
+
+    kind: ActionKind
+    key: str
+    local: LocalRecord | None
+    remote: RemoteRecord | None
+    reason: str
+
+
+def merge_join(
+    local: Iterable[LocalRecord], remote: Iterable[RemoteRecord]
+) -> Iterator[tuple[LocalRecord | None, RemoteRecord | None]]:
+    """Pair two key-sorted streams: ``(local, remote)``, either side None when missing.
+
+    Raises:
+        ValueError: a stream is not strictly ascending (a bug upstream: it was not sorted).
+    """
+    li, ri = iter(local), iter(remote)
+    lrec, rrec = next(li, None), next(ri, None)
+    last_l = last_r = None
+    while lrec is not None or rrec is not None:
+        if lrec is not None and (rrec is None or lrec[0] < rrec[0]):
+            out: tuple[LocalRecord | None, RemoteRecord | None] = (lrec, None)
+        elif rrec is not None and (lrec is None or rrec[0] < lrec[0]):
+            out = (None, rrec)
+        else:
+            out = (lrec, rrec)
+        if out[0] is not None:
+            if last_l is not None and out[0][0] <= last_l:
+                raise ValueError(f"local stream not sorted at {out[0][0]!r}")
+            last_l = out[0][0]
+            lrec = next(li, None)
+        if out[1] is not None:
+            if last_r is not None and out[1][0] <= last_r:
+                raise ValueError(f"remote stream not sorted at {out[1][0]!r}")
+            last_r = out[1][0]
+            rrec = next(ri, None)
+        yield out
+
+
+def local_is_newer(mtime_ns: int, last_modified_s: float) -> bool:
+    """awscli's rule: upload when the file's mtime is later than the object's LastModified.
+
+    awscli compares ``datetime.fromtimestamp(st_mtime)`` (microseconds) with LastModified
+    (whole seconds on S3), so this compares in microseconds too.
+    """
+    return (mtime_ns + 500) // 1000 > round(last_modified_s * 1_000_000)
+
+
+def decide(local: LocalRecord | None, remote: RemoteRecord | None, mode: SyncMode, delete: bool) -> Action:
+    """The action for one key (see the module docstring)."""
+    rec = local if local is not None else remote
+    assert rec is not None
+    key = rec[0].decode("utf-8")
+    if remote is None:
+        return Action("upload", key, local, None, "new file")
+    if local is None:
+        return Action("delete" if delete else "keep", key, None, remote, "no local file")
+    if local[1] != remote[1]:
+        return Action("upload", key, local, remote, f"size differs (local {local[1]}, remote {remote[1]} bytes)")
+    if mode == "size-only":
+        return Action("skip", key, local, remote, "same size")
+    if mode == "checksum":
+        return Action("compare", key, local, remote, "same size")
+    if local_is_newer(local[2], remote[3]):
+        return Action("upload", key, local, remote, "local file is newer than the object")
+    return Action("skip", key, local, remote, "same size, not newer")
+
+
+def plan(
+    local: Iterable[LocalRecord], remote: Iterable[RemoteRecord], mode: SyncMode, *, delete: bool = False
+) -> Iterator[Action]:
+    """One :class:`Action` per key present on either side, in key order."""
+    for lrec, rrec in merge_join(local, remote):
+        yield decide(lrec, rrec, mode, delete)
+
+
+def checksum_part_sizes(remote: RemoteRecord, own_part_size_bytes: int) -> list[int]:
+    """The part sizes whose multipart ETag must be computed to compare with ``remote``
+    (empty for a single-part ETag)."""
+    parsed = parse_etag(remote[2])
+    if parsed is None or parsed[1] is None:
+        return []
+    return candidate_part_sizes(remote[1], parsed[1], own_part_size_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a checksum comparison. ``fallback``: the bytes could not be compared
+    exactly (no candidate part size, an SSE-KMS/SSE-C ETag, no md5 metadata), so the
+    file is uploaded to be safe; ``reason`` says which."""
+
+    same: bool
+    reason: str
+    fallback: bool = False
+
+
+def checksum_verdict(
+    digest: FileDigest, remote: RemoteRecord, part_sizes: list[int], head: Callable[[], ObjectInfo | None]
+) -> Verdict:
+    """Compare a local file with an object of the same size, exactly or not at all.
+
+    1. A single-part ETag equal to the file's MD5, or a multipart ETag equal to the one
+       recomputed for one of ``part_sizes``: same.
+    2. Otherwise HeadObject (``head()``): the object's ``md5`` user metadata (written by
+       every s3pump sync upload) decides when present.
+    3. Otherwise upload: plainly changed when the ETag is a plain MD5 of an unencrypted
+       object; a ``fallback`` when it is a multipart ETag no candidate matches, an SSE-KMS
+       ETag, an object HeadObject refuses (SSE-C needs the key), or an opaque ETag.
+    """
+    etag = remote[2].strip('"').lower()
+    parsed = parse_etag(etag)
+    if parsed is not None and parsed[1] is None and parsed[0] == digest.md5:
+        return Verdict(True, "MD5 equals the ETag")
+    if parsed is not None and parsed[1] is not None:
+        for size in part_sizes:
+            if digest.multipart_etag_for(size) == etag:
+                return Verdict(True, f"multipart ETag matches with {size} byte parts")
+    try:
+        info = head()
+    except StoreError as e:
+        return Verdict(False, f"HeadObject failed ({e}); the object may be SSE-C encrypted; uploading", True)
+    if info is None:
+        return Verdict(False, "the object disappeared since the listing")
+    stored = (info.metadata.get("md5") or "").strip().lower()
+    if len(stored) == 32 and all(c in "0123456789abcdef" for c in stored):
+        if stored == digest.md5:
+            return Verdict(True, "md5 metadata equals the file's MD5")
+        return Verdict(False, "content differs (md5 metadata)")
+    if info.sse and info.sse.startswith("aws:kms"):
+        return Verdict(False, f"{info.sse} ETag is not an MD5 and the object has no md5 metadata", True)
+    if parsed is None:
+        return Verdict(False, f"ETag {etag!r} is not an MD5 and the object has no md5 metadata", True)
+    if parsed[1] is not None:
+        tried = ", ".join(str(s) for s in part_sizes) or "none fits"
+        return Verdict(False, f"multipart ETag {etag} matches no part size tried ({tried} bytes) and the "
+                       "object has no md5 metadata", True)
+    return Verdict(False, "content differs (MD5 != ETag)")
