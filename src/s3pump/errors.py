@@ -200,7 +200,9 @@ _FATAL_BY_CODE: dict[str, type[FatalStoreError]] = {
 
 _ADVICE: dict[type[StoreError], str] = {
     NoSuchBucketError: "create the bucket, check its name, or pass --embedded",
-    CredentialsError: "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile, or refresh the session",
+    CredentialsError: (
+        "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile) or refresh the session token"
+    ),
     AccessDeniedError: "check the bucket policy and the IAM permissions for this key",
     NetworkError: "check --endpoint-url and that the server is running",
 }

@@ -30,6 +30,7 @@ from awscrt import auth, http, s3
 
 from ..config import TransferConfig
 from ..errors import (
+    AccessDeniedError,
     CredentialsError,
     NetworkError,
     StoreError,
@@ -421,7 +422,13 @@ class S3Store:
                                            what=f"s3://{bucket}/{first.get('Key')}")
 
     def head_bucket(self, bucket: str) -> None:
-        self._call(f"s3://{bucket}", self._boto.head_bucket, Bucket=bucket)
+        try:
+            self._call(f"s3://{bucket}", self._boto.head_bucket, Bucket=bucket)
+        except AccessDeniedError:
+            # A HEAD response has no body, so a bad signature or unknown access key also reads as
+            # 403. ListObjectsV2 returns the error document with the real code; raise that one.
+            self._call(f"s3://{bucket}", self._boto.list_objects_v2, Bucket=bucket, MaxKeys=1)
+            raise
 
     def create_bucket(self, bucket: str) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket}
