@@ -286,7 +286,7 @@ class _Planner:
         if self.error_keys_overflow:
             return True
         for e in self.error_keys:
-            if e in ("", self.key_prefix) or key == e or (e.endswith("/") and key.startswith(e)):
+            if e in ("", self.key_prefix) or key == e or key.startswith(e if e.endswith("/") else e + "/"):
                 return True
         return False
 
