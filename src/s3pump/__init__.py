@@ -9,6 +9,8 @@ Public API (everything else is private and may change)::
     errors: S3PumpError and its tree    see s3pump.errors
 """
 
+from typing import TYPE_CHECKING
+
 from .config import TransferConfig
 from .errors import (
     AccessDeniedError,
@@ -25,11 +27,34 @@ from .errors import (
     ThrottlingError,
     UsageError,
 )
-from .export.report import ExportReport
-from .jobs.export import export_table
-from .jobs.sync import SyncReport, sync
-from .jobs.upload import upload
 from .report import FailedFile, UploadReport
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers
+    from .export.report import ExportReport
+    from .jobs.export import export_table
+    from .jobs.sync import SyncReport, sync
+    from .jobs.upload import upload
+
+# Jobs load lazily (PEP 562): `import s3pump` or the CLI must not pay for pyarrow when uploading.
+_LAZY = {
+    "upload": ".jobs.upload",
+    "sync": ".jobs.sync",
+    "SyncReport": ".jobs.sync",
+    "export_table": ".jobs.export",
+    "ExportReport": ".export.report",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 's3pump' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 
