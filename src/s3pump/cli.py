@@ -124,6 +124,8 @@ def upload(
                                                      "[default: state dir]")] = None,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; send nothing")] = False,
+    no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore the resume journal of an earlier run "
+                                            "of this command: abort its uploads and start over")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
@@ -158,7 +160,7 @@ def upload(
             report = upload_api(
                 args, destination, config, include=include or (), exclude=exclude or (),
                 from_list=from_list, dry_run=dry_run, embedded=embedded, failed_list=failed_list,
-                subscribers=subscribers, totals=totals,
+                subscribers=subscribers, totals=totals, resume=not no_resume,
             )
         if json_lines:
             json_lines.summary(report.to_json())
@@ -375,6 +377,43 @@ def export(
         if not report.ok:
             return 1
         return EXIT_CANCELLED if report.stopped and not follow else 0
+
+    code = _run(debug, body)
+    raise typer.Exit(code)
+
+
+@app.command()
+def cleanup(
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")],
+    older_than: Annotated[str, typer.Option("--older-than", help="Abort only uploads initiated longer ago "
+                                            "than this, e.g. 24h, 30m, 0s")] = "24h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the uploads; abort nothing")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    json_output: Json = False, debug: Debug = False,
+) -> None:
+    """Abort orphaned multipart uploads under s3://bucket/prefix (their parts cost storage until then)."""
+    import json
+
+    from .jobs.cleanup import cleanup as cleanup_api
+    from .units import parse_duration_s
+
+    def body() -> int:
+        config = _config(endpoint_url=endpoint_url, region=region, profile=profile)
+        age_s = parse_duration_s(older_than, what="--older-than")
+        report = cleanup_api(destination, age_s, config, dry_run=dry_run, embedded=embedded)
+        console = stderr_console()
+        verb = "would abort" if dry_run else "aborted"
+        for url, upload_id in report.aborted:
+            if json_output:
+                print(json.dumps({"event": "aborted" if not dry_run else "would_abort", "key": url,
+                                  "upload_id": upload_id}))
+            else:
+                console.print(f"{verb} {url} (upload ID {upload_id})", markup=False)
+        for url, upload_id, error in report.failed:
+            console.print(f"failed to abort {url} (upload ID {upload_id}): {error}", markup=False)
+        console.print(f"{verb} {len(report.aborted)} multipart upload(s); kept {len(report.kept)} newer than "
+                      f"{older_than}; failures {len(report.failed)}", markup=False)
+        return 0 if report.ok else 1
 
     code = _run(debug, body)
     raise typer.Exit(code)

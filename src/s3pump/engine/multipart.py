@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
 from ..errors import SourceChangedError, SourceUnreadableError, UsageError
+from ..store.base import CompletedPart
 
 __all__ = [
     "FilePartSource",
     "PartSource",
+    "ResumeRecord",
     "multipart_etag",
     "part_count",
     "part_size_for",
@@ -52,6 +55,16 @@ def multipart_etag(part_md5s: list[bytes]) -> str:
     return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
 
 
+@dataclass(frozen=True, slots=True)
+class ResumeRecord:
+    """A multipart upload to continue (from the resume journal): its upload ID, the part
+    size it was started with, and the parts an earlier run completed (part number -> part)."""
+
+    upload_id: str
+    part_size_bytes: int
+    parts: dict[int, CompletedPart] = field(default_factory=dict)
+
+
 class PartSource(Protocol):
     """Where a multipart upload's parts come from (a file, stdin, ...).
 
@@ -79,7 +92,7 @@ class PartSource(Protocol):
 class FilePartSource:
     """Parts of a regular file, read with ``os.pread`` one part at a time (no Python per byte)."""
 
-    __slots__ = ("_fd", "_next", "_parts", "_path", "_size", "mtime_ns", "part_size_bytes")
+    __slots__ = ("_fd", "_next", "_parts", "_path", "_size", "_skip", "mtime_ns", "part_size_bytes")
 
     def __init__(self, path: str, size_bytes: int, mtime_ns: int, part_size_bytes: int) -> None:
         self._path = path
@@ -88,6 +101,7 @@ class FilePartSource:
         self.part_size_bytes = part_size_bytes
         self._parts = part_count(size_bytes, part_size_bytes)
         self._next = 1
+        self._skip: frozenset[int] = frozenset()
         try:
             self._fd: int | None = os.open(path, os.O_RDONLY)
         except OSError as e:
@@ -112,7 +126,13 @@ class FilePartSource:
             raise SourceChangedError(f"{self._path}: file shrank while uploading; not completed")
         return data
 
+    def skip_parts(self, part_numbers: set[int] | frozenset[int]) -> None:
+        """Do not hand out these part numbers (a resumed upload already has them)."""
+        self._skip = frozenset(part_numbers)
+
     def next_part(self) -> tuple[int, bytes] | None:
+        while self._next in self._skip:
+            self._next += 1
         if self._next > self._parts:
             raise StopIteration
         n = self._next

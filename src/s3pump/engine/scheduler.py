@@ -39,6 +39,7 @@ from typing import Any
 from ..config import TransferConfig
 from ..errors import (
     CancelledError,
+    NoSuchUploadError,
     RequestTimeoutError,
     S3PumpError,
     SourceChangedError,
@@ -55,7 +56,7 @@ from ..events import (
     RetryScheduled,
 )
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
-from .multipart import FilePartSource, PartSource, part_size_for
+from .multipart import FilePartSource, PartSource, ResumeRecord, part_size_for
 from .retry import RetryBudget, backoff_delay_s
 
 __all__ = ["Engine", "UploadItem"]
@@ -71,6 +72,10 @@ class UploadItem:
     * ``body``: bytes in memory (single PUT);
     * ``parts``: a :class:`PartSource` (always multipart, e.g. stdin);
     * ``error``: the source failed while planning (unreadable, bad key): reported as failed.
+
+    ``resume`` (a file's multipart upload from the resume journal) makes the engine
+    continue that upload: ListParts verifies the journaled parts, and only the
+    missing part numbers are read and sent, with the journaled part size.
     """
 
     key: str
@@ -82,6 +87,18 @@ class UploadItem:
     attrs: ObjectAttributes = _DEFAULT_ATTRS
     mtime_ns: int = 0
     error: S3PumpError | None = None
+    resume: ResumeRecord | None = None
+
+
+#: A request's timeout grows with its body: ``_TIMEOUT_FLOOR_S + size / _TIMEOUT_MIN_RATE_BPS``,
+#: capped at ``config.request_timeout_s``. A stalled 4 KiB PUT is retried after 15 s, not
+#: after the 300 s a 5 GiB part may need on a slow link.
+_TIMEOUT_FLOOR_S = 15.0
+_TIMEOUT_MIN_RATE_BPS = 256 * 1024
+
+
+def _timeout_for(size_bytes: int, cap_s: float) -> float:
+    return min(cap_s, _TIMEOUT_FLOOR_S + size_bytes / _TIMEOUT_MIN_RATE_BPS)
 
 
 @dataclass(slots=True)
@@ -110,6 +127,7 @@ class _Req:
     first_started: float = 0.0
     handle: Request | None = None
     timed_out: bool = False
+    timeout_s: float = 0.0
 
 
 class Engine:
@@ -117,10 +135,14 @@ class Engine:
 
     ``run`` may be called once. ``cancel()`` may be called from any thread (e.g. a
     signal handler): in-flight requests are cancelled, open multipart uploads
-    aborted, and ``run`` raises :class:`~s3pump.errors.CancelledError`.
+    aborted, and ``run`` raises :class:`~s3pump.errors.CancelledError`. With
+    ``keep_uploads_on_cancel`` (a resume journal records them), open multipart uploads
+    are left for a rerun to resume instead (``s3pump cleanup`` aborts orphans).
     """
 
-    def __init__(self, store: Store, bucket: str, config: TransferConfig, bus: EventBus) -> None:
+    def __init__(self, store: Store, bucket: str, config: TransferConfig, bus: EventBus, *,
+                 keep_uploads_on_cancel: bool = False) -> None:
+        self.keep_uploads_on_cancel = keep_uploads_on_cancel
         self.store = store
         self.bucket = bucket
         self.config = config
@@ -183,7 +205,10 @@ class Engine:
                 self._wait()
                 self._check_timeouts()
         except KeyboardInterrupt:
-            self._shutdown()
+            kept = self._shutdown()
+            if kept:
+                raise CancelledError(f"cancelled; {kept} multipart upload(s) kept: rerun the same command "
+                                     "to resume, or --no-resume to start over") from None
             raise CancelledError("cancelled; in-flight multipart uploads were aborted") from None
         finally:
             self._control.shutdown(wait=False)
@@ -239,6 +264,9 @@ class Engine:
         item = req.item
         req.started = time.monotonic()
         req.timed_out = False
+        size = len(req.body) if req.body is not None else (len(item.body) if item.body is not None
+                                                            else item.size_bytes)
+        req.timeout_s = _timeout_for(size, self.config.request_timeout_s)
         self._inflight[id(req)] = req
         q = self._q
         on_done = self._on_put_done if req.mp is None else self._on_part_done
@@ -286,16 +314,15 @@ class Engine:
         if now - self._last_timeout_check < 1.0:
             return
         self._last_timeout_check = now
-        limit = self.config.request_timeout_s
         for req in list(self._inflight.values()):
-            if not req.timed_out and now - req.started > limit and req.handle is not None:
+            if not req.timed_out and now - req.started > req.timeout_s and req.handle is not None:
                 req.timed_out = True
                 req.handle.cancel()
 
     def _error_of(self, req: _Req, result: StoreError) -> StoreError:
         if req.timed_out:
             return RequestTimeoutError(
-                f"s3://{self.bucket}/{req.item.key}: no response within {self.config.request_timeout_s:.0f} s"
+                f"s3://{self.bucket}/{req.item.key}: no response within {req.timeout_s:.0f} s"
             )
         return result
 
@@ -312,6 +339,9 @@ class Engine:
         if item.path is not None and item.mtime_ns:
             changed = self._changed(item)
             if changed is not None:
+                # the object holds a version the file no longer has (maybe cut short): remove it,
+                # so the run ends with the key absent and listed as failed, never a torn object
+                self._control_call(_ignore, None, self._delete_quietly, item.key)
                 self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, changed))
                 return
         self.bus.emit(FileDone(
@@ -331,25 +361,60 @@ class Engine:
             )
         return None
 
+    def _delete_quietly(self, key: str) -> None:
+        with contextlib.suppress(S3PumpError):
+            self.store.delete_objects(self.bucket, [key])
+
     # ------------------------------------------------------------------ multipart
     def _start_multipart(self, item: UploadItem) -> None:
         mp = _Multipart(item, started=time.monotonic())
+        resume = item.resume
         try:
             if item.parts is not None:
                 mp.source = item.parts
             else:
                 assert item.path is not None
-                mp.source = FilePartSource(item.path, item.size_bytes, item.mtime_ns,
-                                           part_size_for(item.size_bytes, self.config.part_size_bytes))
+                part_size = (resume.part_size_bytes if resume is not None
+                             else part_size_for(item.size_bytes, self.config.part_size_bytes))
+                mp.source = FilePartSource(item.path, item.size_bytes, item.mtime_ns, part_size)
         except S3PumpError as e:
             self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, e))
             return
         mp.source.bind(self.wakeup)
         self._multiparts += 1
+        if resume is not None and isinstance(mp.source, FilePartSource):
+            self._control_call(self._on_listed, mp, self.store.list_parts, self.bucket, item.key,
+                               resume.upload_id)
+            return
         self._control_call(self._on_created, mp, self.store.create_multipart_upload,
                            self.bucket, item.key, item.attrs)
 
-    def _control_call(self, handler: Callable[[_Multipart, Any], None], mp: _Multipart,
+    def _on_listed(self, mp: _Multipart, result: list[CompletedPart] | S3PumpError) -> None:
+        """A journaled upload was checked with ListParts: keep the parts both the journal and
+        the store have (same ETag and size), send the rest; an unknown upload starts over."""
+        item = mp.item
+        resume = item.resume
+        assert resume is not None and isinstance(mp.source, FilePartSource)
+        if isinstance(result, NoSuchUploadError):
+            self._control_call(self._on_created, mp, self.store.create_multipart_upload,
+                               self.bucket, item.key, item.attrs)
+            return
+        if isinstance(result, S3PumpError):
+            self._finish_multipart(mp, result)  # the journal keeps the upload for the next rerun
+            return
+        listed = {p.part_number: p for p in result}
+        for n, part in resume.parts.items():
+            got = listed.get(n)
+            if got is not None and got.etag == part.etag and (not got.size_bytes or got.size_bytes == part.size_bytes):
+                mp.done_parts[n] = part
+        mp.source.skip_parts(set(mp.done_parts))
+        mp.upload_id = resume.upload_id
+        self._open_uploads[resume.upload_id] = mp
+        if self._cancel.is_set():
+            return
+        self._active.append(mp)
+
+    def _control_call(self, handler: Callable[[Any, Any], None], mp: Any,
                       fn: Callable[..., Any], *args: Any) -> None:
         self._control_pending += 1
         q = self._q
@@ -363,7 +428,7 @@ class Engine:
 
         self._control.submit(work)
 
-    def _control_done(self, handler: Callable[[_Multipart, Any], None], mp: _Multipart, result: Any) -> None:
+    def _control_done(self, handler: Callable[[Any, Any], None], mp: Any, result: Any) -> None:
         self._control_pending -= 1
         handler(mp, result)
 
@@ -521,7 +586,9 @@ class Engine:
             self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
 
     # ------------------------------------------------------------------ cancellation
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> int:
+        """Stop everything; abort open multipart uploads (or keep them, see
+        ``keep_uploads_on_cancel``). Returns how many uploads were kept."""
         self._cancel.set()
         for req in list(self._inflight.values()):
             if req.handle is not None:
@@ -543,13 +610,25 @@ class Engine:
                     mp = args[1]
                     mp.upload_id = args[2]
                     self._open_uploads[args[2]] = mp
+                    if self.keep_uploads_on_cancel:  # the journal must know it to resume or clean it
+                        assert mp.source is not None
+                        self.bus.emit(MultipartCreated(mp.item.key, args[2], mp.source.part_size_bytes))
+        if self.keep_uploads_on_cancel:
+            kept = len(self._open_uploads)
+            self._open_uploads.clear()
+            return kept
         for upload_id, mp in list(self._open_uploads.items()):
             self._abort_quietly(mp.item.key, upload_id)
             self.bus.emit(MultipartAborted(mp.item.key, upload_id, "cancelled"))
         self._open_uploads.clear()
+        return 0
 
 
 def _noop() -> None:
+    return None
+
+
+def _ignore(_: Any, __: Any) -> None:
     return None
 
 

@@ -15,6 +15,7 @@ from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
 from ..errors import SourceNotFoundError, UsageError
 from ..events import EventBus, FileFailed, FileSkipped, Subscriber
+from ..journal import Journal, journal_path, skip_and_resume
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
@@ -33,6 +34,19 @@ def attributes_of(config: TransferConfig) -> ObjectAttributes:
 def default_failed_list_path(job: str) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return state_dir() / "failed" / f"{job}-{stamp}.jsonl"
+
+
+def _open_journal(sources: list[str], destination: str, config: TransferConfig, store: Store, bucket: str,
+                  *, fresh: bool) -> Journal:
+    """The resume journal of this command; with ``fresh``, its open uploads are aborted and it restarts."""
+    path = journal_path(state_dir(), "upload", sources, destination, config.endpoint_url)
+    journal = Journal(path)
+    if fresh:
+        for u in journal.open_uploads():
+            store.abort_multipart_upload(bucket, u.key, u.upload_id)
+        journal.delete()
+        journal = Journal(path)
+    return journal
 
 
 def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> Iterator[UploadItem]:
@@ -82,6 +96,7 @@ def upload(
     subscribers: Iterable[Subscriber] = (),
     store: Store | None = None,
     totals: WalkTotals | None = None,
+    resume: bool = True,
 ) -> UploadReport:
     """Upload files and directory trees to ``destination`` (``s3://bucket/prefix``).
 
@@ -90,6 +105,13 @@ def upload(
     go as multipart uploads with parts of ``config.part_size_bytes`` (grown so no object
     needs over 10,000 parts). Failed files are listed in the report and written as JSON
     lines to ``failed_list`` (default: the state directory), for ``from_list=``.
+
+    Resume: a journal per (sources, destination, endpoint) in the state directory records
+    finished files and each multipart upload's completed parts as they complete. Running
+    the same upload again after a crash, Ctrl-C or failures skips the finished files and
+    continues unfinished multipart uploads, sending only missing parts; a run that ends
+    with nothing failed deletes the journal. ``resume=False`` (``--no-resume``) aborts the
+    journal's open uploads and starts over.
 
     Returns:
         UploadReport: counts, bytes, elapsed seconds, retries, latency p50/p99, failures.
@@ -128,9 +150,25 @@ def upload(
             own_store = store is None
             if store is None:
                 store, config = open_store(config, dest.bucket, embedded=embedded)
+            journal = None
             try:
-                Engine(store, dest.bucket, config, bus).run(items)
+                journal = _open_journal(
+                    [str(p) for p in paths] if from_list is None else [f"--from-list={from_list}"],
+                    destination, config, store, dest.bucket, fresh=not resume,
+                )
+                bus.subscribe(journal)
+                active = store
+
+                def abort(key: str, upload_id: str) -> None:
+                    active.abort_multipart_upload(dest.bucket, key, upload_id)
+
+                engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=True)
+                engine.run(skip_and_resume(items, journal, bus, abort))
+                if stats.files_failed == 0:
+                    journal.delete()
             finally:
+                if journal is not None:
+                    journal.close()
                 if own_store:
                     store.close()
     finally:

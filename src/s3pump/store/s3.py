@@ -15,9 +15,11 @@ awscrt has no endpoint URL: a custom endpoint is reached by sending its
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,6 +180,8 @@ class S3Store:
         )
         self._checksum_header = f"x-amz-checksum-{self._checksum_name.lower()}" if self._checksum_name else None
         self._crt = self._make_crt_client(config)
+        # (bucket, key) -> time of a CreateMultipartUpload that failed retryably (see _abort_strays)
+        self._create_doubts: dict[tuple[str, str], float] = {}
         self._closed = threading.Event()
 
     # ------------------------------------------------------------------ awscrt
@@ -333,8 +337,29 @@ class S3Store:
             kwargs["Metadata"] = dict(attrs.metadata)
         if self._checksum_name:
             kwargs["ChecksumAlgorithm"] = self._checksum_name
-        resp = self._call(f"s3://{bucket}/{key}", self._boto.create_multipart_upload, **kwargs)
-        return str(resp["UploadId"])
+        started = time.time()
+        try:
+            resp = self._call(f"s3://{bucket}/{key}", self._boto.create_multipart_upload, **kwargs)
+        except StoreError as e:
+            if e.retryable:  # the server may have created an upload whose ID never reached us
+                self._create_doubts.setdefault((bucket, key), started)
+            raise
+        upload_id = str(resp["UploadId"])
+        since = self._create_doubts.pop((bucket, key), None)
+        if resp.get("ResponseMetadata", {}).get("RetryAttempts", 0):
+            since = min(since or started, started)
+        if since is not None:
+            self._abort_strays(bucket, key, upload_id, since)
+        return upload_id
+
+    def _abort_strays(self, bucket: str, key: str, keep_upload_id: str, since: float) -> None:
+        """A CreateMultipartUpload that had to be retried may have created uploads we never heard
+        of (the response was lost). Abort the uploads of exactly ``key`` initiated since the first
+        attempt (60 s of clock slack), except ``keep_upload_id``. Best effort."""
+        with contextlib.suppress(StoreError):
+            for u in self.list_multipart_uploads(bucket, key):
+                if u.key == key and u.upload_id != keep_upload_id and u.initiated >= since - 60.0:
+                    self.abort_multipart_upload(bucket, key, u.upload_id)
 
     def complete_multipart_upload(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]

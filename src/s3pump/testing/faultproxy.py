@@ -11,7 +11,7 @@ fault                       what the client sees
 ==========================  =====================================================================
 ``slowdown``                503 ``SlowDown`` (request not forwarded)
 ``internal``                500 ``InternalError`` (not forwarded)
-``request_timeout``         400 ``RequestTimeout`` (not forwarded)
+``request_timeout``         400 ``RequestTimeout`` (not forwarded; requests with a body only)
 ``throttle``                429 ``TooManyRequests`` (not forwarded)
 ``reset_before_headers``    the request IS forwarded and executed, then the client connection is
                             reset (TCP RST) before any response byte: the client cannot tell
@@ -72,11 +72,13 @@ FAULTS = (
 )
 
 _BODY_TYPES = frozenset({"PutObject", "UploadPart"})
+#: RequestTimeout means the request body was not read in time, so only requests with a body get it.
+_REQUEST_BODY_TYPES = frozenset({"PutObject", "UploadPart", "CompleteMultipartUpload", "DeleteObjects"})
 #: The request types each fault applies to (None: every type).
 _APPLIES_TO: dict[str, frozenset[str] | None] = {
     "slowdown": None,
     "internal": None,
-    "request_timeout": None,
+    "request_timeout": _REQUEST_BODY_TYPES,
     "throttle": None,
     "reset_before_headers": None,
     "reset_mid_body": _BODY_TYPES,
@@ -138,6 +140,8 @@ class FaultPlan:
     chosen evenly among the faults named in ``rates`` that apply to the request.
     ``only_types``, if given, restricts every fault to those request types.
     ``stall_s`` is how long a stall lasts; after ``max_faults`` faults, none more.
+    ``force_first`` makes the first N requests a fault applies to get it regardless of the
+    rate (so a small test run is sure to exercise a fault whose request type is rare).
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -145,6 +149,8 @@ class FaultPlan:
     only_types: frozenset[str] | None = None
     stall_s: float = 30.0
     max_faults: int | None = None
+    force_first: int = 0
+    _forced: Counter[str] = field(default_factory=Counter, repr=False)
 
     def __post_init__(self) -> None:
         for name, rate in self.rates.items():
@@ -172,6 +178,10 @@ class FaultPlan:
         applicable = [f for f in FAULTS if f in self.rates and _applies(f, rtype)]
         if not applicable:
             return None
+        for f in applicable:
+            if self._forced[f] < self.force_first:
+                self._forced[f] += 1
+                return f
         roll = rng.random()
         if self.total_rate is not None:
             if roll >= self.total_rate:

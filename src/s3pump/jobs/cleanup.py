@@ -1,0 +1,105 @@
+"""``s3pump cleanup``: abort orphaned multipart uploads under ``s3://bucket/prefix``.
+
+An upload that was never completed nor aborted (a killed client, a lost network)
+keeps its parts, and their storage is billed, until AbortMultipartUpload (S3 API
+reference, AbortMultipartUpload; a bucket lifecycle rule with
+``AbortIncompleteMultipartUpload`` does the same server-side). ``cleanup`` lists
+them (ListMultipartUploads) and aborts those initiated more than ``older_than_s``
+ago, so uploads still in progress elsewhere are left alone. It also forgets any
+such upload in the local resume journals, so a rerun starts it over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..config import TransferConfig
+from ..errors import S3PumpError, UsageError
+from ..session import open_store, state_dir
+from ..store.base import Store
+from ..urls import parse_s3_url
+
+__all__ = ["CleanupReport", "cleanup"]
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What cleanup did: ``aborted`` and ``kept`` (too recent) as ``s3://bucket/key`` + upload ID,
+    and ``failed`` (abort refused) with the error."""
+
+    aborted: list[tuple[str, str]] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def cleanup(
+    destination: str,
+    older_than_s: float,
+    config: TransferConfig | None = None,
+    *,
+    dry_run: bool = False,
+    embedded: bool = False,
+    store: Store | None = None,
+) -> CleanupReport:
+    """Abort the multipart uploads under ``destination`` (``s3://bucket/prefix``) initiated
+    more than ``older_than_s`` seconds ago; with ``dry_run`` only list them.
+
+    Raises:
+        UsageError: a bad URL or a negative age (exit 2).
+        NoSuchBucketError, CredentialsError: the bucket check failed (exit 2).
+    """
+    if older_than_s < 0:
+        raise UsageError("--older-than must be >= 0")
+    config = config or TransferConfig.from_env()
+    dest = parse_s3_url(destination)
+    own_store = store is None
+    if store is None:
+        store, config = open_store(config, dest.bucket, embedded=embedded)
+    aborted: list[tuple[str, str]] = []
+    kept: list[tuple[str, str]] = []
+    failed: list[tuple[str, str, str]] = []
+    cutoff = time.time() - older_than_s
+    try:
+        for u in store.list_multipart_uploads(dest.bucket, dest.prefix):
+            entry = (dest.key_url(u.key), u.upload_id)
+            if u.initiated > cutoff:
+                kept.append(entry)
+                continue
+            if dry_run:
+                aborted.append(entry)
+                continue
+            try:
+                store.abort_multipart_upload(dest.bucket, u.key, u.upload_id)
+            except S3PumpError as e:
+                failed.append((*entry, str(e)))
+                continue
+            aborted.append(entry)
+    finally:
+        if own_store:
+            store.close()
+    if aborted and not dry_run:
+        _forget_in_journals(upload_id for _, upload_id in aborted)
+    return CleanupReport(aborted, kept, failed, dry_run)
+
+
+def _forget_in_journals(upload_ids: Iterable[str]) -> None:
+    """Drop aborted uploads from every local resume journal (their reruns start those files over)."""
+    ids = list(upload_ids)
+    directory = state_dir() / "journals"
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.sqlite"):
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(str(path))) as db:
+            for upload_id in ids:
+                db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+                db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+            db.commit()
