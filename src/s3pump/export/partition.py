@@ -1,0 +1,156 @@
+"""Hive-style partitioning of exported rows, and the keys of exported objects.
+
+``--partition-by time:COLUMN:hour|day|month`` → ``year=YYYY/month=MM[/day=DD[/hour=HH]]``
+from the row's own timestamp (never the load time). ``--partition-by column:COL`` →
+``COL=value``. Several specs nest in the order given. Values are percent-encoded for keys
+(what ``pyarrow.dataset`` Hive partitioning decodes, ``segment_encoding="uri"``); a null or
+empty value is ``__HIVE_DEFAULT_PARTITION__``, as in Hive and Spark.
+
+An object's key is a pure function of table, partition and the batch's cursor range::
+
+    prefix/T/year=2025/month=01/day=03/part-<first>-<last>.parquet
+
+so exporting the same range again overwrites and never duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import UsageError
+from ..urls import join_key
+from .rows import to_array
+
+__all__ = [
+    "DEFAULT_PARTITION",
+    "PartitionSpec",
+    "escape_cursor",
+    "escape_name",
+    "escape_value",
+    "object_key",
+    "parse_partition",
+    "split",
+    "timestamps_of",
+]
+
+DEFAULT_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+_GRAINS = {
+    "month": "year=%Y/month=%m",
+    "day": "year=%Y/month=%m/day=%d",
+    "hour": "year=%Y/month=%m/day=%d/hour=%H",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSpec:
+    """``kind`` is ``time`` (with ``grain`` month/day/hour) or ``column``."""
+
+    kind: str
+    column: str
+    grain: str | None = None
+
+    def __str__(self) -> str:
+        return f"time:{self.column}:{self.grain}" if self.kind == "time" else f"column:{self.column}"
+
+
+def parse_partition(text: str) -> PartitionSpec:
+    """Parse ``time:COLUMN:hour|day|month`` or ``column:COL``.
+
+    Raises:
+        UsageError: any other form.
+    """
+    kind, _, rest = text.partition(":")
+    if kind == "time":
+        column, _, grain = rest.rpartition(":")
+        if column and grain in _GRAINS:
+            return PartitionSpec("time", column, grain)
+    elif kind == "column" and rest:
+        return PartitionSpec("column", rest)
+    raise UsageError(f"--partition-by {text!r}: use time:COLUMN:hour|day|month or column:COLUMN")
+
+
+def escape_value(value: str) -> str:
+    """A partition value as a key segment: percent-encoded; empty → the default partition."""
+    if value == "":
+        return DEFAULT_PARTITION
+    return quote(value, safe="-_.~ +@,")
+
+
+def escape_cursor(value: Any) -> str:
+    """A cursor value as part of an object name."""
+    if isinstance(value, int):
+        return str(value)
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return quote(text, safe="._~-")
+
+
+def timestamps_of(array: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as timestamp[us] (timestamps, dates, ISO 8601 text or Unix seconds)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_timestamp(array.type):
+        return array.cast(pa.timestamp("us", array.type.tz)) if array.type.unit != "us" else array
+    if pa.types.is_date(array.type):
+        return array.cast(pa.timestamp("us"))
+    return to_array(array.to_pylist(), pa.timestamp("us"))
+
+
+def _segments(table: pa.Table, spec: PartitionSpec) -> pa.Array:
+    if spec.column not in table.column_names:
+        raise UsageError(f"--partition-by {spec}: the table has no column {spec.column!r}")
+    if spec.kind == "time":
+        try:
+            ts = timestamps_of(table[spec.column])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError) as e:
+            raise UsageError(f"--partition-by {spec}: column {spec.column} does not hold timestamps "
+                             f"({e})") from None
+        out = pc.strftime(ts, format=_GRAINS[spec.grain or "day"])
+        default = "/".join(f"{p.split('=')[0]}={DEFAULT_PARTITION}"
+                           for p in _GRAINS[spec.grain or "day"].split("/"))
+        return pc.fill_null(out, default)
+    values = table[spec.column].combine_chunks()
+    text = values.cast(pa.string()) if not pa.types.is_binary(values.type) else pc.cast(values, pa.string())
+    uniques = pc.unique(text)
+    escaped = pa.array([f"{escape_name(spec.column)}={escape_value(v) if v is not None else DEFAULT_PARTITION}"
+                        for v in uniques.to_pylist()], pa.string())
+    return pc.take(escaped, pc.index_in(text, value_set=uniques, skip_nulls=False))
+
+
+def escape_name(name: str) -> str:
+    return quote(name, safe="-_.~")
+
+
+def split(table: pa.Table, specs: list[PartitionSpec]) -> list[tuple[str, pa.Array]]:
+    """Group the rows of ``table`` by partition path.
+
+    Returns:
+        ``[(path, indices)]`` sorted by path; ``indices`` (int64) keep the rows' order, so
+        each group stays in cursor order. ``path`` is ``""`` without partitioning.
+    """
+    n = table.num_rows
+    if not specs:
+        return [("", pa.array(range(n), pa.int64()))] if n else []
+    segments = [_segments(table, s) for s in specs]
+    paths = segments[0] if len(segments) == 1 else pc.binary_join_element_wise(*segments, "/")
+    order = pc.sort_indices(paths)  # stable: rows keep cursor order within a group
+    sorted_paths = pc.take(paths, order)
+    counts = pc.value_counts(sorted_paths)  # in order of first appearance = sorted
+    out: list[tuple[str, pa.Array]] = []
+    start = 0
+    for entry in counts.to_pylist():
+        c = entry["counts"]
+        out.append((entry["values"], order.slice(start, c)))
+        start += c
+    return out
+
+
+def object_key(prefix: str, table: str, path: str, first: Any, last: Any, extension: str) -> str:
+    """``prefix/T/<path>/part-<first>-<last>.<extension>``."""
+    name = f"part-{escape_cursor(first)}-{escape_cursor(last)}.{extension}"
+    rel = f"{escape_name(table)}/{path}/{name}" if path else f"{escape_name(table)}/{name}"
+    return join_key(prefix, rel)

@@ -1,0 +1,89 @@
+"""Rows (tuples from the database) → an Arrow table of the table's declared schema.
+
+The fast path converts whole columns in C (``pyarrow.array``). Only when a column fails
+(SQLite is dynamically typed: a TEXT value can sit in an INTEGER column) are the rows tried
+one by one, so a bad row becomes a dead-letter entry and its batch-mates still export.
+
+Timestamps may arrive as ``datetime`` (SQLAlchemy), ISO 8601 text (SQLite's usual
+``YYYY-MM-DD HH:MM:SS[.ffffff]``, with or without a zone offset; offsets are converted to
+UTC) or integers (Unix seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..sources.table import BadRow
+
+__all__ = ["to_array", "to_arrow"]
+
+_CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError,
+                   TypeError, ValueError)
+
+
+def to_array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
+    """``values`` as an Arrow array of ``typ``; raises one of ``_CONVERT_ERRORS`` if impossible."""
+    try:
+        return pa.array(values, typ)
+    except _CONVERT_ERRORS:
+        if not (pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_boolean(typ)):
+            raise
+    if pa.types.is_boolean(typ):
+        return pa.array(values, pa.int64()).cast(typ)
+    try:
+        return pa.array(values, pa.string()).cast(typ)
+    except _CONVERT_ERRORS:
+        pass
+    if pa.types.is_timestamp(typ):
+        try:  # text with a zone offset: to UTC, then drop the zone
+            return pa.array(values, pa.string()).cast(pa.timestamp("us", "UTC")).cast(typ)
+        except _CONVERT_ERRORS:
+            pass
+        seconds = pa.array(values, pa.int64())  # Unix seconds
+        return pc.multiply_checked(seconds, 1_000_000).cast(typ)
+    raise pa.ArrowInvalid(f"cannot convert to {typ}")
+
+
+def to_arrow(
+    rows: Sequence[tuple[Any, ...]], schema: pa.Schema, cursor_index: int
+) -> tuple[pa.Table, list[int], list[BadRow]]:
+    """Convert ``rows`` to a table of ``schema``.
+
+    Returns:
+        (table, positions, bad): ``positions[i]`` is the index in ``rows`` of table row ``i``;
+        ``bad`` are the rows that could not be converted, with the column and error.
+    """
+    if not rows:
+        return schema.empty_table(), [], []
+    columns = list(zip(*rows, strict=True))
+    try:
+        arrays = [to_array(col, f.type) for col, f in zip(columns, schema, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=schema), list(range(len(rows))), []
+    except _CONVERT_ERRORS:
+        pass
+    # slow path: find the rows that fail, convert the rest value by value if need be
+    good: list[int] = []
+    bad: list[BadRow] = []
+    for i, row in enumerate(rows):
+        for v, f in zip(row, schema, strict=True):
+            try:
+                to_array([v], f.type)
+            except _CONVERT_ERRORS as e:
+                bad.append(BadRow(row[cursor_index], f"column {f.name}: value {v!r:.80} is not "
+                                  f"{f.type} ({type(e).__name__})", repr(row)))
+                break
+        else:
+            good.append(i)
+    arrays = []
+    for j, f in enumerate(schema):
+        col = [rows[i][j] for i in good]
+        try:
+            arrays.append(to_array(col, f.type))
+        except _CONVERT_ERRORS:  # mixed representations that each convert alone
+            arrays.append(pa.concat_arrays([to_array([v], f.type) for v in col]) if col else
+                          pa.array([], f.type))
+    return pa.Table.from_arrays(arrays, schema=schema), good, bad

@@ -1,0 +1,164 @@
+"""Export state kept under the destination prefix: the checkpoint and the dedup hashes.
+
+``prefix/_s3pump/state/<T>.json`` holds the checkpoint: the largest cursor value whose
+objects are durably uploaded (or recorded in the dead-letter queue). It is written only
+after those uploads succeeded, so a crash can repeat a batch (idempotent keys make that an
+overwrite) but never skip one. ``--state-file`` keeps a copy on local disk too.
+
+``prefix/_s3pump/state/<T>.dedup.parquet`` (with ``--dedup``) maps each row's cursor value
+to a 128-bit BLAKE2b hash of its values; about 60 bytes per row in memory while exporting.
+
+State objects are small and written synchronously (:func:`put_object_now`), through the
+same awscrt data plane as the data objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import TransferConfig
+from ..engine.retry import backoff_delay_s
+from ..errors import RequestTimeoutError, StoreError, UsageError
+from ..store.base import ObjectAttributes, PutResult, Store
+from ..urls import join_key
+
+__all__ = ["Checkpoint", "StateStore", "get_object_or_none", "put_object_now"]
+
+
+def put_object_now(store: Store, bucket: str, key: str, body: bytes, config: TransferConfig,
+                   attrs: ObjectAttributes | None = None) -> PutResult:
+    """PutObject and wait for it, retrying retryable errors with full-jitter backoff.
+
+    Raises:
+        StoreError: the PUT failed after ``config.max_attempts`` attempts, or fatally.
+    """
+    attempt = 1
+    while True:
+        result = _put_once(store, bucket, key, body, attrs or ObjectAttributes(), config.request_timeout_s)
+        if not isinstance(result, StoreError):
+            return result
+        if not result.retryable or attempt >= config.max_attempts:
+            raise result
+        time.sleep(backoff_delay_s(attempt, config.backoff_base_s, config.backoff_max_s))
+        attempt += 1
+
+
+def _put_once(store: Store, bucket: str, key: str, body: bytes, attrs: ObjectAttributes,
+              timeout_s: float) -> PutResult | StoreError:
+    done = threading.Event()
+    box: list[PutResult | StoreError] = []
+
+    def on_done(result: PutResult | StoreError) -> None:
+        box.append(result)
+        done.set()
+
+    try:
+        request = store.put_bytes(bucket, key, body, attrs, on_done)
+    except StoreError as e:
+        return e
+    if not done.wait(timeout_s):
+        request.cancel()
+        done.wait(10.0)
+    return box[0] if box else RequestTimeoutError(f"s3://{bucket}/{key}: no response within {timeout_s:.0f} s")
+
+
+def get_object_or_none(store: Store, bucket: str, key: str) -> bytes | None:
+    """GetObject; None if the key does not exist."""
+    try:
+        return store.get_object(bucket, key)
+    except StoreError as e:
+        if e.status == 404 or e.code in ("NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+@dataclass
+class Checkpoint:
+    """Where an export stands. ``cursor`` is JSON-encoded (see ``sources.table.encode_cursor``)."""
+
+    table: str
+    cursor_column: str
+    cursor: Any
+    format: str
+    partition_by: list[str] = field(default_factory=list)
+    schema_hash: str = ""
+    rows_exported: int = 0
+    objects_written: int = 0
+    updated_at: str = ""
+
+    def to_json(self) -> bytes:
+        return json.dumps({"version": 1, **asdict(self)}, indent=1, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> Checkpoint:
+        try:
+            d = json.loads(data)
+            d.pop("version", None)
+            return cls(**d)
+        except (ValueError, TypeError) as e:
+            raise UsageError(f"{where}: not an s3pump export checkpoint ({e}); delete it or use another "
+                             "prefix") from None
+
+
+class StateStore:
+    """Reads and writes the checkpoint and dedup hashes of one table under ``prefix``."""
+
+    def __init__(self, store: Store, bucket: str, prefix: str, table: str, config: TransferConfig,
+                 local_path: str | Path | None = None) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.config = config
+        base = join_key(prefix, f"_s3pump/state/{table}")
+        self.checkpoint_key = base + ".json"
+        self.dedup_key = base + ".dedup.parquet"
+        self.local_path = Path(local_path) if local_path else None
+
+    def load(self) -> Checkpoint | None:
+        """The saved checkpoint: the one under the prefix, else the local file, else None."""
+        data = get_object_or_none(self.store, self.bucket, self.checkpoint_key)
+        where = f"s3://{self.bucket}/{self.checkpoint_key}"
+        if data is None and self.local_path is not None and self.local_path.exists():
+            data, where = self.local_path.read_bytes(), str(self.local_path)
+        return Checkpoint.from_json(data, where) if data is not None else None
+
+    def save(self, cp: Checkpoint) -> None:
+        """Write the checkpoint under the prefix (and to the local file, atomically)."""
+        cp.updated_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        body = cp.to_json()
+        put_object_now(self.store, self.bucket, self.checkpoint_key, body, self.config,
+                       ObjectAttributes(content_type="application/json"))
+        if self.local_path is not None:
+            self.local_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.local_path.with_name(self.local_path.name + ".tmp")
+            with open(tmp, "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.local_path)
+
+    def load_hashes(self) -> dict[str, bytes]:
+        """Dedup hashes: ``repr(cursor value)`` → 16-byte row hash."""
+        data = get_object_or_none(self.store, self.bucket, self.dedup_key)
+        if data is None:
+            return {}
+        t = pq.read_table(io.BytesIO(data))
+        return dict(zip(t["cursor"].to_pylist(), t["hash"].to_pylist(), strict=True))
+
+    def save_hashes(self, hashes: dict[str, bytes]) -> None:
+        t = pa.table({"cursor": pa.array(list(hashes.keys()), pa.string()),
+                      "hash": pa.array(list(hashes.values()), pa.binary(16))})
+        sink = pa.BufferOutputStream()
+        pq.write_table(t, sink, compression="zstd")
+        put_object_now(self.store, self.bucket, self.dedup_key, sink.getvalue().to_pybytes(), self.config,
+                       ObjectAttributes(content_type="application/vnd.apache.parquet"))

@@ -1,0 +1,454 @@
+"""``s3pump export``: a SQL table → partitioned, idempotent objects under ``s3://bucket/prefix``.
+
+Read top to bottom:
+
+1. Open the table (``sources.table``) and the store (HeadBucket, or ``--embedded``).
+2. Load the checkpoint (``prefix/_s3pump/state/T.json``); start after its cursor value.
+3. Read a batch of rows ordered by the cursor; convert to Arrow (bad rows → dead-letter
+   queue); split by partition; serialize each group to one object whose key is a pure
+   function of table, partition and the batch's cursor range.
+4. Hand the objects to the engine. When every object of a batch (and of all batches before
+   it) is uploaded or recorded in the dead-letter queue, save the checkpoint. A crash repeats
+   at most the batches after the checkpoint, and their keys are the same, so nothing is
+   skipped and nothing is duplicated.
+5. ``--follow``: poll for new rows every ``--poll-interval``; a stop request (SIGINT/SIGTERM
+   in the CLI) finishes the in-flight batches, saves the checkpoint and returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..config import TransferConfig
+from ..engine.scheduler import Engine, UploadItem
+from ..errors import S3PumpError, UsageError
+from ..events import Event, EventBus, FileDone, FileFailed, FileSkipped, Subscriber
+from ..export.dlq import DeadLetterQueue, DlqEntry
+from ..export.formats import FORMATS, Serializer, make_serializer
+from ..export.partition import (
+    PartitionSpec,
+    escape_cursor,
+    escape_name,
+    escape_value,
+    object_key,
+    parse_partition,
+    split,
+    timestamps_of,
+)
+from ..export.protogen import proto_schema
+from ..export.report import ExportCounters, ExportReport
+from ..export.rows import to_arrow
+from ..export.state import Checkpoint, StateStore, put_object_now
+from ..report import RunStats
+from ..session import open_store
+from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, open_table
+from ..store.base import ObjectAttributes, Store
+from ..urls import S3Url, join_key, parse_s3_url, sanitize_key
+from .upload import attributes_of
+
+__all__ = ["export_table"]
+
+
+def export_table(
+    db: str,
+    table: str,
+    destination: str,
+    config: TransferConfig | None = None,
+    *,
+    cursor_column: str | None = None,
+    batch_rows: int = 100_000,
+    partition_by: Sequence[str | PartitionSpec] = (),
+    format: str = "parquet",
+    compression: str | None = None,
+    one_object_per_row: bool = False,
+    dedup: bool = False,
+    dlq: str | None = None,
+    replay_dlq: bool = False,
+    follow: bool = False,
+    poll_interval_s: float = 30.0,
+    state_file: str | Path | None = None,
+    from_start: bool = False,
+    embedded: bool = False,
+    subscribers: Iterable[Subscriber] = (),
+    counters: ExportCounters | None = None,
+    stop: threading.Event | None = None,
+    store: Store | None = None,
+) -> ExportReport:
+    """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
+
+    Objects go to ``prefix/<table>/<partitions>/part-<first>-<last>.<ext>`` (``--one-object-per-row``:
+    ``prefix/<entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>``); each carries metadata
+    ``s3pump-rows``, ``s3pump-cursor-first``/``-last``, ``s3pump-schema-hash`` and ``s3pump-format``.
+
+    Args:
+        cursor_column: orders and resumes the export; default the integer primary key. It must be
+            increasing for new rows (an ID or an insertion timestamp).
+        batch_rows: rows per batch (and at most per object).
+        partition_by: ``time:COLUMN:hour|day|month`` and/or ``column:COL`` specs, nested in order.
+        format: ``parquet`` (zstd), ``jsonl`` (gzip|zstd|none) or ``protobuf``.
+        dedup: keep a content hash per row; groups whose rows are all unchanged are not written.
+            Scans the whole table each run.
+        dlq: dead-letter queue: a directory or ``s3://`` prefix (default ``<destination>/_dlq/``).
+        replay_dlq: export the ranges recorded in the dead-letter queue again, instead of new rows.
+        follow: keep polling for new rows every ``poll_interval_s`` until ``stop`` is set.
+        stop: set it (e.g. from a signal handler) to finish the in-flight batches and return.
+
+    Returns:
+        ExportReport. Rows or objects that failed are in the dead-letter queue (``report.ok`` False).
+
+    Raises:
+        UsageError: bad flags, an unknown table/column, or a checkpoint written with other flags (exit 2).
+        SourceNotFoundError, SourceUnreadableError: the database cannot be read.
+        NoSuchBucketError, CredentialsError: the HeadBucket check failed (exit 2).
+        StoreError: the checkpoint or a dead-letter entry could not be written (nothing is skipped).
+    """
+    config = config or TransferConfig.from_env()
+    dest = parse_s3_url(destination)
+    if batch_rows < 1:
+        raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+    if format not in FORMATS:
+        raise UsageError(f"--format {format!r}: use one of {', '.join(FORMATS)}")
+    if poll_interval_s <= 0:
+        raise UsageError("--poll-interval must be > 0")
+    specs = [s if isinstance(s, PartitionSpec) else parse_partition(s) for s in partition_by]
+    stop = stop or threading.Event()
+    counters = counters or ExportCounters()
+
+    source = open_table(db, table, cursor_column)
+    try:
+        for s in specs:
+            if s.column not in [c.name for c in source.columns]:
+                raise UsageError(f"--partition-by {s}: table {table} has no column {s.column!r}")
+        if one_object_per_row and not any(s.kind == "time" for s in specs):
+            raise UsageError("--one-object-per-row needs --partition-by time:COLUMN:day (its date=…/…_<unix> "
+                             "layout comes from the row's timestamp)")
+        own_store = store is None
+        if store is None:
+            store, config = open_store(config, dest.bucket, embedded=embedded)
+        try:
+            job = _ExportJob(source, dest, config, store, specs, format, compression, one_object_per_row,
+                             dedup, dlq, batch_rows, state_file, counters, stop, subscribers)
+            return job.run(replay=replay_dlq, follow=follow, poll_interval_s=poll_interval_s,
+                           from_start=from_start)
+        finally:
+            if own_store:
+                store.close()
+    finally:
+        source.close()
+
+
+def schema_hash(schema: pa.Schema) -> str:
+    """First 16 hex digits of SHA-256 over the columns' names, types and nullability."""
+    desc = json.dumps([[f.name, str(f.type), f.nullable] for f in schema])
+    return hashlib.sha256(desc.encode()).hexdigest()[:16]
+
+
+def row_hash(row: tuple[Any, ...]) -> bytes:
+    """128-bit BLAKE2b of a row's values (their repr: type-exact and stable across runs)."""
+    return hashlib.blake2b(repr(row).encode("utf-8", "backslashreplace"), digest_size=16).digest()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch between planning and its checkpoint: objects still outstanding and failures seen."""
+
+    seq: int
+    first: Any
+    last: Any
+    outstanding: set[str] = field(default_factory=set)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    planned: bool = False
+
+
+class _ExportJob:
+    def __init__(self, source: TableSource, dest: S3Url, config: TransferConfig, store: Store,
+                 specs: list[PartitionSpec], fmt: str, compression: str | None, one_per_row: bool,
+                 dedup: bool, dlq: str | None, batch_rows: int, state_file: str | Path | None,
+                 counters: ExportCounters, stop: threading.Event, subscribers: Iterable[Subscriber]) -> None:
+        self.source, self.dest, self.config, self.store = source, dest, config, store
+        self.table = source.table
+        self.specs, self.fmt, self.one_per_row, self.dedup = specs, fmt, one_per_row, dedup
+        self.batch_rows, self.counters, self.stop = batch_rows, counters, stop
+        self.schema = source.schema
+        self.schema_hash = schema_hash(self.schema)
+        self.proto = proto_schema(self.table, self.schema, schema_hash=self.schema_hash) if fmt == "protobuf" else None
+        self.serializer: Serializer = make_serializer(fmt, compression, proto=self.proto,
+                                                      delimited=not one_per_row)
+        base = attributes_of(config)
+        self.attrs = ObjectAttributes(config.content_type or self.serializer.content_type, base.acl, base.sse,
+                                      base.sse_kms_key_id, base.storage_class, base.metadata)
+        self.state = StateStore(store, dest.bucket, dest.prefix, self.table, config, state_file)
+        self.dlq = DeadLetterQueue(dlq or f"s3://{dest.bucket}/{join_key(dest.prefix, '_dlq/')}", store, config)
+        self.stats = RunStats()
+        self.bus = EventBus(self.stats, self._on_event, *subscribers)
+        self.dlq_entries: list[str] = []
+        self.hashes: dict[str, bytes] = {}
+        self._pending: dict[int, _Batch] = {}  # in seq order (dicts keep insertion order)
+        self._key_batch: dict[str, _Batch] = {}
+        self._key_rows: dict[str, int] = {}
+        self._key_hashes: dict[str, dict[str, bytes]] = {}
+        self._seq = 0
+        self._advance_checkpoint = True
+        self.checkpoint = Checkpoint(self.table, source.cursor.name, None, fmt, [str(s) for s in specs],
+                                     self.schema_hash)
+
+    # ------------------------------------------------------------------ the run
+    def run(self, *, replay: bool, follow: bool, poll_interval_s: float, from_start: bool) -> ExportReport:
+        if self.proto is not None:  # the schema next to the data, so `protoc --decode` works
+            put_object_now(self.store, self.dest.bucket,
+                           join_key(self.dest.prefix, f"_schema/{escape_name(self.table)}.proto"),
+                           self.proto.proto_text.encode(), self.config,
+                           ObjectAttributes(content_type="text/plain; charset=utf-8"))
+        saved = self.state.load()
+        if saved is not None and not from_start:
+            self._check_compatible(saved)
+            self.checkpoint = saved
+            self.checkpoint.schema_hash = self.schema_hash
+        elif saved is not None:
+            self.checkpoint.rows_exported, self.checkpoint.objects_written = 0, 0
+        self.counters.checkpoint = self.checkpoint.cursor
+        if self.dedup:
+            self.hashes = self.state.load_hashes()
+        replayed = 0
+        if replay:
+            replayed = self._replay()
+        else:
+            while True:
+                after = None if self.dedup else decode_cursor(self.checkpoint.cursor)
+                self._cycle(self._items(after))
+                if self.dedup:
+                    self.state.save_hashes(self.hashes)
+                if not follow or self.stop.is_set():
+                    break
+                self.stop.wait(poll_interval_s)
+                if self.stop.is_set():
+                    break
+        return self._report(replayed)
+
+    def _check_compatible(self, saved: Checkpoint) -> None:
+        where = f"s3://{self.dest.bucket}/{self.state.checkpoint_key}"
+        mine = (self.source.cursor.name, self.fmt, [str(s) for s in self.specs])
+        theirs = (saved.cursor_column, saved.format, saved.partition_by)
+        if saved.table != self.table or mine != theirs:
+            raise UsageError(
+                f"{where}: this prefix was exported with --cursor-column {saved.cursor_column} --format "
+                f"{saved.format} --partition-by {' '.join(saved.partition_by) or '(none)'}; use the same flags, "
+                "another prefix, or --from-start")
+
+    def _cycle(self, items: Iterator[UploadItem]) -> None:
+        Engine(self.store, self.dest.bucket, self.config, self.bus).run(items)
+        self._advance()  # a batch with nothing to upload settles here
+
+    def _items(self, after: Any) -> Iterator[UploadItem]:
+        """Objects of every batch after ``after``, until caught up or asked to stop."""
+        while not self.stop.is_set():
+            batch = self.source.read_after(after, self.batch_rows)
+            if batch is None:
+                return
+            yield from self._plan(batch)
+            after = batch.last
+            if batch.count < self.batch_rows:
+                return
+
+    # ------------------------------------------------------------------ one batch
+    def _plan(self, batch: RowBatch) -> list[UploadItem]:
+        """Convert, partition and serialize one batch; record bad rows in the dead-letter queue."""
+        c = self.counters
+        c.rows_read += batch.count
+        c.batches += 1
+        self._seq += 1
+        rec = _Batch(self._seq, batch.first, batch.last)
+        self._pending[rec.seq] = rec
+        table, positions, bad = to_arrow(batch.rows, self.schema, self.source.cursor_index)
+        bad_rows = list(batch.bad) + bad
+        items: list[UploadItem] = []
+        for path, idx in split(table, self.specs):
+            group = table.take(idx)
+            raw = [batch.rows[positions[i]] for i in idx.to_pylist()]
+            if self.one_per_row:
+                for i in range(group.num_rows):
+                    item = self._item(group.slice(i, 1), raw[i:i + 1], rec, path, bad_rows, single=True)
+                    if item is not None:
+                        items.append(item)
+            else:
+                item = self._item(group, raw, rec, path, bad_rows, single=False)
+                if item is not None:
+                    items.append(item)
+        if bad_rows:
+            c.rows_failed += len(bad_rows)
+            entry = DlqEntry("rows", self.table, self.source.cursor.name, encode_cursor(batch.first),
+                             encode_cursor(batch.last), f"{len(bad_rows)} rows could not be exported",
+                             rows=[{"cursor": encode_cursor(b.cursor), "error": b.error, "values": b.values}
+                                   for b in bad_rows])
+            self.dlq_entries.append(self.dlq.put(entry, batch.first, batch.last))
+        rec.planned = True
+        if not items:
+            self._advance()
+        return items
+
+    def _item(self, group: pa.Table, raw: list[tuple[Any, ...]], rec: _Batch, path: str,
+              bad_rows: list[BadRow], *, single: bool) -> UploadItem | None:
+        ci = self.source.cursor_index
+        hashes: dict[str, bytes] = {}
+        if self.dedup:
+            hashes = {repr(r[ci]): row_hash(r) for r in raw}
+            if all(self.hashes.get(k) == h for k, h in hashes.items()):
+                key = self._key(group, raw, rec, path, single)
+                self.counters.objects_skipped += 1
+                self.counters.rows_unchanged += group.num_rows
+                self.bus.emit(FileSkipped(self._source_text(rec), key, 0, "unchanged"))
+                return None
+        body, group, raw = self._serialize(group, raw, bad_rows)
+        if body is None:
+            return None
+        key = self._key(group, raw, rec, path, single)
+        first, last = (raw[0][ci], raw[-1][ci]) if single else (rec.first, rec.last)
+        attrs = self.attrs.with_metadata({
+            "s3pump-table": escape_value(self.table), "s3pump-format": self.fmt,
+            "s3pump-rows": str(group.num_rows), "s3pump-cursor-column": escape_value(self.source.cursor.name),
+            "s3pump-cursor-first": escape_cursor(first), "s3pump-cursor-last": escape_cursor(last),
+            "s3pump-schema-hash": self.schema_hash,
+        })
+        error: S3PumpError | None = None
+        try:
+            sanitize_key(key)
+        except S3PumpError as e:
+            error = e
+        rec.outstanding.add(key)
+        self._key_batch[key] = rec
+        self._key_rows[key] = group.num_rows
+        if self.dedup:
+            self._key_hashes[key] = {repr(r[ci]): hashes[repr(r[ci])] for r in raw}
+        return UploadItem(key=key, size_bytes=len(body), source=self._source_text(rec), body=body,
+                          attrs=attrs, error=error)
+
+    def _source_text(self, rec: _Batch) -> str:
+        return f"{self.table} rows {self.source.cursor.name} {rec.first}..{rec.last}"
+
+    def _key(self, group: pa.Table, raw: list[tuple[Any, ...]], rec: _Batch, path: str, single: bool) -> str:
+        ext = self.serializer.extension
+        if not single:
+            return object_key(self.dest.prefix, self.table, path, rec.first, rec.last, ext)
+        # the lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>, all from the row itself
+        time_spec = next(s for s in self.specs if s.kind == "time")
+        col_spec = next((s for s in self.specs if s.kind == "column"), None)
+        moment = timestamps_of(group[time_spec.column]).cast(pa.timestamp("us"))[0].as_py()
+        entity = escape_name(self.table)
+        if col_spec is not None:
+            v = group[col_spec.column][0].as_py()
+            entity = escape_value("" if v is None else str(v))
+        ident = escape_cursor(raw[0][self.source.cursor_index])
+        if moment is None:
+            return join_key(self.dest.prefix, f"{entity}/date=__HIVE_DEFAULT_PARTITION__/{ident}.{ext}")
+        unix = int(moment.replace(tzinfo=dt.UTC).timestamp())
+        return join_key(self.dest.prefix, f"{entity}/date={moment:%Y-%m-%d}/{ident}_{unix}.{ext}")
+
+    def _serialize(self, group: pa.Table, raw: list[tuple[Any, ...]], bad_rows: list[BadRow]
+                   ) -> tuple[bytes | None, pa.Table, list[tuple[Any, ...]]]:
+        """The object body; a row the format cannot encode goes to ``bad_rows`` and the rest are written."""
+        try:
+            return self.serializer.serialize(group), group, raw
+        except Exception:
+            pass
+        keep: list[int] = []
+        for i in range(group.num_rows):
+            try:
+                self.serializer.serialize(group.slice(i, 1))
+                keep.append(i)
+            except Exception as e:
+                bad_rows.append(BadRow(raw[i][self.source.cursor_index],
+                                       f"{self.fmt} cannot encode the row ({type(e).__name__}: {e})", repr(raw[i])))
+        if not keep:
+            return None, group, raw
+        group = group.take(pa.array(keep, pa.int64()))
+        raw = [raw[i] for i in keep]
+        return self.serializer.serialize(group), group, raw
+
+    # ------------------------------------------------------------------ completions → checkpoint
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, FileDone):
+            rec = self._key_batch.pop(event.key, None)
+            if rec is None:
+                return
+            rows = self._key_rows.pop(event.key, 0)
+            self.counters.rows_exported += rows
+            self.counters.objects_written += 1
+            self.counters.bytes_written += event.size_bytes
+            self.checkpoint.rows_exported += rows
+            self.checkpoint.objects_written += 1
+            if self.dedup:
+                self.hashes.update(self._key_hashes.pop(event.key, {}))
+            rec.outstanding.discard(event.key)
+            self._advance()
+        elif isinstance(event, FileFailed):
+            rec = self._key_batch.pop(event.key, None)
+            if rec is None:
+                return
+            self._key_rows.pop(event.key, None)
+            self._key_hashes.pop(event.key, None)
+            self.counters.objects_failed += 1
+            rec.failures.append({"key": event.key, "error": str(event.error)})
+            rec.outstanding.discard(event.key)
+            self._advance()
+
+    def _advance(self) -> None:
+        """Settle finished batches in order: failures to the dead-letter queue, then one checkpoint write."""
+        moved = False
+        while self._pending:
+            seq = next(iter(self._pending))
+            rec = self._pending[seq]
+            if not rec.planned or rec.outstanding:
+                break
+            if rec.failures:
+                entry = DlqEntry("upload", self.table, self.source.cursor.name, encode_cursor(rec.first),
+                                 encode_cursor(rec.last), f"{len(rec.failures)} objects failed to upload",
+                                 keys=rec.failures)
+                self.dlq_entries.append(self.dlq.put(entry, rec.first, rec.last))
+            del self._pending[seq]
+            if self._advance_checkpoint:
+                self.checkpoint.cursor = encode_cursor(rec.last)
+                moved = True
+        if moved:
+            self.state.save(self.checkpoint)
+            self.counters.checkpoint = self.checkpoint.cursor
+
+    # ------------------------------------------------------------------ --replay-dlq
+    def _replay(self) -> int:
+        """Export each dead-letter entry's range again; drop the entries whose failures are gone."""
+        self._advance_checkpoint = False
+        replayed = 0
+        for handle, entry in list(self.dlq.entries(self.table)):
+            if self.stop.is_set():
+                break
+            batch = self.source.read_range(decode_cursor(entry.first), decode_cursor(entry.last))
+            rows_failed, objects_failed = self.counters.rows_failed, self.counters.objects_failed
+            if batch is not None:
+                self._cycle(iter(self._plan(batch)))
+            still = (self.counters.rows_failed > rows_failed if entry.kind == "rows"
+                     else self.counters.objects_failed > objects_failed)
+            if not still:
+                self.dlq.remove(handle)
+                replayed += 1
+        return replayed
+
+    def _report(self, replayed: int) -> ExportReport:
+        c = self.counters
+        return ExportReport(
+            table=self.table, destination=str(self.dest), format=self.fmt, rows_read=c.rows_read,
+            rows_exported=c.rows_exported, rows_failed=c.rows_failed, rows_unchanged=c.rows_unchanged,
+            objects_written=c.objects_written, objects_failed=c.objects_failed,
+            objects_skipped=c.objects_skipped, bytes_written=c.bytes_written, batches=c.batches,
+            elapsed_s=c.elapsed_s, retries=self.stats.retries, checkpoint=self.checkpoint.cursor,
+            dlq=self.dlq.location, dlq_entries=list(dict.fromkeys(self.dlq_entries)),
+            failed=list(self.stats.failed), stopped=self.stop.is_set(), replayed_entries=replayed,
+        )
+
