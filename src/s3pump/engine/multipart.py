@@ -16,9 +16,12 @@ from typing import Protocol
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
 from ..errors import SourceChangedError, SourceUnreadableError, UsageError
 from ..store.base import CompletedPart
+from ..store.body import FileRange, PartBody
 
 __all__ = [
     "FilePartSource",
+    "FileRange",
+    "PartBody",
     "PartSource",
     "ResumeRecord",
     "multipart_etag",
@@ -82,7 +85,7 @@ class PartSource(Protocol):
 
     def bind(self, wakeup: Callable[[], None]) -> None: ...
 
-    def next_part(self) -> tuple[int, bytes] | None: ...
+    def next_part(self) -> tuple[int, PartBody] | None: ...
 
     def finish(self) -> None: ...
 
@@ -114,23 +117,19 @@ class FilePartSource:
     def parts(self) -> int:
         return self._parts
 
-    def read_part(self, part_number: int) -> bytes:
+    def read_part(self, part_number: int) -> FileRange:
+        """Part ``part_number`` as a range of the open file: the bytes are read by the store,
+        straight into its send buffer, when (and each time) the part is sent."""
         assert self._fd is not None
         offset = (part_number - 1) * self.part_size_bytes
         length = min(self.part_size_bytes, self._size - offset)
-        try:
-            data = os.pread(self._fd, length, offset)
-        except OSError as e:
-            raise SourceUnreadableError(f"{self._path}: {e.strerror}") from None
-        if len(data) != length:
-            raise SourceChangedError(f"{self._path}: file shrank while uploading; not completed")
-        return data
+        return FileRange(self._fd, offset, length, self._path)
 
     def skip_parts(self, part_numbers: set[int] | frozenset[int]) -> None:
         """Do not hand out these part numbers (a resumed upload already has them)."""
         self._skip = frozenset(part_numbers)
 
-    def next_part(self) -> tuple[int, bytes] | None:
+    def next_part(self) -> tuple[int, PartBody] | None:
         while self._next in self._skip:
             self._next += 1
         if self._next > self._parts:

@@ -56,7 +56,7 @@ from ..events import (
     RetryScheduled,
 )
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
-from .multipart import FilePartSource, PartSource, ResumeRecord, part_size_for
+from .multipart import FilePartSource, PartBody, PartSource, ResumeRecord, part_size_for
 from .retry import RetryBudget, backoff_delay_s
 
 __all__ = ["Engine", "UploadItem"]
@@ -121,7 +121,7 @@ class _Req:
     item: UploadItem
     mp: _Multipart | None = None
     part_number: int = 0
-    body: bytes | None = None
+    body: PartBody | None = None
     attempt: int = 1
     started: float = 0.0
     first_started: float = 0.0

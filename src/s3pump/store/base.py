@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import StoreError
+from .body import FileRange
 
 __all__ = [
     "CompletedPart",
@@ -143,10 +144,11 @@ class Store(Protocol):
         ...
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview,
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | FileRange,
         on_done: DoneCallback,
     ) -> Request:
-        """UploadPart: part numbers 1..10,000, 5 MiB..5 GiB except the last (S3 API reference)."""
+        """UploadPart: part numbers 1..10,000, 5 MiB..5 GiB except the last (S3 API reference).
+        A :class:`~s3pump.store.body.FileRange` body is read from the file by the store itself."""
         ...
 
     # ---- control plane (synchronous, raise StoreError) ----

@@ -30,6 +30,7 @@ from .base import (
     ObjectInfo,
     PutResult,
 )
+from .body import FileRange
 
 __all__ = ["MemoryStore", "StoredObject"]
 
@@ -136,12 +137,14 @@ class MemoryStore:
         return _Done()
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview,
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | FileRange,
         on_done: DoneCallback,
     ) -> _Done:
         try:
             self._check("UploadPart", bucket, key)
             upload = self._upload(bucket, upload_id)
+            if isinstance(body, FileRange):
+                body = body.read()
             if not 1 <= part_number <= 10_000:
                 raise FatalStoreError(f"s3://{bucket}/{key}: part number {part_number} out of 1..10000")
             data = bytes(body)

@@ -47,6 +47,7 @@ from .base import (
     ObjectInfo,
     PutResult,
 )
+from .body import FileRange
 
 __all__ = ["S3Store"]
 
@@ -228,11 +229,11 @@ class S3Store:
     def _start(
         self, *, bucket: str, key: str, method_path: str, size: int, attrs: ObjectAttributes,
         on_done: DoneCallback, kind: s3.S3RequestType, operation: str | None,
-        send_filepath: str | None = None, body: bytes | memoryview | None = None,
+        send_filepath: str | None = None, body: bytes | memoryview | FileRange | None = None,
     ) -> _CrtRequest:
         request = http.HttpRequest(
             "PUT", method_path, self._headers(bucket, size, attrs),
-            io.BytesIO(body) if body is not None else None,
+            None if body is None else body.reader() if isinstance(body, FileRange) else io.BytesIO(body),
         )
         response_headers: list[tuple[str, str]] = []
         checksum_header = self._checksum_header
@@ -305,7 +306,7 @@ class S3Store:
         )
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview,
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | FileRange,
         on_done: DoneCallback,
     ) -> _CrtRequest:
         path = f"{self._endpoint.path_for(bucket, key)}?partNumber={part_number}&uploadId={quote(upload_id, safe='')}"
