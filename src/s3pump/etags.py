@@ -91,7 +91,8 @@ def candidate_part_sizes(size_bytes: int, parts: int, own_part_size_bytes: int) 
 @dataclass(frozen=True, slots=True)
 class FileDigest:
     """What :func:`file_digest` found: the identity of the file it read (size in bytes,
-    mtime/ctime in ns, inode), its hex MD5, and ``multipart``: part size in bytes -> ETag."""
+    mtime/ctime in ns, inode), its hex MD5 ("" when not computed), and ``multipart``:
+    part size in bytes -> ETag."""
 
     size_bytes: int
     mtime_ns: int
@@ -101,9 +102,23 @@ class FileDigest:
     multipart: dict[int, str] = field(default_factory=dict)
 
     def multipart_etag_for(self, part_size_bytes: int) -> str | None:
-        if part_size_bytes >= self.size_bytes > 0:  # one part: md5 of the md5
-            return multipart_etag([bytes.fromhex(self.md5)])
+        """The multipart ETag for parts of ``part_size_bytes``, or None if not computed."""
+        if part_size_bytes >= self.size_bytes > 0 and part_size_bytes not in self.multipart:
+            return multipart_etag([bytes.fromhex(self.md5)]) if self.md5 else None
         return self.multipart.get(part_size_bytes)
+
+    def has(self, *, whole: bool, part_sizes: Sequence[int]) -> bool:
+        """Whether this digest already answers for the MD5 (``whole``) and every part size."""
+        return (not whole or bool(self.md5)) and all(self.multipart_etag_for(p) is not None for p in part_sizes)
+
+    def merged(self, other: FileDigest) -> FileDigest:
+        """This digest plus what ``other`` (of the same file version) knows."""
+        return FileDigest(self.size_bytes, self.mtime_ns, self.ctime_ns, self.inode, self.md5 or other.md5,
+                          {**other.multipart, **self.multipart})
+
+    def same_file(self, other: FileDigest) -> bool:
+        return (self.size_bytes, self.mtime_ns, self.ctime_ns, self.inode) == (
+            other.size_bytes, other.mtime_ns, other.ctime_ns, other.inode)
 
 
 class _PartHasher:
@@ -134,8 +149,11 @@ class _PartHasher:
         return multipart_etag(digests)
 
 
-def file_digest(path: str, part_sizes: Sequence[int] = (), *, buffer_bytes: int = READ_BUFFER_BYTES) -> FileDigest:
-    """Read ``path`` once; return its MD5 and its multipart ETag for each of ``part_sizes``.
+def file_digest(
+    path: str, part_sizes: Sequence[int] = (), *, whole: bool = True, buffer_bytes: int = READ_BUFFER_BYTES
+) -> FileDigest:
+    """Read ``path`` once; return its MD5 (unless ``whole`` is False: ``md5`` is then "") and
+    its multipart ETag for each of ``part_sizes``.
 
     Reads ``buffer_bytes`` at a time into one reused buffer; hashlib releases the GIL on
     such buffers, so several threads hash in parallel. The identity in the result is the
@@ -151,7 +169,10 @@ def file_digest(path: str, part_sizes: Sequence[int] = (), *, buffer_bytes: int 
         raise SourceUnreadableError(f"{path}: {e.strerror}; check the file's permissions") from None
     try:
         st = os.fstat(fd)
-        whole = hashlib.md5()
+        whole_md5 = hashlib.md5() if whole else None
+        one_part = any(p >= st.st_size for p in part_sizes)
+        if one_part and whole_md5 is None:  # a one-part ETag is the md5 of the MD5: needs the MD5
+            whole_md5 = hashlib.md5()
         parts = [_PartHasher(p) for p in dict.fromkeys(part_sizes) if 0 < p < st.st_size]
         buf = bytearray(min(buffer_bytes, max(st.st_size, 1)))
         view = memoryview(buf)
@@ -162,7 +183,8 @@ def file_digest(path: str, part_sizes: Sequence[int] = (), *, buffer_bytes: int 
                 if not n:
                     break
                 chunk = view[:n]
-                whole.update(chunk)
+                if whole_md5 is not None:
+                    whole_md5.update(chunk)
                 for p in parts:
                     p.update(chunk)
                 total += n
@@ -173,5 +195,6 @@ def file_digest(path: str, part_sizes: Sequence[int] = (), *, buffer_bytes: int 
         os.close(fd)
     if total != st.st_size or after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
         raise SourceChangedError(f"{path}: changed while it was hashed; rerun sync")
-    return FileDigest(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, whole.hexdigest(),
+    return FileDigest(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                      whole_md5.hexdigest() if whole_md5 is not None else "",
                       {p.part_size: p.etag() for p in parts})

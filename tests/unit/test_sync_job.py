@@ -252,3 +252,29 @@ def test_errors(tmp_path: Path, store: MemoryStore) -> None:
     with pytest.raises(UsageError):
         sync(src, "s3://bkt/pre", CFG, store=store, mode="fast")  # type: ignore[arg-type]
     assert not objects(store)
+
+
+def test_multipart_compare_reads_each_file_once(
+    tmp_path: Path, store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "synced").write_bytes(os.urandom(11 * MIB))
+    (src / "uploaded").write_bytes(os.urandom(11 * MIB))
+    assert run(src, store, exclude=["uploaded"])[0].files_done == 1  # sync: md5 metadata
+    assert upload([str(src / "uploaded")], "s3://bkt/pre/uploaded", CFG, store=store).files_done == 1
+    import s3pump.jobs.sync as job
+
+    calls: list[tuple[str, bool, tuple[int, ...]]] = []
+    real = job.file_digest
+
+    def spy(path: str, part_sizes: list[int] = [], *, whole: bool = True):  # noqa: B006
+        calls.append((os.path.basename(path), whole, tuple(part_sizes)))
+        return real(path, part_sizes, whole=whole)
+
+    monkeypatch.setattr(job, "file_digest", spy)
+    report, _ = run(src, store, mode="checksum", hash_cache=False)
+    assert report.planned_uploads == 0 and report.bytes_hashed == 22 * MIB
+    assert len(calls) == 2 and ("synced", True, ()) in calls  # md5 metadata: the MD5 only
+    [(_, whole, part_sizes)] = [c for c in calls if c[0] == "uploaded"]
+    assert not whole and 5 * MIB in part_sizes  # no metadata: the candidate multipart ETags only

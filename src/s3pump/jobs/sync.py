@@ -68,14 +68,16 @@ from ..plan.syncplan import (
     LocalRecord,
     RemoteRecord,
     SyncMode,
+    Verdict,
     checksum_part_sizes,
     checksum_verdict,
     plan,
+    valid_md5,
 )
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
-from ..store.base import ObjectAttributes, Store
+from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..urls import S3Url, join_key, parse_s3_url
 from .upload import attributes_of, default_failed_list_path
 
@@ -346,9 +348,15 @@ class _Planner:
         return local.sorted(), remote.sorted()
 
     # ------------------------------------------------------------------ hashing (pool threads)
-    def _digest(self, path: str, cache_path: str, part_sizes: list[int]) -> tuple[FileDigest, bool]:
+    def _digest(
+        self, path: str, cache_path: str, *, whole: bool, part_sizes: list[int], known: FileDigest | None = None
+    ) -> tuple[FileDigest, bool]:
+        """The file's MD5 (if ``whole``) and multipart ETags for ``part_sizes``: from ``known``
+        or the cache when they answer, else read once. Returns (digest, read_now)."""
+        if known is not None and known.has(whole=whole, part_sizes=part_sizes):
+            return known, False
         cached = None
-        if self.cache is not None:
+        if self.cache is not None and known is None:
             try:
                 st = os.stat(path)
             except FileNotFoundError:
@@ -356,11 +364,11 @@ class _Planner:
             except OSError as e:
                 raise SourceUnreadableError(f"{path}: {e.strerror}") from None
             cached = self.cache.get(cache_path, st)
-            if cached is not None and all(cached.multipart_etag_for(p) is not None for p in part_sizes):
+            if cached is not None and cached.has(whole=whole, part_sizes=part_sizes):
                 return cached, False
         for attempt in range(3):
             try:
-                d = file_digest(path, part_sizes)
+                d = file_digest(path, part_sizes, whole=whole)
                 break
             except SourceChangedError:
                 if attempt == 2:
@@ -369,29 +377,61 @@ class _Planner:
                 if not os.path.exists(path):
                     raise SourceNotFoundError(f"{path}: removed since the walk; not uploaded") from None
                 raise
-        if cached is not None and (cached.size_bytes, cached.mtime_ns, cached.ctime_ns, cached.inode) == (
-                d.size_bytes, d.mtime_ns, d.ctime_ns, d.inode):
-            d = FileDigest(d.size_bytes, d.mtime_ns, d.ctime_ns, d.inode, d.md5, {**cached.multipart, **d.multipart})
+        previous = known or cached
+        if previous is not None and previous.same_file(d):
+            d = d.merged(previous)
         return d, True
 
     def _examine(self, action: Action) -> _Outcome:
         path = self._path(action.key)
+        cache_path = os.path.join(self.root_abs, self._rel(action.key))
         remote = action.remote
-        part_sizes = (checksum_part_sizes(remote, self.config.part_size_bytes)
-                      if action.kind == "compare" and remote is not None else [])
         try:
-            digest, fresh = self._digest(path, os.path.join(self.root_abs, self._rel(action.key)), part_sizes)
+            if action.kind == "upload" or remote is None:
+                digest, fresh = self._digest(path, cache_path, whole=True, part_sizes=[])
+                return _Outcome("upload", action, action.reason, False, digest, fresh)
+            part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
+            bucket, key = self.dest.bucket, action.key
+            head = _Memo(lambda: self.store.head_object(bucket, key))
+            if not part_sizes:  # a single-part (or opaque) ETag: the MD5 decides, HeadObject only if it differs
+                digest, fresh = self._digest(path, cache_path, whole=True, part_sizes=[])
+            else:
+                # a multipart ETag: the md5 metadata (s3pump's own uploads) needs only the MD5; without it,
+                # only the candidate multipart ETags. Either way one MD5 pass per byte in the common case.
+                matched = self._cached_multipart(path, cache_path, remote, part_sizes)
+                if matched is not None:
+                    digest, fresh = matched, False
+                else:
+                    stored = _stored_md5(head)
+                    digest, fresh = self._digest(path, cache_path, whole=stored is not None,
+                                                 part_sizes=[] if stored else part_sizes)
+            if digest.size_bytes != remote[1]:
+                verdict = Verdict(False, "size differs (file changed since the walk)")
+            else:
+                verdict = checksum_verdict(digest, remote, part_sizes, head)
+            if not verdict.same and not digest.md5:  # the upload needs the MD5 for its metadata
+                digest, again = self._digest(path, cache_path, whole=True, part_sizes=[], known=digest)
+                fresh = fresh or again
         except SourceError as e:
             return _Outcome("failed", action, error=e)
-        if action.kind == "upload":
-            return _Outcome("upload", action, action.reason, False, digest, fresh)
-        assert remote is not None
-        if digest.size_bytes != remote[1]:
-            return _Outcome("upload", action, "size differs (file changed since the walk)", False, digest, fresh)
-        bucket, key = self.dest.bucket, action.key
-        verdict = checksum_verdict(digest, remote, part_sizes, lambda: self.store.head_object(bucket, key))
         return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
                         digest, fresh)
+
+    def _cached_multipart(
+        self, path: str, cache_path: str, remote: RemoteRecord, part_sizes: list[int]
+    ) -> FileDigest | None:
+        """A cached digest whose multipart ETag already matches ``remote`` (no HeadObject needed)."""
+        if self.cache is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        cached = self.cache.get(cache_path, st)
+        etag = remote[2].strip('"').lower()
+        if cached is not None and any(cached.multipart_etag_for(p) == etag for p in part_sizes):
+            return cached
+        return None
 
     def _examine_batch(self, batch: list[Action]) -> list[_Outcome]:
         out = []
@@ -500,6 +540,36 @@ class _Planner:
 
 
 _NO_ATTRS = ObjectAttributes()
+
+
+class _Memo:
+    """HeadObject at most once per compared object; an error is raised again on every call."""
+
+    def __init__(self, fn: Callable[[], ObjectInfo | None]) -> None:
+        self._fn = fn
+        self._done = False
+        self._value: ObjectInfo | None = None
+        self._error: StoreError | None = None
+
+    def __call__(self) -> ObjectInfo | None:
+        if not self._done:
+            self._done = True
+            try:
+                self._value = self._fn()
+            except StoreError as e:
+                self._error = e
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _stored_md5(head: _Memo) -> str | None:
+    """The object's ``md5`` user metadata, if HeadObject works and it is a valid hex MD5."""
+    try:
+        info = head()
+    except StoreError:
+        return None
+    return valid_md5((info.metadata.get("md5") if info else None) or "")
 
 
 def _delete_all(store: Store, bucket: str, keys: Iterable[str], bus: EventBus) -> None:

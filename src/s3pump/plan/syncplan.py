@@ -42,6 +42,7 @@ __all__ = [
     "local_is_newer",
     "merge_join",
     "plan",
+    "valid_md5",
 ]
 
 SyncMode = Literal["default", "size-only", "checksum"]
@@ -130,6 +131,12 @@ def plan(
         yield decide(lrec, rrec, mode, delete)
 
 
+def valid_md5(text: str) -> str | None:
+    """``text`` as a lowercase hex MD5, or None if it is not one (e.g. other tools' metadata)."""
+    value = text.strip().lower()
+    return value if len(value) == 32 and all(c in "0123456789abcdef" for c in value) else None
+
+
 def checksum_part_sizes(remote: RemoteRecord, own_part_size_bytes: int) -> list[int]:
     """The part sizes whose multipart ETag must be computed to compare with ``remote``
     (empty for a single-part ETag)."""
@@ -165,7 +172,7 @@ def checksum_verdict(
     """
     etag = remote[2].strip('"').lower()
     parsed = parse_etag(etag)
-    if parsed is not None and parsed[1] is None and parsed[0] == digest.md5:
+    if parsed is not None and parsed[1] is None and digest.md5 and parsed[0] == digest.md5:
         return Verdict(True, "MD5 equals the ETag")
     if parsed is not None and parsed[1] is not None:
         for size in part_sizes:
@@ -177,8 +184,8 @@ def checksum_verdict(
         return Verdict(False, f"HeadObject failed ({e}); the object may be SSE-C encrypted; uploading", True)
     if info is None:
         return Verdict(False, "the object disappeared since the listing")
-    stored = (info.metadata.get("md5") or "").strip().lower()
-    if len(stored) == 32 and all(c in "0123456789abcdef" for c in stored):
+    stored = valid_md5(info.metadata.get("md5") or "")
+    if stored and digest.md5:
         if stored == digest.md5:
             return Verdict(True, "md5 metadata equals the file's MD5")
         return Verdict(False, "content differs (md5 metadata)")
