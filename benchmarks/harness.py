@@ -1,10 +1,8 @@
 """Shared benchmark harness: one SeaweedFS, every tool against it in the same run, alternating.
 
-Each measurement runs the tool as a child process: wall time (monotonic), client CPU seconds (user +
-system from ``wait4``), and peak RSS from polling the child's ``VmHWM`` in /proc every 10 ms.
-(``ru_maxrss`` is not used: after fork, the child's high-water mark already includes the pages of
-the forking parent, this harness, so every tool would read >= ~100 MB.) Rounds alternate the tools so drift on a noisy machine hits all of them
-alike; results are medians.
+Each measurement runs the tool as a child process (``s3pump.testing.measure.run_measured``):
+wall time, client CPU seconds (user + system) and peak RSS (the child's own VmHWM). Rounds
+alternate the tools so drift on a noisy machine hits all of them alike; results are medians.
 """
 
 from __future__ import annotations
@@ -16,17 +14,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 import botocore.config
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from s3pump.devserver import DevServer, start_server, stop_server  # noqa: E402
+from s3pump.devserver import DevServer, start_server, stop_server
+from s3pump.testing.measure import run_measured
 
 
 @dataclass
@@ -120,55 +117,30 @@ class Bench:
              stdin_cmd: Sequence[str] | None = None) -> Sample:
         """Run ``argv``; stdin from a file or from a producer command's stdout (not measured)."""
         producer = None
-        stdin = subprocess.DEVNULL
+        stdin: Any = subprocess.DEVNULL
         f = None
         if stdin_path:
             f = open(stdin_path, "rb")  # noqa: SIM115
-            stdin = f  # type: ignore[assignment]
+            stdin = f
         elif stdin_cmd:
             producer = subprocess.Popen(list(stdin_cmd), stdout=subprocess.PIPE)
-            stdin = producer.stdout  # type: ignore[assignment]
-        t0 = time.monotonic()
-        proc = subprocess.Popen(list(argv), env=self.env, stdin=stdin, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-        if producer is not None and producer.stdout is not None:
-            producer.stdout.close()
-        peak_kb = [0]
-        finished = threading.Event()
-        poller = threading.Thread(target=_poll_hwm, args=(proc.pid, peak_kb, finished), daemon=True)
-        poller.start()
-        err = proc.stderr.read() if proc.stderr else b""
-        _, status, usage = os.wait4(proc.pid, 0)
-        finished.set()
-        poller.join()
-        wall = time.monotonic() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if producer is not None:
-            producer.wait()
-        if f:
-            f.close()
-        if proc.returncode != 0:
-            raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {err.decode()[-1500:]}")
-        return Sample(wall, usage.ru_utime + usage.ru_stime, peak_kb[0] / 1024)
+            stdin = producer.stdout
+        try:
+            m = run_measured(argv, env=self.env, stdin=stdin)
+        finally:
+            if producer is not None:
+                if producer.stdout is not None:
+                    producer.stdout.close()
+                producer.wait()
+            if f:
+                f.close()
+        if m.returncode != 0:
+            raise RuntimeError(f"{argv[0]} exited {m.returncode}: {m.stderr.decode()[-1500:]}")
+        return Sample(m.wall_s, m.cpu_s, m.peak_rss_mb)
 
     def close(self) -> None:
         stop_server(self._proc, grace_s=1)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _poll_hwm(pid: int, peak_kb: list[int], finished: threading.Event) -> None:
-    """Track the peak of VmHWM (the kernel's own RSS high-water mark) of ``pid`` until it exits."""
-    path = f"/proc/{pid}/status"
-    while not finished.is_set():
-        try:
-            with open(path) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        peak_kb[0] = max(peak_kb[0], int(line.split()[1]))
-                        break
-        except OSError:
-            return
-        finished.wait(0.01)
 
 
 def alternate(rounds: int, tools: dict[str, Callable[[int], Sample]]) -> dict[str, Series]:

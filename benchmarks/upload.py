@@ -23,8 +23,7 @@ from pathlib import Path
 
 from harness import Bench, Sample, Series, alternate, aws_cli, s3pump_cli, s5cmd_binary
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from s3pump.jobs.generate import generate  # noqa: E402
+from s3pump.jobs.generate import generate
 
 MIB = 2**20
 WORKLOADS = {

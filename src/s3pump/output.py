@@ -10,9 +10,11 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -162,17 +164,23 @@ def print_summary(
 ) -> None:
     """The end-of-run summary on stderr."""
     rate = report.rate_bps / 1e6
-    line = (
-        f"{verb} {report.files_done} files, {format_bytes(report.bytes_done)} in {report.elapsed_s:.1f} s "
-        f"({rate:.1f} MB/s); retries {report.retries}; failures {report.files_failed}; "
-        f"latency p50 {report.latency_p50_s * 1000:.1f} ms, p99 {report.latency_p99_s * 1000:.1f} ms"
-    )
+    if report.dry_run:
+        line = (f"dry run: would upload {report.files_skipped} files, {format_bytes(report.bytes_skipped)}; "
+                f"{report.files_failed} could not be planned (listed below); nothing was sent")
+        report = replace(report, files_skipped=0)
+    else:
+        line = (
+            f"{verb} {report.files_done} files, {format_bytes(report.bytes_done)} in {report.elapsed_s:.1f} s "
+            f"({rate:.1f} MB/s); retries {report.retries}; failures {report.files_failed}; "
+            f"latency p50 {report.latency_p50_s * 1000:.1f} ms, p99 {report.latency_p99_s * 1000:.1f} ms"
+        )
     if report.files_skipped:
         line += f"; skipped {report.files_skipped}"
     console.print(line)
     if report.files_failed:
         for f in report.failed[:20]:
-            console.print(f"[red]failed[/] {f.source}: {f.error}", markup=True)
+            what = f.error if f.error.startswith(f.source) else f"{f.source}: {f.error}"
+            console.print(f"[red]failed[/] {escape(what)}", markup=True)
         if report.files_failed > 20:
             console.print(f"... and {report.files_failed - 20} more")
         if report.failed_list_path:

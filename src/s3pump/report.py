@@ -118,6 +118,7 @@ class UploadReport:
     failed: list[FailedFile] = field(default_factory=list)
     failed_list_path: str | None = None
     dry_run: bool = False
+    bytes_skipped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -134,6 +135,7 @@ class UploadReport:
             bytes_done=stats.bytes_done, elapsed_s=stats.elapsed_s, retries=stats.retries,
             latency_p50_s=stats.latency.quantile(0.5), latency_p99_s=stats.latency.quantile(0.99),
             failed=list(stats.failed), failed_list_path=failed_list_path, dry_run=dry_run,
+            bytes_skipped=stats.bytes_skipped,
         )
 
     def to_json(self) -> dict[str, Any]:
