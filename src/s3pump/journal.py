@@ -41,9 +41,9 @@ from .events import (
     MultipartCreated,
     PartDone,
 )
-from .store.base import CompletedPart
+from .store.base import CompletedPart, Store
 
-__all__ = ["Journal", "OpenUpload", "ResumeRecord", "journal_path", "skip_and_resume"]
+__all__ = ["Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "journal_path", "skip_and_resume"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -255,3 +255,24 @@ def skip_and_resume(
             item.resume = record
         journal.expect(item.key, item.size_bytes, item.mtime_ns)
         yield item
+
+
+def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str) -> int:
+    """Abort multipart uploads under ``prefix`` that belong to files this journal has as done.
+
+    A client killed between CreateMultipartUpload reaching the server and the journal
+    recording the upload ID leaves an upload nobody knows. Once the run has finished
+    every file, any upload of one of its keys initiated since the journal was created
+    (60 s of clock slack) is such an orphan. Returns how many were aborted.
+    """
+    since = journal.created - 60.0
+    aborted = 0
+    for u in store.list_multipart_uploads(bucket, prefix):
+        if u.initiated < since:
+            continue
+        row = journal.db.execute("SELECT status FROM files WHERE key=?", (u.key,)).fetchone()
+        if row is not None and row[0] == "done":
+            with contextlib.suppress(S3PumpError):
+                store.abort_multipart_upload(bucket, u.key, u.upload_id)
+                aborted += 1
+    return aborted

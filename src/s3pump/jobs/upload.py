@@ -6,6 +6,7 @@ earlier run), hand them to the engine, report.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
-from ..errors import SourceNotFoundError, UsageError
+from ..errors import S3PumpError, SourceNotFoundError, UsageError
 from ..events import EventBus, FileFailed, FileSkipped, Subscriber
-from ..journal import Journal, journal_path, skip_and_resume
+from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
@@ -165,6 +166,8 @@ def upload(
                 engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=True)
                 engine.run(skip_and_resume(items, journal, bus, abort))
                 if stats.files_failed == 0:
+                    with contextlib.suppress(S3PumpError):
+                        abort_orphans(journal, store, dest.bucket, dest.prefix)
                     journal.delete()
             finally:
                 if journal is not None:

@@ -142,6 +142,8 @@ class FaultPlan:
     ``stall_s`` is how long a stall lasts; after ``max_faults`` faults, none more.
     ``force_first`` makes the first N requests a fault applies to get it regardless of the
     rate (so a small test run is sure to exercise a fault whose request type is rare).
+    ``delay_s`` (request type -> seconds) slows every request of a type down before it is
+    forwarded: not a fault, a way to make a run last long enough to be interrupted.
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -150,6 +152,7 @@ class FaultPlan:
     stall_s: float = 30.0
     max_faults: int | None = None
     force_first: int = 0
+    delay_s: dict[str, float] = field(default_factory=dict)
     _forced: Counter[str] = field(default_factory=Counter, repr=False)
 
     def __post_init__(self) -> None:
@@ -402,10 +405,22 @@ class FaultProxy:
         with self._lock:
             self.log.clear()
 
-    def _record(self, **kw: object) -> None:
+    @property
+    def seq(self) -> int:
+        """The sequence number of the latest request to arrive: entries with a higher ``seq``
+        arrived after this call (an entry is logged when its request ends, but numbered when it
+        arrives, so requests still in flight from an earlier, killed client keep their place)."""
+        with self._lock:
+            return self._seq
+
+    def _next_seq(self) -> tuple[int, float]:
         with self._lock:
             self._seq += 1
-            entry = LogEntry(seq=self._seq, time_s=round(time.monotonic() - self._t0, 6), **kw)  # type: ignore[arg-type]
+            return self._seq, round(time.monotonic() - self._t0, 6)
+
+    def _record(self, **kw: Any) -> None:
+        with self._lock:
+            entry = LogEntry(**kw)
             self.log.append(entry)
             if self._log_file is not None:
                 self._log_file.write(json.dumps(asdict(entry)) + "\n")
@@ -470,8 +485,9 @@ class FaultProxy:
         fault = self._choose(rtype)
         if fault in ("reset_mid_body", "corrupt_byte") and body_bytes == 0:
             fault = None  # nothing to cut or flip: forward as is
-        rec = {"method": method, "type": rtype, "bucket": bucket, "key": key, "part_number": part,
-               "upload_id": upload_id, "body_bytes": body_bytes, "fault": fault}
+        seq, arrived = self._next_seq()
+        rec = {"seq": seq, "time_s": arrived, "method": method, "type": rtype, "bucket": bucket, "key": key,
+               "part_number": part, "upload_id": upload_id, "body_bytes": body_bytes, "fault": fault}
 
         if fault == "reset_mid_body":
             if chunked:
@@ -503,6 +519,9 @@ class FaultProxy:
             with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
                 await asyncio.wait_for(creader.read(1), timeout=self.plan.stall_s)
             return False, upstream
+        delay = self.plan.delay_s.get(rtype)
+        if delay:
+            await asyncio.sleep(delay)
         if fault == "corrupt_byte" and body:
             body = _corrupt(body, aws_chunked and not chunked, self.rng)
 
