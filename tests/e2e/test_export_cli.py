@@ -209,7 +209,7 @@ def test_follow_exports_new_rows_and_sigterm_saves_checkpoint(
     make_events_db(db, 100)
     env = s3env.env(state_dir)
     client = s3env.boto()
-    poll_s = 1.0
+    poll_s = 2.0
     cli = subprocess.Popen([sys.executable, "-m", "s3pump", "export", str(db), f"s3://{bucket}/f", "--table",
                             "events", "--follow", "--poll-interval", f"{poll_s}s", "--no-progress", "--json"],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

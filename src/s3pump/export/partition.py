@@ -109,10 +109,13 @@ def _segments(table: pa.Table, spec: PartitionSpec) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError) as e:
             raise UsageError(f"--partition-by {spec}: column {spec.column} does not hold timestamps "
                              f"({e})") from None
-        out = pc.strftime(ts, format=_GRAINS[spec.grain or "day"])
-        default = "/".join(f"{p.split('=')[0]}={DEFAULT_PARTITION}"
-                           for p in _GRAINS[spec.grain or "day"].split("/"))
-        return pc.fill_null(out, default)
+        grain = spec.grain or "day"
+        # format each distinct hour/day/month once (strftime per row costs ~0.7 us)
+        floored = pc.floor_temporal(ts, 1, grain)
+        uniques = pc.unique(floored)
+        default = "/".join(f"{p.split('=')[0]}={DEFAULT_PARTITION}" for p in _GRAINS[grain].split("/"))
+        texts = pc.fill_null(pc.strftime(uniques, format=_GRAINS[grain]), default)
+        return pc.take(texts, pc.index_in(floored, value_set=uniques, skip_nulls=False))
     values = table[spec.column].combine_chunks()
     text = values.cast(pa.string()) if not pa.types.is_binary(values.type) else pc.cast(values, pa.string())
     uniques = pc.unique(text)

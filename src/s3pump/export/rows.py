@@ -27,25 +27,35 @@ _CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedErr
 
 def to_array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
     """``values`` as an Arrow array of ``typ``; raises one of ``_CONVERT_ERRORS`` if impossible."""
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        return _temporal(values, typ)
     try:
         return pa.array(values, typ)
     except _CONVERT_ERRORS:
-        if not (pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_boolean(typ)):
+        if not pa.types.is_boolean(typ):
             raise
-    if pa.types.is_boolean(typ):
-        return pa.array(values, pa.int64()).cast(typ)
-    try:
-        return pa.array(values, pa.string()).cast(typ)
-    except _CONVERT_ERRORS:
-        pass
-    if pa.types.is_timestamp(typ):
-        try:  # text with a zone offset: to UTC, then drop the zone
-            return pa.array(values, pa.string()).cast(pa.timestamp("us", "UTC")).cast(typ)
+    return pa.array(values, pa.int64()).cast(typ)  # 0/1 integers, as SQLite stores booleans
+
+
+def _temporal(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
+    """Timestamps and dates from datetime objects, ISO 8601 text (zone offsets → UTC) or Unix seconds."""
+    inferred = pa.array(values)  # one Python type per column, else ArrowInvalid (then row by row)
+    kind = inferred.type
+    if pa.types.is_null(kind):
+        return pa.nulls(len(inferred), typ)
+    if pa.types.is_string(kind):
+        try:
+            return inferred.cast(typ)
         except _CONVERT_ERRORS:
-            pass
-        seconds = pa.array(values, pa.int64())  # Unix seconds
-        return pc.multiply_checked(seconds, 1_000_000).cast(typ)
-    raise pa.ArrowInvalid(f"cannot convert to {typ}")
+            if not pa.types.is_timestamp(typ):
+                raise
+        return inferred.cast(pa.timestamp("us", "UTC")).cast(typ)
+    if pa.types.is_integer(kind):  # Unix seconds
+        return pc.multiply_checked(inferred, 1_000_000).cast(pa.timestamp("us")).cast(typ)
+    if pa.types.is_floating(kind):  # Unix seconds with a fraction
+        micros = pc.round(pc.multiply_checked(inferred, 1_000_000.0)).cast(pa.int64())
+        return micros.cast(pa.timestamp("us")).cast(typ)
+    return inferred.cast(typ)
 
 
 def to_arrow(

@@ -157,6 +157,25 @@ def row_hash(row: tuple[Any, ...]) -> bytes:
     return hashlib.blake2b(repr(row).encode("utf-8", "backslashreplace"), digest_size=16).digest()
 
 
+class _LazyRows(Sequence[tuple[Any, ...]]):
+    """The raw rows of one group, materialized only if needed (dedup, one object per row, a bad row)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], positions: list[int], idx: pa.Array) -> None:
+        self._rows, self._positions, self._idx = rows, positions, idx
+        self._list: list[tuple[Any, ...]] | None = None
+
+    def _get(self) -> list[tuple[Any, ...]]:
+        if self._list is None:
+            self._list = [self._rows[self._positions[i]] for i in self._idx.to_pylist()]
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self._idx)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._get()[i]
+
+
 @dataclass(slots=True)
 class _Batch:
     """A batch between planning and its checkpoint: objects still outstanding and failures seen."""
@@ -273,7 +292,7 @@ class _ExportJob:
         items: list[UploadItem] = []
         for path, idx in split(table, self.specs):
             group = table.take(idx)
-            raw = [batch.rows[positions[i]] for i in idx.to_pylist()]
+            raw = _LazyRows(batch.rows, positions, idx)
             if self.one_per_row:
                 for i in range(group.num_rows):
                     item = self._item(group.slice(i, 1), raw[i:i + 1], rec, path, bad_rows, single=True)
@@ -295,7 +314,7 @@ class _ExportJob:
             self._advance()
         return items
 
-    def _item(self, group: pa.Table, raw: list[tuple[Any, ...]], rec: _Batch, path: str,
+    def _item(self, group: pa.Table, raw: Sequence[tuple[Any, ...]], rec: _Batch, path: str,
               bad_rows: list[BadRow], *, single: bool) -> UploadItem | None:
         ci = self.source.cursor_index
         hashes: dict[str, bytes] = {}
@@ -334,7 +353,7 @@ class _ExportJob:
     def _source_text(self, rec: _Batch) -> str:
         return f"{self.table} rows {self.source.cursor.name} {rec.first}..{rec.last}"
 
-    def _key(self, group: pa.Table, raw: list[tuple[Any, ...]], rec: _Batch, path: str, single: bool) -> str:
+    def _key(self, group: pa.Table, raw: Sequence[tuple[Any, ...]], rec: _Batch, path: str, single: bool) -> str:
         ext = self.serializer.extension
         if not single:
             return object_key(self.dest.prefix, self.table, path, rec.first, rec.last, ext)
@@ -352,8 +371,8 @@ class _ExportJob:
         unix = int(moment.replace(tzinfo=dt.UTC).timestamp())
         return join_key(self.dest.prefix, f"{entity}/date={moment:%Y-%m-%d}/{ident}_{unix}.{ext}")
 
-    def _serialize(self, group: pa.Table, raw: list[tuple[Any, ...]], bad_rows: list[BadRow]
-                   ) -> tuple[bytes | None, pa.Table, list[tuple[Any, ...]]]:
+    def _serialize(self, group: pa.Table, raw: Sequence[tuple[Any, ...]], bad_rows: list[BadRow]
+                   ) -> tuple[bytes | None, pa.Table, Sequence[tuple[Any, ...]]]:
         """The object body; a row the format cannot encode goes to ``bad_rows`` and the rest are written."""
         try:
             return self.serializer.serialize(group), group, raw

@@ -100,6 +100,7 @@ class TableSource:
         self.columns = columns
         self.cursor = cursor
         self.cursor_index = columns.index(cursor)
+        self._had_bad = False  # set by a reader that returned BadRows in its last fetch
 
     @property
     def schema(self) -> pa.Schema:
@@ -144,9 +145,13 @@ class TableSource:
     def _batch(self, rows: list[Any]) -> RowBatch | None:
         if not rows:
             return None
+        first, last = self._cursor_of(rows[0]), self._cursor_of(rows[-1])
+        if not self._had_bad:
+            return RowBatch(rows, first, last)
+        self._had_bad = False
         good = [r for r in rows if not isinstance(r, BadRow)]
         bad = [r for r in rows if isinstance(r, BadRow)]
-        return RowBatch(good, self._cursor_of(rows[0]), self._cursor_of(rows[-1]), bad)
+        return RowBatch(good, first, last, bad)
 
 
 class _SqliteTable(TableSource):
@@ -171,7 +176,8 @@ class _SqliteTable(TableSource):
         self._sql_after = f"{base} WHERE {c} > ? ORDER BY {c} LIMIT ?"
         self._sql_range = f"{base} WHERE {c} >= ? AND {c} <= ? ORDER BY {c}"
         self._sql_equal = f"{base} WHERE {c} = ?"
-        self._text = [i for i, col in enumerate(columns) if col.arrow_type == pa.string()]
+        # with text_factory=bytes, TEXT values of every non-BLOB column come back as bytes
+        self._text = {i for i, col in enumerate(columns) if not pa.types.is_binary(col.arrow_type)}
 
     def _sql(self, low: Any, high: Any, limit: int | None, inclusive: bool) -> tuple[str, tuple[Any, ...]]:
         if inclusive:
@@ -198,11 +204,12 @@ class _SqliteTable(TableSource):
         finally:
             self.conn.text_factory = str
         out: list[Any] = []
+        self._had_bad = True
         for row in raw:
             values = list(row)
             try:
                 for i, v in enumerate(values):
-                    if isinstance(v, bytes) and (i in self._text or i == self.cursor_index):
+                    if isinstance(v, bytes) and i in self._text:
                         values[i] = v.decode("utf-8")
             except UnicodeDecodeError as e:
                 col = self.columns[i].name

@@ -1,0 +1,126 @@
+"""Export benchmark: a generated SQLite table → Parquet on SeaweedFS; s3pump vs dlt, same server, one run.
+
+Table ``events`` (as in the export issue): id INTEGER PRIMARY KEY, ts DATETIME (ISO text, as SQLite
+stores it), entity TEXT, name TEXT, amount REAL, qty INTEGER; 10,000,000 rows by default.
+
+s3pump: ``s3pump export DB s3://bucket/s3pump-R --table events --partition-by time:ts:day`` (zstd Parquet,
+100,000-row batches). Peer: dlt ``sql_table(backend="pyarrow")`` → ``filesystem`` destination, Parquet,
+run from its own virtualenv (``--dlt-python``, e.g. one made with
+``python -m venv /tmp/dlt-venv && /tmp/dlt-venv/bin/pip install 'dlt[filesystem,sql_database,parquet]'``);
+it is skipped if that interpreter is missing.
+
+Targets (issue 5): >= 200,000 rows/s with peak RSS <= 1 GB.
+
+Usage:
+  python benchmarks/export.py                        # 10M rows, 3 rounds, s3pump and dlt
+  python benchmarks/export.py --rows 1000000 --rounds 1 --tools s3pump
+
+Every run is checked: the Parquet rows under its prefix add up to the table's row count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+from harness import Bench, Sample, Series, alternate, s3pump_cli
+
+DLT_SCRIPT = r'''
+import sys, dlt
+from dlt.sources.sql_database import sql_table
+from dlt.destinations import filesystem
+db, bucket_url, endpoint, key, secret, workdir = sys.argv[1:7]
+dest = filesystem(bucket_url=bucket_url, credentials={"aws_access_key_id": key, "aws_secret_access_key": secret,
+                                                      "endpoint_url": endpoint, "region_name": "us-east-1"})
+source = sql_table(credentials=f"sqlite:///{db}", table="events", backend="pyarrow", chunk_size=100_000)
+pipe = dlt.pipeline(pipeline_name="bench", destination=dest, dataset_name="d", pipelines_dir=workdir)
+info = pipe.run(source, loader_file_format="parquet")
+info.raise_on_failed_jobs()
+'''
+
+
+def make_events_db(path: Path, rows: int) -> None:
+    """The same generated table as tests/e2e/test_export_cli.py (deterministic)."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, ts DATETIME NOT NULL, entity TEXT NOT NULL, "
+                 "name TEXT, amount REAL, qty INTEGER)")
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < ?) "
+        "INSERT INTO events SELECT i, datetime(1735689600 + i * 37, 'unixepoch'), 'entity-' || (i % 5), "
+        "printf('name-%d', (i * 2654435761) % 1000003), (i % 10007) / 100.0, i % 97 FROM c", (rows,))
+    conn.commit()
+    conn.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tools", default="s3pump,dlt")
+    ap.add_argument("--dlt-python", default="/tmp/dlt-venv/bin/python", help="interpreter with dlt installed")
+    ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump export")
+    args = ap.parse_args()
+
+    bench = Bench()
+    work = Path(tempfile.mkdtemp(prefix="s3pump-bench-export-"))
+    try:
+        db = work / "events.db"
+        t0 = time.monotonic()
+        make_events_db(db, args.rows)
+        print(f"generated {args.rows:,} rows ({db.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - t0:.1f} s",
+              file=sys.stderr)
+        bucket = bench.bucket("bench-export")
+        s = bench.server
+        fs = pafs.S3FileSystem(access_key=s.access_key_id, secret_key=s.secret_access_key, region=s.region,
+                               endpoint_override=s.endpoint_url.split("://", 1)[1], scheme="http")
+
+        def s3pump(r: int) -> Sample:
+            return bench.time([*s3pump_cli(), "export", str(db), f"s3://{bucket}/s3pump-{r}", "--table", "events",
+                               "--partition-by", "time:ts:day", "--no-progress", *args.s3pump_args.split()])
+
+        def dlt(r: int) -> Sample:
+            script = work / "dlt_run.py"
+            script.write_text(DLT_SCRIPT)
+            return bench.time([args.dlt_python, str(script), str(db), f"s3://{bucket}/dlt-{r}", s.endpoint_url,
+                               s.access_key_id, s.secret_access_key, str(work / f"dlt-{r}")])
+
+        tools = {"s3pump": s3pump, "dlt": dlt}
+        chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
+        if "dlt" in chosen and not os.path.exists(args.dlt_python):
+            print(f"dlt: {args.dlt_python} not found; skipping the peer", file=sys.stderr)
+            del chosen["dlt"]
+        series = alternate(args.rounds, chosen)
+        for name in chosen:  # every run really wrote every row
+            for r in range(args.rounds):
+                root = f"{bucket}/s3pump-{r}/events" if name == "s3pump" else f"{bucket}/dlt-{r}/d/events"
+                n = ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive").count_rows()
+                assert n == args.rows, (name, r, n)
+    finally:
+        bench.close()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    report(series, args)
+
+
+def report(series: dict[str, Series], args: argparse.Namespace) -> None:
+    print(f"\n{args.rows:,} rows; median of {args.rounds} alternating rounds per tool\n")
+    print("| tool | wall s | rows/s | client CPU s | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, s in series.items():
+        wall = s.median("wall_s")
+        print(f"| {name} | {wall:.1f} | {args.rows / wall:,.0f} | {s.median('cpu_s'):.1f} | "
+              f"{s.median('peak_rss_mb'):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
