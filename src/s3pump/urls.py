@@ -72,8 +72,8 @@ def sanitize_key(key: str) -> str:
     try:
         encoded = key.encode("utf-8")
     except UnicodeEncodeError:
-        shown = key.encode("utf-8", "backslashreplace").decode("ascii", "replace")
-        raise InvalidKeyError(f"key {shown!r} is not valid UTF-8; rename the file") from None
+        shown = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise InvalidKeyError(f"key '{shown}' is not valid UTF-8; rename the file") from None
     if key.startswith("/"):
         raise InvalidKeyError(f"key {key!r} starts with '/'; S3 keys are relative")
     if any(seg in (".", "..") for seg in key.split("/")):

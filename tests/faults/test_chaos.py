@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from s3pump.testing.faultproxy import FAULTS, FaultPlan, FaultProxy
+from s3pump.testing.faultproxy import TRANSIENT_FAULTS, FaultPlan, FaultProxy
 from tests.conftest import S3Env, run_cli
 from tests.faults.conftest import MIB, assert_all_uploaded, make_tree, proxied_env
 
@@ -36,7 +36,7 @@ def _upload(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: Path, sr
 
 def _run_single_fault(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: Path, bucket: str,
                       fault: str, scale: dict[str, int]) -> None:
-    tree = make_tree(tmp_path / "src", **scale, seed=FAULTS.index(fault))
+    tree = make_tree(tmp_path / "src", **scale, seed=TRANSIENT_FAULTS.index(fault))
     # force_first=1: a small tree has few CompleteMultipartUpload requests; make sure each fault fires
     proxy.plan = FaultPlan.single(fault, 0.05, stall_s=10.0, force_first=1)
     code, failed, err = _upload(tmp_path, s3env, proxy, state_dir, tree.root, bucket, fault)
@@ -79,7 +79,7 @@ def _run_all_faults(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: 
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS)
 def test_each_fault_at_5_percent(tmp_path: Path, s3env: S3Env, faultproxy: FaultProxy, state_dir: Path,
                                  bucket: str, fault: str) -> None:
     _run_single_fault(tmp_path, s3env, faultproxy, state_dir, bucket, fault, SMALL)
@@ -95,7 +95,7 @@ def test_all_faults_at_30_percent_then_rerun(tmp_path: Path, s3env: S3Env, fault
 
 @pytest.mark.slow
 @pytest.mark.e2e
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS)
 def test_each_fault_at_5_percent_full_scale(tmp_path: Path, s3env: S3Env, faultproxy: FaultProxy,
                                             state_dir: Path, bucket: str, fault: str) -> None:
     _run_single_fault(tmp_path, s3env, faultproxy, state_dir, bucket, fault, FULL)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
-from ..errors import S3PumpError, SourceNotFoundError, UsageError
+from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
 from ..events import EventBus, FileFailed, FileSkipped, Subscriber
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
-from ..urls import S3Url, parse_s3_url
+from ..urls import S3Url, parse_s3_url, sanitize_key
 
 __all__ = ["attributes_of", "read_failed_list", "upload"]
 
@@ -124,6 +124,11 @@ def upload(
     """
     config = config or TransferConfig.from_env()
     dest = parse_s3_url(destination)
+    if dest.prefix.rstrip("/"):
+        try:  # a bad prefix would fail every key: say so once (exit 2)
+            sanitize_key(dest.prefix.rstrip("/"))
+        except InvalidKeyError as e:
+            raise InvalidKeyError(f"{destination}: the prefix is not a valid key: {e}") from None
     if not paths and from_list is None:
         raise UsageError("give at least one PATH, or --from-list FILE")
     attrs = attributes_of(config)

@@ -168,8 +168,9 @@ def _file_item(
     try:
         sanitize_key(key)
     except InvalidKeyError as e:
-        shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
-        return _error_item(shown, key.encode("utf-8", "backslashreplace").decode("utf-8"),
+        # a non-UTF-8 name shows its raw bytes as \xNN (surrogateescape -> bytes -> backslashreplace)
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        return _error_item(shown, os.fsencode(key).decode("utf-8", "backslashreplace"),
                            InvalidKeyError(f"{shown}: {e}"))
     totals.files += 1
     totals.bytes += size

@@ -34,6 +34,7 @@ from ..config import TransferConfig
 from ..errors import (
     AccessDeniedError,
     CredentialsError,
+    FatalStoreError,
     NetworkError,
     StoreError,
     UsageError,
@@ -281,7 +282,8 @@ class S3Store:
                 return NetworkError(f"{what}: {name}; check --endpoint-url and that the server is up",
                                     code=name)
             if name.startswith(("AWS_ERROR_FILE", "AWS_ERROR_NO_PERMISSION", "AWS_IO_FILE")):
-                return _SourceFailure(f"{what}: cannot read the source file ({name})", code=name)
+                reason = "permission denied; check the file's permissions" if "PERMISSION" in name else name
+                return _SourceFailure(f"{what}: cannot read the source file: {reason}", code=name)
             return NetworkError(f"{what}: {name}", code=name)
         return classify_store_error(status, code, message, what=what)
 
@@ -450,9 +452,12 @@ class S3Store:
     def head_bucket(self, bucket: str) -> None:
         try:
             self._call(f"s3://{bucket}", self._boto.head_bucket, Bucket=bucket)
-        except AccessDeniedError:
+        except FatalStoreError as e:
             # A HEAD response has no body, so a bad signature or unknown access key also reads as
-            # 403. ListObjectsV2 returns the error document with the real code; raise that one.
+            # 403, and an expired session token as a bare 400. ListObjectsV2 returns the error
+            # document with the real code; raise that one.
+            if not isinstance(e, AccessDeniedError) and e.code is not None:
+                raise
             self._call(f"s3://{bucket}", self._boto.list_objects_v2, Bucket=bucket, MaxKeys=1)
             raise
 

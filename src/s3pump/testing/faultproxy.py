@@ -26,6 +26,9 @@ fault                       what the client sees
 ``complete_200_error``      CompleteMultipartUpload answered ``200 OK`` with an ``InternalError``
                             body (not forwarded), as S3 may do (S3 API reference,
                             CompleteMultipartUpload)
+``expired_token``           400 ``ExpiredToken`` (not forwarded), as AWS answers a request signed
+                            with an expired session token (SeaweedFS has no STS to expire one);
+                            not part of ``all``: it is fatal by design
 ==========================  =====================================================================
 
 Every request is logged (:class:`LogEntry`: type, key, part number, upload ID, body
@@ -56,7 +59,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["FAULTS", "FaultPlan", "FaultProxy", "LogEntry", "main", "request_type"]
+__all__ = ["FAULTS", "TRANSIENT_FAULTS", "FaultPlan", "FaultProxy", "LogEntry", "main", "request_type"]
 
 #: Every fault the proxy can inject, in the order the dice are checked.
 FAULTS = (
@@ -69,7 +72,11 @@ FAULTS = (
     "stall",
     "corrupt_byte",
     "complete_200_error",
+    "expired_token",
 )
+
+#: The faults a client is expected to survive (``all`` in the CLI, :meth:`FaultPlan.uniform`).
+TRANSIENT_FAULTS = FAULTS[:-1]
 
 _BODY_TYPES = frozenset({"PutObject", "UploadPart"})
 #: RequestTimeout means the request body was not read in time, so only requests with a body get it.
@@ -85,6 +92,7 @@ _APPLIES_TO: dict[str, frozenset[str] | None] = {
     "stall": None,
     "corrupt_byte": _BODY_TYPES,
     "complete_200_error": frozenset({"CompleteMultipartUpload"}),
+    "expired_token": None,
 }
 _STATUS_FAULTS = {
     "slowdown": (503, "Service Unavailable", "SlowDown", "Please reduce your request rate."),
@@ -93,6 +101,7 @@ _STATUS_FAULTS = {
                         "Your socket connection to the server was not read from or written to "
                         "within the timeout period."),
     "throttle": (429, "Too Many Requests", "TooManyRequests", "Please reduce your request rate."),
+    "expired_token": (400, "Bad Request", "ExpiredToken", "The provided token has expired."),
 }
 _MAX_HEAD_BYTES = 64 * 1024
 
@@ -170,7 +179,7 @@ class FaultPlan:
         return cls({fault: rate}, **kwargs)
 
     @classmethod
-    def uniform(cls, total_rate: float, faults: Iterable[str] = FAULTS, **kwargs: Any) -> FaultPlan:
+    def uniform(cls, total_rate: float, faults: Iterable[str] = TRANSIENT_FAULTS, **kwargs: Any) -> FaultPlan:
         """All ``faults`` together hit ``total_rate`` of requests, spread evenly."""
         return cls(dict.fromkeys(faults, 0.0), total_rate=total_rate, **kwargs)
 
@@ -573,7 +582,7 @@ def parse_rates(specs: Iterable[str]) -> FaultPlan:
         else:
             rates[name] = float(value)
     if total is not None:
-        return FaultPlan.uniform(total, faults=rates or FAULTS)
+        return FaultPlan.uniform(total, faults=rates or TRANSIENT_FAULTS)
     return FaultPlan(rates)
 
 
