@@ -9,6 +9,7 @@ import platformdirs
 
 from .config import TransferConfig
 from .devserver import ensure_embedded
+from .logs import register_secret
 from .store.base import Store
 from .store.s3 import S3Store
 
@@ -40,6 +41,10 @@ def open_store(
             access_key_id=server.access_key_id, secret_access_key=server.secret_access_key,
             session_token=None, profile=None,
         )
+    for secret in (config.access_key_id, config.secret_access_key, config.session_token,
+                   os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                   os.environ.get("AWS_SESSION_TOKEN")):
+        register_secret(secret)  # masked in every log record and --debug traceback from here on
     store = S3Store(config)
     try:
         if embedded:
