@@ -62,6 +62,14 @@ _CRT_ALGORITHMS = {
 _CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
 _MESSAGE_RE = re.compile(rb"<Message>([^<]*)</Message>")
 # awscrt transport errors that mean "the connection went away": retryable.
+# awscrt turns some S3 error responses into its own error names and drops the status and body
+# (seen with 500 InternalError, 503 SlowDown and 400 RequestTimeout): map them back, so SlowDown
+# is a ThrottlingError (the adaptive concurrency reacts to it), not a NetworkError.
+_CRT_S3_STATUS_ERRORS = {
+    "AWS_ERROR_S3_INTERNAL_ERROR": (500, "InternalError"),
+    "AWS_ERROR_S3_SLOW_DOWN": (503, "SlowDown"),
+    "AWS_ERROR_S3_REQUEST_TIMEOUT": (400, "RequestTimeout"),
+}
 _NETWORK_ERROR_HINTS = ("SOCKET", "CONNECTION", "HTTP_CONNECTION", "TLS", "IO_", "CLOSED", "TIMEOUT")
 _NO_SPLIT_BYTES = 5 * 1024 * 1024 * 1024  # awscrt must never split a PutObject itself
 
@@ -276,6 +284,9 @@ class S3Store:
             name = getattr(error, "name", type(error).__name__)
             if name == "AWS_ERROR_S3_CANCELED":
                 return NetworkError(f"{what}: request cancelled", code=name)
+            if name in _CRT_S3_STATUS_ERRORS:  # awscrt consumed the response: restore status and code
+                crt_status, crt_code = _CRT_S3_STATUS_ERRORS[name]
+                return classify_store_error(crt_status, crt_code, "", what=what)
             if name in ("AWS_ERROR_HTTP_RESPONSE_FIRST_BYTE_TIMEOUT", "AWS_IO_SOCKET_TIMEOUT"):
                 return classify_store_error(None, "RequestTimeout", name, what=what)
             if any(hint in name for hint in _NETWORK_ERROR_HINTS):

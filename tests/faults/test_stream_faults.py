@@ -1,0 +1,89 @@
+"""A stream (a PartSource of in-memory parts, as stdin is) uploaded through the fault proxy to
+SeaweedFS: part failures are retried and the object is byte-identical; once retries run out the
+multipart upload is aborted and nothing is left behind (no object, no open upload).
+
+This drives the engine directly with a minimal PartSource, the same path ``s3pump stream``
+takes once its chunker hands parts to the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+
+import pytest
+
+from s3pump.engine.scheduler import Engine, UploadItem
+from s3pump.events import Event, EventBus, FileDone, FileFailed, MultipartAborted, RetryScheduled
+from s3pump.store.s3 import S3Store
+from s3pump.testing.faultproxy import FaultPlan, FaultProxy
+from tests.conftest import S3Env
+
+MIB = 1024 * 1024
+
+
+class BytesStream:
+    """Parts of 5 MiB of a bytes object, handed out one by one, like a chunked stdin."""
+
+    def __init__(self, data: bytes, part_size_bytes: int = 5 * MIB) -> None:
+        self.data = data
+        self.part_size_bytes = part_size_bytes
+        self._next = 0
+
+    def bind(self, wakeup: Callable[[], None]) -> None:
+        return None
+
+    def next_part(self) -> tuple[int, bytes] | None:
+        offset = self._next * self.part_size_bytes
+        if offset >= len(self.data) and self._next > 0:
+            raise StopIteration
+        self._next += 1
+        return self._next, self.data[offset:offset + self.part_size_bytes]
+
+    def finish(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _run(s3env: S3Env, proxy: FaultProxy, bucket: str, key: str, data: bytes, **config: object) -> list[Event]:
+    cfg = s3env.config(endpoint_url=proxy.endpoint_url, request_timeout_s=3.0, backoff_base_s=0.02,
+                       backoff_max_s=0.2, part_size_bytes=5 * MIB, **config)
+    store = S3Store(cfg)
+    events: list[Event] = []
+    try:
+        item = UploadItem(key=key, size_bytes=len(data), source="-", parts=BytesStream(data))  # type: ignore[arg-type]
+        Engine(store, bucket, cfg, EventBus(events.append)).run([item])
+    finally:
+        store.close()
+    return events
+
+
+@pytest.mark.e2e
+def test_stream_part_failures_are_retried(s3env: S3Env, faultproxy: FaultProxy, bucket: str) -> None:
+    data = os.urandom(23 * MIB)  # 5 parts
+    faultproxy.plan = FaultPlan.uniform(0.5, faults=["slowdown", "internal", "reset_mid_body", "corrupt_byte",
+                                                      "reset_before_headers", "stall"],
+                                        only_types=frozenset({"UploadPart"}), stall_s=5.0)
+    events = _run(s3env, faultproxy, bucket, "s/ok.bin", data)
+    assert any(isinstance(e, RetryScheduled) and e.part_number for e in events), "no part was retried"
+    assert [type(e) for e in events if isinstance(e, FileDone | FileFailed)] == [FileDone]
+    body = s3env.boto().get_object(Bucket=bucket, Key="s/ok.bin")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    assert s3env.boto().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.e2e
+def test_stream_out_of_retries_is_aborted_with_nothing_left(s3env: S3Env, faultproxy: FaultProxy,
+                                                            bucket: str) -> None:
+    data = os.urandom(12 * MIB)
+    faultproxy.plan = FaultPlan.single("internal", 1.0, only_types=frozenset({"UploadPart"}))
+    events = _run(s3env, faultproxy, bucket, "s/doomed.bin", data, max_attempts=3)
+    (failed,) = [e for e in events if isinstance(e, FileFailed)]
+    assert failed.key == "s/doomed.bin" and "InternalError" in str(failed.error)
+    assert any(isinstance(e, MultipartAborted) for e in events)
+    assert len(faultproxy.entries(type="UploadPart")) >= 3  # the part was tried max_attempts times
+    assert "Contents" not in s3env.boto().list_objects_v2(Bucket=bucket, Prefix="s/")
+    assert s3env.boto().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
