@@ -203,6 +203,22 @@ class Store(Protocol):
         """CreateBucket; an existing bucket owned by the caller is not an error."""
         ...
 
+    def replace_metadata(
+        self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
+        version_id: str | None = None,
+    ) -> PutResult:
+        """Give an existing object new user metadata (and re-send ``attrs``' content type, ACL,
+        SSE and storage class, which a copy does not keep). Returns the final object's ETag and
+        version ID.
+
+        S3 fixes metadata when an object is written, so this is CopyObject onto itself with
+        ``MetadataDirective=REPLACE`` and ``CopySourceIfMatch=etag`` (the copy fails rather than
+        touch an object someone replaced meanwhile); above 5 GiB, the CopyObject limit, a multipart
+        copy with UploadPartCopy, aborted on failure (S3 API reference: CopyObject, UploadPartCopy).
+        In a versioned bucket the copy is a new version; the one copied stays as noncurrent.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections and threads."""
         ...

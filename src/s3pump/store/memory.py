@@ -243,5 +243,19 @@ class MemoryStore:
         with self._lock:
             self.buckets.setdefault(bucket, {})
 
+    def replace_metadata(
+        self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
+        version_id: str | None = None,
+    ) -> PutResult:
+        self._check("CopyObject", bucket, key)
+        with self._lock:
+            obj = self._objects(bucket).get(key)
+            if obj is None or obj.etag != etag:
+                raise FatalStoreError(f"s3://{bucket}/{key}: PreconditionFailed (ETag is not {etag})",
+                                      status=412, code="PreconditionFailed")
+            obj.metadata = dict(attrs.metadata)
+            obj.content_type = attrs.content_type
+        return PutResult(obj.etag)
+
     def close(self) -> None:
         return None

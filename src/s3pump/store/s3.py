@@ -482,6 +482,54 @@ class S3Store:
             if e.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
+    def replace_metadata(
+        self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
+        version_id: str | None = None,
+    ) -> PutResult:
+        what = f"s3://{bucket}/{key}"
+        source: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            source["VersionId"] = version_id
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": dict(attrs.metadata)}
+        if attrs.content_type:
+            kwargs["ContentType"] = attrs.content_type
+        if attrs.acl:
+            kwargs["ACL"] = attrs.acl
+        if attrs.sse:
+            kwargs["ServerSideEncryption"] = attrs.sse
+        if attrs.sse_kms_key_id:
+            kwargs["SSEKMSKeyId"] = attrs.sse_kms_key_id
+        if attrs.storage_class:
+            kwargs["StorageClass"] = attrs.storage_class
+        if self._checksum_name:
+            kwargs["ChecksumAlgorithm"] = self._checksum_name
+        if size_bytes <= _NO_SPLIT_BYTES:  # CopyObject copies at most 5 GiB
+            resp = self._call(what, self._boto.copy_object, CopySource=source, CopySourceIfMatch=f'"{etag}"',
+                              MetadataDirective="REPLACE", **kwargs)
+            result = resp.get("CopyObjectResult", {})
+            return PutResult(str(result.get("ETag", "")).strip('"'), None, resp.get("VersionId"))
+        upload_id = str(self._call(what, self._boto.create_multipart_upload, **kwargs)["UploadId"])
+        try:
+            part_size = max(512 * 1024 * 1024, -(-size_bytes // 10_000))
+            parts: list[dict[str, Any]] = []
+            for number, start in enumerate(range(0, size_bytes, part_size), 1):
+                end = min(start + part_size, size_bytes) - 1
+                resp = self._call(what, self._boto.upload_part_copy, Bucket=bucket, Key=key, UploadId=upload_id,
+                                  PartNumber=number, CopySource=source, CopySourceIfMatch=f'"{etag}"',
+                                  CopySourceRange=f"bytes={start}-{end}")
+                entry: dict[str, Any] = {"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]}
+                field = f"Checksum{self._checksum_name}" if self._checksum_name else None
+                if field and resp["CopyPartResult"].get(field):
+                    entry[field] = resp["CopyPartResult"][field]
+                parts.append(entry)
+            done = self._call(what, self._boto.complete_multipart_upload, Bucket=bucket, Key=key,
+                              UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(StoreError):
+                self.abort_multipart_upload(bucket, key, upload_id)
+            raise
+        return PutResult(str(done.get("ETag", "")).strip('"'), None, done.get("VersionId"))
+
     @property
     def boto_client(self) -> Any:
         """The boto3 client of the control plane (for jobs that need an operation not listed here)."""

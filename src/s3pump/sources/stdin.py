@@ -1,0 +1,399 @@
+"""Parts of a stream (stdin, a FIFO, any readable): the :class:`~s3pump.engine.multipart.PartSource`
+behind ``s3pump stream``.
+
+One reader thread reads the stream a whole part at a time (``readable.read(part_size)``: the
+C buffered reader fills one ``bytes`` object straight from the pipe, no Python per chunk) and
+hands each part to the engine while it reads the next. The MD5 and SHA-256 of the whole
+stream are updated with whole parts (hashlib, which releases the GIL) as they pass.
+
+Memory bound. The reader takes a *buffer slot* before it reads a part and the slot comes back
+only when that part is uploaded (:meth:`StreamPartSource.part_uploaded`, fed by the job from
+:class:`~s3pump.events.PartDone`), so at most ``buffers`` parts exist at once. With a spool
+directory the part goes to a temporary file there instead (read and hashed 1 MiB at a time) and
+the store reads the file itself (:class:`~s3pump.store.body.FileRange`); the file is deleted
+once its part is uploaded, so the disk holds at most ``buffers`` parts and Python holds none.
+
+Part sizes (:class:`PartSchedule`). S3 allows 10,000 parts of 5 MiB to 5 GiB (S3 API reference,
+UploadPart). With an expected size, every part has the size that fits it in 10,000 parts. With
+an unknown size the part size grows with the part number::
+
+    parts 1 .. 1,000          P                   (P = --part-size, default 8 MiB: 7.8 GiB)
+    then, every 100 parts     x 2, at most 5 GiB  (8 MiB: 16 MiB at part 1,001, 5 GiB from 1,901)
+
+With P = 8 MiB that reaches 40.3 TiB in 10,000 parts (the ceiling is 48.8 TiB, which only
+10,000 parts of exactly 5 GiB reach: give ``--expected-size`` for that).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS
+from ..engine.multipart import part_size_for
+from ..errors import S3PumpError, SourceError, SourceTruncatedError, SourceUnreadableError, UsageError
+from ..store.body import FileRange, PartBody
+
+__all__ = ["PartSchedule", "Readable", "StreamPartSource"]
+
+MIB = 1024 * 1024
+#: Reads of a spooled part: the Python memory a spooled stream uses for data.
+SPOOL_CHUNK_BYTES = MIB
+
+
+class Readable(Protocol):
+    """A binary stream: ``read(n)`` returns up to ``n`` bytes, ``b""`` at the end."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartSchedule:
+    """The size of each part number of a stream (see the module docstring).
+
+    ``flat_parts`` parts of ``start_bytes``, then the size doubles every ``double_every_parts``
+    parts, up to ``max_part_bytes``; at most ``max_parts`` parts. Tests shrink all of these
+    to show the growth on megabytes instead of terabytes.
+    """
+
+    start_bytes: int = 8 * MIB
+    flat_parts: int = 1_000
+    double_every_parts: int = 100
+    max_part_bytes: int = MAX_PART_SIZE_BYTES
+    max_parts: int = MAX_PARTS
+
+    @classmethod
+    def growing(cls, part_size_bytes: int) -> PartSchedule:
+        """The schedule of a stream of unknown size starting at ``part_size_bytes``."""
+        return cls(start_bytes=part_size_bytes)
+
+    @classmethod
+    def for_expected_size(cls, size_bytes: int, part_size_bytes: int) -> PartSchedule:
+        """Fixed parts: ``part_size_bytes``, grown so ``size_bytes`` fits in 10,000 parts.
+
+        Raises:
+            UsageError: ``size_bytes`` is over 48.8 TiB.
+        """
+        size = part_size_for(size_bytes, part_size_bytes)
+        return cls(start_bytes=size, flat_parts=MAX_PARTS)
+
+    def part_size(self, part_number: int) -> int:
+        """Bytes of part ``part_number`` (1-based)."""
+        if part_number <= self.flat_parts:
+            return self.start_bytes
+        doublings = (part_number - self.flat_parts - 1) // self.double_every_parts + 1
+        if doublings >= 40:
+            return self.max_part_bytes
+        return min(self.start_bytes << doublings, self.max_part_bytes)
+
+    def capacity_bytes(self) -> int:
+        """The largest stream the schedule can hold (the sum of all ``max_parts`` part sizes)."""
+        total = 0
+        n = 1
+        while n <= self.max_parts:
+            size = self.part_size(n)
+            # parts of one size come in runs: add the run at once
+            if n <= self.flat_parts:
+                run_end = self.flat_parts
+            elif size == self.max_part_bytes:
+                run_end = self.max_parts
+            else:
+                run_end = self.flat_parts + ((n - self.flat_parts - 1) // self.double_every_parts + 1) \
+                    * self.double_every_parts
+            run_end = min(run_end, self.max_parts)
+            total += size * (run_end - n + 1)
+            n = run_end + 1
+        return total
+
+
+class StreamPartSource:
+    """A :class:`~s3pump.engine.multipart.PartSource` over a readable stream.
+
+    ``buffers`` bounds the parts that exist at once (in memory, or as spool files under
+    ``spool_dir``). ``expected_size_bytes`` (with ``size_tolerance_bytes``) makes a stream that
+    ends with another byte count fail with :class:`~s3pump.errors.SourceTruncatedError`.
+
+    Call :meth:`start`, then :meth:`wait_first` to learn whether the stream fits in one part;
+    hand the source to the engine (or take :meth:`single_body` for one PUT); feed
+    :meth:`part_uploaded` from PartDone events; :meth:`close` at the end. ``md5_hex``,
+    ``sha256_hex`` and ``bytes_read`` are final once the reader is done.
+    """
+
+    def __init__(
+        self,
+        readable: Readable,
+        schedule: PartSchedule,
+        *,
+        buffers: int,
+        name: str = "stdin",
+        spool_dir: str | os.PathLike[str] | None = None,
+        expected_size_bytes: int | None = None,
+        size_tolerance_bytes: int = 0,
+    ) -> None:
+        if buffers < 2:
+            raise UsageError("a stream needs at least 2 part buffers (--concurrency >= 2)")
+        self._readable = readable
+        self.schedule = schedule
+        self.part_size_bytes = schedule.part_size(1)
+        self.name = name
+        self.expected_size_bytes = expected_size_bytes
+        self.size_tolerance_bytes = size_tolerance_bytes
+        self.buffers = buffers
+        self._slots = threading.Semaphore(buffers)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._ready: collections.deque[tuple[int, PartBody]] = collections.deque()
+        self._held: set[int] = set()  # part numbers read and not yet uploaded
+        self._spooled: dict[int, tuple[int, str]] = {}  # part number -> (fd, path)
+        self._spool_root = os.fspath(spool_dir) if spool_dir is not None else None
+        self._spool_dir: str | None = None
+        self._wakeup: Callable[[], None] = _noop
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._md5 = hashlib.md5()
+        self._sha256 = hashlib.sha256()
+        self.bytes_read = 0
+        self.part_sizes: list[int] = []
+        self.peak_parts_held = 0
+        self.done = False
+        self.error: S3PumpError | None = None
+
+    # ------------------------------------------------------------------ the job's side
+    def start(self) -> None:
+        """Start the reader thread. Raises SourceUnreadableError if the spool dir is unusable."""
+        if self._spool_root is not None:
+            try:
+                os.makedirs(self._spool_root, exist_ok=True)
+                self._spool_dir = tempfile.mkdtemp(prefix="s3pump-stream-", dir=self._spool_root)
+            except OSError as e:
+                raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
+        self._thread = threading.Thread(target=self._run, name="s3pump-stream-reader", daemon=True)
+        self._thread.start()
+
+    def wait_first(self) -> bool:
+        """Block until the stream is known to need more than one part (True) or has ended
+        within one part (False; then see :meth:`single_body`). A read error ends it too."""
+        with self._changed:
+            while not self.done and len(self.part_sizes) < 2:
+                self._changed.wait(0.5)
+            return len(self.part_sizes) >= 2
+
+    def single_body(self) -> PartBody:
+        """The whole (one-part, possibly empty) stream once :meth:`wait_first` returned False."""
+        with self._lock:
+            if self._ready:
+                return self._ready[0][1]
+        return b""
+
+    def part_uploaded(self, part_number: int) -> None:
+        """Part ``part_number`` is stored: free its buffer slot (and delete its spool file)."""
+        with self._lock:
+            if part_number not in self._held:
+                return
+            self._held.discard(part_number)
+            spooled = self._spooled.pop(part_number, None)
+        if spooled is not None:
+            _remove(*spooled)
+        self._slots.release()
+
+    @property
+    def md5_hex(self) -> str:
+        return self._md5.hexdigest()
+
+    @property
+    def md5_base64(self) -> str:
+        return base64.b64encode(self._md5.digest()).decode()
+
+    @property
+    def sha256_hex(self) -> str:
+        return self._sha256.hexdigest()
+
+    # ------------------------------------------------------------------ PartSource (engine thread)
+    def bind(self, wakeup: Callable[[], None]) -> None:
+        self._wakeup = wakeup
+        wakeup()
+
+    def next_part(self) -> tuple[int, PartBody] | None:
+        with self._lock:
+            if self._ready:
+                return self._ready.popleft()
+            if self.error is not None:
+                raise self.error
+            if self.done:
+                raise StopIteration
+            return None
+
+    def finish(self) -> None:
+        """Raises the read error, or SourceTruncatedError if the byte count is not the expected one."""
+        if self.error is not None:
+            raise self.error
+        self.check_size()
+
+    def check_size(self) -> None:
+        """Raises SourceTruncatedError if ``--expected-size`` (± tolerance) does not match."""
+        expected = self.expected_size_bytes
+        if expected is None or not self.done:
+            return
+        if abs(self.bytes_read - expected) > self.size_tolerance_bytes:
+            window = f" ± {self.size_tolerance_bytes}" if self.size_tolerance_bytes else ""
+            raise SourceTruncatedError(
+                f"{self.name}: stream ended after {self.bytes_read} bytes, expected {expected}{window}; "
+                "nothing was stored (the multipart upload was aborted)"
+            )
+
+    def close(self) -> None:
+        """Stop the reader and delete spool files. The reader may still sit in a blocking read
+        of the stream; it is a daemon thread and stops at its next read."""
+        self._stop.set()
+        for _ in range(self.buffers):
+            self._slots.release()  # unblock a reader waiting for a slot
+        with self._lock:
+            spooled = list(self._spooled.values())
+            self._spooled.clear()
+            self._ready.clear()
+            self._held.clear()
+        for fd, path in spooled:
+            _remove(fd, path)
+        if self._spool_dir is not None:
+            shutil.rmtree(self._spool_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ reader thread
+    def _run(self) -> None:
+        try:
+            self._read_all()
+        except S3PumpError as e:
+            self._end(e)
+        except OSError as e:
+            self._end(SourceUnreadableError(
+                f"{self.name}: read failed after {self.bytes_read} bytes ({e.strerror or e}); "
+                "nothing was stored (the multipart upload was aborted)"
+            ))
+        except Exception as e:  # a readable that raised something else: still never a partial object
+            self._end(SourceUnreadableError(f"{self.name}: read failed after {self.bytes_read} bytes ({e})"))
+        else:
+            self._end(None)
+
+    def _end(self, error: S3PumpError | None) -> None:
+        with self._changed:
+            self.error = error
+            self.done = True
+            self._changed.notify_all()
+        self._wakeup()
+
+    def _read_all(self) -> None:
+        schedule = self.schedule
+        limit = None if self.expected_size_bytes is None else self.expected_size_bytes + self.size_tolerance_bytes
+        n = 1
+        while True:
+            self._slots.acquire()
+            if self._stop.is_set():
+                return
+            if n > schedule.max_parts:
+                raise SourceError(
+                    f"{self.name}: stream is over {schedule.capacity_bytes()} bytes, more than "
+                    f"{schedule.max_parts} parts hold; give --expected-size so parts are sized for it"
+                )
+            size = schedule.part_size(n)
+            if self._spool_dir is not None:
+                length, body = self._spool_part(n, size)
+            else:
+                data = self._read_exactly(size)
+                length, body = len(data), data
+            if self._stop.is_set():
+                return
+            last = length < size
+            if length == 0 and n > 1:  # the stream ended on a part boundary
+                self._slots.release()
+                return
+            with self._changed:
+                self._held.add(n)
+                self._ready.append((n, body))
+                self.part_sizes.append(length)
+                self.peak_parts_held = max(self.peak_parts_held, len(self._held))
+                self._changed.notify_all()
+            self._wakeup()
+            if isinstance(body, bytes):  # hash after the hand-off, while the part uploads
+                self._md5.update(body)
+                self._sha256.update(body)
+            del body
+            self.bytes_read += length
+            if limit is not None and self.bytes_read > limit:
+                raise SourceTruncatedError(
+                    f"{self.name}: stream is longer than the expected {self.expected_size_bytes} bytes; "
+                    "nothing was stored (the multipart upload was aborted)"
+                )
+            if last:
+                return
+            n += 1
+
+    def _read_exactly(self, size: int) -> bytes:
+        """Up to ``size`` bytes; fewer only at the end of the stream."""
+        data = self._readable.read(size)
+        if len(data) in (0, size):
+            return data
+        chunks = [data]  # a raw (unbuffered) readable returns what one read(2) gave
+        got = len(data)
+        while got < size:
+            more = self._readable.read(size - got)
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        return b"".join(chunks)
+
+    def _spool_part(self, part_number: int, size: int) -> tuple[int, PartBody]:
+        assert self._spool_dir is not None
+        path = os.path.join(self._spool_dir, f"part-{part_number:05d}")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
+        with self._lock:
+            self._spooled[part_number] = (fd, path)
+        got = 0
+        try:
+            while got < size:
+                chunk = self._readable.read(min(SPOOL_CHUNK_BYTES, size - got))
+                if not chunk:
+                    break
+                self._md5.update(chunk)
+                self._sha256.update(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+                got += len(chunk)
+        except OSError as e:
+            if _is_write_error(e):
+                raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
+            raise
+        if got == 0:
+            with self._lock:
+                self._spooled.pop(part_number, None)
+            _remove(fd, path)
+            return 0, b""
+        return got, FileRange(fd, 0, got, path)
+
+
+def _is_write_error(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _remove(fd: int, path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _noop() -> None:
+    return None
