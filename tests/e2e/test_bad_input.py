@@ -211,3 +211,22 @@ def test_unreachable_endpoint(s3env: S3Env, bucket: str, state_dir: Path, tree: 
     assert len(lines) == 1 and lines[0].startswith(f"s3pump: error: s3://{bucket}: cannot connect"), err
     assert "check --endpoint-url" in lines[0]
     _assert_nothing_written(s3env, bucket)
+
+
+@pytest.mark.e2e
+def test_cleanup_cli_aborts_orphaned_uploads(s3env: S3Env, bucket: str, state_dir: Path) -> None:
+    client = s3env.boto()
+    orphan = client.create_multipart_upload(Bucket=bucket, Key="o/orphan.bin")["UploadId"]
+    client.upload_part(Bucket=bucket, Key="o/orphan.bin", UploadId=orphan, PartNumber=1, Body=b"x" * 100)
+    other = client.create_multipart_upload(Bucket=bucket, Key="keep/other.bin")["UploadId"]
+    r = run_cli(["cleanup", f"s3://{bucket}/o/", "--older-than", "1h"], s3env.env(state_dir))
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"aborted 0 multipart upload(s); kept 1" in r.stderr  # too recent
+    r = run_cli(["cleanup", f"s3://{bucket}/o/", "--older-than", "0s", "--json"], s3env.env(state_dir))
+    assert r.returncode == 0, r.stderr.decode()
+    assert f'"upload_id": "{orphan}"'.encode() in r.stdout
+    left = {u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert left == {other}  # outside the prefix: untouched
+    client.abort_multipart_upload(Bucket=bucket, Key="keep/other.bin", UploadId=other)
+    r = run_cli(["cleanup", "s3://no-such-bucket-here/", "--older-than", "0s"], s3env.env(state_dir))
+    assert r.returncode == 2 and b"NoSuchBucket" in r.stderr and b"Traceback" not in r.stderr
