@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS digests (
 ) WITHOUT ROWID
 """
 _FLUSH_EVERY = 2000
+_MAX_QUERY_PARAMS = 500
 
 
 def _encode_multipart(multipart: dict[int, str]) -> str:
@@ -114,6 +115,28 @@ class HashCache:
         if row is None or tuple(row[:4]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
             return None
         return FileDigest(row[0], row[1], row[2], row[3], row[4], _decode_multipart(row[5]))
+
+    def get_many(self, stats: dict[str, os.stat_result]) -> dict[str, FileDigest]:
+        """:meth:`get` for many paths in one query: path -> digest, for the hits only."""
+        if self._writer is None or not stats:
+            return {}
+        paths = list(stats)
+        out: dict[str, FileDigest] = {}
+        try:
+            conn = self._reader()
+            for i in range(0, len(paths), _MAX_QUERY_PARAMS):
+                chunk = paths[i:i + _MAX_QUERY_PARAMS]
+                rows = conn.execute(
+                    "SELECT path, size_bytes, mtime_ns, ctime_ns, inode, md5, multipart FROM digests "
+                    f"WHERE path IN ({','.join('?' * len(chunk))})", chunk,
+                ).fetchall()
+                for row in rows:
+                    st = stats[row[0]]
+                    if tuple(row[1:5]) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
+                        out[row[0]] = FileDigest(row[1], row[2], row[3], row[4], row[5], _decode_multipart(row[6]))
+        except sqlite3.Error:
+            return out
+        return out
 
     def put(self, path: str, digest: FileDigest) -> None:
         """Remember ``digest`` for ``path`` (written in batches)."""

@@ -62,7 +62,7 @@ def plan_lines(text: str, pattern: re.Pattern[str]) -> tuple[set[str], set[str]]
 
 def small_tree(root: Path) -> None:
     for rel, data in {"a/b.txt": b"bee", "a-c/d.bin": b"d" * 1000, "a.d": b"dot", "z/y.py": b"x = 1\n",
-                      "sp ace/\u00e9t\u00e9.txt": b"summer"}.items():
+                      "sp ace/\u00e9t\u00e9 a+b&c%20<d>.txt": b"summer"}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
         os.utime(root / rel, (1_600_000_000, 1_600_000_000))
@@ -98,7 +98,7 @@ def test_sync_cli_roundtrip(s3env: S3Env, bucket: str, state_dir: Path, tmp_path
         "site/z/y.py"}
     objects = list_all(client, bucket, "site/")
     assert set(objects) == {"site/a/b.txt", "site/a-c/d.bin", "site/a.d", "site/new",
-                            "site/sp ace/\u00e9t\u00e9.txt"}
+                            "site/sp ace/\u00e9t\u00e9 a+b&c%20<d>.txt"}
     assert client.get_object(Bucket=bucket, Key="site/a/b.txt")["Body"].read() == b"BEE"
     code, ev = sync_json(s3env, state_dir, src, dest, "--checksum", "--delete")
     assert ev[-1]["planned_uploads"] == 0 and ev[-1]["planned_deletes"] == 0 and ev[-1]["hash_cache_hits"] == 5

@@ -62,6 +62,7 @@ from ..events import (
 )
 from ..hashcache import HashCache
 from ..plan.extsort import ExternalSorter, Spool
+from ..plan.listing import list_remote
 from ..plan.syncplan import (
     MODES,
     Action,
@@ -249,7 +250,10 @@ class _Planner:
         hash_workers: int, totals: WalkTotals,
     ) -> None:
         self.root = root
-        self.root_abs = os.path.abspath(root)
+        self._root_slash = root if root.endswith("/") else root + "/"
+        root_abs = os.path.abspath(root)
+        self._root_abs_slash = root_abs if root_abs.endswith("/") else root_abs + "/"
+        self._prefix_len = len(key_prefix)
         self.dest = dest
         self.key_prefix = key_prefix
         self.store = store
@@ -277,11 +281,12 @@ class _Planner:
         self.sort_runs = 0
 
     # ------------------------------------------------------------------ helpers
-    def _rel(self, key: str) -> str:
-        return key[len(self.key_prefix):]
-
     def _path(self, key: str) -> str:
-        return os.path.join(self.root, self._rel(key))
+        """The local path of ``key`` (as the walk built it: root + "/" + relative path)."""
+        return self._root_slash + key[self._prefix_len:]
+
+    def _cache_path(self, key: str) -> str:
+        return self._root_abs_slash + key[self._prefix_len:]
 
     def _withheld(self, key: str) -> bool:
         """A delete under a path the walk failed on would remove objects whose files may exist."""
@@ -296,7 +301,7 @@ class _Planner:
     def _list_remote(self, sorter: ExternalSorter, stop: threading.Event) -> None:
         keep = self.path_filter
         n = len(self.key_prefix)
-        for info in self.store.list_objects(self.dest.bucket, self.key_prefix):
+        for info in list_remote(self.store, self.dest.bucket, self.key_prefix):
             if stop.is_set():
                 return
             if not info.key.startswith(self.key_prefix):
@@ -348,24 +353,12 @@ class _Planner:
         return local.sorted(), remote.sorted()
 
     # ------------------------------------------------------------------ hashing (pool threads)
-    def _digest(
-        self, path: str, cache_path: str, *, whole: bool, part_sizes: list[int], known: FileDigest | None = None
-    ) -> tuple[FileDigest, bool]:
+    @staticmethod
+    def _digest(path: str, *, whole: bool, part_sizes: list[int], known: FileDigest | None) -> tuple[FileDigest, bool]:
         """The file's MD5 (if ``whole``) and multipart ETags for ``part_sizes``: from ``known``
-        or the cache when they answer, else read once. Returns (digest, read_now)."""
+        (the cache, or an earlier pass) when it answers, else read once. Returns (digest, read_now)."""
         if known is not None and known.has(whole=whole, part_sizes=part_sizes):
             return known, False
-        cached = None
-        if self.cache is not None and known is None:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                raise SourceNotFoundError(f"{path}: removed since the walk; not uploaded") from None
-            except OSError as e:
-                raise SourceUnreadableError(f"{path}: {e.strerror}") from None
-            cached = self.cache.get(cache_path, st)
-            if cached is not None and cached.has(whole=whole, part_sizes=part_sizes):
-                return cached, False
         for attempt in range(3):
             try:
                 d = file_digest(path, part_sizes, whole=whole)
@@ -377,67 +370,59 @@ class _Planner:
                 if not os.path.exists(path):
                     raise SourceNotFoundError(f"{path}: removed since the walk; not uploaded") from None
                 raise
-        previous = known or cached
-        if previous is not None and previous.same_file(d):
-            d = d.merged(previous)
+        if known is not None and known.same_file(d):
+            d = d.merged(known)
         return d, True
 
-    def _examine(self, action: Action) -> _Outcome:
+    def _examine(self, action: Action, cached: FileDigest | None) -> _Outcome:
+        """Hash (or take from ``cached``) and decide one upload or compare action."""
         path = self._path(action.key)
-        cache_path = os.path.join(self.root_abs, self._rel(action.key))
         remote = action.remote
         try:
             if action.kind == "upload" or remote is None:
-                digest, fresh = self._digest(path, cache_path, whole=True, part_sizes=[])
+                digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
                 return _Outcome("upload", action, action.reason, False, digest, fresh)
             part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
             bucket, key = self.dest.bucket, action.key
             head = _Memo(lambda: self.store.head_object(bucket, key))
+            etag = remote[2].strip('"').lower()
             if not part_sizes:  # a single-part (or opaque) ETag: the MD5 decides, HeadObject only if it differs
-                digest, fresh = self._digest(path, cache_path, whole=True, part_sizes=[])
+                digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
+            elif cached is not None and any(cached.multipart_etag_for(p) == etag for p in part_sizes):
+                digest, fresh = cached, False  # a cached multipart ETag matches: no HeadObject
             else:
                 # a multipart ETag: the md5 metadata (s3pump's own uploads) needs only the MD5; without it,
                 # only the candidate multipart ETags. Either way one MD5 pass per byte in the common case.
-                matched = self._cached_multipart(path, cache_path, remote, part_sizes)
-                if matched is not None:
-                    digest, fresh = matched, False
-                else:
-                    stored = _stored_md5(head)
-                    digest, fresh = self._digest(path, cache_path, whole=stored is not None,
-                                                 part_sizes=[] if stored else part_sizes)
+                stored = _stored_md5(head)
+                digest, fresh = self._digest(path, whole=stored is not None, part_sizes=[] if stored else part_sizes,
+                                             known=cached)
             if digest.size_bytes != remote[1]:
                 verdict = Verdict(False, "size differs (file changed since the walk)")
             else:
                 verdict = checksum_verdict(digest, remote, part_sizes, head)
             if not verdict.same and not digest.md5:  # the upload needs the MD5 for its metadata
-                digest, again = self._digest(path, cache_path, whole=True, part_sizes=[], known=digest)
+                digest, again = self._digest(path, whole=True, part_sizes=[], known=digest)
                 fresh = fresh or again
         except SourceError as e:
             return _Outcome("failed", action, error=e)
         return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
                         digest, fresh)
 
-    def _cached_multipart(
-        self, path: str, cache_path: str, remote: RemoteRecord, part_sizes: list[int]
-    ) -> FileDigest | None:
-        """A cached digest whose multipart ETag already matches ``remote`` (no HeadObject needed)."""
-        if self.cache is None:
-            return None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        cached = self.cache.get(cache_path, st)
-        etag = remote[2].strip('"').lower()
-        if cached is not None and any(cached.multipart_etag_for(p) == etag for p in part_sizes):
-            return cached
-        return None
-
     def _examine_batch(self, batch: list[Action]) -> list[_Outcome]:
+        """Pool task: one cache query for the batch, then each action."""
+        cached: dict[str, FileDigest] = {}
+        if self.cache is not None:
+            stats = {}
+            for a in batch:
+                try:
+                    stats[self._cache_path(a.key)] = os.stat(self._path(a.key))
+                except OSError:
+                    continue  # reported when the file is read
+            cached = self.cache.get_many(stats)
         out = []
         for a in batch:
             try:
-                out.append(self._examine(a))
+                out.append(self._examine(a, cached.get(self._cache_path(a.key))))
             except StoreError as e:  # HeadObject failed hard (not a per-object refusal)
                 out.append(_Outcome("failed", a, error=e))
         return out
@@ -450,7 +435,7 @@ class _Planner:
             self.files_hashed += 1
             self.bytes_hashed += o.digest.size_bytes
             if self.cache is not None:
-                self.cache.put(os.path.join(self.root_abs, self._rel(a.key)), o.digest)
+                self.cache.put(self._cache_path(a.key), o.digest)
         elif o.digest is not None:
             self.cache_hits += 1
         if o.kind == "failed":
