@@ -2,8 +2,10 @@
 
 Backoff follows "Exponential Backoff And Jitter" (AWS Architecture Blog, 2015):
 ``delay = uniform(0, min(cap, base * 2**attempt))``. The budget follows the AWS
-SDKs' standard retry mode: a retry spends tokens, a success refunds one, and an
-empty bucket means no more retries, so a dead endpoint cannot start a storm.
+SDKs' standard retry mode: a retry spends tokens; a success refunds one, or, if it
+was a retry, that retry's whole cost; an empty bucket means no more retries. So
+retries that work (a flaky network) cost nothing in the long run, while a dead
+endpoint, whose retries all fail, drains the bucket and cannot start a storm.
 """
 
 from __future__ import annotations
@@ -41,16 +43,21 @@ class RetryBudget:
     def tokens(self) -> int:
         return self._tokens
 
+    @staticmethod
+    def cost_of(error: S3PumpError) -> int:
+        return TIMEOUT_RETRY_COST if isinstance(error, RequestTimeoutError) else RETRY_COST
+
     def try_spend(self, error: S3PumpError) -> bool:
         """Take the tokens for one retry after ``error``; False when the budget is spent."""
-        cost = TIMEOUT_RETRY_COST if isinstance(error, RequestTimeoutError) else RETRY_COST
+        cost = self.cost_of(error)
         if self._tokens < cost:
             return False
         self._tokens -= cost
         self.retries += 1
         return True
 
-    def refund(self) -> None:
-        """A request succeeded: give back one token, up to the capacity."""
-        if self._tokens < self._capacity:
-            self._tokens += SUCCESS_REFUND
+    def refund(self, retried_after: S3PumpError | None = None) -> None:
+        """A request succeeded: give back one token, or, when it succeeded on a retry after
+        ``retried_after``, that retry's cost (AWS SDKs' standard mode); up to the capacity."""
+        gain = SUCCESS_REFUND if retried_after is None else self.cost_of(retried_after)
+        self._tokens = min(self._capacity, self._tokens + gain)

@@ -127,6 +127,7 @@ class _Req:
     first_started: float = 0.0
     handle: Request | None = None
     timed_out: bool = False
+    retried_after: S3PumpError | None = None  # the error of the last retry (its cost is refunded on success)
     timeout_s: float = 0.0
 
 
@@ -296,6 +297,7 @@ class Engine:
             return False
         delay = backoff_delay_s(req.attempt, self.config.backoff_base_s, self.config.backoff_max_s)
         req.attempt += 1
+        req.retried_after = error
         heapq.heappush(self._retries, (time.monotonic() + delay, next(self._seq), req))
         self.bus.emit(RetryScheduled(req.item.key, req.part_number or None, req.attempt, delay, error))
         return True
@@ -335,7 +337,7 @@ class Engine:
             if not self._retry_or_fail(req, error):
                 self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
             return
-        self.budget.refund()
+        self.budget.refund(req.retried_after)
         if item.path is not None and item.mtime_ns:
             changed = self._changed(item)
             if changed is not None:
@@ -505,7 +507,7 @@ class Engine:
                 mp.failed = error
             self._release_part(req)
             return
-        self.budget.refund()
+        self.budget.refund(req.retried_after)
         size = len(req.body or b"")
         mp.done_parts[req.part_number] = CompletedPart(req.part_number, result.etag, size, result.checksum)
         assert mp.upload_id is not None
