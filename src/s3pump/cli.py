@@ -299,11 +299,11 @@ def serve(
 
 @app.command()
 def export(
-    db: Annotated[str, typer.Argument(help="SQLite file path, or an SQLAlchemy URL (needs s3pump[sql])")],
+    db: Annotated[str, typer.Argument(help="SQLite file path, or an SQLAlchemy URL (needs s3pump\\[sql])")],
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")],
     table: Annotated[str, typer.Option("--table", "-t", help="Table to export")],
     cursor_column: Annotated[str | None, typer.Option("--cursor-column", help="Increasing column that orders "
-                                                      "and resumes the export [default: integer primary key]")] = None,
+                                                      "and resumes the export \\[default: integer primary key]")] = None,
     batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per batch")] = 100_000,
     partition_by: Annotated[list[str] | None, typer.Option(
         "--partition-by", help="time:COLUMN:hour|day|month or column:COL (repeatable, nested in order)")] = None,
@@ -315,7 +315,7 @@ def export(
     dedup: Annotated[bool, typer.Option("--dedup", help="Write only groups whose rows changed (content hash "
                                         "per row; scans the whole table)")] = False,
     dlq: Annotated[str | None, typer.Option("--dlq", help="Dead-letter queue: a directory or s3:// prefix "
-                                            "[default: DESTINATION/_dlq/]")] = None,
+                                            "\\[default: DESTINATION/_dlq/]")] = None,
     replay_dlq: Annotated[bool, typer.Option("--replay-dlq", help="Export the dead-letter entries again")] = False,
     follow: Annotated[bool, typer.Option("--follow", help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
     poll_interval: Annotated[str, typer.Option("--poll-interval", help="Poll period of --follow, e.g. 30s")] = "30s",
