@@ -302,8 +302,9 @@ def export(
     db: Annotated[str, typer.Argument(help="SQLite file path, or an SQLAlchemy URL (needs s3pump\\[sql])")],
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")],
     table: Annotated[str, typer.Option("--table", "-t", help="Table to export")],
-    cursor_column: Annotated[str | None, typer.Option("--cursor-column", help="Increasing column that orders "
-                                                      "and resumes the export \\[default: integer primary key]")] = None,
+    cursor_column: Annotated[str | None, typer.Option(
+        "--cursor-column", help="Increasing column that orders and resumes the export \\[default: integer "
+        "primary key]")] = None,
     batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per batch")] = 100_000,
     partition_by: Annotated[list[str] | None, typer.Option(
         "--partition-by", help="time:COLUMN:hour|day|month or column:COL (repeatable, nested in order)")] = None,
