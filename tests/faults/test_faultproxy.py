@@ -1,0 +1,71 @@
+"""The fault proxy itself: standalone mode, transparent forwarding (SigV4 still valid), the
+request log, and that a corrupted byte lands in the data, never in the aws-chunked framing."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import botocore.config
+import pytest
+
+from s3pump.testing.faultproxy import FaultPlan, _corrupt, parse_rates, request_type
+from tests.conftest import S3Env
+
+
+def test_corrupt_flips_one_data_byte_of_an_aws_chunked_body() -> None:
+    data = bytes(range(256)) * 4
+    body = f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\nx-amz-checksum-crc32c:AAAAAA==\r\n\r\n"
+    for seed in range(50):
+        out = _corrupt(body, True, random.Random(seed))
+        diff = [i for i, (a, b) in enumerate(zip(body, out, strict=True)) if a != b]
+        assert len(diff) == 1
+        start = body.index(b"\r\n") + 2
+        assert start <= diff[0] < start + len(data)
+
+
+def test_request_types_and_rates() -> None:
+    assert request_type("PUT", "/b/k", {"partNumber": ["1"], "uploadId": ["u"]}) == "UploadPart"
+    assert request_type("POST", "/b/k", {"uploadId": ["u"]}) == "CompleteMultipartUpload"
+    assert request_type("HEAD", "/b", {}) == "HeadBucket"
+    plan = parse_rates(["all=0.3"])
+    assert plan.total_rate == 0.3 and "expired_token" not in plan.rates
+    rng = random.Random(1)
+    hits = sum(plan.choose("PutObject", rng) is not None for _ in range(20_000))
+    assert 0.28 < hits / 20_000 < 0.32
+    with pytest.raises(ValueError):
+        parse_rates(["nonsense=0.1"])
+    assert FaultPlan.single("complete_200_error", 1.0).choose("PutObject", rng) is None
+
+
+@pytest.mark.e2e
+def test_standalone_proxy_forwards_signed_requests_and_logs(s3env: S3Env, bucket: str, tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s3pump.testing.faultproxy", "--upstream", s3env.endpoint_url,
+         "--rate", "slowdown=1.0", "--types", "PutObject", "--log", str(log), "--seed", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith("faultproxy listening on http://127.0.0.1:"), line
+        url = line.split()[3]
+        client = boto3.client(
+            "s3", endpoint_url=url, region_name=s3env.server.region,
+            aws_access_key_id=s3env.server.access_key_id, aws_secret_access_key=s3env.server.secret_access_key,
+            config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}),
+        )
+        assert client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0  # signature accepted through it
+        with pytest.raises(client.exceptions.ClientError, match="SlowDown"):
+            client.put_object(Bucket=bucket, Key="k", Body=b"x")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    entries = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [(e["type"], e["fault"], e["status"]) for e in entries] == [
+        ("ListObjects", None, 200), ("PutObject", "slowdown", 503)]
