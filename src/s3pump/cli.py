@@ -420,6 +420,72 @@ def cleanup(
     raise typer.Exit(code)
 
 
+@app.command()
+def stream(
+    destination: Annotated[str, typer.Argument(help="s3://bucket/key of the object to write")],
+    input_path: Annotated[Path | None, typer.Option("--input", "-i", help="Read this file or FIFO instead "
+                                                    "of stdin")] = None,
+    expected_size: Annotated[str | None, typer.Option("--expected-size", help="Bytes the stream will have "
+                                                      "(parts are sized for it; another count aborts)")] = None,
+    size_tolerance: Annotated[str | None, typer.Option("--size-tolerance", help="Accepted difference from "
+                                                       "--expected-size: bytes (10MiB) or percent (1%)")] = None,
+    spool_dir: Annotated[Path | None, typer.Option("--spool-dir", help="Spool parts to temporary files here "
+                                                   "instead of RAM (each deleted once uploaded)")] = None,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Part buffers (RAM, with "
+                                                    "awscrt's copies); half are sent at once [default 16]")] = None,
+    part_size: PartSize = None, checksum_algorithm: Checksum = None,
+    content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
+    storage_class: StorageClass = None, metadata: Metadata = None,
+    json_output: Annotated[bool, typer.Option("--json", help="A JSON summary on stdout")] = False,
+    no_progress: NoProgress = False, debug: Debug = False,
+) -> None:
+    """Upload stdin (or --input) to one object while it is still being read: bounded memory,
+    no size ceiling, and nothing stored unless the whole stream arrived."""
+    import os
+
+    from .errors import SourceUnreadableError
+    from .jobs.stream import STREAM_DEFAULT_CONCURRENCY, StreamProgress, format_report_line, parse_tolerance
+    from .jobs.stream import stream as stream_api
+
+    def body() -> int:
+        default_c = None if os.environ.get("S3PUMP_CONCURRENCY") else STREAM_DEFAULT_CONCURRENCY
+        config = _config(
+            endpoint_url=endpoint_url, region=region, profile=profile,
+            concurrency=concurrency if concurrency is not None else default_c,
+            part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
+            acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+        )
+        expected = parse_size_bytes(expected_size, what="--expected-size") if expected_size else None
+        tolerance = parse_tolerance(size_tolerance, expected) if size_tolerance else 0
+        if input_path is not None:
+            try:
+                readable: Any = open(input_path, "rb")  # noqa: SIM115 - closed below
+            except OSError as e:
+                raise SourceUnreadableError(f"{input_path}: {e.strerror}") from None
+            name = str(input_path)
+        else:
+            readable, name = sys.stdin.buffer, "stdin"
+        view = StreamProgress(expected) if not no_progress and sys.stderr.isatty() else None
+        try:
+            with view if view is not None else contextlib.nullcontext():
+                report = stream_api(
+                    readable, destination, config, expected_size_bytes=expected, size_tolerance_bytes=tolerance,
+                    spool_dir=str(spool_dir) if spool_dir is not None else None, embedded=embedded,
+                    subscribers=[view] if view is not None else [], name=name,
+                    on_source=view.attach if view is not None else None,
+                )
+        finally:
+            if input_path is not None:
+                readable.close()
+        if json_output:
+            JsonLines().summary(report.to_json())
+        stderr_console().print(format_report_line(report), markup=False)
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

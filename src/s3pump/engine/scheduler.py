@@ -331,6 +331,7 @@ class Engine:
     # ------------------------------------------------------------------ single PUT
     def _on_put_done(self, req: _Req, result: PutResult | StoreError) -> None:
         self._inflight.pop(id(req), None)
+        req.handle = None  # break req -> handle -> store request -> on_done -> req: the cycle pins the body
         item = req.item
         if isinstance(result, StoreError):
             error = self._error_of(req, result)
@@ -497,6 +498,7 @@ class Engine:
 
     def _on_part_done(self, req: _Req, result: PutResult | StoreError) -> None:
         self._inflight.pop(id(req), None)
+        req.handle = None  # break req -> handle -> store request -> on_done -> req: the cycle pins the body
         mp = req.mp
         assert mp is not None
         if isinstance(result, StoreError):

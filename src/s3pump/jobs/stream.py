@@ -42,15 +42,49 @@ from ..session import open_store
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource
 from ..store.base import ObjectAttributes, Store
 from ..store.body import FileRange
+from ..units import parse_size_bytes
 from ..urls import parse_s3_url, sanitize_key
 from .upload import attributes_of
 
-__all__ = ["MD5_METADATA", "SHA256_METADATA", "StreamReport", "stream", "stream_limits"]
+__all__ = [
+    "MD5_METADATA",
+    "SHA256_METADATA",
+    "STREAM_DEFAULT_CONCURRENCY",
+    "StreamProgress",
+    "StreamReport",
+    "parse_tolerance",
+    "stream",
+    "stream_limits",
+]
 
 #: User metadata holding the hex MD5 / SHA-256 of the whole stream (``x-amz-meta-md5``, ...).
 #: ``md5`` is the key sync reads to compare a multipart object with a local file.
 MD5_METADATA = "md5"
 SHA256_METADATA = "sha256"
+
+
+#: ``--concurrency`` of ``s3pump stream`` when neither the flag nor ``S3PUMP_CONCURRENCY`` is given:
+#: 16 part buffers (8 parts in flight), 128 MiB at 8 MiB parts.
+STREAM_DEFAULT_CONCURRENCY = 16
+
+
+def parse_tolerance(text: str, expected_size_bytes: int | None) -> int:
+    """``--size-tolerance``: a size (``10MiB``) or a percentage of ``--expected-size`` (``1%``).
+
+    Raises:
+        UsageError: not a size or percentage, or a percentage without ``--expected-size``.
+    """
+    if expected_size_bytes is None:
+        raise UsageError("--size-tolerance needs --expected-size")
+    if text.strip().endswith("%"):
+        try:
+            percent = float(text.strip()[:-1])
+        except ValueError:
+            raise UsageError(f"--size-tolerance {text!r}: use e.g. 1% or 10MiB") from None
+        if percent < 0:
+            raise UsageError(f"--size-tolerance {text!r} must be >= 0")
+        return int(expected_size_bytes * percent / 100)
+    return parse_size_bytes(text, what="--size-tolerance")
 
 
 def stream_limits(concurrency: int) -> tuple[int, int]:
