@@ -4,6 +4,7 @@ Public API (everything else is private and may change)::
 
     upload(paths, "s3://bucket/prefix", config) -> UploadReport
     sync(source_dir, "s3://bucket/prefix", config, mode=..., delete=False, dry_run=False) -> SyncReport
+    stream(readable, "s3://bucket/key", config, expected_size_bytes=None) -> StreamReport
     export_table(db, table, "s3://bucket/prefix", config, ...) -> ExportReport
     TransferConfig                      one frozen, validated config (units in names)
     errors: S3PumpError and its tree    see s3pump.errors
@@ -32,6 +33,7 @@ from .report import FailedFile, UploadReport
 if TYPE_CHECKING:  # the lazy names below, for type checkers
     from .export.report import ExportReport
     from .jobs.export import export_table
+    from .jobs.stream import StreamReport, stream
     from .jobs.sync import SyncReport, sync
     from .jobs.upload import upload
 
@@ -40,6 +42,8 @@ _LAZY = {
     "upload": ".jobs.upload",
     "sync": ".jobs.sync",
     "SyncReport": ".jobs.sync",
+    "stream": ".jobs.stream",
+    "StreamReport": ".jobs.stream",
     "export_table": ".jobs.export",
     "ExportReport": ".export.report",
 }
@@ -72,6 +76,7 @@ __all__ = [
     "SourceChangedError",
     "SourceError",
     "StoreError",
+    "StreamReport",
     "SyncReport",
     "ThrottlingError",
     "TransferConfig",
@@ -79,6 +84,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "export_table",
+    "stream",
     "sync",
     "upload",
 ]
