@@ -77,6 +77,17 @@ def bucket(s3env: S3Env) -> str:
 
 
 @pytest.fixture
+def warm_bucket(s3env: S3Env, bucket: str) -> str:
+    """A new bucket whose storage SeaweedFS has already allocated. The first write to a new bucket
+    waits seconds for volume growth; timing-sensitive tests must not measure that."""
+    client = s3env.boto()
+    for i in range(20):
+        client.put_object(Bucket=bucket, Key=f"_warmup/{i}", Body=b"x")
+    client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"_warmup/{i}"} for i in range(20)]})
+    return bucket
+
+
+@pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     d = tmp_path / "state"
     d.mkdir()

@@ -20,9 +20,18 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from .config import TransferConfig
-from .errors import EXIT_CANCELLED, S3PumpError
+from .errors import EXIT_CANCELLED, S3PumpError, UsageError
 from .logs import configure_logging
-from .output import JsonLines, ProgressView, SyncPlanPrinter, print_summary, print_sync_summary, stderr_console
+from .metrics import RunMetrics
+from .output import (
+    JsonLines,
+    PlainProgress,
+    ProgressView,
+    SyncPlanPrinter,
+    print_summary,
+    print_sync_summary,
+    stderr_console,
+)
 from .units import parse_size_bytes
 
 __all__ = ["app", "main"]
@@ -45,7 +54,9 @@ Region = Annotated[str | None, typer.Option("--region", help="Signing region [en
 Profile = Annotated[str | None, typer.Option("--profile", help="Profile of ~/.aws/config [env: AWS_PROFILE]")]
 Embedded = Annotated[bool, typer.Option("--embedded", help="Use the local SeaweedFS (started if needed); "
                                         "creates the bucket")]
-Concurrency = Annotated[int | None, typer.Option("--concurrency", "-c", help="Requests in flight [default 64]")]
+Concurrency = Annotated[str | None, typer.Option(
+    "--concurrency", "-c", help="Requests in flight, or 'auto' (adaptive, AIMD) [default 64] "
+    "[env: S3PUMP_CONCURRENCY]")]
 PartSize = Annotated[str | None, typer.Option("--part-size", help="Multipart part size, e.g. 8MiB [default 8MiB]")]
 Checksum = Annotated[str | None, typer.Option(
     "--checksum-algorithm", help="CRC32C (default), CRC32, CRC64NVME, SHA1, SHA256, or none for servers "
@@ -59,6 +70,20 @@ Metadata = Annotated[list[str] | None, typer.Option("--metadata", help="k=v user
 Json = Annotated[bool, typer.Option("--json", help="One JSON event per file and a summary on stdout")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bar")]
 Debug = Annotated[bool, typer.Option("--debug", help="Debug logs on stderr (secrets redacted)")]
+# ---- limits and observation (engine/limits.py, metrics.py) ----
+MaxRps = Annotated[float | None, typer.Option("--max-rps", help="At most N requests a second [env: S3PUMP_MAX_RPS]")]
+RpsBurst = Annotated[int | None, typer.Option("--rps-burst", help="Requests allowed at once after a pause "
+                                              "[default max-rps/10]")]
+BwLimit = Annotated[str | None, typer.Option("--bwlimit", help="Upload bandwidth cap in bytes/s, e.g. 10M, 1.5G "
+                                             "(M = 10^6) [env: S3PUMP_BWLIMIT]")]
+MinConcurrency = Annotated[int | None, typer.Option("--min-concurrency", help="Floor for --concurrency auto [4]")]
+MaxConcurrency = Annotated[int | None, typer.Option("--max-concurrency", help="Ceiling for --concurrency auto [256]")]
+MetricsPort = Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on "
+                                                 "127.0.0.1:PORT/metrics during the run")]
+MetricsFile = Annotated[Path | None, typer.Option("--metrics-file", help="Write the final summary and metrics "
+                                                  "as JSON")]
+ProgressMode = Annotated[str | None, typer.Option("--progress", help="bar (default on a terminal), plain (a line "
+                                                  "every 5 s, for logs and CI) or none")]
 
 
 def _metadata_pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:
@@ -72,7 +97,18 @@ def _metadata_pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:
 
 
 def _config(**flags: Any) -> TransferConfig:
-    """Defaults < environment < flags. Sizes given as text are parsed here."""
+    """Defaults < environment < flags. Sizes, rates and ``--concurrency auto`` given as text are parsed here."""
+    concurrency = flags.get("concurrency")
+    if isinstance(concurrency, str):
+        if concurrency.lower() == "auto":
+            flags["concurrency"] = None
+            flags["adaptive_concurrency"] = True
+        elif concurrency.isdigit():
+            flags["concurrency"] = int(concurrency)
+        else:
+            raise UsageError(f"--concurrency {concurrency!r}: give a number or 'auto'")
+    if flags.get("max_bandwidth_bps") is not None:
+        flags["max_bandwidth_bps"] = parse_size_bytes(flags["max_bandwidth_bps"], what="--bwlimit")
     if flags.get("part_size_bytes") is not None:
         flags["part_size_bytes"] = parse_size_bytes(flags["part_size_bytes"], what="--part-size")
     if "metadata" in flags:
@@ -103,6 +139,52 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Observers:
+    """A run's views of its events: ``--json`` lines, the progress display and metrics.
+
+    Use as a context manager; ``subscribers`` go to the job, ``finish(summary)`` writes the JSON
+    summary and ``--metrics-file``.
+    """
+
+    def __init__(self, *, json_output: bool, progress: str | None, no_progress: bool,
+                 totals: Callable[[], tuple[int, int, bool]], metrics_port: int | None = None,
+                 metrics_file: Path | None = None) -> None:
+        mode = "none" if no_progress else (progress or "bar")
+        if mode not in ("bar", "plain", "none"):
+            raise UsageError(f"--progress {mode!r}: use bar, plain or none")
+        self.json = JsonLines() if json_output else None
+        self.bar = ProgressView(totals) if mode == "bar" and sys.stderr.isatty() else None
+        self.plain = PlainProgress(totals) if mode == "plain" else None
+        self.metrics = RunMetrics() if metrics_port is not None or metrics_file is not None else None
+        self.metrics_port = metrics_port
+        self.metrics_file = metrics_file
+        self.subscribers: list[Any] = [v for v in (self.json, self.bar, self.plain, self.metrics) if v is not None]
+
+    def __enter__(self) -> _Observers:
+        if self.metrics is not None and self.metrics_port is not None:
+            try:
+                self.metrics.serve(self.metrics_port)
+            except OSError as e:
+                raise UsageError(f"--metrics-port {self.metrics_port}: {e.strerror}") from None
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        if self.metrics is not None:
+            self.metrics.close()
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        if self.plain is not None:
+            self.plain.print_line()
+        if self.json is not None:
+            self.json.summary(summary)
+        if self.metrics is not None and self.metrics_file is not None:
+            self.metrics.write(self.metrics_file, summary)
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool, totals: Callable[[], tuple[int, int, bool]]) -> Iterator[ProgressView | None]:
     if not enabled or not sys.stderr.isatty():
@@ -130,6 +212,9 @@ def upload(
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     """Upload files and directory trees to s3://bucket/prefix, in parallel."""
@@ -147,23 +232,19 @@ def upload(
             endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
-            follow_symlinks=follow_symlinks or None,
+            follow_symlinks=follow_symlinks or None, max_rps=max_rps, rps_burst=rps_burst,
+            max_bandwidth_bps=bwlimit, min_concurrency=min_concurrency, max_concurrency=max_concurrency,
         )
         totals = WalkTotals()
-        subscribers: list[Any] = []
-        json_lines = JsonLines() if json_output else None
-        if json_lines:
-            subscribers.append(json_lines)
-        with _progress(not no_progress, lambda: (totals.files, totals.bytes, totals.finished)) as view:
-            if view is not None:
-                subscribers.append(view)
+        with _Observers(json_output=json_output, progress=progress, no_progress=no_progress,
+                        totals=lambda: (totals.files, totals.bytes, totals.finished),
+                        metrics_port=metrics_port, metrics_file=metrics_file) as observers:
             report = upload_api(
                 args, destination, config, include=include or (), exclude=exclude or (),
                 from_list=from_list, dry_run=dry_run, embedded=embedded, failed_list=failed_list,
-                subscribers=subscribers, totals=totals, resume=not no_resume,
+                subscribers=observers.subscribers, totals=totals, resume=not no_resume,
             )
-        if json_lines:
-            json_lines.summary(report.to_json())
+            observers.finish(report.to_json())
         print_summary(stderr_console(), report, verb="would upload" if dry_run else "uploaded",
                       destination=destination)
         return 0 if report.ok else 1

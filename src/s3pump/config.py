@@ -74,7 +74,8 @@ class TransferConfig:
 
     # --- concurrency and sizing -----------------------------------------------------
     concurrency: int = 64
-    """Requests (single PUTs and parts) in flight at once. Env: ``S3PUMP_CONCURRENCY``."""
+    """Requests (single PUTs and parts) in flight at once (the start value when adaptive).
+    Env: ``S3PUMP_CONCURRENCY`` (a number, or ``auto``)."""
     part_size_bytes: int = 8 * MIB
     """Part size of multipart uploads; grows so an object never needs over 10,000 parts.
     Env: ``S3PUMP_PART_SIZE``."""
@@ -127,6 +128,22 @@ class TransferConfig:
     follow_symlinks: bool = False
     """Follow symbolic links while walking; off by default (links are skipped)."""
 
+    # --- limits (engine/limits.py) -----------------------------------------------------
+    max_rps: float | None = None
+    """At most this many requests a second (token bucket); None: unlimited. Env: ``S3PUMP_MAX_RPS``."""
+    rps_burst: int | None = None
+    """Requests the rate limit lets through at once after a pause; None: max(1, max_rps / 10)."""
+    max_bandwidth_bps: int | None = None
+    """Upload bandwidth cap in bytes/s, summed over all requests and paced as bytes are sent
+    (files, parts and streams alike); None: unlimited. Env: ``S3PUMP_BWLIMIT``."""
+    adaptive_concurrency: bool = False
+    """``--concurrency auto``: AIMD between ``min_concurrency`` and ``max_concurrency``, starting at
+    ``concurrency``. Env: ``S3PUMP_CONCURRENCY=auto``."""
+    min_concurrency: int = 4
+    """Floor of adaptive concurrency."""
+    max_concurrency: int = 256
+    """Ceiling of adaptive concurrency."""
+
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -143,6 +160,11 @@ class TransferConfig:
         need(1 <= self.max_attempts <= 100, f"max attempts must be 1..100, got {self.max_attempts}")
         need(self.backoff_base_s >= 0 and self.backoff_max_s >= 0, "backoff must be >= 0")
         need(self.retry_budget >= 0, "retry budget must be >= 0")
+        need(self.max_rps is None or self.max_rps > 0, "--max-rps must be > 0")
+        need(self.rps_burst is None or self.rps_burst >= 1, "--rps-burst must be >= 1")
+        need(self.max_bandwidth_bps is None or self.max_bandwidth_bps >= 1024, "--bwlimit must be >= 1 KB/s")
+        need(1 <= self.min_concurrency <= self.max_concurrency <= 4096,
+             "need 1 <= --min-concurrency <= --max-concurrency <= 4096")
         need(self.request_timeout_s > 0 and self.connect_timeout_s > 0, "timeouts must be > 0")
         need(
             self.checksum_algorithm in CHECKSUM_ALGORITHMS,
@@ -180,6 +202,9 @@ class TransferConfig:
             values["region"] = region
         if e.get("AWS_PROFILE"):
             values["profile"] = e["AWS_PROFILE"]
+        if e.get("S3PUMP_CONCURRENCY", "").lower() == "auto":
+            values["adaptive_concurrency"] = True
+            e = {k: v for k, v in e.items() if k != "S3PUMP_CONCURRENCY"}
         for name, var, conv in _ENV_FIELDS:
             if e.get(var):
                 values[name] = conv(e[var])
@@ -200,4 +225,6 @@ _ENV_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("request_timeout_s", "S3PUMP_REQUEST_TIMEOUT", parse_duration_s),
     ("connect_timeout_s", "S3PUMP_CONNECT_TIMEOUT", parse_duration_s),
     ("checksum_algorithm", "S3PUMP_CHECKSUM", str),
+    ("max_rps", "S3PUMP_MAX_RPS", float),
+    ("max_bandwidth_bps", "S3PUMP_BWLIMIT", parse_size_bytes),
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .errors import S3PumpError
 
 __all__ = [
+    "ConcurrencyChanged",
     "Event",
     "EventBus",
     "FileDone",
@@ -24,6 +25,7 @@ __all__ = [
     "ObjectDeleted",
     "PartDone",
     "RetryScheduled",
+    "Tick",
     "UploadPlanned",
 ]
 
@@ -127,8 +129,29 @@ class RetryScheduled:
     error: S3PumpError
 
 
+@dataclass(frozen=True, slots=True)
+class ConcurrencyChanged:
+    """Adaptive concurrency moved its limit (``--concurrency auto``)."""
+
+    old: int
+    new: int
+    reason: str
+    throughput_bps: float
+    latency_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The engine's state, about twice a second: for metrics gauges and plain progress."""
+
+    requests_in_flight: int
+    concurrency_limit: int
+    part_buffers: int
+    retry_tokens: int
+
+
 Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
-         | UploadPlanned | ObjectDeleted)
+         | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick)
 Subscriber = Callable[[Event], None]
 
 

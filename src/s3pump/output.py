@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from .events import (
+    ConcurrencyChanged,
     Event,
     FileDone,
     FileFailed,
@@ -41,7 +42,15 @@ from .units import format_bytes
 if TYPE_CHECKING:
     from .jobs.sync import SyncReport
 
-__all__ = ["JsonLines", "ProgressView", "SyncPlanPrinter", "print_summary", "print_sync_summary", "stderr_console"]
+__all__ = [
+    "JsonLines",
+    "PlainProgress",
+    "ProgressView",
+    "SyncPlanPrinter",
+    "print_summary",
+    "print_sync_summary",
+    "stderr_console",
+]
 
 
 def stderr_console() -> Console:
@@ -74,6 +83,9 @@ class JsonLines:
             rec = {"event": "would_delete" if event.dry_run else "deleted", "key": event.key}
             if event.error is not None:
                 rec.update(event="delete_failed", error=str(event.error))
+        elif isinstance(event, ConcurrencyChanged):
+            rec = {"event": "concurrency", "old": event.old, "new": event.new, "reason": event.reason,
+                   "throughput_bps": round(event.throughput_bps), "latency_p50_s": round(event.latency_s, 6)}
         else:
             return
         self.stream.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -81,6 +93,46 @@ class JsonLines:
     def summary(self, data: dict[str, Any]) -> None:
         self.stream.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
         self.stream.flush()
+
+
+class PlainProgress:
+    """``--progress plain``: one line on stderr every ``interval_s`` (for logs and CI), e.g.
+    ``s3pump: 1200/5000+ files, 48.0 MiB, 12.3 MB/s, 2 retries, 0 failed``."""
+
+    def __init__(self, totals: Callable[[], tuple[int, int, bool]], interval_s: float = 5.0,
+                 stream: IO[str] | None = None) -> None:
+        self._totals = totals
+        self._interval_s = interval_s
+        self._stream = stream or sys.stderr
+        self._start = time.monotonic()
+        self._last = self._start
+        self._files = self._failed = self._retries = 0
+        self._bytes = 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FileDone | FileSkipped):
+            self._files += 1
+            if isinstance(event, FileDone) and not event.parts:
+                self._bytes += event.size_bytes
+        elif isinstance(event, PartDone):
+            self._bytes += event.size_bytes
+        elif isinstance(event, FileFailed):
+            self._files += 1
+            self._failed += 1
+        elif isinstance(event, RetryScheduled):
+            self._retries += 1
+        now = time.monotonic()
+        if now - self._last >= self._interval_s:
+            self._last = now
+            self.print_line(now)
+
+    def print_line(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        files, _, final = self._totals()
+        rate = self._bytes / max(now - self._start, 1e-9) / 1e6
+        self._stream.write(f"s3pump: {self._files}/{files}{'' if final else '+'} files, {format_bytes(self._bytes)}, "
+                           f"{rate:.1f} MB/s, {self._retries} retries, {self._failed} failed\n")
+        self._stream.flush()
 
 
 class ProgressView:

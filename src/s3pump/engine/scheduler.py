@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import logging
 import os
 import queue
 import threading
@@ -44,9 +45,11 @@ from ..errors import (
     S3PumpError,
     SourceChangedError,
     SourceError,
-    StoreError,
+    SourceUnreadableError,
+    ThrottlingError,
 )
 from ..events import (
+    ConcurrencyChanged,
     EventBus,
     FileDone,
     FileFailed,
@@ -54,14 +57,18 @@ from ..events import (
     MultipartCreated,
     PartDone,
     RetryScheduled,
+    Tick,
 )
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
+from ..store.body import FileRange, Throttled
+from .limits import AdaptiveConcurrency, TokenBucket
 from .multipart import FilePartSource, PartBody, PartSource, ResumeRecord, part_size_for
 from .retry import RetryBudget, backoff_delay_s
 
 __all__ = ["Engine", "UploadItem"]
 
 _DEFAULT_ATTRS = ObjectAttributes()
+_log = logging.getLogger("s3pump.engine")
 
 
 @dataclass(slots=True)
@@ -129,6 +136,7 @@ class _Req:
     timed_out: bool = False
     retried_after: S3PumpError | None = None  # the error of the last retry (its cost is refunded on success)
     timeout_s: float = 0.0
+    fd: int | None = None  # a file opened for a paced (--bwlimit) single PUT
 
 
 class Engine:
@@ -163,6 +171,19 @@ class Engine:
         self._control = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3pump-control")
         self._cancel = threading.Event()
         self._last_timeout_check = 0.0
+        self._last_tick = 0.0
+        # limits (engine/limits.py): requests/s, bytes/s as sent, adaptive concurrency
+        self._rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
+        self._rps_wait_s = 0.0
+        # a quarter second of burst: awscrt's threads do other work between reads, and tokens that
+        # overflow a smaller bucket meanwhile would be lost (the run would average under the cap)
+        self._bandwidth = (TokenBucket(config.max_bandwidth_bps, max(256 * 1024, config.max_bandwidth_bps / 4))
+                           if config.max_bandwidth_bps else None)
+        self.adaptive = (AdaptiveConcurrency(initial=min(config.concurrency, config.max_concurrency),
+                                             minimum=config.min_concurrency, maximum=config.max_concurrency)
+                         if config.adaptive_concurrency else None)
+        if self.adaptive is not None:
+            self.limit = self.adaptive.limit
 
     # ------------------------------------------------------------------ public
     def cancel(self) -> None:
@@ -205,6 +226,7 @@ class Engine:
                     return
                 self._wait()
                 self._check_timeouts()
+                self._tick()
         except KeyboardInterrupt:
             kept = self._shutdown()
             if kept:
@@ -215,8 +237,33 @@ class Engine:
             self._control.shutdown(wait=False)
 
     # ------------------------------------------------------------------ scheduling
-    def _can_pull(self) -> bool:
+    def _slot_free(self) -> bool:
+        """A request may start now: under the concurrency limit and the request rate."""
         if len(self._inflight) >= self.limit:
+            return False
+        if self._rps is not None:
+            self._rps_wait_s = self._rps.wait_s()
+            return self._rps_wait_s == 0.0
+        return True
+
+    def _tick(self) -> None:
+        """About twice a second: adaptive concurrency decides, and a Tick event reports state."""
+        now = time.monotonic()
+        if now - self._last_tick < 0.5:
+            return
+        self._last_tick = now
+        if self.adaptive is not None:
+            decision = self.adaptive.maybe_adjust(now)
+            if decision is not None:
+                self.limit = decision.new
+                _log.debug("concurrency %d -> %d (%s; %.1f MB/s, p50 latency %.1f ms)", decision.old,
+                           decision.new, decision.reason, decision.throughput_bps / 1e6, decision.latency_s * 1e3)
+                self.bus.emit(ConcurrencyChanged(decision.old, decision.new, decision.reason,
+                                                 decision.throughput_bps, decision.latency_s))
+        self.bus.emit(Tick(len(self._inflight), self.limit, self._buffers, self.budget.tokens))
+
+    def _can_pull(self) -> bool:
+        if not self._slot_free():
             return False
         if self._held is not None:
             return self._multiparts < self.config.max_parts_in_flight
@@ -231,6 +278,9 @@ class Engine:
         timeout = 0.5
         if self._retries:
             timeout = max(0.0, min(timeout, self._retries[0][0] - time.monotonic()))
+        if self._rps_wait_s:
+            timeout = min(timeout, self._rps_wait_s)
+            self._rps_wait_s = 0.0
         try:
             fn, args = self._q.get(timeout=timeout)
         except queue.Empty:
@@ -269,28 +319,41 @@ class Engine:
                                                             else item.size_bytes)
         req.timeout_s = _timeout_for(size, self.config.request_timeout_s)
         self._inflight[id(req)] = req
+        if self._rps is not None:
+            self._rps.try_take()  # _slot_free() saw the token; only this thread takes them
         q = self._q
         on_done = self._on_put_done if req.mp is None else self._on_part_done
+        bw = self._bandwidth
 
-        def done(result: PutResult | StoreError) -> None:
+        def done(result: PutResult | S3PumpError) -> None:
             q.put((on_done, (req, result)))
 
         try:
             if req.mp is not None:
                 assert req.mp.upload_id is not None and req.body is not None
+                body = req.body if bw is None else Throttled(req.body, bw)
                 req.handle = self.store.upload_part(
-                    self.bucket, item.key, req.mp.upload_id, req.part_number, req.body, done
+                    self.bucket, item.key, req.mp.upload_id, req.part_number, body, done
                 )
-            elif item.path is not None:
+            elif item.path is not None and bw is None:
                 req.handle = self.store.put_file(self.bucket, item.key, item.path, item.size_bytes,
                                                  item.attrs, done)
+            elif item.path is not None and bw is not None:
+                # under --bwlimit the file is read through a paced stream instead of by awscrt itself
+                req.fd = _open_source(item.path)
+                paced = Throttled(FileRange(req.fd, 0, item.size_bytes, item.path), bw)
+                req.handle = self.store.put_bytes(self.bucket, item.key, paced, item.attrs, done)
             else:
-                req.handle = self.store.put_bytes(self.bucket, item.key, item.body or b"", item.attrs, done)
-        except StoreError as e:  # refused before it started (e.g. credentials)
+                data = item.body or b""
+                req.handle = self.store.put_bytes(self.bucket, item.key,
+                                                  data if bw is None else Throttled(data, bw), item.attrs, done)
+        except S3PumpError as e:  # refused before it started (e.g. credentials, unreadable file)
             done(e)
 
     def _retry_or_fail(self, req: _Req, error: S3PumpError) -> bool:
         """Schedule a retry of ``req`` if allowed; False if the error is final."""
+        if self.adaptive is not None and isinstance(error, ThrottlingError):
+            self.adaptive.on_throttled()
         if not error.retryable or req.attempt >= self.config.max_attempts or self._cancel.is_set():
             return False
         if not self.budget.try_spend(error):
@@ -304,7 +367,7 @@ class Engine:
 
     def _fire_due_retries(self) -> None:
         now = time.monotonic()
-        while self._retries and self._retries[0][0] <= now and len(self._inflight) < self.limit:
+        while self._retries and self._retries[0][0] <= now and self._slot_free():
             _, _, req = heapq.heappop(self._retries)
             if req.mp is not None and req.mp.failed is not None:
                 self._release_part(req)
@@ -321,7 +384,7 @@ class Engine:
                 req.timed_out = True
                 req.handle.cancel()
 
-    def _error_of(self, req: _Req, result: StoreError) -> StoreError:
+    def _error_of(self, req: _Req, result: S3PumpError) -> S3PumpError:
         if req.timed_out:
             return RequestTimeoutError(
                 f"s3://{self.bucket}/{req.item.key}: no response within {req.timeout_s:.0f} s"
@@ -329,16 +392,21 @@ class Engine:
         return result
 
     # ------------------------------------------------------------------ single PUT
-    def _on_put_done(self, req: _Req, result: PutResult | StoreError) -> None:
+    def _on_put_done(self, req: _Req, result: PutResult | S3PumpError) -> None:
         self._inflight.pop(id(req), None)
         req.handle = None  # break req -> handle -> store request -> on_done -> req: the cycle pins the body
         item = req.item
-        if isinstance(result, StoreError):
+        if req.fd is not None:
+            os.close(req.fd)
+            req.fd = None
+        if isinstance(result, S3PumpError):
             error = self._error_of(req, result)
             if not self._retry_or_fail(req, error):
                 self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
             return
         self.budget.refund(req.retried_after)
+        if self.adaptive is not None:
+            self.adaptive.on_success(item.size_bytes, time.monotonic() - req.started)
         if item.path is not None and item.mtime_ns:
             changed = self._changed(item)
             if changed is not None:
@@ -460,7 +528,7 @@ class Engine:
         max_buffers = self.config.max_parts_in_flight
         idle = 0  # uploads in a row that had no part ready
         while self._active and idle < len(self._active):
-            if self._buffers >= max_buffers or len(self._inflight) >= self.limit:
+            if self._buffers >= max_buffers or not self._slot_free():
                 return
             mp = self._active[0]
             if mp.failed is not None:
@@ -496,12 +564,12 @@ class Engine:
         req.mp.parts_in_flight -= 1
         self._maybe_complete(req.mp)
 
-    def _on_part_done(self, req: _Req, result: PutResult | StoreError) -> None:
+    def _on_part_done(self, req: _Req, result: PutResult | S3PumpError) -> None:
         self._inflight.pop(id(req), None)
         req.handle = None  # break req -> handle -> store request -> on_done -> req: the cycle pins the body
         mp = req.mp
         assert mp is not None
-        if isinstance(result, StoreError):
+        if isinstance(result, S3PumpError):
             error = self._error_of(req, result)
             if mp.failed is None and self._retry_or_fail(req, error):
                 return
@@ -511,6 +579,8 @@ class Engine:
             return
         self.budget.refund(req.retried_after)
         size = len(req.body or b"")
+        if self.adaptive is not None:
+            self.adaptive.on_success(size, time.monotonic() - req.started)
         mp.done_parts[req.part_number] = CompletedPart(req.part_number, result.etag, size, result.checksum)
         assert mp.upload_id is not None
         self.bus.emit(PartDone(mp.item.key, mp.upload_id, req.part_number, size, result.etag,
@@ -626,6 +696,13 @@ class Engine:
             self.bus.emit(MultipartAborted(mp.item.key, upload_id, "cancelled"))
         self._open_uploads.clear()
         return 0
+
+
+def _open_source(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise SourceUnreadableError(f"{path}: {e.strerror}") from None
 
 
 def _noop() -> None:

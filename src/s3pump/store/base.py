@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..errors import StoreError
-from .body import FileRange
+from .body import StreamBody
 
 __all__ = [
     "CompletedPart",
@@ -137,18 +137,19 @@ class Store(Protocol):
         ...
 
     def put_bytes(
-        self, bucket: str, key: str, body: bytes | memoryview, attrs: ObjectAttributes,
+        self, bucket: str, key: str, body: bytes | memoryview | StreamBody, attrs: ObjectAttributes,
         on_done: DoneCallback,
     ) -> Request:
         """PutObject with an in-memory body."""
         ...
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | FileRange,
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | StreamBody,
         on_done: DoneCallback,
     ) -> Request:
         """UploadPart: part numbers 1..10,000, 5 MiB..5 GiB except the last (S3 API reference).
-        A :class:`~s3pump.store.body.FileRange` body is read from the file by the store itself."""
+        A :class:`~s3pump.store.body.StreamBody` (a file range, a throttled body) is read by the
+        store itself as it sends."""
         ...
 
     # ---- control plane (synchronous, raise StoreError) ----

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 from ..errors import SourceChangedError, SourceUnreadableError
 
-__all__ = ["FileRange", "PartBody"]
+__all__ = ["FileRange", "PartBody", "StreamBody", "Throttled"]
 
 
 class FileRange:
@@ -75,6 +76,84 @@ class _RangeReader:
         base = {0: 0, 1: self._pos, 2: self._range.length}[whence]
         self._pos = base + offset
         return self._pos
+
+
+class Pacer(Protocol):
+    """What :class:`Throttled` needs of a rate limiter (``engine.limits.TokenBucket``)."""
+
+    def take(self, n: float) -> None: ...
+
+
+class Throttled:
+    """A body whose bytes are paced by a bandwidth limiter as the store reads them.
+
+    awscrt pulls the bytes from this body's reader on its own threads; each read is capped at
+    ``chunk_bytes`` and paid for in limiter tokens (one per byte) before it returns, so the cap
+    holds on bytes as they are sent, for single PUTs, parts and streams alike.
+    """
+
+    __slots__ = ("chunk_bytes", "inner", "pacer")
+
+    def __init__(self, inner: bytes | FileRange, pacer: Pacer, chunk_bytes: int = 256 * 1024) -> None:
+        self.inner = inner
+        self.pacer = pacer
+        self.chunk_bytes = chunk_bytes
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def read(self) -> bytes:
+        data = self.inner if isinstance(self.inner, bytes) else self.inner.read()
+        self.pacer.take(len(data))
+        return data
+
+    def reader(self) -> _ThrottledReader:
+        import io
+
+        inner = io.BytesIO(self.inner) if isinstance(self.inner, bytes) else self.inner.reader()
+        return _ThrottledReader(inner, self.pacer, self.chunk_bytes)
+
+
+class _Reader(Protocol):
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+class _ThrottledReader:
+    __slots__ = ("_chunk", "_inner", "_pacer")
+
+    def __init__(self, inner: _Reader, pacer: Pacer, chunk_bytes: int) -> None:
+        self._inner = inner
+        self._pacer = pacer
+        self._chunk = chunk_bytes
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = self._inner.readinto(buffer[: self._chunk]) or 0
+        if n:
+            self._pacer.take(n)
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._inner.read(min(size, self._chunk) if size >= 0 else self._chunk)
+        if data:
+            self._pacer.take(len(data))
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._inner.seek(offset, whence)
+
+
+class StreamBody(Protocol):
+    """A body the store streams from (``reader()``) rather than holding as bytes."""
+
+    def __len__(self) -> int: ...
+
+    def read(self) -> bytes: ...
+
+    def reader(self) -> object: ...
 
 
 #: A part's body: bytes in memory (a stream's chunk) or a range of a file.

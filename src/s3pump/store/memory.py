@@ -30,7 +30,7 @@ from .base import (
     ObjectInfo,
     PutResult,
 )
-from .body import FileRange
+from .body import StreamBody
 
 __all__ = ["MemoryStore", "StoredObject"]
 
@@ -122,12 +122,12 @@ class MemoryStore:
         return _Done()
 
     def put_bytes(
-        self, bucket: str, key: str, body: bytes | memoryview, attrs: ObjectAttributes,
+        self, bucket: str, key: str, body: bytes | memoryview | StreamBody, attrs: ObjectAttributes,
         on_done: DoneCallback,
     ) -> _Done:
         try:
             self._check("PutObject", bucket, key)
-            data = bytes(body)
+            data = bytes(body) if isinstance(body, bytes | memoryview) else body.read()
             etag = hashlib.md5(data).hexdigest()
             self._store(bucket, key, data, etag, attrs)
             result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(data))
@@ -137,13 +137,13 @@ class MemoryStore:
         return _Done()
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | FileRange,
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | StreamBody,
         on_done: DoneCallback,
     ) -> _Done:
         try:
             self._check("UploadPart", bucket, key)
             upload = self._upload(bucket, upload_id)
-            if isinstance(body, FileRange):
+            if not isinstance(body, bytes | memoryview):
                 body = body.read()
             if not 1 <= part_number <= 10_000:
                 raise FatalStoreError(f"s3://{bucket}/{key}: part number {part_number} out of 1..10000")

@@ -48,7 +48,7 @@ from .base import (
     ObjectInfo,
     PutResult,
 )
-from .body import FileRange
+from .body import StreamBody
 
 __all__ = ["S3Store"]
 
@@ -225,7 +225,8 @@ class S3Store:
             memory_limit=max(1 << 30, 2 * config.max_parts_in_flight * config.part_size_bytes),
             retry_config=s3.S3RetryConfig(retry_mode=s3.S3RetryMode.NONE),
             connect_timeout_ms=int(config.connect_timeout_s * 1000),
-            max_active_connections_override=config.concurrency,
+            max_active_connections_override=(config.max_concurrency if config.adaptive_concurrency
+                                             else config.concurrency),
         )
 
     def _headers(self, bucket: str, size: int, attrs: ObjectAttributes) -> http.HttpHeaders:
@@ -238,11 +239,11 @@ class S3Store:
     def _start(
         self, *, bucket: str, key: str, method_path: str, size: int, attrs: ObjectAttributes,
         on_done: DoneCallback, kind: s3.S3RequestType, operation: str | None,
-        send_filepath: str | None = None, body: bytes | memoryview | FileRange | None = None,
+        send_filepath: str | None = None, body: bytes | memoryview | StreamBody | None = None,
     ) -> _CrtRequest:
         request = http.HttpRequest(
             "PUT", method_path, self._headers(bucket, size, attrs),
-            None if body is None else body.reader() if isinstance(body, FileRange) else io.BytesIO(body),
+            None if body is None else io.BytesIO(body) if isinstance(body, bytes | memoryview) else body.reader(),
         )
         response_headers: list[tuple[str, str]] = []
         checksum_header = self._checksum_header
@@ -310,7 +311,7 @@ class S3Store:
         )
 
     def put_bytes(
-        self, bucket: str, key: str, body: bytes | memoryview, attrs: ObjectAttributes,
+        self, bucket: str, key: str, body: bytes | memoryview | StreamBody, attrs: ObjectAttributes,
         on_done: DoneCallback,
     ) -> _CrtRequest:
         return self._start(
@@ -319,7 +320,7 @@ class S3Store:
         )
 
     def upload_part(
-        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | FileRange,
+        self, bucket: str, key: str, upload_id: str, part_number: int, body: bytes | memoryview | StreamBody,
         on_done: DoneCallback,
     ) -> _CrtRequest:
         path = f"{self._endpoint.path_for(bucket, key)}?partNumber={part_number}&uploadId={quote(upload_id, safe='')}"

@@ -1,0 +1,163 @@
+"""Rate limits, the bandwidth cap, and adaptive concurrency.
+
+* :class:`TokenBucket`: ``rate_per_s`` tokens a second, at most ``burst`` saved up. The request
+  limit (``--max-rps``) takes one token per request on the scheduler thread, without blocking;
+  the bandwidth cap (``--bwlimit``) takes one token per byte, blocking, from the thread that
+  feeds bytes to the socket (awscrt's), so the cap holds for whole files, parts and streams alike.
+* :class:`AdaptiveConcurrency`: additive increase while throughput still rises, multiplicative
+  decrease on throttling (503 SlowDown, 429) or when latency jumps, within ``[min, max]``
+  (AIMD, as TCP congestion control; the latency signal follows TCP Vegas).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+__all__ = ["AdaptiveConcurrency", "ConcurrencyDecision", "TokenBucket"]
+
+
+class TokenBucket:
+    """Thread-safe token bucket. ``rate_per_s`` > 0; ``burst`` >= 1 is the bucket's capacity."""
+
+    __slots__ = ("_lock", "_rate", "_stamp", "_tokens", "burst")
+
+    def __init__(self, rate_per_s: float, burst: float | None = None) -> None:
+        if rate_per_s <= 0:
+            raise ValueError("rate must be > 0")
+        self._rate = float(rate_per_s)
+        self.burst = float(burst if burst is not None else max(1.0, rate_per_s / 10))
+        self._tokens = self.burst
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    @property
+    def rate_per_s(self) -> float:
+        return self._rate
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    def try_take(self, n: float = 1.0) -> float:
+        """Take ``n`` tokens if they are there and return 0.0; else take nothing and return the
+        seconds until they will be."""
+        with self._lock:
+            now = time.monotonic()
+            self._refill(now)
+            if self._tokens >= n:
+                self._tokens -= n
+                return 0.0
+            return (n - self._tokens) / self._rate
+
+    def wait_s(self, n: float = 1.0) -> float:
+        """Seconds until ``n`` tokens are there (0.0: now); takes nothing."""
+        with self._lock:
+            self._refill(time.monotonic())
+            return 0.0 if self._tokens >= n else (n - self._tokens) / self._rate
+
+    def take(self, n: float) -> None:
+        """Take ``n`` tokens, sleeping as long as needed (the debt model: a take larger than the
+        burst is allowed and paid back by sleeping, so large reads need no splitting)."""
+        with self._lock:
+            now = time.monotonic()
+            self._refill(now)
+            self._tokens -= n
+            wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyDecision:
+    """One adjustment of the adaptive controller (emitted as an event and logged)."""
+
+    old: int
+    new: int
+    reason: str
+    throughput_bps: float
+    latency_s: float
+
+
+class AdaptiveConcurrency:
+    """AIMD over the number of requests in flight.
+
+    Every ``interval_s`` it compares the window's throughput (bytes + a per-request weight, so
+    small-object runs count too) with the previous window's:
+
+    * throttling seen in the window -> ``limit * decrease_factor`` (multiplicative decrease),
+      then hold for one window;
+    * median latency above ``latency_jump`` x the best seen, while throughput did not rise ->
+      multiplicative decrease;
+    * throughput rose by more than ``gain_threshold`` (or the limit was just cut) -> add ``step``
+      (grows by ~25 % while far below the maximum, so a 4..256 search takes seconds, not minutes);
+    * otherwise hold.
+    """
+
+    def __init__(self, *, initial: int, minimum: int, maximum: int, interval_s: float = 1.0,
+                 decrease_factor: float = 0.7, latency_jump: float = 3.0, gain_threshold: float = 0.05,
+                 request_weight_bytes: int = 64 * 1024) -> None:
+        self.minimum = max(1, minimum)
+        self.maximum = max(self.minimum, maximum)
+        self.limit = min(max(initial, self.minimum), self.maximum)
+        self.interval_s = interval_s
+        self.decrease_factor = decrease_factor
+        self.latency_jump = latency_jump
+        self.gain_threshold = gain_threshold
+        self.request_weight_bytes = request_weight_bytes
+        self._window_start = time.monotonic()
+        self._bytes = 0
+        self._requests = 0
+        self._throttled = 0
+        self._latencies: list[float] = []
+        self._last_score: float | None = None
+        self._best_latency: float | None = None
+        self._hold = False
+
+    def on_success(self, size_bytes: int, latency_s: float) -> None:
+        self._bytes += size_bytes
+        self._requests += 1
+        if len(self._latencies) < 4096:
+            self._latencies.append(latency_s)
+
+    def on_throttled(self) -> None:
+        self._throttled += 1
+
+    def maybe_adjust(self, now: float | None = None) -> ConcurrencyDecision | None:
+        """Close the window if ``interval_s`` has passed; return the decision if the limit changed."""
+        now = time.monotonic() if now is None else now
+        elapsed = now - self._window_start
+        if elapsed < self.interval_s:
+            return None
+        score = (self._bytes + self._requests * self.request_weight_bytes) / elapsed
+        lat = sorted(self._latencies)[len(self._latencies) // 2] if self._latencies else 0.0
+        throttled = self._throttled
+        idle = self._requests == 0 and not throttled
+        self._window_start, self._bytes, self._requests, self._throttled = now, 0, 0, 0
+        self._latencies = []
+        if idle:
+            return None
+        old = self.limit
+        reason = "hold"
+        if throttled:
+            self.limit = max(self.minimum, int(self.limit * self.decrease_factor))
+            reason = f"throttled x{throttled}"
+            self._hold = True
+        elif self._hold:
+            self._hold = False
+        else:
+            if lat and (self._best_latency is None or lat < self._best_latency):
+                self._best_latency = lat
+            rose = self._last_score is None or score > self._last_score * (1 + self.gain_threshold)
+            if (self._best_latency and lat > self.latency_jump * self._best_latency and not rose
+                    and self.limit > self.minimum):
+                self.limit = max(self.minimum, int(self.limit * self.decrease_factor))
+                reason = "latency jump"
+            elif rose and self.limit < self.maximum:
+                self.limit = min(self.maximum, self.limit + max(1, self.limit // 4))
+                reason = "throughput rising"
+        self._last_score = score
+        if self.limit == old:
+            return None
+        return ConcurrencyDecision(old, self.limit, reason, score, lat)
