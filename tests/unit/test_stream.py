@@ -243,6 +243,7 @@ def test_limits_split_the_budget() -> None:
     assert stream_limits(2) == (1, 2)
     assert stream_limits(8) == (4, 4)
     assert stream_limits(9) == (4, 5)
+    assert stream_limits(16, spooled=True) == (4, 12)
     with pytest.raises(UsageError):
         stream_limits(1)
 

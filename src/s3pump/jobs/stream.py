@@ -13,16 +13,20 @@ metadata-replacing copy onto itself (:meth:`~s3pump.store.base.Store.replace_met
 fixes metadata at CreateMultipartUpload, before the stream has been read. The ETag and version
 ID reported are those of that final object.
 
-Memory bound (``c`` = ``--concurrency``, ``P`` = the largest part size used)::
+Memory bound (``c`` = ``--concurrency``, default 16; ``P`` = the largest part size used)::
 
-    requests in flight R = max(1, c // 2); parts held by s3pump S = max(2, c - R)
-    RAM:        parts held by s3pump (S) + awscrt's send copy of each part in flight (R) <= c
-                peak RSS <= c * P + ~60 MiB (interpreter, boto3, awscrt)
-    --spool-dir parts held on disk <= S * P; in RAM only awscrt's copies (R) and a 1 MiB read
-                buffer: peak RSS <= R * P + ~60 MiB
+    RAM:        requests in flight R = c // 2, parts held by s3pump S = c - R (at least 2)
+                parts in RAM = S (s3pump's) + R (awscrt's send copy of each part in flight) <= c
+                peak RSS <= c * P + base
+    --spool-dir R = c // 4 in flight, S = c - R spool files (disk <= S * P)
+                parts in RAM = R (awscrt's copies) + a 1 MiB read buffer
+                peak RSS <= (c // 4) * P + 1 MiB + base
 
-awscrt copies a part into its own send buffer while the request runs (measured: 8 parts of
-8 MiB in flight hold 64 MiB there), which is why only half the budget goes to requests.
+``base`` is the process without any part: about 72 MiB for the CLI (interpreter, the boto3
+S3 client alone is ~47 MiB, awscrt's client), 60 MiB for the Python API. awscrt copies a part into
+its own send buffer while the request runs (measured: 8 parts of 8 MiB in flight hold 64 MiB
+there), which is why only half of the budget goes to requests. Measured at the defaults
+(c = 16, P = 8 MiB): see docs/benchmarks-stream.md.
 """
 
 from __future__ import annotations
@@ -87,16 +91,17 @@ def parse_tolerance(text: str, expected_size_bytes: int | None) -> int:
     return parse_size_bytes(text, what="--size-tolerance")
 
 
-def stream_limits(concurrency: int) -> tuple[int, int]:
+def stream_limits(concurrency: int, *, spooled: bool = False) -> tuple[int, int]:
     """``(requests in flight, part buffers held by s3pump)`` for ``--concurrency``: together at
-    most ``concurrency`` part-sized buffers (see the module docstring).
+    most ``concurrency`` part-sized buffers (see the module docstring). Spooled, the held parts
+    are files and only a quarter of the budget is in flight (awscrt's copies are the RAM).
 
     Raises:
         UsageError: ``concurrency`` < 2.
     """
     if concurrency < 2:
         raise UsageError(f"stream needs --concurrency >= 2 (one part reading, one sending), got {concurrency}")
-    in_flight = max(1, concurrency // 2)
+    in_flight = max(1, concurrency // 4 if spooled else concurrency // 2)
     return in_flight, max(2, concurrency - in_flight)
 
 
@@ -204,7 +209,7 @@ def stream(
         raise UsageError(f"--expected-size must be >= 0, got {expected_size_bytes}")
     if size_tolerance_bytes < 0:
         raise UsageError(f"--size-tolerance must be >= 0, got {size_tolerance_bytes}")
-    in_flight, buffers = stream_limits(config.concurrency)
+    in_flight, buffers = stream_limits(config.concurrency, spooled=spool_dir is not None)
     if schedule is None:
         schedule = (PartSchedule.growing(config.part_size_bytes) if expected_size_bytes is None
                     else PartSchedule.for_expected_size(expected_size_bytes + size_tolerance_bytes,

@@ -1,0 +1,105 @@
+"""Stream benchmark: `s3pump stream` vs `s5cmd pipe` vs `aws s3 cp - s3://...`, same SeaweedFS, one run.
+
+Every tool reads the same stream on stdin: a producer process (not measured) writes SIZE bytes, a
+64 MiB block of seeded random bytes repeated, as fast as the pipe takes them. Rounds alternate
+the tools; results are medians. Peak RSS is each tool's own VmHWM. Each object's size is checked
+after the run. s3pump also runs with --spool-dir (tool "s3pump-spool").
+
+Usage:
+  python benchmarks/stream.py                       # 4 GiB, 3 rounds, all tools
+  python benchmarks/stream.py --size 256MiB --rounds 1   # quick check
+  python benchmarks/stream.py --tools s3pump,s5cmd --s3pump-args "--concurrency 32"
+
+Prints a Markdown table for docs/benchmarks.md, with s3pump / s5cmd throughput and the memory
+bound (concurrency x part size + 64 MiB) next to the measured peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import Bench, Sample, Series, alternate, aws_cli, s3pump_cli, s5cmd_binary
+
+from s3pump.jobs.stream import STREAM_DEFAULT_CONCURRENCY
+from s3pump.units import parse_size_bytes
+
+MIB = 2**20
+PRODUCER = (
+    "import random, sys\n"
+    "n = int(sys.argv[1]); block = random.Random(42).randbytes(64 * 2**20); out = sys.stdout.buffer\n"
+    "while n > 0:\n"
+    "    k = min(n, len(block)); out.write(block[:k] if k < len(block) else block); n -= k\n"
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="4GiB", help="stream length [4GiB]")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tools", default="s3pump,s3pump-spool,s5cmd,aws")
+    ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump stream")
+    args = ap.parse_args()
+    size = parse_size_bytes(args.size, what="--size")
+    producer = [sys.executable, "-c", PRODUCER, str(size)]
+
+    bench = Bench()
+    spool = Path(tempfile.mkdtemp(prefix="s3pump-bench-spool-"))
+    try:
+        bucket = bench.bucket("bench-stream")
+
+        def s3pump(r: int) -> Sample:
+            return bench.time([*s3pump_cli(), "stream", f"s3://{bucket}/s3pump-{r}", "--no-progress",
+                               *args.s3pump_args.split()], stdin_cmd=producer)
+
+        def s3pump_spool(r: int) -> Sample:
+            return bench.time([*s3pump_cli(), "stream", f"s3://{bucket}/s3pump-spool-{r}", "--no-progress",
+                               "--spool-dir", str(spool), *args.s3pump_args.split()], stdin_cmd=producer)
+
+        def s5cmd(r: int) -> Sample:
+            return bench.time([s5cmd_binary(), "--endpoint-url", bench.endpoint, "pipe", f"s3://{bucket}/s5cmd-{r}"],
+                              stdin_cmd=producer)
+
+        def aws(r: int) -> Sample:
+            return bench.time([*aws_cli(), "s3", "cp", "--only-show-errors", "--endpoint-url", bench.endpoint,
+                               "-", f"s3://{bucket}/aws-{r}"], stdin_cmd=producer)
+
+        tools = {"s3pump": s3pump, "s3pump-spool": s3pump_spool, "s5cmd": s5cmd, "aws": aws}
+        chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
+        print(f"stream of {size} bytes, {args.rounds} rounds", file=sys.stderr)
+        series = alternate(args.rounds, chosen)
+        for name in chosen:  # every run really wrote the whole stream
+            for r in range(args.rounds):
+                n, total = bench.count(bucket, f"{name}-{r}")
+                assert (n, total) == (1, size), (name, r, n, total)
+    finally:
+        bench.close()
+        import shutil
+
+        shutil.rmtree(spool, ignore_errors=True)
+    report(series, size, args)
+
+
+def report(series: dict[str, Series], size: int, args: argparse.Namespace) -> None:
+    bound_mb = (STREAM_DEFAULT_CONCURRENCY * 8 * MIB + 64 * MIB) / MIB
+    print(f"\nstream of {size / MIB:,.0f} MiB, median of {args.rounds} alternating rounds per tool\n")
+    print("| tool | wall s | MB/s | client CPU s | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, s in series.items():
+        wall = s.median("wall_s")
+        print(f"| {name} | {wall:.2f} | {size / wall / 1e6:,.1f} | {s.median('cpu_s'):.2f} | "
+              f"{s.median('peak_rss_mb'):.0f} |")
+    if "s3pump" in series and "s5cmd" in series:
+        ratio = series["s5cmd"].median("wall_s") / series["s3pump"].median("wall_s")
+        print(f"\ns3pump / s5cmd pipe throughput: {ratio:.2f} (target >= 1.10)")
+    if "s3pump" in series and not args.s3pump_args:
+        print(f"s3pump peak RSS {series['s3pump'].median('peak_rss_mb'):.0f} MB; bound at defaults "
+              f"(concurrency {STREAM_DEFAULT_CONCURRENCY} x 8 MiB + 64 MiB) = {bound_mb:.0f} MiB")
+    if "s3pump-spool" in series:
+        print(f"s3pump --spool-dir peak RSS {series['s3pump-spool'].median('peak_rss_mb'):.0f} MB (target <= 128)")
+
+
+if __name__ == "__main__":
+    main()
