@@ -357,11 +357,19 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", help="S3 port [default: a free port]")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory [default: the "
                                                   "embedded server's]")] = None,
+    stop_embedded: Annotated[bool, typer.Option("--stop-embedded", help="Stop the background server that "
+                                                "--embedded started (its data is kept), then exit")] = False,
 ) -> None:
     """Run a local S3 server (SeaweedFS) on 127.0.0.1 in the foreground, until Ctrl-C."""
     from .devserver import embedded_dir, start_server, stop_server
+    from .devserver import stop_embedded as stop_embedded_server
 
     def body() -> None:
+        if stop_embedded:
+            stopped = stop_embedded_server()
+            stderr_console().print(f"stopped the embedded server at {stopped.endpoint_url}" if stopped
+                                   else "no embedded server is running", markup=False)
+            return
         directory = data_dir or embedded_dir().parent / "serve"
         server, proc = start_server(directory, s3_port=port)
         print(f"endpoint:   {server.endpoint_url}\naccess key: {server.access_key_id}\n"

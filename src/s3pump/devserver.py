@@ -33,7 +33,7 @@ import platformdirs
 
 from .errors import S3PumpError, UsageError
 
-__all__ = ["DevServer", "ensure_embedded", "find_weed", "start_server", "stop_server"]
+__all__ = ["DevServer", "ensure_embedded", "find_weed", "start_server", "stop_embedded", "stop_server"]
 
 EMBEDDED_REGION = "us-east-1"
 _PORT_LOW, _PORT_HIGH = 20000, 45000  # p + 10000 stays below 55535
@@ -253,4 +253,20 @@ def ensure_embedded() -> DevServer:
     with os.fdopen(fd, "w") as f:
         json.dump(asdict(server), f)
     os.replace(tmp, state)
+    return server
+
+
+def stop_embedded() -> DevServer | None:
+    """Stop the server ``--embedded`` started, if it runs; return what it was (data stays)."""
+    state = embedded_dir() / "server.json"
+    try:
+        raw = json.loads(state.read_text())
+        raw["ports"] = tuple(raw["ports"])
+        server = DevServer(**raw)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    state.unlink(missing_ok=True)
+    if not _pid_alive(server.pid):
+        return None
+    stop_server(server.pid, grace_s=10.0)
     return server

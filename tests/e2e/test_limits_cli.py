@@ -63,7 +63,9 @@ def test_max_rps_5000_files(s3env: S3Env, warm_bucket: str, state_dir: Path, tmp
 
 
 def _bwlimit(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, small: int, large_bytes: int,
-             tolerance: float) -> None:
+             *, outside: bool) -> None:
+    """Upload ``small`` 1 MiB files and one ``large_bytes`` multipart file at --bwlimit 20M; the rate
+    (over the CLI's wall time if ``outside``, else over the run's own elapsed time) is 20 MB/s +- 5 %."""
     generate(tmp_path / "src" / "many", count=small, size_bytes=MIB, seed=1)
     generate(tmp_path / "src" / "one", count=1, size_bytes=large_bytes, seed=2)
     total = small * MIB + large_bytes
@@ -74,9 +76,10 @@ def _bwlimit(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, small: 
     assert r.returncode == 0, r.stderr.decode()
     summary = json.loads(r.stdout.decode().splitlines()[-1])
     assert summary["bytes_done"] == total
-    rate = total / wall
-    print(f"{total / MIB:.0f} MiB in {wall:.2f} s: {rate / 1e6:.2f} MB/s")
-    assert abs(rate - 20e6) <= tolerance * 20e6
+    seconds = wall if outside else summary["elapsed_s"]
+    rate = total / seconds
+    print(f"{total / MIB:.0f} MiB in {seconds:.2f} s ({'wall' if outside else 'run'}): {rate / 1e6:.2f} MB/s")
+    assert abs(rate - 20e6) <= 0.05 * 20e6
     objects = list_all(s3env.boto(), bucket, "bw/")
     assert len(objects) == small + 1
     assert any(o["ETag"].strip('"').endswith("-" + str(-(-large_bytes // (8 * MIB)))) for o in objects.values())
@@ -84,15 +87,15 @@ def _bwlimit(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, small: 
 
 @pytest.mark.e2e
 def test_bwlimit_small(s3env: S3Env, warm_bucket: str, state_dir: Path, tmp_path: Path) -> None:
-    """80 MiB (40 files + a 40 MiB multipart file) at 20 MB/s: ~4 s, so the CLI's ~0.5 s start-up is
-    part of the wall time; the 400 MiB acceptance run below holds the +-5 % bound."""
-    _bwlimit(s3env, warm_bucket, state_dir, tmp_path, 40, 40 * MIB, tolerance=0.15)
+    """80 MiB in ~4 s: the CLI's start-up (~0.5 s, more on a busy machine) would dominate a wall-time
+    measure, so this quick variant measures the run itself; the 400 MiB run below measures from outside."""
+    _bwlimit(s3env, warm_bucket, state_dir, tmp_path, 40, 40 * MIB, outside=False)
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_bwlimit_400mib(s3env: S3Env, warm_bucket: str, state_dir: Path, tmp_path: Path) -> None:
-    _bwlimit(s3env, warm_bucket, state_dir, tmp_path, 200, 200 * MIB, tolerance=0.05)
+    _bwlimit(s3env, warm_bucket, state_dir, tmp_path, 200, 200 * MIB, outside=True)
 
 
 @pytest.mark.e2e
