@@ -3,12 +3,13 @@ behind ``s3pump stream``.
 
 One reader thread reads the stream a whole part at a time (``readable.read(part_size)``: the
 C buffered reader fills one ``bytes`` object straight from the pipe, no Python per chunk) and
-hands each part to the engine while it reads the next. The MD5 and SHA-256 of the whole
-stream are updated with whole parts (hashlib, which releases the GIL) as they pass.
+hands each part to the engine while it reads the next. Two hasher threads update the MD5 and
+the SHA-256 of the whole stream with whole parts, in order (hashlib releases the GIL), so
+hashing runs beside reading and uploading instead of between reads.
 
 Memory bound. The reader takes a *buffer slot* before it reads a part and the slot comes back
 only when that part is uploaded (:meth:`StreamPartSource.part_uploaded`, fed by the job from
-:class:`~s3pump.events.PartDone`), so at most ``buffers`` parts exist at once. With a spool
+:class:`~s3pump.events.PartDone`) and hashed, so at most ``buffers`` parts exist at once. With a spool
 directory the part goes to a temporary file there instead (read and hashed 1 MiB at a time) and
 the store reads the file itself (:class:`~s3pump.store.body.FileRange`); the file is deleted
 once its part is uploaded, so the disk holds at most ``buffers`` parts and Python holds none.
@@ -31,13 +32,16 @@ import collections
 import contextlib
 import errno
 import hashlib
+import io
 import os
+import queue
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS
 from ..engine.multipart import part_size_for
@@ -153,7 +157,7 @@ class StreamPartSource:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ready: collections.deque[tuple[int, PartBody]] = collections.deque()
-        self._held: set[int] = set()  # part numbers read and not yet uploaded
+        self._held: dict[int, int] = {}  # part number -> acks still due (uploaded, hashed)
         self._spooled: dict[int, tuple[int, str]] = {}  # part number -> (fd, path)
         self._spool_root = os.fspath(spool_dir) if spool_dir is not None else None
         self._spool_dir: str | None = None
@@ -162,6 +166,7 @@ class StreamPartSource:
         self._thread: threading.Thread | None = None
         self._md5 = hashlib.md5()
         self._sha256 = hashlib.sha256()
+        self._hashers: list[_Hasher] = []
         self.bytes_read = 0
         self.part_sizes: list[int] = []
         self.peak_parts_held = 0
@@ -179,6 +184,8 @@ class StreamPartSource:
                 raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
         if self._spool_dir is None:
             _map_part_buffers()
+            self._hashers = [_Hasher(h, self._ack) for h in (self._md5, self._sha256)]
+        _grow_pipe(self._readable)
         self._thread = threading.Thread(target=self._run, name="s3pump-stream-reader", daemon=True)
         self._thread.start()
 
@@ -198,11 +205,18 @@ class StreamPartSource:
         return b""
 
     def part_uploaded(self, part_number: int) -> None:
-        """Part ``part_number`` is stored: free its buffer slot (and delete its spool file)."""
+        """Part ``part_number`` is stored: free its buffer slot once hashed (and delete its spool file)."""
+        self._ack(part_number)
+
+    def _ack(self, part_number: int) -> None:
         with self._lock:
-            if part_number not in self._held:
+            due = self._held.get(part_number)
+            if due is None:
                 return
-            self._held.discard(part_number)
+            if due > 1:
+                self._held[part_number] = due - 1
+                return
+            del self._held[part_number]
             spooled = self._spooled.pop(part_number, None)
         if spooled is not None:
             _remove(*spooled)
@@ -259,6 +273,8 @@ class StreamPartSource:
         self._stop.set()
         for _ in range(self.buffers):
             self._slots.release()  # unblock a reader waiting for a slot
+        for hasher in self._hashers:
+            hasher.stop()
         with self._lock:
             spooled = list(self._spooled.values())
             self._spooled.clear()
@@ -273,6 +289,9 @@ class StreamPartSource:
     def _run(self) -> None:
         try:
             self._read_all()
+            for hasher in self._hashers:  # the digests are final once every part is hashed
+                hasher.stop()
+                hasher.join()
         except S3PumpError as e:
             self._end(e)
         except OSError as e:
@@ -318,15 +337,15 @@ class StreamPartSource:
                 self._slots.release()
                 return
             with self._changed:
-                self._held.add(n)
+                self._held[n] = 1 + (len(self._hashers) if isinstance(body, bytes) else 0)
                 self._ready.append((n, body))
                 self.part_sizes.append(length)
                 self.peak_parts_held = max(self.peak_parts_held, len(self._held))
                 self._changed.notify_all()
             self._wakeup()
-            if isinstance(body, bytes):  # hash after the hand-off, while the part uploads
-                self._md5.update(body)
-                self._sha256.update(body)
+            if isinstance(body, bytes):  # hashed beside the upload; the slot returns when both are done
+                for hasher in self._hashers:
+                    hasher.put(n, body)
             del body
             self.bytes_read += length
             if limit is not None and self.bytes_read > limit:
@@ -384,6 +403,43 @@ class StreamPartSource:
             _remove(fd, path)
             return 0, b""
         return got, FileRange(fd, 0, got, path)
+
+
+class _Hasher:
+    """A thread feeding whole parts, in order, to one hashlib object; ``ack(n)`` after each."""
+
+    def __init__(self, digest: Any, ack: Callable[[int], None]) -> None:
+        self._digest = digest
+        self._ack = ack
+        self._q: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"s3pump-stream-{digest.name}", daemon=True)
+        self._thread.start()
+
+    def put(self, part_number: int, body: bytes) -> None:
+        self._q.put((part_number, body))
+
+    def stop(self) -> None:
+        self._q.put(None)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        update = self._digest.update
+        while (job := self._q.get()) is not None:
+            update(job[1])
+            self._ack(job[0])
+
+
+def _grow_pipe(readable: Readable) -> None:
+    """Give a pipe on the input a 1 MiB buffer (Linux ``F_SETPIPE_SZ``; default 64 KiB), so an
+    8 MiB part takes 8 reads and producer wakeups instead of 128. Best effort."""
+    with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd = readable.fileno()  # type: ignore[attr-defined]
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            import fcntl
+
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), MIB)
 
 
 def _map_part_buffers() -> None:
