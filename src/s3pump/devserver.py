@@ -162,7 +162,9 @@ def start_server(
     cmd = [
         weed, "server", f"-dir={data / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", f"-master.port={master}", f"-volume.port={volume}",
-        f"-filer.port={filer}", "-volume.max=0", "-master.volumeSizeLimitMB=1024",
+        # every bucket is a collection that grows 7 volumes on its first write; -volume.max=0 derives the
+        # limit from free disk / volume size and ran out after ~8 buckets. Volumes are not preallocated.
+        f"-filer.port={filer}", "-volume.max=2000", "-master.volumeSizeLimitMB=1024",
         "-s3", f"-s3.port={s3}", f"-s3.config={ident_path}",
         # 4.x also starts Iceberg (8181) and Lance (9101) listeners on fixed ports: off, so servers can coexist
         "-s3.port.iceberg=0", "-s3.port.lance=0",
