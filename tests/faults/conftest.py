@@ -108,3 +108,25 @@ def keys_with_fault(proxy: FaultProxy) -> int:
 
 def file_sizes(tree: Tree) -> dict[str, int]:
     return {rel: os.path.getsize(p) for rel, p in tree.files.items()}
+
+
+@pytest.fixture
+def big_bucket(s3env: S3Env) -> Iterator[str]:
+    """A fresh bucket that is deleted afterwards, objects and all. An acceptance-scale test
+    writes about a GiB; SeaweedFS frees a bucket's volumes only when the bucket (its collection)
+    is deleted, and a session of such tests would otherwise run out of writable volumes."""
+    import uuid
+
+    name = f"big-{uuid.uuid4().hex[:12]}"
+    client = s3env.boto()
+    client.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        keys = list(list_all(client, name))
+        for i in range(0, len(keys), 1000):
+            client.delete_objects(Bucket=name, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]],
+                                                       "Quiet": True})
+        for u in client.list_multipart_uploads(Bucket=name).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"])
+        client.delete_bucket(Bucket=name)

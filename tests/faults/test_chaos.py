@@ -97,12 +97,12 @@ def test_all_faults_at_30_percent_then_rerun(tmp_path: Path, s3env: S3Env, fault
 @pytest.mark.e2e
 @pytest.mark.parametrize("fault", TRANSIENT_FAULTS)
 def test_each_fault_at_5_percent_full_scale(tmp_path: Path, s3env: S3Env, faultproxy: FaultProxy,
-                                            state_dir: Path, bucket: str, fault: str) -> None:
-    _run_single_fault(tmp_path, s3env, faultproxy, state_dir, bucket, fault, FULL)
+                                            state_dir: Path, big_bucket: str, fault: str) -> None:
+    _run_single_fault(tmp_path, s3env, faultproxy, state_dir, big_bucket, fault, FULL)
 
 
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_all_faults_at_30_percent_full_scale(tmp_path: Path, s3env: S3Env, faultproxy: FaultProxy,
-                                             state_dir: Path, bucket: str) -> None:
-    _run_all_faults(tmp_path, s3env, faultproxy, state_dir, bucket, FULL)
+                                             state_dir: Path, big_bucket: str) -> None:
+    _run_all_faults(tmp_path, s3env, faultproxy, state_dir, big_bucket, FULL)

@@ -139,6 +139,6 @@ def test_sigkill_three_times_then_resume(tmp_path: Path, s3env: S3Env, faultprox
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_sigkill_three_times_then_resume_full_scale(tmp_path: Path, s3env: S3Env, faultproxy: FaultProxy,
-                                                   state_dir: Path, bucket: str) -> None:
+                                                   state_dir: Path, big_bucket: str) -> None:
     tree = make_tree(tmp_path / "src", 2000, 40 * MIB, large=40, seed=8)
-    _crash_and_resume(tmp_path, s3env, faultproxy, state_dir, bucket, tree, seed=random.randrange(1000))
+    _crash_and_resume(tmp_path, s3env, faultproxy, state_dir, big_bucket, tree, seed=random.randrange(1000))
