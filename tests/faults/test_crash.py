@@ -85,19 +85,20 @@ def _crash_and_resume(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir
     proxy.plan = FaultPlan(delay_s={"PutObject": 0.01, "UploadPart": 0.25})
     env = proxied_env(s3env, proxy, state_dir)
     n_puts = rng.randint(3, 15)
-    delay = rng.uniform(0.5, 2.0)
-    t0 = [0.0]
+    n_any = rng.randint(1, 4)
+    run_start = [0]  # proxy.seq when the current run started
     kill_points: list[tuple[str, Callable[[list[LogEntry]], bool]]] = [
         (f"after {n_puts} finished PUTs",
          lambda log: sum(e.type == "PutObject" and e.status == 200 for e in log) >= n_puts),
         ("mid-multipart (a part journaled, upload not completed)", _mid_multipart(state_dir)),
-        (f"{delay:.2f} s into the run", lambda log: time.monotonic() - t0[0] >= delay),
+        # a random point: after a random number of further answered requests of any kind
+        (f"after {n_any} answered requests", lambda log: sum(e.seq > run_start[0] and e.status is not None
+                                                             for e in log) >= n_any),
     ]
     done_at_kill: set[str] = set()
     parts_at_kill: set[tuple[str, int]] = set()
     for name, ready in kill_points:
-        mark = proxy.seq
-        t0[0] = time.monotonic()
+        mark = run_start[0] = proxy.seq
         _kill_when(_start(tree.root, bucket, env), proxy, ready)
         # nothing finished before an earlier kill was sent again in this run
         again = [e for e in _since(proxy, mark) if e.type in SENDS and e.key in done_at_kill]
