@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,33 @@ def test_cleanup_cli_aborts_orphaned_uploads(s3env: S3Env, bucket: str, state_di
     client.abort_multipart_upload(Bucket=bucket, Key="keep/other.bin", UploadId=other)
     r = run_cli(["cleanup", "s3://no-such-bucket-here/", "--older-than", "0s"], s3env.env(state_dir))
     assert r.returncode == 2 and b"NoSuchBucket" in r.stderr and b"Traceback" not in r.stderr
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: a local disk that fills up (needs root and mount; skipped otherwise)."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+@pytest.mark.e2e
+def test_full_spool_disk(s3env: S3Env, bucket: str, state_dir: Path, tiny_disk: Path) -> None:
+    """``stream --spool-dir`` on a disk that fills: one line naming the spool dir, exit 1, no object,
+    no open multipart upload."""
+    data = os.urandom(24 * 1024 * 1024)
+    r = run_cli(["stream", f"s3://{bucket}/s/full.bin", "--spool-dir", str(tiny_disk), "--no-progress"],
+                s3env.env(state_dir), input=data)
+    err = r.stderr.decode(errors="replace")
+    _no_traceback(err)
+    assert r.returncode == 1, err
+    lines = _error_lines(err)
+    assert len(lines) == 1 and str(tiny_disk) in lines[0], err
+    assert "No space left on device" in lines[0] or "space" in lines[0].lower(), lines[0]
+    _assert_nothing_written(s3env, bucket)
