@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,8 @@ from s3pump.engine.scheduler import Engine, UploadItem
 from s3pump.events import Event, EventBus, FileDone, FileFailed, MultipartAborted, RetryScheduled
 from s3pump.store.s3 import S3Store
 from s3pump.testing.faultproxy import FaultPlan, FaultProxy
-from tests.conftest import S3Env
+from tests.conftest import S3Env, list_all, run_cli
+from tests.faults.conftest import proxied_env
 
 MIB = 1024 * 1024
 
@@ -86,4 +88,28 @@ def test_stream_out_of_retries_is_aborted_with_nothing_left(s3env: S3Env, faultp
     assert any(isinstance(e, MultipartAborted) for e in events)
     assert len(faultproxy.entries(type="UploadPart")) >= 3  # the part was tried max_attempts times
     assert "Contents" not in s3env.boto().list_objects_v2(Bucket=bucket, Prefix="s/")
+    assert s3env.boto().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.e2e
+def test_stream_cli_under_faults(s3env: S3Env, faultproxy: FaultProxy, bucket: str, state_dir: Path) -> None:
+    """The real ``s3pump stream`` (stdin) through the proxy: parts retried, object identical; then,
+    with every part failing, the upload is aborted and nothing is left."""
+    data = os.urandom(21 * MIB)
+    env = proxied_env(s3env, faultproxy, state_dir)
+    faultproxy.plan = FaultPlan.uniform(0.3, only_types=frozenset({"UploadPart", "CreateMultipartUpload",
+                                                                   "CompleteMultipartUpload"}), stall_s=5.0)
+    r = run_cli(["stream", f"s3://{bucket}/s/cli.bin", "--no-progress"], env, input=data)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert faultproxy.fault_counts(), "no fault was injected"
+    body = s3env.boto().get_object(Bucket=bucket, Key="s/cli.bin")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+
+    faultproxy.plan = FaultPlan.single("internal", 1.0, only_types=frozenset({"UploadPart"}))
+    r = run_cli(["stream", f"s3://{bucket}/s/doomed.bin", "--no-progress"], {**env, "S3PUMP_MAX_ATTEMPTS": "2"},
+                input=data)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err, err[-2000:]
+    assert "InternalError" in err
+    assert set(list_all(s3env.boto(), bucket, "s/")) == {"s/cli.bin"}
     assert s3env.boto().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
