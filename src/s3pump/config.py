@@ -100,8 +100,9 @@ class TransferConfig:
     (10 after a timeout), a success refunds 1. With the quota spent, requests get one
     attempt, so a dead server cannot cause a retry storm. Env: ``S3PUMP_RETRY_BUDGET``."""
     request_timeout_s: float = 300.0
-    """A request still unanswered after this long is cancelled and retried.
-    Env: ``S3PUMP_REQUEST_TIMEOUT``."""
+    """A request still unanswered after this long is cancelled and retried. It is the cap:
+    a request of n bytes times out after ``min(request_timeout_s, 15 s + n / 256 KiB/s)``, so a
+    stalled small PUT is retried sooner. Env: ``S3PUMP_REQUEST_TIMEOUT``."""
     connect_timeout_s: float = 10.0
     """TCP connect timeout. Env: ``S3PUMP_CONNECT_TIMEOUT``."""
 
