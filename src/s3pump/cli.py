@@ -530,7 +530,9 @@ def stream(
     no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     """Upload stdin (or --input) to one object while it is still being read: bounded memory,
-    no size ceiling, and nothing stored unless the whole stream arrived."""
+    no size ceiling, and nothing stored unless the whole stream arrived (a read error, a count
+    other than --expected-size, Ctrl-C or SIGTERM abort the upload). An empty stdin creates a
+    0-byte object. The object's md5 and sha256 metadata hold the digests of the whole stream."""
     import os
 
     from .errors import SourceUnreadableError

@@ -15,7 +15,7 @@ import pytest
 
 from s3pump.config import MAX_PART_SIZE_BYTES, MIN_PART_SIZE_BYTES, TransferConfig
 from s3pump.errors import FatalStoreError, SourceError, SourceTruncatedError, SourceUnreadableError, UsageError
-from s3pump.jobs.stream import stream, stream_limits
+from s3pump.jobs.stream import parse_tolerance, stream, stream_limits
 from s3pump.sources.stdin import PartSchedule, StreamPartSource
 from s3pump.store.memory import MemoryStore
 
@@ -293,3 +293,13 @@ def test_spooled_failure_deletes_its_files(tmp_path: Path) -> None:
                schedule=SMALL, spool_dir=str(tmp_path))
     _assert_nothing_left(store)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parse_tolerance() -> None:
+    assert parse_tolerance("10MiB", 100) == 10 * MIB
+    assert parse_tolerance("1%", 1000 * MIB) == 10 * MIB
+    assert parse_tolerance("0", 5) == 0
+    with pytest.raises(UsageError):
+        parse_tolerance("1%", None)
+    with pytest.raises(UsageError):
+        parse_tolerance("x%", 100)
