@@ -97,8 +97,11 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (repr(time.time()),))
-        self._uploads: dict[str, tuple[int, int]] = {}  # key -> (size, mtime) of uploads seen this run
         self._pending: dict[str, tuple[int, int]] = {}  # key -> (size, mtime) announced by the planner
+        # keys with a journaled multipart upload; other keys' FileDone is one autocommit INSERT
+        self._open_keys: set[str] = {k for (k,) in self._db.execute("SELECT key FROM uploads")}
+        #: the journal held no file when opened (a first run): no per-file lookups are needed
+        self.empty = self._db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None and not self._open_keys
 
     # ------------------------------------------------------------------ queries
     @property
@@ -148,6 +151,7 @@ class Journal:
             if row is not None:
                 db.execute("DELETE FROM parts WHERE upload_id=?", (row[0],))
                 db.execute("DELETE FROM uploads WHERE key=?", (key,))
+        self._open_keys.discard(key)
 
     def counts(self) -> dict[str, int]:
         """Rows per table: ``{"done": n, "failed": n, "uploads": n, "parts": n}``."""
@@ -160,6 +164,15 @@ class Journal:
         }
 
     # ------------------------------------------------------------------ recording
+    @property
+    def multipart_planned(self) -> bool:
+        """Some run of this journal planned a multipart upload (so orphans are possible)."""
+        return self.db.execute("SELECT 1 FROM meta WHERE name='multipart'").fetchone() is not None
+
+    def mark_multipart(self) -> None:
+        """Record, before any CreateMultipartUpload, that this command uploads large files."""
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('multipart', '1')")
+
     def expect(self, key: str, size_bytes: int, mtime_ns: int) -> None:
         """The planner hands ``key``'s size and mtime over before the engine starts it (they
         are recorded with its multipart upload, so a rerun can tell whether the file changed)."""
@@ -183,25 +196,30 @@ class Journal:
                            (event.upload_id, event.part_number, event.size_bytes, event.etag, event.checksum))
         elif isinstance(event, MultipartCreated):
             size, mtime = self._pending.get(event.key, (-1, -1))
+            self._open_keys.add(event.key)
             with self._tx() as db:
                 db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
                            (event.key, event.upload_id, event.part_size_bytes, size, mtime, time.time()))
         elif isinstance(event, FileDone):
             size, mtime = self._pending.pop(event.key, (event.size_bytes, 0))
+            row = (event.key, event.source, size, mtime, event.etag)
+            if event.key not in self._open_keys:  # the common case: one statement, its own transaction
+                self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'done', ?)", row)
+                return
             with self._tx() as db:
-                db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'done', ?)",
-                           (event.key, event.source, size, mtime, event.etag))
+                db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'done', ?)", row)
                 self._drop_upload(db, event.key)
+            self._open_keys.discard(event.key)
         elif isinstance(event, FileFailed):
             size, mtime = self._pending.pop(event.key, (event.size_bytes, 0))
-            with self._tx() as db:
-                db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'failed', NULL)",
-                           (event.key, event.source, size, mtime))
+            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'failed', NULL)",
+                            (event.key, event.source, size, mtime))
         elif isinstance(event, MultipartAborted) and event.reason != "kept for resume":
             with self._tx() as db:
                 row = db.execute("SELECT upload_id FROM uploads WHERE key=?", (event.key,)).fetchone()
                 if row is not None and row[0] == event.upload_id:
                     self._drop_upload(db, event.key)
+                    self._open_keys.discard(event.key)
 
     @staticmethod
     def _drop_upload(db: sqlite3.Connection, key: str) -> None:
@@ -228,6 +246,7 @@ class Journal:
 
 def skip_and_resume(
     items: Iterable[UploadItem], journal: Journal, bus: EventBus, abort: Callable[[str, str], None],
+    *, multipart_threshold_bytes: int | None = None,
 ) -> Iterator[UploadItem]:
     """Filter planned items through the journal of an earlier run of the same command.
 
@@ -238,9 +257,21 @@ def skip_and_resume(
       upload_id)``) and the file starts over;
     * every other file passes unchanged. Each passing file's size and mtime are handed
       to the journal (:meth:`Journal.expect`) for the uploads it creates.
+
+    A journal that was empty when opened (a first run) is not asked per file. The first file
+    over ``multipart_threshold_bytes`` marks the journal (:meth:`Journal.mark_multipart`).
     """
+    lookup = not journal.empty
+    marked = multipart_threshold_bytes is None
     for item in items:
         if item.error is not None or item.path is None:
+            yield item
+            continue
+        if not marked and item.size_bytes > multipart_threshold_bytes:  # type: ignore[operator]
+            journal.mark_multipart()
+            marked = True
+        if not lookup:
+            journal.expect(item.key, item.size_bytes, item.mtime_ns)
             yield item
             continue
         if journal.is_done(item.key, item.size_bytes, item.mtime_ns):

@@ -102,16 +102,18 @@ def test_upload_100mib_multipart_roundtrip(s3env: S3Env, bucket: str, state_dir:
 
 @pytest.mark.e2e
 def test_attributes_and_metadata(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path) -> None:
-    (tmp_path / "page.html").write_text("<p>hi</p>")
-    (tmp_path / "data.bin").write_bytes(b"\0" * 10)
-    r = run_cli(["upload", str(tmp_path), f"s3://{bucket}/site", "--metadata", "owner=data-team",
+    src = tmp_path / "src"  # not tmp_path itself: the state dir (journal, failed-list) lives there
+    src.mkdir()
+    (src / "page.html").write_text("<p>hi</p>")
+    (src / "data.bin").write_bytes(b"\0" * 10)
+    r = run_cli(["upload", str(src), f"s3://{bucket}/site", "--metadata", "owner=data-team",
                  "--storage-class", "STANDARD", "--no-progress"], s3env.env(state_dir))
     assert r.returncode == 0, r.stderr.decode()
     client = s3env.boto()
     html = client.head_object(Bucket=bucket, Key="site/page.html")
     assert html["ContentType"] == "text/html" and html["Metadata"] == {"owner": "data-team"}
     assert client.head_object(Bucket=bucket, Key="site/data.bin")["ContentType"] == "application/octet-stream"
-    r = run_cli(["upload", str(tmp_path / "data.bin"), f"s3://{bucket}/typed.bin", "--content-type", "x/y",
+    r = run_cli(["upload", str(src / "data.bin"), f"s3://{bucket}/typed.bin", "--content-type", "x/y",
                  "--no-progress"], s3env.env(state_dir))
     assert client.head_object(Bucket=bucket, Key="typed.bin")["ContentType"] == "x/y"
 

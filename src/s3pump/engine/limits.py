@@ -4,9 +4,9 @@
   limit (``--max-rps``) takes one token per request on the scheduler thread, without blocking;
   the bandwidth cap (``--bwlimit``) takes one token per byte, blocking, from the thread that
   feeds bytes to the socket (awscrt's), so the cap holds for whole files, parts and streams alike.
-* :class:`AdaptiveConcurrency`: additive increase while throughput still rises, multiplicative
-  decrease on throttling (503 SlowDown, 429) or when latency jumps, within ``[min, max]``
-  (AIMD, as TCP congestion control; the latency signal follows TCP Vegas).
+* :class:`AdaptiveConcurrency`: slow start, then additive increase while throughput still rises,
+  multiplicative decrease on throttling (503 SlowDown, 429) or when latency jumps, within
+  ``[min, max]`` (AIMD, as TCP congestion control; the latency signal follows TCP Vegas).
 """
 
 from __future__ import annotations
@@ -81,23 +81,25 @@ class ConcurrencyDecision:
 
 
 class AdaptiveConcurrency:
-    """AIMD over the number of requests in flight.
+    """AIMD over the number of requests in flight, in windows of ``interval_s``.
 
-    Every ``interval_s`` it compares the window's throughput (bytes + a per-request weight, so
-    small-object runs count too) with the previous window's:
+    The window's score is throughput: bytes plus ``request_weight_bytes`` per request, so runs of
+    small objects count too.
 
-    * throttling seen in the window -> ``limit * decrease_factor`` (multiplicative decrease),
-      then hold for one window;
-    * median latency above ``latency_jump`` x the best seen, while throughput did not rise ->
-      multiplicative decrease;
-    * throughput rose by more than ``gain_threshold`` (or the limit was just cut) -> add ``step``
-      (grows by ~25 % while far below the maximum, so a 4..256 search takes seconds, not minutes);
-    * otherwise hold.
+    * **Slow start** (until the first cut or the first window without gain): the limit doubles
+      each window while the score rises by more than ``gain_threshold``.
+    * **Throttling** (503 SlowDown, 429): the limit is cut at once, by ``decrease_factor``
+      (multiplicative decrease), at most once a window; slow start ends; one window's hold follows.
+    * **Latency jump**: a window whose median latency exceeds ``latency_jump`` x the best median
+      seen, while the score did not rise, cuts likewise.
+    * **Additive increase**: otherwise, while the score still rises, +max(1, limit/8) a window;
+      when it stops rising the limit holds, and every ``probe_windows`` windows it probes
+      +max(1, limit/16) to find capacity that has appeared.
     """
 
-    def __init__(self, *, initial: int, minimum: int, maximum: int, interval_s: float = 1.0,
-                 decrease_factor: float = 0.7, latency_jump: float = 3.0, gain_threshold: float = 0.05,
-                 request_weight_bytes: int = 64 * 1024) -> None:
+    def __init__(self, *, initial: int, minimum: int, maximum: int, interval_s: float = 0.25,
+                 decrease_factor: float = 0.8, latency_jump: float = 3.0, gain_threshold: float = 0.05,
+                 request_weight_bytes: int = 64 * 1024, probe_windows: int = 8) -> None:
         self.minimum = max(1, minimum)
         self.maximum = max(self.minimum, maximum)
         self.limit = min(max(initial, self.minimum), self.maximum)
@@ -106,14 +108,19 @@ class AdaptiveConcurrency:
         self.latency_jump = latency_jump
         self.gain_threshold = gain_threshold
         self.request_weight_bytes = request_weight_bytes
+        self.probe_windows = probe_windows
+        self.slow_start = True
         self._window_start = time.monotonic()
         self._bytes = 0
         self._requests = 0
-        self._throttled = 0
         self._latencies: list[float] = []
         self._last_score: float | None = None
         self._best_latency: float | None = None
-        self._hold = False
+        self._hold = 0
+        self._flat = 0
+        self._cut_at = -1.0
+        self._last_cut_window = -1
+        self._window = 0
 
     def on_success(self, size_bytes: int, latency_s: float) -> None:
         self._bytes += size_bytes
@@ -121,8 +128,18 @@ class AdaptiveConcurrency:
         if len(self._latencies) < 4096:
             self._latencies.append(latency_s)
 
-    def on_throttled(self) -> None:
-        self._throttled += 1
+    def on_throttled(self, now: float | None = None) -> ConcurrencyDecision | None:
+        """A request was throttled: cut now (once per window)."""
+        if self._last_cut_window == self._window:
+            return None
+        self._last_cut_window = self._window
+        old = self.limit
+        self.limit = max(self.minimum, int(self.limit * self.decrease_factor))
+        self.slow_start = False
+        self._hold = 1
+        if self.limit == old:
+            return None
+        return ConcurrencyDecision(old, self.limit, "throttled (503 SlowDown / 429)", 0.0, 0.0)
 
     def maybe_adjust(self, now: float | None = None) -> ConcurrencyDecision | None:
         """Close the window if ``interval_s`` has passed; return the decision if the limit changed."""
@@ -132,31 +149,38 @@ class AdaptiveConcurrency:
             return None
         score = (self._bytes + self._requests * self.request_weight_bytes) / elapsed
         lat = sorted(self._latencies)[len(self._latencies) // 2] if self._latencies else 0.0
-        throttled = self._throttled
-        idle = self._requests == 0 and not throttled
-        self._window_start, self._bytes, self._requests, self._throttled = now, 0, 0, 0
-        self._latencies = []
+        idle = self._requests == 0
+        self._window_start, self._bytes, self._requests, self._latencies = now, 0, 0, []
+        self._window += 1
         if idle:
             return None
         old = self.limit
         reason = "hold"
-        if throttled:
+        rose = self._last_score is None or score > self._last_score * (1 + self.gain_threshold)
+        if lat and (self._best_latency is None or lat < self._best_latency):
+            self._best_latency = lat
+        jumped = bool(self._best_latency and lat > self.latency_jump * self._best_latency)
+        if self._hold:
+            self._hold -= 1
+        elif jumped and not rose and self.limit > self.minimum:
             self.limit = max(self.minimum, int(self.limit * self.decrease_factor))
-            reason = f"throttled x{throttled}"
-            self._hold = True
-        elif self._hold:
-            self._hold = False
+            self.slow_start = False
+            self._hold = 1
+            reason = "latency jump"
+        elif rose and self.slow_start:
+            self.limit = min(self.maximum, self.limit * 2)
+            reason = "slow start: throughput rising"
+        elif rose:
+            self.limit = min(self.maximum, self.limit + max(1, self.limit // 8))
+            self._flat = 0
+            reason = "throughput rising"
         else:
-            if lat and (self._best_latency is None or lat < self._best_latency):
-                self._best_latency = lat
-            rose = self._last_score is None or score > self._last_score * (1 + self.gain_threshold)
-            if (self._best_latency and lat > self.latency_jump * self._best_latency and not rose
-                    and self.limit > self.minimum):
-                self.limit = max(self.minimum, int(self.limit * self.decrease_factor))
-                reason = "latency jump"
-            elif rose and self.limit < self.maximum:
-                self.limit = min(self.maximum, self.limit + max(1, self.limit // 4))
-                reason = "throughput rising"
+            self.slow_start = False
+            self._flat += 1
+            if self._flat >= self.probe_windows:
+                self._flat = 0
+                self.limit = min(self.maximum, self.limit + max(1, self.limit // 16))
+                reason = "probing"
         self._last_score = score
         if self.limit == old:
             return None

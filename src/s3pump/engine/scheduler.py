@@ -61,7 +61,7 @@ from ..events import (
 )
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
 from ..store.body import FileRange, Throttled
-from .limits import AdaptiveConcurrency, TokenBucket
+from .limits import AdaptiveConcurrency, ConcurrencyDecision, TokenBucket
 from .multipart import FilePartSource, PartBody, PartSource, ResumeRecord, part_size_for
 from .retry import RetryBudget, backoff_delay_s
 
@@ -172,6 +172,7 @@ class Engine:
         self._cancel = threading.Event()
         self._last_timeout_check = 0.0
         self._last_tick = 0.0
+        self._debug = _log.isEnabledFor(logging.DEBUG)  # per-request debug lines cost nothing otherwise
         # limits (engine/limits.py): requests/s, bytes/s as sent, adaptive concurrency
         self._rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
         self._rps_wait_s = 0.0
@@ -179,8 +180,9 @@ class Engine:
         # overflow a smaller bucket meanwhile would be lost (the run would average under the cap)
         self._bandwidth = (TokenBucket(config.max_bandwidth_bps, max(256 * 1024, config.max_bandwidth_bps / 4))
                            if config.max_bandwidth_bps else None)
-        self.adaptive = (AdaptiveConcurrency(initial=min(config.concurrency, config.max_concurrency),
-                                             minimum=config.min_concurrency, maximum=config.max_concurrency)
+        # --concurrency auto starts at 16 (within the bounds) and slow-starts from there
+        self.adaptive = (AdaptiveConcurrency(initial=16, minimum=config.min_concurrency,
+                                             maximum=config.max_concurrency)
                          if config.adaptive_concurrency else None)
         if self.adaptive is not None:
             self.limit = self.adaptive.limit
@@ -247,20 +249,23 @@ class Engine:
         return True
 
     def _tick(self) -> None:
-        """About twice a second: adaptive concurrency decides, and a Tick event reports state."""
+        """Adaptive concurrency closes its windows; about twice a second a Tick event reports state."""
         now = time.monotonic()
+        if self.adaptive is not None:
+            self._apply(self.adaptive.maybe_adjust(now))
         if now - self._last_tick < 0.5:
             return
         self._last_tick = now
-        if self.adaptive is not None:
-            decision = self.adaptive.maybe_adjust(now)
-            if decision is not None:
-                self.limit = decision.new
-                _log.debug("concurrency %d -> %d (%s; %.1f MB/s, p50 latency %.1f ms)", decision.old,
-                           decision.new, decision.reason, decision.throughput_bps / 1e6, decision.latency_s * 1e3)
-                self.bus.emit(ConcurrencyChanged(decision.old, decision.new, decision.reason,
-                                                 decision.throughput_bps, decision.latency_s))
         self.bus.emit(Tick(len(self._inflight), self.limit, self._buffers, self.budget.tokens))
+
+    def _apply(self, decision: ConcurrencyDecision | None) -> None:
+        if decision is None:
+            return
+        self.limit = decision.new
+        _log.debug("concurrency %d -> %d (%s; %.1f MB/s, p50 latency %.1f ms)", decision.old, decision.new,
+                   decision.reason, decision.throughput_bps / 1e6, decision.latency_s * 1e3)
+        self.bus.emit(ConcurrencyChanged(decision.old, decision.new, decision.reason, decision.throughput_bps,
+                                         decision.latency_s))
 
     def _can_pull(self) -> bool:
         if not self._slot_free():
@@ -353,7 +358,7 @@ class Engine:
     def _retry_or_fail(self, req: _Req, error: S3PumpError) -> bool:
         """Schedule a retry of ``req`` if allowed; False if the error is final."""
         if self.adaptive is not None and isinstance(error, ThrottlingError):
-            self.adaptive.on_throttled()
+            self._apply(self.adaptive.on_throttled())
         if not error.retryable or req.attempt >= self.config.max_attempts or self._cancel.is_set():
             return False
         if not self.budget.try_spend(error):
@@ -396,6 +401,9 @@ class Engine:
         self._inflight.pop(id(req), None)
         req.handle = None  # break req -> handle -> store request -> on_done -> req: the cycle pins the body
         item = req.item
+        if self._debug:
+            _log.debug("PutObject s3://%s/%s (%d bytes, attempt %d): %s", self.bucket, item.key, item.size_bytes,
+                       req.attempt, result)
         if req.fd is not None:
             os.close(req.fd)
             req.fd = None
@@ -569,6 +577,9 @@ class Engine:
         req.handle = None  # break req -> handle -> store request -> on_done -> req: the cycle pins the body
         mp = req.mp
         assert mp is not None
+        if self._debug:
+            _log.debug("UploadPart s3://%s/%s part %d (attempt %d): %s", self.bucket, mp.item.key, req.part_number,
+                       req.attempt, result)
         if isinstance(result, S3PumpError):
             error = self._error_of(req, result)
             if mp.failed is None and self._retry_or_fail(req, error):

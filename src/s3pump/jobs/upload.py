@@ -169,10 +169,12 @@ def upload(
                     active.abort_multipart_upload(dest.bucket, key, upload_id)
 
                 engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=True)
-                engine.run(skip_and_resume(items, journal, bus, abort))
+                engine.run(skip_and_resume(items, journal, bus, abort,
+                                           multipart_threshold_bytes=config.multipart_threshold_bytes))
                 if stats.files_failed == 0:
-                    with contextlib.suppress(S3PumpError):
-                        abort_orphans(journal, store, dest.bucket, dest.prefix)
+                    if journal.multipart_planned:  # only then can a killed run have left an orphan
+                        with contextlib.suppress(S3PumpError):
+                            abort_orphans(journal, store, dest.bucket, dest.prefix)
                     journal.delete()
             finally:
                 if journal is not None:

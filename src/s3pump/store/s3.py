@@ -16,7 +16,10 @@ awscrt has no endpoint URL: a custom endpoint is reached by sending its
 from __future__ import annotations
 
 import contextlib
+import html
 import io
+import logging
+import os
 import re
 import threading
 import time
@@ -25,12 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import boto3
-import botocore.config
 import botocore.exceptions
 from awscrt import auth, http, s3
 
 from ..config import TransferConfig
+from ..engine.retry import backoff_delay_s
 from ..errors import (
     AccessDeniedError,
     CredentialsError,
@@ -52,6 +54,8 @@ from .body import StreamBody
 
 __all__ = ["S3Store"]
 
+_log = logging.getLogger("s3pump.store")
+
 _CRT_ALGORITHMS = {
     "CRC32C": s3.S3ChecksumAlgorithm.CRC32C,
     "CRC32": s3.S3ChecksumAlgorithm.CRC32,
@@ -60,6 +64,8 @@ _CRT_ALGORITHMS = {
     "SHA256": s3.S3ChecksumAlgorithm.SHA256,
 }
 _CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
+_UPLOAD_ID_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
+_ETAG_RE = re.compile(rb"<ETag>([^<]+)</ETag>")
 _MESSAGE_RE = re.compile(rb"<Message>([^<]*)</Message>")
 # awscrt transport errors that mean "the connection went away": retryable.
 # awscrt turns some S3 error responses into its own error names and drops the status and body
@@ -96,6 +102,16 @@ def _resolve_endpoint(config: TransferConfig, region: str) -> _Endpoint:
         host = parts.netloc.rsplit("@", 1)[-1]
         return _Endpoint(parts.scheme, host, path_style=True)
     return _Endpoint("https", f"s3.{region}.amazonaws.com", path_style=False)
+
+
+def http_reason(status: int) -> str:
+    """``404`` -> ``Not Found`` (the reason phrase, for messages about bodiless answers)."""
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def _header(headers: Sequence[tuple[str, str]] | None, name: str) -> str | None:
@@ -157,33 +173,29 @@ class S3Store:
 
     def __init__(self, config: TransferConfig) -> None:
         self.config = config
-        try:
-            session = boto3.session.Session(
-                profile_name=config.profile,
-                aws_access_key_id=config.access_key_id,
-                aws_secret_access_key=config.secret_access_key,
-                aws_session_token=config.session_token,
-                region_name=config.region,
-            )
-        except botocore.exceptions.ProfileNotFound as e:
-            raise UsageError(f"--profile: {e}") from None
-        self.region = session.region_name or "us-east-1"
+        self._lock = threading.Lock()
+        self._session_obj: Any = None
+        self._boto_obj: Any = None
+        # Credentials given as flags, or (with no --profile) in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+        # sign awscrt's requests directly; otherwise botocore's chain resolves them (profile, SSO,
+        # container, IMDS), as it resolves the region when neither the flags nor the env name one.
+        env = os.environ
+        if config.access_key_id and config.secret_access_key:
+            self._static: tuple[str, str, str | None] | None = (
+                config.access_key_id, config.secret_access_key, config.session_token)
+        elif not config.profile and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+            self._static = (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN"))
+        else:
+            self._static = None
+            self._session()  # an unknown --profile fails here, before any transfer
+        self.region = config.region or self._session().region_name or "us-east-1"
         self._endpoint = _resolve_endpoint(config, self.region)
-        self._botocore_credentials = session.get_credentials()
-        boto_config = botocore.config.Config(
-            max_pool_connections=max(16, min(config.concurrency, 64)),
-            retries={"mode": "standard", "max_attempts": config.max_attempts},
-            s3={"addressing_style": "path" if self._endpoint.path_style else "auto"},
-            connect_timeout=config.connect_timeout_s,
-            read_timeout=config.request_timeout_s,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        self._boto = session.client("s3", endpoint_url=config.endpoint_url, config=boto_config)
         self._checksum_name = None if config.checksum_algorithm == "none" else config.checksum_algorithm
         self._checksum_config = (
             s3.S3ChecksumConfig(
-                algorithm=_CRT_ALGORITHMS[config.checksum_algorithm], location=s3.S3ChecksumLocation.TRAILER
+                # as a header, not an aws-chunked trailer: the server then verifies a plain body (W1 on
+                # SeaweedFS: ~8 % faster, the same as sending no checksum at all)
+                algorithm=_CRT_ALGORITHMS[config.checksum_algorithm], location=s3.S3ChecksumLocation.HEADER
             )
             if self._checksum_name
             else None
@@ -194,14 +206,51 @@ class S3Store:
         self._create_doubts: dict[tuple[str, str], float] = {}
         self._closed = threading.Event()
 
+    # ------------------------------------------------------------------ boto3, created on first use
+    def _session(self) -> Any:
+        """The boto3 session (imports boto3: ~0.15 s and ~40 MB, so only when needed)."""
+        if self._session_obj is None:
+            with self._lock:
+                if self._session_obj is None:
+                    import boto3
+
+                    static = self._static or (None, None, None)
+                    try:
+                        self._session_obj = boto3.session.Session(
+                            profile_name=self.config.profile, aws_access_key_id=static[0],
+                            aws_secret_access_key=static[1], aws_session_token=static[2],
+                            region_name=self.config.region,
+                        )
+                    except botocore.exceptions.ProfileNotFound as e:
+                        raise UsageError(f"--profile: {e}") from None
+        return self._session_obj
+
+    @property
+    def _boto(self) -> Any:
+        """The boto3 S3 client of the control plane (listing, head, delete, copy), created on first use."""
+        if self._boto_obj is None:
+            session = self._session()
+            with self._lock:
+                if self._boto_obj is None:
+                    import botocore.config
+
+                    cfg = self.config
+                    boto_config = botocore.config.Config(
+                        max_pool_connections=max(16, min(cfg.concurrency, 64)),
+                        retries={"mode": "standard", "max_attempts": cfg.max_attempts},
+                        s3={"addressing_style": "path" if self._endpoint.path_style else "auto"},
+                        connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.request_timeout_s,
+                        request_checksum_calculation="when_required",
+                        response_checksum_validation="when_required",
+                    )
+                    self._boto_obj = session.client("s3", endpoint_url=cfg.endpoint_url, config=boto_config)
+        return self._boto_obj
+
     # ------------------------------------------------------------------ awscrt
     def _credentials_provider(self) -> auth.AwsCredentialsProvider:
-        cfg = self.config
-        if cfg.access_key_id and cfg.secret_access_key:
-            return auth.AwsCredentialsProvider.new_static(
-                cfg.access_key_id, cfg.secret_access_key, cfg.session_token
-            )
-        creds = self._botocore_credentials
+        if self._static is not None:
+            return auth.AwsCredentialsProvider.new_static(*self._static)
+        creds = self._session().get_credentials()
 
         def get_credentials() -> auth.AwsCredentials:
             if creds is None:
@@ -272,8 +321,72 @@ class S3Store:
         )
         return _CrtRequest(crt_request)
 
-    @staticmethod
-    def _crt_error(error: Exception, status: int | None, body: bytes | None, what: str) -> StoreError:
+    def _crt_call(
+        self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
+        body: bytes = b"", headers: Sequence[tuple[str, str]] = (), retry: bool = False,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """:meth:`_crt_once`; with ``retry`` (idempotent calls only), retryable errors are retried up
+        to ``max_attempts`` times with full-jitter backoff, as boto3's standard mode would."""
+        attempt = 1
+        while True:
+            try:
+                return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
+            except StoreError as e:
+                if not (retry and e.retryable and attempt < self.config.max_attempts):
+                    raise
+                attempt += 1
+                time.sleep(backoff_delay_s(attempt, self.config.backoff_base_s, self.config.backoff_max_s))
+
+    def _crt_once(
+        self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
+        body: bytes = b"", headers: Sequence[tuple[str, str]] = (),
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One control-plane request through awscrt (no boto3 needed); returns status, headers, body.
+
+        awscrt checks the body of a 200 answer to any operation but GetObject for an error
+        document (S3 may answer CompleteMultipartUpload so), and reports it as a failure.
+
+        Raises:
+            StoreError: from the tree.
+        """
+        path = self._endpoint.path_for(bucket, key) if key is not None else (
+            f"/{bucket}" if self._endpoint.path_style else "/")
+        if query:
+            path = f"{path}?{query}"
+        h = [("Host", self._endpoint.host_for(bucket)), ("Content-Length", str(len(body))), *headers]
+        request = http.HttpRequest(method, path, http.HttpHeaders(h), io.BytesIO(body) if body else None)
+        what = f"s3://{bucket}" if key is None else f"s3://{bucket}/{key}"
+        response_headers: list[tuple[str, str]] = []
+        chunks: list[bytes] = []
+        box: list[Any] = []
+        finished = threading.Event()
+
+        def on_headers(status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
+            response_headers.extend(headers)
+
+        def on_body(chunk: bytes, offset: int, **_: Any) -> None:
+            chunks.append(bytes(chunk))
+
+        def on_done(error: Exception | None = None, status_code: int | None = None,
+                    error_body: bytes | None = None, **_: Any) -> None:
+            box.append((error, status_code, error_body))
+            finished.set()
+
+        self._crt.make_request(type=s3.S3RequestType.DEFAULT, operation_name=operation, request=request,
+                               on_headers=on_headers, on_body=on_body, on_done=on_done)
+        if not finished.wait(self.config.request_timeout_s):
+            raise classify_store_error(None, "RequestTimeout", f"{operation} did not answer", what=what)
+        error, status, error_body = box[0]
+        _log.debug("%s %s (%s) -> %s", method, path, operation, status if error is None else f"{status} {error}")
+        if error is not None:
+            if method == "HEAD" and status and not error_body:  # HEAD answers carry no error document
+                code = {404: "NoSuchBucket" if key is None else "NoSuchKey", 403: "AccessDenied"}.get(status)
+                if code:
+                    error_body = f"<Code>{code}</Code><Message>{http_reason(status)}</Message>".encode()
+            raise self._crt_error(error, status, error_body, what)
+        return int(status or 200), response_headers, b"".join(chunks)
+
+    def _crt_error(self, error: Exception, status: int | None, body: bytes | None, what: str) -> StoreError:
         code: str | None = None
         message = ""
         if body:
@@ -291,8 +404,8 @@ class S3Store:
             if name in ("AWS_ERROR_HTTP_RESPONSE_FIRST_BYTE_TIMEOUT", "AWS_IO_SOCKET_TIMEOUT"):
                 return classify_store_error(None, "RequestTimeout", name, what=what)
             if any(hint in name for hint in _NETWORK_ERROR_HINTS):
-                return NetworkError(f"{what}: {name}; check --endpoint-url and that the server is up",
-                                    code=name)
+                return NetworkError(f"{what}: cannot connect to {self._endpoint.host} ({name}); check "
+                                    "--endpoint-url and that the server is up", code=name)
             if name.startswith(("AWS_ERROR_FILE", "AWS_ERROR_NO_PERMISSION", "AWS_IO_FILE")):
                 reason = "permission denied; check the file's permissions" if "PERMISSION" in name else name
                 return _SourceFailure(f"{what}: cannot read the source file: {reason}", code=name)
@@ -337,32 +450,23 @@ class S3Store:
             raise _boto_error(e, what) from None
 
     def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        headers = attrs.headers()
         if attrs.content_type:
-            kwargs["ContentType"] = attrs.content_type
-        if attrs.acl:
-            kwargs["ACL"] = attrs.acl
-        if attrs.sse:
-            kwargs["ServerSideEncryption"] = attrs.sse
-        if attrs.sse_kms_key_id:
-            kwargs["SSEKMSKeyId"] = attrs.sse_kms_key_id
-        if attrs.storage_class:
-            kwargs["StorageClass"] = attrs.storage_class
-        if attrs.metadata:
-            kwargs["Metadata"] = dict(attrs.metadata)
+            headers.append(("Content-Type", attrs.content_type))
         if self._checksum_name:
-            kwargs["ChecksumAlgorithm"] = self._checksum_name
+            headers.append(("x-amz-checksum-algorithm", self._checksum_name))
         started = time.time()
         try:
-            resp = self._call(f"s3://{bucket}/{key}", self._boto.create_multipart_upload, **kwargs)
+            _, _, body = self._crt_call("POST", bucket, key, "uploads", "CreateMultipartUpload", headers=headers)
         except StoreError as e:
             if e.retryable:  # the server may have created an upload whose ID never reached us
                 self._create_doubts.setdefault((bucket, key), started)
             raise
-        upload_id = str(resp["UploadId"])
+        m = _UPLOAD_ID_RE.search(body)
+        if m is None:
+            raise classify_store_error(200, "InternalError", "no UploadId in the answer", what=f"s3://{bucket}/{key}")
+        upload_id = m.group(1).decode()
         since = self._create_doubts.pop((bucket, key), None)
-        if resp.get("ResponseMetadata", {}).get("RetryAttempts", 0):
-            since = min(since or started, started)
         if since is not None:
             self._abort_strays(bucket, key, upload_id, since)
         return upload_id
@@ -380,22 +484,24 @@ class S3Store:
         self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
     ) -> PutResult:
         field = f"Checksum{self._checksum_name}" if self._checksum_name else None
-        payload = []
+        xml = ['<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">']
         for p in parts:
-            entry: dict[str, Any] = {"PartNumber": p.part_number, "ETag": f'"{p.etag}"'}
+            xml.append(f"<Part><PartNumber>{p.part_number}</PartNumber><ETag>&quot;{p.etag}&quot;</ETag>")
             if field and p.checksum:
-                entry[field] = p.checksum
-            payload.append(entry)
-        resp = self._call(
-            f"s3://{bucket}/{key}", self._boto.complete_multipart_upload,
-            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": payload},
-        )
-        return PutResult(str(resp.get("ETag", "")).strip('"'), None, resp.get("VersionId"))
+                xml.append(f"<{field}>{p.checksum}</{field}>")
+            xml.append("</Part>")
+        xml.append("</CompleteMultipartUpload>")
+        _, headers, body = self._crt_call("POST", bucket, key, f"uploadId={quote(upload_id, safe='')}",
+                                          "CompleteMultipartUpload", body="".join(xml).encode(),
+                                          headers=[("Content-Type", "application/xml")])
+        m = _ETAG_RE.search(body)
+        etag = html.unescape(m.group(1).decode()).strip('"') if m else ""
+        return PutResult(etag, None, _header(headers, "x-amz-version-id"))
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         try:
-            self._call(f"s3://{bucket}/{key}", self._boto.abort_multipart_upload,
-                       Bucket=bucket, Key=key, UploadId=upload_id)
+            self._crt_call("DELETE", bucket, key, f"uploadId={quote(upload_id, safe='')}", "AbortMultipartUpload",
+                           retry=True)
         except StoreError as e:
             if e.code != "NoSuchUpload":
                 raise
@@ -463,14 +569,14 @@ class S3Store:
 
     def head_bucket(self, bucket: str) -> None:
         try:
-            self._call(f"s3://{bucket}", self._boto.head_bucket, Bucket=bucket)
+            self._crt_call("HEAD", bucket, None, "", "HeadBucket", retry=True)
         except FatalStoreError as e:
             # A HEAD response has no body, so a bad signature or unknown access key also reads as
             # 403, and an expired session token as a bare 400. ListObjectsV2 returns the error
             # document with the real code; raise that one.
             if not isinstance(e, AccessDeniedError) and e.code is not None:
                 raise
-            self._call(f"s3://{bucket}", self._boto.list_objects_v2, Bucket=bucket, MaxKeys=1)
+            self._crt_call("GET", bucket, None, "list-type=2&max-keys=1", "ListObjectsV2", retry=True)
             raise
 
     def create_bucket(self, bucket: str) -> None:
@@ -539,5 +645,6 @@ class S3Store:
     def close(self) -> None:
         if not self._closed.is_set():
             self._closed.set()
-            self._boto.close()
+            if self._boto_obj is not None:
+                self._boto_obj.close()
             del self._crt

@@ -153,6 +153,10 @@ class FaultPlan:
     rate (so a small test run is sure to exercise a fault whose request type is rare).
     ``delay_s`` (request type -> seconds) slows every request of a type down before it is
     forwarded: not a fault, a way to make a run last long enough to be interrupted.
+    ``max_in_flight`` models a server of limited capacity: while that many PutObject/UploadPart
+    requests are being served, another one is answered 503 SlowDown (logged as fault
+    ``capacity``), whatever the rates say. With ``delay_s`` as each request's service time, the
+    best a client can do is about ``max_in_flight`` requests in flight (adaptive concurrency tests).
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -162,6 +166,7 @@ class FaultPlan:
     max_faults: int | None = None
     force_first: int = 0
     delay_s: dict[str, float] = field(default_factory=dict)
+    max_in_flight: int | None = None
     _forced: Counter[str] = field(default_factory=Counter, repr=False)
 
     def __post_init__(self) -> None:
@@ -321,6 +326,7 @@ class FaultProxy:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._serving = 0  # PutObject/UploadPart requests forwarded and not yet answered
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -492,6 +498,10 @@ class FaultProxy:
         body_bytes = int(_get(headers, "x-amz-decoded-content-length") or length)
         client_close = (_get(headers, "Connection") or "").lower() == "close"
         fault = self._choose(rtype)
+        capacity = self.plan.max_in_flight
+        serving = capacity is not None and rtype in ("PutObject", "UploadPart")
+        if serving and fault is None and self._serving >= capacity:  # type: ignore[operator]
+            fault = "capacity"
         if fault in ("reset_mid_body", "corrupt_byte") and body_bytes == 0:
             fault = None  # nothing to cut or flip: forward as is
         seq, arrived = self._next_seq()
@@ -507,8 +517,10 @@ class FaultProxy:
             raise _Reset
         body = await _read_chunked(creader) if chunked else (await creader.readexactly(length) if length else b"")
 
-        if fault in _STATUS_FAULTS or fault == "complete_200_error":
-            if fault == "complete_200_error":
+        if fault in _STATUS_FAULTS or fault in ("complete_200_error", "capacity"):
+            if fault == "capacity":
+                status, reason, code, msg = _STATUS_FAULTS["slowdown"]
+            elif fault == "complete_200_error":
                 status, reason, code, msg = 200, "OK", "InternalError", "We encountered an internal error."
             else:
                 status, reason, code, msg = _STATUS_FAULTS[fault]
@@ -528,6 +540,23 @@ class FaultProxy:
             with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
                 await asyncio.wait_for(creader.read(1), timeout=self.plan.stall_s)
             return False, upstream
+        if serving:
+            self._serving += 1
+            try:
+                return await self._forward(head, body, method, fault, rtype, aws_chunked, chunked,
+                                           client_close, rec, cwriter, upstream)
+            finally:
+                self._serving -= 1
+        return await self._forward(head, body, method, fault, rtype, aws_chunked, chunked, client_close, rec,
+                                   cwriter, upstream)
+
+    async def _forward(
+        self, head: bytes, body: bytes, method: str, fault: str | None, rtype: str, aws_chunked: bool,
+        chunked: bool, client_close: bool, rec: dict[str, Any], cwriter: asyncio.StreamWriter,
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+    ) -> tuple[bool, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+        """Send the request upstream (after the plan's delay, corrupting a byte if asked) and relay
+        the answer; the ``reset_before_headers`` fault cuts the client off after the upstream answered."""
         delay = self.plan.delay_s.get(rtype)
         if delay:
             await asyncio.sleep(delay)
