@@ -138,3 +138,49 @@ def test_metrics_scraped_during_run_match_summary(s3env: S3Env, warm_bucket: str
     assert metrics["s3pump_request_duration_seconds_count"] == 300
     assert "files" in err.decode() and "MB/s" in err.decode()  # --progress plain lines on stderr
     assert os.path.getsize(metrics_file) > 0
+
+
+def _files_per_s(s3env: S3Env, bucket: str, state_dir: Path, src: Path, proxy: FaultProxy, concurrency: str,
+                 prefix: str) -> tuple[float, int, int]:
+    """One upload through ``proxy``: (files/s over the run, PutObject requests, SlowDown answers)."""
+    env = {**s3env.env(state_dir), "AWS_ENDPOINT_URL": proxy.endpoint_url, "S3PUMP_RETRY_BUDGET": "1000000",
+           "S3PUMP_MAX_ATTEMPTS": "100", "S3PUMP_BACKOFF_BASE": "0.02", "S3PUMP_BACKOFF_MAX": "0.2"}
+    proxy.log.clear()
+    r = run_cli(["upload", str(src), f"s3://{bucket}/{prefix}/", "--concurrency", concurrency, "--no-progress",
+                 "--json"], env)
+    assert r.returncode == 0, r.stderr.decode()
+    summary = json.loads(r.stdout.decode().splitlines()[-1])
+    puts = [e for e in proxy.log if e.type == "PutObject"]
+    slowdowns = sum(1 for e in puts if e.fault == "capacity")
+    return summary["files_done"] / summary["elapsed_s"], len(puts), slowdowns
+
+
+def _adaptive(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, count: int, sweep: list[int]) -> None:
+    """A server that serves at most K=8 requests at once (20 ms each) and answers SlowDown beyond that."""
+    generate(tmp_path / "src", count=count, size_bytes=1024)
+    proxy = FaultProxy(s3env.endpoint_url, FaultPlan(max_in_flight=8, delay_s={"PutObject": 0.02}))
+    proxy.start()
+    try:
+        fixed = {c: _files_per_s(s3env, bucket, state_dir, tmp_path / "src", proxy, str(c), f"c{c}")[0]
+                 for c in sweep}
+        auto, puts, slowdowns = _files_per_s(s3env, bucket, state_dir, tmp_path / "src", proxy, "auto", "auto")
+    finally:
+        proxy.stop()
+    best = max(fixed.values())
+    print(f"fixed: { {c: round(v) for c, v in fixed.items()} } files/s; auto {auto:.0f} files/s "
+          f"({auto / best:.0%} of the best); SlowDown {slowdowns}/{puts} = {slowdowns / puts:.1%}")
+    assert auto >= 0.8 * best
+    assert slowdowns / puts < 0.05
+    assert len(list_all(s3env.boto(), bucket, "auto/")) == count
+
+
+@pytest.mark.e2e
+def test_adaptive_concurrency_finds_capacity(s3env: S3Env, warm_bucket: str, state_dir: Path,
+                                             tmp_path: Path) -> None:
+    _adaptive(s3env, warm_bucket, state_dir, tmp_path, 1500, [4, 8, 16])
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_adaptive_concurrency_sweep(s3env: S3Env, warm_bucket: str, state_dir: Path, tmp_path: Path) -> None:
+    _adaptive(s3env, warm_bucket, state_dir, tmp_path, 3000, [2, 4, 6, 8, 12, 16, 32, 64])

@@ -59,28 +59,37 @@ def test_throttled_body_reads_the_same_bytes_at_the_capped_rate(tmp_path: Path) 
         os.close(fd)
 
 
+CLOCK: dict[int, float] = {}
+
+
 def run_windows(ctl: AdaptiveConcurrency, windows: list[tuple[int, float, int]]) -> list[int]:
     """Feed windows of (bytes, latency, throttled) and return the limit after each."""
-    now = 1000.0
+    now = CLOCK.get(id(ctl), 1000.0)  # one monotonic clock per controller across calls
     ctl._window_start = now
     limits = []
     for nbytes, latency, throttled in windows:
         ctl.on_success(nbytes, latency)
-        for _ in range(throttled):
-            ctl.on_throttled()
+        for i in range(throttled):
+            ctl.on_throttled(now + i * 0.001)  # a burst of throttles: one cut
         now += ctl.interval_s
         ctl.maybe_adjust(now)
         limits.append(ctl.limit)
+    CLOCK[id(ctl)] = now
     return limits
 
 
 def test_adaptive_grows_while_throughput_rises_and_cuts_on_throttling() -> None:
     ctl = AdaptiveConcurrency(initial=8, minimum=2, maximum=64)
     limits = run_windows(ctl, [(1_000_000 * (i + 1), 0.01, 0) for i in range(6)])
+    assert ctl.ceiling is None
     assert limits == sorted(limits) and limits[-1] == 64  # slow start: doubles while throughput rises
     top = ctl.limit
     assert run_windows(ctl, [(10_000_000, 0.01, 3)]) == [int(top * 0.8)]  # multiplicative decrease, once
     assert run_windows(ctl, [(10_000_000, 0.01, 0)]) == [int(top * 0.8)]  # no gain: hold
+    assert ctl.ceiling == top
+    # throughput rising again: grow, but stay under the limit that was throttled
+    limits = run_windows(ctl, [(20_000_000 * (i + 2), 0.01, 0) for i in range(8)])
+    assert max(limits) == top - 1
 
 
 def test_adaptive_backs_off_on_latency_jump_and_respects_bounds() -> None:

@@ -89,17 +89,20 @@ class AdaptiveConcurrency:
     * **Slow start** (until the first cut or the first window without gain): the limit doubles
       each window while the score rises by more than ``gain_threshold``.
     * **Throttling** (503 SlowDown, 429): the limit is cut at once, by ``decrease_factor``
-      (multiplicative decrease), at most once a window; slow start ends; one window's hold follows.
+      (multiplicative decrease), at most once per ``cut_interval_s``; slow start ends; one window's
+      hold follows; the limit at which throttling began becomes a ceiling that growth stays under.
     * **Latency jump**: a window whose median latency exceeds ``latency_jump`` x the best median
       seen, while the score did not rise, cuts likewise.
-    * **Additive increase**: otherwise, while the score still rises, +max(1, limit/8) a window;
-      when it stops rising the limit holds, and every ``probe_windows`` windows it probes
-      +max(1, limit/16) to find capacity that has appeared.
+    * **Additive increase**: otherwise, while the score still rises, +max(1, limit/8) a window, up
+      to one below the ceiling; when it stops rising the limit holds, and every ``probe_windows``
+      windows it probes one step up (to the ceiling, and past it if that window is not throttled)
+      to find capacity that has appeared.
     """
 
     def __init__(self, *, initial: int, minimum: int, maximum: int, interval_s: float = 0.25,
                  decrease_factor: float = 0.8, latency_jump: float = 3.0, gain_threshold: float = 0.05,
-                 request_weight_bytes: int = 64 * 1024, probe_windows: int = 8) -> None:
+                 request_weight_bytes: int = 64 * 1024, probe_windows: int = 16,
+                 cut_interval_s: float = 0.02) -> None:
         self.minimum = max(1, minimum)
         self.maximum = max(self.minimum, maximum)
         self.limit = min(max(initial, self.minimum), self.maximum)
@@ -118,8 +121,10 @@ class AdaptiveConcurrency:
         self._best_latency: float | None = None
         self._hold = 0
         self._flat = 0
-        self._cut_at = -1.0
-        self._last_cut_window = -1
+        self.cut_interval_s = cut_interval_s
+        self.ceiling: int | None = None  # the limit at which throttling (or a latency jump) last began
+        self._last_cut = -1e9
+        self._probing = False
         self._window = 0
 
     def on_success(self, size_bytes: int, latency_s: float) -> None:
@@ -129,17 +134,24 @@ class AdaptiveConcurrency:
             self._latencies.append(latency_s)
 
     def on_throttled(self, now: float | None = None) -> ConcurrencyDecision | None:
-        """A request was throttled: cut now (once per window)."""
-        if self._last_cut_window == self._window:
+        """A request was throttled: cut now (at most once per ``cut_interval_s``)."""
+        now = time.monotonic() if now is None else now
+        if now - self._last_cut < self.cut_interval_s:
             return None
-        self._last_cut_window = self._window
+        self._last_cut = now
+        return self._cut("throttled (503 SlowDown / 429)", 0.0, 0.0)
+
+    def _cut(self, reason: str, score: float, latency_s: float) -> ConcurrencyDecision | None:
         old = self.limit
-        self.limit = max(self.minimum, int(self.limit * self.decrease_factor))
+        self.ceiling = old if self.ceiling is None else min(self.ceiling, old) if not self._probing else old
+        self._probing = False
+        self.limit = max(self.minimum, int(old * self.decrease_factor))
         self.slow_start = False
         self._hold = 1
+        self._flat = 0
         if self.limit == old:
             return None
-        return ConcurrencyDecision(old, self.limit, "throttled (503 SlowDown / 429)", 0.0, 0.0)
+        return ConcurrencyDecision(old, self.limit, reason, score, latency_s)
 
     def maybe_adjust(self, now: float | None = None) -> ConcurrencyDecision | None:
         """Close the window if ``interval_s`` has passed; return the decision if the limit changed."""
@@ -160,25 +172,29 @@ class AdaptiveConcurrency:
         if lat and (self._best_latency is None or lat < self._best_latency):
             self._best_latency = lat
         jumped = bool(self._best_latency and lat > self.latency_jump * self._best_latency)
+        if self._probing and not self._hold:  # a probe window passed without throttling: raise the ceiling
+            self._probing = False
+            if self.ceiling is not None and self.limit >= self.ceiling:
+                self.ceiling = self.limit + 1
+        cap = self.maximum if self.ceiling is None else max(self.minimum, self.ceiling - 1)
         if self._hold:
             self._hold -= 1
         elif jumped and not rose and self.limit > self.minimum:
-            self.limit = max(self.minimum, int(self.limit * self.decrease_factor))
-            self.slow_start = False
-            self._hold = 1
-            reason = "latency jump"
+            self._last_score = score
+            return self._cut("latency jump", score, lat)
         elif rose and self.slow_start:
             self.limit = min(self.maximum, self.limit * 2)
             reason = "slow start: throughput rising"
-        elif rose:
-            self.limit = min(self.maximum, self.limit + max(1, self.limit // 8))
+        elif rose and self.limit < cap:
+            self.limit = min(cap, self.limit + max(1, self.limit // 8))
             self._flat = 0
             reason = "throughput rising"
         else:
             self.slow_start = False
             self._flat += 1
-            if self._flat >= self.probe_windows:
+            if self._flat >= self.probe_windows and self.limit < self.maximum:
                 self._flat = 0
+                self._probing = True
                 self.limit = min(self.maximum, self.limit + max(1, self.limit // 16))
                 reason = "probing"
         self._last_score = score
