@@ -148,17 +148,20 @@ class _Observers:
 
     def __init__(self, *, json_output: bool, progress: str | None, no_progress: bool,
                  totals: Callable[[], tuple[int, int, bool]], metrics_port: int | None = None,
-                 metrics_file: Path | None = None) -> None:
+                 metrics_file: Path | None = None, bar: Callable[[], Any] | None = None,
+                 json_events: bool = True) -> None:
         mode = "none" if no_progress else (progress or "bar")
         if mode not in ("bar", "plain", "none"):
             raise UsageError(f"--progress {mode!r}: use bar, plain or none")
         self.json = JsonLines() if json_output else None
-        self.bar = ProgressView(totals) if mode == "bar" and sys.stderr.isatty() else None
+        self.bar: Any = (bar or (lambda: ProgressView(totals)))() if mode == "bar" and sys.stderr.isatty() else None
         self.plain = PlainProgress(totals) if mode == "plain" else None
         self.metrics = RunMetrics() if metrics_port is not None or metrics_file is not None else None
         self.metrics_port = metrics_port
         self.metrics_file = metrics_file
-        self.subscribers: list[Any] = [v for v in (self.json, self.bar, self.plain, self.metrics) if v is not None]
+        events = self.json if json_events else None
+        bar_events = self.bar if callable(self.bar) else None  # some bars read counters instead of events
+        self.subscribers: list[Any] = [v for v in (events, bar_events, self.plain, self.metrics) if v is not None]
 
     def __enter__(self) -> _Observers:
         if self.metrics is not None and self.metrics_port is not None:
@@ -275,6 +278,9 @@ def sync(
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     """Upload the new and changed files of a directory to s3://bucket/prefix (and --delete what is gone)."""
@@ -289,27 +295,21 @@ def sync(
             endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
-            follow_symlinks=follow_symlinks or None,
+            follow_symlinks=follow_symlinks or None, max_rps=max_rps, rps_burst=rps_burst, max_bandwidth_bps=bwlimit,
+            min_concurrency=min_concurrency, max_concurrency=max_concurrency,
         )
         totals = WalkTotals()
-        subscribers: list[Any] = []
-        json_lines = JsonLines() if json_output else None
-        if json_lines:
-            subscribers.append(json_lines)
-        else:
-            subscribers.append(SyncPlanPrinter(destination, dry_run=dry_run))
-        with _progress(not no_progress and not dry_run,
-                       lambda: (totals.files, totals.bytes, totals.finished)) as view:
-            if view is not None:
-                subscribers.append(view)
+        with _Observers(json_output=json_output, progress=progress, no_progress=no_progress or dry_run,
+                        totals=lambda: (totals.files, totals.bytes, totals.finished),
+                        metrics_port=metrics_port, metrics_file=metrics_file) as observers:
+            printer = [] if json_output else [SyncPlanPrinter(destination, dry_run=dry_run)]
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
                 else "default", delete=delete, dry_run=dry_run, include=include or (), exclude=exclude or (),
-                embedded=embedded, failed_list=failed_list, subscribers=subscribers,
+                embedded=embedded, failed_list=failed_list, subscribers=[*printer, *observers.subscribers],
                 hash_cache=not no_hash_cache, totals=totals,
             )
-        if json_lines:
-            json_lines.summary(report.to_json())
+            observers.finish(report.to_json())
         console = stderr_console()
         if not dry_run:
             print_summary(console, report, verb="uploaded", destination=destination)
@@ -415,7 +415,11 @@ def export(
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
-    metadata: Metadata = None, json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
+    metadata: Metadata = None,
+    max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
+    json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     """Export a SQL table to partitioned, idempotent objects (Parquet, JSON Lines, protobuf), incrementally.
 
@@ -433,6 +437,8 @@ def export(
             endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
             checksum_algorithm=checksum_algorithm, content_type=content_type, acl=acl, sse=sse,
             sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+            max_rps=max_rps, rps_burst=rps_burst, max_bandwidth_bps=bwlimit,
+            min_concurrency=min_concurrency, max_concurrency=max_concurrency,
         )
         stop = threading.Event()
 
@@ -445,24 +451,23 @@ def export(
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         counters = ExportCounters()
-        json_lines = JsonLines() if json_output else None
         try:
-            view = (ExportProgress(counters, stderr_console()) if not no_progress and sys.stderr.isatty()
-                    else contextlib.nullcontext())
-            with view:
+            with _Observers(json_output=json_output, progress=progress, no_progress=no_progress,
+                            totals=lambda: (counters.objects_written, counters.bytes_written, False),
+                            metrics_port=metrics_port, metrics_file=metrics_file,
+                            bar=lambda: ExportProgress(counters, stderr_console())) as observers:
                 report = export_table(
                     db, table, destination, config, cursor_column=cursor_column, batch_rows=batch_rows,
                     partition_by=partition_by or (), format=fmt, compression=compression,
                     one_object_per_row=one_object_per_row, dedup=dedup, dlq=dlq, replay_dlq=replay_dlq,
                     follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                     state_file=state_file, from_start=from_start, embedded=embedded,
-                    subscribers=[json_lines] if json_lines else [], counters=counters, stop=stop,
+                    subscribers=observers.subscribers, counters=counters, stop=stop,
                 )
+                observers.finish(report.to_json())
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        if json_lines:
-            json_lines.summary(report.to_json())
         print_export_summary(stderr_console(), report)
         if not report.ok:
             return 1
@@ -526,6 +531,8 @@ def stream(
     part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
+    metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Annotated[bool, typer.Option("--json", help="A JSON summary on stdout")] = False,
     no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
@@ -546,6 +553,7 @@ def stream(
             concurrency=concurrency if concurrency is not None else default_c,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+            max_rps=max_rps, rps_burst=rps_burst, max_bandwidth_bps=bwlimit,
         )
         expected = parse_size_bytes(expected_size, what="--expected-size") if expected_size else None
         tolerance = parse_tolerance(size_tolerance, expected) if size_tolerance else 0
@@ -557,20 +565,22 @@ def stream(
             name = str(input_path)
         else:
             readable, name = sys.stdin.buffer, "stdin"
-        view = StreamProgress(expected) if not no_progress and sys.stderr.isatty() else None
         try:
-            with view if view is not None else contextlib.nullcontext():
+            with _Observers(json_output=json_output, progress=progress, no_progress=no_progress,
+                            totals=lambda: (1, expected or 0, expected is not None), metrics_port=metrics_port,
+                            metrics_file=metrics_file, bar=lambda: StreamProgress(expected),
+                            json_events=False) as observers:
+                view: StreamProgress | None = observers.bar
                 report = stream_api(
                     readable, destination, config, expected_size_bytes=expected, size_tolerance_bytes=tolerance,
                     spool_dir=str(spool_dir) if spool_dir is not None else None, embedded=embedded,
-                    subscribers=[view] if view is not None else [], name=name,
+                    subscribers=observers.subscribers, name=name,
                     on_source=view.attach if view is not None else None,
                 )
+                observers.finish(report.to_json())
         finally:
             if input_path is not None:
                 readable.close()
-        if json_output:
-            JsonLines().summary(report.to_json())
         stderr_console().print(format_report_line(report), markup=False)
         return 0
 

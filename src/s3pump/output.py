@@ -95,6 +95,32 @@ class JsonLines:
         self.stream.flush()
 
 
+class _Counts:
+    """What both progress views show: files finished (done, skipped or failed), bytes uploaded,
+    failures, retries. ``update`` says whether the event changed anything."""
+
+    __slots__ = ("bytes", "failed", "files", "retries")
+
+    def __init__(self) -> None:
+        self.files = self.failed = self.retries = self.bytes = 0
+
+    def update(self, event: Event) -> bool:
+        if isinstance(event, FileDone | FileSkipped):
+            self.files += 1
+            if isinstance(event, FileDone) and not event.parts:  # multipart bytes come part by part
+                self.bytes += event.size_bytes
+        elif isinstance(event, PartDone):
+            self.bytes += event.size_bytes
+        elif isinstance(event, FileFailed):
+            self.files += 1
+            self.failed += 1
+        elif isinstance(event, RetryScheduled):
+            self.retries += 1
+        else:
+            return False
+        return True
+
+
 class PlainProgress:
     """``--progress plain``: one line on stderr every ``interval_s`` (for logs and CI), e.g.
     ``s3pump: 1200/5000+ files, 48.0 MiB, 12.3 MB/s, 2 retries, 0 failed``."""
@@ -106,21 +132,10 @@ class PlainProgress:
         self._stream = stream or sys.stderr
         self._start = time.monotonic()
         self._last = self._start
-        self._files = self._failed = self._retries = 0
-        self._bytes = 0
+        self._counts = _Counts()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, FileDone | FileSkipped):
-            self._files += 1
-            if isinstance(event, FileDone) and not event.parts:
-                self._bytes += event.size_bytes
-        elif isinstance(event, PartDone):
-            self._bytes += event.size_bytes
-        elif isinstance(event, FileFailed):
-            self._files += 1
-            self._failed += 1
-        elif isinstance(event, RetryScheduled):
-            self._retries += 1
+        self._counts.update(event)  # every event (Tick included) may be time for a line
         now = time.monotonic()
         if now - self._last >= self._interval_s:
             self._last = now
@@ -129,9 +144,10 @@ class PlainProgress:
     def print_line(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         files, _, final = self._totals()
-        rate = self._bytes / max(now - self._start, 1e-9) / 1e6
-        self._stream.write(f"s3pump: {self._files}/{files}{'' if final else '+'} files, {format_bytes(self._bytes)}, "
-                           f"{rate:.1f} MB/s, {self._retries} retries, {self._failed} failed\n")
+        c = self._counts
+        rate = c.bytes / max(now - self._start, 1e-9) / 1e6
+        self._stream.write(f"s3pump: {c.files}/{files}{'' if final else '+'} files, {format_bytes(c.bytes)}, "
+                           f"{rate:.1f} MB/s, {c.retries} retries, {c.failed} failed\n")
         self._stream.flush()
 
 
@@ -160,10 +176,7 @@ class ProgressView:
             refresh_per_second=8,
         )
         self._files_task = self._progress.add_task("upload", total=None, note="")
-        self._bytes_done = 0
-        self._files_done = 0
-        self._failed = 0
-        self._retries = 0
+        self._counts = _Counts()
         self._last = 0.0
 
     def __enter__(self) -> ProgressView:
@@ -175,20 +188,8 @@ class ProgressView:
         self._progress.stop()
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, FileDone | FileSkipped):
-            self._files_done += 1
-            if isinstance(event, FileDone) and not event.parts:
-                self._bytes_done += event.size_bytes
-        elif isinstance(event, PartDone):
-            self._bytes_done += event.size_bytes
-        elif isinstance(event, FileFailed):
-            self._failed += 1
-            self._files_done += 1
-        elif isinstance(event, RetryScheduled):
-            self._retries += 1
-        else:
-            return
-        self._refresh()
+        if self._counts.update(event):
+            self._refresh()
 
     def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -196,17 +197,18 @@ class ProgressView:
             return
         self._last = now
         files, total_bytes, final = self._totals()
+        c = self._counts
         note = []
-        if self._failed:
-            note.append(f"[red]{self._failed} failed[/]")
-        if self._retries:
-            note.append(f"{self._retries} retries")
+        if c.failed:
+            note.append(f"[red]{c.failed} failed[/]")
+        if c.retries:
+            note.append(f"{c.retries} retries")
         # rich shows bytes in DownloadColumn from completed/total; files go in the description
         self._progress.update(
             self._files_task,
-            completed=self._bytes_done,
+            completed=c.bytes,
             total=total_bytes if final or total_bytes else None,
-            description=f"{self._files_done}/{files}{'' if final else '+'} files",
+            description=f"{c.files}/{files}{'' if final else '+'} files",
             note=" ".join(note),
         )
 

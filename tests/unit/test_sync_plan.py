@@ -225,13 +225,14 @@ def test_hash_cache_off_when_unusable(tmp_path: Path) -> None:
 
 
 def test_fast_listing_parser_decodes_url_keys_and_times() -> None:
-    from s3pump.plan.listing import _parse_page
+    from s3pump.store.listing import parse_list_page
 
     raw = (b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
            b"<EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>"
            b"<Contents><Key>p/sp+ace/%C3%A9+a%2Bb%26c.txt</Key><LastModified>2024-01-02T03:04:05.000Z</LastModified>"
            b"<ETag>&quot;0123456789abcdef0123456789abcdef-3&quot;</ETag><Size>42</Size></Contents>"
            b"</ListBucketResult>")
-    [info] = list(_parse_page(raw))
+    [info], truncated, token = parse_list_page(raw)
+    assert not truncated and token is None
     assert info.key == "p/sp ace/\u00e9 a+b&c.txt" and info.size_bytes == 42
     assert info.etag == "0123456789abcdef0123456789abcdef-3" and info.last_modified == 1704164645.0

@@ -22,11 +22,11 @@ Memory bound (``c`` = ``--concurrency``, default 16; ``P`` = the largest part si
                 parts in RAM = R (awscrt's copies) + a 1 MiB read buffer
                 peak RSS <= (c // 4) * P + 1 MiB + base
 
-``base`` is the process without any part: about 72 MiB for the CLI (interpreter, the boto3
-S3 client alone is ~47 MiB, awscrt's client), 60 MiB for the Python API. awscrt copies a part into
+``base`` is the process without any part: about 50 MiB for the CLI (interpreter, awscrt's
+client; boto3 is loaded only for the final metadata copy, after the parts are freed). awscrt copies a part into
 its own send buffer while the request runs (measured: 8 parts of 8 MiB in flight hold 64 MiB
 there), which is why only half of the budget goes to requests. Measured at the defaults
-(c = 16, P = 8 MiB): see docs/benchmarks-stream.md.
+(c = 16, P = 8 MiB): see docs/stream.md and docs/benchmarks.md.
 """
 
 from __future__ import annotations

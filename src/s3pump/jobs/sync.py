@@ -62,7 +62,6 @@ from ..events import (
 )
 from ..hashcache import HashCache
 from ..plan.extsort import ExternalSorter, Spool
-from ..plan.listing import list_remote
 from ..plan.syncplan import (
     MODES,
     Action,
@@ -301,7 +300,7 @@ class _Planner:
     def _list_remote(self, sorter: ExternalSorter, stop: threading.Event) -> None:
         keep = self.path_filter
         n = len(self.key_prefix)
-        for info in list_remote(self.store, self.dest.bucket, self.key_prefix):
+        for info in self.store.list_objects(self.dest.bucket, self.key_prefix):
             if stop.is_set():
                 return
             if not info.key.startswith(self.key_prefix):

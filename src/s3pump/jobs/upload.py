@@ -168,7 +168,8 @@ def upload(
                 def abort(key: str, upload_id: str) -> None:
                     active.abort_multipart_upload(dest.bucket, key, upload_id)
 
-                engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=True)
+                # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
+                engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=resume)
                 engine.run(skip_and_resume(items, journal, bus, abort,
                                            multipart_threshold_bytes=config.multipart_threshold_bytes))
                 if stats.files_failed == 0:

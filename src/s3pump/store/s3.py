@@ -51,6 +51,7 @@ from .base import (
     PutResult,
 )
 from .body import StreamBody
+from .listing import parse_list_page
 
 __all__ = ["S3Store"]
 
@@ -544,13 +545,17 @@ class S3Store:
         )
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        paginator = self._boto.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-                for o in page.get("Contents", []):
-                    yield ObjectInfo(o["Key"], o["Size"], o["ETag"].strip('"'), o["LastModified"].timestamp())
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            raise _boto_error(e, f"s3://{bucket}/{prefix}") from None
+        """ListObjectsV2 over awscrt, 1,000 keys a page, parsed with ElementTree (store/listing.py)."""
+        token: str | None = None
+        while True:
+            query = f"encoding-type=url&list-type=2&max-keys=1000&prefix={quote(prefix, safe='')}"
+            if token:
+                query += f"&continuation-token={quote(token, safe='')}"
+            _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
+            objects, truncated, token = parse_list_page(body)
+            yield from objects
+            if not truncated or not token:
+                return
 
     def get_object(self, bucket: str, key: str) -> bytes:
         resp = self._call(f"s3://{bucket}/{key}", self._boto.get_object, Bucket=bucket, Key=key)
