@@ -70,6 +70,12 @@ Metadata = Annotated[list[str] | None, typer.Option("--metadata", help="k=v user
 Json = Annotated[bool, typer.Option("--json", help="One JSON event per file and a summary on stdout")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bar")]
 Debug = Annotated[bool, typer.Option("--debug", help="Debug logs on stderr (secrets redacted)")]
+# ---- the local walk (upload, sync) ----
+Include = Annotated[list[str] | None, typer.Option("--include", help="Glob of paths to take")]
+Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip")]
+FailedList = Annotated[Path | None, typer.Option("--failed-list", help="Where to write failed files "
+                                                 "[default: state dir]")]
+FollowSymlinks = Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links")]
 # ---- limits and observation (engine/limits.py, metrics.py) ----
 MaxRps = Annotated[float | None, typer.Option("--max-rps", help="At most N requests a second [env: S3PUMP_MAX_RPS]")]
 RpsBurst = Annotated[int | None, typer.Option("--rps-burst", help="Requests allowed at once after a pause "
@@ -201,13 +207,12 @@ def _progress(enabled: bool, totals: Callable[[], tuple[int, int, bool]]) -> Ite
 def upload(
     paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload")] = None,
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")] = "",
-    include: Annotated[list[str] | None, typer.Option("--include", help="Glob of paths to take")] = None,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip")] = None,
+    include: Include = None,
+    exclude: Exclude = None,
     from_list: Annotated[Path | None, typer.Option("--from-list", help="Upload exactly the entries of a "
                                                    "failed-list (or a file of paths)")] = None,
-    failed_list: Annotated[Path | None, typer.Option("--failed-list", help="Where to write failed files "
-                                                     "[default: state dir]")] = None,
-    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links")] = False,
+    failed_list: FailedList = None,
+    follow_symlinks: FollowSymlinks = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; send nothing")] = False,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore the resume journal of an earlier run "
                                             "of this command: abort its uploads and start over")] = False,
@@ -267,13 +272,12 @@ def sync(
                                          "file")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (uploads, deletes, counts); "
                                           "change nothing")] = False,
-    include: Annotated[list[str] | None, typer.Option("--include", help="Glob of paths to take")] = None,
-    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip")] = None,
+    include: Include = None,
+    exclude: Exclude = None,
     no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", help="Hash every file again (no local "
                                                 "MD5 cache)")] = False,
-    failed_list: Annotated[Path | None, typer.Option("--failed-list", help="Where to write failed files "
-                                                     "[default: state dir]")] = None,
-    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links")] = False,
+    failed_list: FailedList = None,
+    follow_symlinks: FollowSymlinks = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,

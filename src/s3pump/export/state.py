@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from ..config import TransferConfig
 from ..engine.retry import backoff_delay_s
-from ..errors import RequestTimeoutError, StoreError, UsageError
+from ..errors import RequestTimeoutError, S3PumpError, StoreError, UsageError
 from ..store.base import ObjectAttributes, PutResult, Store
 from ..urls import join_key
 
@@ -42,11 +42,12 @@ def put_object_now(store: Store, bucket: str, key: str, body: bytes, config: Tra
 
     Raises:
         StoreError: the PUT failed after ``config.max_attempts`` attempts, or fatally.
+        SourceError: the body could not be read.
     """
     attempt = 1
     while True:
         result = _put_once(store, bucket, key, body, attrs or ObjectAttributes(), config.request_timeout_s)
-        if not isinstance(result, StoreError):
+        if not isinstance(result, S3PumpError):
             return result
         if not result.retryable or attempt >= config.max_attempts:
             raise result
@@ -55,11 +56,11 @@ def put_object_now(store: Store, bucket: str, key: str, body: bytes, config: Tra
 
 
 def _put_once(store: Store, bucket: str, key: str, body: bytes, attrs: ObjectAttributes,
-              timeout_s: float) -> PutResult | StoreError:
+              timeout_s: float) -> PutResult | S3PumpError:
     done = threading.Event()
-    box: list[PutResult | StoreError] = []
+    box: list[PutResult | S3PumpError] = []
 
-    def on_done(result: PutResult | StoreError) -> None:
+    def on_done(result: PutResult | S3PumpError) -> None:
         box.append(result)
         done.set()
 

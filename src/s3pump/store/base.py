@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..errors import StoreError
+from ..errors import S3PumpError
 from .body import StreamBody
 
 __all__ = [
@@ -122,7 +122,7 @@ class Request(Protocol):
 
 
 #: ``on_done(result_or_error)``: called exactly once, from any thread.
-DoneCallback = Callable[[PutResult | StoreError], None]
+DoneCallback = Callable[[PutResult | S3PumpError], None]
 
 
 class Store(Protocol):

@@ -38,6 +38,7 @@ from ..errors import (
     CredentialsError,
     FatalStoreError,
     NetworkError,
+    SourceUnreadableError,
     StoreError,
     UsageError,
     classify_store_error,
@@ -145,12 +146,6 @@ def _boto_error(err: Exception, what: str) -> StoreError:
     if isinstance(err, botocore.exceptions.BotoCoreError):
         return NetworkError(f"{what}: {err}")
     raise err
-
-
-class _SourceFailure(StoreError):
-    """awscrt could not read the file it was to send: a local problem, not retryable."""
-
-    retryable = False
 
 
 class _CrtRequest:
@@ -387,7 +382,9 @@ class S3Store:
             raise self._crt_error(error, status, error_body, what)
         return int(status or 200), response_headers, b"".join(chunks)
 
-    def _crt_error(self, error: Exception, status: int | None, body: bytes | None, what: str) -> StoreError:
+    def _crt_error(
+        self, error: Exception, status: int | None, body: bytes | None, what: str
+    ) -> StoreError | SourceUnreadableError:
         code: str | None = None
         message = ""
         if body:
@@ -409,7 +406,7 @@ class S3Store:
                                     "--endpoint-url and that the server is up", code=name)
             if name.startswith(("AWS_ERROR_FILE", "AWS_ERROR_NO_PERMISSION", "AWS_IO_FILE")):
                 reason = "permission denied; check the file's permissions" if "PERMISSION" in name else name
-                return _SourceFailure(f"{what}: cannot read the source file: {reason}", code=name)
+                return SourceUnreadableError(f"{what}: cannot read the source file: {reason}")
             return NetworkError(f"{what}: {name}", code=name)
         return classify_store_error(status, code, message, what=what)
 
