@@ -685,7 +685,10 @@ class Engine:
             except queue.Empty:
                 continue
             if fn in (self._on_put_done, self._on_part_done):
-                self._inflight.pop(id(args[0]), None)
+                req, result = args
+                self._inflight.pop(id(req), None)
+                if isinstance(result, PutResult):
+                    self._report_late_success(req, result)
         # wait for CreateMultipartUpload calls still running, so their uploads get aborted too
         self._control.shutdown(wait=True)
         with contextlib.suppress(queue.Empty):
@@ -707,6 +710,24 @@ class Engine:
             self.bus.emit(MultipartAborted(mp.item.key, upload_id, "cancelled"))
         self._open_uploads.clear()
         return 0
+
+
+    def _report_late_success(self, req: _Req, result: PutResult) -> None:
+        """A PUT or part that succeeded while the run was stopping: report it, so the journal knows
+        the object or part exists and a rerun does not send it again."""
+        item = req.item
+        if req.fd is not None:
+            os.close(req.fd)
+            req.fd = None
+        latency = time.monotonic() - req.first_started
+        if req.mp is None:
+            if item.path is not None and item.mtime_ns and self._changed(item) is not None:
+                return  # the file changed under the PUT: leave it to the rerun
+            self.bus.emit(FileDone(item.source, item.key, item.size_bytes, result.etag, latency, req.attempt, 0,
+                                   result.version_id, result.checksum))
+        elif req.mp.upload_id is not None:
+            self.bus.emit(PartDone(item.key, req.mp.upload_id, req.part_number, len(req.body or b""), result.etag,
+                                   result.checksum, latency))
 
 
 def _open_source(path: str) -> int:

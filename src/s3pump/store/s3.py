@@ -106,7 +106,7 @@ def _resolve_endpoint(config: TransferConfig, region: str) -> _Endpoint:
     return _Endpoint("https", f"s3.{region}.amazonaws.com", path_style=False)
 
 
-def http_reason(status: int) -> str:
+def _http_reason(status: int) -> str:
     """``404`` -> ``Not Found`` (the reason phrase, for messages about bodiless answers)."""
     from http import HTTPStatus
 
@@ -378,7 +378,7 @@ class S3Store:
             if method == "HEAD" and status and not error_body:  # HEAD answers carry no error document
                 code = {404: "NoSuchBucket" if key is None else "NoSuchKey", 403: "AccessDenied"}.get(status)
                 if code:
-                    error_body = f"<Code>{code}</Code><Message>{http_reason(status)}</Message>".encode()
+                    error_body = f"<Code>{code}</Code><Message>{_http_reason(status)}</Message>".encode()
             raise self._crt_error(error, status, error_body, what)
         return int(status or 200), response_headers, b"".join(chunks)
 
