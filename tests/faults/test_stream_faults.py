@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,6 +98,9 @@ def test_stream_cli_under_faults(s3env: S3Env, faultproxy: FaultProxy, bucket: s
     with every part failing, the upload is aborted and nothing is left."""
     data = os.urandom(21 * MIB)
     env = proxied_env(s3env, faultproxy, state_dir)
+    # ~5 requests at 30 %: with a random seed no fault at all 17 % of the time (0.7**5). Seed 1 rolls
+    # 0.13, 0.85, 0.76, 0.26, 0.50, ...: two of the first five requests get a fault, whatever their order.
+    faultproxy.rng = random.Random(1)
     faultproxy.plan = FaultPlan.uniform(0.3, only_types=frozenset({"UploadPart", "CreateMultipartUpload",
                                                                    "CompleteMultipartUpload"}), stall_s=5.0)
     r = run_cli(["stream", f"s3://{bucket}/s/cli.bin", "--no-progress"], env, input=data)
