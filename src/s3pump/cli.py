@@ -127,10 +127,9 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
     configure_logging(debug)
     console = stderr_console()
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    from .engine.scheduler import interrupt
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = signal.signal(signal.SIGTERM, interrupt)  # the engine, while it runs, cancels at a safe point
     try:
         return fn()
     except S3PumpError as e:

@@ -29,6 +29,7 @@ import itertools
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -65,7 +66,7 @@ from .limits import AdaptiveConcurrency, ConcurrencyDecision, TokenBucket
 from .multipart import FilePartSource, PartBody, PartSource, ResumeRecord, part_size_for
 from .retry import RetryBudget, backoff_delay_s
 
-__all__ = ["Engine", "UploadItem"]
+__all__ = ["Engine", "UploadItem", "interrupt"]
 
 _DEFAULT_ATTRS = ObjectAttributes()
 _log = logging.getLogger("s3pump.engine")
@@ -205,6 +206,7 @@ class Engine:
         """
         it: Iterator[UploadItem] = iter(items)
         exhausted = False
+        restore_signals = self._catch_signals()
         try:
             while True:
                 if self._cancel.is_set():
@@ -236,7 +238,38 @@ class Engine:
                                      "to resume, or --no-resume to start over") from None
             raise CancelledError("cancelled; in-flight multipart uploads were aborted") from None
         finally:
+            restore_signals()
             self._control.shutdown(wait=False)
+
+    def _catch_signals(self) -> Callable[[], None]:
+        """While :meth:`run` owns the main thread, the first SIGINT/SIGTERM calls :meth:`cancel`, acted on
+        at the top of the scheduler loop; a second one interrupts at once.
+
+        A KeyboardInterrupt raised wherever the signal lands could strike between a request's completion
+        and its event (or inside the journal's transaction), and a part that reached the server would be
+        lost to the journal and sent again by the rerun. Only Python's default SIGINT handler and
+        :func:`interrupt` are replaced: a job's own graceful-stop handlers (export's) stay. Returns the
+        function that puts the previous handlers back.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return _noop
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._cancel.is_set():
+                raise KeyboardInterrupt
+            self.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(sig)
+            if current is signal.default_int_handler or current is interrupt:
+                previous[sig] = signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
 
     # ------------------------------------------------------------------ scheduling
     def _slot_free(self) -> bool:
@@ -728,6 +761,12 @@ class Engine:
         elif req.mp.upload_id is not None:
             self.bus.emit(PartDone(item.key, req.mp.upload_id, req.part_number, len(req.body or b""), result.etag,
                                    result.checksum, latency))
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """A signal handler that raises KeyboardInterrupt (the CLI's SIGTERM): the engine, while it runs,
+    turns it into a cancel at a safe point instead."""
+    raise KeyboardInterrupt
 
 
 def _open_source(path: str) -> int:
