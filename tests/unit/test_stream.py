@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 
 from s3pump.config import MAX_PART_SIZE_BYTES, MIN_PART_SIZE_BYTES, TransferConfig
-from s3pump.errors import FatalStoreError, SourceError, SourceTruncatedError, SourceUnreadableError, UsageError
+from s3pump.errors import (
+    FatalStoreError,
+    ServerError,
+    SourceError,
+    SourceTruncatedError,
+    SourceUnreadableError,
+    UsageError,
+)
 from s3pump.jobs.stream import parse_tolerance, stream, stream_limits
 from s3pump.sources.stdin import PartSchedule, StreamPartSource
+from s3pump.store.body import BufferSlice
 from s3pump.store.memory import MemoryStore
 
 KIB = 1024
@@ -268,6 +276,94 @@ def test_parts_held_never_exceed_buffers() -> None:
     assert store.get_object(BUCKET, "k") == data
     _, buffers = stream_limits(6)
     assert 1 <= report.peak_parts_held <= buffers and held_max["n"] <= buffers
+
+
+class _BufferLog:
+    """Wraps StreamPartSource._take_buffer: every buffer handed out, kept alive so ids stay unique."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.buffers: list[bytearray] = []
+        take = StreamPartSource._take_buffer
+
+        def logged(source: StreamPartSource, size: int) -> bytearray:
+            buffer = take(source, size)
+            self.buffers.append(buffer)
+            return buffer
+
+        monkeypatch.setattr(StreamPartSource, "_take_buffer", logged)
+
+    def distinct(self) -> int:
+        return len({id(b) for b in self.buffers})
+
+
+def test_part_buffers_are_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """65 parts through at most ``buffers`` part buffers, and every byte still right (a buffer
+    reused before its part was stored would corrupt an earlier part)."""
+    log = _BufferLog(monkeypatch)
+    store, data = _store(), _data(64 * KIB + 100)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
+    _, buffers = stream_limits(CONFIG.concurrency)
+    assert report.parts == 65 and store.get_object(BUCKET, "k") == data
+    assert store.buckets[BUCKET]["k"].metadata["sha256"] == hashlib.sha256(data).hexdigest()
+    assert len(log.buffers) == 65 and log.distinct() <= buffers
+
+
+def test_retried_parts_are_read_again_from_their_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every other UploadPart fails once: the retry re-reads the part's (not yet reused) buffer."""
+    log = _BufferLog(monkeypatch)
+    attempts: dict[int, int] = {}
+
+    def fault(op: str, key: str) -> ServerError | None:
+        if op != "UploadPart":
+            return None
+        n = len(attempts)
+        attempts[n] = 1
+        return ServerError("s3://bkt/k: InternalError", status=500, code="InternalError") if n % 2 == 0 else None
+
+    store, data = _store(fault=fault), _data(32 * KIB + 17)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG.replace(max_attempts=3), store=store,
+                    schedule=SMALL)
+    assert store.get_object(BUCKET, "k") == data and report.retries >= 16
+    assert store.buckets[BUCKET]["k"].metadata["md5"] == hashlib.md5(data).hexdigest()
+    assert log.distinct() <= stream_limits(CONFIG.concurrency)[1]
+
+
+def test_growing_part_size_starts_a_new_buffer_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _BufferLog(monkeypatch)
+    growing = PartSchedule(start_bytes=KIB, flat_parts=4, double_every_parts=4)  # 1 KiB x4, 2 KiB x4, 4 KiB...
+    store, data = _store(), _data(40 * KIB + 5)
+    stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=growing)
+    assert store.get_object(BUCKET, "k") == data
+    sizes = [len(b) for b in log.buffers]
+    assert sizes == sorted(sizes) and {KIB, 2 * KIB, 4 * KIB} <= set(sizes)
+
+
+def test_readable_without_readinto() -> None:
+    class ReadOnly:
+        def __init__(self, data: bytes) -> None:
+            self._f = io.BytesIO(data)
+
+        def read(self, size: int = -1, /) -> bytes:
+            return self._f.read(min(size, 300))  # short reads, like a raw pipe
+
+    store, data = _store(), _data(9 * KIB + 7)
+    stream(ReadOnly(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
+    assert store.get_object(BUCKET, "k") == data
+
+
+def test_released_buffer_slice_refuses_reads() -> None:
+    buffer = bytearray(b"0123456789")
+    part = BufferSlice(buffer, 6)
+    reader = part.reader()
+    out = bytearray(4)
+    assert reader.readinto(memoryview(out)) == 4 and out == b"0123"
+    assert reader.read() == b"45" and part.read() == b"012345"
+    reader.seek(0)
+    part.release()
+    with pytest.raises(SourceUnreadableError):
+        reader.readinto(memoryview(out))
+    with pytest.raises(SourceUnreadableError):
+        part.read()
 
 
 def test_spooled_stream_deletes_its_files(tmp_path: Path) -> None:

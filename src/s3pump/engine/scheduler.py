@@ -61,7 +61,7 @@ from ..events import (
     Tick,
 )
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
-from ..store.body import FileRange, Throttled
+from ..store.body import BufferSlice, FileRange, Throttled
 from .limits import AdaptiveConcurrency, ConcurrencyDecision, TokenBucket
 from .multipart import FilePartSource, PartBody, PartSource, ResumeRecord, part_size_for
 from .retry import RetryBudget, backoff_delay_s
@@ -77,7 +77,7 @@ class UploadItem:
     """One object to write. Exactly one of ``path``, ``body``, ``parts`` or ``error`` is set.
 
     * ``path``: a regular file of ``size_bytes`` (single PUT, or multipart above the threshold);
-    * ``body``: bytes in memory (single PUT);
+    * ``body``: bytes in memory, or a stream's part buffer (single PUT);
     * ``parts``: a :class:`PartSource` (always multipart, e.g. stdin);
     * ``error``: the source failed while planning (unreadable, bad key): reported as failed.
 
@@ -90,7 +90,7 @@ class UploadItem:
     size_bytes: int
     source: str
     path: str | None = None
-    body: bytes | None = None
+    body: bytes | BufferSlice | None = None
     parts: PartSource | None = None
     attrs: ObjectAttributes = _DEFAULT_ATTRS
     mtime_ns: int = 0
@@ -382,7 +382,7 @@ class Engine:
                 paced = Throttled(FileRange(req.fd, 0, item.size_bytes, item.path), bw)
                 req.handle = self.store.put_bytes(self.bucket, item.key, paced, item.attrs, done)
             else:
-                data = item.body or b""
+                data = item.body if item.body is not None else b""
                 req.handle = self.store.put_bytes(self.bucket, item.key,
                                                   data if bw is None else Throttled(data, bw), item.attrs, done)
         except S3PumpError as e:  # refused before it started (e.g. credentials, unreadable file)

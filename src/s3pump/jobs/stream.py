@@ -23,7 +23,8 @@ Memory bound (``c`` = ``--concurrency``, default 16; ``P`` = the largest part si
                 peak RSS <= (c // 4) * P + 1 MiB + base
 
 ``base`` is the process without any part: about 50 MiB for the CLI (interpreter, awscrt's
-client; boto3 is loaded only for the final metadata copy, after the parts are freed). awscrt copies a part into
+client; boto3 is not loaded unless the stream is over 5 GiB, and then only for the final metadata
+copy, after the parts are freed). awscrt copies a part into
 its own send buffer while the request runs (measured: 8 parts of 8 MiB in flight hold 64 MiB
 there), which is why only half of the budget goes to requests. Measured at the defaults
 (c = 16, P = 8 MiB): see docs/stream.md and docs/benchmarks.md.
@@ -43,7 +44,7 @@ from ..errors import SourceError, StoreError, UsageError
 from ..events import Event, EventBus, FileDone, FileFailed, MultipartCreated, PartDone, Subscriber
 from ..report import RunStats
 from ..session import open_store
-from ..sources.stdin import PartSchedule, Readable, StreamPartSource
+from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
 from ..store.base import ObjectAttributes, Store
 from ..store.body import FileRange
 from ..units import parse_size_bytes
@@ -229,6 +230,7 @@ def stream(
     bus = EventBus(outcome, stats, *subscribers)
     own_store = store is None
     if store is None:
+        share_malloc_arenas()  # before awscrt's threads start (see its docstring)
         store, engine_config = open_store(engine_config, dest.bucket, embedded=embedded)
     try:
         source.start()

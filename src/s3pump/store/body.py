@@ -7,7 +7,7 @@ from typing import Protocol
 
 from ..errors import SourceChangedError, SourceUnreadableError
 
-__all__ = ["FileRange", "PartBody", "StreamBody", "Throttled"]
+__all__ = ["BufferSlice", "FileRange", "PartBody", "StreamBody", "Throttled"]
 
 
 class FileRange:
@@ -78,6 +78,77 @@ class _RangeReader:
         return self._pos
 
 
+class BufferSlice:
+    """The first ``length`` bytes of a reusable buffer: a stream's part, without a copy.
+
+    A stream reads its parts into a small pool of part-sized buffers and reuses each one once
+    its part is stored, so the kernel does not fault in (and zero) fresh pages for every part.
+    The store reads the bytes through :meth:`reader` (awscrt copies them into its send buffer,
+    again on a retry). :meth:`release` ends the slice before its buffer is reused: a reader
+    that is still asked for bytes afterwards (a request already given up on) gets an error
+    instead of the next part's bytes.
+    """
+
+    __slots__ = ("length", "released", "view")
+
+    def __init__(self, buffer: bytearray, length: int) -> None:
+        self.view = memoryview(buffer)[:length]
+        self.length = length
+        self.released = False
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self) -> bytes:
+        """A copy of the bytes (for stores that keep them, e.g. the in-memory store)."""
+        self._check()
+        return bytes(self.view)
+
+    def reader(self) -> _SliceReader:
+        return _SliceReader(self)
+
+    def release(self) -> None:
+        """The part is stored (or given up): its buffer may be reused from now on."""
+        self.released = True
+
+    def _check(self) -> None:
+        if self.released:
+            raise SourceUnreadableError("stream part buffer reused before its request finished")
+
+
+class _SliceReader:
+    """readinto + seek over a BufferSlice, as awscrt's InputStream wants (one memcpy per call)."""
+
+    __slots__ = ("_pos", "_slice")
+
+    def __init__(self, buffer_slice: BufferSlice) -> None:
+        self._slice = buffer_slice
+        self._pos = 0
+
+    def readinto(self, buffer: memoryview) -> int:
+        s = self._slice
+        s._check()
+        n = min(len(buffer), s.length - self._pos)
+        if n <= 0:
+            return 0
+        buffer[:n] = s.view[self._pos:self._pos + n]  # under the GIL: release() cannot interleave
+        self._pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        s = self._slice
+        s._check()
+        end = s.length if size < 0 else min(s.length, self._pos + size)
+        data = bytes(s.view[self._pos:end])
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._slice.length}[whence]
+        self._pos = base + offset
+        return self._pos
+
+
 class Pacer(Protocol):
     """What :class:`Throttled` needs of a rate limiter (``engine.limits.TokenBucket``)."""
 
@@ -94,7 +165,7 @@ class Throttled:
 
     __slots__ = ("chunk_bytes", "inner", "pacer")
 
-    def __init__(self, inner: bytes | FileRange, pacer: Pacer, chunk_bytes: int = 256 * 1024) -> None:
+    def __init__(self, inner: bytes | FileRange | BufferSlice, pacer: Pacer, chunk_bytes: int = 256 * 1024) -> None:
         self.inner = inner
         self.pacer = pacer
         self.chunk_bytes = chunk_bytes
@@ -156,5 +227,5 @@ class StreamBody(Protocol):
     def reader(self) -> object: ...
 
 
-#: A part's body: bytes in memory (a stream's chunk) or a range of a file.
-PartBody = bytes | FileRange
+#: A part's body: bytes in memory, a stream's pooled buffer, or a range of a file.
+PartBody = bytes | BufferSlice | FileRange
