@@ -118,3 +118,20 @@ def test_missing_bucket(store: tuple[Store, str]) -> None:
     with pytest.raises(NoSuchBucketError):
         s.head_bucket("no-such-bucket-" + uuid.uuid4().hex[:8])
     s.create_bucket(_)  # creating an owned bucket again is fine
+
+
+@pytest.mark.parametrize("key", ["meta/plain.bin", "meta/with space+plus&ü.bin"])
+def test_replace_metadata_keeps_bytes_and_checks_the_etag(store: tuple[Store, str], key: str) -> None:
+    """CopyObject onto itself: new user metadata, same bytes and ETag; a stale ETag is refused."""
+    s, b = store
+    body = os.urandom(50_000)
+    put = wait(lambda cb: s.put_bytes(b, key, body, ObjectAttributes(metadata=(("old", "1"),)), cb))
+    attrs = ObjectAttributes(content_type="application/gzip", metadata=(("md5", "m"), ("sha256", "s")))
+    r = s.replace_metadata(b, key, attrs, size_bytes=len(body), etag=put.etag)
+    assert r.etag == put.etag == hashlib.md5(body).hexdigest()
+    head = s.head_object(b, key)
+    assert head is not None and head.metadata == {"md5": "m", "sha256": "s"} and head.etag == put.etag
+    assert s.get_object(b, key) == body
+    with pytest.raises(StoreError) as e:
+        s.replace_metadata(b, key, attrs, size_bytes=len(body), etag="0" * 32)
+    assert e.value.status == 412 and not e.value.retryable

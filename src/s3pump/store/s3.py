@@ -591,10 +591,32 @@ class S3Store:
             if e.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
+    def _copy_onto_itself(
+        self, bucket: str, key: str, attrs: ObjectAttributes, *, etag: str, version_id: str | None,
+    ) -> PutResult:
+        """CopyObject of ``key`` onto itself with ``attrs`` (metadata directive REPLACE), through
+        awscrt, so a stream never loads boto3. Only if the ETag is still ``etag``."""
+        source = "/" + quote(f"{bucket}/{key}", safe="/~")
+        if version_id:
+            source += f"?versionId={quote(version_id, safe='')}"
+        headers = [("x-amz-copy-source", source), ("x-amz-copy-source-if-match", f'"{etag}"'),
+                   ("x-amz-metadata-directive", "REPLACE"), *attrs.headers()]
+        if attrs.content_type:
+            headers.append(("Content-Type", attrs.content_type))
+        if self._checksum_name:
+            headers.append(("x-amz-checksum-algorithm", self._checksum_name))
+        _, response_headers, body = self._crt_call("PUT", bucket, key, "", "CopyObject", headers=headers,
+                                                   retry=True)
+        m = _ETAG_RE.search(body)
+        new_etag = html.unescape(m.group(1).decode()).strip('"') if m else ""
+        return PutResult(new_etag, None, _header(response_headers, "x-amz-version-id"))
+
     def replace_metadata(
         self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
         version_id: str | None = None,
     ) -> PutResult:
+        if size_bytes <= _NO_SPLIT_BYTES:  # CopyObject copies at most 5 GiB
+            return self._copy_onto_itself(bucket, key, attrs, etag=etag, version_id=version_id)
         what = f"s3://{bucket}/{key}"
         source: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version_id:
@@ -612,11 +634,6 @@ class S3Store:
             kwargs["StorageClass"] = attrs.storage_class
         if self._checksum_name:
             kwargs["ChecksumAlgorithm"] = self._checksum_name
-        if size_bytes <= _NO_SPLIT_BYTES:  # CopyObject copies at most 5 GiB
-            resp = self._call(what, self._boto.copy_object, CopySource=source, CopySourceIfMatch=f'"{etag}"',
-                              MetadataDirective="REPLACE", **kwargs)
-            result = resp.get("CopyObjectResult", {})
-            return PutResult(str(result.get("ETag", "")).strip('"'), None, resp.get("VersionId"))
         upload_id = str(self._call(what, self._boto.create_multipart_upload, **kwargs)["UploadId"])
         try:
             part_size = max(512 * 1024 * 1024, -(-size_bytes // 10_000))
