@@ -31,6 +31,15 @@ class Sample:
     wall_s: float
     cpu_s: float
     peak_rss_mb: float
+    server_cpu_s: float = 0.0  # SeaweedFS's CPU seconds during the run
+    producer_cpu_s: float = 0.0  # the stdin producer's CPU seconds (stdin_cmd), not the tool's
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -125,18 +134,23 @@ class Bench:
         elif stdin_cmd:
             producer = subprocess.Popen(list(stdin_cmd), stdout=subprocess.PIPE)
             stdin = producer.stdout
+        server_before = process_cpu_s(self._proc.pid)
         try:
             m = run_measured(argv, env=self.env, stdin=stdin)
         finally:
+            producer_cpu_s = 0.0
             if producer is not None:
                 if producer.stdout is not None:
                     producer.stdout.close()
-                producer.wait()
+                _, status, usage = os.wait4(producer.pid, 0)
+                producer.returncode = os.waitstatus_to_exitcode(status)
+                producer_cpu_s = usage.ru_utime + usage.ru_stime
             if f:
                 f.close()
         if m.returncode != 0:
             raise RuntimeError(f"{argv[0]} exited {m.returncode}: {m.stderr.decode()[-1500:]}")
-        return Sample(m.wall_s, m.cpu_s, m.peak_rss_mb)
+        return Sample(m.wall_s, m.cpu_s, m.peak_rss_mb, process_cpu_s(self._proc.pid) - server_before,
+                      producer_cpu_s)
 
     def close(self) -> None:
         stop_server(self._proc, grace_s=1)

@@ -10,8 +10,10 @@ Usage:
   python benchmarks/stream.py --size 256MiB --rounds 1   # quick check
   python benchmarks/stream.py --tools s3pump,s5cmd --s3pump-args "--concurrency 32"
 
-Prints a Markdown table for docs/benchmarks.md, with s3pump / s5cmd throughput and the memory
-bound (concurrency x part size + 64 MiB) next to the measured peak.
+Prints a Markdown table for docs/benchmarks.md, with s3pump / s5cmd throughput, the memory
+bound (concurrency x part size + 64 MiB) next to the measured peak, and CPU seconds per GiB of
+each client and of the server during its run: on a 2-core machine shared with the server every
+run is CPU-bound, so those decide the ratio (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -82,18 +84,42 @@ def main() -> None:
     report(series, size, args)
 
 
+def digest_cpu_s_per_gib() -> float:
+    """CPU seconds per GiB of the whole-stream MD5 + SHA-256 that stream must store (hashlib: OpenSSL)."""
+    import hashlib
+    import os
+    import time
+
+    block = os.urandom(64 * MIB)
+    t0 = time.process_time()
+    for name in ("md5", "sha256"):
+        h = hashlib.new(name)
+        for _ in range(4):
+            h.update(block)
+    return (time.process_time() - t0) * 4  # 256 MiB hashed by each
+
+
 def report(series: dict[str, Series], size: int, args: argparse.Namespace) -> None:
     bound_mb = (STREAM_DEFAULT_CONCURRENCY * 8 * MIB + 64 * MIB) / MIB
+    gib = size / 2**30
     print(f"\nstream of {size / MIB:,.0f} MiB, median of {args.rounds} alternating rounds per tool\n")
-    print("| tool | wall s | MB/s | client CPU s | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|")
+    print("| tool | wall s | MB/s | client CPU s | peak RSS MB | client CPU-s/GiB | server CPU-s/GiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, s in series.items():
         wall = s.median("wall_s")
         print(f"| {name} | {wall:.2f} | {size / wall / 1e6:,.1f} | {s.median('cpu_s'):.2f} | "
-              f"{s.median('peak_rss_mb'):.0f} |")
+              f"{s.median('peak_rss_mb'):.0f} | {s.median('cpu_s') / gib:.2f} | {s.median('server_cpu_s') / gib:.2f} |")
     if "s3pump" in series and "s5cmd" in series:
         ratio = series["s5cmd"].median("wall_s") / series["s3pump"].median("wall_s")
         print(f"\ns3pump / s5cmd pipe throughput: {ratio:.2f} (target >= 1.10)")
+        # every run is CPU-bound on shared cores: wall time follows client + server CPU per GiB
+        s5_client = series["s5cmd"].median("cpu_s") / gib
+        server = series["s5cmd"].median("server_cpu_s") / gib
+        producer = series["s5cmd"].median("producer_cpu_s") / gib
+        budget = (server + s5_client + producer) / 1.1 - server - producer
+        print(f"CPU-s/GiB in s5cmd's runs: server {server:.2f}, s5cmd {s5_client:.2f}, producer {producer:.2f}; "
+              f"a client reaching 1.1 x s5cmd may spend at most {budget:.2f}; the required MD5 + SHA-256 "
+              f"alone cost {digest_cpu_s_per_gib():.2f} here")
     if "s3pump" in series and not args.s3pump_args:
         print(f"s3pump peak RSS {series['s3pump'].median('peak_rss_mb'):.0f} MB; bound at defaults "
               f"(concurrency {STREAM_DEFAULT_CONCURRENCY} x 8 MiB + 64 MiB) = {bound_mb:.0f} MiB")
