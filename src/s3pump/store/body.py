@@ -48,34 +48,47 @@ class FileRange:
         return _RangeReader(self)
 
 
-class _RangeReader:
-    """A minimal binary stream over a FileRange (readinto + seek), as awscrt's InputStream wants."""
+class _Positioned:
+    """A read position over ``length`` bytes, with ``seek`` as io streams have it."""
 
-    __slots__ = ("_pos", "_range")
+    __slots__ = ("_length", "_pos")
 
-    def __init__(self, file_range: FileRange) -> None:
-        self._range = file_range
+    def __init__(self, length: int) -> None:
+        self._length = length
         self._pos = 0
 
+    def _want(self, size: int) -> int:
+        """How many bytes a read of ``size`` (< 0: all) returns from the position."""
+        left = max(self._length - self._pos, 0)
+        return left if size < 0 else min(size, left)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._length}[whence]
+        self._pos = base + offset
+        return self._pos
+
+
+class _RangeReader(_Positioned):
+    """A minimal binary stream over a FileRange (readinto + seek), as awscrt's InputStream wants."""
+
+    __slots__ = ("_range",)
+
+    def __init__(self, file_range: FileRange) -> None:
+        super().__init__(file_range.length)
+        self._range = file_range
+
     def readinto(self, buffer: memoryview) -> int:
-        r = self._range
-        want = min(len(buffer), r.length - self._pos)
+        want = self._want(len(buffer))
         if want <= 0:
             return 0
-        n = os.preadv(r.fd, [buffer[:want]], r.offset + self._pos)
+        n = os.preadv(self._range.fd, [buffer[:want]], self._range.offset + self._pos)
         self._pos += n
         return n
 
     def read(self, size: int = -1) -> bytes:
-        want = self._range.length - self._pos if size < 0 else min(size, self._range.length - self._pos)
-        data = os.pread(self._range.fd, max(want, 0), self._range.offset + self._pos)
+        data = os.pread(self._range.fd, self._want(size), self._range.offset + self._pos)
         self._pos += len(data)
         return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._range.length}[whence]
-        self._pos = base + offset
-        return self._pos
 
 
 class BufferSlice:
@@ -116,37 +129,30 @@ class BufferSlice:
             raise SourceUnreadableError("stream part buffer reused before its request finished")
 
 
-class _SliceReader:
+class _SliceReader(_Positioned):
     """readinto + seek over a BufferSlice, as awscrt's InputStream wants (one memcpy per call)."""
 
-    __slots__ = ("_pos", "_slice")
+    __slots__ = ("_slice",)
 
     def __init__(self, buffer_slice: BufferSlice) -> None:
+        super().__init__(buffer_slice.length)
         self._slice = buffer_slice
-        self._pos = 0
 
     def readinto(self, buffer: memoryview) -> int:
-        s = self._slice
-        s._check()
-        n = min(len(buffer), s.length - self._pos)
+        self._slice._check()
+        n = self._want(len(buffer))
         if n <= 0:
             return 0
-        buffer[:n] = s.view[self._pos:self._pos + n]  # under the GIL: release() cannot interleave
+        buffer[:n] = self._slice.view[self._pos:self._pos + n]  # under the GIL: release() cannot interleave
         self._pos += n
         return n
 
     def read(self, size: int = -1) -> bytes:
-        s = self._slice
-        s._check()
-        end = s.length if size < 0 else min(s.length, self._pos + size)
-        data = bytes(s.view[self._pos:end])
-        self._pos += len(data)
+        self._slice._check()
+        n = self._want(size)
+        data = bytes(self._slice.view[self._pos:self._pos + n])
+        self._pos += n
         return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._slice.length}[whence]
-        self._pos = base + offset
-        return self._pos
 
 
 class Pacer(Protocol):
