@@ -135,3 +135,22 @@ def test_replace_metadata_keeps_bytes_and_checks_the_etag(store: tuple[Store, st
     with pytest.raises(StoreError) as e:
         s.replace_metadata(b, key, attrs, size_bytes=len(body), etag="0" * 32)
     assert e.value.status == 412 and not e.value.retryable
+
+
+def test_replace_metadata_over_the_copy_limit_copies_in_parts(
+    store: tuple[Store, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects over CopyObject's 5 GiB limit are copied with UploadPartCopy (the limit lowered
+    here): new metadata, same bytes, no multipart upload left."""
+    import s3pump.store.s3 as s3_store
+
+    monkeypatch.setattr(s3_store, "_NO_SPLIT_BYTES", 0)
+    s, b = store
+    body = os.urandom(60_000)
+    put = wait(lambda cb: s.put_bytes(b, "big/obj", body, ObjectAttributes(), cb))
+    s.replace_metadata(b, "big/obj", ObjectAttributes(metadata=(("sha256", "s"),)), size_bytes=len(body),
+                       etag=put.etag)
+    head = s.head_object(b, "big/obj")
+    assert head is not None and head.metadata == {"sha256": "s"}
+    assert s.get_object(b, "big/obj") == body
+    assert list(s.list_multipart_uploads(b)) == []

@@ -227,8 +227,7 @@ class StreamPartSource:
             if pooled is not None:
                 buffer, part = pooled
                 part.release()  # before the buffer can be read into again
-                if len(buffer) == self._pool_size:
-                    self._pool.append(buffer)
+                self._pool_locked(buffer)
         if spooled is not None:
             _remove(*spooled)
         self._slots.release()
@@ -390,8 +389,12 @@ class StreamPartSource:
 
     def _give_back(self, buffer: bytearray) -> None:
         with self._lock:
-            if len(buffer) == self._pool_size:
-                self._pool.append(buffer)
+            self._pool_locked(buffer)
+
+    def _pool_locked(self, buffer: bytearray) -> None:
+        """Return a free buffer to the pool (with ``_lock`` held); one of an old part size is dropped."""
+        if len(buffer) == self._pool_size:
+            self._pool.append(buffer)
 
     def _read_into(self, buffer: bytearray, size: int) -> int:
         """Fill ``buffer[:size]`` from the stream; fewer bytes only at the end of the stream."""

@@ -116,6 +116,17 @@ def _http_reason(status: int) -> str:
         return f"HTTP {status}"
 
 
+def _etag_in(body: bytes) -> str:
+    """The ETag in an XML answer (CompleteMultipartUpload, CopyObject, UploadPartCopy), unquoted."""
+    m = _ETAG_RE.search(body)
+    return html.unescape(m.group(1).decode()).strip('"') if m else ""
+
+
+def _checksum_re(algorithm: str) -> re.Pattern[bytes]:
+    """The ``<ChecksumCRC32C>``-style element of an XML answer."""
+    return re.compile(rb"<Checksum" + algorithm.encode() + rb">([^<]+)</Checksum")
+
+
 def _header(headers: Sequence[tuple[str, str]] | None, name: str) -> str | None:
     if not headers:
         return None
@@ -447,12 +458,17 @@ class S3Store:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             raise _boto_error(e, what) from None
 
-    def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
+    def _new_object_headers(self, attrs: ObjectAttributes) -> list[tuple[str, str]]:
+        """The headers that fix a new object's attributes (CreateMultipartUpload, CopyObject)."""
         headers = attrs.headers()
         if attrs.content_type:
             headers.append(("Content-Type", attrs.content_type))
         if self._checksum_name:
             headers.append(("x-amz-checksum-algorithm", self._checksum_name))
+        return headers
+
+    def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
+        headers = self._new_object_headers(attrs)
         started = time.time()
         try:
             _, _, body = self._crt_call("POST", bucket, key, "uploads", "CreateMultipartUpload", headers=headers)
@@ -492,9 +508,7 @@ class S3Store:
         _, headers, body = self._crt_call("POST", bucket, key, f"uploadId={quote(upload_id, safe='')}",
                                           "CompleteMultipartUpload", body="".join(xml).encode(),
                                           headers=[("Content-Type", "application/xml")])
-        m = _ETAG_RE.search(body)
-        etag = html.unescape(m.group(1).decode()).strip('"') if m else ""
-        return PutResult(etag, None, _header(headers, "x-amz-version-id"))
+        return PutResult(_etag_in(body), None, _header(headers, "x-amz-version-id"))
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         try:
@@ -591,70 +605,38 @@ class S3Store:
             if e.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
-    def _copy_onto_itself(
-        self, bucket: str, key: str, attrs: ObjectAttributes, *, etag: str, version_id: str | None,
-    ) -> PutResult:
-        """CopyObject of ``key`` onto itself with ``attrs`` (metadata directive REPLACE), through
-        awscrt, so a stream never loads boto3. Only if the ETag is still ``etag``."""
-        source = "/" + quote(f"{bucket}/{key}", safe="/~")
-        if version_id:
-            source += f"?versionId={quote(version_id, safe='')}"
-        headers = [("x-amz-copy-source", source), ("x-amz-copy-source-if-match", f'"{etag}"'),
-                   ("x-amz-metadata-directive", "REPLACE"), *attrs.headers()]
-        if attrs.content_type:
-            headers.append(("Content-Type", attrs.content_type))
-        if self._checksum_name:
-            headers.append(("x-amz-checksum-algorithm", self._checksum_name))
-        _, response_headers, body = self._crt_call("PUT", bucket, key, "", "CopyObject", headers=headers,
-                                                   retry=True)
-        m = _ETAG_RE.search(body)
-        new_etag = html.unescape(m.group(1).decode()).strip('"') if m else ""
-        return PutResult(new_etag, None, _header(response_headers, "x-amz-version-id"))
-
     def replace_metadata(
         self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
         version_id: str | None = None,
     ) -> PutResult:
-        if size_bytes <= _NO_SPLIT_BYTES:  # CopyObject copies at most 5 GiB
-            return self._copy_onto_itself(bucket, key, attrs, etag=etag, version_id=version_id)
-        what = f"s3://{bucket}/{key}"
-        source: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        # all through awscrt, so a stream never loads boto3
+        source = "/" + quote(f"{bucket}/{key}", safe="/~")
         if version_id:
-            source["VersionId"] = version_id
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": dict(attrs.metadata)}
-        if attrs.content_type:
-            kwargs["ContentType"] = attrs.content_type
-        if attrs.acl:
-            kwargs["ACL"] = attrs.acl
-        if attrs.sse:
-            kwargs["ServerSideEncryption"] = attrs.sse
-        if attrs.sse_kms_key_id:
-            kwargs["SSEKMSKeyId"] = attrs.sse_kms_key_id
-        if attrs.storage_class:
-            kwargs["StorageClass"] = attrs.storage_class
-        if self._checksum_name:
-            kwargs["ChecksumAlgorithm"] = self._checksum_name
-        upload_id = str(self._call(what, self._boto.create_multipart_upload, **kwargs)["UploadId"])
+            source += f"?versionId={quote(version_id, safe='')}"
+        copy_from = [("x-amz-copy-source", source), ("x-amz-copy-source-if-match", f'"{etag}"')]
+        if size_bytes <= _NO_SPLIT_BYTES:  # CopyObject copies at most 5 GiB
+            _, headers, body = self._crt_call(
+                "PUT", bucket, key, "", "CopyObject", retry=True,
+                headers=[*copy_from, ("x-amz-metadata-directive", "REPLACE"), *self._new_object_headers(attrs)])
+            return PutResult(_etag_in(body), None, _header(headers, "x-amz-version-id"))
+        upload_id = self.create_multipart_upload(bucket, key, attrs)
         try:
             part_size = max(512 * 1024 * 1024, -(-size_bytes // 10_000))
-            parts: list[dict[str, Any]] = []
+            parts: list[CompletedPart] = []
             for number, start in enumerate(range(0, size_bytes, part_size), 1):
-                end = min(start + part_size, size_bytes) - 1
-                resp = self._call(what, self._boto.upload_part_copy, Bucket=bucket, Key=key, UploadId=upload_id,
-                                  PartNumber=number, CopySource=source, CopySourceIfMatch=f'"{etag}"',
-                                  CopySourceRange=f"bytes={start}-{end}")
-                entry: dict[str, Any] = {"PartNumber": number, "ETag": resp["CopyPartResult"]["ETag"]}
-                field = f"Checksum{self._checksum_name}" if self._checksum_name else None
-                if field and resp["CopyPartResult"].get(field):
-                    entry[field] = resp["CopyPartResult"][field]
-                parts.append(entry)
-            done = self._call(what, self._boto.complete_multipart_upload, Bucket=bucket, Key=key,
-                              UploadId=upload_id, MultipartUpload={"Parts": parts})
+                end = min(start + part_size, size_bytes)
+                _, _, body = self._crt_call(
+                    "PUT", bucket, key, f"partNumber={number}&uploadId={quote(upload_id, safe='')}",
+                    "UploadPartCopy", retry=True,
+                    headers=[*copy_from, ("x-amz-copy-source-range", f"bytes={start}-{end - 1}")])
+                checksum = _checksum_re(self._checksum_name).search(body) if self._checksum_name else None
+                parts.append(CompletedPart(number, _etag_in(body), end - start,
+                                           checksum.group(1).decode() if checksum else None))
+            return self.complete_multipart_upload(bucket, key, upload_id, parts)
         except BaseException:
             with contextlib.suppress(StoreError):
                 self.abort_multipart_upload(bucket, key, upload_id)
             raise
-        return PutResult(str(done.get("ETag", "")).strip('"'), None, done.get("VersionId"))
 
     @property
     def boto_client(self) -> Any:
