@@ -6,7 +6,8 @@ code it maps to when it ends a run (``exit_code``)::
 
     S3PumpError                         fatal    exit 1
     ├── UsageError                      fatal    exit 2   bad flags, URL or config value
-    │   └── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   ├── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   └── JournalBusyError            fatal    exit 2   another live run holds this command's journal
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
     │   ├── SourceUnreadableError       fatal    exit 1   permission denied, I/O error, symlink loop
@@ -38,6 +39,7 @@ __all__ = [
     "CredentialsError",
     "FatalStoreError",
     "InvalidKeyError",
+    "JournalBusyError",
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
@@ -79,6 +81,11 @@ class InvalidKeyError(UsageError):
 
     S3 keys are at most 1,024 bytes of UTF-8; see the S3 User Guide, "Naming objects".
     """
+
+
+class JournalBusyError(UsageError):
+    """Another live run of the same command (same sources, destination and endpoint) holds its
+    resume journal; running both would mix their uploads. Wait for it, or stop it."""
 
 
 class SourceError(S3PumpError):

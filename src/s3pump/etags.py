@@ -161,7 +161,7 @@ def file_digest(
 
     Raises:
         SourceUnreadableError: the file cannot be opened or read.
-        SourceChangedError: its size or mtime changed while it was read.
+        SourceChangedError: its size, mtime or ctime changed while it was read.
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -193,7 +193,8 @@ def file_digest(
         raise SourceUnreadableError(f"{path}: {e.strerror}") from None
     finally:
         os.close(fd)
-    if total != st.st_size or after.st_size != st.st_size or after.st_mtime_ns != st.st_mtime_ns:
+    if total != st.st_size or (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
+            st.st_size, st.st_mtime_ns, st.st_ctime_ns):
         raise SourceChangedError(f"{path}: changed while it was hashed; rerun sync")
     return FileDigest(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                       whole_md5.hexdigest() if whole_md5 is not None else "",

@@ -20,8 +20,10 @@ __all__ = [
     "FileDone",
     "FileFailed",
     "FileSkipped",
+    "MultipartAbortFailed",
     "MultipartAborted",
     "MultipartCreated",
+    "MultipartCreating",
     "ObjectDeleted",
     "PartDone",
     "RetryScheduled",
@@ -103,6 +105,14 @@ class PartDone:
 
 
 @dataclass(frozen=True, slots=True)
+class MultipartCreating:
+    """CreateMultipartUpload for ``key`` is about to be sent. A subscriber that records it
+    (the journal) can find the upload after a kill that lands before :class:`MultipartCreated`."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class MultipartCreated:
     """A multipart upload exists on the server; its abort is registered from this moment."""
 
@@ -113,9 +123,21 @@ class MultipartCreated:
 
 @dataclass(frozen=True, slots=True)
 class MultipartAborted:
+    """AbortMultipartUpload succeeded (or the upload was already gone): nothing is left of it."""
+
     key: str
     upload_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartAbortFailed:
+    """AbortMultipartUpload failed (e.g. the server is down): the upload still exists and must
+    stay recorded, so a later run or ``s3pump cleanup`` aborts it."""
+
+    key: str
+    upload_id: str
+    error: S3PumpError
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +172,8 @@ class Tick:
     retry_tokens: int
 
 
-Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
-         | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick)
+Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreating | MultipartCreated | MultipartAborted
+         | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick)
 Subscriber = Callable[[Event], None]
 
 

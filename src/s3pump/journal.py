@@ -4,21 +4,34 @@ It is an event subscriber. As events arrive it records, each in its own committe
 transaction (WAL, ``synchronous=NORMAL``: a commit survives the process being
 killed, which is what resume needs):
 
-* ``files``: every finished file (``done``) with its size and mtime, and failed ones;
-* ``uploads``: each multipart upload the moment it is created (key, upload ID, part
-  size, the file's size and mtime);
+* ``files``: every finished file (``done``) with its identity (size, mtime, ctime, inode,
+  device: :class:`~s3pump.fileid.FileIdentity`), and failed ones;
+* ``creating``: a key whose CreateMultipartUpload is about to be sent, recorded *before* it
+  is sent (:class:`~s3pump.events.MultipartCreating`), so an upload created by a run killed
+  before it learnt the upload ID is still found (:func:`abort_orphans`);
+* ``uploads``: each multipart upload the moment it is created (key, upload ID, part size,
+  the file's identity, the checksum algorithm), until its completion or abort *succeeded*.
+  An upload whose abort failed (the server was down) stays, in state ``abort``, and every
+  later run of any command on the same endpoint and bucket retries the abort
+  (:func:`abort_pending`), as does ``s3pump cleanup``;
 * ``parts``: each completed part (part number, size, ETag, checksum) as it completes.
 
 A rerun of the same command opens the same journal (see :func:`journal_path`) and
 asks it, per planned file, :meth:`Journal.is_done` (skip it) and
 :meth:`Journal.resume_record` (continue its multipart upload, sending only missing
-parts). A run that ends with no failure deletes its journal. Nothing secret is
-stored: keys, paths, upload IDs, ETags and checksums only.
+parts). A run that ends with no failure and nothing left open deletes its journal.
+Nothing secret is stored: keys, paths, upload IDs, ETags and checksums only.
+
+One live run per journal: :class:`Journal` holds an exclusive ``fcntl`` lock on a file
+beside it (``<journal>.lock``) while open; a second run of the same command refuses
+with :class:`~s3pump.errors.JournalBusyError` (exit 2). So the uploads a journal owns are
+never those of a live run, and a run aborts only those.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -30,7 +43,7 @@ from pathlib import Path
 
 from .engine.multipart import ResumeRecord
 from .engine.scheduler import UploadItem
-from .errors import S3PumpError
+from .errors import JournalBusyError, NoSuchUploadError, S3PumpError
 from .events import (
     Event,
     EventBus,
@@ -38,35 +51,48 @@ from .events import (
     FileFailed,
     FileSkipped,
     MultipartAborted,
+    MultipartAbortFailed,
     MultipartCreated,
+    MultipartCreating,
     PartDone,
 )
+from .fileid import FileIdentity
 from .store.base import CompletedPart, Store
 
-__all__ = ["Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "journal_path", "skip_and_resume"]
+__all__ = ["Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "abort_pending", "abort_recorded",
+           "journal_path", "skip_and_resume"]
 
+_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    key TEXT PRIMARY KEY, source TEXT NOT NULL, size_bytes INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL, status TEXT NOT NULL, etag TEXT
+    key TEXT PRIMARY KEY, source TEXT NOT NULL, size_bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, device INTEGER, status TEXT NOT NULL, etag TEXT
 );
 CREATE TABLE IF NOT EXISTS uploads (
-    key TEXT PRIMARY KEY, upload_id TEXT NOT NULL, part_size_bytes INTEGER NOT NULL,
-    size_bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, created REAL NOT NULL
+    upload_id TEXT PRIMARY KEY, key TEXT NOT NULL, part_size_bytes INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+    device INTEGER, checksum_algorithm TEXT NOT NULL, created REAL NOT NULL, state TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS uploads_key ON uploads (key);
 CREATE TABLE IF NOT EXISTS parts (
     upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, size_bytes INTEGER NOT NULL,
     etag TEXT NOT NULL, checksum TEXT, PRIMARY KEY (upload_id, part_number)
 );
+CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY, started REAL NOT NULL);
 """
+#: an upload recorded by a journal of the first format: its file identity is unknown (never resumed)
+_UNKNOWN = FileIdentity(-1, -1, -1, -1, None)
+#: clock slack between this host and the server when matching ListMultipartUploads' Initiated times
+_CLOCK_SLACK_S = 60.0
 
 
 def journal_path(state_dir: Path, job: str, sources: list[str], destination: str, endpoint: str | None) -> Path:
     """The journal file of one (sources, destination, endpoint) of a job: the same command
-    gives the same path. Sources are made absolute so the working directory does not matter."""
+    gives the same path. Sources are made absolute so the working directory does not matter,
+    and ``s3://b/p`` and ``s3://b/p/`` are one destination (they name the same keys for a tree)."""
     ident = json.dumps({"job": job, "sources": [os.path.abspath(s) for s in sources],
-                        "destination": destination, "endpoint": endpoint or ""}, sort_keys=True)
+                        "destination": destination.rstrip("/"), "endpoint": endpoint or ""}, sort_keys=True)
     digest = hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:24]
     return state_dir / "journals" / f"{job}-{digest}.sqlite"
 
@@ -79,25 +105,113 @@ class OpenUpload:
     upload_id: str
 
 
+class _Lock:
+    """An exclusive ``flock`` on ``path`` (created if missing), held until :meth:`release`.
+
+    Raises:
+        JournalBusyError: another process holds it.
+    """
+
+    def __init__(self, path: Path, what: Path) -> None:
+        self.path = path
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise JournalBusyError(
+                    f"{what}: another s3pump run of the same command is running"
+                    f"{f' (pid {holder})' if holder else ''}; wait for it to finish, or stop it"
+                ) from None
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a lock file its last holder unlinked after we opened it
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd: int | None = fd
+
+    def release(self, *, unlink: bool = False) -> None:
+        if self._fd is None:
+            return
+        if unlink:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _try_lock(path: Path) -> _Lock | None:
+    try:
+        return _Lock(Path(f"{path}.lock"), path)
+    except JournalBusyError:
+        return None
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    _migrate(db)
+    db.executescript(_SCHEMA)
+    db.execute(f"PRAGMA user_version={_VERSION}")
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """A journal of the first format (size and mtime only): its finished files are forgotten
+    (uploaded again), its open uploads kept with an unknown identity (aborted, never resumed)."""
+    if db.execute("PRAGMA user_version").fetchone()[0] >= _VERSION:
+        return
+    columns = {r[1] for r in db.execute("PRAGMA table_info(uploads)")}
+    if not columns or "state" in columns:
+        return
+    old = db.execute("SELECT key, upload_id, part_size_bytes, created FROM uploads").fetchall()
+    db.executescript("DROP TABLE uploads; DROP TABLE files;")
+    db.executescript(_SCHEMA)
+    u = _UNKNOWN
+    for key, upload_id, part_size, created in old:
+        db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, 'open')",
+                   (upload_id, key, part_size, u.size_bytes, u.mtime_ns, u.ctime_ns, u.inode, u.device, created))
+
+
 class Journal:
     """One run's journal (see the module docstring). Use from one thread (the scheduler's).
 
-    ``Journal(path)`` opens or creates the file; ``fresh=True`` first empties it.
+    ``Journal(path)`` locks, then opens or creates the file. ``checksum_algorithm`` is the
+    run's ``--checksum-algorithm``, recorded with each multipart upload: a rerun with another
+    one aborts the old upload and starts over (its parts carry the old checksums, which an
+    AWS-faithful server refuses to complete with the new ones). ``bucket`` and ``endpoint``
+    are recorded so another command's run can retry this journal's failed aborts.
+
+    Raises:
+        JournalBusyError: another live run holds the journal (exit 2).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, checksum_algorithm: str = "", bucket: str = "",
+                 endpoint: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._lock: _Lock | None = _Lock(Path(f"{self.path}.lock"), self.path)
+        self.checksum_algorithm = checksum_algorithm
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            self._db: sqlite3.Connection | None = _connect(self.path)
+        except BaseException:
+            self._lock.release()
+            raise
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (repr(time.time()),))
-        self._pending: dict[str, tuple[int, int]] = {}  # key -> (size, mtime) announced by the planner
+        if bucket:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?)", (_target(endpoint, bucket),))
+        self._pending: dict[str, FileIdentity] = {}  # key -> identity announced by the planner
+        self._intents: dict[str, int] = {}  # key -> CreateMultipartUpload attempts announced in this run
+        self._inherited: set[str] = {k for (k,) in self._db.execute("SELECT key FROM creating")}
         # keys with a journaled multipart upload; other keys' FileDone is one autocommit INSERT
         self._open_keys: set[str] = {k for (k,) in self._db.execute("SELECT key FROM uploads")}
         #: the journal held no file when opened (a first run): no per-file lookups are needed
@@ -115,22 +229,25 @@ class Journal:
         row = self.db.execute("SELECT value FROM meta WHERE name='created'").fetchone()
         return float(row[0])
 
-    def is_done(self, key: str, size_bytes: int, mtime_ns: int) -> bool:
-        """True if an earlier run uploaded this file, unchanged since, to ``key``."""
-        row = self.db.execute("SELECT size_bytes, mtime_ns, status FROM files WHERE key=?", (key,)).fetchone()
-        return row is not None and row[2] == "done" and row[0] == size_bytes and row[1] == mtime_ns
-
-    def resume_record(self, key: str, size_bytes: int, mtime_ns: int) -> ResumeRecord | OpenUpload | None:
-        """The open multipart upload of ``key``: a :class:`ResumeRecord` if the file is
-        unchanged since it was journaled; an :class:`OpenUpload` (to abort) if it changed;
-        None if there is none."""
+    def is_done(self, key: str, identity: FileIdentity) -> bool:
+        """True if an earlier run uploaded this very version of the file to ``key``."""
         row = self.db.execute(
-            "SELECT upload_id, part_size_bytes, size_bytes, mtime_ns FROM uploads WHERE key=?", (key,)
+            "SELECT size_bytes, mtime_ns, ctime_ns, inode, device, status FROM files WHERE key=?", (key,)
+        ).fetchone()
+        return row is not None and row[5] == "done" and FileIdentity(*row[:5]).same_version(identity)
+
+    def resume_record(self, key: str, identity: FileIdentity) -> ResumeRecord | OpenUpload | None:
+        """The open multipart upload of ``key``: a :class:`ResumeRecord` if the file is the same
+        version (size, mtime, ctime, inode, device) and the checksum algorithm the same as when it
+        was journaled; an :class:`OpenUpload` (to abort) otherwise; None if there is none."""
+        row = self.db.execute(
+            "SELECT upload_id, part_size_bytes, size_bytes, mtime_ns, ctime_ns, inode, device, checksum_algorithm"
+            " FROM uploads WHERE key=? AND state='open' ORDER BY created DESC LIMIT 1", (key,)
         ).fetchone()
         if row is None:
             return None
-        upload_id, part_size, size, mtime = row
-        if size != size_bytes or mtime != mtime_ns:
+        upload_id, part_size = row[0], row[1]
+        if not FileIdentity(*row[2:7]).same_version(identity) or row[7] != self.checksum_algorithm:
             return OpenUpload(key, upload_id)
         parts = {
             n: CompletedPart(n, etag, sz, checksum)
@@ -141,17 +258,44 @@ class Journal:
         return ResumeRecord(upload_id, part_size, parts)
 
     def open_uploads(self) -> list[OpenUpload]:
-        """Every multipart upload the journal still holds open (e.g. for ``--no-resume``)."""
+        """Every multipart upload the journal still holds (open for resume, or its abort pending)."""
         return [OpenUpload(k, u) for k, u in self.db.execute("SELECT key, upload_id FROM uploads")]
 
-    def forget_upload(self, key: str) -> None:
-        """Drop ``key``'s open upload and its parts (after it was aborted)."""
+    def pending_aborts(self) -> list[OpenUpload]:
+        """The uploads whose abort failed (to be retried)."""
+        return [OpenUpload(k, u) for k, u in self.db.execute("SELECT key, upload_id FROM uploads WHERE state='abort'")]
+
+    def creating(self) -> dict[str, float]:
+        """Keys whose CreateMultipartUpload was sent without the upload ID being recorded since
+        (or with a failed attempt before it): key -> when (epoch seconds)."""
+        return dict(self.db.execute("SELECT key, started FROM creating"))
+
+    def forget_upload(self, upload_id: str) -> None:
+        """Drop the upload ``upload_id`` and its parts (after its abort succeeded)."""
         with self._tx() as db:
-            row = db.execute("SELECT upload_id FROM uploads WHERE key=?", (key,)).fetchone()
-            if row is not None:
-                db.execute("DELETE FROM parts WHERE upload_id=?", (row[0],))
-                db.execute("DELETE FROM uploads WHERE key=?", (key,))
-        self._open_keys.discard(key)
+            db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+
+    def mark_abort(self, upload_id: str) -> None:
+        """Keep ``upload_id`` recorded as to be aborted (its abort failed, or was not tried yet)."""
+        self.db.execute("UPDATE uploads SET state='abort' WHERE upload_id=?", (upload_id,))
+
+    def restart(self) -> None:
+        """Forget every finished or failed file (``--no-resume``); uploads still recorded (their
+        abort failed) and unsettled intents stay until they are aborted."""
+        with self._tx() as db:
+            db.execute("DELETE FROM files")
+        self.empty = not self._open_keys
+
+    def forget_creating(self, keys: Iterable[str]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM creating WHERE key=?", [(k,) for k in keys])
+
+    @property
+    def settled(self) -> bool:
+        """Nothing open or uncertain is left: no upload, and no CreateMultipartUpload unaccounted for."""
+        return (self.db.execute("SELECT 1 FROM uploads LIMIT 1").fetchone() is None
+                and self.db.execute("SELECT 1 FROM creating LIMIT 1").fetchone() is None)
 
     def counts(self) -> dict[str, int]:
         """Rows per table: ``{"done": n, "failed": n, "uploads": n, "parts": n}``."""
@@ -173,10 +317,10 @@ class Journal:
         """Record, before any CreateMultipartUpload, that this command uploads large files."""
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('multipart', '1')")
 
-    def expect(self, key: str, size_bytes: int, mtime_ns: int) -> None:
-        """The planner hands ``key``'s size and mtime over before the engine starts it (they
-        are recorded with its multipart upload, so a rerun can tell whether the file changed)."""
-        self._pending[key] = (size_bytes, mtime_ns)
+    def expect(self, key: str, identity: FileIdentity) -> None:
+        """The planner hands ``key``'s identity over before the engine starts it (it is recorded
+        with its multipart upload and its done row, so a rerun can tell whether the file changed)."""
+        self._pending[key] = identity
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -189,44 +333,53 @@ class Journal:
             raise
         db.execute("COMMIT")
 
+    def _identity_of(self, key: str, size_bytes: int, *, pop: bool) -> FileIdentity:
+        got = self._pending.pop(key, None) if pop else self._pending.get(key)
+        return got if got is not None else FileIdentity(size_bytes, -1, -1, -1, None)
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, PartDone):
             with self._tx() as db:
                 db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
                            (event.upload_id, event.part_number, event.size_bytes, event.etag, event.checksum))
+        elif isinstance(event, MultipartCreating):
+            # before the request is sent: a kill after the server created the upload leaves this row
+            self._intents[event.key] = self._intents.get(event.key, 0) + 1
+            self.db.execute("INSERT OR IGNORE INTO creating VALUES (?, ?)", (event.key, time.time()))
         elif isinstance(event, MultipartCreated):
-            size, mtime = self._pending.get(event.key, (-1, -1))
+            i = self._identity_of(event.key, -1, pop=False)
             self._open_keys.add(event.key)
             with self._tx() as db:
-                db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?)",
-                           (event.key, event.upload_id, event.part_size_bytes, size, mtime, time.time()))
+                # an older upload of the key (gone, or its abort failed) is no longer resumable
+                db.execute("UPDATE uploads SET state='abort' WHERE key=? AND state='open'", (event.key,))
+                db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                           (event.upload_id, event.key, event.part_size_bytes, i.size_bytes, i.mtime_ns,
+                            i.ctime_ns, i.inode, i.device, self.checksum_algorithm, time.time()))
+                # the intent is settled unless an earlier attempt (a failed one, whose request may still
+                # have created an upload, or a killed run's) could have left an orphan
+                if self._intents.get(event.key) == 1 and event.key not in self._inherited:
+                    db.execute("DELETE FROM creating WHERE key=?", (event.key,))
         elif isinstance(event, FileDone):
-            size, mtime = self._pending.pop(event.key, (event.size_bytes, 0))
-            row = (event.key, event.source, size, mtime, event.etag)
+            i = self._identity_of(event.key, event.size_bytes, pop=True)
+            row = (event.key, event.source, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.device, event.etag)
             if event.key not in self._open_keys:  # the common case: one statement, its own transaction
-                self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'done', ?)", row)
+                self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?)", row)
                 return
             with self._tx() as db:
-                db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'done', ?)", row)
-                self._drop_upload(db, event.key)
+                db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?)", row)
+                for (upload_id,) in db.execute("SELECT upload_id FROM uploads WHERE key=? AND state='open'",
+                                               (event.key,)).fetchall():
+                    db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+                    db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
             self._open_keys.discard(event.key)
         elif isinstance(event, FileFailed):
-            size, mtime = self._pending.pop(event.key, (event.size_bytes, 0))
-            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, 'failed', NULL)",
-                            (event.key, event.source, size, mtime))
-        elif isinstance(event, MultipartAborted) and event.reason != "kept for resume":
-            with self._tx() as db:
-                row = db.execute("SELECT upload_id FROM uploads WHERE key=?", (event.key,)).fetchone()
-                if row is not None and row[0] == event.upload_id:
-                    self._drop_upload(db, event.key)
-                    self._open_keys.discard(event.key)
-
-    @staticmethod
-    def _drop_upload(db: sqlite3.Connection, key: str) -> None:
-        row = db.execute("SELECT upload_id FROM uploads WHERE key=?", (key,)).fetchone()
-        if row is not None:
-            db.execute("DELETE FROM parts WHERE upload_id=?", (row[0],))
-            db.execute("DELETE FROM uploads WHERE key=?", (key,))
+            i = self._identity_of(event.key, event.size_bytes, pop=True)
+            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'failed', NULL)",
+                            (event.key, event.source, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.device))
+        elif isinstance(event, MultipartAborted):
+            self.forget_upload(event.upload_id)
+        elif isinstance(event, MultipartAbortFailed):
+            self.mark_abort(event.upload_id)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -235,13 +388,25 @@ class Journal:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._db = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def delete(self) -> None:
         """Close and remove the journal file (the run finished everything)."""
-        self.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
+        if self._lock is not None:
+            self._lock.release(unlink=True)
+            self._lock = None
+
+
+def _target(endpoint: str | None, bucket: str) -> str:
+    return json.dumps([endpoint or "", bucket])
 
 
 def skip_and_resume(
@@ -250,13 +415,14 @@ def skip_and_resume(
 ) -> Iterator[UploadItem]:
     """Filter planned items through the journal of an earlier run of the same command.
 
-    * a file the journal has as done (same size and mtime) is skipped (FileSkipped,
-      reason ``done in an earlier run``);
-    * a file with an open multipart upload gets it as ``item.resume`` (only missing parts
-      are sent); if the file changed since, the stale upload is aborted (``abort(key,
-      upload_id)``) and the file starts over;
-    * every other file passes unchanged. Each passing file's size and mtime are handed
-      to the journal (:meth:`Journal.expect`) for the uploads it creates.
+    * a file the journal has as done (the same version: size, mtime, ctime, inode, device)
+      is skipped (FileSkipped, reason ``done in an earlier run``);
+    * a file with an open multipart upload gets it as ``item.resume`` (the engine verifies the
+      parts and sends only the missing ones); if the file is another version since, or the
+      checksum algorithm differs, the stale upload is aborted (``abort(key, upload_id)``; a
+      failed abort stays recorded) and the file starts over;
+    * every other file passes unchanged. Each passing file's identity is handed to the
+      journal (:meth:`Journal.expect`) for the uploads it creates.
 
     A journal that was empty when opened (a first run) is not asked per file. The first file
     over ``multipart_threshold_bytes`` marks the journal (:meth:`Journal.mark_multipart`).
@@ -270,40 +436,112 @@ def skip_and_resume(
         if not marked and item.size_bytes > multipart_threshold_bytes:  # type: ignore[operator]
             journal.mark_multipart()
             marked = True
+        identity = item.identity or FileIdentity(item.size_bytes, item.mtime_ns, -1, -1, None)
         if not lookup:
-            journal.expect(item.key, item.size_bytes, item.mtime_ns)
+            journal.expect(item.key, identity)
             yield item
             continue
-        if journal.is_done(item.key, item.size_bytes, item.mtime_ns):
+        if journal.is_done(item.key, identity):
             bus.emit(FileSkipped(item.source, item.key, item.size_bytes, "done in an earlier run"))
             continue
-        record = journal.resume_record(item.key, item.size_bytes, item.mtime_ns)
+        record = journal.resume_record(item.key, identity)
         if isinstance(record, OpenUpload):
-            with contextlib.suppress(S3PumpError):
-                abort(record.key, record.upload_id)
-            journal.forget_upload(record.key)
+            abort_recorded(journal, abort, record)
         elif record is not None:
             item.resume = record
-        journal.expect(item.key, item.size_bytes, item.mtime_ns)
+        journal.expect(item.key, identity)
         yield item
 
 
+def abort_recorded(journal: Journal, abort: Callable[[str, str], None], u: OpenUpload) -> bool:
+    """Abort a journaled upload: forgotten once the abort succeeded (or the upload is gone),
+    kept as a pending abort otherwise. Returns whether it is gone."""
+    try:
+        abort(u.key, u.upload_id)
+    except NoSuchUploadError:
+        pass
+    except S3PumpError:
+        journal.mark_abort(u.upload_id)
+        return False
+    journal.forget_upload(u.upload_id)
+    return True
+
+
 def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str) -> int:
-    """Abort multipart uploads under ``prefix`` that belong to files this journal has as done.
+    """Abort the multipart uploads this journal owns but never learnt the ID of.
 
     A client killed between CreateMultipartUpload reaching the server and the journal
-    recording the upload ID leaves an upload nobody knows. Once the run has finished
-    every file, any upload of one of its keys initiated since the journal was created
-    (60 s of clock slack) is such an orphan. Returns how many were aborted.
+    recording the upload ID, or a CreateMultipartUpload whose response was lost and that was
+    sent again, leaves an upload nobody knows. The journal recorded the intent first
+    (``creating``); any upload of such a key under ``prefix`` initiated since the intent (60 s
+    of clock slack) that the journal does not hold is that orphan: the journal's lock means no
+    live run of this command created it. Intents are forgotten once the listing succeeded and
+    their orphans are aborted. Returns how many were aborted.
+
+    Raises:
+        S3PumpError: ListMultipartUploads failed (the intents stay recorded).
     """
-    since = journal.created - 60.0
+    creating = journal.creating()
+    if not creating:
+        return 0
+    known = {u.upload_id for u in journal.open_uploads()}
     aborted = 0
+    settled = set(creating)
     for u in store.list_multipart_uploads(bucket, prefix):
-        if u.initiated < since:
+        started = creating.get(u.key)
+        if started is None or u.upload_id in known or u.initiated < started - _CLOCK_SLACK_S:
             continue
-        row = journal.db.execute("SELECT status FROM files WHERE key=?", (u.key,)).fetchone()
-        if row is not None and row[0] == "done":
-            with contextlib.suppress(S3PumpError):
-                store.abort_multipart_upload(bucket, u.key, u.upload_id)
+        try:
+            store.abort_multipart_upload(bucket, u.key, u.upload_id)
+            aborted += 1
+        except NoSuchUploadError:
+            pass
+        except S3PumpError:
+            settled.discard(u.key)
+    journal.forget_creating(settled)
+    return aborted
+
+
+def abort_pending(journal: Journal, store: Store, bucket: str) -> int:
+    """Retry the aborts that failed in earlier runs: this journal's, and those of every other
+    journal in the same directory for the same endpoint and bucket that no live run holds (so
+    the ``--from-list`` rerun after an outage cleans up what the failed run could not).
+    Returns how many uploads were aborted; failures stay recorded."""
+    aborted = 0
+    for u in journal.pending_aborts():
+        aborted += abort_recorded(journal, lambda k, i: store.abort_multipart_upload(bucket, k, i), u)
+    target = journal.db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
+    if target is None:
+        return aborted
+    for path in sorted(journal.path.parent.glob("*.sqlite")):
+        if path == journal.path:
+            continue
+        aborted += _abort_pending_in(path, target[0], store, bucket)
+    return aborted
+
+
+def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> int:
+    lock = _try_lock(path)
+    if lock is None:
+        return 0  # a live run holds it: its uploads are its own
+    aborted = 0
+    try:
+        with contextlib.closing(_connect(path)) as db:
+            row = db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
+            if row is None or row[0] != target:
+                return 0
+            for key, upload_id in db.execute("SELECT key, upload_id FROM uploads WHERE state='abort'").fetchall():
+                try:
+                    store.abort_multipart_upload(bucket, key, upload_id)
+                except NoSuchUploadError:
+                    pass
+                except S3PumpError:
+                    continue
+                db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+                db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
                 aborted += 1
+    except sqlite3.Error:
+        return aborted
+    finally:
+        lock.release()
     return aborted

@@ -20,6 +20,7 @@ import pytest
 from s3pump.config import TransferConfig
 from s3pump.errors import CancelledError, SourceChangedError
 from s3pump.events import Event, FileDone, FileFailed, FileSkipped, PartDone
+from s3pump.fileid import FileIdentity
 from s3pump.jobs.cleanup import cleanup
 from s3pump.jobs.upload import upload
 from s3pump.journal import Journal, journal_path
@@ -89,8 +90,8 @@ def test_cancel_keeps_upload_and_rerun_sends_only_missing_parts(tmp_path: Path, 
     assert len(open_uploads) == 1  # kept for resume, not aborted
     upload_id = open_uploads[0].upload_id
     jpath = journal_path(state, "upload", [str(tmp_path / "src")], dest, None)
-    j = Journal(jpath)
-    record = j.resume_record("r/big.bin", len(files["big.bin"]), (tmp_path / "src/big.bin").stat().st_mtime_ns)
+    j = Journal(jpath, checksum_algorithm=_config().checksum_algorithm)
+    record = j.resume_record("r/big.bin", FileIdentity.of_path(str(tmp_path / "src/big.bin")))
     j.close()
     assert record is not None and not hasattr(record, "key")
     assert sorted(record.parts) == [1, 2] and record.upload_id == upload_id  # type: ignore[union-attr]
@@ -223,8 +224,11 @@ def test_journal_records_without_secrets_and_is_keyed_by_command(tmp_path: Path)
     assert a == journal_path(tmp_path, "upload", [os.path.abspath("src")], "s3://b/p/", "http://h:1")
     assert a != journal_path(tmp_path, "upload", ["src"], "s3://b/q/", "http://h:1")
     j = Journal(a)
-    j.expect("k", 10, 5)
+    ident = FileIdentity(10, 5, 7, 9, 1)
+    j.expect("k", ident)
     j(FileDone("src/k", "k", 10, hashlib.md5(b"x").hexdigest(), 0.1, 1))
-    assert j.is_done("k", 10, 5) and not j.is_done("k", 11, 5) and not j.is_done("k", 10, 6)
+    assert j.is_done("k", ident) and not j.is_done("k", FileIdentity(11, 5, 7, 9, 1))
+    assert not j.is_done("k", FileIdentity(10, 6, 7, 9, 1))
+    assert not j.is_done("k", FileIdentity(10, 5, 8, 9, 1)) and not j.is_done("k", FileIdentity(10, 5, 7, 10, 1))
     j.close()
-    assert Journal(a).is_done("k", 10, 5)  # persisted
+    assert Journal(a).is_done("k", ident)  # persisted

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
 from ..errors import SourceChangedError, SourceUnreadableError, UsageError
+from ..fileid import FileIdentity
 from ..store.base import CompletedPart
 from ..store.body import FileRange, PartBody
 
@@ -95,12 +96,15 @@ class PartSource(Protocol):
 class FilePartSource:
     """Parts of a regular file, read with ``os.pread`` one part at a time (no Python per byte)."""
 
-    __slots__ = ("_fd", "_next", "_parts", "_path", "_size", "_skip", "mtime_ns", "part_size_bytes")
+    __slots__ = ("_fd", "_next", "_parts", "_path", "_size", "_skip", "identity", "mtime_ns", "part_size_bytes")
 
-    def __init__(self, path: str, size_bytes: int, mtime_ns: int, part_size_bytes: int) -> None:
+    def __init__(self, path: str, size_bytes: int, mtime_ns: int, part_size_bytes: int, *,
+                 identity: FileIdentity | None = None) -> None:
         self._path = path
         self._size = size_bytes
         self.mtime_ns = mtime_ns
+        #: the version planned; :meth:`finish` requires it (without it, size and mtime)
+        self.identity = identity
         self.part_size_bytes = part_size_bytes
         self._parts = part_count(size_bytes, part_size_bytes)
         self._next = 1
@@ -143,7 +147,12 @@ class FilePartSource:
             st = os.stat(self._path)
         except OSError as e:
             raise SourceChangedError(f"{self._path}: {e.strerror} before the upload completed") from None
-        if st.st_size != self._size or st.st_mtime_ns != self.mtime_ns:
+        now = FileIdentity.of(st)
+        if self.identity is not None:
+            same = self.identity.same_version(now)
+        else:
+            same = st.st_size == self._size and st.st_mtime_ns == self.mtime_ns
+        if not same:
             raise SourceChangedError(
                 f"{self._path}: file changed while uploading ({self._size} -> {st.st_size} bytes); "
                 "not completed, rerun to upload the new version"

@@ -55,15 +55,19 @@ from ..events import (
     FileDone,
     FileFailed,
     MultipartAborted,
+    MultipartAbortFailed,
     MultipartCreated,
+    MultipartCreating,
     PartDone,
     RetryScheduled,
     Tick,
 )
+from ..fileid import FileIdentity
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
 from ..store.body import BufferSlice, FileRange, Throttled
 from .limits import AdaptiveConcurrency, ConcurrencyDecision, TokenBucket
 from .multipart import FilePartSource, PartBody, PartSource, ResumeRecord, part_size_for
+from .resume import list_and_verify_parts, listing_unsupported
 from .retry import RetryBudget, backoff_delay_s
 
 __all__ = ["Engine", "UploadItem", "interrupt"]
@@ -82,8 +86,15 @@ class UploadItem:
     * ``error``: the source failed while planning (unreadable, bad key): reported as failed.
 
     ``resume`` (a file's multipart upload from the resume journal) makes the engine
-    continue that upload: ListParts verifies the journaled parts, and only the
-    missing part numbers are read and sent, with the journaled part size.
+    continue that upload: ListParts and a re-read of the file verify the journaled parts,
+    and only the missing (or no longer matching) part numbers are read and sent, with the
+    journaled part size.
+
+    ``identity`` is the file's :class:`~s3pump.fileid.FileIdentity` when it was planned: after
+    a single PUT, and before CompleteMultipartUpload, the file must still have it, else the
+    object is removed (or the upload aborted) and the file fails. Without it, size and mtime
+    are compared. ``md5`` (sync) is the hex MD5 the planner hashed: a single PUT whose ETag is
+    another MD5 sent other bytes and fails the same way.
     """
 
     key: str
@@ -96,6 +107,8 @@ class UploadItem:
     mtime_ns: int = 0
     error: S3PumpError | None = None
     resume: ResumeRecord | None = None
+    identity: FileIdentity | None = None
+    md5: str | None = None
 
 
 #: A request's timeout grows with its body: ``_TIMEOUT_FLOOR_S + size / _TIMEOUT_MIN_RATE_BPS``,
@@ -171,6 +184,8 @@ class Engine:
         self._held: UploadItem | None = None  # a large item waiting for a multipart slot
         self._control = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3pump-control")
         self._cancel = threading.Event()
+        self._stopping = False  # _shutdown runs: signals no longer interrupt (the aborts must happen)
+        self._hurry = False  # a further signal while stopping: do not wait for in-flight requests
         self._last_timeout_check = 0.0
         self._last_tick = 0.0
         self._debug = _log.isEnabledFor(logging.DEBUG)  # per-request debug lines cost nothing otherwise
@@ -256,6 +271,9 @@ class Engine:
         previous: dict[int, Any] = {}
 
         def handler(signum: int, frame: Any) -> None:
+            if self._stopping:  # a second Ctrl-C while stopping: stop waiting, but abort what is open
+                self._hurry = True
+                return
             if self._cancel.is_set():
                 raise KeyboardInterrupt
             self.cancel()
@@ -448,8 +466,8 @@ class Engine:
         self.budget.refund(req.retried_after)
         if self.adaptive is not None:
             self.adaptive.on_success(item.size_bytes, time.monotonic() - req.started)
-        if item.path is not None and item.mtime_ns:
-            changed = self._changed(item)
+        if item.path is not None:
+            changed = self._changed(item, result)
             if changed is not None:
                 # the object holds a version the file no longer has (maybe cut short): remove it,
                 # so the run ends with the key absent and listed as failed, never a torn object
@@ -461,13 +479,20 @@ class Engine:
             req.attempt, 0, result.version_id, result.checksum,
         ))
 
-    @staticmethod
-    def _changed(item: UploadItem) -> SourceChangedError | None:
+    def _changed(self, item: UploadItem, result: PutResult) -> SourceChangedError | None:
+        """Whether the file is no longer the version that was planned (every file is checked: an
+        mtime of 0 is a valid mtime), or the PUT sent other bytes than the planner hashed."""
         try:
-            st = os.stat(item.path)  # type: ignore[arg-type]
+            now = FileIdentity.of_path(item.path)  # type: ignore[arg-type]
         except OSError:
             return SourceChangedError(f"{item.source}: removed while uploading; rerun to sync")
-        if st.st_size != item.size_bytes or st.st_mtime_ns != item.mtime_ns:
+        if item.identity is not None:
+            same = item.identity.same_version(now)
+        else:
+            same = now.size_bytes == item.size_bytes and now.mtime_ns == item.mtime_ns
+        if same and item.md5 and _is_plain_md5(result.etag, self.config.sse):
+            same = result.etag.lower() == item.md5.lower()
+        if not same:
             return SourceChangedError(
                 f"{item.source}: changed while uploading; rerun to upload the new version"
             )
@@ -488,43 +513,64 @@ class Engine:
                 assert item.path is not None
                 part_size = (resume.part_size_bytes if resume is not None
                              else part_size_for(item.size_bytes, self.config.part_size_bytes))
-                mp.source = FilePartSource(item.path, item.size_bytes, item.mtime_ns, part_size)
+                mp.source = FilePartSource(item.path, item.size_bytes, item.mtime_ns, part_size,
+                                           identity=item.identity)
         except S3PumpError as e:
             self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, e))
             return
         mp.source.bind(self.wakeup)
         self._multiparts += 1
         if resume is not None and isinstance(mp.source, FilePartSource):
-            self._control_call(self._on_listed, mp, self.store.list_parts, self.bucket, item.key,
-                               resume.upload_id)
+            self._control_call(self._on_listed, mp, list_and_verify_parts, self.store, self.bucket, item.key,
+                               resume, mp.source, self.config.sse)
             return
-        self._control_call(self._on_created, mp, self.store.create_multipart_upload,
-                           self.bucket, item.key, item.attrs)
+        self._create(mp)
 
-    def _on_listed(self, mp: _Multipart, result: list[CompletedPart] | S3PumpError) -> None:
-        """A journaled upload was checked with ListParts: keep the parts both the journal and
-        the store have (same ETag and size), send the rest; an unknown upload starts over."""
+    def _create(self, mp: _Multipart) -> None:
+        """Send CreateMultipartUpload for ``mp``, announced first (MultipartCreating) so a journal
+        records the intent before the upload can exist."""
+        self.bus.emit(MultipartCreating(mp.item.key))
+        self._control_call(self._on_created, mp, self.store.create_multipart_upload,
+                           self.bucket, mp.item.key, mp.item.attrs)
+
+    def _on_listed(self, mp: _Multipart, result: dict[int, CompletedPart] | S3PumpError) -> None:
+        """A journaled upload was checked (ListParts, and each part re-read from the file, see
+        :func:`~s3pump.engine.resume.list_and_verify_parts`): keep the verified parts, send the
+        rest. An unknown upload starts over; so does one on a server without ListParts (its
+        upload is aborted first)."""
         item = mp.item
         resume = item.resume
         assert resume is not None and isinstance(mp.source, FilePartSource)
         if isinstance(result, NoSuchUploadError):
-            self._control_call(self._on_created, mp, self.store.create_multipart_upload,
-                               self.bucket, item.key, item.attrs)
+            self._create(mp)
+            return
+        if isinstance(result, S3PumpError) and listing_unsupported(result):
+            self._control_call(self._on_stale_aborted, mp, self._abort_quietly, item.key, resume.upload_id)
             return
         if isinstance(result, S3PumpError):
             self._finish_multipart(mp, result)  # the journal keeps the upload for the next rerun
             return
-        listed = {p.part_number: p for p in result}
-        for n, part in resume.parts.items():
-            got = listed.get(n)
-            if got is not None and got.etag == part.etag and (not got.size_bytes or got.size_bytes == part.size_bytes):
-                mp.done_parts[n] = part
+        mp.done_parts.update(result)
         mp.source.skip_parts(set(mp.done_parts))
         mp.upload_id = resume.upload_id
         self._open_uploads[resume.upload_id] = mp
         if self._cancel.is_set():
             return
         self._active.append(mp)
+
+    def _on_stale_aborted(self, mp: _Multipart, error: S3PumpError | None) -> None:
+        """The upload a resume could not check was aborted (or the abort failed and stays
+        recorded): start the file over."""
+        resume = mp.item.resume
+        assert resume is not None
+        self._report_abort(mp.item.key, resume.upload_id, error, "resume not possible: the server has no ListParts")
+        self._create(mp)
+
+    def _report_abort(self, key: str, upload_id: str, error: S3PumpError | None, reason: str) -> None:
+        if error is None:
+            self.bus.emit(MultipartAborted(key, upload_id, reason))
+        else:
+            self.bus.emit(MultipartAbortFailed(key, upload_id, error))
 
     def _control_call(self, handler: Callable[[Any, Any], None], mp: Any,
                       fn: Callable[..., Any], *args: Any) -> None:
@@ -551,6 +597,7 @@ class Engine:
                 mp.attempts += 1
                 delay = backoff_delay_s(mp.attempts, self.config.backoff_base_s, self.config.backoff_max_s)
                 self.bus.emit(RetryScheduled(item.key, None, mp.attempts, delay, result))
+                self.bus.emit(MultipartCreating(item.key))
                 self._control_call(self._on_created, mp, _delayed(delay, self.store.create_multipart_upload),
                                    self.bucket, item.key, item.attrs)
                 return
@@ -686,13 +733,19 @@ class Engine:
         mp.failed = error
         self._control_call(self._on_aborted, mp, self._abort_quietly, mp.item.key, upload_id)
 
-    def _abort_quietly(self, key: str, upload_id: str) -> None:
-        with contextlib.suppress(S3PumpError):
+    def _abort_quietly(self, key: str, upload_id: str) -> S3PumpError | None:
+        """AbortMultipartUpload; returns the error instead of raising it (None: aborted)."""
+        try:
             self.store.abort_multipart_upload(self.bucket, key, upload_id)
+        except NoSuchUploadError:
+            return None  # already gone
+        except S3PumpError as e:
+            return e
+        return None
 
-    def _on_aborted(self, mp: _Multipart, _: Any) -> None:
+    def _on_aborted(self, mp: _Multipart, error: S3PumpError | None) -> None:
         assert mp.upload_id is not None and mp.failed is not None
-        self.bus.emit(MultipartAborted(mp.item.key, mp.upload_id, str(mp.failed)))
+        self._report_abort(mp.item.key, mp.upload_id, error, str(mp.failed))
         self._finish_multipart(mp, mp.failed)
 
     def _finish_multipart(self, mp: _Multipart, error: S3PumpError | None) -> None:
@@ -707,12 +760,13 @@ class Engine:
     def _shutdown(self) -> int:
         """Stop everything; abort open multipart uploads (or keep them, see
         ``keep_uploads_on_cancel``). Returns how many uploads were kept."""
+        self._stopping = True
         self._cancel.set()
         for req in list(self._inflight.values()):
             if req.handle is not None:
                 req.handle.cancel()
         deadline = time.monotonic() + 10.0
-        while self._inflight and time.monotonic() < deadline:
+        while self._inflight and time.monotonic() < deadline and not self._hurry:
             try:
                 fn, args = self._q.get(timeout=0.2)
             except queue.Empty:
@@ -739,8 +793,7 @@ class Engine:
             self._open_uploads.clear()
             return kept
         for upload_id, mp in list(self._open_uploads.items()):
-            self._abort_quietly(mp.item.key, upload_id)
-            self.bus.emit(MultipartAborted(mp.item.key, upload_id, "cancelled"))
+            self._report_abort(mp.item.key, upload_id, self._abort_quietly(mp.item.key, upload_id), "cancelled")
         self._open_uploads.clear()
         return 0
 
@@ -754,7 +807,7 @@ class Engine:
             req.fd = None
         latency = time.monotonic() - req.first_started
         if req.mp is None:
-            if item.path is not None and item.mtime_ns and self._changed(item) is not None:
+            if item.path is not None and self._changed(item, result) is not None:
                 return  # the file changed under the PUT: leave it to the rerun
             self.bus.emit(FileDone(item.source, item.key, item.size_bytes, result.etag, latency, req.attempt, 0,
                                    result.version_id, result.checksum))
@@ -774,6 +827,14 @@ def _open_source(path: str) -> int:
         return os.open(path, os.O_RDONLY)
     except OSError as e:
         raise SourceUnreadableError(f"{path}: {e.strerror}") from None
+
+
+def _is_plain_md5(etag: str, sse: str | None) -> bool:
+    """Whether a single PUT's ETag is the MD5 of its body: 32 hex digits, and no SSE-KMS (whose
+    ETags are not MD5s; S3 API reference, "Common Response Headers", ETag)."""
+    if sse is not None and "kms" in sse.lower():
+        return False
+    return len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag)
 
 
 def _noop() -> None:

@@ -32,6 +32,7 @@ there), which is why only half of the budget goes to requests. Measured at the d
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -42,6 +43,7 @@ from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
 from ..errors import SourceError, StoreError, UsageError
 from ..events import Event, EventBus, FileDone, FileFailed, MultipartCreated, PartDone, Subscriber
+from ..fileid import FileIdentity
 from ..report import RunStats
 from ..session import open_store
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
@@ -276,7 +278,8 @@ def _single_put_item(source: StreamPartSource, key: str, name: str, attrs: Objec
     body = source.single_body()
     with_digests = attrs.with_metadata(_digest_metadata(source))
     if isinstance(body, FileRange):  # spooled: the store reads the spool file itself
-        return UploadItem(key=key, size_bytes=body.length, source=name, path=body.path, attrs=with_digests)
+        return UploadItem(key=key, size_bytes=body.length, source=name, path=body.path, attrs=with_digests,
+                          identity=FileIdentity.of(os.fstat(body.fd)))
     return UploadItem(key=key, size_bytes=len(body), source=name, body=body, attrs=with_digests)
 
 

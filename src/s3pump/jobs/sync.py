@@ -60,6 +60,7 @@ from ..events import (
     Subscriber,
     UploadPlanned,
 )
+from ..fileid import FileIdentity
 from ..hashcache import HashCache
 from ..plan.extsort import ExternalSorter, Spool
 from ..plan.syncplan import (
@@ -453,8 +454,10 @@ class _Planner:
             log.info("uploading %s: %s", self.dest.key_url(a.key), o.reason)
         if not self.dry_run:
             attrs = self.attrs_for(a.key).with_metadata({"md5": o.digest.md5})
-            out.put(UploadItem(key=a.key, size_bytes=o.digest.size_bytes, source=path, path=path, attrs=attrs,
-                               mtime_ns=o.digest.mtime_ns))
+            d = o.digest  # the version hashed: the upload must send exactly it (identity and MD5 checked after)
+            out.put(UploadItem(key=a.key, size_bytes=d.size_bytes, source=path, path=path, attrs=attrs,
+                               mtime_ns=d.mtime_ns, identity=FileIdentity(d.size_bytes, d.mtime_ns, d.ctime_ns,
+                                                                          d.inode), md5=d.md5))
 
     # ------------------------------------------------------------------ the producer
     def produce(self, out: _Handoff) -> None:

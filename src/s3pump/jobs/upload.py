@@ -16,7 +16,7 @@ from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
 from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
 from ..events import EventBus, FileFailed, FileSkipped, Subscriber
-from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
+from ..journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
@@ -37,16 +37,26 @@ def default_failed_list_path(job: str) -> Path:
     return state_dir() / "failed" / f"{job}-{stamp}.jsonl"
 
 
-def _open_journal(sources: list[str], destination: str, config: TransferConfig, store: Store, bucket: str,
+def _open_journal(sources: list[str], destination: str, config: TransferConfig, store: Store, dest: S3Url,
                   *, fresh: bool) -> Journal:
-    """The resume journal of this command; with ``fresh``, its open uploads are aborted and it restarts."""
+    """The resume journal of this command, locked for this run; aborts that failed in earlier runs
+    are retried. With ``fresh``, its uploads (and any it created without learning their ID) are
+    aborted and it restarts.
+
+    Raises:
+        JournalBusyError: a live run of the same command holds it (exit 2).
+    """
     path = journal_path(state_dir(), "upload", sources, destination, config.endpoint_url)
-    journal = Journal(path)
+    journal = Journal(path, checksum_algorithm=config.checksum_algorithm, bucket=dest.bucket,
+                      endpoint=config.endpoint_url)
+    with contextlib.suppress(S3PumpError):
+        abort_pending(journal, store, dest.bucket)
     if fresh:
         for u in journal.open_uploads():
-            store.abort_multipart_upload(bucket, u.key, u.upload_id)
-        journal.delete()
-        journal = Journal(path)
+            abort_recorded(journal, lambda k, i: store.abort_multipart_upload(dest.bucket, k, i), u)
+        with contextlib.suppress(S3PumpError):
+            abort_orphans(journal, store, dest.bucket, dest.prefix)
+        journal.restart()
     return journal
 
 
@@ -160,7 +170,7 @@ def upload(
             try:
                 journal = _open_journal(
                     [str(p) for p in paths] if from_list is None else [f"--from-list={from_list}"],
-                    destination, config, store, dest.bucket, fresh=not resume,
+                    destination, config, store, dest, fresh=not resume,
                 )
                 bus.subscribe(journal)
                 active = store
@@ -172,10 +182,9 @@ def upload(
                 engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=resume)
                 engine.run(skip_and_resume(items, journal, bus, abort,
                                            multipart_threshold_bytes=config.multipart_threshold_bytes))
-                if stats.files_failed == 0:
-                    if journal.multipart_planned:  # only then can a killed run have left an orphan
-                        with contextlib.suppress(S3PumpError):
-                            abort_orphans(journal, store, dest.bucket, dest.prefix)
+                with contextlib.suppress(S3PumpError):  # uploads a killed or retried Create left unknown
+                    abort_orphans(journal, store, dest.bucket, dest.prefix)
+                if stats.files_failed == 0 and journal.settled:
                     journal.delete()
             finally:
                 if journal is not None:

@@ -36,6 +36,7 @@ from ..errors import (
     SourceNotFoundError,
     SourceUnreadableError,
 )
+from ..fileid import FileIdentity
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
 
@@ -114,7 +115,7 @@ def _walk_one(
     if stat_mod.S_ISREG(st.st_mode):
         name = os.path.basename(root)
         key = dest.prefix if exact_key else join_key(dest.prefix, name)
-        yield _file_item(root, key, st.st_size, st.st_mtime_ns, attrs_for, totals)
+        yield _file_item(root, key, st, attrs_for, totals)
         return
     if not stat_mod.S_ISDIR(st.st_mode):
         yield _error_item(root, "", SourceUnreadableError(f"{root}: not a regular file or directory"))
@@ -156,15 +157,14 @@ def _walk_one(
                 yield _error_item(entry.path, join_key(dest.prefix, rel),
                                   SourceUnreadableError(f"{entry.path}: {e.strerror}"))
                 continue
-            yield _file_item(entry.path, join_key(dest.prefix, rel), est.st_size, est.st_mtime_ns,
-                             attrs_for, totals)
+            yield _file_item(entry.path, join_key(dest.prefix, rel), est, attrs_for, totals)
         stack.extend(reversed(subdirs))
 
 
 def _file_item(
-    path: str, key: str, size: int, mtime_ns: int, attrs_for: Callable[[str], ObjectAttributes],
-    totals: WalkTotals,
+    path: str, key: str, st: os.stat_result, attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals,
 ) -> UploadItem:
+    size = st.st_size
     try:
         sanitize_key(key)
     except InvalidKeyError as e:
@@ -175,7 +175,7 @@ def _file_item(
     totals.files += 1
     totals.bytes += size
     return UploadItem(key=key, size_bytes=size, source=path, path=path, attrs=attrs_for(key),
-                      mtime_ns=mtime_ns)
+                      mtime_ns=st.st_mtime_ns, identity=FileIdentity.of(st))
 
 
 def walk_items(
