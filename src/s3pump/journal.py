@@ -59,7 +59,8 @@ from .events import (
 from .fileid import FileIdentity
 from .store.base import CompletedPart, Store
 
-__all__ = ["Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "abort_pending", "abort_recorded",
+__all__ = ["Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "abort_pending", "abort_pending_in_journals",
+           "abort_recorded",
            "journal_path", "skip_and_resume"]
 
 _VERSION = 2
@@ -511,25 +512,37 @@ def abort_pending(journal: Journal, store: Store, bucket: str) -> int:
     for u in journal.pending_aborts():
         aborted += abort_recorded(journal, lambda k, i: store.abort_multipart_upload(bucket, k, i), u)
     target = journal.db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
-    if target is None:
-        return aborted
-    for path in sorted(journal.path.parent.glob("*.sqlite")):
-        if path == journal.path:
-            continue
-        aborted += _abort_pending_in(path, target[0], store, bucket)
+    if target is not None:
+        aborted += len(abort_pending_in_journals(journal.path.parent, store, json.loads(target[0])[0] or None,
+                                                 bucket, skip=journal.path))
     return aborted
 
 
-def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> int:
+def abort_pending_in_journals(directory: Path, store: Store, endpoint: str | None, bucket: str, *,
+                              skip: Path | None = None) -> list[OpenUpload]:
+    """Retry the failed aborts recorded in the journals in ``directory`` for ``endpoint`` and
+    ``bucket`` that no live run holds (``s3pump cleanup`` and every upload run call this).
+    Returns the uploads aborted now (or found gone); failures stay recorded."""
+    aborted: list[OpenUpload] = []
+    if not directory.is_dir():
+        return aborted
+    target = _target(endpoint, bucket)
+    for path in sorted(directory.glob("*.sqlite")):
+        if path != skip:
+            aborted += _abort_pending_in(path, target, store, bucket)
+    return aborted
+
+
+def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> list[OpenUpload]:
     lock = _try_lock(path)
     if lock is None:
-        return 0  # a live run holds it: its uploads are its own
-    aborted = 0
+        return []  # a live run holds it: its uploads are its own
+    aborted: list[OpenUpload] = []
     try:
         with contextlib.closing(_connect(path)) as db:
             row = db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
             if row is None or row[0] != target:
-                return 0
+                return []
             for key, upload_id in db.execute("SELECT key, upload_id FROM uploads WHERE state='abort'").fetchall():
                 try:
                     store.abort_multipart_upload(bucket, key, upload_id)
@@ -539,7 +552,7 @@ def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> int
                     continue
                 db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
                 db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
-                aborted += 1
+                aborted.append(OpenUpload(key, upload_id))
     except sqlite3.Error:
         return aborted
     finally:

@@ -582,6 +582,9 @@ class Engine:
                 result: Any = fn(*args)
             except S3PumpError as e:
                 result = e
+            except Exception as e:  # a bug must fail the file, not leave the run waiting forever
+                _log.exception("control-plane call %s failed", getattr(fn, "__name__", fn))
+                result = S3PumpError(f"internal error in {getattr(fn, '__name__', 'a control call')}: {e!r}")
             q.put((self._control_done, (handler, mp, result)))
 
         self._control.submit(work)

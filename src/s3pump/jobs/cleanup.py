@@ -6,7 +6,9 @@ reference, AbortMultipartUpload; a bucket lifecycle rule with
 ``AbortIncompleteMultipartUpload`` does the same server-side). ``cleanup`` lists
 them (ListMultipartUploads) and aborts those initiated more than ``older_than_s``
 ago, so uploads still in progress elsewhere are left alone. It also forgets any
-such upload in the local resume journals, so a rerun starts it over.
+such upload in the local resume journals, so a rerun starts it over, and retries,
+whatever their age, the aborts that failed in earlier runs and that a journal no
+live run holds still records (see :mod:`s3pump.journal`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..config import TransferConfig
 from ..errors import S3PumpError, UsageError
+from ..journal import abort_pending_in_journals
 from ..session import open_store, state_dir
 from ..store.base import Store
 from ..urls import parse_s3_url
@@ -83,6 +86,10 @@ def cleanup(
                 failed.append((*entry, str(e)))
                 continue
             aborted.append(entry)
+        if not dry_run:  # aborts that failed in earlier runs (e.g. during an outage), whatever their age
+            for pending in abort_pending_in_journals(state_dir() / "journals", store, config.endpoint_url,
+                                                     dest.bucket):
+                aborted.append((f"s3://{dest.bucket}/{pending.key}", pending.upload_id))
     finally:
         if own_store:
             store.close()
