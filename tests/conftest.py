@@ -69,11 +69,16 @@ def s3env() -> Iterator[S3Env]:
 
 
 @pytest.fixture
-def bucket(s3env: S3Env) -> str:
-    """A new, empty bucket for one test."""
+def bucket(s3env: S3Env) -> Iterator[str]:
+    """A new, empty bucket for one test. After the test, ListMultipartUploads on it must be empty:
+    whatever the test did (kills, faults, Ctrl-C, reruns), s3pump must have completed or aborted
+    every upload it created (checked for every test that uses this fixture)."""
     name = f"t-{uuid.uuid4().hex[:12]}"
-    s3env.boto().create_bucket(Bucket=name)
-    return name
+    client = s3env.boto()
+    client.create_bucket(Bucket=name)
+    yield name
+    left = [(u["Key"], u["UploadId"]) for u in client.list_multipart_uploads(Bucket=name).get("Uploads", [])]
+    assert not left, f"multipart uploads left open in s3://{name}: {left}"
 
 
 @pytest.fixture
