@@ -108,13 +108,15 @@ class OpenUpload:
 
 class _Lock:
     """An exclusive ``flock`` on ``path`` (created if missing), held until :meth:`release`.
+    Waits up to ``wait_s`` (another run may hold it for a moment, to retry its failed aborts).
 
     Raises:
         JournalBusyError: another process holds it.
     """
 
-    def __init__(self, path: Path, what: Path) -> None:
+    def __init__(self, path: Path, what: Path, *, wait_s: float = 2.0) -> None:
         self.path = path
+        deadline = time.monotonic() + wait_s
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -122,6 +124,9 @@ class _Lock:
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
                 os.close(fd)
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
                 raise JournalBusyError(
                     f"{what}: another s3pump run of the same command is running"
                     f"{f' (pid {holder})' if holder else ''}; wait for it to finish, or stop it"
@@ -149,7 +154,7 @@ class _Lock:
 
 def _try_lock(path: Path) -> _Lock | None:
     try:
-        return _Lock(Path(f"{path}.lock"), path)
+        return _Lock(Path(f"{path}.lock"), path, wait_s=0.0)
     except JournalBusyError:
         return None
 

@@ -570,6 +570,9 @@ class Engine:
         if error is None:
             self.bus.emit(MultipartAborted(key, upload_id, reason))
         else:
+            _log.warning("s3://%s/%s: aborting multipart upload %s failed (%s); it stays open until a rerun "
+                         "or `s3pump cleanup s3://%s/%s --older-than 0s` aborts it", self.bucket, key, upload_id,
+                         error, self.bucket, key)
             self.bus.emit(MultipartAbortFailed(key, upload_id, error))
 
     def _control_call(self, handler: Callable[[Any, Any], None], mp: Any,
