@@ -270,3 +270,26 @@ def test_sync_does_not_store_an_md5_of_content_replaced_after_hashing(tmp_path: 
     sync(src, f"s3://{BUCKET}/m/", _config(), mode="checksum", store=store, hash_cache=False)
     obj = store.buckets[BUCKET].get("m/a.bin")
     assert obj is None or obj.metadata["md5"] == hashlib.md5(obj.body).hexdigest()
+
+
+class _OpaqueEtagStore(MemoryStore):
+    """ETags that are no MD5s (as with a bucket's default SSE-KMS encryption)."""
+
+    def put_file(self, bucket, key, path, size_bytes, attrs, on_done):  # type: ignore[no-untyped-def]
+        def opaque(result):  # type: ignore[no-untyped-def]
+            if isinstance(result, PutResult):
+                result = PutResult(hashlib.md5(b"kms" + result.etag.encode()).hexdigest(), result.checksum)
+            on_done(result)
+        return super().put_file(bucket, key, path, size_bytes, attrs, opaque)
+
+
+def test_sync_to_a_bucket_whose_etags_are_not_md5s_uploads_unchanged_files(tmp_path: Path, state: Path) -> None:
+    """The ETag = MD5 check of item 2 must not fail files where ETags are no MD5s."""
+    rng = random.Random(1)
+    versions = _torn_tree(rng, tmp_path / "src", 0)
+    store = _OpaqueEtagStore()
+    store.create_bucket(BUCKET)
+    report = sync(tmp_path / "src", f"s3://{BUCKET}/e/", _config(), store=store, hash_cache=False)
+    assert report.ok
+    for name, (data,) in versions.items():
+        assert store.buckets[BUCKET][f"e/{name}"].body == data

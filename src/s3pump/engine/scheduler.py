@@ -24,6 +24,7 @@ reported as a :class:`~s3pump.events.FileFailed`, never dropped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import itertools
 import logging
@@ -186,6 +187,7 @@ class Engine:
         self._cancel = threading.Event()
         self._stopping = False  # _shutdown runs: signals no longer interrupt (the aborts must happen)
         self._hurry = False  # a further signal while stopping: do not wait for in-flight requests
+        self._etags_are_md5 = True  # until a PUT of an unchanged file shows otherwise (SSE-KMS)
         self._last_timeout_check = 0.0
         self._last_tick = 0.0
         self._debug = _log.isEnabledFor(logging.DEBUG)  # per-request debug lines cost nothing otherwise
@@ -490,13 +492,29 @@ class Engine:
             same = item.identity.same_version(now)
         else:
             same = now.size_bytes == item.size_bytes and now.mtime_ns == item.mtime_ns
-        if same and item.md5 and _is_plain_md5(result.etag, self.config.sse):
-            same = result.etag.lower() == item.md5.lower()
+        if (same and item.md5 and self._etags_are_md5 and _is_plain_md5(result.etag, self.config.sse)
+                and result.etag.lower() != item.md5.lower()):
+            same = self._etag_mismatch_explained(item)
         if not same:
             return SourceChangedError(
                 f"{item.source}: changed while uploading; rerun to upload the new version"
             )
         return None
+
+    def _etag_mismatch_explained(self, item: UploadItem) -> bool:
+        """A single PUT's ETag is not the MD5 the planner hashed: either other bytes were sent, or
+        the bucket's ETags are no MD5s (default SSE-KMS encryption). Re-read the file once: if it
+        still has that MD5, it is the latter, and ETags are not compared again in this run."""
+        try:
+            with open(item.path or "", "rb", buffering=0) as f:
+                now = hashlib.file_digest(f, "md5").hexdigest()
+        except OSError:
+            return False
+        if now != (item.md5 or "").lower():
+            return False
+        _log.info("s3://%s: ETags are not MD5s here (SSE-KMS?); not compared with the files' MD5s", self.bucket)
+        self._etags_are_md5 = False
+        return True
 
     def _delete_quietly(self, key: str) -> None:
         with contextlib.suppress(S3PumpError):
