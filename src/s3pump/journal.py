@@ -41,8 +41,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine.multipart import ResumeRecord
-from .engine.scheduler import UploadItem
 from .errors import JournalBusyError, NoSuchUploadError, S3PumpError
 from .events import (
     Event,
@@ -57,11 +55,13 @@ from .events import (
     PartDone,
 )
 from .fileid import FileIdentity
+from .items import ResumeRecord, UploadItem
 from .store.base import CompletedPart, Store
 
-__all__ = ["Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "abort_pending", "abort_pending_in_journals",
-           "abort_recorded",
-           "journal_path", "skip_and_resume"]
+__all__ = [
+    "Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "abort_pending", "abort_pending_in_journals",
+    "abort_recorded", "forget_uploads", "journal_path", "skip_and_resume",
+]
 
 _VERSION = 2
 _SCHEMA = """
@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS creating (key TEXT PRIMARY KEY, started REAL NOT NULL
 """
 #: an upload recorded by a journal of the first format: its file identity is unknown (never resumed)
 _UNKNOWN = FileIdentity(-1, -1, -1, -1, None)
+#: beside a journal that holds uploads to abort (see Journal._flag_pending)
+_PENDING_SUFFIX = ".aborts"
 #: clock slack between this host and the server when matching ListMultipartUploads' Initiated times
 _CLOCK_SLACK_S = 60.0
 
@@ -284,7 +286,18 @@ class Journal:
 
     def mark_abort(self, upload_id: str) -> None:
         """Keep ``upload_id`` recorded as to be aborted (its abort failed, or was not tried yet)."""
-        self.db.execute("UPDATE uploads SET state='abort' WHERE upload_id=?", (upload_id,))
+        if self.db.execute("UPDATE uploads SET state='abort' WHERE upload_id=?", (upload_id,)).rowcount:
+            self._flag_pending(True)
+
+    def _flag_pending(self, pending: bool) -> None:
+        """``<journal>.aborts`` exists while the journal holds uploads to abort: other runs look for
+        these markers only (:func:`abort_pending_in_journals`), never open every journal."""
+        marker = Path(f"{self.path}{_PENDING_SUFFIX}")
+        if pending:
+            marker.touch()
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                marker.unlink()
 
     def restart(self) -> None:
         """Forget every finished or failed file (``--no-resume``); uploads still recorded (their
@@ -357,7 +370,9 @@ class Journal:
             self._open_keys.add(event.key)
             with self._tx() as db:
                 # an older upload of the key (gone, or its abort failed) is no longer resumable
-                db.execute("UPDATE uploads SET state='abort' WHERE key=? AND state='open'", (event.key,))
+                stale = db.execute("UPDATE uploads SET state='abort' WHERE key=? AND state='open'", (event.key,))
+                if stale.rowcount:
+                    self._flag_pending(True)
                 db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
                            (event.upload_id, event.key, event.part_size_bytes, i.size_bytes, i.mtime_ns,
                             i.ctime_ns, i.inode, i.device, self.checksum_algorithm, time.time()))
@@ -403,7 +418,7 @@ class Journal:
         if self._db is not None:
             self._db.close()
             self._db = None
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", _PENDING_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
         if self._lock is not None:
@@ -411,12 +426,17 @@ class Journal:
             self._lock = None
 
 
+#: ``abort(key, upload_id)``: the run's :meth:`~s3pump.engine.uploads.OpenUploads.abort`, which
+#: returns the error instead of raising it (an unknown upload counts as aborted)
+Abort = Callable[[str, str], "S3PumpError | None"]
+
+
 def _target(endpoint: str | None, bucket: str) -> str:
     return json.dumps([endpoint or "", bucket])
 
 
 def skip_and_resume(
-    items: Iterable[UploadItem], journal: Journal, bus: EventBus, abort: Callable[[str, str], None],
+    items: Iterable[UploadItem], journal: Journal, bus: EventBus, abort: Abort,
     *, multipart_threshold_bytes: int | None = None,
 ) -> Iterator[UploadItem]:
     """Filter planned items through the journal of an earlier run of the same command.
@@ -459,21 +479,23 @@ def skip_and_resume(
         yield item
 
 
-def abort_recorded(journal: Journal, abort: Callable[[str, str], None], u: OpenUpload) -> bool:
+def abort_recorded(journal: Journal, abort: Abort, u: OpenUpload) -> bool:
     """Abort a journaled upload: forgotten once the abort succeeded (or the upload is gone),
     kept as a pending abort otherwise. Returns whether it is gone."""
     try:
-        abort(u.key, u.upload_id)
+        error = abort(u.key, u.upload_id)
     except NoSuchUploadError:
-        pass
-    except S3PumpError:
+        error = None
+    except S3PumpError as e:
+        error = e
+    if error is not None and not isinstance(error, NoSuchUploadError):
         journal.mark_abort(u.upload_id)
         return False
     journal.forget_upload(u.upload_id)
     return True
 
 
-def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str) -> int:
+def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str, abort: Abort) -> int:
     """Abort the multipart uploads this journal owns but never learnt the ID of.
 
     A client killed between CreateMultipartUpload reaching the server and the journal
@@ -497,25 +519,25 @@ def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str) -> i
         started = creating.get(u.key)
         if started is None or u.upload_id in known or u.initiated < started - _CLOCK_SLACK_S:
             continue
-        try:
-            store.abort_multipart_upload(bucket, u.key, u.upload_id)
+        error = abort(u.key, u.upload_id)
+        if error is None or isinstance(error, NoSuchUploadError):
             aborted += 1
-        except NoSuchUploadError:
-            pass
-        except S3PumpError:
+        else:
             settled.discard(u.key)
     journal.forget_creating(settled)
     return aborted
 
 
-def abort_pending(journal: Journal, store: Store, bucket: str) -> int:
-    """Retry the aborts that failed in earlier runs: this journal's, and those of every other
-    journal in the same directory for the same endpoint and bucket that no live run holds (so
-    the ``--from-list`` rerun after an outage cleans up what the failed run could not).
+def abort_pending(journal: Journal, store: Store, bucket: str, abort: Abort) -> int:
+    """Retry the aborts that failed in earlier runs: this journal's (through ``abort``), and those
+    of every other journal in the same directory for the same endpoint and bucket that no live run
+    holds (so the ``--from-list`` rerun after an outage cleans up what the failed run could not;
+    like ``s3pump cleanup``, these are other runs' leftovers, aborted on the store directly).
     Returns how many uploads were aborted; failures stay recorded."""
     aborted = 0
     for u in journal.pending_aborts():
-        aborted += abort_recorded(journal, lambda k, i: store.abort_multipart_upload(bucket, k, i), u)
+        aborted += abort_recorded(journal, abort, u)
+    journal._flag_pending(bool(journal.pending_aborts()))
     target = journal.db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
     if target is not None:
         aborted += len(abort_pending_in_journals(journal.path.parent, store, json.loads(target[0])[0] or None,
@@ -532,7 +554,8 @@ def abort_pending_in_journals(directory: Path, store: Store, endpoint: str | Non
     if not directory.is_dir():
         return aborted
     target = _target(endpoint, bucket)
-    for path in sorted(directory.glob("*.sqlite")):
+    for marker in sorted(directory.glob(f"*.sqlite{_PENDING_SUFFIX}")):
+        path = Path(str(marker)[:-len(_PENDING_SUFFIX)])
         if path != skip:
             aborted += _abort_pending_in(path, target, store, bucket)
     return aborted
@@ -544,7 +567,9 @@ def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> lis
         return []  # a live run holds it: its uploads are its own
     aborted: list[OpenUpload] = []
     try:
-        with contextlib.closing(_connect(path)) as db:
+        with contextlib.closing(sqlite3.connect(str(path), isolation_level=None, timeout=10.0)) as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
+                return []  # another s3pump version's journal: not ours to change
             row = db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
             if row is None or row[0] != target:
                 return []
@@ -558,8 +583,25 @@ def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> lis
                 db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
                 db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
                 aborted.append(OpenUpload(key, upload_id))
+            if db.execute("SELECT 1 FROM uploads WHERE state='abort' LIMIT 1").fetchone() is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{_PENDING_SUFFIX}")
     except sqlite3.Error:
         return aborted
     finally:
         lock.release()
     return aborted
+
+
+def forget_uploads(directory: Path, upload_ids: Iterable[str]) -> None:
+    """Drop these (aborted) uploads from every resume journal in ``directory``: their files start over."""
+    ids = list(upload_ids)
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.sqlite"):
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(str(path))) as db:
+            for upload_id in ids:
+                db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+                db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+            db.commit()
+

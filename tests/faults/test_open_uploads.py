@@ -30,6 +30,7 @@ from s3pump.jobs.upload import upload
 from s3pump.journal import Journal, journal_path
 from s3pump.store.base import ObjectAttributes
 from s3pump.store.memory import MemoryStore
+from tests.faults.test_versions import as_kill9
 
 MIB = 1024 * 1024
 BUCKET = "obucket"
@@ -130,7 +131,7 @@ def test_abort_failed_in_an_outage_is_retried_by_the_from_list_rerun(src: Path, 
 def test_no_resume_after_a_kill_before_the_journal_knew_the_upload(src: Path, state: Path) -> None:
     store = MemoryStore()
     store.create_bucket(BUCKET)
-    with _two_minutes_ago(), pytest.raises(_Kill):  # Create returned; the journal never saw the upload ID
+    with _two_minutes_ago(), as_kill9(), pytest.raises(_Kill):  # Create returned; the journal never saw the upload ID
         upload([src], f"s3://{BUCKET}/n/", _config(), store=store, subscribers=[_kill_at(MultipartCreated)])
     assert len(store.uploads[BUCKET]) == 1
     report = upload([src], f"s3://{BUCKET}/n/", _config(), store=store, resume=False)
@@ -141,7 +142,7 @@ def test_no_resume_after_a_kill_before_the_journal_knew_the_upload(src: Path, st
 def test_destination_with_and_without_slash_share_one_journal(src: Path, state: Path) -> None:
     store = MemoryStore()
     store.create_bucket(BUCKET)
-    with _two_minutes_ago(), pytest.raises(_Kill):
+    with _two_minutes_ago(), as_kill9(), pytest.raises(_Kill):
         upload([src], f"s3://{BUCKET}/p", _config(), store=store, subscribers=[_kill_at(PartDone, 2)])
     store.request_log.clear()
     report = upload([src], f"s3://{BUCKET}/p/", _config(), store=store)
@@ -173,7 +174,7 @@ def test_second_ctrl_c_while_sync_stops_still_aborts_its_upload(src: Path, state
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     t0 = time.monotonic()
     with pytest.raises(CancelledError):
-        sync(src, f"s3://{BUCKET}/c/", _config(), store=store, hash_cache=False)
+        sync(src, f"s3://{BUCKET}/c/", _config(), store=store, hash_cache=False, handle_signals=True)
     assert time.monotonic() - t0 < 8  # it did not wait the 10 s for the stalled part
     assert list(store.list_multipart_uploads(BUCKET)) == []
     assert ("AbortMultipartUpload", "c/big.bin") in store.request_log
@@ -210,7 +211,7 @@ def test_a_finishing_run_does_not_abort_another_runs_upload(src: Path, state: Pa
 def test_rerun_with_another_checksum_algorithm_starts_a_new_upload(src: Path, state: Path) -> None:
     store = MemoryStore()
     store.create_bucket(BUCKET)
-    with pytest.raises(_Kill):
+    with as_kill9(), pytest.raises(_Kill):
         upload([src], f"s3://{BUCKET}/k/", _config(checksum_algorithm="CRC32C"), store=store,
                subscribers=[_kill_at(PartDone, 2)])
     (old,) = list(store.list_multipart_uploads(BUCKET))
@@ -242,7 +243,7 @@ def test_resume_on_a_server_without_listparts_uploads_the_file_afresh(src: Path,
                                                                      error: Exception) -> None:
     store = _NoListParts(error)
     store.create_bucket(BUCKET)
-    with pytest.raises(_Kill):
+    with as_kill9(), pytest.raises(_Kill):
         upload([src], f"s3://{BUCKET}/q/", _config(), store=store, subscribers=[_kill_at(PartDone, 2)])
     store.request_log.clear()
     report = upload([src], f"s3://{BUCKET}/q/", _config(), store=store)

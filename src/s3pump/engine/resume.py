@@ -20,8 +20,9 @@ import hashlib
 import os
 
 from ..errors import S3PumpError, SourceChangedError
+from ..items import ResumeRecord
 from ..store.base import CompletedPart, Store
-from .multipart import FilePartSource, ResumeRecord
+from .multipart import FilePartSource
 
 __all__ = ["list_and_verify_parts", "listing_unsupported"]
 
