@@ -345,7 +345,8 @@ def export(
         help=note("parquet: zstd|snappy|gzip|none; jsonl: gzip|zstd|none", default="zstd / gzip"))] = None,
     one_object_per_row: Annotated[bool, typer.Option(
         "--one-object-per-row", metavar="",
-        help="The lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>")] = False,
+        help="The lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>",
+    )] = False,
     dedup: Annotated[bool, typer.Option("--dedup", metavar="", help="Write only groups whose rows changed (content hash "
                                         "per row; scans the whole table)")] = False,
     dlq: Annotated[str | None, typer.Option("--dlq", metavar="DIR|URL", help=note(
