@@ -347,17 +347,20 @@ def export(
         "--one-object-per-row", metavar="",
         help="The lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>",
     )] = False,
-    dedup: Annotated[bool, typer.Option("--dedup", metavar="", help="Write only groups whose rows changed (content hash "
-                                        "per row; scans the whole table)")] = False,
+    dedup: Annotated[bool, typer.Option("--dedup", metavar="", help="Write only groups whose rows changed "
+                                        "(content hash per row; scans the whole table)")] = False,
     dlq: Annotated[str | None, typer.Option("--dlq", metavar="DIR|URL", help=note(
         "Dead-letter queue: a directory or s3:// prefix", default="DESTINATION/_dlq/"))] = None,
-    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", metavar="", help="Export the dead-letter entries again")] = False,
-    follow: Annotated[bool, typer.Option("--follow", metavar="", help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
+    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", metavar="",
+                                             help="Export the dead-letter entries again")] = False,
+    follow: Annotated[bool, typer.Option("--follow", metavar="",
+                                         help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
     poll_interval: Annotated[str, typer.Option("--poll-interval", metavar="DURATION", help=note(
         "Poll period of --follow", default="30s"))] = "30s",
     state_file: Annotated[Path | None, typer.Option("--state-file", metavar="FILE", help="Also keep the "
                                                     "checkpoint in this local file")] = None,
-    from_start: Annotated[bool, typer.Option("--from-start", metavar="", help="Ignore the checkpoint; export every row")] = False,
+    from_start: Annotated[bool, typer.Option("--from-start", metavar="",
+                                             help="Ignore the checkpoint; export every row")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
