@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
-from .errors import EXIT_CANCELLED, CancelledError, S3PumpError
+from .errors import EXIT_CANCELLED, CancelledError, S3PumpError, UsageError
 from .options import (
     OUTPUT,
     SAFETY,
@@ -74,6 +74,14 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+def _argument_type_column(self: Any, ctx: Any) -> str | None:
+    return None  # the argument's name (its metavar) already says what it is; Typer would print "<list[str]>"
+
+
+if hasattr(typer.core.TyperArgument, "display_type_rich"):  # Typer >= 0.16 shows Python types for arguments
+    typer.core.TyperArgument.display_type_rich = _argument_type_column  # type: ignore[method-assign]
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"s3pump {__version__}")
@@ -113,6 +121,14 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         say("s3pump: cancelled")
         raise typer.Exit(EXIT_CANCELLED) from None
+
+
+def _need(module: str, extra: str, what: str) -> None:
+    """Raise a one-line UsageError (exit 2) when ``module`` of the ``extra`` is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} needs the '{extra}' extra: pip install 's3pump[{extra}]'")
 
 
 def _examples(*lines: str) -> str:
@@ -373,6 +389,7 @@ def export(
     params = locals()
 
     def body() -> int:
+        _need("pyarrow", "export", "export")
         from .jobs.export import export_table
         from .ui.summary import print_export_summary
         from .ui.views import Views
