@@ -118,8 +118,10 @@ def test_abort_failed_in_an_outage_is_retried_by_the_from_list_rerun(src: Path, 
         if isinstance(event, PartDone):
             store.down = True
 
-    with _two_minutes_ago():  # the outage was a while ago
-        report = upload([src], f"s3://{BUCKET}/o/", _config(), store=store, subscribers=[outage_after_first_part])
+    # an outage longer than the run waits out (outage_tolerance_s), a while ago
+    with _two_minutes_ago():
+        report = upload([src], f"s3://{BUCKET}/o/", _config(outage_tolerance_s=0.0), store=store,
+                        subscribers=[outage_after_first_part])
     assert not report.ok and report.failed_list_path
     assert len(list(store.uploads[BUCKET])) == 1  # the abort failed: the upload is still there
     store.down = False
