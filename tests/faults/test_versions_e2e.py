@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,40 @@ def test_sigkill_and_same_size_same_mtime_replacements_never_mix_versions(
         body = client.get_object(Bucket=bucket, Key=f"k/{name}")["Body"].read()
         assert body == (src / name).read_bytes(), f"k/{name}: not the file's current bytes"
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.e2e
+def test_two_identical_uploads_at_once_second_refuses_first_finishes(
+        tmp_path: Path, s3env: S3Env, faultproxy: FaultProxy, state_dir: Path, bucket: str) -> None:
+    """Item 7 as the issue saw it: the same command twice at once. The second refuses with one line
+    and exit 2 (it would share the first's journal); the first is not disturbed and ends with
+    every object right."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(3)
+    files = {f"big{i}.bin": rng.randbytes(2 * 5 * MIB + 1) for i in range(2)}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    # the first run's parts are held 12 s: it is still running while the second starts (a few s)
+    faultproxy.plan = FaultPlan(delay_s={"UploadPart": 12.0})
+    env = proxied_env(s3env, faultproxy, state_dir, S3PUMP_REQUEST_TIMEOUT="60s")
+    first = _start(src, bucket, env)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(e.type == "UploadPart" for e in faultproxy.log) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = _start(src, bucket, env)
+        _, err2 = second.communicate(timeout=120)
+        assert second.returncode == 2, err2.decode()
+        lines = [ln for ln in err2.decode().splitlines() if ln.strip()]
+        assert len(lines) == 1 and "another s3pump run of the same command is running" in lines[0], lines
+        assert first.poll() is None  # the refusal came while the first run was live
+        faultproxy.plan = FaultPlan()
+        _, err1 = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err1.decode()[-2000:]
+    client = s3env.boto()
+    for name, data in files.items():
+        assert client.get_object(Bucket=bucket, Key=f"k/{name}")["Body"].read() == data
