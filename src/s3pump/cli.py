@@ -135,7 +135,8 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
     except S3PumpError as e:
         if debug:
             logging.getLogger("s3pump").exception("failed")
-        console.print(f"s3pump: error: {e}", markup=False, highlight=False)
+        for line in str(e).splitlines() or [""]:  # one line per problem (e.g. one per clashing key)
+            console.print(f"s3pump: error: {line}", markup=False, highlight=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         console.print("s3pump: cancelled", markup=False)
@@ -566,6 +567,8 @@ def stream(
             except OSError as e:
                 raise SourceUnreadableError(f"{input_path}: {e.strerror}") from None
             name = str(input_path)
+        elif sys.stdin is None:  # `s3pump stream ... <&-`: there is no file descriptor 0
+            raise UsageError("stdin is closed; pipe the data in (cmd | s3pump stream ...) or pass --input FILE")
         else:
             readable, name = sys.stdin.buffer, "stdin"
         try:

@@ -237,6 +237,11 @@ class Engine:
                 raise CancelledError(f"cancelled; {kept} multipart upload(s) kept: rerun the same command "
                                      "to resume, or --no-resume to start over") from None
             raise CancelledError("cancelled; in-flight multipart uploads were aborted") from None
+        except BaseException:  # not ours to handle (an item source or a subscriber failed): leave nothing open
+            self.keep_uploads_on_cancel = False
+            with contextlib.suppress(Exception):
+                self._shutdown()
+            raise
         finally:
             restore_signals()
             self._control.shutdown(wait=False)

@@ -676,7 +676,7 @@ def sync(
         if own_store:
             store.close()
     base = UploadReport.from_stats(
-        stats, failed_list_path=str(failed_path) if failed_writer.count else None, dry_run=dry_run
+        stats, failed_list_path=str(failed_writer.path) if failed_writer.count else None, dry_run=dry_run
     )
     return SyncReport(
         **{f: getattr(base, f) for f in UploadReport.__dataclass_fields__},

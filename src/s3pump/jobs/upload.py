@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
-from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
+from ..errors import (
+    CancelledError,
+    InvalidKeyError,
+    LocalStateError,
+    S3PumpError,
+    SourceNotFoundError,
+    UsageError,
+)
 from ..events import EventBus, FileFailed, FileSkipped, Subscriber
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
+from ..local_state import GuardedSubscriber, is_write_refused, probe_directory, state_error
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
+from ..sources.clashes import check_no_key_clashes
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
@@ -33,21 +45,39 @@ def attributes_of(config: TransferConfig) -> ObjectAttributes:
 
 
 def default_failed_list_path(job: str) -> Path:
+    """``<state dir>/failed/<job>-<UTC second>-<pid>-<8 random hex>.jsonl``: unique per run, so two runs
+    that fail in the same second never share (and truncate) one file."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return state_dir() / "failed" / f"{job}-{stamp}.jsonl"
+    return state_dir() / "failed" / f"{job}-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
 
 
 def _open_journal(sources: list[str], destination: str, config: TransferConfig, store: Store, bucket: str,
                   *, fresh: bool) -> Journal:
-    """The resume journal of this command; with ``fresh``, its open uploads are aborted and it restarts."""
+    """The resume journal of this command; with ``fresh``, its open uploads are aborted and it restarts.
+
+    Raises:
+        LocalStateError: the journal cannot be created or written (read-only state dir, full disk).
+    """
     path = journal_path(state_dir(), "upload", sources, destination, config.endpoint_url)
-    journal = Journal(path)
-    if fresh:
-        for u in journal.open_uploads():
-            store.abort_multipart_upload(bucket, u.key, u.upload_id)
-        journal.delete()
+    try:
         journal = Journal(path)
+        if fresh:
+            for u in journal.open_uploads():
+                store.abort_multipart_upload(bucket, u.key, u.upload_id)
+            journal.delete()
+            journal = Journal(path)
+    except (OSError, sqlite3.Error) as e:
+        if not is_write_refused(e):
+            raise
+        raise state_error(path, "resume journal", e) from None
     return journal
+
+
+def _raise_state_error(guarded: list[GuardedSubscriber]) -> None:
+    """Raise the first local write error of the run, if any (the run was stopped for it)."""
+    for g in guarded:
+        if g.error is not None:
+            raise g.error
 
 
 def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> Iterator[UploadItem]:
@@ -133,6 +163,9 @@ def upload(
         raise UsageError("give at least one PATH, or --from-list FILE")
     attrs = attributes_of(config)
     totals = totals if totals is not None else WalkTotals()
+    if from_list is None and len(paths) > 1:  # two roots may map files to one key: refuse before sending
+        check_no_key_clashes([str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
+                             path_filter=PathFilter(include, exclude))
     if from_list is not None:
         items: Iterable[UploadItem] = read_failed_list(from_list, dest, attrs)
     else:
@@ -143,8 +176,17 @@ def upload(
         )
     stats = RunStats()
     failed_path = Path(failed_list) if failed_list else default_failed_list_path("upload")
+    probe_directory(failed_path.parent, "failed-list")
     failed_writer = FailedListWriter(failed_path, dest.bucket)
-    bus = EventBus(stats, failed_writer, *subscribers)
+    stop: list[Engine] = []  # the engine, once there is one: a local file that fails mid-run stops it
+
+    def stop_run(_: LocalStateError) -> None:
+        if stop:
+            stop[0].keep_uploads_on_cancel = False  # a journal that cannot record them cannot resume them
+            stop[0].cancel()
+
+    guarded = [GuardedSubscriber(failed_writer, lambda: failed_writer.path, "failed-list", stop_run)]
+    bus = EventBus(stats, guarded[0], *subscribers)
     try:
         if dry_run:
             for item in items:
@@ -162,7 +204,9 @@ def upload(
                     [str(p) for p in paths] if from_list is None else [f"--from-list={from_list}"],
                     destination, config, store, dest.bucket, fresh=not resume,
                 )
-                bus.subscribe(journal)
+                journal_file = journal.path
+                guarded.append(GuardedSubscriber(journal, lambda: journal_file, "resume journal", stop_run))
+                bus.subscribe(guarded[-1])
                 active = store
 
                 def abort(key: str, upload_id: str) -> None:
@@ -170,8 +214,18 @@ def upload(
 
                 # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
                 engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=resume)
-                engine.run(skip_and_resume(items, journal, bus, abort,
-                                           multipart_threshold_bytes=config.multipart_threshold_bytes))
+                stop.append(engine)
+                try:
+                    engine.run(skip_and_resume(items, journal, bus, abort,
+                                               multipart_threshold_bytes=config.multipart_threshold_bytes))
+                except CancelledError:
+                    _raise_state_error(guarded)
+                    raise
+                except (OSError, sqlite3.Error) as e:  # the planner's journal lookups (the engine aborted)
+                    if not is_write_refused(e):
+                        raise
+                    raise state_error(journal_file, "resume journal", e) from None
+                _raise_state_error(guarded)
                 if stats.files_failed == 0:
                     if journal.multipart_planned:  # only then can a killed run have left an orphan
                         with contextlib.suppress(S3PumpError):
@@ -185,5 +239,5 @@ def upload(
     finally:
         failed_writer.close()
     return UploadReport.from_stats(
-        stats, failed_list_path=str(failed_path) if failed_writer.count else None, dry_run=dry_run
+        stats, failed_list_path=str(failed_writer.path) if failed_writer.count else None, dry_run=dry_run
     )

@@ -563,7 +563,7 @@ class S3Store:
             if token:
                 query += f"&continuation-token={quote(token, safe='')}"
             _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
-            objects, truncated, token = parse_list_page(body)
+            objects, truncated, token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
             yield from objects
             if not truncated or not token:
                 return
