@@ -37,6 +37,7 @@ from .events import (
     UploadPlanned,
 )
 from .report import UploadReport
+from .stdout_guard import GuardedStdout
 from .units import format_bytes
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class JsonLines:
     """``--json``: one JSON object per finished, failed or skipped file on stdout, then a summary."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stdout
+        self.stream = GuardedStdout(stream)  # a reader that goes away (`| head`) stops the lines, not the run
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, FileDone):
@@ -254,7 +255,7 @@ class SyncPlanPrinter:
                  console: Console | None = None) -> None:
         self.bucket = destination[5:].partition("/")[0]
         self.dry_run = dry_run
-        self.stream = stream or sys.stdout
+        self.stream = GuardedStdout(stream)
         self.console = console or stderr_console()
         self.notes = 0
 
