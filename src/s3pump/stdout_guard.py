@@ -28,7 +28,7 @@ class GuardedStdout:
     """
 
     def __init__(self, stream: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream = stream if stream is not None else sys.stdout  # None: started with stdout closed (>&-)
         self._stderr = stderr
         self.reader_gone = False
 
@@ -36,12 +36,14 @@ class GuardedStdout:
         if self.reader_gone:
             return
         try:
+            if self.stream is None:
+                raise BrokenPipeError(errno.EPIPE, "stdout is closed")
             self.stream.write(text)
         except OSError as e:
             self._closed(e)
 
     def flush(self) -> None:
-        if self.reader_gone:
+        if self.reader_gone or self.stream is None:
             return
         try:
             self.stream.flush()
@@ -52,6 +54,9 @@ class GuardedStdout:
         if not isinstance(error, BrokenPipeError) and error.errno not in (errno.EPIPE, errno.ECONNRESET):
             raise error
         self.reader_gone = True
+        if self.stream is None:
+            self._notice()
+            return
         try:  # Python flushes sys.stdout at exit: let that (and any buffered rest) go to /dev/null
             devnull = os.open(os.devnull, os.O_WRONLY)
             try:
@@ -60,6 +65,9 @@ class GuardedStdout:
                 os.close(devnull)
         except (OSError, ValueError, AttributeError):  # not a real file (a test's StringIO)
             pass
+        self._notice()
+
+    def _notice(self) -> None:
         stderr = self._stderr if self._stderr is not None else sys.stderr
         if stderr is not None:
             try:

@@ -178,6 +178,12 @@ def test_read_only_failed_list_directory(s3env: S3Env, bucket: str, state_dir: P
     assert _err_lines(r.stderr) == [
         f"s3pump: error: {ro}: cannot write the failed-list (Read-only file system); pass --failed-list "
         "with a file in a writable directory (or set S3PUMP_STATE_DIR)"], r.stderr.decode()
+    r = run_cli(["sync", str(src), f"s3://{bucket}/f/", "--no-progress", "--failed-list", str(ro / "failed.jsonl")],
+                s3env.env(state_dir))
+    assert r.returncode == 2, r.stderr.decode()
+    assert _err_lines(r.stderr) == [
+        f"s3pump: error: {ro}: cannot write the failed-list (Read-only file system); pass --failed-list "
+        "with a file in a writable directory (or set S3PUMP_STATE_DIR)"], r.stderr.decode()
     assert list_all(s3env.boto(), bucket) == {}
     _no_open_uploads(s3env, bucket)
 

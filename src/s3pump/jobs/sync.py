@@ -61,6 +61,7 @@ from ..events import (
     UploadPlanned,
 )
 from ..hashcache import HashCache
+from ..local_state import probe_directory
 from ..plan.extsort import ExternalSorter, Spool
 from ..plan.syncplan import (
     MODES,
@@ -638,6 +639,7 @@ def sync(
     stats = RunStats()
     sync_stats = SyncStats()
     failed_path = Path(failed_list) if failed_list else default_failed_list_path("sync")
+    probe_directory(failed_path.parent, "failed-list")  # a directory that refuses it: one line, exit 2
     failed_writer = FailedListWriter(failed_path, dest.bucket)
     bus = EventBus(stats, sync_stats, failed_writer, *subscribers)
     cache: HashCache | None = None
