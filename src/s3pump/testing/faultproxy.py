@@ -535,13 +535,14 @@ class FaultProxy:
             payload = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
                        f"<Message>{msg}</Message><Resource>{split.path}</Resource>"
                        f"<RequestId>faultproxy</RequestId></Error>").encode()
+            # logged before the answer: a client that stops the proxy once it has the answer finds it logged
+            self._record(status=status, **rec)
             cwriter.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
                 f"Content-Length: {len(payload)}\r\nx-amz-request-id: faultproxy\r\n\r\n".encode()
                 + (b"" if method == "HEAD" else payload)
             )
             await cwriter.drain()
-            self._record(status=status, **rec)
             return not client_close, upstream
         if fault == "stall":
             self._record(status=None, **rec)
