@@ -87,3 +87,21 @@ def test_upload_refuses_clashes_and_sends_nothing(tmp_path: Path) -> None:
 def test_a_single_root_is_not_walked_twice(tmp_path: Path) -> None:
     assert list(find_key_clashes([str(tmp_path / "does-not-matter")], parse_s3_url("s3://bkt/"),
                                  path_filter=PathFilter())) == []
+
+
+def test_a_list_naming_one_key_twice_is_refused(tmp_path: Path) -> None:
+    """The same class through ``--from-list``: two lines whose sources go to one key."""
+    import json
+
+    store = MemoryStore()
+    store.create_bucket("bkt")
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_bytes(b"A")
+    b.write_bytes(b"B")
+    listed = tmp_path / "list.jsonl"
+    listed.write_text("".join(json.dumps({"source": str(p), "key": "p/same.txt"}) + "\n" for p in (a, b)))
+    with pytest.raises(KeyClashError) as e:
+        upload([], "s3://bkt/p/", TransferConfig(), store=store, from_list=listed)
+    assert str(e.value) == (f"s3://bkt/p/same.txt: {a} and {b} map to this key; upload them to different "
+                            "prefixes, or --exclude one; nothing was uploaded")
+    assert store.buckets["bkt"] == {}

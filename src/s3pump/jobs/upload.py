@@ -30,7 +30,7 @@ from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
 from ..local_state import GuardedSubscriber, is_write_refused, probe_directory, state_error
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
-from ..sources.clashes import check_no_key_clashes
+from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
@@ -163,9 +163,12 @@ def upload(
         raise UsageError("give at least one PATH, or --from-list FILE")
     attrs = attributes_of(config)
     totals = totals if totals is not None else WalkTotals()
-    if from_list is None and len(paths) > 1:  # two roots may map files to one key: refuse before sending
-        check_no_key_clashes([str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-                             path_filter=PathFilter(include, exclude))
+    # two sources that map to one key: refuse before sending (only several roots, or a list, can have them)
+    if from_list is not None:
+        check_no_key_clashes(find_clashes_in(read_failed_list(from_list, dest, attrs)), dest)
+    elif len(paths) > 1:
+        check_no_key_clashes(find_key_clashes([str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
+                                              path_filter=PathFilter(include, exclude)), dest)
     if from_list is not None:
         items: Iterable[UploadItem] = read_failed_list(from_list, dest, attrs)
     else:

@@ -9,21 +9,23 @@ distinct keys (the prefix is prepended to each). Finding clashes among millions 
 bounded memory: a pre-pass walks the roots (the same walk, filters and symlink rule as the
 upload), feeds ``(key, source)`` records to an :class:`~s3pump.plan.extsort.ExternalSorter`
 (``max_in_memory`` records in RAM, sorted runs spilled to temporary files beyond that) and
-reads the merged order once: a clash is a run of equal keys. The pre-pass costs one extra walk
+reads the merged order once: a clash is a run of equal keys. A ``--from-list`` file is checked the
+same way (its lines may name one key twice), by reading it once before the upload. The pre-pass costs one extra walk
 of the tree (names and ``stat``, no file content), and memory independent of the file count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from ..engine.scheduler import UploadItem
 from ..errors import KeyClashError
 from ..plan.extsort import ExternalSorter
 from ..urls import S3Url
 from .walk import PathFilter, walk_items
 
-__all__ = ["KeyClash", "check_no_key_clashes", "find_key_clashes"]
+__all__ = ["KeyClash", "check_no_key_clashes", "find_clashes_in", "find_key_clashes"]
 
 #: Clashes named one by one in the error; beyond this the message gives the count of the rest.
 MAX_CLASHES_SHOWN = 100
@@ -51,11 +53,18 @@ def find_key_clashes(
     """
     if len(roots) < 2:
         return
+    walk = walk_items(list(roots), dest, follow_symlinks=follow_symlinks, path_filter=path_filter,
+                      threaded=False)
+    yield from find_clashes_in(walk, max_in_memory=max_in_memory, tmp_dir=tmp_dir)
+
+
+def find_clashes_in(items: Iterable[UploadItem], *, max_in_memory: int = 100_000,
+                    tmp_dir: str | None = None) -> Iterator[KeyClash]:
+    """Every key that more than one of ``items`` (without an error) maps to, in key order, in bounded
+    memory (see the module docstring). Used for a ``--from-list`` file, whose lines may repeat a key."""
     sorter = ExternalSorter(max_in_memory, tmp_dir)
     try:
-        walk = walk_items(list(roots), dest, follow_symlinks=follow_symlinks, path_filter=path_filter,
-                          threaded=False)
-        for seq, item in enumerate(walk):  # seq keeps each key's sources in walk order
+        for seq, item in enumerate(items):  # seq keeps each key's sources in walk order
             if item.error is None:
                 sorter.add((item.key, seq, item.source))
         key: str | None = None
@@ -72,18 +81,16 @@ def find_key_clashes(
         sorter.close()
 
 
-def check_no_key_clashes(
-    roots: Sequence[str], dest: S3Url, *, follow_symlinks: bool = False, path_filter: PathFilter | None = None,
-) -> None:
-    """Raise if two files under ``roots`` map to one key (see :func:`find_key_clashes`).
+def check_no_key_clashes(clashes: Iterable[KeyClash], dest: S3Url) -> None:
+    """Raise if ``clashes`` (from :func:`find_key_clashes` or :func:`find_clashes_in`) holds any.
 
     Raises:
-        KeyClashError: one line per clash (``s3://bucket/key: a and b both map to it; ...``), at most
+        KeyClashError: one line per clash (``s3://bucket/key: a and b map to this key; ...``), at most
             :data:`MAX_CLASHES_SHOWN` lines and then the count of the others; exit 2.
     """
     lines: list[str] = []
     more = 0
-    for clash in find_key_clashes(roots, dest, follow_symlinks=follow_symlinks, path_filter=path_filter):
+    for clash in clashes:
         if len(lines) < MAX_CLASHES_SHOWN:
             lines.append(f"s3://{dest.bucket}/{clash.key}: {' and '.join(clash.sources)} map to this key; "
                          "upload them to different prefixes, or --exclude one; nothing was uploaded")
