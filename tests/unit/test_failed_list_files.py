@@ -30,12 +30,12 @@ def test_two_runs_failing_in_the_same_second_keep_both_lists(tmp_path: Path, sto
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The default path's clock has one-second resolution: freeze it, so both runs fail "in the same
     second", and check each run's list holds its own failure."""
-    import s3pump.jobs.upload as upload_mod
+    import s3pump.run as run_mod
 
     monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
     frozen = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
     frozen.strftime = lambda fmt, t=None: "20260101T000000Z"
-    monkeypatch.setattr(upload_mod, "time", frozen)
+    monkeypatch.setattr(run_mod, "time", frozen)
     first = upload([tmp_path / "missing-1"], "s3://bkt/p/", CFG, store=store)
     second = upload([tmp_path / "missing-2"], "s3://bkt/p/", CFG, store=store)
     assert first.failed_list_path and second.failed_list_path

@@ -8,8 +8,8 @@ import os
 
 from s3pump.errors import SourceNotFoundError
 from s3pump.events import FileDone, FileFailed
-from s3pump.output import JsonLines
-from s3pump.stdout_guard import NOTICE, GuardedStdout
+from s3pump.ui.jsonlines import JsonLines
+from s3pump.ui.stdout_guard import NOTICE, GuardedStdout
 
 
 def test_json_lines_to_a_closed_pipe_stop_quietly() -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ..engine.scheduler import UploadItem
 from ..errors import KeyClashError
+from ..items import UploadItem
 from ..plan.extsort import ExternalSorter
 from ..urls import S3Url
 from .walk import PathFilter, walk_items
@@ -58,14 +58,15 @@ def find_key_clashes(
     yield from find_clashes_in(walk, max_in_memory=max_in_memory, tmp_dir=tmp_dir)
 
 
-def find_clashes_in(items: Iterable[UploadItem], *, max_in_memory: int = 100_000,
+def find_clashes_in(items: Iterable[object], *, max_in_memory: int = 100_000,
                     tmp_dir: str | None = None) -> Iterator[KeyClash]:
-    """Every key that more than one of ``items`` (without an error) maps to, in key order, in bounded
+    """Every key that more than one of ``items`` (upload items without an error; other objects, such as
+    the ``Discovered`` events a source interleaves, are passed over) maps to, in key order, in bounded
     memory (see the module docstring). Used for a ``--from-list`` file, whose lines may repeat a key."""
     sorter = ExternalSorter(max_in_memory, tmp_dir)
     try:
         for seq, item in enumerate(items):  # seq keeps each key's sources in walk order
-            if item.error is None:
+            if isinstance(item, UploadItem) and item.error is None:  # not the events a source interleaves
                 sorter.add((item.key, seq, item.source))
         key: str | None = None
         sources: list[str] = []
