@@ -590,6 +590,169 @@ def stream(
     raise typer.Exit(_run(debug, body))
 
 
+# ---- bucket verbs: lifecycle rules, versioning, mb/rb (jobs/lifecycle.py, jobs/buckets.py) ----
+@app.command()
+def lifecycle(
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix the rule is for")],
+    expire_after: Annotated[str | None, typer.Option("--expire-after", help="Delete objects N days after "
+                                                     "creation, e.g. 365d (Expiration)")] = None,
+    transition: Annotated[list[str] | None, typer.Option("--transition", help="CLASS:DAYS, e.g. STANDARD_IA:30d "
+                                                         "(repeatable; Transitions)")] = None,
+    abort_incomplete_multipart_after: Annotated[str | None, typer.Option(
+        "--abort-incomplete-multipart-after", help="Abort multipart uploads N days after they were started, "
+        "e.g. 7d (AbortIncompleteMultipartUpload)")] = None,
+    noncurrent_expire_after: Annotated[str | None, typer.Option(
+        "--noncurrent-expire-after", help="Delete old versions N days after they became noncurrent "
+        "(NoncurrentVersionExpiration)")] = None,
+    rule_id: Annotated[str | None, typer.Option("--id", help="Rule ID \\[default: s3pump:<prefix>, or the one "
+                                                "rule filtering on exactly this prefix]")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove this rule (the others stay)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the change; write nothing")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    json_output: Annotated[bool, typer.Option("--json", help="The rules (or the change) as JSON on stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    """Show the lifecycle rules that apply to s3://bucket/prefix, or add, replace or remove ONE rule
+    while keeping the bucket's other rules (read, merge, write, read back)."""
+    import json
+
+    from .jobs.lifecycle import apply_rule, rules_for_prefix
+    from .lifecycle import RuleOptions, describe
+    from .session import open_store
+    from .urls import parse_s3_url
+
+    def body() -> int:
+        dest = parse_s3_url(destination)
+        options = RuleOptions(rule_id, expire_after, tuple(transition or ()), noncurrent_expire_after,
+                              abort_incomplete_multipart_after)
+        if remove and options.any_action():
+            raise UsageError("lifecycle: --remove takes no rule options (only --id)")
+        rule = options.rule(dest.prefix) if options.any_action() else None  # validated before any request
+        store, _ = open_store(_config(endpoint_url=endpoint_url, region=region, profile=profile), dest.bucket)
+        try:
+            if rule is None and not remove:
+                rules = rules_for_prefix(store, dest.bucket, dest.prefix)
+                if json_output:
+                    print(json.dumps({"event": "lifecycle_rules", "bucket": dest.bucket, "prefix": dest.prefix,
+                                      "rules": [{"applies": scope, "rule": r} for r, scope in rules]}, default=str))
+                for r, scope in [] if json_output else rules:
+                    print(describe(r) + ("" if scope == "all" else "  (part of this prefix)"))
+                if not rules and not json_output:
+                    stderr_console().print(f"no lifecycle rule applies to {dest}", markup=False)
+                return 0
+            change = apply_rule(store, dest.bucket, dest.prefix, rule, rule_id=rule_id, dry_run=dry_run)
+        finally:
+            store.close()
+        if json_output:
+            print(json.dumps(change.to_json(), default=str))
+        else:
+            for line in change.diff_lines():
+                print(line)
+        console = stderr_console()
+        for note in change.notes:
+            console.print(f"{dest}: {note}", markup=False)
+        if change.written:
+            console.print(f"s3://{dest.bucket}: lifecycle configuration written ({len(change.after)} rules) and "
+                          "verified", markup=False)
+        elif change.changed:
+            console.print(f"(dryrun) s3://{dest.bucket}: lifecycle configuration not written", markup=False)
+        else:
+            console.print(f"s3://{dest.bucket}: lifecycle configuration unchanged", markup=False)
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+def _bucket_name(url: str, verb: str) -> str:
+    from .urls import parse_s3_url
+
+    dest = parse_s3_url(url if url.startswith("s3://") else f"s3://{url}")
+    if dest.prefix.strip("/"):
+        raise UsageError(f"{verb} {url}: give a bucket (s3://bucket), not a prefix")
+    return dest.bucket
+
+
+@app.command()
+def mb(
+    bucket_url: Annotated[str, typer.Argument(help="s3://bucket")],
+    versioning: Annotated[bool, typer.Option("--versioning", help="Enable versioning on the new bucket")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+) -> None:
+    """Make a bucket (in --region), as `aws s3 mb` does; prints `make_bucket: NAME`."""
+    from .jobs.buckets import make_bucket
+    from .session import open_store
+
+    def body() -> int:
+        bucket = _bucket_name(bucket_url, "mb")
+        config = _config(endpoint_url=endpoint_url, region=region, profile=profile)
+        store, _ = open_store(config, bucket, check_bucket=False)
+        try:
+            make_bucket(store, bucket, versioning=versioning)
+        finally:
+            store.close()
+        print(f"make_bucket: {bucket}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
+def rb(
+    bucket_url: Annotated[str, typer.Argument(help="s3://bucket")],
+    force: Annotated[bool, typer.Option("--force", help="First delete every object, version and multipart "
+                                        "upload in it")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+) -> None:
+    """Remove a bucket, as `aws s3 rb` does; prints `remove_bucket: NAME`."""
+    from .jobs.buckets import remove_bucket
+    from .session import open_store
+
+    def body() -> int:
+        bucket = _bucket_name(bucket_url, "rb")
+        store, _ = open_store(_config(endpoint_url=endpoint_url, region=region, profile=profile), bucket)
+        try:
+            remove_bucket(store, bucket, force=force)
+        finally:
+            store.close()
+        print(f"remove_bucket: {bucket}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
+def versioning(
+    bucket_url: Annotated[str, typer.Argument(help="s3://bucket")],
+    enable: Annotated[bool, typer.Option("--enable", help="Turn versioning on")] = False,
+    suspend: Annotated[bool, typer.Option("--suspend", help="Suspend versioning (old versions stay)")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    json_output: Annotated[bool, typer.Option("--json", help="The status as JSON on stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    """Show a bucket's versioning status, or --enable / --suspend it."""
+    import json
+
+    from .jobs.buckets import set_versioning
+    from .session import open_store
+
+    def body() -> int:
+        if enable and suspend:
+            raise UsageError("versioning: give --enable or --suspend, not both")
+        bucket = _bucket_name(bucket_url, "versioning")
+        store, _ = open_store(_config(endpoint_url=endpoint_url, region=region, profile=profile), bucket)
+        try:
+            status = set_versioning(store, bucket, True if enable else False if suspend else None)
+        finally:
+            store.close()
+        if json_output:
+            print(json.dumps({"event": "versioning", "bucket": bucket, "status": status}))
+        else:
+            print(f"s3://{bucket}: versioning {status or 'never enabled'}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
