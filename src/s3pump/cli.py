@@ -415,6 +415,10 @@ def export(
     state_file: Annotated[Path | None, typer.Option("--state-file", help="Also keep the checkpoint in this "
                                                     "local file")] = None,
     from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the checkpoint; export every row")] = False,
+    lifecycle_items: Annotated[list[str] | None, typer.Option(
+        "--lifecycle", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), keeping the "
+        "bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, noncurrent-expire-after=30d, "
+        "abort-incomplete-multipart-after=7d, id=NAME (repeatable)")] = None,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
@@ -433,9 +437,11 @@ def export(
 
     from .export.report import ExportCounters, ExportProgress, print_export_summary
     from .jobs.export import export_table
+    from .lifecycle import parse_rule_items
     from .units import parse_duration_s
 
     def body() -> int:
+        rule_options = parse_rule_items(lifecycle_items) if lifecycle_items else None
         config = _config(
             endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
             checksum_algorithm=checksum_algorithm, content_type=content_type, acl=acl, sse=sse,
@@ -465,7 +471,7 @@ def export(
                     one_object_per_row=one_object_per_row, dedup=dedup, dlq=dlq, replay_dlq=replay_dlq,
                     follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                     state_file=state_file, from_start=from_start, embedded=embedded,
-                    subscribers=observers.subscribers, counters=counters, stop=stop,
+                    subscribers=observers.subscribers, counters=counters, stop=stop, lifecycle=rule_options,
                 )
                 observers.finish(report.to_json())
         finally:

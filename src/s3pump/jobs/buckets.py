@@ -37,6 +37,8 @@ def remove_bucket(store: Store, bucket: str, *, force: bool = False) -> int:
         FatalStoreError: ``BucketNotEmpty`` without ``force``; NoSuchBucketError.
     """
     deleted = 0
+    if not force:
+        _refuse_if_not_empty(store, bucket)
     if force:
         for u in store.list_multipart_uploads(bucket):
             store.abort_multipart_upload(bucket, u.key, u.upload_id)
@@ -55,6 +57,18 @@ def remove_bucket(store: Store, bucket: str, *, force: bool = False) -> int:
                                   "version in it)", status=e.status, code=e.code) from None
         raise
     return deleted
+
+
+def _refuse_if_not_empty(store: Store, bucket: str) -> None:
+    """Some servers delete a non-empty bucket with everything in it (SeaweedFS by default:
+    ``-s3.allowDeleteBucketNotEmpty``); S3 refuses with BucketNotEmpty. Refuse it here as S3 does."""
+    empty = (next(iter(store.list_objects(bucket)), None) is None
+             and next(iter(store.list_multipart_uploads(bucket)), None) is None
+             and (store.get_bucket_versioning(bucket) is None
+                  or next(iter(store.list_object_versions(bucket)), None) is None))
+    if not empty:
+        raise FatalStoreError(f"s3://{bucket}: BucketNotEmpty; delete its objects first, or use --force "
+                              "(deletes every object and version in it)", status=409, code="BucketNotEmpty")
 
 
 def set_versioning(store: Store, bucket: str, enable: bool | None) -> str | None:

@@ -48,11 +48,13 @@ from ..export.protogen import proto_schema
 from ..export.report import ExportCounters, ExportReport
 from ..export.rows import to_arrow
 from ..export.state import Checkpoint, StateStore, put_object_now
+from ..lifecycle import LifecycleRule, RuleOptions
 from ..report import RunStats
 from ..session import open_store
 from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, open_table
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, join_key, parse_s3_url, sanitize_key
+from .lifecycle import apply_rule
 from .upload import attributes_of
 
 __all__ = ["export_table"]
@@ -82,6 +84,7 @@ def export_table(
     counters: ExportCounters | None = None,
     stop: threading.Event | None = None,
     store: Store | None = None,
+    lifecycle: RuleOptions | None = None,
 ) -> ExportReport:
     """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
 
@@ -101,6 +104,9 @@ def export_table(
         replay_dlq: export the ranges recorded in the dead-letter queue again, instead of new rows.
         follow: keep polling for new rows every ``poll_interval_s`` until ``stop`` is set.
         stop: set it (e.g. from a signal handler) to finish the in-flight batches and return.
+        lifecycle: a lifecycle rule for the table's objects (``prefix/<table>/``), installed before
+            the export with ``jobs.lifecycle.apply_rule`` (the bucket's other rules kept; nothing
+            written when the rule is already there, so reruns are idempotent).
 
     Returns:
         ExportReport. Rows or objects that failed are in the dead-letter queue (``report.ok`` False).
@@ -120,6 +126,8 @@ def export_table(
     if poll_interval_s <= 0:
         raise UsageError("--poll-interval must be > 0")
     specs = [s if isinstance(s, PartitionSpec) else parse_partition(s) for s in partition_by]
+    if lifecycle is not None:
+        lifecycle.rule(dest.prefix)  # refuse a bad rule before anything is read or sent
     stop = stop or threading.Event()
     counters = counters or ExportCounters()
 
@@ -131,10 +139,13 @@ def export_table(
         if one_object_per_row and not any(s.kind == "time" for s in specs):
             raise UsageError("--one-object-per-row needs --partition-by time:COLUMN:day (its date=…/…_<unix> "
                              "layout comes from the row's timestamp)")
+        rule = _lifecycle_rule(lifecycle, dest, source.table, specs, one_object_per_row) if lifecycle else None
         own_store = store is None
         if store is None:
             store, config = open_store(config, dest.bucket, embedded=embedded)
         try:
+            if rule is not None:
+                apply_rule(store, dest.bucket, rule.prefix, rule, rule_id=lifecycle.rule_id if lifecycle else None)
             job = _ExportJob(source, dest, config, store, specs, format, compression, one_object_per_row,
                              dedup, dlq, batch_rows, state_file, counters, stop, subscribers)
             return job.run(replay=replay_dlq, follow=follow, poll_interval_s=poll_interval_s,
@@ -144,6 +155,17 @@ def export_table(
                 store.close()
     finally:
         source.close()
+
+
+def _lifecycle_rule(options: RuleOptions, dest: S3Url, table: str, specs: Sequence[PartitionSpec],
+                    one_object_per_row: bool) -> LifecycleRule:
+    """The rule for the table's data objects: prefix ``<prefix>/<table>/``, never the checkpoint under
+    ``_s3pump/`` (an expired checkpoint would export everything again)."""
+    if one_object_per_row and any(s.kind == "column" for s in specs):
+        raise UsageError("--lifecycle with --one-object-per-row --partition-by column:…: the objects share no "
+                         "prefix but the destination's, which holds the checkpoint; set the rule per entity "
+                         "with `s3pump lifecycle s3://bucket/prefix/ENTITY/`")
+    return options.rule(join_key(dest.prefix, escape_name(table) + "/"))
 
 
 def schema_hash(schema: pa.Schema) -> str:
@@ -404,6 +426,8 @@ class _ExportJob:
             self.counters.bytes_written += event.size_bytes
             self.checkpoint.rows_exported += rows
             self.checkpoint.objects_written += 1
+            if event.version_id:  # what a consumer pins: the version this export wrote
+                self.checkpoint.versions[event.key] = event.version_id
             if self.dedup:
                 self.hashes.update(self._key_hashes.pop(event.key, {}))
             rec.outstanding.discard(event.key)
