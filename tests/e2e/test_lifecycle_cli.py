@@ -78,6 +78,9 @@ def test_lifecycle_adds_and_removes_its_rule_and_keeps_two_unrelated_ones(
     assert mine["Filter"] == {"Prefix": "exports/"} and mine["Expiration"] == {"Days": 365}
     assert mine["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
     assert mine["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    if isinstance(server, MotoEnv):
+        assert mine["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"},
+                                       {"Days": 90, "StorageClass": "GLACIER"}]
 
     again = run_cli(["lifecycle", url, *flags], env)  # a rerun is idempotent: nothing written
     assert again.returncode == 0 and b"unchanged" in again.stderr
