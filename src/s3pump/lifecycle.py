@@ -282,11 +282,11 @@ def applies_to(rule: dict[str, Any], prefix: str) -> str | None:
 
 
 def canonical(rule: dict[str, Any]) -> str:
-    """A stable text of a rule for comparisons: keys sorted, the legacy top-level ``Prefix`` read
-    as ``Filter.Prefix``, empty lists and an absent ``Filter`` dropped."""
+    """A stable text of a rule for comparisons: keys sorted, empty lists dropped, and the legacy
+    top-level ``Prefix``, an empty ``Filter`` and no filter all read as ``Filter.Prefix``."""
     r = {k: v for k, v in rule.items() if v not in ([], None, {})}
-    if "Prefix" in r and "Filter" not in r:
-        r["Filter"] = {"Prefix": r.pop("Prefix")}
+    if "Filter" not in r:
+        r["Filter"] = {"Prefix": r.pop("Prefix", "")}
     return json.dumps(r, sort_keys=True, default=str)
 
 

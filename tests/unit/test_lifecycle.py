@@ -205,6 +205,14 @@ def test_valid_edge_cases() -> None:
     assert len(long_id) <= 255 and long_id != default_rule_id("k" * 599)
 
 
+def test_the_spellings_of_a_bucket_wide_filter_compare_equal() -> None:
+    ours = RuleOptions(expire_after="3d").rule("").to_s3()
+    for theirs in ({**ours, "Filter": {}}, {k: v for k, v in ours.items() if k != "Filter"},
+                   {**{k: v for k, v in ours.items() if k != "Filter"}, "Prefix": ""}):
+        assert same_rules([ours], [theirs])
+    assert not same_rules([ours], [{**ours, "Filter": {"Prefix": "p/"}}])
+
+
 def test_export_lifecycle_items_parse_like_the_flags() -> None:
     opts = parse_rule_items(["expire-after=365d", "transition=STANDARD_IA:30d", "transition=GLACIER:90d",
                              "abort-incomplete-multipart-after=7d", "noncurrent-expire-after=30d", "id=n"])
