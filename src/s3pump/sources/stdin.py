@@ -1,4 +1,4 @@
-"""Parts of a stream (stdin, a FIFO, any readable): the :class:`~s3pump.engine.multipart.PartSource`
+"""Parts of a stream (stdin, a FIFO, any readable): the :class:`~s3pump.items.PartSource`
 behind ``s3pump stream``.
 
 One reader thread reads the stream a whole part at a time (``readable.readinto(buffer)``: the
@@ -8,8 +8,8 @@ SHA-256 of the whole stream with whole parts, in order (hashlib releases the GIL
 runs beside reading and uploading instead of between reads.
 
 Memory bound. The reader takes a *buffer slot* before it reads a part and the slot comes back
-only when that part is uploaded (:meth:`StreamPartSource.part_uploaded`, fed by the job from
-:class:`~s3pump.events.PartDone`) and hashed, so at most ``buffers`` parts exist at once. Part
+only when that part is uploaded (the engine calls :meth:`StreamPartSource.release`) and
+hashed, so at most ``buffers`` parts exist at once. Part
 buffers are reused (a pool of at most ``buffers`` part-sized ``bytearray``), so the kernel
 maps and zeroes each page once per run instead of once per part. With a spool
 directory the part goes to a temporary file there instead (read and hashed 1 MiB at a time) and
@@ -49,6 +49,7 @@ from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS
 from ..engine.multipart import part_size_for
 from ..errors import S3PumpError, SourceError, SourceTruncatedError, SourceUnreadableError, UsageError
 from ..store.body import BufferSlice, FileRange, PartBody
+from ..store.checksums import FullObjectChecksum
 
 __all__ = ["PartSchedule", "Readable", "StreamPartSource", "share_malloc_arenas"]
 
@@ -123,17 +124,19 @@ class PartSchedule:
 
 
 class StreamPartSource:
-    """A :class:`~s3pump.engine.multipart.PartSource` over a readable stream.
+    """A :class:`~s3pump.items.PartSource` over a readable stream.
 
     ``buffers`` bounds the parts that exist at once (in memory, or as spool files under
     ``spool_dir``). ``expected_size_bytes`` (with ``size_tolerance_bytes``) makes a stream that
     ends with another byte count fail with :class:`~s3pump.errors.SourceTruncatedError`.
 
     Call :meth:`start`, then :meth:`wait_first` to learn whether the stream fits in one part;
-    hand the source to the engine (or take :meth:`single_body` for one PUT); feed
-    :meth:`part_uploaded` from PartDone events; :meth:`close` at the end. ``md5_hex``,
+    hand the source to the engine (or take :meth:`single_body` for one PUT), which calls
+    :meth:`release` as parts are stored; :meth:`close` at the end. ``md5_hex``,
     ``sha256_hex`` and ``bytes_read`` are final once the reader is done.
     """
+
+    counts_reads = True  # the engine reports each part handed out as a SourceRead
 
     def __init__(
         self,
@@ -145,6 +148,8 @@ class StreamPartSource:
         spool_dir: str | os.PathLike[str] | None = None,
         expected_size_bytes: int | None = None,
         size_tolerance_bytes: int = 0,
+        sha256: bool = True,
+        full_object_algorithm: str | None = None,
     ) -> None:
         if buffers < 2:
             raise UsageError("a stream needs at least 2 part buffers (--concurrency >= 2)")
@@ -171,8 +176,10 @@ class StreamPartSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._md5 = hashlib.md5()
-        self._sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256() if sha256 else None
         self._hashers: list[_Hasher] = []
+        # the whole stream's CRC, computed in the reader as each part is read (C, several GB/s)
+        self._full = FullObjectChecksum(full_object_algorithm) if full_object_algorithm else None
         self.bytes_read = 0
         self.part_sizes: list[int] = []
         self.peak_parts_held = 0
@@ -189,7 +196,7 @@ class StreamPartSource:
             except OSError as e:
                 raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
         if self._spool_dir is None:
-            self._hashers = [_Hasher(h, self._ack) for h in (self._md5, self._sha256)]
+            self._hashers = [_Hasher(h, self._ack) for h in (self._md5, self._sha256) if h is not None]
         _grow_pipe(self._readable)
         self._thread = threading.Thread(target=self._run, name="s3pump-stream-reader", daemon=True)
         self._thread.start()
@@ -209,7 +216,7 @@ class StreamPartSource:
                 return self._ready[0][1]
         return b""
 
-    def part_uploaded(self, part_number: int) -> None:
+    def release(self, part_number: int) -> None:
         """Part ``part_number`` is stored: free its buffer slot once hashed (and delete its spool file)."""
         self._ack(part_number)
 
@@ -241,8 +248,13 @@ class StreamPartSource:
         return base64.b64encode(self._md5.digest()).decode()
 
     @property
-    def sha256_hex(self) -> str:
-        return self._sha256.hexdigest()
+    def sha256_hex(self) -> str | None:
+        return self._sha256.hexdigest() if self._sha256 is not None else None
+
+    @property
+    def full_object_checksum(self) -> tuple[str, str] | None:
+        """``(algorithm, base64)`` of the whole stream once it is read (None if not asked for)."""
+        return self._full.value() if self._full is not None else None
 
     # ------------------------------------------------------------------ PartSource (engine thread)
     def bind(self, wakeup: Callable[[], None]) -> None:
@@ -347,6 +359,8 @@ class StreamPartSource:
                 body = BufferSlice(buffer, length)
             if self._stop.is_set():
                 return
+            if self._full is not None and isinstance(body, BufferSlice):
+                self._full.update(body.view)
             last = length < size
             if length == 0 and n > 1:  # the stream ended on a part boundary
                 if isinstance(body, BufferSlice):
@@ -433,7 +447,10 @@ class StreamPartSource:
                     break
                 chunk = memoryview(self._chunk)[:n]
                 self._md5.update(chunk)
-                self._sha256.update(chunk)
+                if self._sha256 is not None:
+                    self._sha256.update(chunk)
+                if self._full is not None:
+                    self._full.update(chunk)
                 while chunk:
                     chunk = chunk[os.write(fd, chunk):]
                 got += n

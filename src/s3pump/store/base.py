@@ -10,7 +10,7 @@ Two kinds of operation:
 * **Control plane, synchronous.** Multipart create/complete/abort/list, head,
   list, delete, bucket checks. They raise :class:`~s3pump.errors.StoreError`.
 
-Implementations: :class:`s3pump.store.s3.S3Store` (awscrt + boto3) and
+Implementations: :class:`s3pump.store.s3.S3Store` (awscrt, and boto3 for rare calls) and
 :class:`s3pump.store.memory.MemoryStore` (tests). ``tests/conformance`` runs
 the same suite against both.
 """
@@ -38,7 +38,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ObjectAttributes:
-    """Per-object request headers: content type, ACL, SSE, storage class, metadata."""
+    """Per-object request headers: content type, ACL, SSE, storage class, metadata.
+
+    ``checksum_type`` ``"FULL_OBJECT"`` makes a multipart upload's checksum one over the whole
+    object (``x-amz-checksum-type`` at CreateMultipartUpload; the value is sent at completion and
+    checked by the server; S3 User Guide, "Checking object integrity": full object checksums
+    exist for CRC64NVME, CRC32 and CRC32C)."""
 
     content_type: str | None = None
     acl: str | None = None
@@ -46,6 +51,13 @@ class ObjectAttributes:
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    checksum_type: str | None = None
+
+    @classmethod
+    def of(cls, config: Any) -> ObjectAttributes:
+        """The attributes a :class:`~s3pump.config.TransferConfig` asks for on every object."""
+        return cls(config.content_type, config.acl, config.sse, config.sse_kms_key_id, config.storage_class,
+                   config.metadata)
 
     def headers(self) -> list[tuple[str, str]]:
         """The raw S3 headers (``x-amz-acl``, ``x-amz-server-side-encryption``, ...)."""
@@ -172,9 +184,13 @@ class Store(Protocol):
         ...
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
-        """CompleteMultipartUpload with ``parts`` in part-number order."""
+        """CompleteMultipartUpload with ``parts`` in part-number order. ``full_object_checksum``
+        (algorithm, base64 value) is the whole object's checksum for an upload created with
+        ``checksum_type="FULL_OBJECT"``; a server that checks it refuses a mismatch (BadDigest,
+        fatal) and the upload stays open (S3 API reference, CompleteMultipartUpload)."""
         ...
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
@@ -267,6 +283,15 @@ class Store(Protocol):
         copy with UploadPartCopy, aborted on failure (S3 API reference: CopyObject, UploadPartCopy).
         In a versioned bucket the copy is a new version; the one copied stays as noncurrent.
         """
+        ...
+
+    def upload_part_copy(
+        self, bucket: str, key: str, upload_id: str, part_number: int, start: int, end: int, *, etag: str,
+        version_id: str | None = None,
+    ) -> CompletedPart:
+        """UploadPartCopy of bytes ``[start, end)`` of the object ``key`` itself (only while its ETag is
+        ``etag``) as part ``part_number`` of ``upload_id``: parts of 5 MiB to 5 GiB (S3 API reference,
+        UploadPartCopy). Raises StoreError (412 when the ETag no longer matches)."""
         ...
 
     def close(self) -> None:

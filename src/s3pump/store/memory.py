@@ -14,10 +14,11 @@ import hashlib
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from awscrt.checksums import crc32c
 
 from ..errors import (
     FatalStoreError,
@@ -25,6 +26,7 @@ from ..errors import (
     NoSuchUploadError,
     StoreError,
 )
+from ..retry import RetryPolicy
 from .base import (
     CompletedPart,
     DoneCallback,
@@ -35,6 +37,7 @@ from .base import (
     PutResult,
 )
 from .body import StreamBody
+from .checksums import full_checksum
 
 __all__ = ["MemoryStore", "StoredObject"]
 
@@ -83,6 +86,11 @@ class MemoryStore:
         self.noncurrent: dict[str, list[tuple[str, StoredObject]]] = {}
         self._lock = threading.Lock()
         self._next_upload = 0
+        self.retry = RetryPolicy(max_attempts=6, backoff_base_s=0.0, backoff_max_s=0.0)
+
+    def use_retry_policy(self, policy: RetryPolicy) -> None:
+        """Retry synchronous PUTs (:func:`~s3pump.store.waiting.put_and_wait`) with a run's policy."""
+        self.retry = policy
 
     # ---- helpers ----
     def _objects(self, bucket: str) -> dict[str, StoredObject]:
@@ -117,8 +125,8 @@ class MemoryStore:
 
     @staticmethod
     def _crc32c_b64(body: bytes | memoryview) -> str:
-        # zlib has CRC32, not CRC32C; the memory store reports CRC32 as its checksum.
-        return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        """The base64 CRC32C of ``body``, as S3 reports ``ChecksumCRC32C`` (awscrt's CRC32C)."""
+        return base64.b64encode(crc32c(bytes(body)).to_bytes(4, "big")).decode()
 
     # ---- data plane ----
     def put_file(
@@ -191,7 +199,8 @@ class MemoryStore:
         return upload_id
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
         self._check("CompleteMultipartUpload", bucket, key)
         upload = self._upload(bucket, upload_id)
@@ -206,6 +215,10 @@ class MemoryStore:
             if i < len(parts) - 1 and len(stored[0]) < self.min_part_size_bytes:
                 raise FatalStoreError(f"s3://{bucket}/{key}: EntityTooSmall", code="EntityTooSmall")
             bodies.append(stored[0])
+        if full_object_checksum is not None and full_object_checksum != full_checksum(
+                full_object_checksum[0], b"".join(bodies)):
+            raise FatalStoreError(f"s3://{bucket}/{key}: BadDigest: the {full_object_checksum[0]} of the object "
+                                  "is not the one given", status=400, code="BadDigest")
         digest = hashlib.md5(b"".join(bytes.fromhex(hashlib.md5(b).hexdigest()) for b in bodies))
         etag = f"{digest.hexdigest()}-{len(bodies)}"
         version_id = self._store(bucket, key, b"".join(bodies), etag, upload.attrs)
@@ -214,8 +227,8 @@ class MemoryStore:
         return PutResult(etag, None, version_id)
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        self._check("AbortMultipartUpload", bucket, key)
         with self._lock:
-            self.request_log.append(("AbortMultipartUpload", key))
             self.uploads.get(bucket, {}).pop(upload_id, None)
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[CompletedPart]:
@@ -335,6 +348,21 @@ class MemoryStore:
             obj.metadata = dict(attrs.metadata)
             obj.content_type = attrs.content_type
         return PutResult(obj.etag)
+
+    def upload_part_copy(
+        self, bucket: str, key: str, upload_id: str, part_number: int, start: int, end: int, *, etag: str,
+        version_id: str | None = None,
+    ) -> CompletedPart:
+        self._check("UploadPartCopy", bucket, key)
+        with self._lock:
+            obj = self._objects(bucket).get(key)
+            if obj is None or obj.etag != etag:
+                raise FatalStoreError(f"s3://{bucket}/{key}: PreconditionFailed (ETag is not {etag})",
+                                      status=412, code="PreconditionFailed")
+            data = bytes(obj.body[start:end])
+            part_etag = hashlib.md5(data).hexdigest()
+            self._upload(bucket, upload_id).parts[part_number] = (data, part_etag)
+        return CompletedPart(part_number, part_etag, len(data), self._crc32c_b64(data))
 
     def close(self) -> None:
         return None
