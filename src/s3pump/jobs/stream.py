@@ -308,7 +308,7 @@ def _store_digests(run: Run, key: str, attrs: ObjectAttributes, source: StreamPa
             run.store.delete_versions(bucket, [(key, done.version_id)])
         except StoreError as e:
             _log.warning("s3://%s/%s: could not delete the intermediate version %s (%s); it is the same "
-                         "bytes without the md5/sha256 metadata", bucket, key, done.version_id, e)
+                         "bytes without the digest metadata", bucket, key, done.version_id, e)
     return result.etag or done.etag, final
 
 
