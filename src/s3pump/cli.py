@@ -522,7 +522,7 @@ def serve(
     _run(False, body)
 
 
-# ---- bucket verbs: lifecycle rules, versioning, mb/rb (jobs/lifecycle.py, jobs/buckets.py) ----
+# ---- bucket verbs: lifecycle rules, versioning, mb/rb (lifecycle_update.py, jobs/buckets.py) ----
 @app.command(help="Show the lifecycle rules that apply to s3://bucket/prefix, or add, replace or remove ONE rule "
              "while keeping the bucket's other rules (read, merge, write, read back; see docs/lifecycle.md)."
              + _examples("s3pump lifecycle s3://lake/raw/",
@@ -555,8 +555,8 @@ def lifecycle(
     def body() -> int:
         import json
 
-        from .jobs.lifecycle import apply_rule, rules_for_prefix
         from .lifecycle import RuleOptions, describe
+        from .lifecycle_update import apply_rule, rules_for_prefix
         from .session import open_store
         from .ui.console import say
         from .urls import parse_s3_url

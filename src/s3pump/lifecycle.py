@@ -1,6 +1,6 @@
 """Lifecycle rules: the model of one s3pump rule, S3's validation, and the merge into a bucket's rules.
 
-Pure logic, no I/O (``jobs/lifecycle.py`` reads and writes the bucket's configuration).
+Pure logic, no I/O (``lifecycle_update.py`` reads and writes the bucket's configuration).
 
 A bucket has ONE lifecycle configuration, and PutBucketLifecycleConfiguration replaces all of it
 (S3 API reference). s3pump therefore never writes a configuration it did not read first:

@@ -16,7 +16,6 @@ from s3pump.errors import ConcurrentChangeError, UsageError
 from s3pump.events import Event, FileDone
 from s3pump.jobs.buckets import make_bucket, remove_bucket, set_versioning
 from s3pump.jobs.export import export_table
-from s3pump.jobs.lifecycle import apply_rule, rules_for_prefix
 from s3pump.lifecycle import (
     RuleOptions,
     default_rule_id,
@@ -26,6 +25,7 @@ from s3pump.lifecycle import (
     parse_rule_items,
     same_rules,
 )
+from s3pump.lifecycle_update import apply_rule, rules_for_prefix
 from s3pump.store.base import ObjectAttributes
 from s3pump.store.memory import MemoryStore
 

@@ -49,11 +49,11 @@ from ..export.rows import to_arrow
 from ..export.state import Checkpoint, StateStore, put_object_now
 from ..items import UploadItem
 from ..lifecycle import LifecycleRule, RuleOptions
+from ..lifecycle_update import apply_rule
 from ..run import Run
 from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, open_table
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, join_key, parse_s3_url, sanitize_key
-from .lifecycle import apply_rule
 
 __all__ = ["export_table"]
 
@@ -105,7 +105,7 @@ def export_table(
         handle_signals: the first SIGINT/SIGTERM sets ``stop``, a second one cancels at once (the
             CLI's setting; by default no signal handler is installed).
         lifecycle: a lifecycle rule for the table's objects (``prefix/<table>/``), installed before
-            the export with ``jobs.lifecycle.apply_rule`` (the bucket's other rules kept; nothing
+            the export with ``lifecycle_update.apply_rule`` (the bucket's other rules kept; nothing
             written when the rule is already there, so reruns are idempotent).
 
     Progress: objects are ``FileDone`` events, each stored and checkpointed batch a ``BatchExported``.

@@ -1,4 +1,4 @@
-"""``s3pump lifecycle``: show, add, replace or remove ONE lifecycle rule without touching the others.
+"""Apply ONE lifecycle rule to a bucket (for `s3pump lifecycle` and `export --lifecycle`), keeping the others.
 
 PutBucketLifecycleConfiguration replaces a bucket's whole configuration and has no conditional
 form (no ETag, no If-Match: S3 API reference). So a change is a read-modify-write, made as safe
@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConcurrentChangeError, StoreError, UsageError
-from ..lifecycle import LifecycleRule, applies_to, canonical, describe, find_rule, merge, same_rules
-from ..store.base import Store
+from .errors import ConcurrentChangeError, StoreError, UsageError
+from .lifecycle import LifecycleRule, applies_to, canonical, describe, find_rule, merge, same_rules
+from .store.base import Store
 
 __all__ = ["LifecycleChange", "apply_rule", "rules_for_prefix"]
 
