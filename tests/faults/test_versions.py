@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from s3pump.config import TransferConfig
+from s3pump.engine.scheduler import Engine
 from s3pump.engine.uploads import OpenUploads
 from s3pump.errors import SourceChangedError
 from s3pump.events import Event, FileDone, FileFailed, MultipartCreated, PartDone
@@ -73,9 +74,11 @@ class _Killer:
 @contextlib.contextmanager
 def as_kill9() -> Iterator[None]:
     """While active, a run that ends by :class:`_Kill` does no cleanup on its way out, as a process
-    killed with SIGKILL does none: the run's final sweep of its open uploads is skipped."""
+    killed with SIGKILL does none: neither the engine's stop (which aborts its open uploads when an
+    exception passes through it) nor the run's final sweep of its open uploads happens."""
     with pytest.MonkeyPatch.context() as m:
         m.setattr(OpenUploads, "abort_all", lambda self: [])
+        m.setattr(Engine, "_shutdown", lambda self: 0)
         yield
 
 
