@@ -30,6 +30,7 @@ from .options import (
     Acl,
     BwLimit,
     Checksum,
+    Cluster,
     Concurrency,
     ContentType,
     Debug,
@@ -145,7 +146,7 @@ def upload(
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
-    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None, cluster: Cluster = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
@@ -166,7 +167,7 @@ def upload(
             report = upload_api(
                 args, destination, config, include=include or (), exclude=exclude or (),
                 from_list=from_list, dry_run=dry_run, embedded=embedded, failed_list=failed_list,
-                subscribers=views.subscribers, resume=not no_resume, handle_signals=True,
+                subscribers=views.subscribers, resume=not no_resume, handle_signals=True, cluster=cluster,
             )
             views.finish(report.to_json())
         from .ui.summary import print_summary

@@ -6,7 +6,8 @@ code it maps to when it ends a run (``exit_code``)::
 
     S3PumpError                         fatal    exit 1
     ├── UsageError                      fatal    exit 2   bad flags, URL or config value
-    │   └── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   ├── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   └── WorkerMismatchError         fatal    exit 2   a --cluster worker sees other files
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
     │   ├── SourceUnreadableError       fatal    exit 1   permission denied, I/O error, symlink loop
@@ -24,6 +25,7 @@ code it maps to when it ends a run (``exit_code``)::
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       └── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    ├── WorkerLostError                 fatal    exit 1   a --cluster shard's workers all died
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
 
 Messages are one line, name the file, key or bucket, and say what to do.
@@ -53,6 +55,8 @@ __all__ = [
     "StoreError",
     "ThrottlingError",
     "UsageError",
+    "WorkerLostError",
+    "WorkerMismatchError",
 ]
 
 EXIT_OK = 0
@@ -79,6 +83,16 @@ class InvalidKeyError(UsageError):
 
     S3 keys are at most 1,024 bytes of UTF-8; see the S3 User Guide, "Naming objects".
     """
+
+
+class WorkerMismatchError(UsageError):
+    """A ``--cluster`` worker sees a sampled source path with another size or mtime than the
+    coordinator (or not at all): the nodes do not share the tree. Raised before any upload."""
+
+
+class WorkerLostError(S3PumpError):
+    """A ``--cluster`` shard did not finish: the workers that ran it died (more often than
+    ``distributed.scheduler.allowed-failures``). Its files are reported failed; a rerun retries them."""
 
 
 class SourceError(S3PumpError):

@@ -14,8 +14,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["AdaptiveConcurrency", "ConcurrencyDecision", "TokenBucket"]
+if TYPE_CHECKING:
+    from ..config import TransferConfig
+
+__all__ = ["AdaptiveConcurrency", "ConcurrencyDecision", "EngineLimits", "TokenBucket"]
 
 
 class TokenBucket:
@@ -201,3 +205,28 @@ class AdaptiveConcurrency:
         if self.limit == old:
             return None
         return ConcurrencyDecision(old, self.limit, reason, score, lat)
+
+
+@dataclass(slots=True)
+class EngineLimits:
+    """The limits an engine obeys: the request rate, the bandwidth cap and adaptive concurrency
+    (each None when off). An engine makes its own from its config; a process that runs many
+    engines one after another (a cluster worker, one per shard) makes one and hands it to each,
+    so a burst is granted once per process and adaptive concurrency keeps what it learnt."""
+
+    rps: TokenBucket | None
+    bandwidth: TokenBucket | None
+    adaptive: AdaptiveConcurrency | None
+
+    @classmethod
+    def from_config(cls, config: TransferConfig) -> EngineLimits:
+        """``--max-rps``/``--rps-burst``, ``--bwlimit`` (bytes/s) and ``--concurrency auto``."""
+        rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
+        # a quarter second of burst: awscrt's threads do other work between reads, and tokens that
+        # overflow a smaller bucket meanwhile would be lost (the run would average under the cap)
+        bandwidth = (TokenBucket(config.max_bandwidth_bps, max(256 * 1024, config.max_bandwidth_bps / 4))
+                     if config.max_bandwidth_bps else None)
+        # --concurrency auto starts at 16 (within the bounds) and slow-starts from there
+        adaptive = (AdaptiveConcurrency(initial=16, minimum=config.min_concurrency, maximum=config.max_concurrency)
+                    if config.adaptive_concurrency else None)
+        return cls(rps, bandwidth, adaptive)

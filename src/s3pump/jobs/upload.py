@@ -7,9 +7,11 @@ earlier run), hand them to the engine, report.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..config import TransferConfig
 from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
@@ -100,6 +102,8 @@ def upload(
     store: Store | None = None,
     resume: bool = True,
     handle_signals: bool = False,
+    cluster: Any = None,
+    cluster_options: dict[str, Any] | None = None,
 ) -> UploadReport:
     """Upload files and directory trees to ``destination`` (``s3://bucket/prefix``).
 
@@ -119,11 +123,17 @@ def upload(
     ``handle_signals``: the first SIGINT/SIGTERM cancels at a safe point, a second at once (the
     CLI's setting; by default no signal handler is installed).
 
+    ``cluster``: run the uploads on Dask distributed workers (``local:N``, ``tcp://host:8786`` or a
+    ``distributed.Client``; needs ``s3pump[dask]``); this process plans, journals and reports (see
+    :mod:`s3pump.cluster` and docs/cluster.md). ``cluster_options``: keyword arguments of
+    :func:`s3pump.cluster.coordinator.transfer_on_cluster` (shard limits, a per-worker cap).
+
     Returns:
         UploadReport: counts, bytes, elapsed seconds, retries, latency p50/p99, failures.
 
     Raises:
-        UsageError: bad destination or config (exit 2).
+        UsageError: bad destination or config, or ``cluster`` without ``s3pump[dask]`` (exit 2).
+        WorkerMismatchError: a cluster worker sees other files than this process (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check failed (exit 2).
         CancelledError: cancelled; open multipart uploads were kept for the journal to resume, or
             aborted with ``resume=False`` (exit 130).
@@ -137,6 +147,10 @@ def upload(
             raise InvalidKeyError(f"{destination}: the prefix is not a valid key: {e}") from None
     if not paths and from_list is None:
         raise UsageError("give at least one PATH, or --from-list FILE")
+    if cluster is not None and not dry_run:
+        from ..cluster.connect import require_distributed
+
+        require_distributed()  # before anything is walked or sent
     attrs = ObjectAttributes.of(config)
     if from_list is not None:
         items: Iterable[UploadItem | Discovered] = read_failed_list(from_list, dest, attrs)
@@ -157,9 +171,14 @@ def upload(
         assert run.uploads is not None
         try:
             # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
-            run.transfer(skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
-                                         multipart_threshold_bytes=run.config.multipart_threshold_bytes),
-                         keep_uploads_on_cancel=resume)
+            planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
+                                      multipart_threshold_bytes=run.config.multipart_threshold_bytes)
+            if cluster is not None:
+                from ..cluster.coordinator import transfer_on_cluster
+
+                outcome = transfer_on_cluster(run, planned, cluster, **(cluster_options or {}))
+            else:
+                run.transfer(planned, keep_uploads_on_cancel=resume)
             if run.stats.files_failed == 0:
                 if journal.multipart_planned:  # only then can a killed run have left an orphan
                     with contextlib.suppress(S3PumpError):
@@ -167,6 +186,8 @@ def upload(
                 journal.delete()
         finally:
             journal.close()
+    if cluster is not None:
+        return dataclasses.replace(run.report(), cluster=outcome.to_json())
     return run.report()
 
 
