@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -65,10 +66,13 @@ class ClusterOutcome:
         self.shards_done = 0
         self.shards_failed = 0
         self.rates = WorkerRates()
+        #: seconds from the first shard submitted to the last result (no cluster start or checks)
+        self.transfer_s = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"workers": self.workers, "shards_planned": self.shards_planned, "shards_done": self.shards_done,
-                "shards_failed": self.shards_failed, "per_worker": self.rates.rows()}
+                "shards_failed": self.shards_failed, "transfer_s": round(self.transfer_s, 3),
+                "per_worker": self.rates.rows()}
 
 
 def _plain_files(run: Run, items: Iterable[UploadItem]) -> Iterator[UploadItem]:
@@ -154,9 +158,11 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         client.register_plugin(WorkerRuntime(name, run.job, worker_config(run.config, len(workers),
                                                                           worker_bwlimit_bps), run.bucket),
                                name=name)
+        started = time.monotonic()
         try:
             _drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome)
         finally:
+            outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
                 client.unregister_worker_plugin(name)
     return outcome
