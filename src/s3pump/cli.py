@@ -205,7 +205,7 @@ def sync(
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
-    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None, cluster: Cluster = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
@@ -228,7 +228,7 @@ def sync(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
                 else "default", delete=delete, dry_run=dry_run, include=include or (), exclude=exclude or (),
                 embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers],
-                hash_cache=not no_hash_cache, handle_signals=True,
+                hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster,
             )
             views.finish(report.to_json())
         print_sync_summary(report, destination=destination)

@@ -338,3 +338,44 @@ def test_coordinator_killed_then_rerun_redoes_only_missing_shards(s3env: S3Env, 
     assert s["files_skipped"] == done_before and s["files_done"] == missing
     assert s["cluster"]["shards_planned"] == -(-missing // 25) < 12  # only the missing files' shards
     assert set(objects(s3env, bucket, "c/")) == set(files)
+
+
+# ---------------------------------------------------------------- sync
+def test_sync_on_the_cluster_plans_and_uploads_as_single_process(s3env: S3Env, bucket: str, state_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Two prefixes hold the same earlier upload; the tree then gains and changes files. Sync to
+    one prefix in a single process and to the other on ``local:2``: the same plan (keys and
+    reasons), the same uploads, the same unchanged count and the same objects in the end."""
+    root = tmp_path / "tree"
+    files = make_tree(root, 300, (6,))
+    env = {**s3env.env(state_dir), **MULTIPART, "S3PUMP_SHARD_FILES": "40"}
+    for prefix in ("a", "b"):
+        r = run_cli(["upload", str(root), f"s3://{bucket}/{prefix}/", "--no-progress"], env)
+        assert r.returncode == 0, r.stderr.decode()
+    time.sleep(1.1)  # LastModified has 1 s resolution: the changes below are newer
+    for i in range(0, 300, 10):  # 30 changed sizes
+        files[f"d{i % 20:02d}/f{i:05d}.bin"].write_bytes(os.urandom(4000))
+    for i in range(300, 360):  # 60 new files
+        p = root / "new" / f"n{i}.bin"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(os.urandom(i))
+
+    def plan(stdout: bytes) -> tuple[dict[str, str], set[str], dict]:
+        lines = [json.loads(x) for x in stdout.decode().splitlines()]
+        planned = {x["key"].split("/", 1)[1]: x["reason"] for x in lines if x.get("event") == "planned"}
+        done = {x["key"].split("/", 1)[1] for x in lines if x.get("event") == "done"}
+        return planned, done, lines[-1]
+
+    one = run_cli(["sync", str(root), f"s3://{bucket}/a/", "--json"], env)
+    two = run_cli(["sync", str(root), f"s3://{bucket}/b/", "--json", "--cluster", "local:2"], env)
+    assert one.returncode == 0, one.stderr.decode()
+    assert two.returncode == 0, two.stderr.decode()
+    plan_a, done_a, sum_a = plan(one.stdout)
+    plan_b, done_b, sum_b = plan(two.stdout)
+    assert len(plan_a) == 90 and plan_b == plan_a
+    assert done_b == done_a == set(plan_a)
+    assert sum_b["files_skipped"] == sum_a["files_skipped"] == 271  # unchanged
+    assert sum_b["cluster"]["workers"] == 2 and sum_b["cluster"]["shards_done"] >= 3
+    assert sum_a.get("cluster") is None
+    assert objects(s3env, bucket, "b/") == objects(s3env, bucket, "a/")
+    assert len(objects(s3env, bucket, "a/")) == 361

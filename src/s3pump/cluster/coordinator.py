@@ -149,6 +149,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         shards = cut_shards(_plain_files(run, items), max_files=shard_files or DEFAULT_SHARD_FILES,
                             max_bytes=shard_bytes or DEFAULT_SHARD_BYTES)
         first = next(shards, None)
+        if run.cancelled:  # a signal, or a producer that failed (sync's planner) while planning
+            raise CancelledError("cancelled before any shard was submitted")
         if first is None:
             return outcome
         _check_workers(client, first)
@@ -200,6 +202,8 @@ def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: It
             fut.release()
             while len(inflight) < window and submit():
                 pass
+        if run.cancelled:
+            raise CancelledError("cancelled after the last shard")
     finally:
         if inflight:
             client.cancel([f for f, _ in inflight.values()])

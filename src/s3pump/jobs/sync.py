@@ -16,6 +16,7 @@ Reads top to bottom:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -118,6 +119,7 @@ def sync(
     sort_items_in_memory: int = SORT_ITEMS_IN_MEMORY,
     hash_workers: int | None = None,
     handle_signals: bool = False,
+    cluster: Any = None,
 ) -> SyncReport:
     """Upload the new and changed files of ``source_dir`` to ``destination`` (``s3://bucket/prefix``).
 
@@ -130,7 +132,9 @@ def sync(
     ``include``/``exclude``: globs on the path relative to ``source_dir``, applied to both
     sides (an excluded object is never deleted). ``hash_cache``: True for the cache in the
     state directory, a path, or False. Memory: at most ``sort_items_in_memory`` records
-    per side (~250 bytes each) before the sort spills to a temporary file.
+    per side (~250 bytes each) before the sort spills to a temporary file. ``cluster``: the
+    uploads run on Dask workers (``local:N``, ``tcp://host:8786`` or a ``distributed.Client``;
+    needs ``s3pump[dask]``); planning, deletes and the report stay here (docs/cluster.md).
 
     Returns:
         SyncReport: uploads (done/failed/unchanged), deletes, hashing, plan counts.
@@ -151,6 +155,11 @@ def sync(
         raise SourceNotFoundError(f"{root}: not a directory; sync takes a directory (use upload for files)")
     if sort_items_in_memory < 1:
         raise UsageError("sort_items_in_memory must be >= 1")
+    if cluster is not None and not dry_run:
+        from ..cluster.connect import require_distributed
+
+        require_distributed()
+    cluster_info: dict[str, Any] | None = None
     key_prefix = join_key(dest.prefix, "")  # "" or "prefix/": never compare "prefix2/..."
     sync_stats = SyncStats()
     cache: HashCache | None = None
@@ -176,7 +185,7 @@ def sync(
                     for key in planner.deletes:
                         run.emit(ObjectDeleted(key, dry_run=True))
                 else:
-                    _transfer(run, handoff)
+                    cluster_info = _transfer(run, handoff, cluster)
                     run.delete(planner.deletes)
             finally:
                 handoff.stop()
@@ -184,7 +193,7 @@ def sync(
     finally:
         if cache is not None:
             cache.close()
-    base = run.report(dry_run=dry_run)
+    base = dataclasses.replace(run.report(dry_run=dry_run), cluster=cluster_info)
     return SyncReport(
         **{f: getattr(base, f) for f in UploadReport.__dataclass_fields__},
         mode=mode, local_files=planner.local_files, remote_objects=planner.remote_objects,
@@ -197,9 +206,10 @@ def sync(
     )
 
 
-def _transfer(run: Run, handoff: Handoff[Any]) -> None:
-    """The planner's uploads through the run's engine; a planner that fails cancels the transfer (the
-    safe way: open multipart uploads are aborted) and its error is raised instead."""
+def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None) -> dict[str, Any] | None:
+    """The planner's uploads through the run's engine (or a cluster's workers: what they did is
+    returned); a planner that fails cancels the transfer (the safe way: open multipart uploads are
+    aborted) and its error is raised instead."""
     planner_error: list[BaseException] = []
 
     def items() -> Iterator[Any]:
@@ -209,14 +219,21 @@ def _transfer(run: Run, handoff: Handoff[Any]) -> None:
             planner_error.append(e)
             run.cancel()
 
+    outcome = None
     try:
-        run.transfer(items())
+        if cluster is None:
+            run.transfer(items())
+        else:
+            from ..cluster.coordinator import transfer_on_cluster
+
+            outcome = transfer_on_cluster(run, run.emitting(items()), cluster).to_json()
     except CancelledError:
         if planner_error:
             raise _as_s3pump_error(planner_error[0]) from None
         raise
     if planner_error:  # the planner failed after the engine had taken its last item
         raise _as_s3pump_error(planner_error[0])
+    return outcome
 
 
 def _as_s3pump_error(e: BaseException) -> BaseException:

@@ -139,6 +139,8 @@ def print_sync_summary(report: SyncReport, *, destination: str = "s3://BUCKET/",
     if report.fallback_uploads:
         console.print(f"{report.fallback_uploads} files were uploaded because their contents could not be "
                       "compared exactly (see the notes above or --json)", markup=False)
+    if report.cluster:
+        _print_cluster(console, report.cluster)
     _print_failures(console, report, destination, verb="sync")
 
 
