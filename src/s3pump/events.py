@@ -23,6 +23,7 @@ from .errors import S3PumpError
 
 __all__ = [
     "BatchExported",
+    "ClusterForecast",
     "ConcurrencyChanged",
     "Discovered",
     "Event",
@@ -74,6 +75,24 @@ class BatchExported:
 
     rows: int
     checkpoint: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterForecast:
+    """A ``--cluster`` run's bound after its first minute (s3pump/cluster/forecast.py): rates per
+    second observed so far (files and bytes done by ``workers`` workers, files the walk found),
+    what is left of the work found so far, the time it needs at least, and which ``bound`` that is."""
+
+    elapsed_s: float
+    workers: int
+    files_per_s: float
+    bytes_per_s: float
+    walk_files_per_s: float
+    walk_finished: bool
+    files_left: int
+    bytes_left: int
+    predicted_s: float
+    bound: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +217,7 @@ class Tick:
 
 Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
          | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported
-         | StopRequested)
+         | StopRequested | ClusterForecast)
 Subscriber = Callable[[Event], None]
 
 

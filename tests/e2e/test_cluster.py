@@ -267,7 +267,7 @@ def test_worker_killed_mid_multipart_loses_nothing(s3env: S3Env, bucket: str, st
     proxy.start()
     try:
         env = {**s3env.env(state_dir), **MULTIPART, "AWS_ENDPOINT_URL": proxy.endpoint_url,
-               "S3PUMP_SHARD_FILES": "100", "S3PUMP_WORKER_BWLIMIT": "8MiB"}
+               "S3PUMP_SHARD_FILES": "100", "S3PUMP_WORKER_BWLIMIT": "8MiB", "S3PUMP_CLUSTER_FORECAST_AFTER": "2"}
         p = subprocess.Popen([sys.executable, "-m", "s3pump", "upload", str(root), f"s3://{bucket}/k/",
                               "--cluster", "local:2", "--no-progress"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, start_new_session=True)
@@ -288,6 +288,8 @@ def test_worker_killed_mid_multipart_loses_nothing(s3env: S3Env, bucket: str, st
         proxy.stop()
     err = err_b.decode()
     assert p.returncode == 0, err
+    forecasts = [x for x in err.splitlines() if x.startswith("s3pump: cluster after ")]
+    assert len(forecasts) == 1 and "(bound: " in forecasts[0], err  # the model's bound, printed once
     got = list_all(s3env.boto(), bucket, "k/")
     assert set(got) == {f"k/{k}" for k in files}
     for k, path in files.items():

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from s3pump.cluster.connect import parse_cluster_address, require_distributed
 from s3pump.cluster.coordinator import limits_from_env, worker_config
+from s3pump.cluster.forecast import Observed, forecast
 from s3pump.cluster.shards import Shard, cut_shards
 from s3pump.config import TransferConfig
 from s3pump.errors import UsageError
@@ -81,9 +82,11 @@ def test_cluster_addresses() -> None:
 
 
 def test_limits_from_env() -> None:
-    assert limits_from_env({}) == {"shard_files": 2000, "shard_bytes": 4 * 1024**3, "worker_bwlimit_bps": None}
-    got = limits_from_env({"S3PUMP_SHARD_FILES": "50", "S3PUMP_SHARD_SIZE": "1GiB", "S3PUMP_WORKER_BWLIMIT": "8MB"})
-    assert got == {"shard_files": 50, "shard_bytes": 1024**3, "worker_bwlimit_bps": 8_000_000}
+    assert limits_from_env({}) == {"shard_files": 2000, "shard_bytes": 4 * 1024**3, "worker_bwlimit_bps": None,
+                                   "forecast_after_s": 60}
+    got = limits_from_env({"S3PUMP_SHARD_FILES": "50", "S3PUMP_SHARD_SIZE": "1GiB", "S3PUMP_WORKER_BWLIMIT": "8MB",
+                           "S3PUMP_CLUSTER_FORECAST_AFTER": "5"})
+    assert got == {"shard_files": 50, "shard_bytes": 1024**3, "worker_bwlimit_bps": 8_000_000, "forecast_after_s": 5}
     with pytest.raises(UsageError, match="S3PUMP_SHARD_FILES"):
         limits_from_env({"S3PUMP_SHARD_FILES": "many"})
 
@@ -118,3 +121,17 @@ def test_worker_limits_live_for_the_process_not_the_shard(tmp_path: Path) -> Non
     assert runtime.limits is limits
     assert elapsed >= 0.8, elapsed  # 384 KiB - 256 KiB of burst at 128 KiB/s
     assert store.get_object("b", "k2") == bytes([2]) * rate
+
+
+def test_forecast_names_the_tightest_bound() -> None:
+    # 2 workers did 60,000 small files (6 GB) in 60 s; the walk found 600,000 and is done
+    f = forecast(Observed(60.0, 2, 60_000, 6 * 10**9, 600_000, 60 * 10**9, True))
+    assert f.files_per_s == 1000 and f.bytes_per_s == 1e8
+    assert f.files_left == 540_000 and f.bytes_left == 54 * 10**9
+    assert f.predicted_s == pytest.approx(540.0) and f.bound in ("worker files/s", "worker bytes/s")
+    # 500 M files in one prefix: S3's 3,500 PUT/s is the bound, >= 39.7 h whatever the workers do
+    s3 = forecast(Observed(60.0, 100, 6_000_000, 6 * 10**9, 500_000_000, 5 * 10**11, True))
+    assert s3.bound == "S3 PUT/s per prefix" and s3.predicted_s == pytest.approx(494_000_000 / 3500)
+    # the walk still runs and finds fewer files per second than the workers upload
+    walk = forecast(Observed(60.0, 8, 10_000, 10**9, 12_000, 12 * 10**8, False), prefixes=64)
+    assert walk.walk_files_per_s == 200 and walk.bound in ("worker files/s", "worker bytes/s", "walk")

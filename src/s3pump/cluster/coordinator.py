@@ -27,10 +27,11 @@ from typing import Any
 
 from ..config import TransferConfig
 from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
-from ..events import FileFailed
+from ..events import Discovered, Event, FileDone, FileFailed
 from ..items import UploadItem
 from ..run import Run
 from .connect import connect
+from .forecast import Observed, forecast
 from .results import ShardResult, WorkerRates, sample_evenly
 from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
 
@@ -40,6 +41,8 @@ __all__ = ["ClusterOutcome", "limits_from_env", "transfer_on_cluster", "worker_c
 WINDOW_PER_SLOT = 2
 #: Files of the first shard each worker stats before any upload.
 SAMPLE_SIZE = 32
+#: Seconds of transfer after which the coordinator emits its forecast (ClusterForecast).
+FORECAST_AFTER_S = 60
 
 
 def worker_config(config: TransferConfig, workers: int, worker_bwlimit_bps: int | None = None) -> TransferConfig:
@@ -58,16 +61,31 @@ def worker_config(config: TransferConfig, workers: int, worker_bwlimit_bps: int 
 
 
 class ClusterOutcome:
-    """What the cluster did: workers, shards planned/done/failed, per-worker rates."""
+    """What the cluster did: workers, shards planned/done/failed, per-worker rates. A subscriber of
+    the run's bus too: it counts what the walk found and what is done, for the forecast."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.files_found = self.bytes_found = self.files_done = self.bytes_done = 0
+        self.walk_finished = False
         self.shards_planned = 0
         self.shards_done = 0
         self.shards_failed = 0
         self.rates = WorkerRates()
         #: seconds from the first shard submitted to the last result (no cluster start or checks)
         self.transfer_s = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Discovered):
+            self.files_found, self.bytes_found, self.walk_finished = event.files, event.bytes, event.final
+        elif isinstance(event, FileDone):
+            self.files_done += 1
+            self.bytes_done += event.size_bytes
+
+    def observed(self) -> Observed:
+        return Observed(self.transfer_s, self.workers, self.files_done, self.bytes_done,
+                        max(self.files_found, self.files_done), max(self.bytes_found, self.bytes_done),
+                        self.walk_finished)
 
     def to_json(self) -> dict[str, Any]:
         return {"workers": self.workers, "shards_planned": self.shards_planned, "shards_done": self.shards_done,
@@ -96,8 +114,9 @@ def _check_workers(client: Any, shard: Shard) -> None:
 
 
 def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, int | None]:
-    """``shard_files``, ``shard_bytes`` and ``worker_bwlimit_bps`` from ``S3PUMP_SHARD_FILES``,
-    ``S3PUMP_SHARD_SIZE`` (e.g. ``4GiB``) and ``S3PUMP_WORKER_BWLIMIT`` (e.g. ``8MB``; bytes/s per worker).
+    """``shard_files``, ``shard_bytes``, ``worker_bwlimit_bps`` and ``forecast_after_s`` from
+    ``S3PUMP_SHARD_FILES``, ``S3PUMP_SHARD_SIZE`` (e.g. ``4GiB``), ``S3PUMP_WORKER_BWLIMIT`` (e.g.
+    ``8MB``; bytes/s per worker) and ``S3PUMP_CLUSTER_FORECAST_AFTER`` (seconds, default 60).
 
     Raises:
         UsageError: a malformed value.
@@ -111,16 +130,20 @@ def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, int | Non
         raise UsageError(f"S3PUMP_SHARD_FILES={files!r}: give a whole number of files")
     size = env.get("S3PUMP_SHARD_SIZE")
     cap = env.get("S3PUMP_WORKER_BWLIMIT")
+    after = env.get("S3PUMP_CLUSTER_FORECAST_AFTER")
+    if after is not None and not after.strip().isdigit():
+        raise UsageError(f"S3PUMP_CLUSTER_FORECAST_AFTER={after!r}: give whole seconds")
     return {
         "shard_files": int(files) if files else DEFAULT_SHARD_FILES,
         "shard_bytes": parse_size_bytes(size, what="S3PUMP_SHARD_SIZE") if size else DEFAULT_SHARD_BYTES,
         "worker_bwlimit_bps": parse_size_bytes(cap, what="S3PUMP_WORKER_BWLIMIT") if cap else None,
+        "forecast_after_s": int(after) if after else FORECAST_AFTER_S,
     }
 
 
 def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
                         shard_files: int | None = None, shard_bytes: int | None = None,
-                        worker_bwlimit_bps: int | None = None) -> ClusterOutcome:
+                        worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None) -> ClusterOutcome:
     """Upload ``items`` (planned and journal-filtered) on ``cluster``'s workers; their events are
     emitted on ``run``'s bus as the shards finish.
 
@@ -131,6 +154,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         shard_files, shard_bytes: the shard limits (see :mod:`.shards`); None: :func:`limits_from_env`.
         worker_bwlimit_bps: a per-worker bandwidth cap in bytes/s on top of ``--bwlimit``'s share
             (None: :func:`limits_from_env`).
+        forecast_after_s: when to emit the :class:`~s3pump.events.ClusterForecast` (None: from the
+            environment, else 60 s).
 
     Raises:
         UsageError: no ``distributed``, a bad address or an unreachable scheduler (exit 2).
@@ -142,10 +167,12 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     shard_files = shard_files or env["shard_files"]
     shard_bytes = shard_bytes or env["shard_bytes"]
     worker_bwlimit_bps = worker_bwlimit_bps or env["worker_bwlimit_bps"]
+    forecast_after_s = forecast_after_s if forecast_after_s is not None else env["forecast_after_s"]
     with connect(cluster) as client:
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers))
+        run.subscribe(outcome)
         shards = cut_shards(_plain_files(run, items), max_files=shard_files or DEFAULT_SHARD_FILES,
                             max_bytes=shard_bytes or DEFAULT_SHARD_BYTES)
         first = next(shards, None)
@@ -162,7 +189,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
                                name=name)
         started = time.monotonic()
         try:
-            _drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome)
+            _drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
+                   float(forecast_after_s or FORECAST_AFTER_S))
         finally:
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
@@ -171,8 +199,11 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
 
 
 def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: Iterator[Shard], window: int,
-           outcome: ClusterOutcome) -> None:
-    """Keep ``window`` shards in flight; replay each result, release its future, submit the next."""
+           outcome: ClusterOutcome, forecast_after_s: float) -> None:
+    """Keep ``window`` shards in flight; replay each result, release its future, submit the next;
+    after ``forecast_after_s`` seconds, emit the forecast once."""
+    started = time.monotonic()
+    forecast_due = True
     done: queue.SimpleQueue[Any] = queue.SimpleQueue()
     inflight: dict[str, tuple[Any, Shard]] = {}
     pending: Iterator[Shard] = iter([first])
@@ -193,6 +224,10 @@ def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: It
         while inflight:
             if run.cancelled:
                 raise CancelledError("cancelled: shards in flight were cancelled")
+            if forecast_due and time.monotonic() - started >= forecast_after_s:
+                forecast_due = False
+                outcome.transfer_s = time.monotonic() - started
+                run.emit(forecast(outcome.observed()))
             try:
                 fut = done.get(timeout=0.5)
             except queue.Empty:

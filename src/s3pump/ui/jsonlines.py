@@ -7,6 +7,7 @@ import sys
 from typing import IO, Any
 
 from ..events import (
+    ClusterForecast,
     ConcurrencyChanged,
     Event,
     FileDone,
@@ -45,6 +46,8 @@ class JsonLines:
             rec = {"event": "would_delete" if event.dry_run else "deleted", "key": event.key}
             if event.error is not None:
                 rec.update(event="delete_failed", error=str(event.error))
+        elif isinstance(event, ClusterForecast):
+            rec = {"event": "cluster_forecast", **{f: getattr(event, f) for f in ClusterForecast.__dataclass_fields__}}
         elif isinstance(event, ConcurrencyChanged):
             rec = {"event": "concurrency", "old": event.old, "new": event.new, "reason": event.reason,
                    "throughput_bps": round(event.throughput_bps), "latency_p50_s": round(event.latency_s, 6)}
