@@ -381,3 +381,33 @@ def test_sync_on_the_cluster_plans_and_uploads_as_single_process(s3env: S3Env, b
     assert sum_a.get("cluster") is None
     assert objects(s3env, bucket, "b/") == objects(s3env, bucket, "a/")
     assert len(objects(s3env, bucket, "a/")) == 361
+
+
+# ---------------------------------------------------------------- a server at capacity
+@pytest.mark.slow  # ~30-60 s on the loaded 2-core machine
+def test_two_workers_under_a_capacity_limited_server_keep_slowdown_under_5_percent(
+        s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path) -> None:
+    """A server that serves 8 requests at once (20 ms each) and answers SlowDown beyond: two workers
+    with ``--concurrency auto`` (adaptive concurrency in each, kept from shard to shard) stay under
+    5 % SlowDown answers, and every object arrives."""
+    root = tmp_path / "tree"
+    files = make_tree(root, 3000)
+    proxy = FaultProxy(s3env.endpoint_url, FaultPlan(max_in_flight=8, delay_s={"PutObject": 0.02}))
+    proxy.start()
+    try:
+        env = {**s3env.env(state_dir), "AWS_ENDPOINT_URL": proxy.endpoint_url, "S3PUMP_RETRY_BUDGET": "1000000",
+               "S3PUMP_MAX_ATTEMPTS": "100", "S3PUMP_BACKOFF_BASE": "0.02", "S3PUMP_BACKOFF_MAX": "0.2",
+               "S3PUMP_SHARD_FILES": "250"}
+        r = run_cli(["upload", str(root), f"s3://{bucket}/s/", "--cluster", "local:2", "--concurrency", "auto",
+                     "--json"], env, timeout=240)
+        puts = [e for e in proxy.log if e.type == "PutObject"]
+    finally:
+        proxy.stop()
+    assert r.returncode == 0, r.stderr.decode()
+    slowdowns = sum(1 for e in puts if e.fault == "capacity")
+    s = summary(r.stdout)
+    print(f"2 workers, --concurrency auto, capacity 8: SlowDown {slowdowns}/{len(puts)} = "
+          f"{slowdowns / len(puts):.1%}; {s['files_done'] / s['elapsed_s']:.0f} files/s")
+    assert s["cluster"]["workers"] == 2 and len(s["cluster"]["per_worker"]) == 2
+    assert slowdowns / len(puts) < 0.05
+    assert set(objects(s3env, bucket, "s/")) == set(files)
