@@ -184,9 +184,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         from .worker import WorkerRuntime, run_shard
 
         name = f"s3pump-{run.job}-{uuid.uuid4().hex[:12]}"
-        client.register_plugin(WorkerRuntime(name, run.job, worker_config(run.config, len(workers),
-                                                                          worker_bwlimit_bps), run.bucket),
-                               name=name)
+        config = worker_config(run.config, len(workers), worker_bwlimit_bps)
+        client.register_plugin(WorkerRuntime(name, run.job, config, run.bucket, len(workers)), name=name)
         started = time.monotonic()
         try:
             _drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,

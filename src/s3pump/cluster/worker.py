@@ -65,17 +65,19 @@ class WorkerRuntime(WorkerPlugin):
         config: the run's config for one worker: no credentials, and ``--bwlimit``/``--max-rps``
             already this worker's share.
         bucket: the destination bucket.
+        workers: how many workers the run started with (adaptive concurrency starts at a share).
     """
 
-    def __init__(self, name: str, job: str, config: TransferConfig, bucket: str) -> None:
+    def __init__(self, name: str, job: str, config: TransferConfig, bucket: str, workers: int = 1) -> None:
         self.name = name
         self.job = job
         self.config = config
         self.bucket = bucket
+        self.workers = workers
 
     def setup(self, worker: Any) -> None:
         self.address: str = worker.address
-        self.limits = EngineLimits.from_config(self.config)
+        self.limits = EngineLimits.from_config(self.config, share=self.workers)
         self._lock = threading.Lock()
         self._store: Store | None = None
         self._paths = _path_map()

@@ -219,14 +219,22 @@ class EngineLimits:
     adaptive: AdaptiveConcurrency | None
 
     @classmethod
-    def from_config(cls, config: TransferConfig) -> EngineLimits:
-        """``--max-rps``/``--rps-burst``, ``--bwlimit`` (bytes/s) and ``--concurrency auto``."""
+    def from_config(cls, config: TransferConfig, *, share: int = 1) -> EngineLimits:
+        """``--max-rps``/``--rps-burst``, ``--bwlimit`` (bytes/s) and ``--concurrency auto``.
+
+        ``share``: how many processes start at once against the same server (a cluster's workers):
+        adaptive concurrency starts each at its share of 16 with its share of ``--min-concurrency`` as
+        the floor, so together they start, and can back off, where one process would.
+        """
         rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
         # a quarter second of burst: awscrt's threads do other work between reads, and tokens that
         # overflow a smaller bucket meanwhile would be lost (the run would average under the cap)
         bandwidth = (TokenBucket(config.max_bandwidth_bps, max(256 * 1024, config.max_bandwidth_bps / 4))
                      if config.max_bandwidth_bps else None)
         # --concurrency auto starts at 16 (within the bounds) and slow-starts from there
-        adaptive = (AdaptiveConcurrency(initial=16, minimum=config.min_concurrency, maximum=config.max_concurrency)
+        share = max(1, share)
+        minimum = max(1, config.min_concurrency // share)
+        initial = min(config.max_concurrency, max(minimum, 16 // share))
+        adaptive = (AdaptiveConcurrency(initial=initial, minimum=minimum, maximum=config.max_concurrency)
                     if config.adaptive_concurrency else None)
         return cls(rps, bandwidth, adaptive)
