@@ -411,3 +411,36 @@ def test_two_workers_under_a_capacity_limited_server_keep_slowdown_under_5_perce
     assert s["cluster"]["workers"] == 2 and len(s["cluster"]["per_worker"]) == 2
     assert slowdowns / len(puts) < 0.05
     assert set(objects(s3env, bucket, "s/")) == set(files)
+
+
+# ---------------------------------------------------------------- the extra, --embedded
+def test_without_the_dask_extra_the_cli_says_what_to_install(s3env: S3Env, bucket: str, state_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """The real CLI in an interpreter where ``import distributed`` fails: one line, exit 2, nothing sent."""
+    root = tmp_path / "tree"
+    make_tree(root, 5)
+    code = ("import sys; sys.modules['distributed'] = None; from s3pump.cli import main; "
+            f"sys.argv = ['s3pump', 'upload', {str(root)!r}, 's3://{bucket}/n/', '--cluster', 'local:2']; main()")
+    r = subprocess.run([sys.executable, "-c", code], env=s3env.env(state_dir), capture_output=True, timeout=60)
+    err = r.stderr.decode()
+    assert r.returncode == 2, err
+    assert err.strip().splitlines() == ["s3pump: error: --cluster needs Dask distributed: pip install 's3pump[dask]'"]
+    assert objects(s3env, bucket, "n/") == {}
+
+
+def test_explicit_credentials_reach_local_workers_through_their_environment(s3env: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``local:N`` workers get credentials the caller gave explicitly (here the API's config) through
+    their environment at start: the upload works without AWS_* in this process's environment."""
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    bucket = f"t-emb-{os.getpid()}"
+    s3env.boto().create_bucket(Bucket=bucket)
+    root = tmp_path / "tree"
+    files = make_tree(root, 60)
+    report = upload([root], f"s3://{bucket}/e/", s3env.config(), cluster="local:2",
+                    failed_list=tmp_path / "f.jsonl", cluster_options={"shard_files": 20})
+    assert report.ok and report.files_done == 60
+    assert set(objects(s3env, bucket, "e/")) == set(files)

@@ -49,12 +49,14 @@ def parse_cluster_address(address: str) -> tuple[str, int | None]:
 
 
 @contextlib.contextmanager
-def connect(cluster: Any) -> Iterator[Any]:
+def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterator[Any]:
     """A ``distributed.Client`` for ``cluster`` (an address, or a Client used as given and not
     closed); a ``local:N`` cluster is started here and shut down on exit.
 
     Workers of a ``local:N`` cluster are processes with one thread each (the engine in each is
-    already concurrent) and inherit this process's environment, credentials included.
+    already concurrent); they inherit this process's environment, credentials included, plus
+    ``local_env`` (e.g. the credentials the caller gave in its config, or ``--embedded``'s): set in
+    the workers' environment when they start, never sent in a task.
 
     Raises:
         UsageError: no ``distributed``, a bad address, or a scheduler that cannot be reached or has
@@ -67,7 +69,8 @@ def connect(cluster: Any) -> Iterator[Any]:
     kind, workers = parse_cluster_address(str(cluster))
     if kind == "local":
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, silence_logs=logging.ERROR) as local, \
+                                      dashboard_address=None, silence_logs=logging.ERROR,
+                                      env=dict(local_env or {})) as local, \
                 distributed.Client(local) as client:
             yield client
         return

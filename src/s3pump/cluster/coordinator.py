@@ -93,6 +93,14 @@ class ClusterOutcome:
                 "per_worker": self.rates.rows()}
 
 
+def _credentials_env(config: TransferConfig) -> dict[str, str]:
+    """The credentials ``config`` holds explicitly (the API's, ``--embedded``'s), as ``AWS_*``
+    variables for the environment of the workers of a ``local:N`` cluster this process starts."""
+    pairs = (("AWS_ACCESS_KEY_ID", config.access_key_id), ("AWS_SECRET_ACCESS_KEY", config.secret_access_key),
+             ("AWS_SESSION_TOKEN", config.session_token))
+    return {k: v for k, v in pairs if v}
+
+
 def _plain_files(run: Run, items: Iterable[UploadItem]) -> Iterator[UploadItem]:
     """The items to ship; an item that failed while planning is reported here (as the engine would)."""
     for item in items:
@@ -168,7 +176,7 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     shard_bytes = shard_bytes or env["shard_bytes"]
     worker_bwlimit_bps = worker_bwlimit_bps or env["worker_bwlimit_bps"]
     forecast_after_s = forecast_after_s if forecast_after_s is not None else env["forecast_after_s"]
-    with connect(cluster) as client:
+    with connect(cluster, local_env=_credentials_env(run.config)) as client:
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers))
