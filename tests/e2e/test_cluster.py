@@ -428,7 +428,8 @@ def test_without_the_dask_extra_the_cli_says_what_to_install(s3env: S3Env, bucke
     assert objects(s3env, bucket, "n/") == {}
 
 
-def test_explicit_credentials_reach_local_workers_through_their_environment(s3env: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_credentials_reach_local_workers_through_their_environment(
+        s3env: S3Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``local:N`` workers get credentials the caller gave explicitly (here the API's config) through
     their environment at start: the upload works without AWS_* in this process's environment."""
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

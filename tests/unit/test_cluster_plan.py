@@ -147,3 +147,34 @@ def test_adaptive_concurrency_starts_each_worker_at_its_share() -> None:
     assert one is not None and two is not None
     assert (one.limit, one.minimum) == (16, 4)
     assert (two.limit, two.minimum) == (8, 2)
+
+
+class _Future:
+    def __init__(self, error: BaseException) -> None:
+        self.status = "error"
+        self._error = error
+
+    def exception(self) -> BaseException:
+        return self._error
+
+
+def test_a_shard_whose_workers_died_has_its_files_failed(tmp_path: Path) -> None:
+    """KilledWorker (the shard's workers died allowed-failures times): every file of the shard is in
+    the failed-list with WorkerLostError (exit 1, a rerun retries them); a credentials error stops the run."""
+    from s3pump.cluster.coordinator import ClusterOutcome, _settle
+    from s3pump.errors import CredentialsError, WorkerLostError
+    from s3pump.run import Run
+
+    store = MemoryStore()
+    store.create_bucket("b")
+    shard = Shard(3, tuple(_items([1, 2, 3])))
+    outcome = ClusterOutcome(2)
+    with Run("upload", TransferConfig(), "b", store=store, failed_list=tmp_path / "failed.jsonl") as run:
+        _settle(run, _Future(RuntimeError("KilledWorker: attempted to run task 3 times")), shard, outcome)
+        with pytest.raises(CredentialsError):
+            _settle(run, _Future(CredentialsError("no credentials")), shard, outcome)
+    report = run.report()
+    assert outcome.shards_failed == 1 and report.files_failed == 3
+    assert all("shard 3 did not finish" in f.error for f in report.failed)
+    assert WorkerLostError.exit_code == 1
+    assert len((tmp_path / "failed.jsonl").read_text().splitlines()) == 3

@@ -260,7 +260,10 @@ def _settle(run: Run, fut: Any, shard: Shard, outcome: ClusterOutcome) -> None:
         outcome.rates.add(result)
         outcome.shards_done += 1
         return
-    error = fut.exception()
+    try:
+        error = fut.exception()
+    except Exception as e:  # a future the scheduler cancelled (e.g. it lost the task's state)
+        error = e
     if isinstance(error, S3PumpError) and error.exit_code == 2:
         raise error  # the workers cannot write at all (credentials, bucket): stop the run
     outcome.shards_failed += 1
