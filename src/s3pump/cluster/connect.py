@@ -15,6 +15,17 @@ __all__ = ["connect", "parse_cluster_address", "require_distributed"]
 
 #: How long a scheduler may take to answer, or to have its first worker.
 CONNECT_TIMEOUT_S = 30.0
+#: Dask's own log level in local workers (its default, INFO, writes a dozen lines per run to stderr,
+#: and a worker whose scheduler closed first logs a heartbeat traceback at ERROR).
+QUIET_WORKERS_ENV = {"DASK_LOGGING__DISTRIBUTED": "critical"}
+
+
+def _quiet_dask() -> None:
+    """Dask logs INFO lines, and tracebacks of connections closed while a cluster shuts down (at INFO
+    and ERROR), to stderr by default; a user sees s3pump's lines only (what fails reaches s3pump
+    through the futures). ``--debug`` (s3pump's logger at DEBUG) keeps them."""
+    if not logging.getLogger("s3pump").isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def require_distributed() -> ModuleType:
@@ -63,6 +74,7 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
             no worker within 30 s.
     """
     distributed = require_distributed()
+    _quiet_dask()
     if isinstance(cluster, distributed.Client):
         yield cluster
         return
@@ -70,7 +82,7 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
     if kind == "local":
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                       dashboard_address=None, silence_logs=logging.ERROR,
-                                      env=dict(local_env or {})) as local, \
+                                      env={**QUIET_WORKERS_ENV, **(local_env or {})}) as local, \
                 distributed.Client(local) as client:
             yield client
         return
