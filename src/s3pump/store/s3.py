@@ -50,6 +50,7 @@ from .base import (
     MultipartUploadInfo,
     ObjectAttributes,
     ObjectInfo,
+    ObjectVersion,
     PutResult,
 )
 from .body import StreamBody
@@ -473,6 +474,8 @@ class S3Store:
             headers.append(("Content-Type", attrs.content_type))
         if self._checksum_name:
             headers.append(("x-amz-checksum-algorithm", self._checksum_name))
+        if attrs.checksum_type:
+            headers.append(("x-amz-checksum-type", attrs.checksum_type))
         return headers
 
     def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
@@ -484,9 +487,14 @@ class S3Store:
         return m.group(1).decode()
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
         field = f"Checksum{self._checksum_name}" if self._checksum_name else None
+        full: list[tuple[str, str]] = []
+        if full_object_checksum is not None:
+            algorithm, value = full_object_checksum
+            full = [(f"x-amz-checksum-{algorithm.lower()}", value), ("x-amz-checksum-type", "FULL_OBJECT")]
         xml = ['<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">']
         for p in parts:
             xml.append(f"<Part><PartNumber>{p.part_number}</PartNumber><ETag>&quot;{p.etag}&quot;</ETag>")
@@ -496,7 +504,7 @@ class S3Store:
         xml.append("</CompleteMultipartUpload>")
         _, headers, body = self._crt_call("POST", bucket, key, f"uploadId={quote(upload_id, safe='')}",
                                           "CompleteMultipartUpload", body="".join(xml).encode(),
-                                          headers=[("Content-Type", "application/xml")])
+                                          headers=[("Content-Type", "application/xml"), *full])
         return PutResult(_etag_in(body), None, _header(headers, "x-amz-version-id"))
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
@@ -554,7 +562,7 @@ class S3Store:
             _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
             from .listing import parse_list_page  # ElementTree: only sync lists
 
-            objects, truncated, token = parse_list_page(body)
+            objects, truncated, token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
             yield from objects
             if not truncated or not token:
                 return
@@ -595,6 +603,61 @@ class S3Store:
         except StoreError as e:
             if e.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._call(f"s3://{bucket}", self._boto.delete_bucket, Bucket=bucket)
+
+    # ------------------------------------------------------------------ bucket configuration (boto3)
+    def get_bucket_lifecycle(self, bucket: str) -> list[dict[str, Any]]:
+        try:
+            resp = self._call(f"s3://{bucket}", self._boto.get_bucket_lifecycle_configuration, Bucket=bucket)
+        except StoreError as e:
+            if e.code == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+        return list(resp.get("Rules", []))
+
+    def put_bucket_lifecycle(self, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
+        if not rules:
+            self._call(f"s3://{bucket}", self._boto.delete_bucket_lifecycle, Bucket=bucket)
+            return
+        self._call(f"s3://{bucket}", self._boto.put_bucket_lifecycle_configuration, Bucket=bucket,
+                   LifecycleConfiguration={"Rules": list(rules)})
+
+    def get_bucket_versioning(self, bucket: str) -> str | None:
+        resp = self._call(f"s3://{bucket}", self._boto.get_bucket_versioning, Bucket=bucket)
+        status = resp.get("Status")
+        return str(status) if status else None
+
+    def put_bucket_versioning(self, bucket: str, enabled: bool) -> None:
+        self._call(f"s3://{bucket}", self._boto.put_bucket_versioning, Bucket=bucket,
+                   VersioningConfiguration={"Status": "Enabled" if enabled else "Suspended"})
+
+    def list_object_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            resp = self._call(f"s3://{bucket}/{prefix}", self._boto.list_object_versions, **kwargs)
+            for v in resp.get("Versions", []):
+                yield ObjectVersion(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")),
+                                    v.get("Size", 0), v.get("ETag", "").strip('"'))
+            for m in resp.get("DeleteMarkers", []):
+                yield ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")),
+                                    delete_marker=True)
+            if not resp.get("IsTruncated"):
+                return
+            kwargs["KeyMarker"] = resp.get("NextKeyMarker", "")
+            kwargs["VersionIdMarker"] = resp.get("NextVersionIdMarker", "")
+
+    def delete_versions(self, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
+        for i in range(0, len(versions), 1000):
+            batch = [{"Key": k, "VersionId": v} for k, v in versions[i : i + 1000]]
+            resp = self._call(f"s3://{bucket}", self._boto.delete_objects,
+                              Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            errors = resp.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise classify_store_error(None, first.get("Code"), first.get("Message", ""),
+                                           what=f"s3://{bucket}/{first.get('Key')}")
 
     def replace_metadata(
         self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
