@@ -138,15 +138,15 @@ def test_forecast_names_the_tightest_bound() -> None:
 
 
 def test_adaptive_concurrency_starts_each_worker_at_its_share() -> None:
-    """Two workers start at 8 with a floor of 2 each: together where one process starts (16) and can
-    back off to (4); with a floor of 4 each, two workers could never go below 8 requests in flight."""
+    """Two workers slow-start from a floor of 2 each: together they can back off to where one process
+    can (4); with a floor of 4 each, two workers could never go below 8 requests in flight."""
     from s3pump.engine.limits import EngineLimits
 
     config = TransferConfig(adaptive_concurrency=True)
     one, two = EngineLimits.from_config(config).adaptive, EngineLimits.from_config(config, share=2).adaptive
     assert one is not None and two is not None
     assert (one.limit, one.minimum) == (16, 4)
-    assert (two.limit, two.minimum) == (8, 2)
+    assert (two.limit, two.minimum) == (2, 2) and two.slow_start
 
 
 class _Future:

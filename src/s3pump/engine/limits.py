@@ -223,8 +223,8 @@ class EngineLimits:
         """``--max-rps``/``--rps-burst``, ``--bwlimit`` (bytes/s) and ``--concurrency auto``.
 
         ``share``: how many processes start at once against the same server (a cluster's workers):
-        adaptive concurrency starts each at its share of 16 with its share of ``--min-concurrency`` as
-        the floor, so together they start, and can back off, where one process would.
+        adaptive concurrency in each has its share of ``--min-concurrency`` as the floor (so together
+        they can back off where one process would) and slow-starts from that floor.
         """
         rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
         # a quarter second of burst: awscrt's threads do other work between reads, and tokens that
@@ -234,7 +234,9 @@ class EngineLimits:
         # --concurrency auto starts at 16 (within the bounds) and slow-starts from there
         share = max(1, share)
         minimum = max(1, config.min_concurrency // share)
-        initial = min(config.max_concurrency, max(minimum, 16 // share))
+        # several processes slow-start from their floor: together they start below one process's 16
+        # (their first requests all arrive at once, and each learns of throttling only from its own)
+        initial = min(config.max_concurrency, max(minimum, 16 if share == 1 else minimum))
         adaptive = (AdaptiveConcurrency(initial=initial, minimum=minimum, maximum=config.max_concurrency)
                     if config.adaptive_concurrency else None)
         return cls(rps, bandwidth, adaptive)
