@@ -32,7 +32,7 @@ from .output import (
     print_sync_summary,
     stderr_console,
 )
-from .units import parse_size_bytes
+from .units import parse_duration_s, parse_size_bytes
 
 __all__ = ["app", "main"]
 
@@ -52,6 +52,12 @@ Endpoint = Annotated[str | None, typer.Option("--endpoint-url", help="S3 endpoin
                                               "[env: AWS_ENDPOINT_URL]")]
 Region = Annotated[str | None, typer.Option("--region", help="Signing region [env: AWS_REGION]")]
 Profile = Annotated[str | None, typer.Option("--profile", help="Profile of ~/.aws/config [env: AWS_PROFILE]")]
+ConnectTimeout = Annotated[str | None, typer.Option(
+    "--connect-timeout", "--cli-connect-timeout", help="TCP connect timeout, e.g. 10s [default 10s] "
+    "[env: S3PUMP_CONNECT_TIMEOUT]")]
+ReadTimeout = Annotated[str | None, typer.Option(
+    "--read-timeout", "--cli-read-timeout", help="How long to wait for an answer, e.g. 10s; an endpoint that "
+    "never answers ends the run after two tries [default 10s] [env: S3PUMP_READ_TIMEOUT]")]
 Embedded = Annotated[bool, typer.Option("--embedded", help="Use the local SeaweedFS (started if needed); "
                                         "creates the bucket")]
 Concurrency = Annotated[str | None, typer.Option(
@@ -97,7 +103,7 @@ def _metadata_pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:
     for item in items or []:
         k, sep, v = item.partition("=")
         if not sep or not k:
-            raise S3PumpError(f"--metadata {item!r}: use key=value")
+            raise UsageError(f"--metadata {item!r}: use key=value")
         pairs.append((k, v))
     return tuple(pairs)
 
@@ -115,6 +121,9 @@ def _config(**flags: Any) -> TransferConfig:
             raise UsageError(f"--concurrency {concurrency!r}: give a number or 'auto'")
     if flags.get("max_bandwidth_bps") is not None:
         flags["max_bandwidth_bps"] = parse_size_bytes(flags["max_bandwidth_bps"], what="--bwlimit")
+    for name in ("connect_timeout_s", "read_timeout_s"):
+        if isinstance(flags.get(name), str):
+            flags[name] = parse_duration_s(flags[name], what="--" + name[:-2].replace("_", "-"))
     if flags.get("part_size_bytes") is not None:
         flags["part_size_bytes"] = parse_size_bytes(flags["part_size_bytes"], what="--part-size")
     if "metadata" in flags:
@@ -216,6 +225,7 @@ def upload(
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore the resume journal of an earlier run "
                                             "of this command: abort its uploads and start over")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
@@ -236,7 +246,8 @@ def upload(
 
     def body() -> int:
         config = _config(
-            endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
+            endpoint_url=endpoint_url, region=region, profile=profile,
+            connect_timeout_s=connect_timeout, read_timeout_s=read_timeout, concurrency=concurrency,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
             follow_symlinks=follow_symlinks or None, max_rps=max_rps, rps_burst=rps_burst,
@@ -278,6 +289,7 @@ def sync(
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
@@ -295,7 +307,8 @@ def sync(
 
     def body() -> int:
         config = _config(
-            endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
+            endpoint_url=endpoint_url, region=region, profile=profile,
+            connect_timeout_s=connect_timeout, read_timeout_s=read_timeout, concurrency=concurrency,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
             follow_symlinks=follow_symlinks or None, max_rps=max_rps, rps_burst=rps_burst, max_bandwidth_bps=bwlimit,
@@ -416,6 +429,7 @@ def export(
                                                     "local file")] = None,
     from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the checkpoint; export every row")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
     metadata: Metadata = None,
@@ -437,7 +451,8 @@ def export(
 
     def body() -> int:
         config = _config(
-            endpoint_url=endpoint_url, region=region, profile=profile, concurrency=concurrency,
+            endpoint_url=endpoint_url, region=region, profile=profile,
+            connect_timeout_s=connect_timeout, read_timeout_s=read_timeout, concurrency=concurrency,
             checksum_algorithm=checksum_algorithm, content_type=content_type, acl=acl, sse=sse,
             sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
             max_rps=max_rps, rps_burst=rps_burst, max_bandwidth_bps=bwlimit,
@@ -487,6 +502,7 @@ def cleanup(
                                             "than this, e.g. 24h, 30m, 0s")] = "24h",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the uploads; abort nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     json_output: Json = False, debug: Debug = False,
 ) -> None:
     """Abort orphaned multipart uploads under s3://bucket/prefix (their parts cost storage until then)."""
@@ -496,7 +512,8 @@ def cleanup(
     from .units import parse_duration_s
 
     def body() -> int:
-        config = _config(endpoint_url=endpoint_url, region=region, profile=profile)
+        config = _config(endpoint_url=endpoint_url, region=region, profile=profile,
+            connect_timeout_s=connect_timeout, read_timeout_s=read_timeout)
         age_s = parse_duration_s(older_than, what="--older-than")
         report = cleanup_api(destination, age_s, config, dry_run=dry_run, embedded=embedded)
         console = stderr_console()
@@ -529,6 +546,7 @@ def stream(
     spool_dir: Annotated[Path | None, typer.Option("--spool-dir", help="Spool parts to temporary files here "
                                                    "instead of RAM (each deleted once uploaded)")] = None,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", help="Part buffers (RAM, with "
                                                     "awscrt's copies); half are sent at once [default 16]")] = None,
     part_size: PartSize = None, checksum_algorithm: Checksum = None,
@@ -553,6 +571,7 @@ def stream(
         default_c = None if os.environ.get("S3PUMP_CONCURRENCY") else STREAM_DEFAULT_CONCURRENCY
         config = _config(
             endpoint_url=endpoint_url, region=region, profile=profile,
+            connect_timeout_s=connect_timeout, read_timeout_s=read_timeout,
             concurrency=concurrency if concurrency is not None else default_c,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,

@@ -22,6 +22,7 @@ code it maps to when it ends a run (``exit_code``)::
     │   └── FatalStoreError             fatal
     │       ├── NoSuchBucketError       fatal    exit 2   the bucket does not exist
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
+    │       ├── EndpointUnreachableError fatal   exit 2   the endpoint refused or never answered
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       └── NoSuchUploadError       fatal             multipart upload ID no longer exists
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
@@ -36,6 +37,7 @@ __all__ = [
     "BadDigestError",
     "CancelledError",
     "CredentialsError",
+    "EndpointUnreachableError",
     "FatalStoreError",
     "InvalidKeyError",
     "NetworkError",
@@ -152,6 +154,13 @@ class NoSuchBucketError(FatalStoreError):
 
 class CredentialsError(FatalStoreError):
     """Credentials are missing, wrong or expired, or the request signature does not match."""
+
+    exit_code = EXIT_USAGE
+
+
+class EndpointUnreachableError(FatalStoreError):
+    """The endpoint refused the connection or never answered a request, even after a retry: a
+    wrong ``--endpoint-url``/profile endpoint, a server that is down, or a firewall."""
 
     exit_code = EXIT_USAGE
 

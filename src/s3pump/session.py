@@ -46,6 +46,11 @@ def open_store(
                    os.environ.get("AWS_SESSION_TOKEN")):
         register_secret(secret)  # masked in every log record and --debug traceback from here on
     store = S3Store(config)
+    frozen = store.settings.credentials.get_frozen_credentials()
+    register_secret(frozen.secret_key)
+    register_secret(frozen.token)
+    # the config actually used: the endpoint and region botocore resolved (journal keys, messages)
+    config = config.replace(endpoint_url=store.settings.endpoint_url, region=store.settings.region)
     try:
         if embedded:
             store.create_bucket(bucket)

@@ -619,7 +619,7 @@ def sync(
 
     Raises:
         UsageError: bad destination, mode or config (exit 2).
-        SourceNotFoundError: ``source_dir`` is not a directory.
+        UsageError: ``source_dir`` does not exist or is not a directory (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check or the listing failed (exit 2).
         CancelledError: Ctrl-C / SIGTERM; open multipart uploads were aborted (exit 130).
     """
@@ -628,8 +628,10 @@ def sync(
     if mode not in MODES:
         raise UsageError(f"sync mode must be one of {', '.join(MODES)}, got {mode!r}")
     root = os.fspath(source_dir)
+    if not os.path.exists(root):  # usage errors, as in the aws cli (exit 2)
+        raise UsageError(f"the path {root} does not exist")
     if not os.path.isdir(root):
-        raise SourceNotFoundError(f"{root}: not a directory; sync takes a directory (use upload for files)")
+        raise UsageError(f"{root}: not a directory; sync takes a directory (use upload for files)")
     if sort_items_in_memory < 1:
         raise UsageError("sort_items_in_memory must be >= 1")
     key_prefix = join_key(dest.prefix, "")  # "" or "prefix/": never compare "prefix2/..."

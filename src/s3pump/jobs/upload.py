@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -118,7 +119,7 @@ def upload(
         UploadReport: counts, bytes, elapsed seconds, retries, latency p50/p99, failures.
 
     Raises:
-        UsageError: bad destination or config (exit 2).
+        UsageError: bad destination or config, or a PATH that does not exist (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check failed (exit 2).
         CancelledError: Ctrl-C / SIGTERM; open multipart uploads were aborted (exit 130).
     """
@@ -131,6 +132,9 @@ def upload(
             raise InvalidKeyError(f"{destination}: the prefix is not a valid key: {e}") from None
     if not paths and from_list is None:
         raise UsageError("give at least one PATH, or --from-list FILE")
+    for p in [*paths, *([from_list] if from_list is not None else [])]:
+        if not os.path.lexists(p):  # as the aws cli: a usage error before anything is sent
+            raise UsageError(f"the path {p} does not exist")
     attrs = attributes_of(config)
     totals = totals if totals is not None else WalkTotals()
     if from_list is not None:
