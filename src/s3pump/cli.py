@@ -609,6 +609,82 @@ def stream(
     raise typer.Exit(_run(debug, body))
 
 
+@app.command("ls")
+def ls_command(
+    url: Annotated[str | None, typer.Argument(help="s3://bucket/prefix; none: list the buckets")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", help="Every object under the prefix, "
+                                            "with its full key")] = False,
+    human_readable: Annotated[bool, typer.Option("--human-readable", help="Sizes as 1.5 MiB")] = False,
+    summarize: Annotated[bool, typer.Option("--summarize", help="End with the object count and total size")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    debug: Debug = False,
+) -> None:
+    """List buckets, or the prefixes and objects under s3://bucket/prefix, as `aws s3 ls` does."""
+    import json
+
+    from .jobs.ls import format_entry, format_summary
+    from .jobs.ls import ls as ls_api
+
+    def body() -> int:
+        config = _config(endpoint_url=endpoint_url, region=region, profile=profile)
+        count = objects = size = 0
+        for entry in ls_api(url, config, recursive=recursive, embedded=embedded):
+            count += 1
+            if entry.kind == "object":
+                objects += 1
+                size += entry.size_bytes
+            print(json.dumps(entry.to_json()) if json_output else format_entry(entry, human_readable=human_readable))
+        if json_output and summarize:
+            print(json.dumps({"event": "summary", "objects": objects, "bytes": size}))
+        elif summarize:
+            print(format_summary(objects, size, human_readable=human_readable))
+        has_key = bool(url and url.startswith("s3://") and "/" in url[5:] and url[5:].split("/", 1)[1])
+        return 1 if has_key and count == 0 else 0  # as aws: a key or prefix that matches nothing
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command()
+def verify(
+    directory: Annotated[Path, typer.Argument(help="Local directory that was uploaded")],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix it was uploaded to")],
+    download: Annotated[bool, typer.Option("--download", help="Fetch every object and compare the bytes "
+                                           "themselves")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    part_size: PartSize = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON event per problem and a summary "
+                                              "on stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    """Prove a tree arrived intact: every file's object exists with the same size and content
+    (ETag, multipart ETag, md5 metadata or full-object CRC; --download: the bytes). Lists missing,
+    different and extra objects. Exit 0 only when everything matches."""
+    import json
+
+    from .jobs.verify import verify as verify_api
+
+    def body() -> int:
+        config = _config(endpoint_url=endpoint_url, region=region, profile=profile, part_size_bytes=part_size)
+        report = verify_api(directory, destination, config, download=download, embedded=embedded)
+        bucket = destination[5:].split("/", 1)[0]
+        for event in report.events(bucket):
+            if json_output:
+                print(json.dumps(event))
+            else:
+                reason = f": {event['reason']}" if "reason" in event else ""
+                print(f"{event['event']}: {event['url']}{reason}")
+        if json_output:
+            print(json.dumps(report.to_json()))
+        stderr_console().print(
+            f"verify {destination}: {report.matched} match, {len(report.missing)} missing, "
+            f"{len(report.different)} different, {len(report.unverified)} unverified, {len(report.extra)} extra",
+            markup=False, highlight=False)
+        return 0 if report.ok else 1
+
+    raise typer.Exit(_run(debug, body))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

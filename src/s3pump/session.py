@@ -30,6 +30,7 @@ def open_store(
     With ``embedded``, the local SeaweedFS is started (or reused), the config points at
     it with its credentials, and the bucket is created if missing. Otherwise the bucket
     is checked with HeadBucket, so a wrong name or bad credentials fail before any upload.
+    ``check_bucket=False`` does neither (``ls`` of all buckets, ``verify``).
 
     Raises:
         NoSuchBucketError, CredentialsError, AccessDeniedError, NetworkError: the check failed.
@@ -52,7 +53,7 @@ def open_store(
     # the config actually used: the endpoint and region botocore resolved (journal keys, messages)
     config = config.replace(endpoint_url=store.settings.endpoint_url, region=store.settings.region)
     try:
-        if embedded:
+        if embedded and check_bucket:
             store.create_bucket(bucket)
         elif check_bucket:
             store.head_bucket(bucket)
