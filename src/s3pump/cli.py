@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from .cliargs import OrderedArgsCommand, filter_rules
 from .config import TransferConfig
 from .errors import EXIT_CANCELLED, S3PumpError, UsageError
 from .logs import configure_logging
@@ -77,8 +78,10 @@ Json = Annotated[bool, typer.Option("--json", help="One JSON event per file and 
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bar")]
 Debug = Annotated[bool, typer.Option("--debug", help="Debug logs on stderr (secrets redacted)")]
 # ---- the local walk (upload, sync) ----
-Include = Annotated[list[str] | None, typer.Option("--include", help="Glob of paths to take")]
-Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip")]
+Include = Annotated[list[str] | None, typer.Option("--include", help="Glob of paths to take; with --exclude, "
+                                                   "applied in order, the last match wins (as aws)")]
+Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="Glob of paths to skip; with --include, "
+                                                   "applied in order, the last match wins (as aws)")]
 FailedList = Annotated[Path | None, typer.Option("--failed-list", help="Where to write failed files "
                                                  "[default: state dir]")]
 FollowSymlinks = Annotated[bool, typer.Option("--follow-symlinks", help="Follow symbolic links")]
@@ -211,8 +214,9 @@ def _progress(enabled: bool, totals: Callable[[], tuple[int, int, bool]]) -> Ite
         yield view
 
 
-@app.command()
+@app.command(cls=OrderedArgsCommand)
 def upload(
+    ctx: typer.Context,
     paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload")] = None,
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")] = "",
     include: Include = None,
@@ -257,10 +261,17 @@ def upload(
         with _Observers(json_output=json_output, progress=progress, no_progress=no_progress,
                         totals=lambda: (totals.files, totals.bytes, totals.finished),
                         metrics_port=metrics_port, metrics_file=metrics_file) as observers:
+            bucket = destination[5:].split("/", 1)[0]
+
+            def dry_run_line(event: Any) -> None:  # as aws: (dryrun) upload: ./a to s3://b/a
+                if getattr(event, "reason", None) == "dry-run":
+                    print(f"(dryrun) upload: {event.source} to s3://{bucket}/{event.key}")
+
             report = upload_api(
-                args, destination, config, include=include or (), exclude=exclude or (),
+                args, destination, config, filters=filter_rules(ctx, include, exclude),
                 from_list=from_list, dry_run=dry_run, embedded=embedded, failed_list=failed_list,
-                subscribers=observers.subscribers, totals=totals, resume=not no_resume,
+                subscribers=[*observers.subscribers, *([dry_run_line] if dry_run and not json_output else [])],
+                totals=totals, resume=not no_resume,
             )
             observers.finish(report.to_json())
         print_summary(stderr_console(), report, verb="would upload" if dry_run else "uploaded",
@@ -271,8 +282,9 @@ def upload(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(cls=OrderedArgsCommand)
 def sync(
+    ctx: typer.Context,
     source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from")],
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix")],
     size_only: Annotated[bool, typer.Option("--size-only", help="Upload only when the size differs")] = False,
@@ -321,7 +333,7 @@ def sync(
             printer = [] if json_output else [SyncPlanPrinter(destination, dry_run=dry_run)]
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
-                else "default", delete=delete, dry_run=dry_run, include=include or (), exclude=exclude or (),
+                else "default", delete=delete, dry_run=dry_run, filters=filter_rules(ctx, include, exclude),
                 embedded=embedded, failed_list=failed_list, subscribers=[*printer, *observers.subscribers],
                 hash_cache=not no_hash_cache, totals=totals,
             )

@@ -34,7 +34,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +76,7 @@ from ..plan.syncplan import (
 )
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
-from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
+from ..sources.walk import FilterRule, PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..urls import S3Url, join_key, parse_s3_url
 from .upload import attributes_of, default_failed_list_path
@@ -592,6 +592,7 @@ def sync(
     dry_run: bool = False,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
+    filters: Sequence[FilterRule] | None = None,
     embedded: bool = False,
     failed_list: str | Path | None = None,
     subscribers: Iterable[Subscriber] = (),
@@ -609,6 +610,8 @@ def sync(
     file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
     the prefix that have no local file (after the uploads). ``dry_run``: list the plan
     as events (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.
+    ``filters``: ``("include"|"exclude", glob)`` in order, the aws cli's rule (last match wins;
+    :class:`~s3pump.sources.walk.PathFilter`); without it, ``include``/``exclude`` as two lists.
     ``include``/``exclude``: globs on the path relative to ``source_dir``, applied to both
     sides (an excluded object is never deleted). ``hash_cache``: True for the cache in the
     state directory, a path, or False. Memory: at most ``sort_items_in_memory`` records
@@ -652,7 +655,7 @@ def sync(
         store, config = open_store(config, dest.bucket, embedded=embedded)
     planner = _Planner(
         root=root, dest=dest, key_prefix=key_prefix, store=store, config=config, mode=mode, delete=delete,
-        dry_run=dry_run, path_filter=PathFilter(tuple(include), tuple(exclude)), cache=cache,
+        dry_run=dry_run, path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters), cache=cache,
         sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1), totals=totals,
     )
     handoff = _Handoff()

@@ -20,7 +20,7 @@ from ..events import EventBus, FileFailed, FileSkipped, Subscriber
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
-from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
+from ..sources.walk import FilterRule, PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
 
@@ -91,6 +91,7 @@ def upload(
     *,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    filters: Sequence[FilterRule] | None = None,
     from_list: str | Path | None = None,
     dry_run: bool = False,
     embedded: bool = False,
@@ -103,7 +104,9 @@ def upload(
     """Upload files and directory trees to ``destination`` (``s3://bucket/prefix``).
 
     Keys are the prefix plus each file's POSIX path relative to its directory argument
-    (see :mod:`s3pump.sources.walk`). Files above ``config.multipart_threshold_bytes``
+    (see :mod:`s3pump.sources.walk`). ``filters``: ``("include"|"exclude", glob)`` pairs in
+    order, the aws cli's rule (the last match decides); without it, ``include``/``exclude``.
+    Files above ``config.multipart_threshold_bytes``
     go as multipart uploads with parts of ``config.part_size_bytes`` (grown so no object
     needs over 10,000 parts). Failed files are listed in the report and written as JSON
     lines to ``failed_list`` (default: the state directory), for ``from_list=``.
@@ -142,7 +145,7 @@ def upload(
     else:
         items = walk_items(
             [str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-            path_filter=PathFilter(include, exclude), attrs_for=attrs_by_content_type(attrs),
+            path_filter=PathFilter(include, exclude, rules=filters), attrs_for=attrs_by_content_type(attrs),
             queue_size=config.walk_queue_size, totals=totals,
         )
     stats = RunStats()

@@ -11,11 +11,14 @@ Key mapping (as ``aws s3 cp --recursive``):
 * a file ``F``: ``prefix/<basename>``; but a single file sent to a destination
   that does not end in ``/`` is written to exactly that key.
 
-Filters: ``--include``/``--exclude`` globs (fnmatch, ``*`` crosses ``/``) match
-the path relative to its root. A path matching an include is taken; else one
-matching an exclude is dropped; else, when includes were given without excludes,
-it is dropped (a whitelist); else it is taken. So both ``--include '*.txt'`` and
-``--exclude '*' --include '*.txt'`` upload only ``.txt`` files.
+Filters (the aws cli's rule): ``--include``/``--exclude`` globs (fnmatch, ``*`` crosses ``/``)
+match the path relative to its root, and apply in the order given: every file starts taken,
+and the last filter that matches decides. So ``--exclude '*' --include '*.txt'`` takes only
+``.txt`` files, and ``--include '*.txt' --exclude 'tmp/*'`` takes everything but ``tmp/``.
+One difference from the aws cli: when every filter is an include, they start from nothing
+taken (``--include '*.txt'`` alone takes only ``.txt`` files; in the aws cli it would be a
+no-op). Built from two separate lists (``PathFilter(include, exclude)``), the excludes come
+first, so an include wins over an exclude.
 """
 
 from __future__ import annotations
@@ -35,11 +38,12 @@ from ..errors import (
     S3PumpError,
     SourceNotFoundError,
     SourceUnreadableError,
+    UsageError,
 )
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
 
-__all__ = ["PathFilter", "WalkTotals", "attrs_by_content_type", "walk_items"]
+__all__ = ["FilterRule", "PathFilter", "WalkTotals", "attrs_by_content_type", "walk_items"]
 
 _BATCH = 256
 _END = object()
@@ -54,26 +58,40 @@ class WalkTotals:
     finished: bool = False
 
 
+FilterRule = tuple[str, str]
+"""``("include" | "exclude", glob)``."""
+
+
 class PathFilter:
     """The include/exclude rule described in the module docstring."""
 
-    __slots__ = ("_exclude", "_include", "_whitelist")
+    __slots__ = ("_rules", "_start")
 
-    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-        self._include = tuple(include)
-        self._exclude = tuple(exclude)
-        self._whitelist = bool(include) and not exclude
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
+                 rules: Sequence[FilterRule] | None = None) -> None:
+        """``rules``: the filters in command-line order; without it, ``exclude`` then ``include``.
+
+        Raises:
+            UsageError: a rule's kind is neither ``include`` nor ``exclude``.
+        """
+        ordered = list(rules) if rules is not None else [
+            *(("exclude", p) for p in exclude), *(("include", p) for p in include)]
+        for kind, _ in ordered:
+            if kind not in ("include", "exclude"):
+                raise UsageError(f"filter kind {kind!r}: use 'include' or 'exclude'")
+        self._rules = tuple(ordered)
+        self._start = not ordered or any(kind == "exclude" for kind, _ in ordered)
 
     @property
     def active(self) -> bool:
-        return bool(self._include or self._exclude)
+        return bool(self._rules)
 
     def __call__(self, relpath: str) -> bool:
-        if any(fnmatch.fnmatchcase(relpath, p) for p in self._include):
-            return True
-        if any(fnmatch.fnmatchcase(relpath, p) for p in self._exclude):
-            return False
-        return not self._whitelist
+        taken = self._start
+        for kind, pattern in self._rules:
+            if fnmatch.fnmatchcase(relpath, pattern):
+                taken = kind == "include"
+        return taken
 
 
 def attrs_by_content_type(base: ObjectAttributes) -> Callable[[str], ObjectAttributes]:
