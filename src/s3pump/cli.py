@@ -276,6 +276,8 @@ def upload(
             observers.finish(report.to_json())
         print_summary(stderr_console(), report, verb="would upload" if dry_run else "uploaded",
                       destination=destination)
+        if totals.skipped_line():
+            stderr_console().print(totals.skipped_line(), markup=False, highlight=False)
         return 0 if report.ok else 1
 
     code = _run(debug, body)
@@ -342,6 +344,8 @@ def sync(
         if not dry_run:
             print_summary(console, report, verb="uploaded", destination=destination)
         print_sync_summary(console, report)
+        if totals.skipped_line():
+            console.print(totals.skipped_line(), markup=False, highlight=False)
         return 0 if report.ok else 1
 
     code = _run(debug, body)

@@ -15,6 +15,7 @@ from .errors import S3PumpError
 
 __all__ = [
     "ConcurrencyChanged",
+    "EntrySkipped",
     "Event",
     "EventBus",
     "FileDone",
@@ -63,6 +64,15 @@ class FileSkipped:
     key: str
     size_bytes: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySkipped:
+    """The walk passed over a directory entry that is not a regular file: ``kind`` is ``symlink``
+    (not followed), ``fifo``, ``socket``, ``device`` or ``broken symlink``."""
+
+    path: str
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +160,8 @@ class Tick:
     retry_tokens: int
 
 
-Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
-         | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick)
+Event = (FileDone | FileFailed | FileSkipped | EntrySkipped | PartDone | MultipartCreated | MultipartAborted
+         | RetryScheduled | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick)
 Subscriber = Callable[[Event], None]
 
 

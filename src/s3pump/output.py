@@ -27,6 +27,7 @@ from rich.progress import (
 
 from .events import (
     ConcurrencyChanged,
+    EntrySkipped,
     Event,
     FileDone,
     FileFailed,
@@ -76,6 +77,8 @@ class JsonLines:
                    "error": str(event.error), "error_type": type(event.error).__name__}
         elif isinstance(event, FileSkipped):
             rec = {"event": "skipped", "source": event.source, "key": event.key, "reason": event.reason}
+        elif isinstance(event, EntrySkipped):
+            rec = {"event": "skipped_entry", "source": event.path, "kind": event.kind}
         elif isinstance(event, UploadPlanned):
             rec = {"event": "planned", "source": event.source, "key": event.key, "size_bytes": event.size_bytes,
                    "reason": event.reason, "fallback": event.fallback}

@@ -85,3 +85,37 @@ def test_usage_errors_exit_2_in_one_line(s3env: S3Env, bucket: str, state_dir: P
     assert not (state_dir / "failed").exists()  # a usage error writes no failed-list
     r = run_cli(["upload", "--no-progress", str(tmp_path / "f.txt"), f"s3://{bucket}/ok.txt"], env)
     assert r.returncode == 0
+
+
+@pytest.mark.e2e
+def test_skipped_entries_counted_and_reported(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path) -> None:
+    import socket
+    import stat
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "real.txt").write_text("real")
+    os.symlink(src / "real.txt", src / "link.txt")
+    os.mkfifo(src / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(src / "sock"))
+    kinds = {"symlink", "fifo", "socket"}
+    try:
+        os.mknod(src / "dev", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        kinds.add("device")
+    except PermissionError:
+        pass  # no CAP_MKNOD here: the other kinds still prove the count
+    try:
+        r = run_cli(["upload", str(src), f"s3://{bucket}/s/", "--json", "--no-progress"], s3env.env(state_dir))
+    finally:
+        sock.close()
+    assert r.returncode == 0, r.stderr.decode()
+    events = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    skipped = {(e["source"], e["kind"]) for e in events if e["event"] == "skipped_entry"}
+    names = {"symlink": "link.txt", "fifo": "pipe", "socket": "sock", "device": "dev"}
+    assert skipped == {(str(src / names[k]), k) for k in kinds}
+    lines = [line for line in r.stderr.decode().splitlines() if line.startswith("skipped ")]
+    expected = ", ".join(f"1 {k}" + (" (not followed; --follow-symlinks follows them)" if k == "symlink" else "")
+                         for k in sorted(kinds))
+    assert lines == [f"skipped {expected}: not regular files"], r.stderr.decode()
+    assert set(list_all(s3env.boto(), bucket)) == {"s/real.txt"}

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
 from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
-from ..events import EventBus, FileFailed, FileSkipped, Subscriber
+from ..events import EntrySkipped, EventBus, FileFailed, FileSkipped, Subscriber
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
 from ..report import FailedListWriter, RunStats, UploadReport
 from ..session import open_store, state_dir
@@ -82,6 +82,16 @@ def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> 
                 plain.append(line)
     if plain:
         yield from walk_items(plain, dest, attrs_for=attrs_for, threaded=False)
+
+
+def _reporting_skips(items: Iterable[UploadItem], totals: WalkTotals, bus: EventBus) -> Iterator[UploadItem]:
+    """``items``, emitting an EntrySkipped for each entry the walk passed over (on this thread)."""
+    for item in items:
+        for path, kind in totals.drain_skips():
+            bus.emit(EntrySkipped(path, kind))
+        yield item
+    for path, kind in totals.drain_skips():
+        bus.emit(EntrySkipped(path, kind))
 
 
 def upload(
@@ -152,6 +162,7 @@ def upload(
     failed_path = Path(failed_list) if failed_list else default_failed_list_path("upload")
     failed_writer = FailedListWriter(failed_path, dest.bucket)
     bus = EventBus(stats, failed_writer, *subscribers)
+    items = _reporting_skips(items, totals, bus)
     try:
         if dry_run:
             for item in items:

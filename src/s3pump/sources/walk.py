@@ -23,6 +23,7 @@ first, so an include wins over an exclude.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import mimetypes
 import os
@@ -30,7 +31,7 @@ import queue
 import stat as stat_mod
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..engine.scheduler import UploadItem
 from ..errors import (
@@ -49,13 +50,45 @@ _BATCH = 256
 _END = object()
 
 
+#: Skipped entries kept for events until the consumer drains them; beyond, they are only counted.
+MAX_PENDING_SKIPS = 10_000
+
+
 @dataclass(slots=True)
 class WalkTotals:
-    """Live counters of what the walk found so far (read by the progress bar)."""
+    """Live counters of what the walk found so far (read by the progress bar), and the entries
+    it passed over: ``skipped`` counts them by kind (``symlink``, ``fifo``, ``socket``,
+    ``device``, ``broken symlink``); :meth:`drain_skips` hands their paths to the consumer."""
 
     files: int = 0
     bytes: int = 0
     finished: bool = False
+    skipped: dict[str, int] = field(default_factory=dict)
+    _pending: collections.deque[tuple[str, str]] = field(default_factory=collections.deque)
+
+    def skip(self, path: str, kind: str) -> None:
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        if len(self._pending) < MAX_PENDING_SKIPS:
+            self._pending.append((path, kind))
+
+    def drain_skips(self) -> list[tuple[str, str]]:
+        """The ``(path, kind)`` skipped since the last call (thread-safe with one walk thread)."""
+        out = []
+        while self._pending:
+            out.append(self._pending.popleft())
+        return out
+
+    def skipped_line(self) -> str | None:
+        """One summary line, e.g. ``skipped 2 symlinks (not followed; --follow-symlinks follows
+        them), 1 fifo``; None when nothing was skipped."""
+        if not self.skipped:
+            return None
+        parts = []
+        for kind, n in sorted(self.skipped.items()):
+            noun = kind if n == 1 else f"{kind}s"
+            parts.append(f"{n} {noun}" + (" (not followed; --follow-symlinks follows them)"
+                                          if kind == "symlink" else ""))
+        return "skipped " + ", ".join(parts) + ": not regular files"
 
 
 FilterRule = tuple[str, str]
@@ -153,6 +186,7 @@ def _walk_one(
             rel = f"{reldir}{entry.name}"
             try:
                 if entry.is_symlink() and not follow:
+                    totals.skip(entry.path, "symlink")
                     continue
                 if entry.is_dir(follow_symlinks=follow):
                     if follow:
@@ -165,8 +199,9 @@ def _walk_one(
                         seen_dirs.add(ident)
                     subdirs.append((entry.path, rel + "/"))
                     continue
-                if not entry.is_file(follow_symlinks=follow):
-                    continue  # sockets, FIFOs, devices, dangling links
+                if not entry.is_file(follow_symlinks=follow):  # sockets, FIFOs, devices, dangling links
+                    totals.skip(entry.path, _special_kind(entry.path))
+                    continue
                 if keep.active and not keep(rel):
                     continue
                 est = entry.stat(follow_symlinks=follow)
@@ -177,6 +212,20 @@ def _walk_one(
             yield _file_item(entry.path, join_key(dest.prefix, rel), est.st_size, est.st_mtime_ns,
                              attrs_for, totals)
         stack.extend(reversed(subdirs))
+
+
+def _special_kind(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "broken symlink"
+    if stat_mod.S_ISFIFO(mode):
+        return "fifo"
+    if stat_mod.S_ISSOCK(mode):
+        return "socket"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "device"
+    return "special file"
 
 
 def _file_item(
