@@ -239,6 +239,7 @@ def upload(
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     """Upload files and directory trees to s3://bucket/prefix, in parallel."""
+    from .jobs.upload import check_paths_exist
     from .jobs.upload import upload as upload_api
     from .sources.walk import WalkTotals
 
@@ -249,6 +250,7 @@ def upload(
         raise typer.BadParameter("missing destination s3://bucket/prefix")
 
     def body() -> int:
+        check_paths_exist([*args, *([from_list] if from_list is not None else [])])
         config = _config(
             endpoint_url=endpoint_url, region=region, profile=profile,
             connect_timeout_s=connect_timeout, read_timeout_s=read_timeout, concurrency=concurrency,

@@ -6,7 +6,9 @@ code it maps to when it ends a run (``exit_code``)::
 
     S3PumpError                         fatal    exit 1
     ├── UsageError                      fatal    exit 2   bad flags, URL or config value
-    │   └── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   ├── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   └── PathNotFoundError           fatal    exit 2   a PATH argument that does not exist
+    │                                                     (also a SourceNotFoundError)
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
     │   ├── SourceUnreadableError       fatal    exit 1   permission denied, I/O error, symlink loop
@@ -43,6 +45,7 @@ __all__ = [
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
+    "PathNotFoundError",
     "RequestTimeoutError",
     "RetryableStoreError",
     "S3PumpError",
@@ -93,6 +96,13 @@ class SourceNotFoundError(SourceError):
 
 class SourceUnreadableError(SourceError):
     """A source path exists but cannot be read (permissions, I/O error, symlink loop)."""
+
+
+class PathNotFoundError(UsageError, SourceNotFoundError):
+    """A path named on the command line does not exist: a usage error, as in the aws cli
+    (``the path nosuchfile.txt does not exist``, exit 2, nothing sent)."""
+
+    exit_code = EXIT_USAGE
 
 
 class SourceChangedError(SourceError):

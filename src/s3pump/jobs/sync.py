@@ -42,6 +42,7 @@ from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
 from ..errors import (
     CancelledError,
+    PathNotFoundError,
     S3PumpError,
     SourceChangedError,
     SourceError,
@@ -622,7 +623,8 @@ def sync(
 
     Raises:
         UsageError: bad destination, mode or config (exit 2).
-        UsageError: ``source_dir`` does not exist or is not a directory (exit 2).
+        PathNotFoundError: ``source_dir`` does not exist (a UsageError and SourceNotFoundError, exit 2).
+        UsageError: ``source_dir`` is not a directory (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check or the listing failed (exit 2).
         CancelledError: Ctrl-C / SIGTERM; open multipart uploads were aborted (exit 130).
     """
@@ -632,7 +634,7 @@ def sync(
         raise UsageError(f"sync mode must be one of {', '.join(MODES)}, got {mode!r}")
     root = os.fspath(source_dir)
     if not os.path.exists(root):  # usage errors, as in the aws cli (exit 2)
-        raise UsageError(f"the path {root} does not exist")
+        raise PathNotFoundError(f"the path {root} does not exist")
     if not os.path.isdir(root):
         raise UsageError(f"{root}: not a directory; sync takes a directory (use upload for files)")
     if sort_items_in_memory < 1:

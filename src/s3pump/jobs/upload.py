@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import TransferConfig
 from ..engine.scheduler import Engine, UploadItem
-from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
+from ..errors import InvalidKeyError, PathNotFoundError, S3PumpError, SourceNotFoundError, UsageError
 from ..events import EntrySkipped, EventBus, FileFailed, FileSkipped, Subscriber
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
 from ..report import FailedListWriter, RunStats, UploadReport
@@ -24,7 +24,7 @@ from ..sources.walk import FilterRule, PathFilter, WalkTotals, attrs_by_content_
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
 
-__all__ = ["attributes_of", "read_failed_list", "upload"]
+__all__ = ["attributes_of", "check_paths_exist", "read_failed_list", "upload"]
 
 
 def attributes_of(config: TransferConfig) -> ObjectAttributes:
@@ -84,6 +84,17 @@ def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> 
         yield from walk_items(plain, dest, attrs_for=attrs_for, threaded=False)
 
 
+def check_paths_exist(paths: Iterable[str | Path]) -> None:
+    """The aws cli's rule for its PATH arguments: one that does not exist is a usage error.
+
+    Raises:
+        PathNotFoundError: the first missing path (exit 2).
+    """
+    for p in paths:
+        if not os.path.lexists(p):
+            raise PathNotFoundError(f"the path {p} does not exist")
+
+
 def _reporting_skips(items: Iterable[UploadItem], totals: WalkTotals, bus: EventBus) -> Iterator[UploadItem]:
     """``items``, emitting an EntrySkipped for each entry the walk passed over (on this thread)."""
     for item in items:
@@ -132,7 +143,8 @@ def upload(
         UploadReport: counts, bytes, elapsed seconds, retries, latency p50/p99, failures.
 
     Raises:
-        UsageError: bad destination or config, or a PATH that does not exist (exit 2).
+        UsageError: bad destination or config (exit 2). A PATH that does not exist fails alone, as a
+            SourceNotFoundError item (the CLI checks the paths first: :func:`check_paths_exist`).
         NoSuchBucketError, CredentialsError: the bucket check failed (exit 2).
         CancelledError: Ctrl-C / SIGTERM; open multipart uploads were aborted (exit 130).
     """
@@ -145,9 +157,6 @@ def upload(
             raise InvalidKeyError(f"{destination}: the prefix is not a valid key: {e}") from None
     if not paths and from_list is None:
         raise UsageError("give at least one PATH, or --from-list FILE")
-    for p in [*paths, *([from_list] if from_list is not None else [])]:
-        if not os.path.lexists(p):  # as the aws cli: a usage error before anything is sent
-            raise UsageError(f"the path {p} does not exist")
     attrs = attributes_of(config)
     totals = totals if totals is not None else WalkTotals()
     if from_list is not None:

@@ -34,7 +34,7 @@ from typing import Any
 import botocore.exceptions
 
 from ..config import TransferConfig
-from ..errors import SourceError, StoreError, UsageError
+from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
 from ..etags import file_digest, parse_etag
 from ..plan.syncplan import checksum_part_sizes, checksum_verdict
 from ..session import open_store
@@ -87,14 +87,16 @@ def verify(
     module docstring).
 
     Raises:
+        PathNotFoundError: ``directory`` does not exist (exit 2).
         UsageError: ``directory`` is not a directory, a bad URL or config (exit 2).
         NoSuchBucketError, CredentialsError, EndpointUnreachableError: as for any job (exit 2).
     """
     config = config or TransferConfig.from_env()
     root = os.fspath(directory)
+    if not os.path.exists(root):
+        raise PathNotFoundError(f"the path {root} does not exist")
     if not os.path.isdir(root):
-        raise UsageError(f"the path {root} does not exist" if not os.path.exists(root)
-                         else f"{root}: not a directory; verify takes a directory")
+        raise UsageError(f"{root}: not a directory; verify takes a directory")
     dest = parse_s3_url(destination)
     prefix = dest.prefix if not dest.prefix or dest.prefix.endswith("/") else dest.prefix + "/"
     own_store = store is None
