@@ -74,6 +74,12 @@ Sse = Annotated[str | None, typer.Option("--sse", help="Server-side encryption: 
 SseKms = Annotated[str | None, typer.Option("--sse-kms-key-id", help="KMS key ID for --sse aws:kms")]
 StorageClass = Annotated[str | None, typer.Option("--storage-class", help="e.g. STANDARD_IA, GLACIER_IR")]
 Metadata = Annotated[list[str] | None, typer.Option("--metadata", help="k=v user metadata (repeatable)")]
+CacheControl = Annotated[str | None, typer.Option("--cache-control", help="Cache-Control, e.g. max-age=3600")]
+ContentEncoding = Annotated[str | None, typer.Option("--content-encoding", help="Content-Encoding, e.g. gzip")]
+ContentDisposition = Annotated[str | None, typer.Option("--content-disposition", help="Content-Disposition")]
+ContentLanguage = Annotated[str | None, typer.Option("--content-language", help="Content-Language, e.g. en-US")]
+Expires = Annotated[str | None, typer.Option("--expires", help="Expires: an ISO 8601 time or an HTTP date")]
+Tagging = Annotated[str | None, typer.Option("--tagging", help="Object tags, key1=value1&key2=value2")]
 Json = Annotated[bool, typer.Option("--json", help="One JSON event per file and a summary on stdout")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No progress bar")]
 Debug = Annotated[bool, typer.Option("--debug", help="Debug logs on stderr (secrets redacted)")]
@@ -111,6 +117,18 @@ def _metadata_pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _http_date(text: str) -> str:
+    """``--expires``: an ISO 8601 time becomes an HTTP date; anything else is sent as given."""
+    import datetime as dt
+    from email.utils import format_datetime
+
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return format_datetime(when if when.tzinfo else when.replace(tzinfo=dt.UTC), usegmt=True)
+
+
 def _config(**flags: Any) -> TransferConfig:
     """Defaults < environment < flags. Sizes, rates and ``--concurrency auto`` given as text are parsed here."""
     concurrency = flags.get("concurrency")
@@ -129,6 +147,8 @@ def _config(**flags: Any) -> TransferConfig:
             flags[name] = parse_duration_s(flags[name], what="--" + name[:-2].replace("_", "-"))
     if flags.get("part_size_bytes") is not None:
         flags["part_size_bytes"] = parse_size_bytes(flags["part_size_bytes"], what="--part-size")
+    if flags.get("expires"):
+        flags["expires"] = _http_date(flags["expires"])
     if "metadata" in flags:
         flags["metadata"] = _metadata_pairs(flags["metadata"]) or None
     return TransferConfig.from_env(**flags)
@@ -233,6 +253,9 @@ def upload(
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    cache_control: CacheControl = None, content_encoding: ContentEncoding = None,
+    content_disposition: ContentDisposition = None, content_language: ContentLanguage = None,
+    expires: Expires = None, tagging: Tagging = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
     min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
@@ -256,6 +279,9 @@ def upload(
             connect_timeout_s=connect_timeout, read_timeout_s=read_timeout, concurrency=concurrency,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+            cache_control=cache_control, content_encoding=content_encoding,
+            content_disposition=content_disposition, content_language=content_language, expires=expires,
+            tagging=tagging,
             follow_symlinks=follow_symlinks or None, max_rps=max_rps, rps_burst=rps_burst,
             max_bandwidth_bps=bwlimit, min_concurrency=min_concurrency, max_concurrency=max_concurrency,
         )
@@ -309,6 +335,9 @@ def sync(
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    cache_control: CacheControl = None, content_encoding: ContentEncoding = None,
+    content_disposition: ContentDisposition = None, content_language: ContentLanguage = None,
+    expires: Expires = None, tagging: Tagging = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
     min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
@@ -327,6 +356,9 @@ def sync(
             connect_timeout_s=connect_timeout, read_timeout_s=read_timeout, concurrency=concurrency,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+            cache_control=cache_control, content_encoding=content_encoding,
+            content_disposition=content_disposition, content_language=content_language, expires=expires,
+            tagging=tagging,
             follow_symlinks=follow_symlinks or None, max_rps=max_rps, rps_burst=rps_burst, max_bandwidth_bps=bwlimit,
             min_concurrency=min_concurrency, max_concurrency=max_concurrency,
         )
@@ -554,7 +586,10 @@ def cleanup(
 
 @app.command()
 def stream(
-    destination: Annotated[str, typer.Argument(help="s3://bucket/key of the object to write")],
+    source_or_destination: Annotated[str, typer.Argument(
+        metavar="[SOURCE] DESTINATION", help="s3://bucket/key of the object to write, after an optional "
+        "SOURCE: '-' for stdin (as aws s3 cp -) or a file or FIFO")],
+    second: Annotated[str | None, typer.Argument(hidden=True)] = None,
     input_path: Annotated[Path | None, typer.Option("--input", "-i", help="Read this file or FIFO instead "
                                                     "of stdin")] = None,
     expected_size: Annotated[str | None, typer.Option("--expected-size", help="Bytes the stream will have "
@@ -570,10 +605,16 @@ def stream(
     part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    cache_control: CacheControl = None, content_encoding: ContentEncoding = None,
+    content_disposition: ContentDisposition = None, content_language: ContentLanguage = None,
+    expires: Expires = None, tagging: Tagging = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Annotated[bool, typer.Option("--json", help="A JSON summary on stdout")] = False,
-    no_progress: NoProgress = False, debug: Debug = False,
+    no_progress: NoProgress = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary line; errors "
+                                        "only")] = False,
+    debug: Debug = False,
 ) -> None:
     """Upload stdin (or --input) to one object while it is still being read: bounded memory,
     no size ceiling, and nothing stored unless the whole stream arrived (a read error, a count
@@ -581,9 +622,14 @@ def stream(
     0-byte object. The object's md5 and sha256 metadata hold the digests of the whole stream."""
     import os
 
-    from .errors import SourceUnreadableError
+    from .errors import PathNotFoundError, SourceUnreadableError
     from .jobs.stream import STREAM_DEFAULT_CONCURRENCY, StreamProgress, format_report_line, parse_tolerance
     from .jobs.stream import stream as stream_api
+
+    destination, source = (source_or_destination, None) if second is None else (second, source_or_destination)
+    if source is not None and input_path is not None:
+        raise typer.BadParameter("give the source once: SOURCE or --input")
+    path = input_path if source in (None, "-") else Path(source)
 
     def body() -> int:
         default_c = None if os.environ.get("S3PUMP_CONCURRENCY") else STREAM_DEFAULT_CONCURRENCY
@@ -593,20 +639,25 @@ def stream(
             concurrency=concurrency if concurrency is not None else default_c,
             part_size_bytes=part_size, checksum_algorithm=checksum_algorithm, content_type=content_type,
             acl=acl, sse=sse, sse_kms_key_id=sse_kms_key_id, storage_class=storage_class, metadata=metadata,
+            cache_control=cache_control, content_encoding=content_encoding,
+            content_disposition=content_disposition, content_language=content_language, expires=expires,
+            tagging=tagging,
             max_rps=max_rps, rps_burst=rps_burst, max_bandwidth_bps=bwlimit,
         )
         expected = parse_size_bytes(expected_size, what="--expected-size") if expected_size else None
         tolerance = parse_tolerance(size_tolerance, expected) if size_tolerance else 0
-        if input_path is not None:
+        if path is not None:
+            if not os.path.lexists(path):
+                raise PathNotFoundError(f"the path {path} does not exist")
             try:
-                readable: Any = open(input_path, "rb")  # noqa: SIM115 - closed below
+                readable: Any = open(path, "rb")  # noqa: SIM115 - closed below
             except OSError as e:
-                raise SourceUnreadableError(f"{input_path}: {e.strerror}") from None
-            name = str(input_path)
+                raise SourceUnreadableError(f"{path}: {e.strerror}") from None
+            name = str(path)
         else:
             readable, name = sys.stdin.buffer, "stdin"
         try:
-            with _Observers(json_output=json_output, progress=progress, no_progress=no_progress,
+            with _Observers(json_output=json_output, progress=progress, no_progress=no_progress or quiet,
                             totals=lambda: (1, expected or 0, expected is not None), metrics_port=metrics_port,
                             metrics_file=metrics_file, bar=lambda: StreamProgress(expected),
                             json_events=False) as observers:
@@ -619,9 +670,10 @@ def stream(
                 )
                 observers.finish(report.to_json())
         finally:
-            if input_path is not None:
+            if path is not None:
                 readable.close()
-        stderr_console().print(format_report_line(report), markup=False)
+        if not quiet:
+            stderr_console().print(format_report_line(report), markup=False)
         return 0
 
     raise typer.Exit(_run(debug, body))

@@ -129,6 +129,18 @@ class TransferConfig:
     """Storage class (``x-amz-storage-class``), e.g. STANDARD_IA."""
     metadata: tuple[tuple[str, str], ...] = ()
     """User metadata as ``x-amz-meta-<k>: <v>`` pairs (ASCII)."""
+    cache_control: str | None = None
+    """Cache-Control of every object, e.g. ``max-age=3600``."""
+    content_encoding: str | None = None
+    """Content-Encoding, e.g. ``gzip`` (s3pump sends the bytes as they are)."""
+    content_disposition: str | None = None
+    """Content-Disposition, e.g. ``attachment; filename="a.csv"``."""
+    content_language: str | None = None
+    """Content-Language, e.g. ``en-US``."""
+    expires: str | None = None
+    """Expires, an HTTP date; ISO 8601 (``2026-12-31T00:00:00Z``) is converted to one."""
+    tagging: str | None = None
+    """Object tags in URL-query form, ``k1=v1&k2=v2`` (``x-amz-tagging``)."""
 
     # --- local side ------------------------------------------------------------------
     follow_symlinks: bool = False
@@ -183,6 +195,14 @@ class TransferConfig:
             self.sse_kms_key_id is None or (self.sse or "").startswith("aws:kms"),
             "--sse-kms-key-id needs --sse aws:kms",
         )
+        for name in ("cache_control", "content_encoding", "content_disposition", "content_language", "expires",
+                     "tagging"):
+            value = getattr(self, name)
+            need(value is None or (value.isascii() and value.isprintable()),
+                 f"--{name.replace('_', '-')} {value!r}: use printable ASCII")
+        if self.tagging is not None:
+            need(all(k for k, _, _ in (pair.partition("=") for pair in self.tagging.split("&"))),
+                 f"--tagging {self.tagging!r}: use key1=value1&key2=value2")
         for k, v in self.metadata:
             need(k.isascii() and v.isascii() and k != "", f"metadata {k}={v}: keys and values must be ASCII")
         if self.endpoint_url is not None:

@@ -30,7 +30,11 @@ __all__ = ["attributes_of", "check_paths_exist", "read_failed_list", "upload"]
 def attributes_of(config: TransferConfig) -> ObjectAttributes:
     """The per-object headers a config asks for."""
     return ObjectAttributes(config.content_type, config.acl, config.sse, config.sse_kms_key_id,
-                            config.storage_class, config.metadata)
+                            config.storage_class, config.metadata, cache_control=config.cache_control,
+                            content_encoding=config.content_encoding,
+                            content_disposition=config.content_disposition,
+                            content_language=config.content_language, expires=config.expires,
+                            tagging=config.tagging)
 
 
 def default_failed_list_path(job: str) -> Path:

@@ -24,6 +24,7 @@ first, so an include wins over an exclude.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import fnmatch
 import mimetypes
 import os
@@ -138,8 +139,7 @@ def attrs_by_content_type(base: ObjectAttributes) -> Callable[[str], ObjectAttri
         ctype = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
         attrs = cache.get(ctype)
         if attrs is None:
-            attrs = ObjectAttributes(ctype, base.acl, base.sse, base.sse_kms_key_id, base.storage_class,
-                                     base.metadata)
+            attrs = dataclasses.replace(base, content_type=ctype)
             cache[ctype] = attrs
         return attrs
 

@@ -9,6 +9,7 @@ byte order; metadata round-trips. ``fault`` lets a test fail chosen requests.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import threading
 import time
@@ -46,6 +47,8 @@ class StoredObject:
     last_modified: float
     metadata: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    attrs: ObjectAttributes = field(default_factory=ObjectAttributes)
+    """Everything the writer sent (headers and tags), as S3 keeps it."""
 
 
 @dataclass(slots=True)
@@ -94,7 +97,7 @@ class MemoryStore:
     def _store(self, bucket: str, key: str, body: bytes, etag: str, attrs: ObjectAttributes) -> None:
         with self._lock:
             self._objects(bucket)[key] = StoredObject(
-                body, etag, time.time(), dict(attrs.metadata), attrs.content_type
+                body, etag, time.time(), dict(attrs.metadata), attrs.content_type, attrs
             )
 
     @staticmethod
@@ -255,6 +258,7 @@ class MemoryStore:
                                       status=412, code="PreconditionFailed")
             obj.metadata = dict(attrs.metadata)
             obj.content_type = attrs.content_type
+            obj.attrs = dataclasses.replace(attrs, tagging=obj.attrs.tagging)  # a copy keeps the tags
         return PutResult(obj.etag)
 
     def close(self) -> None:
