@@ -422,34 +422,64 @@ def generate(
 def serve(
     port: Annotated[int | None, typer.Option("--port", help="S3 port [default: a free port]")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory [default: the "
-                                                  "embedded server's]")] = None,
+                                                  "embedded server's, shared with --embedded]")] = None,
+    info: Annotated[bool, typer.Option("--info", help="Print the running embedded server's endpoint and "
+                                       "keys, then exit")] = False,
+    env: Annotated[bool, typer.Option("--env", help="Print them as export AWS_...=... lines (for eval), "
+                                      "then exit")] = False,
     stop_embedded: Annotated[bool, typer.Option("--stop-embedded", help="Stop the background server that "
                                                 "--embedded started (its data is kept), then exit")] = False,
 ) -> None:
-    """Run a local S3 server (SeaweedFS) on 127.0.0.1 in the foreground, until Ctrl-C."""
-    from .devserver import embedded_dir, start_server, stop_server
+    """Run a local S3 server (SeaweedFS) on 127.0.0.1 in the foreground, until Ctrl-C. While it runs,
+    commands with --embedded use it."""
+    from .devserver import embedded_dir, record_server, running_embedded, start_server, state_file, stop_server
     from .devserver import stop_embedded as stop_embedded_server
 
-    def body() -> None:
+    def say(line: str) -> None:
+        stderr_console().print(line, markup=False, highlight=False)
+
+    def body() -> int:
         if stop_embedded:
-            stopped = stop_embedded_server()
-            stderr_console().print(f"stopped the embedded server at {stopped.endpoint_url}" if stopped
-                                   else "no embedded server is running", markup=False)
-            return
-        directory = data_dir or embedded_dir().parent / "serve"
+            if stop_embedded_server(say) is None:
+                say("no embedded server is running")
+            return 0
+        if info or env:
+            running = running_embedded()
+            if running is None:
+                say("no embedded server is running; start one with: s3pump serve (or any command with --embedded)")
+                return 1
+            if env:
+                print(f"export AWS_ENDPOINT_URL={running.endpoint_url}\nexport AWS_ACCESS_KEY_ID="
+                      f"{running.access_key_id}\nexport AWS_SECRET_ACCESS_KEY={running.secret_access_key}\n"
+                      f"export AWS_REGION={running.region}")
+            else:
+                print(f"endpoint:   {running.endpoint_url}\naccess key: {running.access_key_id}\n"
+                      f"secret key: {running.secret_access_key}\nregion:     {running.region}\n"
+                      f"data dir:   {running.data_dir}\npid:        {running.pid}")
+            return 0
+        directory = data_dir or embedded_dir()
+        shared = directory.resolve() == embedded_dir().resolve()
+        already = running_embedded() if shared else None
+        if already is not None:
+            raise UsageError(f"the embedded server already runs on {directory} ({already.endpoint_url}); use it "
+                             "(s3pump serve --info), or stop it first: s3pump serve --stop-embedded")
         server, proc = start_server(directory, s3_port=port)
+        if shared:
+            record_server(server)  # --embedded and serve --info see it while it runs
         print(f"endpoint:   {server.endpoint_url}\naccess key: {server.access_key_id}\n"
               f"secret key: {server.secret_access_key}\nregion:     {server.region}\n"
               f"data dir:   {server.data_dir}", flush=True)
-        stderr_console().print(
-            f"export AWS_ENDPOINT_URL={server.endpoint_url} AWS_ACCESS_KEY_ID={server.access_key_id} "
-            f"AWS_SECRET_ACCESS_KEY=... ; Ctrl-C stops the server", markup=False)
+        say("s3pump serve --env prints export lines for these; Ctrl-C stops the server")
         try:
             proc.wait()
         finally:
-            stop_server(proc)
+            say("stopping the server (SeaweedFS takes about 15 s to shut down cleanly) ...")
+            stop_server(proc, grace_s=30.0)
+            if shared:
+                state_file().unlink(missing_ok=True)
+        return 0
 
-    _run(False, body)
+    raise typer.Exit(_run(False, body))
 
 
 @app.command()

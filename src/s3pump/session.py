@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -36,7 +37,7 @@ def open_store(
         NoSuchBucketError, CredentialsError, AccessDeniedError, NetworkError: the check failed.
     """
     if embedded:
-        server = ensure_embedded()
+        server = ensure_embedded(lambda line: print(f"s3pump: {line}", file=sys.stderr, flush=True))
         config = config.replace(
             endpoint_url=server.endpoint_url, region=server.region,
             access_key_id=server.access_key_id, secret_access_key=server.secret_access_key,
