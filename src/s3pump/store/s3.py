@@ -160,6 +160,15 @@ def _boto_error(err: Exception, what: str) -> StoreError:
     raise err
 
 
+def _no_answer(error: StoreError) -> bool:
+    """The endpoint gave no answer at all: refused, unknown host, or silent until the read timeout.
+    (A connection reset or a closed connection may be a flaky network: retried as usual.)"""
+    if isinstance(error, RequestTimeoutError):
+        return error.status is None
+    code = error.code or ""
+    return isinstance(error, NetworkError) and ("REFUSED" in code or "DNS" in code)
+
+
 class _CrtRequest:
     """Holds an awscrt S3Request alive and forwards ``cancel``."""
 
@@ -327,7 +336,7 @@ class S3Store:
             try:
                 return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
             except StoreError as e:
-                if self._answered.is_set() or not isinstance(e, NetworkError | RequestTimeoutError):
+                if self._answered.is_set() or not _no_answer(e):
                     if not (retry and e.retryable and attempt < self.config.max_attempts):
                         raise
                 elif not retry or attempt >= 2:
@@ -343,6 +352,8 @@ class S3Store:
             return f"does not answer (no response in {self.config.read_timeout_s:g} s)"
         if "REFUSED" in (error.code or ""):
             return "refused the connection"
+        if "DNS" in (error.code or ""):
+            return "has a host name that does not resolve"
         return f"cannot be reached ({error.code or error})"
 
     def _unreachable(self, error: StoreError) -> EndpointUnreachableError:
