@@ -136,15 +136,17 @@ def test_bad_input_one_line_errors(s3env: S3Env, bucket: str, state_dir: Path, t
     # not an S3 URL: exit 2
     r = run_cli(["upload", str(tmp_path), "/tmp/dest", "--no-progress"], env)
     assert r.returncode == 2 and "not an S3 URL" in r.stderr.decode()
-    # a missing path among good ones: a usage error as in the aws cli (issue 13): exit 2, one line
-    # naming the path, nothing uploaded, no failed-list
+    # a missing path among good ones: exit 1, the path named, the good file still uploaded
     r = run_cli(["upload", str(tmp_path / "ok.txt"), str(tmp_path / "missing.txt"), f"s3://{bucket}/m/",
                  "--no-progress"], env)
+    assert r.returncode == 1 and "missing.txt" in r.stderr.decode() and "Traceback" not in r.stderr.decode()
+    assert set(list_all(s3env.boto(), bucket, "m/")) == {"m/ok.txt"}
+    # the only path missing: a usage error as in the aws cli (issue 13): exit 2, one line, nothing sent
+    r = run_cli(["upload", str(tmp_path / "missing.txt"), f"s3://{bucket}/n/", "--no-progress"], env)
     assert r.returncode == 2, r.stderr.decode()
     assert r.stderr.decode().strip().splitlines() == [
         f"s3pump: error: the path {tmp_path / 'missing.txt'} does not exist"]
-    assert set(list_all(s3env.boto(), bucket, "m/")) == set()
-    assert not (state_dir / "failed").exists()
+    assert set(list_all(s3env.boto(), bucket, "n/")) == set()
     # unreachable endpoint: one line naming it, exit 2 (a configuration error, issue 13)
     r = run_cli(["upload", str(tmp_path), f"s3://{bucket}/x", "--no-progress",
                  "--endpoint-url", "http://127.0.0.1:9"], env)

@@ -28,13 +28,11 @@ import dataclasses
 import fnmatch
 import mimetypes
 import os
-import queue
 import stat as stat_mod
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..engine.scheduler import UploadItem
 from ..errors import (
     InvalidKeyError,
     S3PumpError,
@@ -42,13 +40,15 @@ from ..errors import (
     SourceUnreadableError,
     UsageError,
 )
+from ..events import Discovered, EntrySkipped
+from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
+from .handoff import threaded as _threaded
 
-__all__ = ["FilterRule", "PathFilter", "WalkTotals", "attrs_by_content_type", "walk_items"]
+__all__ = ["FilterRule", "PathFilter", "WalkTotals", "attrs_by_content_type", "skipped_line", "walk_items"]
 
 _BATCH = 256
-_END = object()
 
 
 #: Skipped entries kept for events until the consumer drains them; beyond, they are only counted.
@@ -57,9 +57,9 @@ MAX_PENDING_SKIPS = 10_000
 
 @dataclass(slots=True)
 class WalkTotals:
-    """Live counters of what the walk found so far (read by the progress bar), and the entries
-    it passed over: ``skipped`` counts them by kind (``symlink``, ``fifo``, ``socket``,
-    ``device``, ``broken symlink``); :meth:`drain_skips` hands their paths to the consumer."""
+    """Counters of what the walk found so far (the walk's own; reported as Discovered events), and
+    the entries it passed over: ``skipped`` counts them by kind (``symlink``, ``fifo``, ``socket``,
+    ``device``, ``broken symlink``); :meth:`drain_skips` hands their paths over (EntrySkipped events)."""
 
     files: int = 0
     bytes: int = 0
@@ -79,17 +79,18 @@ class WalkTotals:
             out.append(self._pending.popleft())
         return out
 
-    def skipped_line(self) -> str | None:
-        """One summary line, e.g. ``skipped 2 symlinks (not followed; --follow-symlinks follows
-        them), 1 fifo``; None when nothing was skipped."""
-        if not self.skipped:
-            return None
-        parts = []
-        for kind, n in sorted(self.skipped.items()):
-            noun = kind if n == 1 else f"{kind}s"
-            parts.append(f"{n} {noun}" + (" (not followed; --follow-symlinks follows them)"
-                                          if kind == "symlink" else ""))
-        return "skipped " + ", ".join(parts) + ": not regular files"
+
+
+def skipped_line(skipped: dict[str, int]) -> str | None:
+    """One summary line of skipped entries by kind, e.g. ``skipped 2 symlinks (not followed;
+    --follow-symlinks follows them), 1 fifo: not regular files``; None when nothing was skipped."""
+    if not skipped:
+        return None
+    parts = []
+    for kind, n in sorted(skipped.items()):
+        noun = kind if n == 1 else f"{kind}s"
+        parts.append(f"{n} {noun}" + (" (not followed; --follow-symlinks follows them)" if kind == "symlink" else ""))
+    return "skipped " + ", ".join(parts) + ": not regular files"
 
 
 FilterRule = tuple[str, str]
@@ -255,8 +256,12 @@ def walk_items(
     queue_size: int = 10_000,
     totals: WalkTotals | None = None,
     threaded: bool = True,
-) -> Iterator[UploadItem]:
-    """Walk ``roots`` and yield one :class:`UploadItem` per regular file (or per error).
+    discovered: bool = False,
+) -> Iterator[Any]:
+    """Walk ``roots`` and yield one :class:`UploadItem` per regular file (or per error), and a
+    :class:`~s3pump.events.Discovered` with the totals so far every few hundred files and at the end
+    (``final``) when ``discovered`` is set, for progress views; then also an
+    :class:`~s3pump.events.EntrySkipped` for each entry that is not a regular file.
 
     Errors never stop the walk: a missing root, an unreadable directory, a symlink
     loop or an invalid key becomes an item with ``error`` set, which the engine
@@ -267,57 +272,23 @@ def walk_items(
     attrs_for = attrs_for or attrs_by_content_type(ObjectAttributes())
     exact_key = len(roots) == 1 and dest.prefix != "" and not dest.prefix.endswith("/")
 
-    def generate() -> Iterator[UploadItem]:
+    def generate() -> Iterator[UploadItem | Discovered | EntrySkipped]:
+        reported = 0
         for root in roots:
-            yield from _walk_one(root, dest, exact_key, keep, follow_symlinks, attrs_for, totals)
-        totals.finished = True
+            for item in _walk_one(root, dest, exact_key, keep, follow_symlinks, attrs_for, totals):
+                if discovered:
+                    for path, kind in totals.drain_skips():
+                        yield EntrySkipped(path, kind)
+                yield item
+                if discovered and totals.files - reported >= _BATCH:
+                    reported = totals.files
+                    yield Discovered(totals.files, totals.bytes)
+        if discovered:
+            for path, kind in totals.drain_skips():
+                yield EntrySkipped(path, kind)
+            yield Discovered(totals.files, totals.bytes, final=True)
 
     if not threaded:
         yield from generate()
         return
     yield from _threaded(generate(), max(1, queue_size // _BATCH))
-
-
-def _threaded(source: Iterator[UploadItem], max_batches: int) -> Iterator[UploadItem]:
-    """Run ``source`` in a daemon thread; hand items over in batches through a bounded queue."""
-    q: queue.Queue[object] = queue.Queue(maxsize=max_batches)
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def put(obj: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(obj, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        batch: list[UploadItem] = []
-        try:
-            for item in source:
-                batch.append(item)
-                if len(batch) >= _BATCH:
-                    if not put(batch):
-                        return
-                    batch = []
-            if batch:
-                put(batch)
-        except BaseException as e:  # surfaced in the consumer
-            failure.append(e)
-        finally:
-            put(_END)
-
-    t = threading.Thread(target=produce, name="s3pump-walk", daemon=True)
-    t.start()
-    try:
-        while True:
-            got = q.get()
-            if got is _END:
-                break
-            yield from got  # type: ignore[misc]
-        if failure:
-            raise failure[0]
-    finally:
-        stop.set()
