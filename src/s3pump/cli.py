@@ -270,6 +270,7 @@ def sync(
         from .ui.summary import SyncPlanPrinter, print_sync_summary
 
         config = config_from(params)
+        skipped = _SkipCounter()
         with Views(kind="files", label="sync", json_output=json_output, progress=progress,
                    no_progress=no_progress or dry_run, metrics_port=metrics_port,
                    metrics_file=metrics_file) as views:
@@ -277,11 +278,12 @@ def sync(
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
                 else "default", delete=delete, dry_run=dry_run, filters=filter_rules(ctx, include, exclude),
-                embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers],
+                embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers, skipped],
                 hash_cache=not no_hash_cache, handle_signals=True,
             )
             views.finish(report.to_json())
         print_sync_summary(report, destination=destination)
+        skipped.print()
         return 0 if report.ok else 1
 
     raise typer.Exit(_run(debug, body))

@@ -119,3 +119,8 @@ def test_skipped_entries_counted_and_reported(s3env: S3Env, bucket: str, state_d
                          for k in sorted(kinds))
     assert lines == [f"skipped {expected}: not regular files"], r.stderr.decode()
     assert set(list_all(s3env.boto(), bucket)) == {"s/real.txt"}
+    # sync says the same
+    r = run_cli(["sync", str(src), f"s3://{bucket}/y/", "--no-progress"], s3env.env(state_dir))
+    assert r.returncode == 0, r.stderr.decode()
+    assert [line for line in r.stderr.decode().splitlines() if line.startswith("skipped ")] == lines
+    assert set(list_all(s3env.boto(), bucket)) == {"s/real.txt", "y/real.txt"}

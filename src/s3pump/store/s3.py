@@ -205,6 +205,7 @@ class S3Store:
         self.region = self.settings.region
         self._endpoint = _endpoint_of(self.settings)
         self._answered = threading.Event()  # set once the endpoint answered any request
+        self._silent_failures = 0  # requests that got no answer at all before the endpoint ever answered
         self._checksum_name = None if config.checksum_algorithm == "none" else config.checksum_algorithm
         self._checksum_config = (
             s3.S3ChecksumConfig(
@@ -336,36 +337,25 @@ class S3Store:
             EndpointUnreachableError: the endpoint refused or did not answer twice (exit 2).
             StoreError: from the tree.
         """
-        if not self._answered.is_set():
-            answer = self._first_contact(method, bucket, key, query, operation, body=body, headers=headers,
-                                         retry=retry)
-            if answer is not None:
-                return answer
-        if not retry:
-            return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
-        return self.retry.call(self._crt_once, method, bucket, key, query, operation, body=body, headers=headers,
-                               what=(key or bucket, None))
-
-    def _first_contact(
-        self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
-        body: bytes, headers: Sequence[tuple[str, str]], retry: bool,
-    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
-        """At most two attempts of a call to an endpoint that never answered. None: it answered
-        with a retryable error, for the retry policy to take over."""
-        for attempt in (1, 2):
+        def once() -> tuple[int, list[tuple[str, str]], bytes]:
             try:
                 return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
             except StoreError as e:
                 if self._answered.is_set() or not _no_answer(e):
-                    if retry and e.retryable:
-                        return None
                     raise
-                if not retry or attempt == 2:
-                    raise self._unreachable(e) from None
+                with self._lock:
+                    self._silent_failures += 1
+                    failures = self._silent_failures
+                if not retry or failures >= 2:
+                    raise self._unreachable(e) from None  # fatal: the policy does not retry it
                 if isinstance(e, RequestTimeoutError):  # a refusal is quick: retried without a word
                     _log.warning("the endpoint %s %s; retrying", self.settings.endpoint_shown,
                                  self._failure_words(e))
-        return None
+                raise
+
+        if not retry:
+            return once()
+        return self.retry.call(once, what=(key or bucket, None))
 
     def _failure_words(self, error: StoreError) -> str:
         if isinstance(error, RequestTimeoutError):
