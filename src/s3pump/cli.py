@@ -23,7 +23,7 @@ import typer
 
 from . import __version__
 from .cliargs import OrderedArgsCommand, filter_rules
-from .errors import EXIT_CANCELLED, CancelledError, S3PumpError
+from .errors import EXIT_CANCELLED, CancelledError, S3PumpError, UsageError
 from .options import (
     OUTPUT,
     SAFETY,
@@ -81,6 +81,14 @@ app = typer.Typer(
 )
 
 T = TypeVar("T")
+
+
+def _argument_type_column(self: Any, ctx: Any) -> str | None:
+    return None  # the argument's name (its metavar) already says what it is; Typer would print "<list[str]>"
+
+
+if hasattr(typer.core.TyperArgument, "display_type_rich"):  # Typer >= 0.16 shows Python types for arguments
+    typer.core.TyperArgument.display_type_rich = _argument_type_column  # type: ignore[method-assign]
 
 
 def _version(value: bool) -> None:
@@ -144,6 +152,14 @@ class _SkipCounter:
             say(line)
 
 
+def _need(module: str, extra: str, what: str) -> None:
+    """Raise a one-line UsageError (exit 2) when ``module`` of the ``extra`` is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} needs the '{extra}' extra: pip install 's3pump[{extra}]'")
+
+
 def _examples(*lines: str) -> str:
     """An Examples section for a command's help (rich markup: each line on its own)."""
     return "\n\n[bold]Examples[/bold]\n\n" + "\n\n".join(f"  [cyan]{line}[/cyan]" for line in lines)
@@ -156,9 +172,9 @@ def _examples(*lines: str) -> str:
                          "s3pump upload --from-list failed.jsonl s3://bucket/www/"))
 def upload(
     ctx: typer.Context,
-    paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload",
+    paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload", metavar="PATH",
                                                       show_default=False)] = None,
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)] = "",
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)] = "",
     include: Include = None,
     exclude: Exclude = None,
     from_list: Annotated[Path | None, typer.Option(
@@ -166,9 +182,9 @@ def upload(
         help="Upload exactly the entries of a failed-list (or a file of paths)")] = None,
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=OUTPUT,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="List what would be uploaded; send nothing")] = False,
-    no_resume: Annotated[bool, typer.Option("--no-resume", rich_help_panel=SAFETY,
+    no_resume: Annotated[bool, typer.Option("--no-resume", metavar="", rich_help_panel=SAFETY,
                                             help="Ignore the resume journal of an earlier run of this command: "
                                             "abort its uploads and start over")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
@@ -229,20 +245,20 @@ def upload(
                          "s3pump sync ./dataset s3://bucket/dataset --checksum --delete --dry-run"))
 def sync(
     ctx: typer.Context,
-    source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from", show_default=False)],
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
-    size_only: Annotated[bool, typer.Option("--size-only", rich_help_panel=WHAT,
+    source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from", metavar="DIR", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
+    size_only: Annotated[bool, typer.Option("--size-only", metavar="", rich_help_panel=WHAT,
                                             help="Upload only when the size differs")] = False,
-    checksum: Annotated[bool, typer.Option("--checksum", rich_help_panel=WHAT,
+    checksum: Annotated[bool, typer.Option("--checksum", metavar="", rich_help_panel=WHAT,
                                            help="Compare contents: MD5 vs ETag (multipart-aware) or the "
                                            "object's md5 metadata")] = False,
-    delete: Annotated[bool, typer.Option("--delete", rich_help_panel=WHAT,
+    delete: Annotated[bool, typer.Option("--delete", metavar="", rich_help_panel=WHAT,
                                          help="Delete objects under the prefix with no local file")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=OUTPUT,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="Print the plan (uploads, deletes, counts); change nothing")] = False,
     include: Include = None,
     exclude: Exclude = None,
-    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", rich_help_panel=SAFETY,
+    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", metavar="", rich_help_panel=SAFETY,
                                                 help="Hash every file again (no local MD5 cache)")] = False,
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
@@ -292,14 +308,17 @@ def sync(
 @app.command(help="Upload stdin (or --input) to one object while it is still being read: bounded memory, "
              "no size ceiling, and nothing stored unless the whole stream arrived (a read error, a count other "
              "than --expected-size, Ctrl-C or SIGTERM abort the upload). An empty stdin creates a 0-byte object. "
-             "The object's md5 and sha256 metadata hold the digests of the whole stream."
+             "The server checks each part's checksum and, for a multipart stream, the whole object's "
+             "(FULL_OBJECT CRC); the object's md5 metadata holds the MD5 of the whole stream (and sha256 "
+             "the SHA-256, with --sha256)."
              + _examples("pg_dump mydb | gzip | s3pump stream s3://bucket/backups/mydb.sql.gz",
                          "s3pump stream s3://bucket/big.tar --input big.fifo --expected-size 200GiB"))
 def stream(
     source_or_destination: Annotated[str, typer.Argument(
-        metavar="[SOURCE] DESTINATION", show_default=False, help="s3://bucket/key of the object to write, after "
-        "an optional SOURCE: '-' for stdin (as aws s3 cp -) or a file or FIFO")],
-    second: Annotated[str | None, typer.Argument(hidden=True, show_default=False)] = None,
+        metavar="SOURCE|S3URL", show_default=False, help="'-' for stdin (as aws s3 cp -) or a file or FIFO, "
+        "then the S3URL; or only the S3URL (stdin)")],
+    second: Annotated[str | None, typer.Argument(metavar="[S3URL]", show_default=False,
+                                                 help="s3://bucket/key of the object to write")] = None,
     input_path: Annotated[Path | None, typer.Option("--input", "-i", metavar="FILE", rich_help_panel=WHAT,
                                                     help="Read this file or FIFO instead of stdin")] = None,
     expected_size: Annotated[str | None, typer.Option(
@@ -325,10 +344,13 @@ def stream(
     expires: Expires = None, tagging: Tagging = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
-    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT,
                                               help="A JSON summary on stdout")] = False,
+    sha256: Annotated[bool, typer.Option("--sha256", metavar="", rich_help_panel=SAFETY,
+                                         help="Also store the SHA-256 of the whole stream as sha256 metadata "
+                                         "(about 0.6 CPU-s/GiB more)")] = False,
     no_progress: NoProgress = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", rich_help_panel=OUTPUT,
                                         help="No progress and no summary line; errors only")] = False,
     debug: Debug = False,
 ) -> None:
@@ -368,7 +390,7 @@ def stream(
                 report = stream_api(
                     readable, destination, config, expected_size_bytes=expected, size_tolerance_bytes=tolerance,
                     spool_dir=str(spool_dir) if spool_dir is not None else None, embedded=embedded,
-                    subscribers=views.subscribers, name=name, handle_signals=True,
+                    subscribers=views.subscribers, name=name, handle_signals=True, sha256=sha256,
                 )
                 views.finish(report.to_json())
         finally:
@@ -392,8 +414,8 @@ def stream(
                          "s3pump export shop.sqlite --table Customer s3://lake/raw --format protobuf --follow"))
 def export(
     db: Annotated[str, typer.Argument(help="SQLite file path, or an SQLAlchemy URL (needs s3pump\\[sql])",
-                                      show_default=False)],
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
+                                      metavar="DB", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
     table: Annotated[str, typer.Option("--table", "-t", metavar="TABLE", help="Table to export")],
     cursor_column: Annotated[str | None, typer.Option(
         "--cursor-column", metavar="COLUMN",
@@ -408,19 +430,24 @@ def export(
     compression: Annotated[str | None, typer.Option(
         "--compression", metavar="CODEC",
         help=note("parquet: zstd|snappy|gzip|none; jsonl: gzip|zstd|none", default="zstd / gzip"))] = None,
-    one_object_per_row: Annotated[bool, typer.Option("--one-object-per-row", help="The lab layout: "
-                                                     "<entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>")] = False,
-    dedup: Annotated[bool, typer.Option("--dedup", help="Write only groups whose rows changed (content hash "
-                                        "per row; scans the whole table)")] = False,
+    one_object_per_row: Annotated[bool, typer.Option(
+        "--one-object-per-row", metavar="",
+        help="The lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>",
+    )] = False,
+    dedup: Annotated[bool, typer.Option("--dedup", metavar="", help="Write only groups whose rows changed "
+                                        "(content hash per row; scans the whole table)")] = False,
     dlq: Annotated[str | None, typer.Option("--dlq", metavar="DIR|URL", help=note(
         "Dead-letter queue: a directory or s3:// prefix", default="DESTINATION/_dlq/"))] = None,
-    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", help="Export the dead-letter entries again")] = False,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
+    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", metavar="",
+                                             help="Export the dead-letter entries again")] = False,
+    follow: Annotated[bool, typer.Option("--follow", metavar="",
+                                         help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
     poll_interval: Annotated[str, typer.Option("--poll-interval", metavar="DURATION", help=note(
         "Poll period of --follow", default="30s"))] = "30s",
     state_file: Annotated[Path | None, typer.Option("--state-file", metavar="FILE", help="Also keep the "
                                                     "checkpoint in this local file")] = None,
-    from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the checkpoint; export every row")] = False,
+    from_start: Annotated[bool, typer.Option("--from-start", metavar="",
+                                             help="Ignore the checkpoint; export every row")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
@@ -434,6 +461,7 @@ def export(
     params = locals()
 
     def body() -> int:
+        _need("pyarrow", "export", "export")
         from .jobs.export import export_table
         from .ui.summary import print_export_summary
         from .ui.views import Views
@@ -463,10 +491,10 @@ def export(
              "then). A bucket lifecycle rule (AbortIncompleteMultipartUpload) does the same server-side."
              + _examples("s3pump cleanup s3://bucket/ --older-than 24h --dry-run"))
 def cleanup(
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
     older_than: Annotated[str, typer.Option("--older-than", metavar="DURATION", help=note(
         "Abort only uploads initiated longer ago than this, e.g. 24h, 30m, 0s", default="24h"))] = "24h",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the uploads; abort nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="List the uploads; abort nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     json_output: Json = False, debug: Debug = False,
@@ -490,7 +518,7 @@ def cleanup(
              + _examples("s3pump generate ./demo-data --count 1000 --size 4KiB",
                          "s3pump generate ./mixed --count 2000 --size-min 0 --size-max 40MiB --seed 7"))
 def generate(
-    directory: Annotated[Path, typer.Argument(help="Directory to write into", show_default=False)],
+    directory: Annotated[Path, typer.Argument(help="Directory to write into", metavar="DIR", show_default=False)],
     count: Annotated[int, typer.Option("--count", "-n", metavar="N", help=note("Number of files",
                                                                               default=100))] = 100,
     size: Annotated[str | None, typer.Option("--size", metavar="SIZE", help=note(
@@ -534,11 +562,11 @@ def serve(
                                                                                 default="a free port"))] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", metavar="DIR", help=note(
         "Data directory", default="the embedded server's, shared with --embedded"))] = None,
-    info: Annotated[bool, typer.Option("--info", help="Print the running embedded server's endpoint and keys, "
-                                       "then exit")] = False,
-    env: Annotated[bool, typer.Option("--env", help="Print them as export AWS_...=... lines (for eval), "
+    info: Annotated[bool, typer.Option("--info", metavar="", help="Print the running embedded server's endpoint "
+                                       "and keys, then exit")] = False,
+    env: Annotated[bool, typer.Option("--env", metavar="", help="Print them as export AWS_...=... lines (for eval), "
                                       "then exit")] = False,
-    stop_embedded: Annotated[bool, typer.Option("--stop-embedded", help="Stop the background server that "
+    stop_embedded: Annotated[bool, typer.Option("--stop-embedded", metavar="", help="Stop the background server that "
                                                 "--embedded started (its data is kept), then exit")] = False,
 ) -> None:
     def body() -> int:
@@ -594,15 +622,16 @@ def serve(
              + _examples("s3pump ls", "s3pump ls s3://bucket/logs/", "s3pump ls s3://bucket --recursive "
                          "--human-readable --summarize"))
 def ls_command(
-    url: Annotated[str | None, typer.Argument(help="s3://bucket/prefix; none: list the buckets",
+    url: Annotated[str | None, typer.Argument(help="s3://bucket/prefix; none: list the buckets", metavar="[S3URL]",
                                               show_default=False)] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", help="Every object under the prefix, "
+    recursive: Annotated[bool, typer.Option("--recursive", metavar="", help="Every object under the prefix, "
                                             "with its full key")] = False,
-    human_readable: Annotated[bool, typer.Option("--human-readable", help="Sizes as 1.5 MiB")] = False,
-    summarize: Annotated[bool, typer.Option("--summarize", help="End with the object count and total size")] = False,
+    human_readable: Annotated[bool, typer.Option("--human-readable", metavar="", help="Sizes as 1.5 MiB")] = False,
+    summarize: Annotated[bool, typer.Option("--summarize", metavar="",
+                                            help="End with the object count and total size")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
-    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT,
                                               help="One JSON object per line")] = False,
     debug: Debug = False,
 ) -> None:
@@ -639,12 +668,12 @@ def ls_command(
 def verify(
     directory: Annotated[Path, typer.Argument(help="Local directory that was uploaded", show_default=False)],
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix it was uploaded to", show_default=False)],
-    download: Annotated[bool, typer.Option("--download", help="Fetch every object and compare the bytes "
+    download: Annotated[bool, typer.Option("--download", metavar="", help="Fetch every object and compare the bytes "
                                            "themselves")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     part_size: PartSize = None,
-    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT, help="One JSON event per "
+    json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT, help="One JSON event per "
                                               "problem and a summary on stdout")] = False,
     debug: Debug = False,
 ) -> None:

@@ -41,7 +41,12 @@ class ObjectAttributes:
     """Per-object request headers: content type, ACL, SSE, storage class, metadata, and the HTTP
     headers S3 stores and serves back (Cache-Control, Content-Encoding, Content-Disposition,
     Content-Language, Expires) and the tag set (``x-amz-tagging``, URL-query form ``k1=v1&k2=v2``);
-    S3 API reference, PutObject and CreateMultipartUpload. Copy with :func:`dataclasses.replace`."""
+    S3 API reference, PutObject and CreateMultipartUpload. Copy with :func:`dataclasses.replace`.
+
+    ``checksum_type`` ``"FULL_OBJECT"`` makes a multipart upload's checksum one over the whole
+    object (``x-amz-checksum-type`` at CreateMultipartUpload; the value is sent at completion and
+    checked by the server; S3 User Guide, "Checking object integrity": full object checksums
+    exist for CRC64NVME, CRC32 and CRC32C)."""
 
     content_type: str | None = None
     acl: str | None = None
@@ -49,6 +54,7 @@ class ObjectAttributes:
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    checksum_type: str | None = None
     cache_control: str | None = None
     content_encoding: str | None = None
     content_disposition: str | None = None
@@ -180,9 +186,13 @@ class Store(Protocol):
         ...
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
-        """CompleteMultipartUpload with ``parts`` in part-number order."""
+        """CompleteMultipartUpload with ``parts`` in part-number order. ``full_object_checksum``
+        (algorithm, base64 value) is the whole object's checksum for an upload created with
+        ``checksum_type="FULL_OBJECT"``; a server that checks it refuses a mismatch (BadDigest,
+        fatal) and the upload stays open (S3 API reference, CompleteMultipartUpload)."""
         ...
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
