@@ -295,6 +295,7 @@ def ensure_embedded(notify: Callable[[str], None] | None = None) -> DevServer:
             if notify:
                 notify(f"using the embedded S3 server at {server.endpoint_url} (keys: s3pump serve --info); {how}")
             return server
+    find_weed()  # not installed: one line naming the extra, before saying anything else
     if notify:
         notify(f"starting the embedded S3 server (SeaweedFS, data in {base}) ...")
     server, _ = start_server(base, detach=True)

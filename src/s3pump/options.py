@@ -43,7 +43,7 @@ def _opt(*names: str, help: str, panel: str, metavar: str | None = None, **kw: A
 
 # ---- where ----
 Endpoint = Annotated[str | None, _opt("--endpoint-url", metavar="URL", panel=WHERE, help=note(
-    "S3 endpoint, e.g. http://127.0.0.1:8333", default="the profile's services section or endpoint_url, else AWS",
+    "S3 endpoint, e.g. http://127.0.0.1:8333", default="the profile's, else AWS",
     env="AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL"))]
 Region = Annotated[str | None, _opt("--region", metavar="REGION", panel=WHERE, help=note(
     "Signing region", default="from the profile, else us-east-1", env="AWS_REGION"))]
