@@ -26,7 +26,8 @@ code it maps to when it ends a run (``exit_code``)::
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
     │       ├── EndpointUnreachableError fatal   exit 2   the endpoint refused or never answered
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
-    │       └── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
 
 Messages are one line, name the file, key or bucket, and say what to do.
@@ -38,6 +39,7 @@ __all__ = [
     "AccessDeniedError",
     "BadDigestError",
     "CancelledError",
+    "ConcurrentChangeError",
     "CredentialsError",
     "EndpointUnreachableError",
     "FatalStoreError",
@@ -181,6 +183,11 @@ class AccessDeniedError(FatalStoreError):
 
 class NoSuchUploadError(FatalStoreError):
     """The multipart upload ID is unknown to the store (completed, aborted or expired)."""
+
+
+class ConcurrentChangeError(FatalStoreError):
+    """A bucket configuration s3pump read, changed and wrote back (lifecycle rules) was changed by
+    someone else meanwhile: what the server holds is not what s3pump wrote. Check and run again."""
 
 
 class CancelledError(S3PumpError):
