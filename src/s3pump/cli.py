@@ -125,7 +125,8 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         hint = ""
         if isinstance(e, CancelledError) and e.kept_uploads:
             hint = "; rerun the same command to resume, or add --no-resume to start over"
-        say(f"s3pump: error: {e}{hint}")
+        for line in f"{e}{hint}".splitlines() or [""]:  # one line per problem (e.g. one per clashing key)
+            say(f"s3pump: error: {line}")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         say("s3pump: cancelled")
@@ -381,6 +382,8 @@ def stream(
             except OSError as e:
                 raise SourceUnreadableError(f"{path}: {e.strerror}") from None
             name = str(path)
+        elif sys.stdin is None:  # `s3pump stream ... <&-`: there is no file descriptor 0
+            raise UsageError("stdin is closed; pipe the data in (cmd | s3pump stream ...) or pass --input FILE")
         else:
             readable, name = sys.stdin.buffer, "stdin"
         try:

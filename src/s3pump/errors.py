@@ -7,8 +7,10 @@ code it maps to when it ends a run (``exit_code``)::
     S3PumpError                         fatal    exit 1
     ├── UsageError                      fatal    exit 2   bad flags, URL or config value
     │   ├── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
-    │   └── PathNotFoundError           fatal    exit 2   a PATH argument that does not exist
-    │                                                     (also a SourceNotFoundError)
+    │   ├── PathNotFoundError           fatal    exit 2   a PATH argument that does not exist
+    │   │                                                 (also a SourceNotFoundError)
+    │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
+    │   └── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
     │   ├── SourceUnreadableError       fatal    exit 1   permission denied, I/O error, symlink loop
@@ -44,6 +46,8 @@ __all__ = [
     "EndpointUnreachableError",
     "FatalStoreError",
     "InvalidKeyError",
+    "KeyClashError",
+    "LocalStateError",
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
@@ -85,6 +89,22 @@ class InvalidKeyError(UsageError):
     """A key fails sanitizing: leading ``/``, a ``..`` segment, not UTF-8, or over 1,024 bytes.
 
     S3 keys are at most 1,024 bytes of UTF-8; see the S3 User Guide, "Naming objects".
+    """
+
+
+class KeyClashError(UsageError):
+    """Two or more sources of one run map to the same key; nothing was uploaded.
+
+    The message has one line per key (``s3://bucket/key: a and b map to this key; ...``).
+    """
+
+
+class LocalStateError(UsageError):
+    """A local file s3pump keeps cannot be written: the state directory, the resume journal (read-only,
+    or its disk full) or the failed-list. The message names the path and what to do.
+
+    Raised before any upload when the file cannot be created; when it fails mid-run, the run stops
+    first (in-flight multipart uploads are aborted, so none is left open).
     """
 
 

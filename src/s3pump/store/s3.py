@@ -603,7 +603,7 @@ class S3Store:
             _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
             from .listing import parse_list_page  # ElementTree: only sync lists
 
-            objects, truncated, token = parse_list_page(body)
+            objects, truncated, token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
             yield from objects
             if not truncated or not token:
                 return
