@@ -7,6 +7,8 @@ code it maps to when it ends a run (``exit_code``)::
     S3PumpError                         fatal    exit 1
     ├── UsageError                      fatal    exit 2   bad flags, URL or config value
     │   ├── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   ├── PathNotFoundError           fatal    exit 2   a PATH argument that does not exist
+    │   │                                                 (also a SourceNotFoundError)
     │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
     │   ├── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
     │   └── WorkerMismatchError         fatal    exit 2   a --cluster worker sees other files
@@ -25,6 +27,7 @@ code it maps to when it ends a run (``exit_code``)::
     │   └── FatalStoreError             fatal
     │       ├── NoSuchBucketError       fatal    exit 2   the bucket does not exist
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
+    │       ├── EndpointUnreachableError fatal   exit 2   the endpoint refused or never answered
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
     │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
@@ -42,6 +45,7 @@ __all__ = [
     "CancelledError",
     "ConcurrentChangeError",
     "CredentialsError",
+    "EndpointUnreachableError",
     "FatalStoreError",
     "InvalidKeyError",
     "KeyClashError",
@@ -49,6 +53,7 @@ __all__ = [
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
+    "PathNotFoundError",
     "RequestTimeoutError",
     "RetryableStoreError",
     "S3PumpError",
@@ -129,6 +134,13 @@ class SourceUnreadableError(SourceError):
     """A source path exists but cannot be read (permissions, I/O error, symlink loop)."""
 
 
+class PathNotFoundError(UsageError, SourceNotFoundError):
+    """A path named on the command line does not exist: a usage error, as in the aws cli
+    (``the path nosuchfile.txt does not exist``, exit 2, nothing sent)."""
+
+    exit_code = EXIT_USAGE
+
+
 class SourceChangedError(SourceError):
     """A file changed size or mtime while it was being uploaded; its object was not completed."""
 
@@ -188,6 +200,13 @@ class NoSuchBucketError(FatalStoreError):
 
 class CredentialsError(FatalStoreError):
     """Credentials are missing, wrong or expired, or the request signature does not match."""
+
+    exit_code = EXIT_USAGE
+
+
+class EndpointUnreachableError(FatalStoreError):
+    """The endpoint refused the connection or never answered a request, even after a retry: a
+    wrong ``--endpoint-url``/profile endpoint, a server that is down, or a firewall."""
 
     exit_code = EXIT_USAGE
 

@@ -26,6 +26,7 @@ __all__ = [
     "ClusterForecast",
     "ConcurrencyChanged",
     "Discovered",
+    "EntrySkipped",
     "Event",
     "EventBus",
     "FileDone",
@@ -131,6 +132,15 @@ class FileSkipped:
 
 
 @dataclass(frozen=True, slots=True)
+class EntrySkipped:
+    """The walk passed over a directory entry that is not a regular file: ``kind`` is ``symlink``
+    (not followed), ``fifo``, ``socket``, ``device`` or ``broken symlink``."""
+
+    path: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class UploadPlanned:
     """Sync decided to upload ``source`` (a FileDone or FileFailed follows unless --dry-run).
 
@@ -215,9 +225,9 @@ class Tick:
     retry_tokens: int
 
 
-Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
-         | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported
-         | StopRequested | ClusterForecast)
+Event = (FileDone | FileFailed | FileSkipped | EntrySkipped | PartDone | MultipartCreated | MultipartAborted
+         | RetryScheduled | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick | Discovered | SourceRead
+         | BatchExported | StopRequested | ClusterForecast)
 Subscriber = Callable[[Event], None]
 
 

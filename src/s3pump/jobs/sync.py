@@ -19,13 +19,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import CancelledError, S3PumpError, SourceNotFoundError, UsageError
+from ..errors import CancelledError, PathNotFoundError, S3PumpError, UsageError
 from ..events import Event, ObjectDeleted, Subscriber, UploadPlanned
 from ..hashcache import HashCache
 from ..plan.syncplan import MODES, SyncMode
@@ -34,7 +34,7 @@ from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.handoff import Handoff
-from ..sources.walk import PathFilter
+from ..sources.walk import FilterRule, PathFilter
 from ..store.base import Store
 from ..urls import join_key, parse_s3_url
 
@@ -111,6 +111,7 @@ def sync(
     dry_run: bool = False,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
+    filters: Sequence[FilterRule] | None = None,
     embedded: bool = False,
     failed_list: str | Path | None = None,
     subscribers: Iterable[Subscriber] = (),
@@ -129,6 +130,8 @@ def sync(
     file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
     the prefix that have no local file (after the uploads). ``dry_run``: list the plan
     as events (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.
+    ``filters``: ``("include"|"exclude", glob)`` in order, the aws cli's rule (last match wins;
+    :class:`~s3pump.sources.walk.PathFilter`); without it, ``include``/``exclude`` as two lists.
     ``include``/``exclude``: globs on the path relative to ``source_dir``, applied to both
     sides (an excluded object is never deleted). ``hash_cache``: True for the cache in the
     state directory, a path, or False. Memory: at most ``sort_items_in_memory`` records
@@ -141,7 +144,8 @@ def sync(
 
     Raises:
         UsageError: bad destination, mode or config (exit 2).
-        SourceNotFoundError: ``source_dir`` is not a directory.
+        PathNotFoundError: ``source_dir`` does not exist (a UsageError and SourceNotFoundError, exit 2).
+        UsageError: ``source_dir`` is not a directory (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check or the listing failed (exit 2).
         CancelledError: cancelled (``handle_signals``: the first SIGINT/SIGTERM); open multipart
             uploads were aborted (exit 130).
@@ -151,8 +155,10 @@ def sync(
     if mode not in MODES:
         raise UsageError(f"sync mode must be one of {', '.join(MODES)}, got {mode!r}")
     root = os.fspath(source_dir)
+    if not os.path.exists(root):  # usage errors, as in the aws cli (exit 2)
+        raise PathNotFoundError(f"the path {root} does not exist")
     if not os.path.isdir(root):
-        raise SourceNotFoundError(f"{root}: not a directory; sync takes a directory (use upload for files)")
+        raise UsageError(f"{root}: not a directory; sync takes a directory (use upload for files)")
     if sort_items_in_memory < 1:
         raise UsageError("sort_items_in_memory must be >= 1")
     if cluster is not None and not dry_run:
@@ -173,7 +179,8 @@ def sync(
                  failed_list=failed_list, handle_signals=handle_signals, check_failed_list=True) as run:
             planner = SyncPlanner(
                 root=root, dest=dest, key_prefix=key_prefix, store=run.store, config=run.config, mode=mode,
-                delete=delete, dry_run=dry_run, path_filter=PathFilter(tuple(include), tuple(exclude)), cache=cache,
+                delete=delete, dry_run=dry_run, cache=cache,
+                path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
                 sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
             )
             try:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
+from ..errors import InvalidKeyError, PathNotFoundError, S3PumpError, SourceNotFoundError, UsageError
 from ..events import Discovered, FileSkipped, Subscriber
 from ..items import UploadItem
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
@@ -24,11 +25,11 @@ from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes
-from ..sources.walk import PathFilter, attrs_by_content_type, walk_items
+from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
 
-__all__ = ["read_failed_list", "upload"]
+__all__ = ["check_paths_exist", "read_failed_list", "upload"]
 
 
 def _open_journal(sources: list[str], destination: str, run: Run, *, fresh: bool) -> Journal:
@@ -99,6 +100,19 @@ def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> 
     yield Discovered(files, size, final=True)
 
 
+def check_paths_exist(paths: Iterable[str | Path]) -> None:
+    """The aws cli's rule for its PATH argument: one that does not exist is a usage error. With
+    several PATHs of which some exist, a missing one fails alone (listed, exit 1) and the others
+    are uploaded; only when none exists is it a usage error.
+
+    Raises:
+        PathNotFoundError: no PATH exists; names the first (exit 2).
+    """
+    given = list(paths)
+    if given and not any(os.path.lexists(p) for p in given):
+        raise PathNotFoundError(f"the path {given[0]} does not exist")
+
+
 def upload(
     paths: Sequence[str | Path],
     destination: str,
@@ -106,6 +120,7 @@ def upload(
     *,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    filters: Sequence[FilterRule] | None = None,
     from_list: str | Path | None = None,
     dry_run: bool = False,
     embedded: bool = False,
@@ -120,7 +135,9 @@ def upload(
     """Upload files and directory trees to ``destination`` (``s3://bucket/prefix``).
 
     Keys are the prefix plus each file's POSIX path relative to its directory argument
-    (see :mod:`s3pump.sources.walk`). Files above ``config.multipart_threshold_bytes``
+    (see :mod:`s3pump.sources.walk`). ``filters``: ``("include"|"exclude", glob)`` pairs in
+    order, the aws cli's rule (the last match decides); without it, ``include``/``exclude``.
+    Files above ``config.multipart_threshold_bytes``
     go as multipart uploads with parts of ``config.part_size_bytes`` (grown so no object
     needs over 10,000 parts). Failed files are listed in the report and written as JSON
     lines to ``failed_list`` (default: the state directory), for ``from_list=``.
@@ -144,7 +161,9 @@ def upload(
         UploadReport: counts, bytes, elapsed seconds, retries, latency p50/p99, failures.
 
     Raises:
-        UsageError: bad destination or config, or ``cluster`` without ``s3pump[dask]`` (exit 2).
+        UsageError: bad destination or config, or ``cluster`` without ``s3pump[dask]`` (exit 2). A PATH
+            that does not exist fails alone, as a SourceNotFoundError item (the CLI checks the paths
+            first: :func:`check_paths_exist`).
         WorkerMismatchError: a cluster worker sees other files than this process (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check failed (exit 2).
         CancelledError: cancelled; open multipart uploads were kept for the journal to resume, or
@@ -175,7 +194,7 @@ def upload(
     else:
         items = walk_items(
             [str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-            path_filter=PathFilter(include, exclude), attrs_for=attrs_by_content_type(attrs),
+            path_filter=PathFilter(include, exclude, rules=filters), attrs_for=attrs_by_content_type(attrs),
             queue_size=config.walk_queue_size, discovered=True,
         )
     run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,

@@ -8,6 +8,7 @@ from typing import IO, Any
 from ..events import (
     ClusterForecast,
     ConcurrencyChanged,
+    EntrySkipped,
     Event,
     FileDone,
     FileFailed,
@@ -39,6 +40,8 @@ class JsonLines:
                    "error": str(event.error), "error_type": type(event.error).__name__}
         elif isinstance(event, FileSkipped):
             rec = {"event": "skipped", "source": event.source, "key": event.key, "reason": event.reason}
+        elif isinstance(event, EntrySkipped):
+            rec = {"event": "skipped_entry", "source": event.path, "kind": event.kind}
         elif isinstance(event, UploadPlanned):
             rec = {"event": "planned", "source": event.source, "key": event.key, "size_bytes": event.size_bytes,
                    "reason": event.reason, "fallback": event.fallback}
