@@ -2,7 +2,8 @@
 
 It is an event subscriber. As events arrive it records, each in its own committed
 transaction (WAL, ``synchronous=NORMAL``: a commit survives the process being
-killed, which is what resume needs):
+killed, which is what resume needs; on a network filesystem, where WAL does not work, the
+rollback journal with ``synchronous=FULL``, see :mod:`s3pump.statefs`):
 
 * ``files``: every finished file (``done``) with its identity (size, mtime, ctime, inode,
   device: :class:`~s3pump.fileid.FileIdentity`), and failed ones;
@@ -56,6 +57,7 @@ from .events import (
 )
 from .fileid import FileIdentity
 from .items import ResumeRecord, UploadItem
+from .statefs import sqlite_journal_mode
 from .store.base import CompletedPart, Store
 
 __all__ = [
@@ -161,10 +163,10 @@ def _try_lock(path: Path) -> _Lock | None:
         return None
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, journal_mode: str) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA journal_mode={journal_mode}")
+    db.execute("PRAGMA synchronous=NORMAL" if journal_mode == "WAL" else "PRAGMA synchronous=FULL")
     _migrate(db)
     db.executescript(_SCHEMA)
     db.execute(f"PRAGMA user_version={_VERSION}")
@@ -210,7 +212,9 @@ class Journal:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
-            self._db: sqlite3.Connection | None = _connect(self.path)
+            #: WAL on a local disk; the rollback journal on NFS/Lustre/GPFS, where WAL fails (statefs.py)
+            self.journal_mode = sqlite_journal_mode(self.path)
+            self._db: sqlite3.Connection | None = _connect(self.path, self.journal_mode)
         except BaseException:
             self._lock.release()
             raise
@@ -305,6 +309,12 @@ class Journal:
         with self._tx() as db:
             db.execute("DELETE FROM files")
         self.empty = not self._open_keys
+
+    def intend_create(self, key: str) -> None:
+        """Record that an upload of ``key`` may be created where this process does not see it (a
+        cluster worker): the intent stays until :func:`abort_orphans` has looked for its orphans."""
+        self(MultipartCreating(key))
+        self._inherited.add(key)
 
     def forget_creating(self, keys: Iterable[str]) -> None:
         with self._tx() as db:
@@ -418,7 +428,7 @@ class Journal:
         if self._db is not None:
             self._db.close()
             self._db = None
-        for suffix in ("", "-wal", "-shm", _PENDING_SUFFIX):
+        for suffix in ("", "-wal", "-shm", "-journal", _PENDING_SUFFIX):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
         if self._lock is not None:

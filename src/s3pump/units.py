@@ -3,6 +3,10 @@
 Suffixes follow SI and IEC: ``K``/``KB`` = 1,000, ``Ki``/``KiB`` = 1,024, and
 likewise M, G, T. So ``--bwlimit 20M`` is 20,000,000 bytes/s and
 ``--part-size 8MiB`` is 8,388,608 bytes.
+
+The aws cli's ``s3`` settings in ``~/.aws/config`` (``multipart_chunksize = 64MB``) use
+binary units for every spelling (``KB`` = ``KiB`` = 1,024): :func:`parse_aws_size_bytes`
+reads them so (AWS CLI User Guide, "AWS CLI S3 configuration").
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import re
 
 from .errors import UsageError
 
-__all__ = ["format_bytes", "parse_duration_s", "parse_size_bytes"]
+__all__ = ["format_bytes", "parse_aws_size_bytes", "parse_duration_s", "parse_size_bytes"]
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -34,6 +38,22 @@ def parse_size_bytes(text: str | int, *, what: str = "size") -> int:
     base = 1024 if binary else 1000
     value = float(number) * base ** _POWERS[prefix.lower()]
     return int(value)
+
+
+def parse_aws_size_bytes(text: str | int, *, what: str = "size") -> int:
+    """Parse a size as the aws cli reads its ``s3`` config: ``"64MB"`` and ``"64MiB"`` are both
+    64 * 1024**2 bytes, ``"1048576"`` is bytes.
+
+    Raises:
+        UsageError: the text is not a size.
+    """
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise UsageError(f"{what}: {text!r} is not a size; use e.g. 8MB (aws: MB = MiB) or 8388608")
+    number, prefix, _, _ = m.groups()
+    return int(float(number) * 1024 ** _POWERS[prefix.lower()])
 
 
 def parse_duration_s(text: str | float, *, what: str = "duration") -> float:
