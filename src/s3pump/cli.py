@@ -415,6 +415,8 @@ def export(
     state_file: Annotated[Path | None, typer.Option("--state-file", help="Also keep the checkpoint in this "
                                                     "local file")] = None,
     from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the checkpoint; export every row")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the objects it would write; write "
+                                          "nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
@@ -431,7 +433,7 @@ def export(
     """
     import threading
 
-    from .export.report import ExportCounters, ExportProgress, print_export_summary
+    from .export.report import ExportCounters, ExportProgress, print_dry_run, print_export_summary
     from .jobs.export import export_table
     from .units import parse_duration_s
 
@@ -465,8 +467,10 @@ def export(
                     one_object_per_row=one_object_per_row, dedup=dedup, dlq=dlq, replay_dlq=replay_dlq,
                     follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                     state_file=state_file, from_start=from_start, embedded=embedded,
-                    subscribers=observers.subscribers, counters=counters, stop=stop,
+                    subscribers=observers.subscribers, counters=counters, stop=stop, dry_run=dry_run,
                 )
+                if dry_run and not json_output:
+                    print_dry_run(report)
                 observers.finish(report.to_json())
         finally:
             for s, handler in previous.items():

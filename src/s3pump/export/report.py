@@ -13,7 +13,7 @@ from rich.text import Text
 from ..report import FailedFile
 from ..units import format_bytes
 
-__all__ = ["ExportCounters", "ExportProgress", "ExportReport", "print_export_summary"]
+__all__ = ["ExportCounters", "ExportProgress", "ExportReport", "print_dry_run", "print_export_summary"]
 
 
 @dataclass
@@ -67,6 +67,10 @@ class ExportReport:
     failed: list[FailedFile] = field(default_factory=list)
     stopped: bool = False
     replayed_entries: int = 0
+    dry_run: bool = False
+    would_write: list[dict[str, Any]] = field(default_factory=list)  # --dry-run: key, source, rows, bytes
+    deleted: list[str] = field(default_factory=list)  # superseded objects deleted (--from-start, --dedup)
+    would_delete: list[str] = field(default_factory=list)  # --dry-run: what ``deleted`` would have been
 
     @property
     def ok(self) -> bool:
@@ -126,3 +130,13 @@ def print_export_summary(console: Console, r: ExportReport) -> None:
                       f"{r.dlq} (retry with --replay-dlq):", markup=False)
         for e in r.dlq_entries[:20]:
             console.print(f"  {e}", markup=False)
+
+
+def print_dry_run(r: ExportReport) -> None:
+    """``--dry-run``: one stdout line per object the export would write (the aws cli's ``(dryrun)`` form)."""
+    bucket = r.destination.removeprefix("s3://").split("/", 1)[0]
+    for o in r.would_write:
+        print(f"(dryrun) export: {o['source']} ({o['rows']} rows, {format_bytes(o['bytes'])}) to "
+              f"s3://{bucket}/{o['key']}", flush=True)
+    for key in r.would_delete:
+        print(f"(dryrun) delete: s3://{bucket}/{key} (superseded)", flush=True)
