@@ -143,9 +143,7 @@ def export_table(
     stop = stop or threading.Event()
     counters = counters or ExportCounters()
 
-    source = open_table(db, table, cursor_column)
-    source.stop = stop
-    source.lock_timeout_s = None if follow else lock_timeout_s
+    source = open_table(db, table, cursor_column, lock_timeout_s=None if follow else lock_timeout_s, stop=stop)
     try:
         declared = {c.name: c for c in source.columns}
         for s in specs:

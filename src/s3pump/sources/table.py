@@ -220,10 +220,12 @@ class TableSource:
 
 
 class _SqliteTable(TableSource):
-    def __init__(self, path: str, table: str, cursor_column: str | None) -> None:
+    def __init__(self, path: str, table: str, cursor_column: str | None, lock_timeout_s: float | None,
+                 stop: threading.Event | None) -> None:
         if not os.path.exists(path):
             raise SourceNotFoundError(f"{path}: no such SQLite file")
         self.path = path
+        self.lock_timeout_s, self.stop = lock_timeout_s, stop  # before the first query
         try:
             # a short busy timeout per statement; _run retries a locked database with backoff
             self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=1.0)
@@ -247,6 +249,7 @@ class _SqliteTable(TableSource):
                           not notnull and not (pk and (rowid_alias or without_rowid)), pk)
                    for _cid, name, decl, notnull, _dflt, pk in info]
         super().__init__(path, table, columns, _pick_cursor(path, table, columns, cursor_column))
+        self.lock_timeout_s, self.stop = lock_timeout_s, stop
         cols = ", ".join(_quote(c.name) for c in columns)
         c = _quote(self.cursor.name)
         base = f"SELECT {cols} FROM {_quote(table)}"
@@ -295,14 +298,12 @@ class _SqliteTable(TableSource):
                 if "locked" not in text and "busy" not in text:
                     raise
                 waited = time.monotonic() - started
-                limit = getattr(self, "lock_timeout_s", 300.0)
-                if limit is not None and waited >= limit:
+                if self.lock_timeout_s is not None and waited >= self.lock_timeout_s:
                     raise SourceUnreadableError(
                         f"{self.path}: the database stayed locked by another writer for {waited:.0f} s; "
                         "retry when the writer is done") from None
-            stop = getattr(self, "stop", None)
-            if stop is not None:
-                if stop.wait(delay):
+            if self.stop is not None:
+                if self.stop.wait(delay):
                     return []
             else:
                 time.sleep(delay)
@@ -455,8 +456,12 @@ def _redact(url: str) -> str:
     return url
 
 
-def open_table(db: str, table: str, cursor_column: str | None = None) -> TableSource:
+def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,
+               stop: threading.Event | None = None) -> TableSource:
     """Open ``table`` of ``db`` (a SQLite file path, ``sqlite:///path``, or any SQLAlchemy URL).
+
+    ``lock_timeout_s``: how long a SQLite read waits for another writer's lock (None: until
+    ``stop`` is set, then the read returns no rows).
 
     Raises:
         SourceNotFoundError: the SQLite file does not exist.
@@ -464,10 +469,10 @@ def open_table(db: str, table: str, cursor_column: str | None = None) -> TableSo
         SourceUnreadableError: the database cannot be opened.
     """
     if db.startswith("sqlite:///"):
-        return _SqliteTable(db[len("sqlite:///"):], table, cursor_column)
+        return _SqliteTable(db[len("sqlite:///"):], table, cursor_column, lock_timeout_s, stop)
     if "://" in db:
         return _SqlAlchemyTable(db, table, cursor_column)
-    return _SqliteTable(db, table, cursor_column)
+    return _SqliteTable(db, table, cursor_column, lock_timeout_s, stop)
 
 
 # cursor values as JSON (for the checkpoint and dead-letter entries)
