@@ -399,7 +399,8 @@ def export(
         "primary key]")] = None,
     batch_rows: Annotated[int, typer.Option("--batch-rows", help="Rows per batch")] = 100_000,
     partition_by: Annotated[list[str] | None, typer.Option(
-        "--partition-by", help="time:COLUMN:hour|day|month or column:COL (repeatable, nested in order)")] = None,
+        "--partition-by", help="time:COLUMN:hour|day|month\\[:epoch-s|:epoch-ms] or column:COL (repeatable, "
+        "nested in order)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl or protobuf")] = "parquet",
     compression: Annotated[str | None, typer.Option("--compression", help="parquet: zstd|snappy|gzip|none; "
                                                     "jsonl: gzip|zstd|none")] = None,

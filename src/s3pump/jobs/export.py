@@ -478,7 +478,7 @@ class _ExportJob:
         # the lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>, all from the row itself
         time_spec = next(s for s in self.specs if s.kind == "time")
         col_spec = next((s for s in self.specs if s.kind == "column"), None)
-        moment = timestamps_of(group[time_spec.column]).cast(pa.timestamp("us"))[0].as_py()
+        moment = timestamps_of(group[time_spec.column], time_spec.epoch).cast(pa.timestamp("us"))[0].as_py()
         entity = escape_name(self.table)
         if col_spec is not None:
             v = group[col_spec.column][0].as_py()
