@@ -112,9 +112,10 @@ def md5sum_rate(files: list[Path]) -> float:
 def rss_child(keys: int, real_files: bool) -> None:
     """Dry-run sync of ``keys`` local paths against ``keys`` listed objects; print peak RSS (MB)."""
     import s3pump.jobs.sync as job
+    import s3pump.plan.syncplanner as planner
     import s3pump.store.s3  # noqa: F401 - the baseline of a real run (boto3, awscrt)
     from s3pump import TransferConfig
-    from s3pump.engine.scheduler import UploadItem
+    from s3pump.items import UploadItem
     from s3pump.store.base import ObjectInfo
     from s3pump.store.memory import MemoryStore
 
@@ -150,7 +151,7 @@ def rss_child(keys: int, real_files: bool) -> None:
                     key = f"{dest.prefix}{rel(i)}"
                     yield UploadItem(key=key, size_bytes=0, source=key, path=key, mtime_ns=10**18)
 
-            job.walk_items = synthetic_walk  # type: ignore[assignment]
+            planner.walk_items = synthetic_walk  # type: ignore[assignment]
         store = ListingStore()
         store.create_bucket("bench")
         t0 = time.monotonic()

@@ -12,7 +12,6 @@ Public API (everything else is private and may change)::
 
 from typing import TYPE_CHECKING
 
-from .config import TransferConfig
 from .errors import (
     AccessDeniedError,
     CancelledError,
@@ -28,17 +27,22 @@ from .errors import (
     ThrottlingError,
     UsageError,
 )
-from .report import FailedFile, UploadReport
 
 if TYPE_CHECKING:  # the lazy names below, for type checkers
+    from .config import TransferConfig
     from .export.report import ExportReport
     from .jobs.export import export_table
     from .jobs.stream import StreamReport, stream
     from .jobs.sync import SyncReport, sync
     from .jobs.upload import upload
+    from .report import FailedFile, UploadReport
 
-# Jobs load lazily (PEP 562): `import s3pump` or the CLI must not pay for pyarrow when uploading.
+# Load lazily (PEP 562): `import s3pump` or the CLI must not pay for pyarrow when uploading, nor for
+# the config and reports when printing its version.
 _LAZY = {
+    "TransferConfig": ".config",
+    "FailedFile": ".report",
+    "UploadReport": ".report",
     "upload": ".jobs.upload",
     "sync": ".jobs.sync",
     "SyncReport": ".jobs.sync",

@@ -165,9 +165,15 @@ class NoSuchUploadError(FatalStoreError):
 
 
 class CancelledError(S3PumpError):
-    """The run was cancelled by Ctrl-C or SIGTERM; in-flight multipart uploads were aborted."""
+    """The run was cancelled (Ctrl-C, SIGTERM, or ``Run.cancel``). Open multipart uploads were
+    aborted, or, where a resume journal records them (``upload`` without ``--no-resume``), kept
+    for a rerun of the same command to resume; ``kept_uploads`` says how many were kept."""
 
     exit_code = EXIT_CANCELLED
+
+    def __init__(self, message: str = "cancelled", *, kept_uploads: int = 0) -> None:
+        super().__init__(message)
+        self.kept_uploads = kept_uploads
 
 
 _RETRYABLE_BY_CODE: dict[str, type[RetryableStoreError]] = {

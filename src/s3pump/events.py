@@ -1,20 +1,30 @@
 """Typed events of a run, and the bus that fans them out.
 
-The engine emits every event from one thread (its scheduler loop), so
-subscribers need no locks. The progress bar, ``--json`` output, the failed-list,
-the statistics behind the summary, and (later) the journal and metrics are all
-subscribers of the same stream; none of them hooks into the engine itself.
+Sources say what they found (:class:`Discovered`) and read (:class:`SourceRead`), the
+engine what it did (files, parts, retries, multipart uploads, concurrency), jobs what they
+decided (:class:`UploadPlanned`, :class:`ObjectDeleted`, :class:`BatchExported`). The
+progress views, ``--json`` output, the failed-list, the statistics behind the summary, the
+journal and metrics are all subscribers of this one stream; none of them hooks into a source
+or the engine.
+
+The bus delivers one event at a time (a lock), so subscribers need no locks of their own even
+when a control-plane thread reports a retry; almost every event comes from the engine's
+scheduler thread.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import S3PumpError
 
 __all__ = [
+    "BatchExported",
     "ConcurrencyChanged",
+    "Discovered",
     "Event",
     "EventBus",
     "FileDone",
@@ -25,9 +35,45 @@ __all__ = [
     "ObjectDeleted",
     "PartDone",
     "RetryScheduled",
+    "SourceRead",
+    "StopRequested",
     "Tick",
     "UploadPlanned",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    """A source found more work: ``files`` and ``bytes`` found so far in all (cumulative);
+    ``final`` once it has found everything."""
+
+    files: int
+    bytes: int
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRead:
+    """A streaming source read ``size_bytes`` more bytes (handed to the engine as one part)."""
+
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The first SIGINT/SIGTERM: the run stops at a safe point (``graceful``: after the work in
+    flight, e.g. export's batches); a second signal stops it at once."""
+
+    signal: str
+    graceful: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchExported:
+    """An export batch is stored and checkpointed: ``rows`` more rows, now at ``checkpoint``."""
+
+    rows: int
+    checkpoint: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,21 +197,24 @@ class Tick:
 
 
 Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
-         | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick)
+         | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported
+         | StopRequested)
 Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Calls every subscriber with every event, in subscription order."""
+    """Calls every subscriber with every event, in subscription order, one event at a time."""
 
-    __slots__ = ("_subscribers",)
+    __slots__ = ("_lock", "_subscribers")
 
     def __init__(self, *subscribers: Subscriber) -> None:
         self._subscribers: list[Subscriber] = list(subscribers)
+        self._lock = threading.RLock()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     def emit(self, event: Event) -> None:
-        for s in self._subscribers:
-            s(event)
+        with self._lock:
+            for s in self._subscribers:
+                s(event)

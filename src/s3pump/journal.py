@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine.multipart import ResumeRecord
-from .engine.scheduler import UploadItem
 from .errors import S3PumpError
 from .events import (
     Event,
@@ -41,9 +39,12 @@ from .events import (
     MultipartCreated,
     PartDone,
 )
+from .items import ResumeRecord, UploadItem
 from .store.base import CompletedPart, Store
 
-__all__ = ["Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "journal_path", "skip_and_resume"]
+__all__ = [
+    "Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "forget_uploads", "journal_path", "skip_and_resume",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,7 +83,7 @@ class OpenUpload:
 class Journal:
     """One run's journal (see the module docstring). Use from one thread (the scheduler's).
 
-    ``Journal(path)`` opens or creates the file; ``fresh=True`` first empties it.
+    ``Journal(path)`` opens or creates the file; :meth:`delete` removes it (a fresh start opens a new one).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -245,7 +246,7 @@ class Journal:
 
 
 def skip_and_resume(
-    items: Iterable[UploadItem], journal: Journal, bus: EventBus, abort: Callable[[str, str], None],
+    items: Iterable[UploadItem], journal: Journal, bus: EventBus, abort: Callable[[str, str], object],
     *, multipart_threshold_bytes: int | None = None,
 ) -> Iterator[UploadItem]:
     """Filter planned items through the journal of an earlier run of the same command.
@@ -288,13 +289,15 @@ def skip_and_resume(
         yield item
 
 
-def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str) -> int:
+def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str,
+                  abort: Callable[[str, str], S3PumpError | None]) -> int:
     """Abort multipart uploads under ``prefix`` that belong to files this journal has as done.
 
     A client killed between CreateMultipartUpload reaching the server and the journal
     recording the upload ID leaves an upload nobody knows. Once the run has finished
     every file, any upload of one of its keys initiated since the journal was created
-    (60 s of clock slack) is such an orphan. Returns how many were aborted.
+    (60 s of clock slack) is such an orphan; ``abort(key, upload_id)`` (the run's
+    :class:`~s3pump.engine.uploads.OpenUploads`) aborts it. Returns how many were aborted.
     """
     since = journal.created - 60.0
     aborted = 0
@@ -302,8 +305,19 @@ def abort_orphans(journal: Journal, store: Store, bucket: str, prefix: str) -> i
         if u.initiated < since:
             continue
         row = journal.db.execute("SELECT status FROM files WHERE key=?", (u.key,)).fetchone()
-        if row is not None and row[0] == "done":
-            with contextlib.suppress(S3PumpError):
-                store.abort_multipart_upload(bucket, u.key, u.upload_id)
-                aborted += 1
+        if row is not None and row[0] == "done" and abort(u.key, u.upload_id) is None:
+            aborted += 1
     return aborted
+
+
+def forget_uploads(directory: Path, upload_ids: Iterable[str]) -> None:
+    """Drop these (aborted) uploads from every resume journal in ``directory``: their files start over."""
+    ids = list(upload_ids)
+    if not directory.is_dir():
+        return
+    for path in directory.glob("*.sqlite"):
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(str(path))) as db:
+            for upload_id in ids:
+                db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+                db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+            db.commit()

@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 from .config import TransferConfig
-from .devserver import ensure_embedded
 from .logs import register_secret
+from .retry import RetryPolicy
 from .store.base import Store
 from .store.s3 import S3Store
 
@@ -19,22 +17,30 @@ __all__ = ["open_store", "state_dir"]
 def state_dir() -> Path:
     """Where s3pump keeps failed-lists, journals and caches (``$S3PUMP_STATE_DIR`` overrides)."""
     override = os.environ.get("S3PUMP_STATE_DIR")
-    return Path(override) if override else Path(platformdirs.user_state_dir("s3pump"))
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("s3pump"))
 
 
 def open_store(
-    config: TransferConfig, bucket: str, *, embedded: bool = False, check_bucket: bool = True
+    config: TransferConfig, bucket: str, *, embedded: bool = False, check_bucket: bool = True,
+    policy: RetryPolicy | None = None,
 ) -> tuple[Store, TransferConfig]:
     """An S3Store for ``config``, and the config actually used.
 
     With ``embedded``, the local SeaweedFS is started (or reused), the config points at
     it with its credentials, and the bucket is created if missing. Otherwise the bucket
     is checked with HeadBucket, so a wrong name or bad credentials fail before any upload.
+    ``policy``: the run's retry policy, for the store's synchronous calls (from the bucket check on).
 
     Raises:
         NoSuchBucketError, CredentialsError, AccessDeniedError, NetworkError: the check failed.
     """
     if embedded:
+        from .devserver import ensure_embedded
+
         server = ensure_embedded()
         config = config.replace(
             endpoint_url=server.endpoint_url, region=server.region,
@@ -46,6 +52,8 @@ def open_store(
                    os.environ.get("AWS_SESSION_TOKEN")):
         register_secret(secret)  # masked in every log record and --debug traceback from here on
     store = S3Store(config)
+    if policy is not None:
+        store.use_retry_policy(policy)
     try:
         if embedded:
             store.create_bucket(bucket)

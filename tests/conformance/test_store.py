@@ -142,14 +142,16 @@ def test_replace_metadata_over_the_copy_limit_copies_in_parts(
 ) -> None:
     """Objects over CopyObject's 5 GiB limit are copied with UploadPartCopy (the limit lowered
     here): new metadata, same bytes, no multipart upload left."""
-    import s3pump.store.s3 as s3_store
+    import s3pump.engine.copy as copy
+    from s3pump.engine.uploads import OpenUploads
+    from s3pump.retry import RetryPolicy
 
-    monkeypatch.setattr(s3_store, "_NO_SPLIT_BYTES", 0)
+    monkeypatch.setattr(copy, "COPY_OBJECT_MAX_BYTES", 0)
     s, b = store
     body = os.urandom(60_000)
     put = wait(lambda cb: s.put_bytes(b, "big/obj", body, ObjectAttributes(), cb))
-    s.replace_metadata(b, "big/obj", ObjectAttributes(metadata=(("sha256", "s"),)), size_bytes=len(body),
-                       etag=put.etag)
+    copy.replace_metadata(s, OpenUploads(s, b, RetryPolicy()), "big/obj", ObjectAttributes(metadata=(("sha256", "s"),)),
+                          size_bytes=len(body), etag=put.etag)
     head = s.head_object(b, "big/obj")
     assert head is not None and head.metadata == {"sha256": "s"}
     assert s.get_object(b, "big/obj") == body

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from s3pump.engine.retry import RetryBudget
 from s3pump.errors import RequestTimeoutError, ThrottlingError
+from s3pump.retry import RetryBudget
 
 
 def test_retries_that_succeed_are_refunded() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from s3pump import TransferConfig, upload
 from s3pump.engine.multipart import multipart_etag
-from s3pump.engine.scheduler import Engine, UploadItem
+from s3pump.engine.scheduler import Engine
 from s3pump.errors import (
     AccessDeniedError,
     CancelledError,
@@ -22,6 +22,7 @@ from s3pump.errors import (
     ThrottlingError,
 )
 from s3pump.events import EventBus, FileDone, FileFailed, MultipartAborted
+from s3pump.items import UploadItem
 from s3pump.jobs.generate import generate
 from s3pump.store.memory import MemoryStore
 

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3pump.engine.multipart import multipart_etag, part_count, part_size_for
-from s3pump.engine.retry import RetryBudget, backoff_delay_s
 from s3pump.errors import RequestTimeoutError, ThrottlingError
+from s3pump.retry import RetryBudget, backoff_delay_s
 
 MIB = 2**20
 

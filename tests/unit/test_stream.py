@@ -256,7 +256,7 @@ def test_limits_split_the_budget() -> None:
         stream_limits(1)
 
 
-def test_parts_held_never_exceed_buffers() -> None:
+def test_parts_held_never_exceed_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     """A store that answers late: the reader must stop at ``buffers`` parts held."""
     store = _store()
     held_max = {"n": 0}
@@ -271,8 +271,15 @@ def test_parts_held_never_exceed_buffers() -> None:
 
     store.fault = fault
     data = _data(64 * KIB)
+    start = StreamPartSource.start
+
+    def start_and_keep(self: StreamPartSource) -> None:  # the job's source, for the fault hook
+        source_box.append(self)
+        start(self)
+
+    monkeypatch.setattr(StreamPartSource, "start", start_and_keep)
     report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG.replace(concurrency=6), store=store,
-                    schedule=SMALL, on_source=source_box.append)
+                    schedule=SMALL)
     assert store.get_object(BUCKET, "k") == data
     _, buffers = stream_limits(6)
     assert 1 <= report.peak_parts_held <= buffers and held_max["n"] <= buffers

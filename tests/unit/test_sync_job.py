@@ -206,7 +206,7 @@ def test_warm_checksum_pass_reads_no_file(tmp_path: Path, store: MemoryStore, mo
     src = tmp_path / "src"
     files = make_tree(src)
     run(src, store)  # hashes everything it uploads (for the md5 metadata) and caches it
-    import s3pump.jobs.sync as job
+    import s3pump.plan.syncplanner as job
 
     def no_reads(*a: object, **k: object) -> None:
         raise AssertionError("a file was read again")
@@ -263,7 +263,7 @@ def test_multipart_compare_reads_each_file_once(
     (src / "uploaded").write_bytes(os.urandom(11 * MIB))
     assert run(src, store, exclude=["uploaded"])[0].files_done == 1  # sync: md5 metadata
     assert upload([str(src / "uploaded")], "s3://bkt/pre/uploaded", CFG, store=store).files_done == 1
-    import s3pump.jobs.sync as job
+    import s3pump.plan.syncplanner as job
 
     calls: list[tuple[str, bool, tuple[int, ...]]] = []
     real = job.file_digest

@@ -1,6 +1,6 @@
-"""The one transfer engine every job uses: bounded concurrency, retries, multipart, cancellation."""
+"""The one transfer engine every job uses: bounded concurrency, retries, multipart, cancellation.
 
-from .multipart import FilePartSource, PartSource, multipart_etag, part_size_for
-from .scheduler import Engine, UploadItem
-
-__all__ = ["Engine", "FilePartSource", "PartSource", "UploadItem", "multipart_etag", "part_size_for"]
+Import what you need from its modules (``engine.scheduler.Engine``, ``engine.uploads.OpenUploads``,
+``engine.multipart``, ``engine.limits``); this package imports nothing, so that importing one of
+them does not load the others.
+"""

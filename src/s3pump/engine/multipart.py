@@ -10,20 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
 from ..errors import SourceChangedError, SourceUnreadableError, UsageError
-from ..store.base import CompletedPart
 from ..store.body import FileRange, PartBody
 
 __all__ = [
     "FilePartSource",
     "FileRange",
     "PartBody",
-    "PartSource",
-    "ResumeRecord",
     "multipart_etag",
     "part_count",
     "part_size_for",
@@ -58,44 +53,11 @@ def multipart_etag(part_md5s: list[bytes]) -> str:
     return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
 
 
-@dataclass(frozen=True, slots=True)
-class ResumeRecord:
-    """A multipart upload to continue (from the resume journal): its upload ID, the part
-    size it was started with, and the parts an earlier run completed (part number -> part)."""
-
-    upload_id: str
-    part_size_bytes: int
-    parts: dict[int, CompletedPart] = field(default_factory=dict)
-
-
-class PartSource(Protocol):
-    """Where a multipart upload's parts come from (a file, stdin, ...).
-
-    The engine calls :meth:`next_part` from its scheduler thread; it must not block.
-    The engine keeps each part's body until the part is uploaded (for retries), so a
-    source need not re-read anything.
-    It returns ``(part_number, body)``, ``None`` when no part is ready yet (the source
-    then calls the ``wakeup`` it was given once one is), or raises ``StopIteration``
-    when every part has been handed out. :meth:`finish` is called before
-    CompleteMultipartUpload and raises a SourceError if the source is not whole
-    (a file that changed, a stream shorter than expected).
-    """
-
-    part_size_bytes: int
-
-    def bind(self, wakeup: Callable[[], None]) -> None: ...
-
-    def next_part(self) -> tuple[int, PartBody] | None: ...
-
-    def finish(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class FilePartSource:
     """Parts of a regular file, read with ``os.pread`` one part at a time (no Python per byte)."""
 
     __slots__ = ("_fd", "_next", "_parts", "_path", "_size", "_skip", "mtime_ns", "part_size_bytes")
+    counts_reads = False  # awscrt reads the file ranges itself
 
     def __init__(self, path: str, size_bytes: int, mtime_ns: int, part_size_bytes: int) -> None:
         self._path = path
@@ -137,6 +99,9 @@ class FilePartSource:
         n = self._next
         self._next += 1
         return n, self.read_part(n)
+
+    def release(self, part_number: int) -> None:
+        return None  # nothing held: a part is a range of the open file
 
     def finish(self) -> None:
         try:

@@ -15,10 +15,14 @@ Bounds enforced here:
   queue then applies back-pressure to the walk).
 
 A multipart upload's abort is registered the moment CreateMultipartUpload
-returns (``_open_uploads``); every way out (failure, source change, Ctrl-C)
-aborts it. A part or PUT that fails with a retryable error is retried with
-full-jitter backoff while the run's retry budget lasts; what still fails is
-reported as a :class:`~s3pump.events.FileFailed`, never dropped.
+returns (:class:`~s3pump.engine.uploads.OpenUploads`, the run's one registry); every
+way out (failure, source change, cancel) aborts it through that registry. A part or PUT
+that fails with a retryable error is retried as the run's
+:class:`~s3pump.retry.RetryPolicy` decides (full-jitter backoff, one budget); what still
+fails is reported as a :class:`~s3pump.events.FileFailed`, never dropped.
+
+The engine installs no signal handlers: :meth:`Engine.cancel` is thread-safe, and the
+:class:`~s3pump.run.Run` (or any caller) calls it.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ import itertools
 import logging
 import os
 import queue
-import signal
 import threading
 import time
 from collections import deque
@@ -58,44 +61,20 @@ from ..events import (
     MultipartCreated,
     PartDone,
     RetryScheduled,
+    SourceRead,
     Tick,
 )
-from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
-from ..store.body import BufferSlice, FileRange, Throttled
+from ..items import PartSource, UploadItem
+from ..retry import RetryPolicy
+from ..store.base import CompletedPart, PutResult, Request, Store
+from ..store.body import FileRange, PartBody, Throttled
 from .limits import AdaptiveConcurrency, ConcurrencyDecision, TokenBucket
-from .multipart import FilePartSource, PartBody, PartSource, ResumeRecord, part_size_for
-from .retry import RetryBudget, backoff_delay_s
+from .multipart import FilePartSource, part_size_for
+from .uploads import OpenUploads
 
-__all__ = ["Engine", "UploadItem", "interrupt"]
+__all__ = ["Engine"]
 
-_DEFAULT_ATTRS = ObjectAttributes()
 _log = logging.getLogger("s3pump.engine")
-
-
-@dataclass(slots=True)
-class UploadItem:
-    """One object to write. Exactly one of ``path``, ``body``, ``parts`` or ``error`` is set.
-
-    * ``path``: a regular file of ``size_bytes`` (single PUT, or multipart above the threshold);
-    * ``body``: bytes in memory, or a stream's part buffer (single PUT);
-    * ``parts``: a :class:`PartSource` (always multipart, e.g. stdin);
-    * ``error``: the source failed while planning (unreadable, bad key): reported as failed.
-
-    ``resume`` (a file's multipart upload from the resume journal) makes the engine
-    continue that upload: ListParts verifies the journaled parts, and only the
-    missing part numbers are read and sent, with the journaled part size.
-    """
-
-    key: str
-    size_bytes: int
-    source: str
-    path: str | None = None
-    body: bytes | BufferSlice | None = None
-    parts: PartSource | None = None
-    attrs: ObjectAttributes = _DEFAULT_ATTRS
-    mtime_ns: int = 0
-    error: S3PumpError | None = None
-    resume: ResumeRecord | None = None
 
 
 #: A request's timeout grows with its body: ``_TIMEOUT_FLOOR_S + size / _TIMEOUT_MIN_RATE_BPS``,
@@ -140,6 +119,24 @@ class _Req:
     fd: int | None = None  # a file opened for a paced (--bwlimit) single PUT
 
 
+@dataclass(slots=True)
+class _Settled:
+    """A data-plane request finished (put on the queue by a store callback)."""
+
+    req: _Req
+    result: PutResult | S3PumpError
+
+
+@dataclass(slots=True)
+class _Answered:
+    """A control-plane call returned (put on the queue by a control thread)."""
+
+    handler: Callable[[Any, Any], None]
+    mp: Any
+    result: Any
+    creates: bool = False  # the call was a CreateMultipartUpload
+
+
 class Engine:
     """Runs :class:`UploadItem` s against a :class:`~s3pump.store.base.Store`.
 
@@ -148,25 +145,36 @@ class Engine:
     aborted, and ``run`` raises :class:`~s3pump.errors.CancelledError`. With
     ``keep_uploads_on_cancel`` (a resume journal records them), open multipart uploads
     are left for a rerun to resume instead (``s3pump cleanup`` aborts orphans).
+
+    ``policy`` and ``uploads`` are the run's retry policy and upload registry (a
+    :class:`~s3pump.run.Run` passes its own); by default the engine makes its own, and the
+    policy's retries are reported as :class:`~s3pump.events.RetryScheduled` on ``bus``.
     """
 
     def __init__(self, store: Store, bucket: str, config: TransferConfig, bus: EventBus, *,
-                 keep_uploads_on_cancel: bool = False) -> None:
+                 keep_uploads_on_cancel: bool = False, policy: RetryPolicy | None = None,
+                 uploads: OpenUploads | None = None) -> None:
         self.keep_uploads_on_cancel = keep_uploads_on_cancel
         self.store = store
         self.bucket = bucket
         self.config = config
         self.bus = bus
         self.limit = config.concurrency
-        self.budget = RetryBudget(config.retry_budget)
-        self._q: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = queue.SimpleQueue()
+        if policy is None:
+            def on_retry(what: tuple[str, int | None], attempt: int, delay_s: float, error: S3PumpError) -> None:
+                bus.emit(RetryScheduled(what[0], what[1], attempt, delay_s, error))
+
+            policy = RetryPolicy.from_config(config, on_retry)
+        self.policy = policy
+        self.uploads = uploads if uploads is not None else OpenUploads(store, bucket, policy)
+        self._q: queue.SimpleQueue[_Settled | _Answered | None] = queue.SimpleQueue()
         self._inflight: dict[int, _Req] = {}
         self._buffers = 0
         self._retries: list[tuple[float, int, _Req]] = []
         self._seq = itertools.count()
         self._active: deque[_Multipart] = deque()  # multipart uploads with parts left to send
         self._multiparts = 0  # multipart uploads started and not finished
-        self._open_uploads: dict[str, _Multipart] = {}  # upload_id -> mp: the abort registry
+        self._open_uploads: dict[str, _Multipart] = {}  # upload_id -> mp, while this engine works on it
         self._control_pending = 0
         self._held: UploadItem | None = None  # a large item waiting for a multipart slot
         self._control = ThreadPoolExecutor(max_workers=4, thread_name_prefix="s3pump-control")
@@ -196,7 +204,7 @@ class Engine:
 
     def wakeup(self) -> None:
         """Wake the scheduler (a part source has a part ready); thread-safe."""
-        self._q.put((_noop, ()))
+        self._q.put(None)
 
     def run(self, items: Iterable[UploadItem]) -> None:
         """Upload every item; return when all are done or failed (events tell which).
@@ -206,7 +214,6 @@ class Engine:
         """
         it: Iterator[UploadItem] = iter(items)
         exhausted = False
-        restore_signals = self._catch_signals()
         try:
             while True:
                 if self._cancel.is_set():
@@ -214,7 +221,7 @@ class Engine:
                 self._drain()
                 self._fire_due_retries()
                 self._feed_multiparts()
-                while not exhausted and self._can_pull():
+                while not exhausted and self._can_pull() and not self._cancel.is_set():
                     item = self._held
                     if item is None:
                         try:
@@ -226,7 +233,7 @@ class Engine:
                     self._start_item(item)
                     self._drain()
                     self._feed_multiparts()
-                if exhausted and self._idle():
+                if exhausted and self._idle() and not self._cancel.is_set():
                     return
                 self._wait()
                 self._check_timeouts()
@@ -234,42 +241,11 @@ class Engine:
         except KeyboardInterrupt:
             kept = self._shutdown()
             if kept:
-                raise CancelledError(f"cancelled; {kept} multipart upload(s) kept: rerun the same command "
-                                     "to resume, or --no-resume to start over") from None
+                raise CancelledError(f"cancelled; {kept} multipart upload(s) kept for the resume journal: "
+                                     "running the same job again resumes them", kept_uploads=kept) from None
             raise CancelledError("cancelled; in-flight multipart uploads were aborted") from None
         finally:
-            restore_signals()
             self._control.shutdown(wait=False)
-
-    def _catch_signals(self) -> Callable[[], None]:
-        """While :meth:`run` owns the main thread, the first SIGINT/SIGTERM calls :meth:`cancel`, acted on
-        at the top of the scheduler loop; a second one interrupts at once.
-
-        A KeyboardInterrupt raised wherever the signal lands could strike between a request's completion
-        and its event (or inside the journal's transaction), and a part that reached the server would be
-        lost to the journal and sent again by the rerun. Only Python's default SIGINT handler and
-        :func:`interrupt` are replaced: a job's own graceful-stop handlers (export's) stay. Returns the
-        function that puts the previous handlers back.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return _noop
-        previous: dict[int, Any] = {}
-
-        def handler(signum: int, frame: Any) -> None:
-            if self._cancel.is_set():
-                raise KeyboardInterrupt
-            self.cancel()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            current = signal.getsignal(sig)
-            if current is signal.default_int_handler or current is interrupt:
-                previous[sig] = signal.signal(sig, handler)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
 
     # ------------------------------------------------------------------ scheduling
     def _slot_free(self) -> bool:
@@ -289,7 +265,7 @@ class Engine:
         if now - self._last_tick < 0.5:
             return
         self._last_tick = now
-        self.bus.emit(Tick(len(self._inflight), self.limit, self._buffers, self.budget.tokens))
+        self.bus.emit(Tick(len(self._inflight), self.limit, self._buffers, self.policy.budget.tokens))
 
     def _apply(self, decision: ConcurrencyDecision | None) -> None:
         if decision is None:
@@ -320,19 +296,29 @@ class Engine:
             timeout = min(timeout, self._rps_wait_s)
             self._rps_wait_s = 0.0
         try:
-            fn, args = self._q.get(timeout=timeout)
+            msg = self._q.get(timeout=timeout)
         except queue.Empty:
             return
-        fn(*args)
+        self._dispatch(msg)
 
     def _drain(self) -> None:
         q = self._q
         while True:
             try:
-                fn, args = q.get_nowait()
+                msg = q.get_nowait()
             except queue.Empty:
                 return
-            fn(*args)
+            self._dispatch(msg)
+
+    def _dispatch(self, msg: _Settled | _Answered | None) -> None:
+        if isinstance(msg, _Settled):
+            if msg.req.mp is None:
+                self._on_put_done(msg.req, msg.result)
+            else:
+                self._on_part_done(msg.req, msg.result)
+        elif isinstance(msg, _Answered):
+            self._control_pending -= 1
+            msg.handler(msg.mp, msg.result)
 
     def _start_item(self, item: UploadItem) -> None:
         if item.error is not None:
@@ -360,11 +346,10 @@ class Engine:
         if self._rps is not None:
             self._rps.try_take()  # _slot_free() saw the token; only this thread takes them
         q = self._q
-        on_done = self._on_put_done if req.mp is None else self._on_part_done
         bw = self._bandwidth
 
         def done(result: PutResult | S3PumpError) -> None:
-            q.put((on_done, (req, result)))
+            q.put(_Settled(req, result))
 
         try:
             if req.mp is not None:
@@ -392,15 +377,14 @@ class Engine:
         """Schedule a retry of ``req`` if allowed; False if the error is final."""
         if self.adaptive is not None and isinstance(error, ThrottlingError):
             self._apply(self.adaptive.on_throttled())
-        if not error.retryable or req.attempt >= self.config.max_attempts or self._cancel.is_set():
+        if self._cancel.is_set():
             return False
-        if not self.budget.try_spend(error):
+        delay = self.policy.decide(error, req.attempt, (req.item.key, req.part_number or None))
+        if delay is None:
             return False
-        delay = backoff_delay_s(req.attempt, self.config.backoff_base_s, self.config.backoff_max_s)
         req.attempt += 1
         req.retried_after = error
         heapq.heappush(self._retries, (time.monotonic() + delay, next(self._seq), req))
-        self.bus.emit(RetryScheduled(req.item.key, req.part_number or None, req.attempt, delay, error))
         return True
 
     def _fire_due_retries(self) -> None:
@@ -445,7 +429,7 @@ class Engine:
             if not self._retry_or_fail(req, error):
                 self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
             return
-        self.budget.refund(req.retried_after)
+        self.policy.succeeded(req.retried_after)
         if self.adaptive is not None:
             self.adaptive.on_success(item.size_bytes, time.monotonic() - req.started)
         if item.path is not None and item.mtime_ns:
@@ -498,8 +482,7 @@ class Engine:
             self._control_call(self._on_listed, mp, self.store.list_parts, self.bucket, item.key,
                                resume.upload_id)
             return
-        self._control_call(self._on_created, mp, self.store.create_multipart_upload,
-                           self.bucket, item.key, item.attrs)
+        self._control_call(self._on_created, mp, self.uploads.create, item.key, item.attrs, creates=True)
 
     def _on_listed(self, mp: _Multipart, result: list[CompletedPart] | S3PumpError) -> None:
         """A journaled upload was checked with ListParts: keep the parts both the journal and
@@ -508,8 +491,7 @@ class Engine:
         resume = item.resume
         assert resume is not None and isinstance(mp.source, FilePartSource)
         if isinstance(result, NoSuchUploadError):
-            self._control_call(self._on_created, mp, self.store.create_multipart_upload,
-                               self.bucket, item.key, item.attrs)
+            self._control_call(self._on_created, mp, self.uploads.create, item.key, item.attrs, creates=True)
             return
         if isinstance(result, S3PumpError):
             self._finish_multipart(mp, result)  # the journal keeps the upload for the next rerun
@@ -522,42 +504,42 @@ class Engine:
         mp.source.skip_parts(set(mp.done_parts))
         mp.upload_id = resume.upload_id
         self._open_uploads[resume.upload_id] = mp
+        self.uploads.register(item.key, resume.upload_id)  # adopted from the journal
         if self._cancel.is_set():
             return
         self._active.append(mp)
 
     def _control_call(self, handler: Callable[[Any, Any], None], mp: Any,
-                      fn: Callable[..., Any], *args: Any) -> None:
+                      fn: Callable[..., Any], *args: Any, creates: bool = False, delay_s: float = 0.0) -> None:
+        """Run ``fn(*args)`` on a control thread (after ``delay_s``); ``handler(mp, result or error)``
+        then runs on the scheduler thread."""
         self._control_pending += 1
         q = self._q
 
         def work() -> None:
+            if delay_s:
+                time.sleep(delay_s)
             try:
                 result: Any = fn(*args)
             except S3PumpError as e:
                 result = e
-            q.put((self._control_done, (handler, mp, result)))
+            q.put(_Answered(handler, mp, result, creates))
 
         self._control.submit(work)
-
-    def _control_done(self, handler: Callable[[Any, Any], None], mp: Any, result: Any) -> None:
-        self._control_pending -= 1
-        handler(mp, result)
 
     def _on_created(self, mp: _Multipart, result: str | S3PumpError) -> None:
         item = mp.item
         if isinstance(result, S3PumpError):
-            if result.retryable and mp.attempts < self.config.max_attempts and self.budget.try_spend(result):
+            delay = None if self._cancel.is_set() else self.policy.decide(result, mp.attempts, (item.key, None))
+            if delay is not None:
                 mp.attempts += 1
-                delay = backoff_delay_s(mp.attempts, self.config.backoff_base_s, self.config.backoff_max_s)
-                self.bus.emit(RetryScheduled(item.key, None, mp.attempts, delay, result))
-                self._control_call(self._on_created, mp, _delayed(delay, self.store.create_multipart_upload),
-                                   self.bucket, item.key, item.attrs)
+                self._control_call(self._on_created, mp, self.uploads.create, item.key, item.attrs,
+                                   creates=True, delay_s=delay)
                 return
             self._finish_multipart(mp, result)
             return
-        mp.upload_id = result
-        self._open_uploads[result] = mp  # the abort is registered from here on
+        mp.upload_id = result  # OpenUploads.create registered its abort before it returned
+        self._open_uploads[result] = mp
         assert mp.source is not None
         self.bus.emit(MultipartCreated(item.key, result, mp.source.part_size_bytes))
         if self._cancel.is_set():
@@ -593,6 +575,8 @@ class Engine:
                 continue
             idle = 0
             number, body = nxt
+            if getattr(mp.source, "counts_reads", False):
+                self.bus.emit(SourceRead(len(body)))
             self._buffers += 1
             mp.parts_in_flight += 1
             now = time.monotonic()
@@ -601,9 +585,13 @@ class Engine:
     def _release_part(self, req: _Req) -> None:
         self._buffers -= 1
         req.body = None
-        assert req.mp is not None
-        req.mp.parts_in_flight -= 1
-        self._maybe_complete(req.mp)
+        mp = req.mp
+        assert mp is not None and mp.source is not None
+        mp.parts_in_flight -= 1
+        release = getattr(mp.source, "release", None)
+        if release is not None:
+            release(req.part_number)  # the source may reuse the part's buffer now
+        self._maybe_complete(mp)
 
     def _on_part_done(self, req: _Req, result: PutResult | S3PumpError) -> None:
         self._inflight.pop(id(req), None)
@@ -621,7 +609,7 @@ class Engine:
                 mp.failed = error
             self._release_part(req)
             return
-        self.budget.refund(req.retried_after)
+        self.policy.succeeded(req.retried_after)
         size = len(req.body or b"")
         if self.adaptive is not None:
             self.adaptive.on_success(size, time.monotonic() - req.started)
@@ -653,19 +641,13 @@ class Engine:
             return
         parts = [mp.done_parts[n] for n in sorted(mp.done_parts)]
         del self._open_uploads[mp.upload_id]
-        self._control_call(self._on_completed, mp, self._complete_with_retry,
-                           mp.item.key, mp.upload_id, parts)
+        self._control_call(self._on_completed, mp, self._complete, mp.item.key, mp.upload_id, parts)
 
-    def _complete_with_retry(self, key: str, upload_id: str, parts: list[CompletedPart]) -> PutResult:
-        attempt = 1
-        while True:
-            try:
-                return self.store.complete_multipart_upload(self.bucket, key, upload_id, parts)
-            except S3PumpError as e:
-                if not e.retryable or attempt >= self.config.max_attempts:
-                    raise
-                attempt += 1
-                time.sleep(backoff_delay_s(attempt, self.config.backoff_base_s, self.config.backoff_max_s))
+    def _complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> PutResult:
+        result = self.policy.call(self.store.complete_multipart_upload, self.bucket, key, upload_id, parts,
+                                  what=(key, None))
+        self.uploads.completed(upload_id)
+        return result
 
     def _on_completed(self, mp: _Multipart, result: PutResult | S3PumpError) -> None:
         item = mp.item
@@ -684,15 +666,12 @@ class Engine:
         upload_id = mp.upload_id
         self._open_uploads.pop(upload_id, None)
         mp.failed = error
-        self._control_call(self._on_aborted, mp, self._abort_quietly, mp.item.key, upload_id)
+        self._control_call(self._on_aborted, mp, self.uploads.abort, mp.item.key, upload_id)
 
-    def _abort_quietly(self, key: str, upload_id: str) -> None:
-        with contextlib.suppress(S3PumpError):
-            self.store.abort_multipart_upload(self.bucket, key, upload_id)
-
-    def _on_aborted(self, mp: _Multipart, _: Any) -> None:
+    def _on_aborted(self, mp: _Multipart, abort_error: S3PumpError | None) -> None:
         assert mp.upload_id is not None and mp.failed is not None
-        self.bus.emit(MultipartAborted(mp.item.key, mp.upload_id, str(mp.failed)))
+        if abort_error is None:  # else the registry keeps it, and the run's final sweep tries again
+            self.bus.emit(MultipartAborted(mp.item.key, mp.upload_id, str(mp.failed)))
         self._finish_multipart(mp, mp.failed)
 
     def _finish_multipart(self, mp: _Multipart, error: S3PumpError | None) -> None:
@@ -705,7 +684,7 @@ class Engine:
 
     # ------------------------------------------------------------------ cancellation
     def _shutdown(self) -> int:
-        """Stop everything; abort open multipart uploads (or keep them, see
+        """Stop everything; abort the run's open multipart uploads (or keep them, see
         ``keep_uploads_on_cancel``). Returns how many uploads were kept."""
         self._cancel.set()
         for req in list(self._inflight.values()):
@@ -714,36 +693,36 @@ class Engine:
         deadline = time.monotonic() + 10.0
         while self._inflight and time.monotonic() < deadline:
             try:
-                fn, args = self._q.get(timeout=0.2)
+                msg = self._q.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if fn in (self._on_put_done, self._on_part_done):
-                req, result = args
-                self._inflight.pop(id(req), None)
-                if isinstance(result, PutResult):
-                    self._report_late_success(req, result)
-        # wait for CreateMultipartUpload calls still running, so their uploads get aborted too
+            if isinstance(msg, _Settled):
+                self._inflight.pop(id(msg.req), None)
+                if isinstance(msg.result, PutResult):
+                    self._report_late_success(msg.req, msg.result)
+        # wait for CreateMultipartUpload calls still running: the registry has their uploads then
         self._control.shutdown(wait=True)
         with contextlib.suppress(queue.Empty):
             while True:
-                fn, args = self._q.get_nowait()
-                if fn == self._control_done and args[0] == self._on_created and isinstance(args[2], str):
-                    mp = args[1]
-                    mp.upload_id = args[2]
-                    self._open_uploads[args[2]] = mp
+                msg = self._q.get_nowait()
+                if isinstance(msg, _Answered) and msg.creates and isinstance(msg.result, str):
+                    self._open_uploads[msg.result] = msg.mp
+                    msg.mp.upload_id = msg.result
                     if self.keep_uploads_on_cancel:  # the journal must know it to resume or clean it
-                        assert mp.source is not None
-                        self.bus.emit(MultipartCreated(mp.item.key, args[2], mp.source.part_size_bytes))
+                        assert msg.mp.source is not None
+                        self.bus.emit(MultipartCreated(msg.mp.item.key, msg.result, msg.mp.source.part_size_bytes))
         if self.keep_uploads_on_cancel:
-            kept = len(self._open_uploads)
+            kept = 0
+            for upload_id in list(self._open_uploads):
+                self.uploads.release(upload_id)
+                kept += 1
             self._open_uploads.clear()
             return kept
         for upload_id, mp in list(self._open_uploads.items()):
-            self._abort_quietly(mp.item.key, upload_id)
-            self.bus.emit(MultipartAborted(mp.item.key, upload_id, "cancelled"))
+            if self.uploads.abort(mp.item.key, upload_id) is None:
+                self.bus.emit(MultipartAborted(mp.item.key, upload_id, "cancelled"))
         self._open_uploads.clear()
         return 0
-
 
     def _report_late_success(self, req: _Req, result: PutResult) -> None:
         """A PUT or part that succeeded while the run was stopping: report it, so the journal knows
@@ -763,12 +742,6 @@ class Engine:
                                    result.checksum, latency))
 
 
-def interrupt(signum: int, frame: Any) -> None:
-    """A signal handler that raises KeyboardInterrupt (the CLI's SIGTERM): the engine, while it runs,
-    turns it into a cancel at a safe point instead."""
-    raise KeyboardInterrupt
-
-
 def _open_source(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY)
@@ -776,17 +749,5 @@ def _open_source(path: str) -> int:
         raise SourceUnreadableError(f"{path}: {e.strerror}") from None
 
 
-def _noop() -> None:
-    return None
-
-
 def _ignore(_: Any, __: Any) -> None:
     return None
-
-
-def _delayed(delay_s: float, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
-        time.sleep(delay_s)
-        return fn(*args)
-
-    return call

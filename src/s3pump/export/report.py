@@ -1,4 +1,4 @@
-"""Counters, the final report, and the live progress line of ``s3pump export``."""
+"""The counters and the final report of ``s3pump export`` (the views are in :mod:`s3pump.ui`)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
-
 from ..report import FailedFile
-from ..units import format_bytes
 
-__all__ = ["ExportCounters", "ExportProgress", "ExportReport", "print_dry_run", "print_export_summary"]
+__all__ = ["ExportCounters", "ExportReport"]
 
 
 @dataclass
@@ -87,56 +82,3 @@ class ExportReport:
         d["ok"] = self.ok
         d["event"] = "summary"
         return d
-
-
-class ExportProgress:
-    """One live line on stderr: rows, objects, bytes, rows/s, checkpoint. Refreshed 4 times a second."""
-
-    def __init__(self, counters: ExportCounters, console: Console) -> None:
-        self.counters = counters
-        self._live = Live(get_renderable=self._render, console=console, refresh_per_second=4, transient=False)
-
-    def _render(self) -> Text:
-        c = self.counters
-        rate = c.rows_exported / c.elapsed_s if c.elapsed_s > 0 else 0.0
-        line = (f"export: {c.rows_exported:,} rows, {c.objects_written:,} objects, "
-                f"{format_bytes(c.bytes_written)}, {rate:,.0f} rows/s, checkpoint {c.checkpoint}")
-        if c.rows_failed or c.objects_failed:
-            line += f", failed {c.rows_failed} rows / {c.objects_failed} objects"
-        return Text(line)
-
-    def __enter__(self) -> ExportProgress:
-        self._live.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._live.stop()
-
-
-def print_export_summary(console: Console, r: ExportReport) -> None:
-    """The end-of-run summary on stderr."""
-    line = (f"exported {r.rows_exported:,} rows of {r.table} in {r.objects_written:,} objects "
-            f"({format_bytes(r.bytes_written)}) to {r.destination} in {r.elapsed_s:.1f} s "
-            f"({r.rows_per_s:,.0f} rows/s); checkpoint {r.checkpoint}; retries {r.retries}")
-    if r.objects_skipped:
-        line += f"; unchanged {r.objects_skipped} objects ({r.rows_unchanged:,} rows)"
-    if r.replayed_entries:
-        line += f"; replayed {r.replayed_entries} dead-letter entries"
-    console.print(line, markup=False)
-    if r.stopped:
-        console.print("stopped on request after the in-flight batches; rerun to continue", markup=False)
-    if not r.ok:
-        console.print(f"failures: {r.rows_failed} rows, {r.objects_failed} objects; dead-letter entries in "
-                      f"{r.dlq} (retry with --replay-dlq):", markup=False)
-        for e in r.dlq_entries[:20]:
-            console.print(f"  {e}", markup=False)
-
-
-def print_dry_run(r: ExportReport) -> None:
-    """``--dry-run``: one stdout line per object the export would write (the aws cli's ``(dryrun)`` form)."""
-    bucket = r.destination.removeprefix("s3://").split("/", 1)[0]
-    for o in r.would_write:
-        print(f"(dryrun) export: {o['source']} ({o['rows']} rows, {format_bytes(o['bytes'])}) to "
-              f"s3://{bucket}/{o['key']}", flush=True)
-    for key in r.would_delete:
-        print(f"(dryrun) delete: s3://{bucket}/{key} (superseded)", flush=True)

@@ -24,8 +24,6 @@ import datetime as dt
 import io
 import json
 import os
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..config import TransferConfig
-from ..engine.retry import backoff_delay_s
-from ..errors import RequestTimeoutError, S3PumpError, StoreError, UsageError
+from ..errors import StoreError, UsageError
 from ..store.base import ObjectAttributes, PutResult, Store
+from ..store.waiting import put_and_wait
 from ..urls import join_key
 
 __all__ = ["Checkpoint", "StateStore", "get_object_or_none", "put_object_now"]
@@ -44,40 +42,13 @@ __all__ = ["Checkpoint", "StateStore", "get_object_or_none", "put_object_now"]
 
 def put_object_now(store: Store, bucket: str, key: str, body: bytes, config: TransferConfig,
                    attrs: ObjectAttributes | None = None) -> PutResult:
-    """PutObject and wait for it, retrying retryable errors with full-jitter backoff.
+    """PutObject and wait for it, retried by the store's (the run's) retry policy.
 
     Raises:
-        StoreError: the PUT failed after ``config.max_attempts`` attempts, or fatally.
+        StoreError: the PUT failed past the retry policy, or fatally.
         SourceError: the body could not be read.
     """
-    attempt = 1
-    while True:
-        result = _put_once(store, bucket, key, body, attrs or ObjectAttributes(), config.request_timeout_s)
-        if not isinstance(result, S3PumpError):
-            return result
-        if not result.retryable or attempt >= config.max_attempts:
-            raise result
-        time.sleep(backoff_delay_s(attempt, config.backoff_base_s, config.backoff_max_s))
-        attempt += 1
-
-
-def _put_once(store: Store, bucket: str, key: str, body: bytes, attrs: ObjectAttributes,
-              timeout_s: float) -> PutResult | S3PumpError:
-    done = threading.Event()
-    box: list[PutResult | S3PumpError] = []
-
-    def on_done(result: PutResult | S3PumpError) -> None:
-        box.append(result)
-        done.set()
-
-    try:
-        request = store.put_bytes(bucket, key, body, attrs, on_done)
-    except StoreError as e:
-        return e
-    if not done.wait(timeout_s):
-        request.cancel()
-        done.wait(10.0)
-    return box[0] if box else RequestTimeoutError(f"s3://{bucket}/{key}: no response within {timeout_s:.0f} s")
+    return put_and_wait(store, bucket, key, body, attrs or ObjectAttributes(), timeout_s=config.request_timeout_s)
 
 
 def get_object_or_none(store: Store, bucket: str, key: str) -> bytes | None:

@@ -11,15 +11,14 @@ such upload in the local resume journals, so a rerun starts it over.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..config import TransferConfig
 from ..errors import S3PumpError, UsageError
-from ..session import open_store, state_dir
+from ..journal import forget_uploads
+from ..run import Run
+from ..session import state_dir
 from ..store.base import Store
 from ..urls import parse_s3_url
 
@@ -61,14 +60,12 @@ def cleanup(
         raise UsageError("--older-than must be >= 0")
     config = config or TransferConfig.from_env()
     dest = parse_s3_url(destination)
-    own_store = store is None
-    if store is None:
-        store, config = open_store(config, dest.bucket, embedded=embedded)
     aborted: list[tuple[str, str]] = []
     kept: list[tuple[str, str]] = []
     failed: list[tuple[str, str, str]] = []
     cutoff = time.time() - older_than_s
-    try:
+    with Run("cleanup", config, dest.bucket, store=store, embedded=embedded) as run:
+        store = run.store
         for u in store.list_multipart_uploads(dest.bucket, dest.prefix):
             entry = (dest.key_url(u.key), u.upload_id)
             if u.initiated > cutoff:
@@ -77,29 +74,12 @@ def cleanup(
             if dry_run:
                 aborted.append(entry)
                 continue
-            try:
+            try:  # another run's orphan: the one abort outside a run's own registry
                 store.abort_multipart_upload(dest.bucket, u.key, u.upload_id)
             except S3PumpError as e:
                 failed.append((*entry, str(e)))
                 continue
             aborted.append(entry)
-    finally:
-        if own_store:
-            store.close()
     if aborted and not dry_run:
-        _forget_in_journals(upload_id for _, upload_id in aborted)
+        forget_uploads(state_dir() / "journals", (upload_id for _, upload_id in aborted))
     return CleanupReport(aborted, kept, failed, dry_run)
-
-
-def _forget_in_journals(upload_ids: Iterable[str]) -> None:
-    """Drop aborted uploads from every local resume journal (their reruns start those files over)."""
-    ids = list(upload_ids)
-    directory = state_dir() / "journals"
-    if not directory.is_dir():
-        return
-    for path in directory.glob("*.sqlite"):
-        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(str(path))) as db:
-            for upload_id in ids:
-                db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
-                db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
-            db.commit()

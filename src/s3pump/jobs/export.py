@@ -39,9 +39,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..config import TransferConfig
-from ..engine.scheduler import Engine, UploadItem
 from ..errors import S3PumpError, UsageError
-from ..events import Event, EventBus, FileDone, FileFailed, FileSkipped, Subscriber
+from ..events import BatchExported, Event, FileDone, FileFailed, FileSkipped, Subscriber
 from ..export.dlq import DeadLetterQueue, DlqEntry
 from ..export.formats import FORMATS, Serializer, make_serializer
 from ..export.partition import (
@@ -59,12 +58,11 @@ from ..export.protogen import proto_schema
 from ..export.report import ExportCounters, ExportReport
 from ..export.rows import to_arrow
 from ..export.state import Checkpoint, StateStore, put_object_now
-from ..report import RunStats
-from ..session import open_store
+from ..items import UploadItem
+from ..run import Run
 from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, open_table
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, join_key, parse_s3_url, sanitize_key
-from .upload import attributes_of
 
 __all__ = ["export_table"]
 
@@ -90,9 +88,9 @@ def export_table(
     from_start: bool = False,
     embedded: bool = False,
     subscribers: Iterable[Subscriber] = (),
-    counters: ExportCounters | None = None,
     stop: threading.Event | None = None,
     store: Store | None = None,
+    handle_signals: bool = False,
     dry_run: bool = False,
     lock_timeout_s: float | None = 300.0,
 ) -> ExportReport:
@@ -115,11 +113,15 @@ def export_table(
         follow: keep polling for new rows every ``poll_interval_s`` until ``stop`` is set.
         from_start: ignore the checkpoint and export every row; when the run completes, delete the
             data objects under ``prefix/<table>/`` it did not write (an earlier run's other batching).
-        stop: set it (e.g. from a signal handler) to finish the in-flight batches and return.
+        stop: set it (e.g. from another thread) to finish the in-flight batches and return.
+        handle_signals: the first SIGINT/SIGTERM sets ``stop``, a second one cancels at once (the
+            CLI's setting; by default no signal handler is installed).
         dry_run: read and plan, write nothing (no objects, checkpoint, dead-letter entries or
             schema); ``report.would_write`` lists the objects (key, rows, bytes) it would write.
         lock_timeout_s: how long to wait for another writer's SQLite lock (capped exponential
             backoff) before failing; with ``follow`` it waits until ``stop`` is set.
+
+    Progress: objects are ``FileDone`` events, each stored and checkpointed batch a ``BatchExported``.
 
     Returns:
         ExportReport. Rows or objects that failed are in the dead-letter queue (``report.ok`` False).
@@ -141,7 +143,6 @@ def export_table(
         raise UsageError("--poll-interval must be > 0")
     specs = [s if isinstance(s, PartitionSpec) else parse_partition(s) for s in partition_by]
     stop = stop or threading.Event()
-    counters = counters or ExportCounters()
 
     source = open_table(db, table, cursor_column, lock_timeout_s=None if follow else lock_timeout_s, stop=stop)
     try:
@@ -154,17 +155,12 @@ def export_table(
         if one_object_per_row and not any(s.kind == "time" for s in specs):
             raise UsageError("--one-object-per-row needs --partition-by time:COLUMN:day (its date=…/…_<unix> "
                              "layout comes from the row's timestamp)")
-        own_store = store is None
-        if store is None:
-            store, config = open_store(config, dest.bucket, embedded=embedded)
-        try:
-            job = _ExportJob(source, dest, config, store, specs, format, compression, one_object_per_row,
-                             dedup, dlq, batch_rows, state_file, counters, stop, subscribers, dry_run)
+        with Run("export", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
+                 handle_signals=handle_signals, graceful_stop=stop) as run:
+            job = _ExportJob(source, dest, run, specs, format, compression, one_object_per_row,
+                             dedup, dlq, batch_rows, state_file, stop, dry_run)
             return job.run(replay=replay_dlq, follow=follow and not dry_run, poll_interval_s=poll_interval_s,
                            from_start=from_start)
-        finally:
-            if own_store:
-                store.close()
     finally:
         source.close()
 
@@ -217,11 +213,12 @@ class _Batch:
 
 
 class _ExportJob:
-    def __init__(self, source: TableSource, dest: S3Url, config: TransferConfig, store: Store,
+    def __init__(self, source: TableSource, dest: S3Url, run: Run,
                  specs: list[PartitionSpec], fmt: str, compression: str | None, one_per_row: bool,
                  dedup: bool, dlq: str | None, batch_rows: int, state_file: str | Path | None,
-                 counters: ExportCounters, stop: threading.Event, subscribers: Iterable[Subscriber],
-                 dry_run: bool = False) -> None:
+                 stop: threading.Event, dry_run: bool = False) -> None:
+        config, store, counters = run.config, run.store, ExportCounters()
+        self.run_ = run
         self.source, self.dest, self.config, self.store = source, dest, config, store
         self.table = source.table
         self.specs, self.fmt, self.one_per_row, self.dedup = specs, fmt, one_per_row, dedup
@@ -231,13 +228,14 @@ class _ExportJob:
         self.proto = proto_schema(self.table, self.schema, schema_hash=self.schema_hash) if fmt == "protobuf" else None
         self.serializer: Serializer = make_serializer(fmt, compression, proto=self.proto,
                                                       delimited=not one_per_row)
-        base = attributes_of(config)
+        base = ObjectAttributes.of(config)
         self.attrs = ObjectAttributes(config.content_type or self.serializer.content_type, base.acl, base.sse,
                                       base.sse_kms_key_id, base.storage_class, base.metadata)
         self.state = StateStore(store, dest.bucket, dest.prefix, self.table, config, state_file)
         self.dlq = DeadLetterQueue(dlq or f"s3://{dest.bucket}/{join_key(dest.prefix, '_dlq/')}", store, config)
-        self.stats = RunStats()
-        self.bus = EventBus(self.stats, self._on_event, *subscribers)
+        self.stats = run.stats
+        self.bus = run.bus
+        run.subscribe(self._on_event)
         self.dlq_entries: list[str] = []
         self.dry_run = dry_run
         self.would_write: list[dict[str, Any]] = []
@@ -255,6 +253,7 @@ class _ExportJob:
         self._key_hashes: dict[str, dict[str, bytes]] = {}
         self._seq = 0
         self._advance_checkpoint = True
+        self._rows_reported = 0
         self.checkpoint = Checkpoint(self.table, source.cursor.name, None, fmt, [str(s) for s in specs],
                                      self.schema_hash, dedup=dedup)
 
@@ -348,7 +347,7 @@ class _ExportJob:
                                          "rows": self._key_rows.get(item.key, 0)})
                 self._settle(item.key)
         else:
-            Engine(self.store, self.dest.bucket, self.config, self.bus).run(items)
+            self.run_.transfer(items)
         self._advance()  # a batch with nothing to upload settles here
 
     def _items(self) -> Iterator[UploadItem]:
@@ -573,6 +572,8 @@ class _ExportJob:
         if moved and not self.dry_run:
             self.state.save(self.checkpoint)
             self.counters.checkpoint = self.checkpoint.cursor
+            self.bus.emit(BatchExported(self.counters.rows_exported - self._rows_reported, self.checkpoint.cursor))
+            self._rows_reported = self.counters.rows_exported
 
     # ------------------------------------------------------------------ --replay-dlq
     def _replay(self) -> int:

@@ -32,30 +32,27 @@ there), which is why only half of the budget goes to requests. Measured at the d
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import TransferConfig
-from ..engine.scheduler import Engine, UploadItem
+from ..engine.copy import replace_metadata
 from ..errors import SourceError, StoreError, UsageError
-from ..events import Event, EventBus, FileDone, FileFailed, MultipartCreated, PartDone, Subscriber
-from ..report import RunStats
-from ..session import open_store
+from ..events import Event, FileDone, FileFailed, Subscriber
+from ..items import UploadItem
+from ..run import Run
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
 from ..store.base import ObjectAttributes, Store
 from ..store.body import FileRange
 from ..units import parse_size_bytes
 from ..urls import parse_s3_url, sanitize_key
-from .upload import attributes_of
 
 __all__ = [
     "MD5_METADATA",
     "SHA256_METADATA",
     "STREAM_DEFAULT_CONCURRENCY",
-    "StreamProgress",
     "StreamReport",
     "parse_tolerance",
     "stream",
@@ -144,25 +141,17 @@ class StreamReport:
 
 
 class _Outcome:
-    """Subscriber: frees a part's buffer once it is uploaded; keeps the object's final event."""
+    """Subscriber: keeps the object's final event."""
 
-    def __init__(self, key: str, source: StreamPartSource) -> None:
-        self.key = key
-        self.source = source
+    def __init__(self) -> None:
         self.done: FileDone | None = None
         self.failed: FileFailed | None = None
-        self.upload_id: str | None = None
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, PartDone):
-            if event.key == self.key:
-                self.source.part_uploaded(event.part_number)
-        elif isinstance(event, FileDone):
+        if isinstance(event, FileDone):
             self.done = event
         elif isinstance(event, FileFailed):
             self.failed = event
-        elif isinstance(event, MultipartCreated):
-            self.upload_id = event.upload_id
 
 
 def stream(
@@ -178,7 +167,7 @@ def stream(
     store: Store | None = None,
     schedule: PartSchedule | None = None,
     name: str = "stdin",
-    on_source: Any = None,
+    handle_signals: bool = False,
 ) -> StreamReport:
     """Upload everything ``readable`` yields to ``destination`` (``s3://bucket/key``) as one object.
 
@@ -187,7 +176,8 @@ def stream(
     number when the size is unknown, see :class:`~s3pump.sources.stdin.PartSchedule`; sized to
     fit ``expected_size_bytes`` in 10,000 parts when given). ``spool_dir`` spools parts to
     temporary files there instead of memory. ``schedule`` overrides the part sizes (tests).
-    ``on_source`` is called with the :class:`StreamPartSource` once it runs (progress views).
+    Progress: each part read is a :class:`~s3pump.events.SourceRead` event. ``handle_signals``:
+    SIGINT/SIGTERM cancel (the CLI's setting; by default no handler is installed).
 
     Returns:
         StreamReport: bytes, parts and part sizes, MD5/SHA-256, final ETag and version ID.
@@ -219,53 +209,46 @@ def stream(
         concurrency=in_flight, max_parts_in_flight=buffers, adaptive_concurrency=False,
         multipart_threshold_bytes=max(config.multipart_threshold_bytes, schedule.start_bytes),
     )
-    attrs = attributes_of(config)
+    attrs = ObjectAttributes.of(config)
     source = StreamPartSource(
         readable, schedule, buffers=buffers, name=name, spool_dir=spool_dir,
         expected_size_bytes=expected_size_bytes, size_tolerance_bytes=size_tolerance_bytes,
     )
     started = time.monotonic()
-    stats = RunStats()
-    outcome = _Outcome(key, source)
-    bus = EventBus(outcome, stats, *subscribers)
-    own_store = store is None
+    outcome = _Outcome()
     if store is None:
         share_malloc_arenas()  # before awscrt's threads start (see its docstring)
-        store, engine_config = open_store(engine_config, dest.bucket, embedded=embedded)
     try:
-        source.start()
-        if on_source is not None:
-            on_source(source)
-        multipart = source.wait_first()
-        if source.error is not None:
-            raise source.error
-        if not multipart:
-            source.check_size()
-            item = _single_put_item(source, key, name, attrs)
-        else:
-            item = UploadItem(key=key, size_bytes=expected_size_bytes if expected_size_bytes is not None else -1,
-                              source=name, parts=source, attrs=attrs)
-        Engine(store, dest.bucket, engine_config, bus).run([item])
-        if outcome.failed is not None or outcome.done is None:
-            error = outcome.failed.error if outcome.failed is not None else SourceError(f"{name}: not stored")
-            raise error
-        done = outcome.done
-        etag, version_id = done.etag, done.version_id
-        if multipart:
-            etag, version_id = _store_digests(store, dest.bucket, key, attrs, source, done)
-        sizes = source.part_sizes
-        return StreamReport(
-            bucket=dest.bucket, key=key, bytes=source.bytes_read, parts=len(sizes) if multipart else 0,
-            part_sizes=_runs(sizes, schedule) if multipart else [(source.bytes_read, 1)],
-            md5=source.md5_hex, sha256=source.sha256_hex, etag=etag, version_id=version_id,
-            elapsed_s=time.monotonic() - started, retries=stats.retries, spooled=spool_dir is not None,
-            peak_parts_held=source.peak_parts_held, concurrency=config.concurrency,
-            expected_size_bytes=expected_size_bytes,
-        )
+        with Run("stream", engine_config, dest.bucket, store=store, embedded=embedded,
+                 subscribers=[outcome, *subscribers], handle_signals=handle_signals) as run:
+            source.start()
+            multipart = source.wait_first()
+            if source.error is not None:
+                raise source.error
+            if not multipart:
+                source.check_size()
+                item = _single_put_item(source, key, name, attrs)
+            else:
+                item = UploadItem(key=key, size_bytes=expected_size_bytes if expected_size_bytes is not None else -1,
+                                  source=name, parts=source, attrs=attrs)
+            run.transfer([item])
+            if outcome.failed is not None or outcome.done is None:
+                raise outcome.failed.error if outcome.failed is not None else SourceError(f"{name}: not stored")
+            done = outcome.done
+            etag, version_id = done.etag, done.version_id
+            if multipart:
+                etag, version_id = _store_digests(run, key, attrs, source, done)
     finally:
         source.close()
-        if own_store:
-            store.close()
+    sizes = source.part_sizes
+    return StreamReport(
+        bucket=dest.bucket, key=key, bytes=source.bytes_read, parts=len(sizes) if multipart else 0,
+        part_sizes=_runs(sizes, schedule) if multipart else [(source.bytes_read, 1)],
+        md5=source.md5_hex, sha256=source.sha256_hex, etag=etag, version_id=version_id,
+        elapsed_s=time.monotonic() - started, retries=run.stats.retries, spooled=spool_dir is not None,
+        peak_parts_held=source.peak_parts_held, concurrency=config.concurrency,
+        expected_size_bytes=expected_size_bytes,
+    )
 
 
 def _digest_metadata(source: StreamPartSource) -> dict[str, str]:
@@ -280,12 +263,14 @@ def _single_put_item(source: StreamPartSource, key: str, name: str, attrs: Objec
     return UploadItem(key=key, size_bytes=len(body), source=name, body=body, attrs=with_digests)
 
 
-def _store_digests(store: Store, bucket: str, key: str, attrs: ObjectAttributes, source: StreamPartSource,
+def _store_digests(run: Run, key: str, attrs: ObjectAttributes, source: StreamPartSource,
                    done: FileDone) -> tuple[str, str | None]:
     """Put the MD5/SHA-256 metadata on the completed object; its final ETag and version ID."""
+    bucket = run.bucket
+    assert run.uploads is not None
     try:
-        result = store.replace_metadata(bucket, key, attrs.with_metadata(_digest_metadata(source)),
-                                        size_bytes=done.size_bytes, etag=done.etag, version_id=done.version_id)
+        result = replace_metadata(run.store, run.uploads, key, attrs.with_metadata(_digest_metadata(source)),
+                                  size_bytes=done.size_bytes, etag=done.etag, version_id=done.version_id)
     except StoreError as e:
         raise type(e)(
             f"s3://{bucket}/{key}: stored complete ({done.size_bytes} bytes, sha256 {source.sha256_hex}), "
@@ -304,71 +289,3 @@ def _runs(sizes: list[int], schedule: PartSchedule) -> list[tuple[int, int]]:
         else:
             runs.append((size, 1))
     return runs
-
-
-class StreamProgress:
-    """Progress of a stream on stderr: bytes read and uploaded, rate; % and ETA with an expected size.
-
-    An event subscriber (uploaded bytes from PartDone/FileDone) plus the source's ``bytes_read``,
-    redrawn by rich about 8 times a second.
-    """
-
-    def __init__(self, expected_size_bytes: int | None, console: Any = None) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        from ..output import stderr_console
-        from ..units import format_bytes
-
-        self._format = format_bytes
-        self._source: StreamPartSource | None = None
-        self._progress = Progress(
-            TextColumn("[bold]stream"), BarColumn(), DownloadColumn(binary_units=True), TransferSpeedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[read]}"),
-            console=console or stderr_console(), refresh_per_second=8,
-        )
-        self._task = self._progress.add_task("stream", total=expected_size_bytes, read="")
-        self._uploaded = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="s3pump-stream-progress", daemon=True)
-
-    def attach(self, source: StreamPartSource) -> None:
-        self._source = source
-
-    def __enter__(self) -> StreamProgress:
-        self._progress.start()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1.0)
-        self._update()
-        self._progress.stop()
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, PartDone) or (isinstance(event, FileDone) and not event.parts):
-            self._uploaded += event.size_bytes
-
-    def _update(self) -> None:
-        read = self._source.bytes_read if self._source is not None else 0
-        self._progress.update(self._task, completed=self._uploaded, read=f"read {self._format(read)}")
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.2):
-            self._update()
-
-
-def format_report_line(report: StreamReport) -> str:
-    """The one-line summary printed on stderr."""
-    from ..units import format_bytes
-
-    how = f"{report.parts} parts" if report.parts else "a single PUT"
-    return (f"streamed {format_bytes(report.bytes)} to s3://{report.bucket}/{report.key} in {report.elapsed_s:.1f} s "
-            f"({report.rate_bps / 1e6:.1f} MB/s) as {how}; sha256 {report.sha256}; retries {report.retries}")

@@ -8,53 +8,43 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..config import TransferConfig
-from ..engine.scheduler import Engine, UploadItem
 from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
-from ..events import EventBus, FileFailed, FileSkipped, Subscriber
+from ..events import Discovered, FileSkipped, Subscriber
+from ..items import UploadItem
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
-from ..report import FailedListWriter, RunStats, UploadReport
-from ..session import open_store, state_dir
-from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
+from ..report import UploadReport
+from ..run import Run
+from ..session import state_dir
+from ..sources.walk import PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
 
-__all__ = ["attributes_of", "read_failed_list", "upload"]
+__all__ = ["read_failed_list", "upload"]
 
 
-def attributes_of(config: TransferConfig) -> ObjectAttributes:
-    """The per-object headers a config asks for."""
-    return ObjectAttributes(config.content_type, config.acl, config.sse, config.sse_kms_key_id,
-                            config.storage_class, config.metadata)
-
-
-def default_failed_list_path(job: str) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return state_dir() / "failed" / f"{job}-{stamp}.jsonl"
-
-
-def _open_journal(sources: list[str], destination: str, config: TransferConfig, store: Store, bucket: str,
-                  *, fresh: bool) -> Journal:
+def _open_journal(sources: list[str], destination: str, run: Run, *, fresh: bool) -> Journal:
     """The resume journal of this command; with ``fresh``, its open uploads are aborted and it restarts."""
-    path = journal_path(state_dir(), "upload", sources, destination, config.endpoint_url)
+    path = journal_path(state_dir(), "upload", sources, destination, run.config.endpoint_url)
     journal = Journal(path)
     if fresh:
+        assert run.uploads is not None
         for u in journal.open_uploads():
-            store.abort_multipart_upload(bucket, u.key, u.upload_id)
+            run.uploads.abort(u.key, u.upload_id)
         journal.delete()
         journal = Journal(path)
     return journal
 
 
-def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> Iterator[UploadItem]:
+def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> Iterator[UploadItem | Discovered]:
     """Items from a failed-list (JSON lines with ``source`` and ``key``) or a plain list of paths.
 
     A JSON line is re-uploaded from its ``source`` to exactly its ``key``. A plain line is
-    treated like a PATH argument (its file or tree goes under ``dest``).
+    treated like a PATH argument (its file or tree goes under ``dest``). A
+    :class:`~s3pump.events.Discovered` follows each item, and a final one the last.
 
     Raises:
         SourceNotFoundError: the list file does not exist.
@@ -64,6 +54,17 @@ def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> 
         raise SourceNotFoundError(f"{path}: no such list file")
     attrs_for = attrs_by_content_type(attrs)
     plain: list[str] = []
+    files = size = 0
+
+    def found(items: Iterator[UploadItem]) -> Iterator[UploadItem | Discovered]:
+        nonlocal files, size
+        for item in items:
+            yield item
+            if item.error is None:
+                files += 1
+                size += item.size_bytes
+                yield Discovered(files, size)
+
     with open(p, encoding="utf-8") as f:
         for raw in f:
             line = raw.strip()
@@ -73,14 +74,15 @@ def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> 
                 rec = json.loads(line)
                 source, key = rec["source"], rec["key"]
                 if key:
-                    yield from walk_items([source], S3Url(dest.bucket, key), attrs_for=attrs_for,
-                                          threaded=False)
+                    yield from found(walk_items([source], S3Url(dest.bucket, key), attrs_for=attrs_for,
+                                                threaded=False))
                 else:  # a root that was missing or unreadable: retry it as a path
                     plain.append(source)
             else:
                 plain.append(line)
     if plain:
-        yield from walk_items(plain, dest, attrs_for=attrs_for, threaded=False)
+        yield from found(walk_items(plain, dest, attrs_for=attrs_for, threaded=False))
+    yield Discovered(files, size, final=True)
 
 
 def upload(
@@ -96,8 +98,8 @@ def upload(
     failed_list: str | Path | None = None,
     subscribers: Iterable[Subscriber] = (),
     store: Store | None = None,
-    totals: WalkTotals | None = None,
     resume: bool = True,
+    handle_signals: bool = False,
 ) -> UploadReport:
     """Upload files and directory trees to ``destination`` (``s3://bucket/prefix``).
 
@@ -114,13 +116,17 @@ def upload(
     with nothing failed deletes the journal. ``resume=False`` (``--no-resume``) aborts the
     journal's open uploads and starts over.
 
+    ``handle_signals``: the first SIGINT/SIGTERM cancels at a safe point, a second at once (the
+    CLI's setting; by default no signal handler is installed).
+
     Returns:
         UploadReport: counts, bytes, elapsed seconds, retries, latency p50/p99, failures.
 
     Raises:
         UsageError: bad destination or config (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check failed (exit 2).
-        CancelledError: Ctrl-C / SIGTERM; open multipart uploads were aborted (exit 130).
+        CancelledError: cancelled; open multipart uploads were kept for the journal to resume, or
+            aborted with ``resume=False`` (exit 130).
     """
     config = config or TransferConfig.from_env()
     dest = parse_s3_url(destination)
@@ -131,59 +137,45 @@ def upload(
             raise InvalidKeyError(f"{destination}: the prefix is not a valid key: {e}") from None
     if not paths and from_list is None:
         raise UsageError("give at least one PATH, or --from-list FILE")
-    attrs = attributes_of(config)
-    totals = totals if totals is not None else WalkTotals()
+    attrs = ObjectAttributes.of(config)
     if from_list is not None:
-        items: Iterable[UploadItem] = read_failed_list(from_list, dest, attrs)
+        items: Iterable[UploadItem | Discovered] = read_failed_list(from_list, dest, attrs)
     else:
         items = walk_items(
             [str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
             path_filter=PathFilter(include, exclude), attrs_for=attrs_by_content_type(attrs),
-            queue_size=config.walk_queue_size, totals=totals,
+            queue_size=config.walk_queue_size, discovered=True,
         )
-    stats = RunStats()
-    failed_path = Path(failed_list) if failed_list else default_failed_list_path("upload")
-    failed_writer = FailedListWriter(failed_path, dest.bucket)
-    bus = EventBus(stats, failed_writer, *subscribers)
-    try:
-        if dry_run:
-            for item in items:
-                if item.error is not None:
-                    bus.emit(FileFailed(item.source, item.key, item.size_bytes, item.error))
-                else:
-                    bus.emit(FileSkipped(item.source, item.key, item.size_bytes, "dry-run"))
+    run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
+              failed_list=failed_list, handle_signals=handle_signals, check_bucket=not dry_run)
+    if dry_run:
+        return _dry_run(run, items)
+    with run:
+        journal = _open_journal([str(p) for p in paths] if from_list is None else [f"--from-list={from_list}"],
+                                destination, run, fresh=not resume)
+        run.subscribe(journal)
+        assert run.uploads is not None
+        try:
+            # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
+            run.transfer(skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
+                                         multipart_threshold_bytes=run.config.multipart_threshold_bytes),
+                         keep_uploads_on_cancel=resume)
+            if run.stats.files_failed == 0:
+                if journal.multipart_planned:  # only then can a killed run have left an orphan
+                    with contextlib.suppress(S3PumpError):
+                        abort_orphans(journal, run.store, dest.bucket, dest.prefix, run.uploads.abort)
+                journal.delete()
+        finally:
+            journal.close()
+    return run.report()
+
+
+def _dry_run(run: Run, items: Iterable[UploadItem | Discovered]) -> UploadReport:
+    """List what would be uploaded (FileSkipped, reason ``dry-run``) and what could not be; send nothing."""
+    for item in run.emitting(items):
+        if item.error is not None:
+            run.fail(item, item.error)
         else:
-            own_store = store is None
-            if store is None:
-                store, config = open_store(config, dest.bucket, embedded=embedded)
-            journal = None
-            try:
-                journal = _open_journal(
-                    [str(p) for p in paths] if from_list is None else [f"--from-list={from_list}"],
-                    destination, config, store, dest.bucket, fresh=not resume,
-                )
-                bus.subscribe(journal)
-                active = store
-
-                def abort(key: str, upload_id: str) -> None:
-                    active.abort_multipart_upload(dest.bucket, key, upload_id)
-
-                # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
-                engine = Engine(store, dest.bucket, config, bus, keep_uploads_on_cancel=resume)
-                engine.run(skip_and_resume(items, journal, bus, abort,
-                                           multipart_threshold_bytes=config.multipart_threshold_bytes))
-                if stats.files_failed == 0:
-                    if journal.multipart_planned:  # only then can a killed run have left an orphan
-                        with contextlib.suppress(S3PumpError):
-                            abort_orphans(journal, store, dest.bucket, dest.prefix)
-                    journal.delete()
-            finally:
-                if journal is not None:
-                    journal.close()
-                if own_store:
-                    store.close()
-    finally:
-        failed_writer.close()
-    return UploadReport.from_stats(
-        stats, failed_list_path=str(failed_path) if failed_writer.count else None, dry_run=dry_run
-    )
+            run.emit(FileSkipped(item.source, item.key, item.size_bytes, "dry-run"))
+    run.close_failed_list()
+    return run.report(dry_run=True)

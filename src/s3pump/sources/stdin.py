@@ -1,4 +1,4 @@
-"""Parts of a stream (stdin, a FIFO, any readable): the :class:`~s3pump.engine.multipart.PartSource`
+"""Parts of a stream (stdin, a FIFO, any readable): the :class:`~s3pump.items.PartSource`
 behind ``s3pump stream``.
 
 One reader thread reads the stream a whole part at a time (``readable.readinto(buffer)``: the
@@ -8,8 +8,8 @@ SHA-256 of the whole stream with whole parts, in order (hashlib releases the GIL
 runs beside reading and uploading instead of between reads.
 
 Memory bound. The reader takes a *buffer slot* before it reads a part and the slot comes back
-only when that part is uploaded (:meth:`StreamPartSource.part_uploaded`, fed by the job from
-:class:`~s3pump.events.PartDone`) and hashed, so at most ``buffers`` parts exist at once. Part
+only when that part is uploaded (the engine calls :meth:`StreamPartSource.release`) and
+hashed, so at most ``buffers`` parts exist at once. Part
 buffers are reused (a pool of at most ``buffers`` part-sized ``bytearray``), so the kernel
 maps and zeroes each page once per run instead of once per part. With a spool
 directory the part goes to a temporary file there instead (read and hashed 1 MiB at a time) and
@@ -123,17 +123,19 @@ class PartSchedule:
 
 
 class StreamPartSource:
-    """A :class:`~s3pump.engine.multipart.PartSource` over a readable stream.
+    """A :class:`~s3pump.items.PartSource` over a readable stream.
 
     ``buffers`` bounds the parts that exist at once (in memory, or as spool files under
     ``spool_dir``). ``expected_size_bytes`` (with ``size_tolerance_bytes``) makes a stream that
     ends with another byte count fail with :class:`~s3pump.errors.SourceTruncatedError`.
 
     Call :meth:`start`, then :meth:`wait_first` to learn whether the stream fits in one part;
-    hand the source to the engine (or take :meth:`single_body` for one PUT); feed
-    :meth:`part_uploaded` from PartDone events; :meth:`close` at the end. ``md5_hex``,
+    hand the source to the engine (or take :meth:`single_body` for one PUT), which calls
+    :meth:`release` as parts are stored; :meth:`close` at the end. ``md5_hex``,
     ``sha256_hex`` and ``bytes_read`` are final once the reader is done.
     """
+
+    counts_reads = True  # the engine reports each part handed out as a SourceRead
 
     def __init__(
         self,
@@ -209,7 +211,7 @@ class StreamPartSource:
                 return self._ready[0][1]
         return b""
 
-    def part_uploaded(self, part_number: int) -> None:
+    def release(self, part_number: int) -> None:
         """Part ``part_number`` is stored: free its buffer slot once hashed (and delete its spool file)."""
         self._ack(part_number)
 

@@ -23,31 +23,31 @@ from __future__ import annotations
 import fnmatch
 import mimetypes
 import os
-import queue
 import stat as stat_mod
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ..engine.scheduler import UploadItem
 from ..errors import (
     InvalidKeyError,
     S3PumpError,
     SourceNotFoundError,
     SourceUnreadableError,
 )
+from ..events import Discovered
+from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
+from .handoff import threaded as _threaded
 
 __all__ = ["PathFilter", "WalkTotals", "attrs_by_content_type", "walk_items"]
 
 _BATCH = 256
-_END = object()
 
 
 @dataclass(slots=True)
 class WalkTotals:
-    """Live counters of what the walk found so far (read by the progress bar)."""
+    """Counters of what the walk found so far (the walk's own; reported as Discovered events)."""
 
     files: int = 0
     bytes: int = 0
@@ -188,8 +188,11 @@ def walk_items(
     queue_size: int = 10_000,
     totals: WalkTotals | None = None,
     threaded: bool = True,
-) -> Iterator[UploadItem]:
-    """Walk ``roots`` and yield one :class:`UploadItem` per regular file (or per error).
+    discovered: bool = False,
+) -> Iterator[Any]:
+    """Walk ``roots`` and yield one :class:`UploadItem` per regular file (or per error), and a
+    :class:`~s3pump.events.Discovered` with the totals so far every few hundred files and at the end
+    (``final``) when ``discovered`` is set, for progress views.
 
     Errors never stop the walk: a missing root, an unreadable directory, a symlink
     loop or an invalid key becomes an item with ``error`` set, which the engine
@@ -200,57 +203,18 @@ def walk_items(
     attrs_for = attrs_for or attrs_by_content_type(ObjectAttributes())
     exact_key = len(roots) == 1 and dest.prefix != "" and not dest.prefix.endswith("/")
 
-    def generate() -> Iterator[UploadItem]:
+    def generate() -> Iterator[UploadItem | Discovered]:
+        reported = 0
         for root in roots:
-            yield from _walk_one(root, dest, exact_key, keep, follow_symlinks, attrs_for, totals)
-        totals.finished = True
+            for item in _walk_one(root, dest, exact_key, keep, follow_symlinks, attrs_for, totals):
+                yield item
+                if discovered and totals.files - reported >= _BATCH:
+                    reported = totals.files
+                    yield Discovered(totals.files, totals.bytes)
+        if discovered:
+            yield Discovered(totals.files, totals.bytes, final=True)
 
     if not threaded:
         yield from generate()
         return
     yield from _threaded(generate(), max(1, queue_size // _BATCH))
-
-
-def _threaded(source: Iterator[UploadItem], max_batches: int) -> Iterator[UploadItem]:
-    """Run ``source`` in a daemon thread; hand items over in batches through a bounded queue."""
-    q: queue.Queue[object] = queue.Queue(maxsize=max_batches)
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def put(obj: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(obj, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        batch: list[UploadItem] = []
-        try:
-            for item in source:
-                batch.append(item)
-                if len(batch) >= _BATCH:
-                    if not put(batch):
-                        return
-                    batch = []
-            if batch:
-                put(batch)
-        except BaseException as e:  # surfaced in the consumer
-            failure.append(e)
-        finally:
-            put(_END)
-
-    t = threading.Thread(target=produce, name="s3pump-walk", daemon=True)
-    t.start()
-    try:
-        while True:
-            got = q.get()
-            if got is _END:
-                break
-            yield from got  # type: ignore[misc]
-        if failure:
-            raise failure[0]
-    finally:
-        stop.set()

@@ -1,25 +1,3 @@
-"""Object stores behind one protocol: real S3 (awscrt + boto3) and an in-memory twin for tests."""
-
-from .base import (
-    CompletedPart,
-    MultipartUploadInfo,
-    ObjectAttributes,
-    ObjectInfo,
-    PutResult,
-    Request,
-    Store,
-)
-from .memory import MemoryStore
-from .s3 import S3Store
-
-__all__ = [
-    "CompletedPart",
-    "MemoryStore",
-    "MultipartUploadInfo",
-    "ObjectAttributes",
-    "ObjectInfo",
-    "PutResult",
-    "Request",
-    "S3Store",
-    "Store",
-]
+"""Object stores behind one protocol (:mod:`.base`): real S3 (:mod:`.s3`, awscrt, and boto3 for rare
+calls) and an in-memory twin for tests (:mod:`.memory`). Import from the modules; this package
+imports nothing, so that the protocol does not load awscrt."""

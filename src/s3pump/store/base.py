@@ -10,7 +10,7 @@ Two kinds of operation:
 * **Control plane, synchronous.** Multipart create/complete/abort/list, head,
   list, delete, bucket checks. They raise :class:`~s3pump.errors.StoreError`.
 
-Implementations: :class:`s3pump.store.s3.S3Store` (awscrt + boto3) and
+Implementations: :class:`s3pump.store.s3.S3Store` (awscrt, and boto3 for rare calls) and
 :class:`s3pump.store.memory.MemoryStore` (tests). ``tests/conformance`` runs
 the same suite against both.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import S3PumpError
 from .body import StreamBody
@@ -45,6 +45,12 @@ class ObjectAttributes:
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, config: Any) -> ObjectAttributes:
+        """The attributes a :class:`~s3pump.config.TransferConfig` asks for on every object."""
+        return cls(config.content_type, config.acl, config.sse, config.sse_kms_key_id, config.storage_class,
+                   config.metadata)
 
     def headers(self) -> list[tuple[str, str]]:
         """The raw S3 headers (``x-amz-acl``, ``x-amz-server-side-encryption``, ...)."""
@@ -218,6 +224,15 @@ class Store(Protocol):
         copy with UploadPartCopy, aborted on failure (S3 API reference: CopyObject, UploadPartCopy).
         In a versioned bucket the copy is a new version; the one copied stays as noncurrent.
         """
+        ...
+
+    def upload_part_copy(
+        self, bucket: str, key: str, upload_id: str, part_number: int, start: int, end: int, *, etag: str,
+        version_id: str | None = None,
+    ) -> CompletedPart:
+        """UploadPartCopy of bytes ``[start, end)`` of the object ``key`` itself (only while its ETag is
+        ``etag``) as part ``part_number`` of ``upload_id``: parts of 5 MiB to 5 GiB (S3 API reference,
+        UploadPartCopy). Raises StoreError (412 when the ETag no longer matches)."""
         ...
 
     def close(self) -> None:

@@ -12,9 +12,10 @@ import base64
 import hashlib
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+
+from awscrt.checksums import crc32c
 
 from ..errors import (
     FatalStoreError,
@@ -22,6 +23,7 @@ from ..errors import (
     NoSuchUploadError,
     StoreError,
 )
+from ..retry import RetryPolicy
 from .base import (
     CompletedPart,
     DoneCallback,
@@ -74,6 +76,11 @@ class MemoryStore:
         self.request_log: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._next_upload = 0
+        self.retry = RetryPolicy(max_attempts=6, backoff_base_s=0.0, backoff_max_s=0.0)
+
+    def use_retry_policy(self, policy: RetryPolicy) -> None:
+        """Retry synchronous PUTs (:func:`~s3pump.store.waiting.put_and_wait`) with a run's policy."""
+        self.retry = policy
 
     # ---- helpers ----
     def _objects(self, bucket: str) -> dict[str, StoredObject]:
@@ -99,8 +106,8 @@ class MemoryStore:
 
     @staticmethod
     def _crc32c_b64(body: bytes | memoryview) -> str:
-        # zlib has CRC32, not CRC32C; the memory store reports CRC32 as its checksum.
-        return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        """The base64 CRC32C of ``body``, as S3 reports ``ChecksumCRC32C`` (awscrt's CRC32C)."""
+        return base64.b64encode(crc32c(bytes(body)).to_bytes(4, "big")).decode()
 
     # ---- data plane ----
     def put_file(
@@ -196,8 +203,8 @@ class MemoryStore:
         return PutResult(etag)
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        self._check("AbortMultipartUpload", bucket, key)
         with self._lock:
-            self.request_log.append(("AbortMultipartUpload", key))
             self.uploads.get(bucket, {}).pop(upload_id, None)
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[CompletedPart]:
@@ -256,6 +263,21 @@ class MemoryStore:
             obj.metadata = dict(attrs.metadata)
             obj.content_type = attrs.content_type
         return PutResult(obj.etag)
+
+    def upload_part_copy(
+        self, bucket: str, key: str, upload_id: str, part_number: int, start: int, end: int, *, etag: str,
+        version_id: str | None = None,
+    ) -> CompletedPart:
+        self._check("UploadPartCopy", bucket, key)
+        with self._lock:
+            obj = self._objects(bucket).get(key)
+            if obj is None or obj.etag != etag:
+                raise FatalStoreError(f"s3://{bucket}/{key}: PreconditionFailed (ETag is not {etag})",
+                                      status=412, code="PreconditionFailed")
+            data = bytes(obj.body[start:end])
+            part_etag = hashlib.md5(data).hexdigest()
+            self._upload(bucket, upload_id).parts[part_number] = (data, part_etag)
+        return CompletedPart(part_number, part_etag, len(data), self._crc32c_b64(data))
 
     def close(self) -> None:
         return None

@@ -4,9 +4,13 @@
   reads the bytes itself (``send_filepath``); Python only builds the request.
   awscrt's own retries and multipart splitting are off: the s3pump engine owns
   retries (counted, budgeted) and multipart (journaled, resumable).
-* Control plane (multipart create/complete/abort/list, head, list, delete,
-  buckets): boto3, which also resolves credentials and region through the
-  standard chain (env, profile, SSO, container, IMDS).
+* Control plane: multipart create/complete/abort, HeadBucket, ListObjectsV2, CopyObject and
+  UploadPartCopy also through awscrt (:meth:`S3Store._crt_call`), so an upload or a stream never
+  loads boto3; the rarer calls (ListParts, ListMultipartUploads, HeadObject, GetObject,
+  DeleteObjects, CreateBucket) through boto3, created on first use. botocore resolves
+  credentials and region through the standard chain (env, profile, SSO, container, IMDS).
+* Retries: awscrt's and boto3's own are off; the idempotent control-plane calls are retried by
+  :attr:`S3Store.retry`, the run's :class:`~s3pump.retry.RetryPolicy` (see ``use_retry_policy``).
 
 awscrt has no endpoint URL: a custom endpoint is reached by sending its
 ``host:port`` as the Host header with path-style ``/bucket/key`` paths, and
@@ -15,24 +19,20 @@ awscrt has no endpoint URL: a custom endpoint is reached by sending its
 
 from __future__ import annotations
 
-import contextlib
 import html
 import io
 import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import botocore.exceptions
 from awscrt import auth, http, s3
 
 from ..config import TransferConfig
-from ..engine.retry import backoff_delay_s
 from ..errors import (
     AccessDeniedError,
     CredentialsError,
@@ -43,6 +43,7 @@ from ..errors import (
     UsageError,
     classify_store_error,
 )
+from ..retry import RetryPolicy
 from .base import (
     CompletedPart,
     DoneCallback,
@@ -52,7 +53,6 @@ from .base import (
     PutResult,
 )
 from .body import StreamBody
-from .listing import parse_list_page
 
 __all__ = ["S3Store"]
 
@@ -138,6 +138,8 @@ def _header(headers: Sequence[tuple[str, str]] | None, name: str) -> str | None:
 
 
 def _boto_error(err: Exception, what: str) -> StoreError:
+    import botocore.exceptions  # loaded with boto3, which only the rarer calls need
+
     if isinstance(err, botocore.exceptions.ClientError):
         resp: dict[str, Any] = dict(err.response)
         code = resp.get("Error", {}).get("Code")
@@ -209,8 +211,9 @@ class S3Store:
         )
         self._checksum_header = f"x-amz-checksum-{self._checksum_name.lower()}" if self._checksum_name else None
         self._crt = self._make_crt_client(config)
-        # (bucket, key) -> time of a CreateMultipartUpload that failed retryably (see _abort_strays)
-        self._create_doubts: dict[tuple[str, str], float] = {}
+        #: The retry policy of this store's idempotent control-plane calls; a run shares its own
+        #: (see :meth:`use_retry_policy`), so these retries spend the run's budget and are counted.
+        self.retry = RetryPolicy.from_config(config)
         self._closed = threading.Event()
 
     # ------------------------------------------------------------------ boto3, created on first use
@@ -220,6 +223,7 @@ class S3Store:
             with self._lock:
                 if self._session_obj is None:
                     import boto3
+                    import botocore.exceptions
 
                     static = self._static or (None, None, None)
                     try:
@@ -244,7 +248,7 @@ class S3Store:
                     cfg = self.config
                     boto_config = botocore.config.Config(
                         max_pool_connections=max(16, min(cfg.concurrency, 64)),
-                        retries={"mode": "standard", "max_attempts": cfg.max_attempts},
+                        retries={"mode": "standard", "total_max_attempts": 1},  # self.retry retries
                         s3={"addressing_style": "path" if self._endpoint.path_style else "auto"},
                         connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.request_timeout_s,
                         request_checksum_calculation="when_required",
@@ -332,17 +336,11 @@ class S3Store:
         self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
         body: bytes = b"", headers: Sequence[tuple[str, str]] = (), retry: bool = False,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """:meth:`_crt_once`; with ``retry`` (idempotent calls only), retryable errors are retried up
-        to ``max_attempts`` times with full-jitter backoff, as boto3's standard mode would."""
-        attempt = 1
-        while True:
-            try:
-                return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
-            except StoreError as e:
-                if not (retry and e.retryable and attempt < self.config.max_attempts):
-                    raise
-                attempt += 1
-                time.sleep(backoff_delay_s(attempt, self.config.backoff_base_s, self.config.backoff_max_s))
+        """:meth:`_crt_once`; with ``retry`` (idempotent calls only), retried by :attr:`retry`."""
+        if not retry:
+            return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
+        return self.retry.call(self._crt_once, method, bucket, key, query, operation, body=body, headers=headers,
+                               what=(key or bucket, None))
 
     def _crt_once(
         self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
@@ -452,11 +450,21 @@ class S3Store:
         )
 
     # ------------------------------------------------------------------ control plane
+    def use_retry_policy(self, policy: RetryPolicy) -> None:
+        """Retry the idempotent control-plane calls with ``policy`` (a run's, shared with its engine)."""
+        self.retry = policy
+
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        try:
-            return fn(**kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            raise _boto_error(e, what) from None
+        """A boto3 call (all of them idempotent), retried by :attr:`retry`."""
+        import botocore.exceptions
+
+        def once() -> Any:
+            try:
+                return fn(**kwargs)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                raise _boto_error(e, what) from None
+
+        return self.retry.call(once, what=(what, None))
 
     def _new_object_headers(self, attrs: ObjectAttributes) -> list[tuple[str, str]]:
         """The headers that fix a new object's attributes (CreateMultipartUpload, CopyObject)."""
@@ -469,30 +477,11 @@ class S3Store:
 
     def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
         headers = self._new_object_headers(attrs)
-        started = time.time()
-        try:
-            _, _, body = self._crt_call("POST", bucket, key, "uploads", "CreateMultipartUpload", headers=headers)
-        except StoreError as e:
-            if e.retryable:  # the server may have created an upload whose ID never reached us
-                self._create_doubts.setdefault((bucket, key), started)
-            raise
+        _, _, body = self._crt_call("POST", bucket, key, "uploads", "CreateMultipartUpload", headers=headers)
         m = _UPLOAD_ID_RE.search(body)
         if m is None:
             raise classify_store_error(200, "InternalError", "no UploadId in the answer", what=f"s3://{bucket}/{key}")
-        upload_id = m.group(1).decode()
-        since = self._create_doubts.pop((bucket, key), None)
-        if since is not None:
-            self._abort_strays(bucket, key, upload_id, since)
-        return upload_id
-
-    def _abort_strays(self, bucket: str, key: str, keep_upload_id: str, since: float) -> None:
-        """A CreateMultipartUpload that had to be retried may have created uploads we never heard
-        of (the response was lost). Abort the uploads of exactly ``key`` initiated since the first
-        attempt (60 s of clock slack), except ``keep_upload_id``. Best effort."""
-        with contextlib.suppress(StoreError):
-            for u in self.list_multipart_uploads(bucket, key):
-                if u.key == key and u.upload_id != keep_upload_id and u.initiated >= since - 60.0:
-                    self.abort_multipart_upload(bucket, key, u.upload_id)
+        return m.group(1).decode()
 
     def complete_multipart_upload(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
@@ -563,6 +552,8 @@ class S3Store:
             if token:
                 query += f"&continuation-token={quote(token, safe='')}"
             _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
+            from .listing import parse_list_page  # ElementTree: only sync lists
+
             objects, truncated, token = parse_list_page(body)
             yield from objects
             if not truncated or not token:
@@ -609,34 +600,34 @@ class S3Store:
         self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
         version_id: str | None = None,
     ) -> PutResult:
-        # all through awscrt, so a stream never loads boto3
+        # CopyObject onto itself, through awscrt, so a stream never loads boto3. Objects over 5 GiB
+        # are copied in parts by s3pump.engine.copy (upload_part_copy).
+        if size_bytes > _NO_SPLIT_BYTES:
+            raise UsageError(f"s3://{bucket}/{key}: CopyObject copies at most 5 GiB; copy in parts")
+        _, headers, body = self._crt_call(
+            "PUT", bucket, key, "", "CopyObject", retry=True,
+            headers=[*self._copy_source(bucket, key, etag, version_id), ("x-amz-metadata-directive", "REPLACE"),
+                     *self._new_object_headers(attrs)])
+        return PutResult(_etag_in(body), None, _header(headers, "x-amz-version-id"))
+
+    def upload_part_copy(
+        self, bucket: str, key: str, upload_id: str, part_number: int, start: int, end: int, *, etag: str,
+        version_id: str | None = None,
+    ) -> CompletedPart:
+        _, _, body = self._crt_call(
+            "PUT", bucket, key, f"partNumber={part_number}&uploadId={quote(upload_id, safe='')}",
+            "UploadPartCopy", retry=True,
+            headers=[*self._copy_source(bucket, key, etag, version_id),
+                     ("x-amz-copy-source-range", f"bytes={start}-{end - 1}")])
+        checksum = _checksum_re(self._checksum_name).search(body) if self._checksum_name else None
+        return CompletedPart(part_number, _etag_in(body), end - start, checksum.group(1).decode() if checksum else None)
+
+    @staticmethod
+    def _copy_source(bucket: str, key: str, etag: str, version_id: str | None) -> list[tuple[str, str]]:
         source = "/" + quote(f"{bucket}/{key}", safe="/~")
         if version_id:
             source += f"?versionId={quote(version_id, safe='')}"
-        copy_from = [("x-amz-copy-source", source), ("x-amz-copy-source-if-match", f'"{etag}"')]
-        if size_bytes <= _NO_SPLIT_BYTES:  # CopyObject copies at most 5 GiB
-            _, headers, body = self._crt_call(
-                "PUT", bucket, key, "", "CopyObject", retry=True,
-                headers=[*copy_from, ("x-amz-metadata-directive", "REPLACE"), *self._new_object_headers(attrs)])
-            return PutResult(_etag_in(body), None, _header(headers, "x-amz-version-id"))
-        upload_id = self.create_multipart_upload(bucket, key, attrs)
-        try:
-            part_size = max(512 * 1024 * 1024, -(-size_bytes // 10_000))
-            parts: list[CompletedPart] = []
-            for number, start in enumerate(range(0, size_bytes, part_size), 1):
-                end = min(start + part_size, size_bytes)
-                _, _, body = self._crt_call(
-                    "PUT", bucket, key, f"partNumber={number}&uploadId={quote(upload_id, safe='')}",
-                    "UploadPartCopy", retry=True,
-                    headers=[*copy_from, ("x-amz-copy-source-range", f"bytes={start}-{end - 1}")])
-                checksum = _checksum_re(self._checksum_name).search(body) if self._checksum_name else None
-                parts.append(CompletedPart(number, _etag_in(body), end - start,
-                                           checksum.group(1).decode() if checksum else None))
-            return self.complete_multipart_upload(bucket, key, upload_id, parts)
-        except BaseException:
-            with contextlib.suppress(StoreError):
-                self.abort_multipart_upload(bucket, key, upload_id)
-            raise
+        return [("x-amz-copy-source", source), ("x-amz-copy-source-if-match", f'"{etag}"')]
 
     @property
     def boto_client(self) -> Any:

@@ -20,8 +20,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from .errors import S3PumpError
-from .events import (
+from ..errors import S3PumpError
+from ..events import (
     ConcurrencyChanged,
     Event,
     FileDone,

@@ -1,0 +1,402 @@
+"""Sync's planner: the local walk and the remote listing, sorted and merge-joined into a plan.
+
+Runs in a producer thread (:class:`~s3pump.sources.handoff.Handoff`), in bounded memory:
+
+- the remote listing (ListObjectsV2, streamed, in its own thread) and the local walk each feed
+  an :class:`~s3pump.plan.extsort.ExternalSorter` (UTF-8 key order; it spills to disk beyond
+  ``sort_items`` records per side). Neither the walk (directory by directory) nor every store's
+  listing (SeaweedFS lists directory first) is in S3 key order, so both are sorted;
+- the merge-join (:mod:`s3pump.plan.syncplan`) decides upload / compare / skip / delete;
+- files to upload or compare are hashed on a thread pool (hashlib releases the GIL), through the
+  :class:`~s3pump.hashcache.HashCache`; ``--checksum`` compares the MD5 or recomputed multipart
+  ETag with the object's ETag, then its ``md5`` metadata;
+- every upload carries the file's MD5 as ``x-amz-meta-md5``, so later checksum syncs are exact
+  even for multipart objects.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import TransferConfig
+from ..errors import (
+    S3PumpError,
+    SourceChangedError,
+    SourceError,
+    SourceNotFoundError,
+    SourceUnreadableError,
+    StoreError,
+)
+from ..etags import FileDigest, file_digest
+from ..events import Discovered, FileSkipped, UploadPlanned
+from ..hashcache import HashCache
+from ..items import UploadItem
+from ..sources.handoff import Handoff, Stopped
+from ..sources.walk import PathFilter, attrs_by_content_type, walk_items
+from ..store.base import ObjectAttributes, ObjectInfo, Store
+from ..urls import S3Url
+from .extsort import ExternalSorter, Spool
+from .syncplan import (
+    Action,
+    LocalRecord,
+    RemoteRecord,
+    SyncMode,
+    Verdict,
+    checksum_part_sizes,
+    checksum_verdict,
+    plan,
+    valid_md5,
+)
+
+__all__ = ["SyncPlanner"]
+
+log = logging.getLogger("s3pump.sync")
+
+#: A hashing task: up to this many files, or this many bytes.
+_BATCH_FILES = 64
+_BATCH_BYTES = 16 * 1024 * 1024
+#: Walk errors remembered to withhold deletes under them; beyond this, no delete at all.
+_MAX_ERROR_KEYS = 10_000
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """A hashed action: upload it, skip it, or it failed."""
+
+    kind: str  # "upload" | "skip" | "failed"
+    action: Action
+    reason: str = ""
+    fallback: bool = False
+    digest: FileDigest | None = None
+    fresh: bool = False
+    error: S3PumpError | None = None
+
+
+class SyncPlanner:
+    """Builds the plan in a producer thread: hands out events (``Discovered``, ``FileSkipped``,
+    ``UploadPlanned``) and the :class:`~s3pump.items.UploadItem` s to upload, and keeps the
+    keys to delete (:attr:`deletes`) for after the uploads."""
+
+    def __init__(
+        self, *, root: str, dest: S3Url, key_prefix: str, store: Store, config: TransferConfig, mode: SyncMode,
+        delete: bool, dry_run: bool, path_filter: PathFilter, cache: HashCache | None, sort_items: int,
+        hash_workers: int,
+    ) -> None:
+        self.root = root
+        self._root_slash = root if root.endswith("/") else root + "/"
+        root_abs = os.path.abspath(root)
+        self._root_abs_slash = root_abs if root_abs.endswith("/") else root_abs + "/"
+        self._prefix_len = len(key_prefix)
+        self.dest = dest
+        self.key_prefix = key_prefix
+        self.store = store
+        self.config = config
+        self.mode = mode
+        self.delete = delete
+        self.dry_run = dry_run
+        self.path_filter = path_filter
+        self.cache = cache
+        self.sort_items = sort_items
+        self.hash_workers = hash_workers
+        self.found_files = 0  # files planned (skipped as unchanged, or to upload or compare)
+        self.found_bytes = 0
+        self.attrs_for = attrs_by_content_type(ObjectAttributes.of(config))
+        self.deletes = Spool()
+        self.error_keys: list[str] = []
+        self.error_keys_overflow = False
+        # counters (written by the producer thread, read after it finished)
+        self.local_files = 0
+        self.remote_objects = 0
+        self.files_hashed = 0
+        self.bytes_hashed = 0
+        self.cache_hits = 0
+        self.deletes_withheld = 0
+        self.remote_only_kept = 0
+        self.sort_runs = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _path(self, key: str) -> str:
+        """The local path of ``key`` (as the walk built it: root + "/" + relative path)."""
+        return self._root_slash + key[self._prefix_len:]
+
+    def _cache_path(self, key: str) -> str:
+        return self._root_abs_slash + key[self._prefix_len:]
+
+    def _withheld(self, key: str) -> bool:
+        """A delete under a path the walk failed on would remove objects whose files may exist."""
+        if self.error_keys_overflow:
+            return True
+        for e in self.error_keys:
+            if e in ("", self.key_prefix) or key == e or key.startswith(e if e.endswith("/") else e + "/"):
+                return True
+        return False
+
+    # ------------------------------------------------------------------ the two sides
+    def _list_remote(self, sorter: ExternalSorter, stop: threading.Event) -> None:
+        keep = self.path_filter
+        n = len(self.key_prefix)
+        for info in self.store.list_objects(self.dest.bucket, self.key_prefix):
+            if stop.is_set():
+                return
+            if not info.key.startswith(self.key_prefix):
+                continue
+            if keep.active and not keep(info.key[n:]):
+                continue
+            sorter.add((info.key.encode("utf-8"), info.size_bytes, info.etag, info.last_modified))
+
+    def _sorted_sides(self, out: Handoff[Any]) -> tuple[Iterator[LocalRecord], Iterator[RemoteRecord]]:
+        local = ExternalSorter(self.sort_items)
+        remote = ExternalSorter(self.sort_items)
+        failure: list[BaseException] = []
+        stop = threading.Event()
+
+        def list_remote() -> None:
+            try:
+                self._list_remote(remote, stop)
+            except BaseException as e:
+                failure.append(e)
+
+        lister = threading.Thread(target=list_remote, name="s3pump-sync-list", daemon=True)
+        lister.start()
+        try:
+            for item in walk_items(
+                [self.root], S3Url(self.dest.bucket, self.key_prefix), follow_symlinks=self.config.follow_symlinks,
+                path_filter=self.path_filter, attrs_for=lambda _key: _NO_ATTRS,
+                queue_size=self.config.walk_queue_size,
+            ):
+                if item.error is not None:
+                    if len(self.error_keys) < _MAX_ERROR_KEYS:
+                        self.error_keys.append(item.key)
+                    else:
+                        self.error_keys_overflow = True
+                    out.put(item)
+                    continue
+                local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))
+                if out.stopped:
+                    raise Stopped
+            out.flush()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            lister.join()
+        if failure:
+            raise failure[0]
+        self.local_files, self.remote_objects = local.count, remote.count
+        self.sort_runs = local.runs + remote.runs
+        return local.sorted(), remote.sorted()
+
+    # ------------------------------------------------------------------ hashing (pool threads)
+    @staticmethod
+    def _digest(path: str, *, whole: bool, part_sizes: list[int], known: FileDigest | None) -> tuple[FileDigest, bool]:
+        """The file's MD5 (if ``whole``) and multipart ETags for ``part_sizes``: from ``known``
+        (the cache, or an earlier pass) when it answers, else read once. Returns (digest, read_now)."""
+        if known is not None and known.has(whole=whole, part_sizes=part_sizes):
+            return known, False
+        for attempt in range(3):
+            try:
+                d = file_digest(path, part_sizes, whole=whole)
+                break
+            except SourceChangedError:
+                if attempt == 2:
+                    raise
+            except SourceUnreadableError:
+                if not os.path.exists(path):
+                    raise SourceNotFoundError(f"{path}: removed since the walk; not uploaded") from None
+                raise
+        if known is not None and known.same_file(d):
+            d = d.merged(known)
+        return d, True
+
+    def _examine(self, action: Action, cached: FileDigest | None) -> _Outcome:
+        """Hash (or take from ``cached``) and decide one upload or compare action."""
+        path = self._path(action.key)
+        remote = action.remote
+        try:
+            if action.kind == "upload" or remote is None:
+                digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
+                return _Outcome("upload", action, action.reason, False, digest, fresh)
+            part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
+            bucket, key = self.dest.bucket, action.key
+            head = _Memo(lambda: self.store.head_object(bucket, key))
+            etag = remote[2].strip('"').lower()
+            if not part_sizes:  # a single-part (or opaque) ETag: the MD5 decides, HeadObject only if it differs
+                digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
+            elif cached is not None and any(cached.multipart_etag_for(p) == etag for p in part_sizes):
+                digest, fresh = cached, False  # a cached multipart ETag matches: no HeadObject
+            else:
+                # a multipart ETag: the md5 metadata (s3pump's own uploads) needs only the MD5; without it,
+                # only the candidate multipart ETags. Either way one MD5 pass per byte in the common case.
+                stored = _stored_md5(head)
+                digest, fresh = self._digest(path, whole=stored is not None, part_sizes=[] if stored else part_sizes,
+                                             known=cached)
+            if digest.size_bytes != remote[1]:
+                verdict = Verdict(False, "size differs (file changed since the walk)")
+            else:
+                verdict = checksum_verdict(digest, remote, part_sizes, head)
+            if not verdict.same and not digest.md5:  # the upload needs the MD5 for its metadata
+                digest, again = self._digest(path, whole=True, part_sizes=[], known=digest)
+                fresh = fresh or again
+        except SourceError as e:
+            return _Outcome("failed", action, error=e)
+        return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
+                        digest, fresh)
+
+    def _examine_batch(self, batch: list[Action]) -> list[_Outcome]:
+        """Pool task: one cache query for the batch, then each action."""
+        cached: dict[str, FileDigest] = {}
+        if self.cache is not None:
+            stats = {}
+            for a in batch:
+                try:
+                    stats[self._cache_path(a.key)] = os.stat(self._path(a.key))
+                except OSError:
+                    continue  # reported when the file is read
+            cached = self.cache.get_many(stats)
+        out = []
+        for a in batch:
+            try:
+                out.append(self._examine(a, cached.get(self._cache_path(a.key))))
+            except StoreError as e:  # HeadObject failed hard (not a per-object refusal)
+                out.append(_Outcome("failed", a, error=e))
+        return out
+
+    # ------------------------------------------------------------------ outcomes (producer thread)
+    def _emit_outcome(self, o: _Outcome, out: Handoff[Any]) -> None:
+        a = o.action
+        path = self._path(a.key)
+        if o.digest is not None and o.fresh:
+            self.files_hashed += 1
+            self.bytes_hashed += o.digest.size_bytes
+            if self.cache is not None:
+                self.cache.put(self._cache_path(a.key), o.digest)
+        elif o.digest is not None:
+            self.cache_hits += 1
+        if o.kind == "failed":
+            assert o.error is not None
+            size = a.local[1] if a.local else 0
+            out.put(UploadItem(key=a.key, size_bytes=size, source=path, error=o.error))
+            return
+        assert o.digest is not None
+        if o.kind == "skip":
+            out.put(FileSkipped(path, a.key, o.digest.size_bytes, o.reason))
+            return
+        if a.kind == "compare":  # now known to need an upload
+            self._found(out, 0, o.digest.size_bytes)
+        out.put(UploadPlanned(path, a.key, o.digest.size_bytes, o.reason, o.fallback))
+        if o.fallback:
+            log.info("uploading %s: %s", self.dest.key_url(a.key), o.reason)
+        if not self.dry_run:
+            attrs = self.attrs_for(a.key).with_metadata({"md5": o.digest.md5})
+            out.put(UploadItem(key=a.key, size_bytes=o.digest.size_bytes, source=path, path=path, attrs=attrs,
+                               mtime_ns=o.digest.mtime_ns))
+
+    # ------------------------------------------------------------------ the producer
+    def produce(self, out: Handoff[Any]) -> None:
+        local, remote = self._sorted_sides(out)
+        pool = cf.ThreadPoolExecutor(max_workers=self.hash_workers, thread_name_prefix="s3pump-hash")
+        pending: set[cf.Future[list[_Outcome]]] = set()
+        window = self.hash_workers * 4
+        batch: list[Action] = []
+        batch_bytes = 0
+
+        def collect(block: bool) -> None:
+            nonlocal pending
+            if block:
+                out.flush()
+            while pending:
+                done, pending = cf.wait(pending, timeout=0.5 if block else 0,
+                                        return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    for o in fut.result():
+                        self._emit_outcome(o, out)
+                if done or not block:
+                    return
+                if out.stopped:
+                    raise Stopped
+
+        def submit() -> None:
+            nonlocal batch, batch_bytes
+            if batch:
+                pending.add(pool.submit(self._examine_batch, batch))
+                batch, batch_bytes = [], 0
+            collect(False)
+            while len(pending) >= window:
+                collect(True)
+
+        try:
+            for a in plan(local, remote, self.mode, delete=self.delete):
+                if a.kind == "skip":
+                    self._found(out, 1, 0)
+                    out.put(FileSkipped(self._path(a.key), a.key, a.local[1] if a.local else 0, a.reason))
+                elif a.kind == "keep":
+                    self.remote_only_kept += 1
+                elif a.kind == "delete":
+                    if self._withheld(a.key):
+                        self.deletes_withheld += 1
+                    else:
+                        self.deletes.append(a.key)
+                else:
+                    assert a.local is not None
+                    self._found(out, 1, a.local[1] if a.kind == "upload" else 0)
+                    if a.kind == "upload" and self.dry_run:
+                        out.put(UploadPlanned(self._path(a.key), a.key, a.local[1], a.reason))
+                        continue
+                    batch.append(a)
+                    batch_bytes += a.local[1]
+                    if len(batch) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES:
+                        submit()
+            submit()
+            while pending:
+                collect(True)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            if self.cache is not None:
+                self.cache.flush()
+        out.put(Discovered(self.found_files, self.found_bytes, final=True))
+
+    def _found(self, out: Handoff[Any], files: int, size_bytes: int) -> None:
+        """Count planned files and bytes to upload; a Discovered event every 256 files."""
+        self.found_files += files
+        self.found_bytes += size_bytes
+        if files and self.found_files % 256 == 0:
+            out.put(Discovered(self.found_files, self.found_bytes))
+
+
+_NO_ATTRS = ObjectAttributes()
+
+
+class _Memo:
+    """HeadObject at most once per compared object; an error is raised again on every call."""
+
+    def __init__(self, fn: Callable[[], ObjectInfo | None]) -> None:
+        self._fn = fn
+        self._done = False
+        self._value: ObjectInfo | None = None
+        self._error: StoreError | None = None
+
+    def __call__(self) -> ObjectInfo | None:
+        if not self._done:
+            self._done = True
+            try:
+                self._value = self._fn()
+            except StoreError as e:
+                self._error = e
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _stored_md5(head: _Memo) -> str | None:
+    """The object's ``md5`` user metadata, if HeadObject works and it is a valid hex MD5."""
+    try:
+        info = head()
+    except StoreError:
+        return None
+    return valid_md5((info.metadata.get("md5") if info else None) or "")

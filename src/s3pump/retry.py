@@ -1,0 +1,149 @@
+"""The one retry policy: how many attempts, how long to wait, and a run-wide retry budget.
+
+Every caller that retries (the engine's scheduler, its control-plane calls, the store's synchronous
+calls, a run's single PUTs and deletes) asks the same :class:`RetryPolicy`, so every retry spends
+the same budget and is reported through the same ``on_retry`` hook (the run turns it into a
+:class:`~s3pump.events.RetryScheduled` event, which the summary counts).
+
+Backoff follows "Exponential Backoff And Jitter" (AWS Architecture Blog, 2015):
+``delay = uniform(0, min(cap, base * 2**attempt))``. The budget follows the AWS SDKs' standard
+retry mode: a retry spends tokens (5; 10 after a timeout); a success refunds one, or, if it was a
+retry, that retry's whole cost; an empty bucket means no more retries. So retries that work (a
+flaky network) cost nothing in the long run, while a dead endpoint, whose retries all fail, drains
+the bucket and cannot start a storm.
+
+This module sits at the bottom of the import graph (it imports only :mod:`s3pump.errors`).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from .errors import RequestTimeoutError, S3PumpError
+
+__all__ = ["RetryBudget", "RetryHook", "RetryPolicy", "backoff_delay_s"]
+
+RETRY_COST = 5
+TIMEOUT_RETRY_COST = 10
+SUCCESS_REFUND = 1
+
+T = TypeVar("T")
+#: ``on_retry(what, attempt, delay_s, error)``: ``what`` names the request (a key, or a key and a
+#: part number); ``attempt`` is the number of the attempt about to be made (2 for the first retry).
+RetryHook = Callable[[tuple[str, int | None], int, float, S3PumpError], None]
+
+_rng = random.Random()
+
+
+def backoff_delay_s(attempt: int, base_s: float, cap_s: float, rng: random.Random = _rng) -> float:
+    """Full-jitter delay before retry number ``attempt`` (1-based), in seconds."""
+    return rng.uniform(0.0, min(cap_s, base_s * (2 ** min(attempt, 30))))
+
+
+class RetryBudget:
+    """Token bucket of retries for one run; thread-safe (the scheduler and the control-plane
+    threads share it)."""
+
+    __slots__ = ("_capacity", "_lock", "_tokens", "retries")
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._tokens = capacity
+        self._lock = threading.Lock()
+        self.retries = 0
+
+    @property
+    def tokens(self) -> int:
+        return self._tokens
+
+    @staticmethod
+    def cost_of(error: S3PumpError) -> int:
+        return TIMEOUT_RETRY_COST if isinstance(error, RequestTimeoutError) else RETRY_COST
+
+    def try_spend(self, error: S3PumpError) -> bool:
+        """Take the tokens for one retry after ``error``; False when the budget is spent."""
+        cost = self.cost_of(error)
+        with self._lock:
+            if self._tokens < cost:
+                return False
+            self._tokens -= cost
+            self.retries += 1
+            return True
+
+    def refund(self, retried_after: S3PumpError | None = None) -> None:
+        """A request succeeded: give back one token, or, when it succeeded on a retry after
+        ``retried_after``, that retry's cost (AWS SDKs' standard mode); up to the capacity."""
+        gain = SUCCESS_REFUND if retried_after is None else self.cost_of(retried_after)
+        with self._lock:
+            self._tokens = min(self._capacity, self._tokens + gain)
+
+
+class RetryPolicy:
+    """Attempts, full-jitter backoff and one :class:`RetryBudget`, shared by all of a run's callers.
+
+    ``decide`` is the whole decision (the scheduler uses it to put a request back on its timer
+    heap); ``call`` is the one blocking retry loop, for synchronous control-plane calls.
+    """
+
+    def __init__(self, *, max_attempts: int = 6, backoff_base_s: float = 0.1, backoff_max_s: float = 20.0,
+                 budget: RetryBudget | int = 500, on_retry: RetryHook | None = None) -> None:
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.budget = budget if isinstance(budget, RetryBudget) else RetryBudget(budget)
+        self.on_retry = on_retry
+
+    @classmethod
+    def from_config(cls, config: object, on_retry: RetryHook | None = None) -> RetryPolicy:
+        """The policy of a :class:`~s3pump.config.TransferConfig` (``max_attempts``, ``backoff_base_s``,
+        ``backoff_max_s``, ``retry_budget``)."""
+        return cls(max_attempts=config.max_attempts, backoff_base_s=config.backoff_base_s,  # type: ignore[attr-defined]
+                   backoff_max_s=config.backoff_max_s, budget=config.retry_budget,  # type: ignore[attr-defined]
+                   on_retry=on_retry)
+
+    @property
+    def retries(self) -> int:
+        """Retries granted so far (every caller's)."""
+        return self.budget.retries
+
+    def decide(self, error: S3PumpError, attempt: int, what: tuple[str, int | None] = ("", None)) -> float | None:
+        """After attempt number ``attempt`` failed with ``error``: the delay in seconds before the
+        next attempt (the budget is spent and ``on_retry`` told), or None when the error is final
+        (not retryable, attempts used up, or the budget spent)."""
+        if not error.retryable or attempt >= self.max_attempts or not self.budget.try_spend(error):
+            return None
+        delay = backoff_delay_s(attempt, self.backoff_base_s, self.backoff_max_s)
+        if self.on_retry is not None:
+            self.on_retry(what, attempt + 1, delay, error)
+        return delay
+
+    def succeeded(self, retried_after: S3PumpError | None = None) -> None:
+        """A request succeeded (after a retry following ``retried_after``, if given): refund the budget."""
+        self.budget.refund(retried_after)
+
+    def call(self, fn: Callable[..., T], *args: object, what: tuple[str, int | None] = ("", None),
+             **kwargs: object) -> T:
+        """``fn(*args, **kwargs)``, retried while :meth:`decide` allows. Only for idempotent calls.
+
+        Raises:
+            S3PumpError: the last error, once it is final.
+        """
+        attempt = 1
+        retried_after: S3PumpError | None = None
+        while True:
+            try:
+                result = fn(*args, **kwargs)
+            except S3PumpError as e:
+                delay = self.decide(e, attempt, what)
+                if delay is None:
+                    raise
+                attempt += 1
+                retried_after = e
+                time.sleep(delay)
+                continue
+            self.succeeded(retried_after)
+            return result

@@ -1,0 +1,264 @@
+"""One run of a job: what every job needs between planning its items and writing them.
+
+A job reads as "validate -> produce items -> ``run.transfer(items)`` -> ``run.report()``"::
+
+    with Run("upload", config, dest.bucket, subscribers=views) as run:
+        run.transfer(walk_items(paths, dest, discovered=True))
+    return run.report()
+
+The :class:`Run` owns, for that one run:
+
+* the **store**'s lifecycle (opened, with the bucket checked, and closed; or one given);
+* the **event bus** with its standard subscribers: statistics (:class:`~s3pump.report.RunStats`),
+  the failed-list, the resume journal if the job attaches one, and the caller's views;
+* the one **retry policy** (:class:`~s3pump.retry.RetryPolicy`) of the engine, the store's
+  synchronous calls and the run's own PUTs and deletes; each retry is a ``RetryScheduled`` event;
+* the one **registry of multipart uploads** to abort (:class:`~s3pump.engine.uploads.OpenUploads`);
+  what is still open when the run ends (an abort that failed) is aborted once more then;
+* **stop and cancel**: :meth:`cancel` (thread-safe) stops transfers at a safe point; with
+  ``handle_signals`` (the CLI's choice; a library call installs no signal handler), the first
+  SIGINT/SIGTERM stops (``graceful_stop`` if the job gave one, e.g. export's "finish the in-flight
+  batches", else a cancel) and a second one interrupts at once;
+* the **engine** of each :meth:`transfer`, synchronous single PUTs (:meth:`put_now`) and deletes
+  (:meth:`delete`);
+* the **report** (:meth:`report`).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from .config import TransferConfig
+from .engine.scheduler import Engine
+from .engine.uploads import OpenUploads
+from .errors import CancelledError, S3PumpError, StoreError
+from .events import Event, EventBus, FileFailed, ObjectDeleted, RetryScheduled, StopRequested, Subscriber
+from .items import UploadItem
+from .report import FailedListWriter, RunStats, UploadReport
+from .retry import RetryPolicy
+from .store.base import ObjectAttributes, PutResult, Store
+from .store.waiting import put_and_wait
+
+__all__ = ["Run", "default_failed_list_path"]
+
+#: DeleteObjects takes at most 1,000 keys (S3 API reference, DeleteObjects).
+_DELETE_BATCH = 1000
+
+
+def default_failed_list_path(job: str) -> Path:
+    """``<state dir>/failed/<job>-<UTC time>.jsonl``."""
+    from .session import state_dir
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return state_dir() / "failed" / f"{job}-{stamp}.jsonl"
+
+
+class Run:
+    """One run of ``job`` against ``bucket``; a context manager (see the module docstring).
+
+    Args:
+        job: the job's name (``upload``, ``sync``, ...), used for the default failed-list name.
+        config: the run's settings.
+        bucket: the bucket every request goes to.
+        store: a store to use (tests); by default one is opened from ``config`` (``embedded``: the
+            local SeaweedFS) and the bucket checked, and it is closed when the run ends.
+        subscribers: the caller's views of the events (progress, ``--json``, metrics).
+        failed_list: where failed items are written (default: :func:`default_failed_list_path`).
+        handle_signals: install SIGINT/SIGTERM handlers for the run (only from the main thread).
+        graceful_stop: set by the first signal instead of cancelling (the job stops by itself).
+
+    Raises (on entry):
+        NoSuchBucketError, CredentialsError, AccessDeniedError, NetworkError: the bucket check failed.
+    """
+
+    def __init__(self, job: str, config: TransferConfig, bucket: str, *, store: Store | None = None,
+                 embedded: bool = False, subscribers: Iterable[Subscriber] = (),
+                 failed_list: str | Path | None = None, handle_signals: bool = False,
+                 graceful_stop: threading.Event | None = None, check_bucket: bool = True) -> None:
+        self.job = job
+        self.config = config
+        self.bucket = bucket
+        self.stats = RunStats()
+        self.failed_list_path = Path(failed_list) if failed_list else default_failed_list_path(job)
+        self._failed = FailedListWriter(self.failed_list_path, bucket)
+        self.bus = EventBus(self.stats, self._failed, *subscribers)
+        self.policy = RetryPolicy.from_config(config, self._on_retry)
+        self._given_store = store
+        self._store: Store | None = store
+        self._embedded = embedded
+        self._check_bucket = check_bucket
+        self._handle_signals = handle_signals
+        self._graceful_stop = graceful_stop
+        self._previous_handlers: dict[int, Any] = {}
+        self._engine: Engine | None = None
+        self._cancelled = threading.Event()
+        self._kept_for_resume = False
+        self.uploads: OpenUploads | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Run:
+        if self._handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+        try:
+            if self._store is None:
+                from .session import open_store
+
+                self._store, self.config = open_store(self.config, self.bucket, embedded=self._embedded,
+                                                      check_bucket=self._check_bucket, policy=self.policy)
+            else:
+                use = getattr(self._store, "use_retry_policy", None)
+                if use is not None:
+                    use(self.policy)
+            self.uploads = OpenUploads(self._store, self.bucket, self.policy)
+        except BaseException:
+            self._restore_signals()
+            self._failed.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if self.uploads is not None and len(self.uploads) and not self._kept_for_resume:
+                self.uploads.abort_all()  # uploads whose abort failed earlier: once more
+        finally:
+            self._failed.close()
+            if self._given_store is None and self._store is not None:
+                self._store.close()
+            self._restore_signals()
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "use the Run as a context manager"
+        return self._store
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Add a subscriber (e.g. the resume journal) to the run's events."""
+        self.bus.subscribe(subscriber)
+
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
+
+    # ------------------------------------------------------------------ stop and cancel
+    def cancel(self) -> None:
+        """Stop transfers at the next safe point; thread-safe. :meth:`transfer` raises CancelledError."""
+        self._cancelled.set()
+        engine = self._engine
+        if engine is not None:
+            engine.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        stopping = self._cancelled.is_set() or (self._graceful_stop is not None and self._graceful_stop.is_set())
+        if stopping:  # the second signal: at once
+            raise KeyboardInterrupt
+        graceful = self._graceful_stop is not None
+        self.bus.emit(StopRequested(signal.Signals(signum).name, graceful))
+        if self._graceful_stop is not None:
+            self._graceful_stop.set()
+        else:
+            self.cancel()
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers.clear()
+
+    # ------------------------------------------------------------------ work
+    def emitting(self, source: Iterable[Any]) -> Iterator[UploadItem]:
+        """The items of ``source``; the events it interleaves (``Discovered``, ``UploadPlanned``, ...)
+        are emitted on the way."""
+        emit = self.bus.emit
+        for obj in source:
+            if isinstance(obj, UploadItem):
+                yield obj
+            else:
+                emit(obj)
+
+    def transfer(self, items: Iterable[Any], *, keep_uploads_on_cancel: bool = False) -> None:
+        """Write every item (events interleaved in ``items`` are emitted) through one engine.
+
+        ``keep_uploads_on_cancel``: on cancel, leave open multipart uploads for the resume journal.
+
+        Raises:
+            CancelledError: :meth:`cancel`, a signal, or KeyboardInterrupt.
+        """
+        if self._cancelled.is_set():
+            raise CancelledError("cancelled before the transfer started")
+        assert self.uploads is not None
+        engine = Engine(self.store, self.bucket, self.config, self.bus, keep_uploads_on_cancel=keep_uploads_on_cancel,
+                        policy=self.policy, uploads=self.uploads)
+        self._engine = engine
+        try:
+            if self._cancelled.is_set():  # a signal between the check above and here
+                engine.cancel()
+            engine.run(self.emitting(items))
+        except CancelledError:
+            self._kept_for_resume = keep_uploads_on_cancel
+            raise
+        finally:
+            self._engine = None
+
+    def close_failed_list(self) -> None:
+        """Close the failed-list (done by ``__exit__``; for a dry run, which sends nothing and is not entered)."""
+        self._failed.close()
+
+    def fail(self, item: UploadItem, error: S3PumpError) -> None:
+        """Report ``item`` as failed without sending it (e.g. a dry run's unreadable file)."""
+        self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
+
+    def put_now(self, key: str, body: bytes, attrs: ObjectAttributes | None = None) -> PutResult:
+        """PutObject ``body`` to ``key`` and wait (retried by the run's policy).
+
+        Raises:
+            StoreError: the PUT failed for good.
+        """
+        return put_and_wait(self.store, self.bucket, key, body, attrs or ObjectAttributes(),
+                            timeout_s=self.config.request_timeout_s, policy=self.policy)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """DeleteObjects in batches of 1,000 (retried by the run's policy); a failed batch is tried
+        key by key to name the failures. Emits ``ObjectDeleted`` for each key (``error`` set when
+        it failed)."""
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) >= _DELETE_BATCH:
+                self._delete_batch(batch)
+                batch = []
+        if batch:
+            self._delete_batch(batch)
+
+    def _delete_batch(self, keys: Sequence[str]) -> None:
+        try:
+            self.store.delete_objects(self.bucket, list(keys))
+        except StoreError as e:
+            if len(keys) == 1:
+                self.bus.emit(ObjectDeleted(keys[0], error=e))
+                return
+            for k in keys:
+                self._delete_batch([k])
+            return
+        for k in keys:
+            self.bus.emit(ObjectDeleted(k))
+
+    # ------------------------------------------------------------------ outcome
+    def _on_retry(self, what: tuple[str, int | None], attempt: int, delay_s: float, error: S3PumpError) -> None:
+        self.bus.emit(RetryScheduled(what[0], what[1], attempt, delay_s, error))
+
+    def report(self, *, dry_run: bool = False) -> UploadReport:
+        """The run's :class:`~s3pump.report.UploadReport` (counts, bytes, retries, latency, failures)."""
+        return UploadReport.from_stats(
+            self.stats, failed_list_path=str(self.failed_list_path) if self._failed.count else None, dry_run=dry_run,
+        )
+

@@ -1,0 +1,57 @@
+"""``--json``: one JSON object per event that names an object, and a summary, on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+from ..events import (
+    ConcurrencyChanged,
+    Event,
+    FileDone,
+    FileFailed,
+    FileSkipped,
+    ObjectDeleted,
+    UploadPlanned,
+)
+
+__all__ = ["JsonLines"]
+
+
+class JsonLines:
+    """``--json``: one JSON object per finished, failed or skipped file on stdout, then a summary."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FileDone):
+            rec: dict[str, Any] = {"event": "done", "source": event.source, "key": event.key,
+                                   "size_bytes": event.size_bytes, "etag": event.etag,
+                                   "latency_s": round(event.latency_s, 6), "attempts": event.attempts,
+                                   "parts": event.parts}
+            if event.version_id:
+                rec["version_id"] = event.version_id
+        elif isinstance(event, FileFailed):
+            rec = {"event": "failed", "source": event.source, "key": event.key,
+                   "error": str(event.error), "error_type": type(event.error).__name__}
+        elif isinstance(event, FileSkipped):
+            rec = {"event": "skipped", "source": event.source, "key": event.key, "reason": event.reason}
+        elif isinstance(event, UploadPlanned):
+            rec = {"event": "planned", "source": event.source, "key": event.key, "size_bytes": event.size_bytes,
+                   "reason": event.reason, "fallback": event.fallback}
+        elif isinstance(event, ObjectDeleted):
+            rec = {"event": "would_delete" if event.dry_run else "deleted", "key": event.key}
+            if event.error is not None:
+                rec.update(event="delete_failed", error=str(event.error))
+        elif isinstance(event, ConcurrencyChanged):
+            rec = {"event": "concurrency", "old": event.old, "new": event.new, "reason": event.reason,
+                   "throughput_bps": round(event.throughput_bps), "latency_p50_s": round(event.latency_s, 6)}
+        else:
+            return
+        self.stream.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+    def summary(self, data: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        self.stream.flush()

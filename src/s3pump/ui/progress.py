@@ -1,0 +1,196 @@
+"""The one progress view: a live line on a terminal (``bar``) or a line every few seconds (``plain``).
+
+It consumes events only: ``Discovered`` (totals so far), ``FileDone``/``FileSkipped``/``FileFailed``
+(files finished), ``PartDone`` (bytes of multipart uploads), ``RetryScheduled``, ``SourceRead``
+(a stream's bytes read) and ``BatchExported`` (an export's rows and checkpoint). The columns
+depend on the job (``kind``):
+
+* ``files`` (upload, sync): ``upload  1,200/5,000 files  48.0 MiB/120.5 MiB  12.3 MiB/s  ETA 0:00:05``
+* ``stream``: ``stream  read 1.2 GiB  sent 1.0 GiB  95.1 MiB/s``
+* ``export``: ``export  120,000 rows  12 objects  9.8 MiB  41,230 rows/s  checkpoint 120000``
+
+The bar mode keeps to one line of the terminal's width: a bar fills what the text leaves, and
+the text is cut (never wrapped) when the terminal is narrower than it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from ..events import (
+    BatchExported,
+    Discovered,
+    Event,
+    FileDone,
+    FileFailed,
+    FileSkipped,
+    PartDone,
+    RetryScheduled,
+    SourceRead,
+)
+from ..units import format_bytes
+
+__all__ = ["Counts", "PlainProgress", "ProgressBar", "progress_line"]
+
+
+class Counts:
+    """What the views show, counted from events. ``update`` says whether the event changed anything."""
+
+    __slots__ = ("bytes", "checkpoint", "failed", "files", "final", "objects", "read", "retries", "rows",
+                 "started", "total_bytes", "total_files")
+
+    def __init__(self) -> None:
+        self.files = self.failed = self.retries = self.bytes = self.objects = self.rows = self.read = 0
+        self.total_files = self.total_bytes = 0
+        self.final = False
+        self.checkpoint: Any = None
+        self.started = time.monotonic()
+
+    def update(self, event: Event) -> bool:
+        if isinstance(event, FileDone):
+            self.files += 1
+            self.objects += 1
+            if not event.parts:  # multipart bytes come part by part
+                self.bytes += event.size_bytes
+        elif isinstance(event, PartDone):
+            self.bytes += event.size_bytes
+        elif isinstance(event, FileSkipped):
+            self.files += 1
+        elif isinstance(event, FileFailed):
+            self.files += 1
+            self.failed += 1
+        elif isinstance(event, RetryScheduled):
+            self.retries += 1
+        elif isinstance(event, Discovered):
+            self.total_files, self.total_bytes, self.final = event.files, event.bytes, event.final
+        elif isinstance(event, SourceRead):
+            self.read += event.size_bytes
+        elif isinstance(event, BatchExported):
+            self.rows += event.rows
+            self.checkpoint = event.checkpoint
+        else:
+            return False
+        return True
+
+    @property
+    def elapsed_s(self) -> float:
+        return max(time.monotonic() - self.started, 1e-9)
+
+
+def _eta(c: Counts, rate_bps: float) -> str:
+    if not c.final:
+        return "ETA -"
+    if c.total_bytes and rate_bps > 0:
+        left_s = max(0.0, (c.total_bytes - c.bytes) / rate_bps)
+    elif c.total_files and c.files:
+        left_s = max(0.0, (c.total_files - c.files) * c.elapsed_s / c.files)
+    else:
+        return "ETA -"
+    m, s = divmod(int(left_s + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"ETA {h}:{m:02d}:{s:02d}"
+
+
+def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
+    """The view's text for ``kind``, as (head, tail): a bar goes between them when there is room."""
+    rate = c.bytes / c.elapsed_s
+    notes = []
+    if c.retries:
+        notes.append(f"{c.retries} retries")
+    if c.failed:
+        notes.append(f"{c.failed} failed")
+    if kind == "stream":
+        head = f"{label}  read {format_bytes(c.read)}"
+        tail = f"sent {format_bytes(c.bytes)}  {format_bytes(rate)}/s"
+    elif kind == "export":
+        head = f"{label}  {c.rows:,} rows"
+        tail = (f"{c.objects:,} objects  {format_bytes(c.bytes)}  {c.rows / c.elapsed_s:,.0f} rows/s  "
+                f"checkpoint {c.checkpoint}")
+    else:
+        more = "" if c.final else "+"
+        head = f"{label}  {c.files:,}/{c.total_files:,}{more} files"
+        tail = f"{format_bytes(c.bytes)}/{format_bytes(c.total_bytes)}{more}  {format_bytes(rate)}/s  {_eta(c, rate)}"
+    if notes:
+        tail += "  " + " ".join(notes)
+    return head, tail
+
+
+class ProgressBar:
+    """``--progress bar``: one live line on stderr (a terminal), redrawn 4 times a second by rich."""
+
+    def __init__(self, kind: str, label: str, console: Any = None) -> None:
+        from rich.live import Live
+
+        from .console import stderr_console
+
+        self.kind = kind
+        self.label = label
+        self.counts = Counts()
+        self._console = console or stderr_console()
+        self._live = Live(get_renderable=self._render, console=self._console, refresh_per_second=4,
+                          transient=False, redirect_stdout=False, redirect_stderr=False)
+
+    def _render(self) -> Any:
+        from rich.text import Text
+
+        width = self._console.width
+        head, tail = progress_line(self.kind, self.counts, self.label)
+        room = width - len(head) - len(tail) - 4
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        text.append(head)
+        if room >= 10 and self.kind == "files" and self.counts.total_bytes:
+            bar = min(room, 40)
+            done = min(1.0, self.counts.bytes / self.counts.total_bytes) if self.counts.final else 0.0
+            filled = int(bar * done)
+            text.append("  ")
+            text.append("━" * filled, style="green")
+            text.append("━" * (bar - filled), style="grey23")
+        text.append("  " + tail)
+        text.truncate(width, overflow="ellipsis")
+        return text
+
+    def __enter__(self) -> ProgressBar:
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.refresh()
+        self._live.stop()
+
+    def __call__(self, event: Event) -> None:
+        self.counts.update(event)
+
+
+class PlainProgress:
+    """``--progress plain``: a line on stderr every ``interval_s`` (for logs and CI), e.g.
+    ``s3pump: 1200/5000 files, 48.0 MiB/120.5 MiB, 12.3 MB/s, 2 retries, 0 failed``."""
+
+    def __init__(self, kind: str, interval_s: float = 5.0, stream: IO[str] | None = None) -> None:
+        self.kind = kind
+        self._interval_s = interval_s
+        self._stream = stream or sys.stderr
+        self._last = time.monotonic()
+        self.counts = Counts()
+
+    def __call__(self, event: Event) -> None:
+        self.counts.update(event)  # every event (Tick included) may be time for a line
+        now = time.monotonic()
+        if now - self._last >= self._interval_s:
+            self._last = now
+            self.print_line()
+
+    def print_line(self) -> None:
+        c = self.counts
+        rate = c.bytes / c.elapsed_s / 1e6
+        more = "" if c.final else "+"
+        if self.kind == "stream":
+            what = f"read {format_bytes(c.read)}, sent {format_bytes(c.bytes)}"
+        elif self.kind == "export":
+            what = f"{c.rows} rows, {c.objects} objects, {format_bytes(c.bytes)}, checkpoint {c.checkpoint}"
+        else:
+            what = (f"{c.files}/{c.total_files}{more} files, "
+                    f"{format_bytes(c.bytes)}/{format_bytes(c.total_bytes)}{more}")
+        self._stream.write(f"s3pump: {what}, {rate:.1f} MB/s, {c.retries} retries, {c.failed} failed\n")
+        self._stream.flush()
