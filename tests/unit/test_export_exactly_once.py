@@ -30,6 +30,7 @@ from s3pump.errors import UsageError
 from s3pump.export.partition import parse_partition
 from s3pump.export.protogen import proto_schema, read_delimited
 from s3pump.export.rows import to_array
+from s3pump.export.state import put_object_now
 from s3pump.jobs.export import export_table
 from s3pump.sources.table import arrow_type_for, open_table
 from s3pump.store.base import ObjectAttributes
@@ -445,6 +446,27 @@ def test_table_name_in_another_case_is_the_same_export(tmp_path: Path) -> None:
     assert all(k.startswith(("p/Invoice/", "p/_s3pump/")) for k in s.buckets["bkt"])
     again = export_table(str(db), "INVOICE", "s3://bkt/p", CONFIG, store=s)
     assert again.objects_written == 0 and again.checkpoint == 412
+    # column names in another case find their columns too, and keys use the declared names
+    rep = export_table(str(db), "invoice", "s3://bkt/q", CONFIG, cursor_column="invoiceid",
+                       partition_by=["column:billingcountry"], store=s)
+    assert rep.rows_exported == 412 and "q/Invoice/BillingCountry=Norway/part-1-412.parquet" in s.buckets["bkt"]
+    state = json.loads(s.buckets["bkt"]["q/_s3pump/state/Invoice.json"].body)
+    assert state["cursor_column"] == "InvoiceId" and state["partition_by"] == ["column:BillingCountry"]
+
+
+def test_a_checkpoint_from_before_cuts_resumes_after_its_cursor(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    create(db)
+    conn = sqlite3.connect(db)
+    conn.executemany("INSERT INTO t VALUES (?, '2025-01-01', 'k', ?)", [(i, i) for i in range(1, 31)])
+    conn.commit()
+    s = KillingStore()
+    legacy = {"version": 1, "table": "t", "cursor_column": "id", "cursor": 20, "format": "parquet",
+              "partition_by": [], "schema_hash": "", "rows_exported": 20, "objects_written": 1, "updated_at": ""}
+    put_object_now(s, "bkt", "p/_s3pump/state/t.json", json.dumps(legacy).encode(), CONFIG)
+    rep = export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=100, store=s)
+    assert rep.rows_exported == 10 and sorted(k for k in s.buckets["bkt"] if k.startswith("p/t/")) == [
+        "p/t/part-21-30.parquet"]
 
 
 def test_dry_run_lists_the_objects_and_writes_nothing(tmp_path: Path) -> None:

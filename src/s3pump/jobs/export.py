@@ -27,6 +27,7 @@ Read top to bottom:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -60,7 +61,7 @@ from ..export.rows import to_arrow
 from ..export.state import Checkpoint, StateStore, put_object_now
 from ..items import UploadItem
 from ..run import Run
-from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, open_table
+from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, find_column, open_table
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, join_key, parse_s3_url, sanitize_key
 
@@ -146,11 +147,12 @@ def export_table(
 
     source = open_table(db, table, cursor_column, lock_timeout_s=None if follow else lock_timeout_s, stop=stop)
     try:
-        declared = {c.name: c for c in source.columns}
-        for s in specs:
-            if s.column not in declared:
+        for i, s in enumerate(specs):
+            col = find_column(source.columns, s.column)
+            if col is None:
                 raise UsageError(f"--partition-by {s}: table {source.table} has no column {s.column!r}")
-            check_time_column(s, declared[s.column].declared_type, declared[s.column].arrow_type)
+            specs[i] = s = dataclasses.replace(s, column=col.name)  # the declared name, for keys and state
+            check_time_column(s, col.declared_type, col.arrow_type)
         source.check_cursor_not_null()
         if one_object_per_row and not any(s.kind == "time" for s in specs):
             raise UsageError("--one-object-per-row needs --partition-by time:COLUMN:day (its date=…/…_<unix> "

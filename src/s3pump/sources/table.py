@@ -22,7 +22,8 @@ a bare ``NUMERIC`` stays ``float64``).
 SQLite specifics:
 
 * ``--table`` is matched as SQLite matches names (case-insensitively); the table's declared
-  name is used for keys and state, so ``invoice`` and ``Invoice`` are one export.
+  name is used for keys and state, so ``invoice`` and ``Invoice`` are one export. Column
+  names given in another case find their column too (:func:`find_column`).
 * Only an ``INTEGER PRIMARY KEY`` (a rowid alias) or a ``WITHOUT ROWID`` table's key is
   NOT NULL by itself; any other ``PRIMARY KEY`` column can hold NULLs (sqlite.org,
   "CREATE TABLE", "the PRIMARY KEY"), so :meth:`TableSource.null_cursor_rows` counts them.
@@ -48,7 +49,7 @@ import pyarrow as pa
 
 from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, UsageError
 
-__all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "open_table"]
+__all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "find_column", "open_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,11 +434,20 @@ class _SqlAlchemyTable(TableSource):
         self.engine.dispose()
 
 
+def find_column(columns: Sequence[Column], name: str) -> Column | None:
+    """The column called ``name``; else the only one whose name matches it ignoring case (as SQLite
+    matches names), so ``invoicedate`` finds ``InvoiceDate``; else None."""
+    for c in columns:
+        if c.name == name:
+            return c
+    folded = [c for c in columns if c.name.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
 def _pick_cursor(where: str, table: str, columns: Sequence[Column], name: str | None) -> Column:
     if name is not None:
-        for c in columns:
-            if c.name == name:
-                return c
+        if (found := find_column(columns, name)) is not None:
+            return found
         raise UsageError(f"{where}: table {table} has no column {name!r} for --cursor-column")
     pks = [c for c in columns if c.pk]
     if len(pks) == 1 and pks[0].arrow_type == pa.int64():
