@@ -1,10 +1,11 @@
 """export stores every source row exactly once (issue 12 items 3, 4, 12), keeps decimals exact and checks
 time partitions (issue 13). MemoryStore, no server.
 
-The property tests run seeded sequences of appends, updates, deletes, complete runs and runs killed after a
-random number of PUTs (a ``BaseException`` raised inside the store, before or after the object lands: the
-job gets no chance to clean up, as with SIGKILL), with ``--batch-rows`` changing between runs. After a final
-complete run the objects under the table's prefix must hold each source row exactly once, as it is now.
+The property tests run seeded sequences of appends, updates, deletes, complete runs, ``--from-start`` runs
+and runs killed after a random number of PUTs (a ``BaseException`` raised inside the store, before or after
+the object lands: the job gets no chance to clean up, as with SIGKILL), with ``--batch-rows`` changing
+between runs. After a final complete run the objects under the table's prefix must hold each source row
+exactly once, as it is now.
 """
 
 from __future__ import annotations
@@ -105,13 +106,14 @@ def run_sequence(tmp: Path, seed: int, *, dedup: bool, partition: list[str]) -> 
     s = KillingStore()
     next_id = 1
 
-    def export(batch_rows: int) -> None:
+    def export(batch_rows: int, from_start: bool = False) -> None:
         export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=batch_rows, partition_by=partition,
-                     dedup=dedup, dlq=str(tmp / f"dlq{seed}"), store=s)
+                     dedup=dedup, dlq=str(tmp / f"dlq{seed}"), store=s, from_start=from_start)
 
     conn = sqlite3.connect(db)
     for _step in range(rnd.randint(4, 9)):
-        op = rnd.choice(["append", "append", "run", "kill", "kill"] + (["update", "delete"] if dedup else []))
+        op = rnd.choice(["append", "append", "run", "kill", "kill", "from-start"]
+                        + (["update", "delete"] if dedup else []))
         if op == "append":
             n = rnd.randint(1, 12)
             rows = []
@@ -127,11 +129,12 @@ def run_sequence(tmp: Path, seed: int, *, dedup: bool, partition: list[str]) -> 
         elif op == "run":
             conn.commit()
             export(rnd.choice([3, 5, 8, 100]))
-        else:
+        else:  # a kill, or a --from-start run killed half the time
             conn.commit()
-            s.kill_at, s.after_store = s.puts + rnd.randint(1, 8), rnd.random() < 0.5
+            if op == "kill" or rnd.random() < 0.5:
+                s.kill_at, s.after_store = s.puts + rnd.randint(1, 8), rnd.random() < 0.5
             with contextlib.suppress(Killed):
-                export(rnd.choice([3, 5, 8, 100]))
+                export(rnd.choice([3, 5, 8, 100]), from_start=op == "from-start")
             s.kill_at = None
         conn.commit()
     conn.close()
@@ -206,6 +209,14 @@ def test_from_start_with_other_batches_deletes_the_superseded_objects(tmp_path: 
     rep = export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=7, from_start=True, store=s)
     assert rep.deleted == ["p/t/part-1-10.parquet", "p/t/part-11-20.parquet", "p/t/part-21-25.parquet"]
     assert_exactly_once(s, db)
+    # killed partway, a --from-start run's rerun (without the flag) still deletes what it superseded
+    s.kill_at, s.after_store = s.puts + 3, True
+    with pytest.raises(Killed):
+        export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=4, from_start=True, store=s)
+    rest = export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=4, store=s)
+    assert "p/t/part-1-7.parquet" in rest.deleted and "p/t/part-1-4.parquet" not in rest.deleted
+    assert_exactly_once(s, db)
+    assert json.loads(s.buckets["bkt"]["p/_s3pump/state/t.json"].body)["superseded"] is None
 
 
 def test_a_dedup_checkpoint_refuses_a_run_without_dedup(tmp_path: Path) -> None:

@@ -76,6 +76,9 @@ class Checkpoint:
     updated_at: str = ""
     batches: list[list[Any]] = field(default_factory=list)  # cuts [after, first, last], JSON-encoded
     dedup: bool | None = None  # None: written before s3pump recorded it
+    # a --from-start run's list of the objects under prefix/T/ when it began, each dropped once rewritten;
+    # the run (or its rerun after a kill) deletes what is left when it completes. None: no such run.
+    superseded: list[str] | None = None
 
     def to_json(self) -> bytes:
         return json.dumps({"version": 1, **asdict(self)}, indent=1, sort_keys=True).encode()

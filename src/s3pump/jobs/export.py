@@ -248,7 +248,6 @@ class _ExportJob:
         self._seen_keys: set[str] = set()  # keys this run wrote or found unchanged
         self._seen_rows: set[str] = set()  # dedup: repr(cursor) of every row read this run
         self._whole_table = False  # the last cycle read every row to the end (not stopped)
-        self._sweep = False  # --from-start over an earlier export: delete what this run did not write
         self._pending: dict[int, _Batch] = {}  # in seq order (dicts keep insertion order)
         self._key_batch: dict[str, _Batch] = {}
         self._key_rows: dict[str, int] = {}
@@ -271,8 +270,10 @@ class _ExportJob:
             self._check_compatible(saved)
             self.checkpoint = saved
             self.checkpoint.schema_hash = self.schema_hash
-        elif saved is not None:
-            self._sweep = not self.one_per_row  # lab-layout keys are not under prefix/T/
+        elif saved is not None and not self.one_per_row:  # (lab-layout keys are not under prefix/T/)
+            # what an earlier export stored; saved with the first cut, so a rerun after a kill sweeps too
+            base = join_key(self.dest.prefix, escape_name(self.table) + "/")
+            self.checkpoint.superseded = sorted(o.key for o in self.store.list_objects(self.dest.bucket, base))
         self.checkpoint.dedup = self.dedup
         self.counters.checkpoint = self.checkpoint.cursor
         if self.dedup:
@@ -307,8 +308,8 @@ class _ExportJob:
         """Delete the objects a complete run superseded; then only this run's objects hold the table's rows.
 
         ``--dedup``: keys that held rows last time and got none now (rows moved or deleted), and
-        rows no longer in the table leave the hash table. ``--from-start``: every data object
-        under ``prefix/<table>/`` this run did not write (an earlier run's batching).
+        rows no longer in the table leave the hash table. ``--from-start``: the data objects that were
+        under ``prefix/<table>/`` when it began and that it (or the run it resumed) did not rewrite.
         """
         stale: set[str] = set()
         if self.dedup:
@@ -316,10 +317,8 @@ class _ExportJob:
             if not self.dry_run:
                 self.hashes = {c: v for c, v in self.hashes.items() if c in self._seen_rows}
                 self.state.save_hashes(self.hashes)
-        if self._sweep:
-            base = join_key(self.dest.prefix, escape_name(self.table) + "/")
-            stale |= {o.key for o in self.store.list_objects(self.dest.bucket, base)
-                      if o.key not in self._seen_keys}
+        if self.checkpoint.superseded is not None:
+            stale |= {k for k in self.checkpoint.superseded if k not in self._seen_keys}
         keys = sorted(stale)
         if self.dry_run:
             self.would_delete = keys
@@ -327,6 +326,9 @@ class _ExportJob:
         for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             self.store.delete_objects(self.dest.bucket, keys[i:i + 1000])
         self.deleted = keys
+        if self.checkpoint.superseded is not None:
+            self.checkpoint.superseded = None
+            self.state.save(self.checkpoint)
 
     def _check_compatible(self, saved: Checkpoint) -> None:
         where = f"s3://{self.dest.bucket}/{self.state.checkpoint_key}"
@@ -518,6 +520,8 @@ class _ExportJob:
             if rec is None:
                 return
             rows = self._key_rows.pop(event.key, 0)
+            if self.checkpoint.superseded and event.key in self.checkpoint.superseded:
+                self.checkpoint.superseded.remove(event.key)  # rewritten by this export: keep it
             self.counters.rows_exported += rows
             self.counters.objects_written += 1
             self.counters.bytes_written += event.size_bytes
