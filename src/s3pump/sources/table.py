@@ -125,6 +125,9 @@ def _quote(name: str) -> str:
 class TableSource:
     """Reads one table in cursor order. Use :func:`open_table` to get one; close it when done."""
 
+    stop: threading.Event | None = None  # set: stop waiting for a lock (the read returns no rows)
+    lock_timeout_s: float | None = 300.0  # None: wait for a lock until ``stop`` is set
+
     def __init__(self, where: str, table: str, columns: list[Column], cursor: Column) -> None:
         self.where = where  # the database, for messages (a path, or a URL without its password)
         self.table = table
@@ -132,8 +135,6 @@ class TableSource:
         self.cursor = cursor
         self.cursor_index = columns.index(cursor)
         self._had_bad = False  # set by a reader that returned BadRows in its last fetch
-        self.stop: threading.Event | None = None  # set: stop waiting for a lock (the read returns no rows)
-        self.lock_timeout_s: float | None = 300.0  # None: wait for a lock until ``stop`` is set
 
     @property
     def schema(self) -> pa.Schema:
@@ -250,7 +251,6 @@ class _SqliteTable(TableSource):
                           not notnull and not (pk and (rowid_alias or without_rowid)), pk)
                    for _cid, name, decl, notnull, _dflt, pk in info]
         super().__init__(path, table, columns, _pick_cursor(path, table, columns, cursor_column))
-        self.lock_timeout_s, self.stop = lock_timeout_s, stop
         cols = ", ".join(_quote(c.name) for c in columns)
         c = _quote(self.cursor.name)
         base = f"SELECT {cols} FROM {_quote(table)}"
