@@ -37,7 +37,8 @@ def no_open_uploads(client: Any, bucket: str) -> bool:
     return not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
-@pytest.mark.parametrize("seed,dedup", [(0, False), (1, False), (2, True)])
+@pytest.mark.parametrize("seed,dedup", [(0, False), pytest.param(1, False, marks=pytest.mark.slow), (2, True),
+                                        pytest.param(3, True, marks=pytest.mark.slow)])
 def test_sigkill_at_random_moments_with_appends_stores_each_row_once(
     s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, seed: int, dedup: bool
 ) -> None:
