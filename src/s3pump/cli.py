@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
-from .errors import EXIT_CANCELLED, CancelledError, S3PumpError
+from .errors import EXIT_CANCELLED, CancelledError, S3PumpError, UsageError
 from .options import (
     OUTPUT,
     SAFETY,
@@ -74,6 +74,14 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
+def _argument_type_column(self: Any, ctx: Any) -> str | None:
+    return None  # the argument's name (its metavar) already says what it is; Typer would print "<list[str]>"
+
+
+if hasattr(typer.core.TyperArgument, "display_type_rich"):  # Typer >= 0.16 shows Python types for arguments
+    typer.core.TyperArgument.display_type_rich = _argument_type_column  # type: ignore[method-assign]
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"s3pump {__version__}")
@@ -115,6 +123,14 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         raise typer.Exit(EXIT_CANCELLED) from None
 
 
+def _need(module: str, extra: str, what: str) -> None:
+    """Raise a one-line UsageError (exit 2) when ``module`` of the ``extra`` is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} needs the '{extra}' extra: pip install 's3pump[{extra}]'")
+
+
 def _examples(*lines: str) -> str:
     """An Examples section for a command's help (rich markup: each line on its own)."""
     return "\n\n[bold]Examples[/bold]\n\n" + "\n\n".join(f"  [cyan]{line}[/cyan]" for line in lines)
@@ -125,9 +141,9 @@ def _examples(*lines: str) -> str:
                          "s3pump upload big.iso s3://bucket/isos/big.iso --part-size 64MiB --bwlimit 50M",
                          "s3pump upload --from-list failed.jsonl s3://bucket/www/"))
 def upload(
-    paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload",
+    paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload", metavar="PATH",
                                                       show_default=False)] = None,
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)] = "",
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)] = "",
     include: Include = None,
     exclude: Exclude = None,
     from_list: Annotated[Path | None, typer.Option(
@@ -135,9 +151,9 @@ def upload(
         help="Upload exactly the entries of a failed-list (or a file of paths)")] = None,
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=OUTPUT,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="List what would be uploaded; send nothing")] = False,
-    no_resume: Annotated[bool, typer.Option("--no-resume", rich_help_panel=SAFETY,
+    no_resume: Annotated[bool, typer.Option("--no-resume", metavar="", rich_help_panel=SAFETY,
                                             help="Ignore the resume journal of an earlier run of this command: "
                                             "abort its uploads and start over")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
@@ -182,20 +198,20 @@ def upload(
              + _examples("s3pump sync ./dataset s3://bucket/dataset",
                          "s3pump sync ./dataset s3://bucket/dataset --checksum --delete --dry-run"))
 def sync(
-    source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from", show_default=False)],
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
-    size_only: Annotated[bool, typer.Option("--size-only", rich_help_panel=WHAT,
+    source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from", metavar="DIR", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
+    size_only: Annotated[bool, typer.Option("--size-only", metavar="", rich_help_panel=WHAT,
                                             help="Upload only when the size differs")] = False,
-    checksum: Annotated[bool, typer.Option("--checksum", rich_help_panel=WHAT,
+    checksum: Annotated[bool, typer.Option("--checksum", metavar="", rich_help_panel=WHAT,
                                            help="Compare contents: MD5 vs ETag (multipart-aware) or the "
                                            "object's md5 metadata")] = False,
-    delete: Annotated[bool, typer.Option("--delete", rich_help_panel=WHAT,
+    delete: Annotated[bool, typer.Option("--delete", metavar="", rich_help_panel=WHAT,
                                          help="Delete objects under the prefix with no local file")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", rich_help_panel=OUTPUT,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="Print the plan (uploads, deletes, counts); change nothing")] = False,
     include: Include = None,
     exclude: Exclude = None,
-    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", rich_help_panel=SAFETY,
+    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", metavar="", rich_help_panel=SAFETY,
                                                 help="Hash every file again (no local MD5 cache)")] = False,
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
@@ -239,11 +255,14 @@ def sync(
 @app.command(help="Upload stdin (or --input) to one object while it is still being read: bounded memory, "
              "no size ceiling, and nothing stored unless the whole stream arrived (a read error, a count other "
              "than --expected-size, Ctrl-C or SIGTERM abort the upload). An empty stdin creates a 0-byte object. "
-             "The object's md5 and sha256 metadata hold the digests of the whole stream."
+             "The server checks each part's checksum and, for a multipart stream, the whole object's "
+             "(FULL_OBJECT CRC); the object's md5 metadata holds the MD5 of the whole stream (and sha256 "
+             "the SHA-256, with --sha256)."
              + _examples("pg_dump mydb | gzip | s3pump stream s3://bucket/backups/mydb.sql.gz",
                          "s3pump stream s3://bucket/big.tar --input big.fifo --expected-size 200GiB"))
 def stream(
-    destination: Annotated[str, typer.Argument(help="s3://bucket/key of the object to write", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/key of the object to write", metavar="S3URL",
+                                               show_default=False)],
     input_path: Annotated[Path | None, typer.Option("--input", "-i", metavar="FILE", rich_help_panel=WHAT,
                                                     help="Read this file or FIFO instead of stdin")] = None,
     expected_size: Annotated[str | None, typer.Option(
@@ -265,8 +284,11 @@ def stream(
     storage_class: StorageClass = None, metadata: Metadata = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
-    json_output: Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT,
                                               help="A JSON summary on stdout")] = False,
+    sha256: Annotated[bool, typer.Option("--sha256", metavar="", rich_help_panel=SAFETY,
+                                         help="Also store the SHA-256 of the whole stream as sha256 metadata "
+                                         "(about 0.6 CPU-s/GiB more)")] = False,
     no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     params = locals()
@@ -298,7 +320,7 @@ def stream(
                 report = stream_api(
                     readable, destination, config, expected_size_bytes=expected, size_tolerance_bytes=tolerance,
                     spool_dir=str(spool_dir) if spool_dir is not None else None, embedded=embedded,
-                    subscribers=views.subscribers, name=name, handle_signals=True,
+                    subscribers=views.subscribers, name=name, handle_signals=True, sha256=sha256,
                 )
                 views.finish(report.to_json())
         finally:
@@ -321,8 +343,8 @@ def stream(
                          "s3pump export shop.sqlite --table Customer s3://lake/raw --format protobuf --follow"))
 def export(
     db: Annotated[str, typer.Argument(help="SQLite file path, or an SQLAlchemy URL (needs s3pump\\[sql])",
-                                      show_default=False)],
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
+                                      metavar="DB", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
     table: Annotated[str, typer.Option("--table", "-t", metavar="TABLE", help="Table to export")],
     cursor_column: Annotated[str | None, typer.Option(
         "--cursor-column", metavar="COLUMN",
@@ -337,21 +359,26 @@ def export(
     compression: Annotated[str | None, typer.Option(
         "--compression", metavar="CODEC",
         help=note("parquet: zstd|snappy|gzip|none; jsonl: gzip|zstd|none", default="zstd / gzip"))] = None,
-    one_object_per_row: Annotated[bool, typer.Option("--one-object-per-row", help="The lab layout: "
-                                                     "<entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>")] = False,
-    dedup: Annotated[bool, typer.Option("--dedup", help="Write only groups whose rows changed (content hash "
-                                        "per row; scans the whole table)")] = False,
+    one_object_per_row: Annotated[bool, typer.Option(
+        "--one-object-per-row", metavar="",
+        help="The lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>",
+    )] = False,
+    dedup: Annotated[bool, typer.Option("--dedup", metavar="", help="Write only groups whose rows changed "
+                                        "(content hash per row; scans the whole table)")] = False,
     dlq: Annotated[str | None, typer.Option("--dlq", metavar="DIR|URL", help=note(
         "Dead-letter queue: a directory or s3:// prefix", default="DESTINATION/_dlq/"))] = None,
-    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", help="Export the dead-letter entries again")] = False,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
+    replay_dlq: Annotated[bool, typer.Option("--replay-dlq", metavar="",
+                                             help="Export the dead-letter entries again")] = False,
+    follow: Annotated[bool, typer.Option("--follow", metavar="",
+                                         help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
     poll_interval: Annotated[str, typer.Option("--poll-interval", metavar="DURATION", help=note(
         "Poll period of --follow", default="30s"))] = "30s",
     state_file: Annotated[Path | None, typer.Option("--state-file", metavar="FILE", help="Also keep the "
                                                     "checkpoint in this local file")] = None,
-    from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the checkpoint; export every row")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the objects it would write; write "
-                                          "nothing")] = False,
+    from_start: Annotated[bool, typer.Option("--from-start", metavar="",
+                                             help="Ignore the checkpoint; export every row")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="",
+                                          help="Print the objects it would write; write nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
@@ -364,6 +391,7 @@ def export(
     params = locals()
 
     def body() -> int:
+        _need("pyarrow", "export", "export")
         from .jobs.export import export_table
         from .ui.summary import print_export_dry_run, print_export_summary
         from .ui.views import Views
@@ -395,10 +423,10 @@ def export(
              "then). A bucket lifecycle rule (AbortIncompleteMultipartUpload) does the same server-side."
              + _examples("s3pump cleanup s3://bucket/ --older-than 24h --dry-run"))
 def cleanup(
-    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
     older_than: Annotated[str, typer.Option("--older-than", metavar="DURATION", help=note(
         "Abort only uploads initiated longer ago than this, e.g. 24h, 30m, 0s", default="24h"))] = "24h",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the uploads; abort nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="List the uploads; abort nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     json_output: Json = False, debug: Debug = False,
 ) -> None:
@@ -421,7 +449,7 @@ def cleanup(
              + _examples("s3pump generate ./demo-data --count 1000 --size 4KiB",
                          "s3pump generate ./mixed --count 2000 --size-min 0 --size-max 40MiB --seed 7"))
 def generate(
-    directory: Annotated[Path, typer.Argument(help="Directory to write into", show_default=False)],
+    directory: Annotated[Path, typer.Argument(help="Directory to write into", metavar="DIR", show_default=False)],
     count: Annotated[int, typer.Option("--count", "-n", metavar="N", help=note("Number of files",
                                                                               default=100))] = 100,
     size: Annotated[str | None, typer.Option("--size", metavar="SIZE", help=note(
@@ -464,7 +492,7 @@ def serve(
                                                                                 default="a free port"))] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", metavar="DIR", help=note(
         "Data directory", default="beside the embedded server's"))] = None,
-    stop_embedded: Annotated[bool, typer.Option("--stop-embedded", help="Stop the background server that "
+    stop_embedded: Annotated[bool, typer.Option("--stop-embedded", metavar="", help="Stop the background server that "
                                                 "--embedded started (its data is kept), then exit")] = False,
 ) -> None:
     def body() -> None:

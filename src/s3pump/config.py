@@ -99,6 +99,11 @@ class TransferConfig:
     """Retry quota of the run, as in the AWS SDKs' standard mode: a retry costs 5 tokens
     (10 after a timeout), a success refunds 1. With the quota spent, requests get one
     attempt, so a dead server cannot cause a retry storm. Env: ``S3PUMP_RETRY_BUDGET``."""
+    outage_tolerance_s: float = 60.0
+    """An endpoint that has answered this run and then stops answering (connections refused or
+    reset, requests timing out) is an outage: for this long, such retries wait with capped backoff
+    (at most 5 s) and spend neither attempts nor the budget, so a short outage costs time, not
+    files. 0 turns it off. Env: ``S3PUMP_OUTAGE_TOLERANCE``."""
     request_timeout_s: float = 300.0
     """A request still unanswered after this long is cancelled and retried. It is the cap:
     a request of n bytes times out after ``min(request_timeout_s, 15 s + n / 256 KiB/s)``, so a
@@ -223,6 +228,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("backoff_base_s", "S3PUMP_BACKOFF_BASE", parse_duration_s),
     ("backoff_max_s", "S3PUMP_BACKOFF_MAX", parse_duration_s),
     ("retry_budget", "S3PUMP_RETRY_BUDGET", int),
+    ("outage_tolerance_s", "S3PUMP_OUTAGE_TOLERANCE", parse_duration_s),
     ("request_timeout_s", "S3PUMP_REQUEST_TIMEOUT", parse_duration_s),
     ("connect_timeout_s", "S3PUMP_CONNECT_TIMEOUT", parse_duration_s),
     ("checksum_algorithm", "S3PUMP_CHECKSUM", str),

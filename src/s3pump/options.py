@@ -36,7 +36,9 @@ def note(text: str, *, default: object = None, env: str | None = None) -> str:
 
 
 def _opt(*names: str, help: str, panel: str, metavar: str | None = None, **kw: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=panel, metavar=metavar, show_default=False, **kw)
+    # a flag shows no type column (Typer would print "<bool>")
+    return typer.Option(*names, help=help, rich_help_panel=panel, metavar=metavar if metavar is not None else "",
+                        show_default=False, **kw)
 
 
 # ---- where ----

@@ -23,11 +23,17 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import RequestTimeoutError, S3PumpError
+from .errors import NetworkError, RequestTimeoutError, S3PumpError
 
 __all__ = ["RetryBudget", "RetryHook", "RetryPolicy", "backoff_delay_s"]
 
 RETRY_COST = 5
+#: Backoff during an outage: full jitter between these bounds (s), so a returning endpoint is seen soon.
+OUTAGE_BACKOFF_MIN_S = 0.2
+OUTAGE_BACKOFF_CAP_S = 5.0
+#: Attempts an outage may add to one request (about two minutes of capped backoff): a request that fails
+#: alone, while others succeed, cannot be retried forever.
+OUTAGE_EXTRA_ATTEMPTS = 50
 TIMEOUT_RETRY_COST = 10
 SUCCESS_REFUND = 1
 
@@ -87,15 +93,27 @@ class RetryPolicy:
 
     ``decide`` is the whole decision (the scheduler uses it to put a request back on its timer
     heap); ``call`` is the one blocking retry loop, for synchronous control-plane calls.
+
+    Outages: once the endpoint has answered a request of this run, a connection error or timeout
+    (:class:`~s3pump.errors.NetworkError`, :class:`~s3pump.errors.RequestTimeoutError`) less than
+    ``outage_tolerance_s`` after the last success is retried without spending the budget or the
+    ordinary attempts (full jitter between :data:`OUTAGE_BACKOFF_MIN_S` and
+    :data:`OUTAGE_BACKOFF_CAP_S`), up to :data:`OUTAGE_EXTRA_ATTEMPTS` more attempts per request: a
+    server stopped or frozen for less than the tolerance costs time, not files. Past the tolerance,
+    the ordinary rules apply; an endpoint that never answered gets them from the start, so a wrong
+    endpoint fails fast.
     """
 
     def __init__(self, *, max_attempts: int = 6, backoff_base_s: float = 0.1, backoff_max_s: float = 20.0,
-                 budget: RetryBudget | int = 500, on_retry: RetryHook | None = None) -> None:
+                 budget: RetryBudget | int = 500, on_retry: RetryHook | None = None,
+                 outage_tolerance_s: float = 0.0) -> None:
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.budget = budget if isinstance(budget, RetryBudget) else RetryBudget(budget)
         self.on_retry = on_retry
+        self.outage_tolerance_s = outage_tolerance_s
+        self._last_success: float | None = None  # monotonic time of the last success
 
     @classmethod
     def from_config(cls, config: object, on_retry: RetryHook | None = None) -> RetryPolicy:
@@ -103,7 +121,7 @@ class RetryPolicy:
         ``backoff_max_s``, ``retry_budget``)."""
         return cls(max_attempts=config.max_attempts, backoff_base_s=config.backoff_base_s,  # type: ignore[attr-defined]
                    backoff_max_s=config.backoff_max_s, budget=config.retry_budget,  # type: ignore[attr-defined]
-                   on_retry=on_retry)
+                   on_retry=on_retry, outage_tolerance_s=getattr(config, "outage_tolerance_s", 0.0))
 
     @property
     def retries(self) -> int:
@@ -114,6 +132,12 @@ class RetryPolicy:
         """After attempt number ``attempt`` failed with ``error``: the delay in seconds before the
         next attempt (the budget is spent and ``on_retry`` told), or None when the error is final
         (not retryable, attempts used up, or the budget spent)."""
+        if self._in_outage(error, attempt):
+            delay = max(OUTAGE_BACKOFF_MIN_S, backoff_delay_s(attempt, max(self.backoff_base_s, OUTAGE_BACKOFF_MIN_S),
+                                                              min(self.backoff_max_s, OUTAGE_BACKOFF_CAP_S)))
+            if self.on_retry is not None:
+                self.on_retry(what, attempt + 1, delay, error)
+            return delay
         if not error.retryable or attempt >= self.max_attempts or not self.budget.try_spend(error):
             return None
         delay = backoff_delay_s(attempt, self.backoff_base_s, self.backoff_max_s)
@@ -122,8 +146,17 @@ class RetryPolicy:
         return delay
 
     def succeeded(self, retried_after: S3PumpError | None = None) -> None:
-        """A request succeeded (after a retry following ``retried_after``, if given): refund the budget."""
+        """A request succeeded (after a retry following ``retried_after``, if given): refund the budget;
+        the endpoint answers (an outage, if any, is over)."""
         self.budget.refund(retried_after)
+        self._last_success = time.monotonic()
+
+    def _in_outage(self, error: S3PumpError, attempt: int) -> bool:
+        """``error`` looks like an outage of an endpoint that answered before, still within its tolerance."""
+        last = self._last_success
+        return (last is not None and isinstance(error, NetworkError | RequestTimeoutError)
+                and time.monotonic() - last < self.outage_tolerance_s
+                and attempt < self.max_attempts + OUTAGE_EXTRA_ATTEMPTS)
 
     def call(self, fn: Callable[..., T], *args: object, what: tuple[str, int | None] = ("", None),
              **kwargs: object) -> T:

@@ -31,7 +31,9 @@ def test_server_dies_mid_run_then_from_list_completes(tmp_path: Path) -> None:
         generate(src, count=400, size_bytes=64 * 1024, seed=3)
         files = {p.relative_to(src).as_posix(): p for p in src.rglob("*") if p.is_file()}
         state = tmp_path / "state"
-        env = {**env_helper.env(state), "S3PUMP_MAX_ATTEMPTS": "3", "S3PUMP_BACKOFF_MAX": "0.2"}
+        # the server stays dead past the outage tolerance (shortened here, default 60 s): files fail
+        env = {**env_helper.env(state), "S3PUMP_MAX_ATTEMPTS": "3", "S3PUMP_BACKOFF_MAX": "0.2",
+               "S3PUMP_OUTAGE_TOLERANCE": "2s"}
         failed_list = tmp_path / "failed.jsonl"
         cli = subprocess.Popen(
             [sys.executable, "-m", "s3pump", "upload", str(src), "s3://dying/p/", "--json", "--no-progress",

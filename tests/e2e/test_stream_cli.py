@@ -49,7 +49,7 @@ def test_chinook_dump_through_gzip(s3env: S3Env, bucket: str, state_dir: Path, t
             "[sys.stdout.write(line + '\\n') for line in c.iterdump()]")
     pipeline = (f"set -o pipefail; {sys.executable} -c \"{dump}\" | gzip | tee {local} | "
                 f"{sys.executable} -m s3pump stream s3://{bucket}/backups/chinook.sql.gz --json "
-                "--part-size 5MiB")
+                "--part-size 5MiB --sha256")
     proc = subprocess.run(["bash", "-c", pipeline], env=s3env.env(state_dir), capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
@@ -65,7 +65,7 @@ def test_chinook_dump_through_gzip(s3env: S3Env, bucket: str, state_dir: Path, t
 def test_multipart_stream_roundtrip(s3env: S3Env, bucket: str, state_dir: Path) -> None:
     data = os.urandom(17 * MIB + 5)
     proc = run_cli(["stream", f"s3://{bucket}/s.bin", "--part-size", "5MiB", "--json", "--metadata", "team=db",
-                    "--content-type", "application/octet-stream"], s3env.env(state_dir), input=data)
+                    "--content-type", "application/octet-stream", "--sha256"], s3env.env(state_dir), input=data)
     assert proc.returncode == 0, proc.stderr.decode()
     report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert report["parts"] == 4 and report["bytes"] == len(data)
@@ -81,7 +81,7 @@ def test_multipart_stream_roundtrip(s3env: S3Env, bucket: str, state_dir: Path) 
 
 
 def test_empty_stdin_is_a_zero_byte_object(s3env: S3Env, bucket: str, state_dir: Path) -> None:
-    proc = run_cli(["stream", f"s3://{bucket}/empty"], s3env.env(state_dir), input=b"")
+    proc = run_cli(["stream", f"s3://{bucket}/empty", "--sha256"], s3env.env(state_dir), input=b"")
     assert proc.returncode == 0, proc.stderr.decode()
     head = s3env.boto().head_object(Bucket=bucket, Key="empty")
     assert head["ContentLength"] == 0

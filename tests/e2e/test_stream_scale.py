@@ -47,7 +47,8 @@ def _stream_measured(s3env: S3Env, state_dir: Path, url: str, *extra: str):
     out = state_dir / "report.json"
     try:
         with open(out, "wb") as f:
-            m = run_measured([sys.executable, "-m", "s3pump", "stream", url, "--json", "--no-progress", *extra],
+            m = run_measured([sys.executable, "-m", "s3pump", "stream", url, "--json", "--no-progress", "--sha256",
+                              *extra],
                              env=s3env.env(state_dir), stdin=producer.stdout, stdout=f)
     finally:
         assert producer.stdout is not None

@@ -20,11 +20,13 @@ from s3pump.errors import (
     SourceError,
     SourceTruncatedError,
     SourceUnreadableError,
+    StoreError,
     UsageError,
 )
 from s3pump.jobs.stream import parse_tolerance, stream, stream_limits
 from s3pump.sources.stdin import PartSchedule, StreamPartSource
 from s3pump.store.body import BufferSlice
+from s3pump.store.checksums import full_checksum
 from s3pump.store.memory import MemoryStore
 
 KIB = 1024
@@ -70,7 +72,7 @@ class RaisingReader(io.RawIOBase):
 
 def test_small_stream_is_one_put_with_digests() -> None:
     store, data = _store(), _data(700)
-    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, sha256=True)
     obj = store.buckets[BUCKET]["k"]
     assert obj.body == data
     assert obj.metadata == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
@@ -86,7 +88,7 @@ def test_exactly_one_part_is_one_put() -> None:
 
 def test_empty_stream_is_a_zero_byte_object() -> None:
     store = _store()
-    report = stream(io.BytesIO(b""), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
+    report = stream(io.BytesIO(b""), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, sha256=True)
     obj = store.buckets[BUCKET]["k"]
     assert obj.body == b"" and report.bytes == 0
     assert obj.metadata["sha256"] == hashlib.sha256(b"").hexdigest()
@@ -95,7 +97,7 @@ def test_empty_stream_is_a_zero_byte_object() -> None:
 def test_multipart_stream_bytes_and_digests() -> None:
     store, data = _store(), _data(20 * KIB + 123)
     report = stream(io.BufferedReader(io.BytesIO(data)), f"s3://{BUCKET}/k", CONFIG, store=store,
-                    schedule=SMALL)
+                    schedule=SMALL, sha256=True)
     obj = store.buckets[BUCKET]["k"]
     assert obj.body == data
     assert obj.etag.endswith("-21") and report.etag == obj.etag and report.parts == 21
@@ -308,7 +310,7 @@ def test_part_buffers_are_reused(monkeypatch: pytest.MonkeyPatch) -> None:
     reused before its part was stored would corrupt an earlier part)."""
     log = _BufferLog(monkeypatch)
     store, data = _store(), _data(64 * KIB + 100)
-    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, sha256=True)
     _, buffers = stream_limits(CONFIG.concurrency)
     assert report.parts == 65 and store.get_object(BUCKET, "k") == data
     assert store.buckets[BUCKET]["k"].metadata["sha256"] == hashlib.sha256(data).hexdigest()
@@ -376,7 +378,8 @@ def test_released_buffer_slice_refuses_reads() -> None:
 def test_spooled_stream_deletes_its_files(tmp_path: Path) -> None:
     store, data = _store(), _data(9 * KIB + 1)
     spool = tmp_path / "spool"
-    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, spool_dir=str(spool))
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, sha256=True,
+                    spool_dir=str(spool))
     assert store.get_object(BUCKET, "k") == data and report.spooled and report.parts == 10
     assert store.buckets[BUCKET]["k"].metadata["sha256"] == hashlib.sha256(data).hexdigest()
     assert list(spool.iterdir()) == []
@@ -406,3 +409,29 @@ def test_parse_tolerance() -> None:
         parse_tolerance("1%", None)
     with pytest.raises(UsageError):
         parse_tolerance("x%", 100)
+
+
+def test_sha256_is_an_option_md5_and_the_full_object_crc_are_not() -> None:
+    """By default: md5 metadata (sync compares with it) and the whole stream's CRC32C sent at
+    completion (the server checks it); the SHA-256 only with sha256=True."""
+    store, data = _store(), _data(20 * KIB + 123)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
+    assert store.get_object(BUCKET, "k") == data and report.parts == 21
+    assert store.buckets[BUCKET]["k"].metadata == {"md5": hashlib.md5(data).hexdigest()}
+    assert report.sha256 is None and report.checksum_algorithm == "CRC32C"
+    assert report.checksum == full_checksum("CRC32C", data)[1]
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+def test_a_wrong_full_object_checksum_is_refused_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spooled: bool
+) -> None:
+    """A stream whose whole-object CRC does not match what the store assembled (a byte changed
+    between reading and storing) is refused at completion: no object, no open upload."""
+    monkeypatch.setattr(StreamPartSource, "full_object_checksum",
+                        property(lambda self: ("CRC32C", full_checksum("CRC32C", b"not the stream")[1])))
+    store, data = _store(), _data(20 * KIB + 123)
+    with pytest.raises(StoreError, match="BadDigest"):
+        stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL,
+               spool_dir=str(tmp_path / "spool") if spooled else None)
+    assert "k" not in store.buckets[BUCKET] and list(store.list_multipart_uploads(BUCKET)) == []

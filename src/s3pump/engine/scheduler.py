@@ -43,7 +43,9 @@ from typing import Any
 
 from ..config import TransferConfig
 from ..errors import (
+    BadDigestError,
     CancelledError,
+    FatalStoreError,
     NoSuchUploadError,
     RequestTimeoutError,
     S3PumpError,
@@ -641,13 +643,25 @@ class Engine:
             return
         parts = [mp.done_parts[n] for n in sorted(mp.done_parts)]
         del self._open_uploads[mp.upload_id]
-        self._control_call(self._on_completed, mp, self._complete, mp.item.key, mp.upload_id, parts)
+        # a source that read the bytes itself (a stream) knows the whole object's checksum: the server checks it
+        full = getattr(mp.source, "full_object_checksum", None)
+        self._control_call(self._on_completed, mp, self._complete, mp.item.key, mp.upload_id, parts, full)
 
-    def _complete(self, key: str, upload_id: str, parts: list[CompletedPart]) -> PutResult:
-        result = self.policy.call(self.store.complete_multipart_upload, self.bucket, key, upload_id, parts,
-                                  what=(key, None))
+    def _complete(self, key: str, upload_id: str, parts: list[CompletedPart],
+                  full_object_checksum: tuple[str, str] | None) -> PutResult:
+        result = self.policy.call(self._complete_once, key, upload_id, parts, full_object_checksum, what=(key, None))
         self.uploads.completed(upload_id)
         return result
+
+    def _complete_once(self, key: str, upload_id: str, parts: list[CompletedPart],
+                       full_object_checksum: tuple[str, str] | None) -> PutResult:
+        try:
+            return self.store.complete_multipart_upload(self.bucket, key, upload_id, parts, full_object_checksum)
+        except BadDigestError as e:
+            # the parts are stored; the whole object's checksum is not the source's: sending the same
+            # completion again cannot fix that (the upload is aborted)
+            raise FatalStoreError(f"{e}; the object's {full_object_checksum[0] if full_object_checksum else ''} "
+                                  "checksum is not the source's: not stored", status=e.status, code=e.code) from None
 
     def _on_completed(self, mp: _Multipart, result: PutResult | S3PumpError) -> None:
         item = mp.item

@@ -7,11 +7,16 @@ Read the first part(s); a stream that fits in one part is one PutObject (an empt
 (a read error, a byte count other than ``--expected-size``, parts failing past the retry
 budget, Ctrl-C, SIGTERM) aborts the multipart upload, so no object and no parts remain.
 
-The MD5 and SHA-256 of the whole stream are stored as the object's ``md5`` and ``sha256``
-user metadata (hex). A single PUT carries them; a multipart object gets them afterwards by a
-metadata-replacing copy onto itself (:meth:`~s3pump.store.base.Store.replace_metadata`), since S3
-fixes metadata at CreateMultipartUpload, before the stream has been read. The ETag and version
-ID reported are those of that final object.
+Integrity, checked by the server: every part (or the single PUT) carries its checksum
+(``--checksum-algorithm``, CRC32C by default), and a multipart stream is a FULL_OBJECT upload
+(CRC32C, CRC32 or CRC64NVME): the reader computes the whole stream's CRC as it reads it and sends it
+with CompleteMultipartUpload, and a server that checks it refuses a mismatch, so no object is
+stored (see docs/stream.md for which servers check). The MD5 of the whole stream is stored as the
+object's ``md5`` user metadata (hex; sync compares with it), and with ``sha256=True`` the SHA-256
+as ``sha256``. A single PUT carries them; a multipart object gets them afterwards by a
+metadata-replacing copy onto itself (:func:`~s3pump.engine.copy.replace_metadata`), since S3 fixes
+metadata at CreateMultipartUpload, before the stream has been read. The ETag and version ID
+reported are those of that final object.
 
 Memory bound (``c`` = ``--concurrency``, default 16; ``P`` = the largest part size used)::
 
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..config import TransferConfig
@@ -46,6 +51,7 @@ from ..run import Run
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
 from ..store.base import ObjectAttributes, Store
 from ..store.body import FileRange
+from ..store.checksums import FULL_OBJECT_ALGORITHMS
 from ..units import parse_size_bytes
 from ..urls import parse_s3_url, sanitize_key
 
@@ -118,7 +124,7 @@ class StreamReport:
     parts: int
     part_sizes: list[tuple[int, int]]
     md5: str
-    sha256: str
+    sha256: str | None
     etag: str
     version_id: str | None
     elapsed_s: float
@@ -127,6 +133,8 @@ class StreamReport:
     peak_parts_held: int
     concurrency: int
     expected_size_bytes: int | None = None
+    checksum_algorithm: str | None = None
+    checksum: str | None = None
 
     @property
     def rate_bps(self) -> float:
@@ -168,6 +176,7 @@ def stream(
     schedule: PartSchedule | None = None,
     name: str = "stdin",
     handle_signals: bool = False,
+    sha256: bool = False,
 ) -> StreamReport:
     """Upload everything ``readable`` yields to ``destination`` (``s3://bucket/key``) as one object.
 
@@ -177,18 +186,22 @@ def stream(
     fit ``expected_size_bytes`` in 10,000 parts when given). ``spool_dir`` spools parts to
     temporary files there instead of memory. ``schedule`` overrides the part sizes (tests).
     Progress: each part read is a :class:`~s3pump.events.SourceRead` event. ``handle_signals``:
-    SIGINT/SIGTERM cancel (the CLI's setting; by default no handler is installed).
+    SIGINT/SIGTERM cancel (the CLI's setting; by default no handler is installed). ``sha256``:
+    compute the SHA-256 of the whole stream too and store it as ``sha256`` metadata (about 0.6
+    CPU-s/GiB more).
 
     Returns:
-        StreamReport: bytes, parts and part sizes, MD5/SHA-256, final ETag and version ID.
+        StreamReport: bytes, parts and part sizes, MD5 (and SHA-256), the full-object checksum the
+        server checked (``checksum_algorithm``, ``checksum``: base64), final ETag and version ID.
 
     Raises:
         UsageError: bad destination (no key), config, or expected size (exit 2).
         SourceTruncatedError: the stream ended with a byte count other than expected (± tolerance);
             nothing was stored.
         SourceUnreadableError: reading the stream (or writing the spool) failed; nothing was stored.
-        StoreError: parts failed past the retry budget (nothing was stored), or storing the
-            checksum metadata failed (the object is complete; the message says so).
+        StoreError: parts failed past the retry budget, or the server refused the full-object
+            checksum (BadDigest; nothing was stored), or storing the digest metadata failed (the
+            object is complete; the message says so).
         CancelledError: Ctrl-C / SIGTERM; the multipart upload was aborted (exit 130).
     """
     config = config or TransferConfig.from_env()
@@ -210,9 +223,12 @@ def stream(
         multipart_threshold_bytes=max(config.multipart_threshold_bytes, schedule.start_bytes),
     )
     attrs = ObjectAttributes.of(config)
+    algorithm = config.checksum_algorithm.upper()
+    full = algorithm if algorithm in FULL_OBJECT_ALGORITHMS else None
     source = StreamPartSource(
         readable, schedule, buffers=buffers, name=name, spool_dir=spool_dir,
         expected_size_bytes=expected_size_bytes, size_tolerance_bytes=size_tolerance_bytes,
+        sha256=sha256, full_object_algorithm=full,
     )
     started = time.monotonic()
     outcome = _Outcome()
@@ -230,7 +246,8 @@ def stream(
                 item = _single_put_item(source, key, name, attrs)
             else:
                 item = UploadItem(key=key, size_bytes=expected_size_bytes if expected_size_bytes is not None else -1,
-                                  source=name, parts=source, attrs=attrs)
+                                  source=name, parts=source,
+                                  attrs=replace(attrs, checksum_type="FULL_OBJECT") if full else attrs)
             run.transfer([item])
             if outcome.failed is not None or outcome.done is None:
                 raise outcome.failed.error if outcome.failed is not None else SourceError(f"{name}: not stored")
@@ -247,12 +264,16 @@ def stream(
         md5=source.md5_hex, sha256=source.sha256_hex, etag=etag, version_id=version_id,
         elapsed_s=time.monotonic() - started, retries=run.stats.retries, spooled=spool_dir is not None,
         peak_parts_held=source.peak_parts_held, concurrency=config.concurrency,
-        expected_size_bytes=expected_size_bytes,
+        expected_size_bytes=expected_size_bytes, checksum_algorithm=full,
+        checksum=checksum[1] if (checksum := source.full_object_checksum) else None,
     )
 
 
 def _digest_metadata(source: StreamPartSource) -> dict[str, str]:
-    return {MD5_METADATA: source.md5_hex, SHA256_METADATA: source.sha256_hex}
+    digests = {MD5_METADATA: source.md5_hex}
+    if source.sha256_hex is not None:
+        digests[SHA256_METADATA] = source.sha256_hex
+    return digests
 
 
 def _single_put_item(source: StreamPartSource, key: str, name: str, attrs: ObjectAttributes) -> UploadItem:
@@ -273,8 +294,8 @@ def _store_digests(run: Run, key: str, attrs: ObjectAttributes, source: StreamPa
                                   size_bytes=done.size_bytes, etag=done.etag, version_id=done.version_id)
     except StoreError as e:
         raise type(e)(
-            f"s3://{bucket}/{key}: stored complete ({done.size_bytes} bytes, sha256 {source.sha256_hex}), "
-            f"but writing its md5/sha256 metadata failed: {e}", status=e.status, code=e.code,
+            f"s3://{bucket}/{key}: stored complete ({done.size_bytes} bytes, md5 {source.md5_hex}), "
+            f"but writing its digest metadata failed: {e}", status=e.status, code=e.code,
         ) from None
     return result.etag or done.etag, result.version_id or done.version_id
 

@@ -49,6 +49,7 @@ from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS
 from ..engine.multipart import part_size_for
 from ..errors import S3PumpError, SourceError, SourceTruncatedError, SourceUnreadableError, UsageError
 from ..store.body import BufferSlice, FileRange, PartBody
+from ..store.checksums import FullObjectChecksum
 
 __all__ = ["PartSchedule", "Readable", "StreamPartSource", "share_malloc_arenas"]
 
@@ -147,6 +148,8 @@ class StreamPartSource:
         spool_dir: str | os.PathLike[str] | None = None,
         expected_size_bytes: int | None = None,
         size_tolerance_bytes: int = 0,
+        sha256: bool = True,
+        full_object_algorithm: str | None = None,
     ) -> None:
         if buffers < 2:
             raise UsageError("a stream needs at least 2 part buffers (--concurrency >= 2)")
@@ -173,8 +176,10 @@ class StreamPartSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._md5 = hashlib.md5()
-        self._sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256() if sha256 else None
         self._hashers: list[_Hasher] = []
+        # the whole stream's CRC, computed in the reader as each part is read (C, several GB/s)
+        self._full = FullObjectChecksum(full_object_algorithm) if full_object_algorithm else None
         self.bytes_read = 0
         self.part_sizes: list[int] = []
         self.peak_parts_held = 0
@@ -191,7 +196,7 @@ class StreamPartSource:
             except OSError as e:
                 raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
         if self._spool_dir is None:
-            self._hashers = [_Hasher(h, self._ack) for h in (self._md5, self._sha256)]
+            self._hashers = [_Hasher(h, self._ack) for h in (self._md5, self._sha256) if h is not None]
         _grow_pipe(self._readable)
         self._thread = threading.Thread(target=self._run, name="s3pump-stream-reader", daemon=True)
         self._thread.start()
@@ -243,8 +248,13 @@ class StreamPartSource:
         return base64.b64encode(self._md5.digest()).decode()
 
     @property
-    def sha256_hex(self) -> str:
-        return self._sha256.hexdigest()
+    def sha256_hex(self) -> str | None:
+        return self._sha256.hexdigest() if self._sha256 is not None else None
+
+    @property
+    def full_object_checksum(self) -> tuple[str, str] | None:
+        """``(algorithm, base64)`` of the whole stream once it is read (None if not asked for)."""
+        return self._full.value() if self._full is not None else None
 
     # ------------------------------------------------------------------ PartSource (engine thread)
     def bind(self, wakeup: Callable[[], None]) -> None:
@@ -349,6 +359,8 @@ class StreamPartSource:
                 body = BufferSlice(buffer, length)
             if self._stop.is_set():
                 return
+            if self._full is not None and isinstance(body, BufferSlice):
+                self._full.update(body.view)
             last = length < size
             if length == 0 and n > 1:  # the stream ended on a part boundary
                 if isinstance(body, BufferSlice):
@@ -435,7 +447,10 @@ class StreamPartSource:
                     break
                 chunk = memoryview(self._chunk)[:n]
                 self._md5.update(chunk)
-                self._sha256.update(chunk)
+                if self._sha256 is not None:
+                    self._sha256.update(chunk)
+                if self._full is not None:
+                    self._full.update(chunk)
                 while chunk:
                     chunk = chunk[os.write(fd, chunk):]
                 got += n

@@ -37,7 +37,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ObjectAttributes:
-    """Per-object request headers: content type, ACL, SSE, storage class, metadata."""
+    """Per-object request headers: content type, ACL, SSE, storage class, metadata.
+
+    ``checksum_type`` ``"FULL_OBJECT"`` makes a multipart upload's checksum one over the whole
+    object (``x-amz-checksum-type`` at CreateMultipartUpload; the value is sent at completion and
+    checked by the server; S3 User Guide, "Checking object integrity": full object checksums
+    exist for CRC64NVME, CRC32 and CRC32C)."""
 
     content_type: str | None = None
     acl: str | None = None
@@ -45,6 +50,7 @@ class ObjectAttributes:
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
+    checksum_type: str | None = None
 
     @classmethod
     def of(cls, config: Any) -> ObjectAttributes:
@@ -164,9 +170,13 @@ class Store(Protocol):
         ...
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
-        """CompleteMultipartUpload with ``parts`` in part-number order."""
+        """CompleteMultipartUpload with ``parts`` in part-number order. ``full_object_checksum``
+        (algorithm, base64 value) is the whole object's checksum for an upload created with
+        ``checksum_type="FULL_OBJECT"``; a server that checks it refuses a mismatch (BadDigest,
+        fatal) and the upload stays open (S3 API reference, CompleteMultipartUpload)."""
         ...
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:

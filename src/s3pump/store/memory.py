@@ -33,6 +33,7 @@ from .base import (
     PutResult,
 )
 from .body import StreamBody
+from .checksums import full_checksum
 
 __all__ = ["MemoryStore", "StoredObject"]
 
@@ -180,7 +181,8 @@ class MemoryStore:
         return upload_id
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
         self._check("CompleteMultipartUpload", bucket, key)
         upload = self._upload(bucket, upload_id)
@@ -195,6 +197,10 @@ class MemoryStore:
             if i < len(parts) - 1 and len(stored[0]) < self.min_part_size_bytes:
                 raise FatalStoreError(f"s3://{bucket}/{key}: EntityTooSmall", code="EntityTooSmall")
             bodies.append(stored[0])
+        if full_object_checksum is not None and full_object_checksum != full_checksum(
+                full_object_checksum[0], b"".join(bodies)):
+            raise FatalStoreError(f"s3://{bucket}/{key}: BadDigest: the {full_object_checksum[0]} of the object "
+                                  "is not the one given", status=400, code="BadDigest")
         digest = hashlib.md5(b"".join(bytes.fromhex(hashlib.md5(b).hexdigest()) for b in bodies))
         etag = f"{digest.hexdigest()}-{len(bodies)}"
         self._store(bucket, key, b"".join(bodies), etag, upload.attrs)

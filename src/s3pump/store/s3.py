@@ -473,6 +473,8 @@ class S3Store:
             headers.append(("Content-Type", attrs.content_type))
         if self._checksum_name:
             headers.append(("x-amz-checksum-algorithm", self._checksum_name))
+        if attrs.checksum_type:
+            headers.append(("x-amz-checksum-type", attrs.checksum_type))
         return headers
 
     def create_multipart_upload(self, bucket: str, key: str, attrs: ObjectAttributes) -> str:
@@ -484,9 +486,14 @@ class S3Store:
         return m.group(1).decode()
 
     def complete_multipart_upload(
-        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart]
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
         field = f"Checksum{self._checksum_name}" if self._checksum_name else None
+        full: list[tuple[str, str]] = []
+        if full_object_checksum is not None:
+            algorithm, value = full_object_checksum
+            full = [(f"x-amz-checksum-{algorithm.lower()}", value), ("x-amz-checksum-type", "FULL_OBJECT")]
         xml = ['<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">']
         for p in parts:
             xml.append(f"<Part><PartNumber>{p.part_number}</PartNumber><ETag>&quot;{p.etag}&quot;</ETag>")
@@ -496,7 +503,7 @@ class S3Store:
         xml.append("</CompleteMultipartUpload>")
         _, headers, body = self._crt_call("POST", bucket, key, f"uploadId={quote(upload_id, safe='')}",
                                           "CompleteMultipartUpload", body="".join(xml).encode(),
-                                          headers=[("Content-Type", "application/xml")])
+                                          headers=[("Content-Type", "application/xml"), *full])
         return PutResult(_etag_in(body), None, _header(headers, "x-amz-version-id"))
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:

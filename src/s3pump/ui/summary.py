@@ -167,7 +167,10 @@ def stream_summary(report: StreamReport) -> str:
     """The one-line summary printed on stderr."""
     how = f"{report.parts} parts" if report.parts else "a single PUT"
     return (f"streamed {format_bytes(report.bytes)} to s3://{report.bucket}/{report.key} in {report.elapsed_s:.1f} s "
-            f"({report.rate_bps / 1e6:.1f} MB/s) as {how}; sha256 {report.sha256}; retries {report.retries}")
+            f"({report.rate_bps / 1e6:.1f} MB/s) as {how}; "
+            + (f"{report.checksum_algorithm} {report.checksum} (checked by the server); " if report.checksum else "")
+            + f"md5 {report.md5}" + (f"; sha256 {report.sha256}" if report.sha256 else "")
+            + f"; retries {report.retries}")
 
 
 def print_cleanup(report: CleanupReport, *, older_than: str, json_output: bool) -> None:
