@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import re
 import sqlite3
@@ -48,6 +49,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, UsageError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "find_column", "open_table"]
 
@@ -299,6 +302,10 @@ class _SqliteTable(TableSource):
                 if "locked" not in text and "busy" not in text:
                     raise
                 waited = time.monotonic() - started
+                if delay == 0.05:  # once per wait: say why nothing moves
+                    limit = (f"up to {self.lock_timeout_s:.0f} s" if self.lock_timeout_s is not None
+                             else "until it is released")
+                    log.warning("%s: locked by another writer; waiting %s", self.path, limit)
                 if self.lock_timeout_s is not None and waited >= self.lock_timeout_s:
                     raise SourceUnreadableError(
                         f"{self.path}: the database stayed locked by another writer for {waited:.0f} s; "
