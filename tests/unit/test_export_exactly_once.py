@@ -291,7 +291,7 @@ def test_null_cursor_row_arriving_during_follow_stops_with_usage_error(tmp_path:
         except BaseException as e:
             box.append(e)
 
-    th = threading.Thread(target=run)
+    th = threading.Thread(target=run, daemon=True)  # never keeps pytest alive
     th.start()
     time.sleep(0.5)
     nullable_db(db, 5, range(0))
@@ -330,22 +330,24 @@ def test_follow_waits_out_a_writer_holding_the_lock_longer_than_5_s(tmp_path: Pa
         except BaseException as e:
             box.append(e)
 
-    th = threading.Thread(target=run)
+    th = threading.Thread(target=run, daemon=True)  # never keeps pytest alive
     th.start()
     deadline = time.monotonic() + 10
     while not any(k.startswith("p/t/") for k in s.buckets["bkt"]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    conn.execute("BEGIN EXCLUSIVE")  # readers of a rollback-journal database now get SQLITE_BUSY
-    conn.executemany("INSERT INTO t VALUES (?, '2025-01-01', 'k', ?)", [(i, i) for i in range(11, 21)])
-    time.sleep(6.5)
-    assert th.is_alive() and not box, f"export gave up while the database was locked: {box}"
-    conn.execute("COMMIT")
-    deadline = time.monotonic() + 10
-    while len(stored_rows(s)) < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    th.join(timeout=10)
-    conn.close()
+    try:
+        conn.execute("BEGIN EXCLUSIVE")  # readers of a rollback-journal database now get SQLITE_BUSY
+        conn.executemany("INSERT INTO t VALUES (?, '2025-01-01', 'k', ?)", [(i, i) for i in range(11, 21)])
+        time.sleep(6.5)
+        assert th.is_alive() and not box, f"export gave up while the database was locked: {box}"
+        conn.execute("COMMIT")
+        deadline = time.monotonic() + 10
+        while len(stored_rows(s)) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        th.join(timeout=10)
+        conn.close()
     assert not isinstance(box[0], BaseException), box[0]
     assert box[0].ok and sorted(i for i, _ in stored_rows(s)) == list(range(1, 21))
 
