@@ -109,3 +109,15 @@ def list_all(client, bucket: str, prefix: str = "") -> dict[str, dict]:
         for o in page.get("Contents", []):
             out[o["Key"]] = o
     return out
+
+
+@pytest.fixture(scope="session")
+def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """moto in server mode on a free 127.0.0.1 port, SigV4 checked on every request (tests/motoserver.py)."""
+    from tests.motoserver import start_moto, stop_moto
+
+    env, proc = start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
+        yield env
+    finally:
+        stop_moto(proc)

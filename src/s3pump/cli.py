@@ -116,7 +116,8 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         hint = ""
         if isinstance(e, CancelledError) and e.kept_uploads:
             hint = "; rerun the same command to resume, or add --no-resume to start over"
-        say(f"s3pump: error: {e}{hint}")
+        for line in f"{e}{hint}".splitlines() or [""]:  # one line per problem (e.g. one per clashing key)
+            say(f"s3pump: error: {line}")
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         say("s3pump: cancelled")
@@ -311,6 +312,8 @@ def stream(
             except OSError as e:
                 raise SourceUnreadableError(f"{input_path}: {e.strerror}") from None
             name = str(input_path)
+        elif sys.stdin is None:  # `s3pump stream ... <&-`: there is no file descriptor 0
+            raise UsageError("stdin is closed; pipe the data in (cmd | s3pump stream ...) or pass --input FILE")
         else:
             readable, name = sys.stdin.buffer, "stdin"
         try:
@@ -379,6 +382,10 @@ def export(
                                              help="Ignore the checkpoint; export every row")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="",
                                           help="Print the objects it would write; write nothing")] = False,
+    lifecycle_items: Annotated[list[str] | None, typer.Option(
+        "--lifecycle", metavar="NAME=VALUE", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), "
+        "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
+        "noncurrent-expire-after=30d, abort-incomplete-multipart-after=7d, id=NAME (repeatable)")] = None,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
@@ -393,10 +400,12 @@ def export(
     def body() -> int:
         _need("pyarrow", "export", "export")
         from .jobs.export import export_table
+        from .lifecycle import parse_rule_items
         from .ui.summary import print_export_dry_run, print_export_summary
         from .ui.views import Views
         from .units import parse_duration_s
 
+        rule_options = parse_rule_items(lifecycle_items) if lifecycle_items else None
         config = config_from(params)
         with Views(kind="export", label="export", json_output=json_output, progress=progress,
                    no_progress=no_progress, metrics_port=metrics_port, metrics_file=metrics_file) as views:
@@ -406,7 +415,7 @@ def export(
                 one_object_per_row=one_object_per_row, dedup=dedup, dlq=dlq, replay_dlq=replay_dlq,
                 follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                 state_file=state_file, from_start=from_start, embedded=embedded,
-                subscribers=views.subscribers, handle_signals=True, dry_run=dry_run,
+                subscribers=views.subscribers, handle_signals=True, lifecycle=rule_options, dry_run=dry_run,
             )
             if dry_run and not json_output:
                 print_export_dry_run(report)
@@ -518,6 +527,184 @@ def serve(
             stop_server(proc)
 
     _run(False, body)
+
+
+# ---- bucket verbs: lifecycle rules, versioning, mb/rb (lifecycle_update.py, jobs/buckets.py) ----
+@app.command(help="Show the lifecycle rules that apply to s3://bucket/prefix, or add, replace or remove ONE rule "
+             "while keeping the bucket's other rules (read, merge, write, read back; see docs/lifecycle.md)."
+             + _examples("s3pump lifecycle s3://lake/raw/",
+                         "s3pump lifecycle s3://lake/raw/ --transition STANDARD_IA:30d --expire-after 365d --dry-run",
+                         "s3pump lifecycle s3://bucket --abort-incomplete-multipart-after 7d"))
+def lifecycle(
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix the rule is for", metavar="S3URL",
+                                               show_default=False)],
+    expire_after: Annotated[str | None, typer.Option(
+        "--expire-after", metavar="DAYS", help="Delete objects N days after creation, e.g. 365d (Expiration)")] = None,
+    transition: Annotated[list[str] | None, typer.Option(
+        "--transition", metavar="CLASS:DAYS", help="e.g. STANDARD_IA:30d (repeatable; Transitions)")] = None,
+    abort_incomplete_multipart_after: Annotated[str | None, typer.Option(
+        "--abort-incomplete-multipart-after", metavar="DAYS", help="Abort multipart uploads N days after they "
+        "were started, e.g. 7d (AbortIncompleteMultipartUpload)")] = None,
+    noncurrent_expire_after: Annotated[str | None, typer.Option(
+        "--noncurrent-expire-after", metavar="DAYS", help="Delete old versions N days after they became "
+        "noncurrent (NoncurrentVersionExpiration)")] = None,
+    rule_id: Annotated[str | None, typer.Option("--id", metavar="NAME", help=note(
+        "Rule ID", default="s3pump:<prefix>, or the one rule filtering on exactly this prefix"))] = None,
+    remove: Annotated[bool, typer.Option("--remove", metavar="", help="Remove this rule (the others stay)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Show the change; write nothing")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="The rules (or the change) as JSON on "
+                                              "stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        import json
+
+        from .lifecycle import RuleOptions, describe
+        from .lifecycle_update import apply_rule, rules_for_prefix
+        from .session import open_store
+        from .ui.console import say
+        from .urls import parse_s3_url
+
+        dest = parse_s3_url(destination)
+        options = RuleOptions(rule_id, expire_after, tuple(transition or ()), noncurrent_expire_after,
+                              abort_incomplete_multipart_after)
+        if remove and options.any_action():
+            raise UsageError("lifecycle: --remove takes no rule options (only --id)")
+        rule = options.rule(dest.prefix) if options.any_action() else None  # validated before any request
+        store, _ = open_store(config_from(params), dest.bucket)
+        try:
+            if rule is None and not remove:
+                rules = rules_for_prefix(store, dest.bucket, dest.prefix)
+                if json_output:
+                    print(json.dumps({"event": "lifecycle_rules", "bucket": dest.bucket, "prefix": dest.prefix,
+                                      "rules": [{"applies": scope, "rule": r} for r, scope in rules]}, default=str))
+                for r, scope in [] if json_output else rules:
+                    print(describe(r) + ("" if scope == "all" else "  (part of this prefix)"))
+                if not rules and not json_output:
+                    say(f"no lifecycle rule applies to {dest}")
+                return 0
+            change = apply_rule(store, dest.bucket, dest.prefix, rule, rule_id=rule_id, dry_run=dry_run)
+        finally:
+            store.close()
+        if json_output:
+            print(json.dumps(change.to_json(), default=str))
+        else:
+            for line in change.diff_lines():
+                print(line)
+        for text in change.notes:
+            say(f"{dest}: {text}")
+        if change.written:
+            say(f"s3://{dest.bucket}: lifecycle configuration written ({len(change.after)} rules) and verified")
+        elif change.changed:
+            say(f"(dryrun) s3://{dest.bucket}: lifecycle configuration not written")
+        else:
+            say(f"s3://{dest.bucket}: lifecycle configuration unchanged")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+def _bucket_name(url: str, verb: str) -> str:
+    from .urls import parse_s3_url
+
+    dest = parse_s3_url(url if url.startswith("s3://") else f"s3://{url}")
+    if dest.prefix.strip("/"):
+        raise UsageError(f"{verb} {url}: give a bucket (s3://bucket), not a prefix")
+    return dest.bucket
+
+
+BucketUrl = Annotated[str, typer.Argument(help="s3://bucket", metavar="S3URL", show_default=False)]
+
+
+@app.command(help="Make a bucket (in --region), as `aws s3 mb` does; prints `make_bucket: NAME`."
+             + _examples("s3pump mb s3://lake --versioning"))
+def mb(
+    bucket_url: BucketUrl,
+    versioning: Annotated[bool, typer.Option("--versioning", metavar="", help="Enable versioning on the new "
+                                             "bucket")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        from .jobs.buckets import make_bucket
+        from .session import open_store
+
+        bucket = _bucket_name(bucket_url, "mb")
+        store, _ = open_store(config_from(params), bucket, check_bucket=False)
+        try:
+            make_bucket(store, bucket, versioning=versioning)
+        finally:
+            store.close()
+        print(f"make_bucket: {bucket}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command(help="Remove a bucket, as `aws s3 rb` does; prints `remove_bucket: NAME`."
+             + _examples("s3pump rb s3://scratch", "s3pump rb s3://scratch --force"))
+def rb(
+    bucket_url: BucketUrl,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="First delete every object, version and "
+                                        "multipart upload in it")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        from .jobs.buckets import remove_bucket
+        from .session import open_store
+
+        bucket = _bucket_name(bucket_url, "rb")
+        store, _ = open_store(config_from(params), bucket)
+        try:
+            remove_bucket(store, bucket, force=force)
+        finally:
+            store.close()
+        print(f"remove_bucket: {bucket}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command(help="Show a bucket's versioning status, or --enable / --suspend it."
+             + _examples("s3pump versioning s3://lake", "s3pump versioning s3://lake --enable"))
+def versioning(
+    bucket_url: BucketUrl,
+    enable: Annotated[bool, typer.Option("--enable", metavar="", help="Turn versioning on")] = False,
+    suspend: Annotated[bool, typer.Option("--suspend", metavar="", help="Suspend versioning (old versions "
+                                          "stay)")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="The status as JSON on stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        import json
+
+        from .jobs.buckets import set_versioning
+        from .session import open_store
+
+        if enable and suspend:
+            raise UsageError("versioning: give --enable or --suspend, not both")
+        bucket = _bucket_name(bucket_url, "versioning")
+        store, _ = open_store(config_from(params), bucket)
+        try:
+            status = set_versioning(store, bucket, True if enable else False if suspend else None)
+        finally:
+            store.close()
+        if json_output:
+            print(json.dumps({"event": "versioning", "bucket": bucket, "status": status}))
+        else:
+            print(f"s3://{bucket}: versioning {status or 'never enabled'}")
+        return 0
+
+    raise typer.Exit(_run(debug, body))
 
 
 def main() -> None:

@@ -170,6 +170,8 @@ def start_server(
         "-s3.port.iceberg=0", "-s3.port.lance=0",
         # behave like S3: a PUT to a missing bucket is NoSuchBucket, not an implicit CreateBucket
         "-s3.autoCreateBucket=false",
+        # ... and DeleteBucket on a non-empty bucket is BucketNotEmpty, not a recursive delete (4.x default)
+        "-s3.allowDeleteBucketNotEmpty=false",
     ]
     log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(

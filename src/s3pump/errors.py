@@ -6,7 +6,9 @@ code it maps to when it ends a run (``exit_code``)::
 
     S3PumpError                         fatal    exit 1
     ├── UsageError                      fatal    exit 2   bad flags, URL or config value
-    │   └── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   ├── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
+    │   └── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
     │   ├── SourceUnreadableError       fatal    exit 1   permission denied, I/O error, symlink loop
@@ -23,7 +25,8 @@ code it maps to when it ends a run (``exit_code``)::
     │       ├── NoSuchBucketError       fatal    exit 2   the bucket does not exist
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
-    │       └── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
 
 Messages are one line, name the file, key or bucket, and say what to do.
@@ -35,9 +38,12 @@ __all__ = [
     "AccessDeniedError",
     "BadDigestError",
     "CancelledError",
+    "ConcurrentChangeError",
     "CredentialsError",
     "FatalStoreError",
     "InvalidKeyError",
+    "KeyClashError",
+    "LocalStateError",
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
@@ -78,6 +84,22 @@ class InvalidKeyError(UsageError):
     """A key fails sanitizing: leading ``/``, a ``..`` segment, not UTF-8, or over 1,024 bytes.
 
     S3 keys are at most 1,024 bytes of UTF-8; see the S3 User Guide, "Naming objects".
+    """
+
+
+class KeyClashError(UsageError):
+    """Two or more sources of one run map to the same key; nothing was uploaded.
+
+    The message has one line per key (``s3://bucket/key: a and b map to this key; ...``).
+    """
+
+
+class LocalStateError(UsageError):
+    """A local file s3pump keeps cannot be written: the state directory, the resume journal (read-only,
+    or its disk full) or the failed-list. The message names the path and what to do.
+
+    Raised before any upload when the file cannot be created; when it fails mid-run, the run stops
+    first (in-flight multipart uploads are aborted, so none is left open).
     """
 
 
@@ -162,6 +184,11 @@ class AccessDeniedError(FatalStoreError):
 
 class NoSuchUploadError(FatalStoreError):
     """The multipart upload ID is unknown to the store (completed, aborted or expired)."""
+
+
+class ConcurrentChangeError(FatalStoreError):
+    """A bucket configuration s3pump read, changed and wrote back (lifecycle rules) was changed by
+    someone else meanwhile: what the server holds is not what s3pump wrote. Check and run again."""
 
 
 class CancelledError(S3PumpError):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,8 +151,10 @@ class UploadReport:
 class FailedListWriter:
     """Writes each failure as a JSON line ``{"source", "key", "bucket", "error"}`` to ``path``.
 
-    The file is created at the first failure only. ``s3pump upload --from-list PATH``
-    uploads exactly those sources to exactly those keys.
+    The file is created at the first failure only, and never over an existing file: if ``path``
+    exists (an earlier run's list, or the ``--from-list`` file this run reads), the list goes to
+    ``<stem>-<pid>-<8 random hex><suffix>`` beside it instead, and :attr:`path` says where.
+    ``s3pump upload --from-list PATH`` uploads exactly those sources to exactly those keys.
     """
 
     def __init__(self, path: str | Path, bucket: str) -> None:
@@ -163,13 +167,22 @@ class FailedListWriter:
         if not isinstance(event, FileFailed):
             return
         if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._file = self._create()
         record = {"source": event.source, "key": event.key, "bucket": self.bucket,
                   "size_bytes": event.size_bytes, "error": str(event.error)}
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
         self.count += 1
+
+    def _create(self) -> IO[str]:
+        """Open a new file at :attr:`path`, or at a unique name beside it if that exists (O_EXCL)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                return open(self.path, "x", encoding="utf-8")
+            except FileExistsError:
+                self.path = self.path.with_name(
+                    f"{self.path.stem}-{os.getpid()}-{secrets.token_hex(4)}{self.path.suffix}")
 
     def close(self) -> None:
         if self._file is not None:

@@ -30,6 +30,8 @@ __all__ = ["RetryBudget", "RetryHook", "RetryPolicy", "backoff_delay_s"]
 RETRY_COST = 5
 #: Backoff during an outage: full jitter between these bounds (s), so a returning endpoint is seen soon.
 OUTAGE_BACKOFF_MIN_S = 0.2
+#: Connection errors in a row, with no success between them: the endpoint is down, not one request unlucky.
+OUTAGE_FAILURES = 3
 OUTAGE_BACKOFF_CAP_S = 5.0
 #: Attempts an outage may add to one request (about two minutes of capped backoff): a request that fails
 #: alone, while others succeed, cannot be retried forever.
@@ -95,13 +97,15 @@ class RetryPolicy:
     heap); ``call`` is the one blocking retry loop, for synchronous control-plane calls.
 
     Outages: once the endpoint has answered a request of this run, a connection error or timeout
-    (:class:`~s3pump.errors.NetworkError`, :class:`~s3pump.errors.RequestTimeoutError`) less than
-    ``outage_tolerance_s`` after the last success is retried without spending the budget or the
-    ordinary attempts (full jitter between :data:`OUTAGE_BACKOFF_MIN_S` and
-    :data:`OUTAGE_BACKOFF_CAP_S`), up to :data:`OUTAGE_EXTRA_ATTEMPTS` more attempts per request: a
-    server stopped or frozen for less than the tolerance costs time, not files. Past the tolerance,
-    the ordinary rules apply; an endpoint that never answered gets them from the start, so a wrong
-    endpoint fails fast.
+    (:class:`~s3pump.errors.NetworkError`, :class:`~s3pump.errors.RequestTimeoutError`) is judged by
+    what happened since the last success. Fewer than :data:`OUTAGE_FAILURES` such errors in a row
+    (others still succeed: a flaky connection): the ordinary attempts, but no budget. From
+    :data:`OUTAGE_FAILURES` in a row with nothing succeeding between them (the endpoint is down or
+    frozen) until ``outage_tolerance_s`` after the last success: retried without spending attempts or
+    budget, with full jitter between :data:`OUTAGE_BACKOFF_MIN_S` and :data:`OUTAGE_BACKOFF_CAP_S`, up
+    to :data:`OUTAGE_EXTRA_ATTEMPTS` more attempts per request. So an outage shorter than the
+    tolerance costs time, not files. Past the tolerance the ordinary rules apply; an endpoint that
+    never answered gets them from the start, so a wrong endpoint fails fast.
     """
 
     def __init__(self, *, max_attempts: int = 6, backoff_base_s: float = 0.1, backoff_max_s: float = 20.0,
@@ -114,6 +118,7 @@ class RetryPolicy:
         self.on_retry = on_retry
         self.outage_tolerance_s = outage_tolerance_s
         self._last_success: float | None = None  # monotonic time of the last success
+        self._failures_in_a_row = 0  # connection errors and timeouts since the last success
 
     @classmethod
     def from_config(cls, config: object, on_retry: RetryHook | None = None) -> RetryPolicy:
@@ -132,13 +137,16 @@ class RetryPolicy:
         """After attempt number ``attempt`` failed with ``error``: the delay in seconds before the
         next attempt (the budget is spent and ``on_retry`` told), or None when the error is final
         (not retryable, attempts used up, or the budget spent)."""
-        if self._in_outage(error, attempt):
+        outage = self._outage(error, attempt)
+        if outage == "down":
             delay = max(OUTAGE_BACKOFF_MIN_S, backoff_delay_s(attempt, max(self.backoff_base_s, OUTAGE_BACKOFF_MIN_S),
                                                               min(self.backoff_max_s, OUTAGE_BACKOFF_CAP_S)))
             if self.on_retry is not None:
                 self.on_retry(what, attempt + 1, delay, error)
             return delay
-        if not error.retryable or attempt >= self.max_attempts or not self.budget.try_spend(error):
+        if not error.retryable or attempt >= self.max_attempts:
+            return None
+        if outage != "flaky" and not self.budget.try_spend(error):
             return None
         delay = backoff_delay_s(attempt, self.backoff_base_s, self.backoff_max_s)
         if self.on_retry is not None:
@@ -150,13 +158,20 @@ class RetryPolicy:
         the endpoint answers (an outage, if any, is over)."""
         self.budget.refund(retried_after)
         self._last_success = time.monotonic()
+        self._failures_in_a_row = 0
 
-    def _in_outage(self, error: S3PumpError, attempt: int) -> bool:
-        """``error`` looks like an outage of an endpoint that answered before, still within its tolerance."""
+    def _outage(self, error: S3PumpError, attempt: int) -> str | None:
+        """``"down"``, ``"flaky"`` or None (not a connection error of an endpoint that answered within the
+        tolerance): see the class docstring."""
         last = self._last_success
-        return (last is not None and isinstance(error, NetworkError | RequestTimeoutError)
-                and time.monotonic() - last < self.outage_tolerance_s
-                and attempt < self.max_attempts + OUTAGE_EXTRA_ATTEMPTS)
+        if last is None or self.outage_tolerance_s <= 0 or not isinstance(error, NetworkError | RequestTimeoutError):
+            return None
+        if time.monotonic() - last >= self.outage_tolerance_s:
+            return None
+        self._failures_in_a_row += 1  # under the GIL; an approximate count is all this needs
+        if self._failures_in_a_row >= OUTAGE_FAILURES and attempt < self.max_attempts + OUTAGE_EXTRA_ATTEMPTS:
+            return "down"
+        return "flaky"
 
     def call(self, fn: Callable[..., T], *args: object, what: tuple[str, int | None] = ("", None),
              **kwargs: object) -> T:

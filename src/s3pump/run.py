@@ -26,10 +26,12 @@ The :class:`Run` owns, for that one run:
 
 from __future__ import annotations
 
+import os
+import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -37,9 +39,10 @@ from typing import Any
 from .config import TransferConfig
 from .engine.scheduler import Engine
 from .engine.uploads import OpenUploads
-from .errors import CancelledError, S3PumpError, StoreError
+from .errors import CancelledError, LocalStateError, S3PumpError, StoreError
 from .events import Event, EventBus, FileFailed, ObjectDeleted, RetryScheduled, StopRequested, Subscriber
 from .items import UploadItem
+from .local_state import GuardedSubscriber, probe_directory
 from .report import FailedListWriter, RunStats, UploadReport
 from .retry import RetryPolicy
 from .store.base import ObjectAttributes, PutResult, Store
@@ -52,11 +55,12 @@ _DELETE_BATCH = 1000
 
 
 def default_failed_list_path(job: str) -> Path:
-    """``<state dir>/failed/<job>-<UTC time>.jsonl``."""
+    """``<state dir>/failed/<job>-<UTC second>-<pid>-<8 random hex>.jsonl``: unique per run, so two runs
+    that fail in the same second never share (and truncate) one file."""
     from .session import state_dir
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return state_dir() / "failed" / f"{job}-{stamp}.jsonl"
+    return state_dir() / "failed" / f"{job}-{stamp}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
 
 
 class Run:
@@ -72,6 +76,11 @@ class Run:
         failed_list: where failed items are written (default: :func:`default_failed_list_path`).
         handle_signals: install SIGINT/SIGTERM handlers for the run (only from the main thread).
         graceful_stop: set by the first signal instead of cancelling (the job stops by itself).
+        check_failed_list: make sure now that the failed-list's directory takes a file (jobs whose
+            items may fail: upload, sync).
+
+    Raises:
+        LocalStateError: ``check_failed_list`` and the failed-list's directory refuses writes.
 
     Raises (on entry):
         NoSuchBucketError, CredentialsError, AccessDeniedError, NetworkError: the bucket check failed.
@@ -80,14 +89,20 @@ class Run:
     def __init__(self, job: str, config: TransferConfig, bucket: str, *, store: Store | None = None,
                  embedded: bool = False, subscribers: Iterable[Subscriber] = (),
                  failed_list: str | Path | None = None, handle_signals: bool = False,
-                 graceful_stop: threading.Event | None = None, check_bucket: bool = True) -> None:
+                 graceful_stop: threading.Event | None = None, check_bucket: bool = True,
+                 check_failed_list: bool = False) -> None:
         self.job = job
         self.config = config
         self.bucket = bucket
         self.stats = RunStats()
         self.failed_list_path = Path(failed_list) if failed_list else default_failed_list_path(job)
+        if check_failed_list:  # a directory that refuses writes: one line, exit 2, before anything is sent
+            probe_directory(self.failed_list_path.parent, "failed-list")
         self._failed = FailedListWriter(self.failed_list_path, bucket)
-        self.bus = EventBus(self.stats, self._failed, *subscribers)
+        #: the first local file (failed-list, journal) that could not be written; the run stopped for it
+        self.local_error: LocalStateError | None = None
+        self.bus = EventBus(self.stats, self.guard(self._failed, lambda: self._failed.path, "failed-list"),
+                            *subscribers)
         self.policy = RetryPolicy.from_config(config, self._on_retry)
         self._given_store = store
         self._store: Store | None = store
@@ -142,6 +157,21 @@ class Run:
     def subscribe(self, subscriber: Subscriber) -> None:
         """Add a subscriber (e.g. the resume journal) to the run's events."""
         self.bus.subscribe(subscriber)
+
+    def guard(self, subscriber: Subscriber, path: Callable[[], Path], what: str) -> GuardedSubscriber:
+        """``subscriber`` (a local file: failed-list, journal) with its write errors turned into a stop:
+        the first one becomes :attr:`local_error`, the transfer is cancelled with its open multipart
+        uploads aborted (a journal that cannot record them cannot resume them), and :meth:`transfer`
+        raises the :class:`~s3pump.errors.LocalStateError` (one line, exit 2)."""
+        return GuardedSubscriber(subscriber, path, what, self._local_write_failed)
+
+    def _local_write_failed(self, error: LocalStateError) -> None:
+        if self.local_error is None:
+            self.local_error = error
+        engine = self._engine
+        if engine is not None:
+            engine.keep_uploads_on_cancel = False
+        self.cancel()
 
     def emit(self, event: Event) -> None:
         self.bus.emit(event)
@@ -204,10 +234,14 @@ class Run:
                 engine.cancel()
             engine.run(self.emitting(items))
         except CancelledError:
+            if self.local_error is not None:
+                raise self.local_error from None
             self._kept_for_resume = keep_uploads_on_cancel
             raise
         finally:
             self._engine = None
+        if self.local_error is not None:  # failed on the last event: nothing left in flight
+            raise self.local_error
 
     def close_failed_list(self) -> None:
         """Close the failed-list (done by ``__exit__``; for a dry run, which sends nothing and is not entered)."""
@@ -258,7 +292,9 @@ class Run:
 
     def report(self, *, dry_run: bool = False) -> UploadReport:
         """The run's :class:`~s3pump.report.UploadReport` (counts, bytes, retries, latency, failures)."""
+        if self.local_error is not None:  # a dry run, which has no transfer to stop
+            raise self.local_error
         return UploadReport.from_stats(
-            self.stats, failed_list_path=str(self.failed_list_path) if self._failed.count else None, dry_run=dry_run,
+            self.stats, failed_list_path=str(self._failed.path) if self._failed.count else None, dry_run=dry_run,
         )
 

@@ -50,7 +50,9 @@ def _run_single_fault(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir
 def _run_all_faults(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: Path, bucket: str,
                     scale: dict[str, int], **first_env: str) -> None:
     tree = make_tree(tmp_path / "src", **scale, seed=30)
-    proxy.plan = FaultPlan.uniform(0.30, stall_s=10.0)
+    # the opening HeadBucket is spared: with 2 attempts, both failing at 30 % (9 % of runs) would end the
+    # run before any upload and prove nothing (issue 12, item 17); every later request is faulted as before
+    proxy.plan = FaultPlan.uniform(0.30, stall_s=10.0, spare_first={"HeadBucket": 1})
     code, failed, err = _upload(tmp_path, s3env, proxy, state_dir, tree.root, bucket, "first", **first_env)
     counts = proxy.fault_counts()
     assert len(counts) >= 5, f"too few fault types were injected: {counts}"
@@ -93,7 +95,10 @@ def test_all_faults_at_30_percent_then_rerun(tmp_path: Path, s3env: S3Env, fault
                                              state_dir: Path, bucket: str) -> None:
     # two attempts per request in the first run, so at 30 % some files surely fail and the rerun
     # (default attempts, still at 30 %) has work to finish
-    _run_all_faults(tmp_path, s3env, faultproxy, state_dir, bucket, SMALL, S3PUMP_MAX_ATTEMPTS="2")
+    # (and no outage tolerance: a reset or stall spends an attempt too, as this test was designed; the tolerance
+    # has its own tests in test_outage_e2e.py, and with it on about 1 run in 50 ended with nothing failed)
+    _run_all_faults(tmp_path, s3env, faultproxy, state_dir, bucket, SMALL, S3PUMP_MAX_ATTEMPTS="2",
+                    S3PUMP_OUTAGE_TOLERANCE="0s")
 
 
 @pytest.mark.slow

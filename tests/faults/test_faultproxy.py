@@ -69,3 +69,15 @@ def test_standalone_proxy_forwards_signed_requests_and_logs(s3env: S3Env, bucket
     entries = [json.loads(x) for x in log.read_text().splitlines()]
     assert [(e["type"], e["fault"], e["status"]) for e in entries] == [
         ("ListObjects", None, 200), ("PutObject", "slowdown", 503)]
+
+
+def test_spare_first_lets_the_opening_requests_of_a_type_through() -> None:
+    """Issue 12, item 17: at any rate, the first N requests of a spared type get no fault (the chaos
+    test spares the opening HeadBucket so a run cannot end before it uploads anything); later
+    requests of that type and every other type are still faulted."""
+    plan = FaultPlan.uniform(1.0, spare_first={"HeadBucket": 1}, force_first=3)
+    rng = random.Random(0)
+    assert plan.choose("HeadBucket", rng) is None
+    assert plan.choose("HeadBucket", rng) is not None
+    assert all(plan.choose("PutObject", rng) is not None for _ in range(100))
+    assert all(plan.choose("HeadBucket", rng) is not None for _ in range(100))

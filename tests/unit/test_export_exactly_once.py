@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from s3pump.config import TransferConfig
-from s3pump.errors import UsageError
+from s3pump.errors import NetworkError, UsageError
 from s3pump.export.partition import parse_partition
 from s3pump.export.protogen import proto_schema, read_delimited
 from s3pump.export.rows import to_array
@@ -63,6 +63,8 @@ class KillingStore(MemoryStore):
             self.kill_at = None
             if self.after_store:  # stored, but the job never hears of it
                 super().put_bytes(bucket, key, body, attrs, lambda result: None)
+            # the request settles without success (the engine's cleanup need not wait for it), then death
+            on_done(NetworkError(f"s3://{bucket}/{key}: killed"))
             raise Killed
         return super().put_bytes(bucket, key, body, attrs, on_done)
 

@@ -13,8 +13,8 @@ from s3pump.errors import NetworkError
 from s3pump.retry import RetryPolicy
 from s3pump.store.memory import MemoryStore
 
-#: A small budget and few attempts: without outage handling, a 1.5 s outage fails files.
-CFG = TransferConfig(concurrency=16, retry_budget=50, max_attempts=3, backoff_base_s=0.05, backoff_max_s=0.2)
+#: A small budget: without outage handling, a 1.5 s outage fails files.
+CFG = TransferConfig(concurrency=16, retry_budget=50, backoff_base_s=0.05, backoff_max_s=0.2)
 
 
 class _Outage:
@@ -75,10 +75,19 @@ def test_an_outage_past_the_tolerance_fails_and_lists_files(tmp_path: Path) -> N
     assert time.monotonic() - t0 < 20
 
 
-def test_an_endpoint_that_never_answered_fails_fast() -> None:
-    policy = RetryPolicy(max_attempts=3, outage_tolerance_s=60.0)
+def test_an_endpoint_that_never_answered_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    policy = RetryPolicy(max_attempts=3, outage_tolerance_s=60.0, budget=10)
     error = NetworkError("connection refused")
     assert policy.decide(error, 1) is not None and policy.decide(error, 3) is None  # ordinary rules
+    assert policy.budget.tokens == 5  # and the budget pays
     policy.succeeded()
-    assert policy.decide(error, 3) is not None  # answered before: an outage, retried
+    # after a success: one request unlucky; ordinary attempts, no budget
+    assert policy.decide(error, 2) is not None and policy.decide(error, 3) is None
+    assert policy.budget.tokens == 6  # (the success refunded one)
+    # a third failure in a row, nothing succeeding: the endpoint is down; attempts are not spent
+    assert policy.decide(error, 3) is not None and policy.decide(error, 20) is not None
     assert policy.decide(error, 3 + 50) is None  # but not forever
+    clock[0] += 60.0  # past the tolerance: the ordinary rules again
+    assert policy.decide(error, 3) is None

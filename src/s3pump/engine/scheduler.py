@@ -246,6 +246,11 @@ class Engine:
                 raise CancelledError(f"cancelled; {kept} multipart upload(s) kept for the resume journal: "
                                      "running the same job again resumes them", kept_uploads=kept) from None
             raise CancelledError("cancelled; in-flight multipart uploads were aborted") from None
+        except BaseException:  # not ours to handle (an item source or a subscriber failed): leave nothing open
+            self.keep_uploads_on_cancel = False
+            with contextlib.suppress(Exception):
+                self._shutdown()
+            raise
         finally:
             self._control.shutdown(wait=False)
 

@@ -63,7 +63,9 @@ def get_object_or_none(store: Store, bucket: str, key: str) -> bytes | None:
 
 @dataclass
 class Checkpoint:
-    """Where an export stands. ``cursor`` is JSON-encoded (see ``sources.table.encode_cursor``)."""
+    """Where an export stands. ``cursor`` is JSON-encoded (see ``sources.table.encode_cursor``).
+    ``versions`` names, per object key, the version ID the export wrote (absent when the bucket
+    is not versioned), so a consumer can pin exactly what was exported."""
 
     table: str
     cursor_column: str
@@ -79,6 +81,8 @@ class Checkpoint:
     # a --from-start run's list of the objects under prefix/T/ when it began, each dropped once rewritten;
     # the run (or its rerun after a kill) deletes what is left when it completes. None: no such run.
     superseded: list[str] | None = None
+    #: key -> version ID of the object version this export last wrote there (versioned buckets)
+    versions: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps({"version": 1, **asdict(self)}, indent=1, sort_keys=True).encode()

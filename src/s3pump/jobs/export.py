@@ -60,6 +60,8 @@ from ..export.report import ExportCounters, ExportReport
 from ..export.rows import to_arrow
 from ..export.state import Checkpoint, StateStore, put_object_now
 from ..items import UploadItem
+from ..lifecycle import LifecycleRule, RuleOptions
+from ..lifecycle_update import apply_rule
 from ..run import Run
 from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, find_column, open_table
 from ..store.base import ObjectAttributes, Store
@@ -94,6 +96,7 @@ def export_table(
     handle_signals: bool = False,
     dry_run: bool = False,
     lock_timeout_s: float | None = 300.0,
+    lifecycle: RuleOptions | None = None,
 ) -> ExportReport:
     """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
 
@@ -121,6 +124,9 @@ def export_table(
             schema); ``report.would_write`` lists the objects (key, rows, bytes) it would write.
         lock_timeout_s: how long to wait for another writer's SQLite lock (capped exponential
             backoff) before failing; with ``follow`` it waits until ``stop`` is set.
+        lifecycle: a lifecycle rule for the table's objects (``prefix/<table>/``), installed before
+            the export with ``lifecycle_update.apply_rule`` (the bucket's other rules kept; nothing
+            written when the rule is already there, so reruns are idempotent).
 
     Progress: objects are ``FileDone`` events, each stored and checkpointed batch a ``BatchExported``.
 
@@ -143,6 +149,8 @@ def export_table(
     if poll_interval_s <= 0:
         raise UsageError("--poll-interval must be > 0")
     specs = [s if isinstance(s, PartitionSpec) else parse_partition(s) for s in partition_by]
+    if lifecycle is not None:
+        lifecycle.rule(dest.prefix)  # refuse a bad rule before anything is read or sent
     stop = stop or threading.Event()
 
     source = open_table(db, table, cursor_column, lock_timeout_s=None if follow else lock_timeout_s, stop=stop)
@@ -157,14 +165,29 @@ def export_table(
         if one_object_per_row and not any(s.kind == "time" for s in specs):
             raise UsageError("--one-object-per-row needs --partition-by time:COLUMN:day (its date=…/…_<unix> "
                              "layout comes from the row's timestamp)")
+        rule = _lifecycle_rule(lifecycle, dest, source.table, specs, one_object_per_row) if lifecycle else None
         with Run("export", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
                  handle_signals=handle_signals, graceful_stop=stop) as run:
+            if rule is not None:
+                apply_rule(run.store, dest.bucket, rule.prefix, rule,
+                           rule_id=lifecycle.rule_id if lifecycle else None)
             job = _ExportJob(source, dest, run, specs, format, compression, one_object_per_row,
                              dedup, dlq, batch_rows, state_file, stop, dry_run)
             return job.run(replay=replay_dlq, follow=follow and not dry_run, poll_interval_s=poll_interval_s,
                            from_start=from_start)
     finally:
         source.close()
+
+
+def _lifecycle_rule(options: RuleOptions, dest: S3Url, table: str, specs: Sequence[PartitionSpec],
+                    one_object_per_row: bool) -> LifecycleRule:
+    """The rule for the table's data objects: prefix ``<prefix>/<table>/``, never the checkpoint under
+    ``_s3pump/`` (an expired checkpoint would export everything again)."""
+    if one_object_per_row and any(s.kind == "column" for s in specs):
+        raise UsageError("--lifecycle with --one-object-per-row --partition-by column:…: the objects share no "
+                         "prefix but the destination's, which holds the checkpoint; set the rule per entity "
+                         "with `s3pump lifecycle s3://bucket/prefix/ENTITY/`")
+    return options.rule(join_key(dest.prefix, escape_name(table) + "/"))
 
 
 def schema_hash(schema: pa.Schema) -> str:
@@ -527,6 +550,8 @@ class _ExportJob:
             self.counters.bytes_written += event.size_bytes
             self.checkpoint.rows_exported += rows
             self.checkpoint.objects_written += 1
+            if event.version_id:  # what a consumer pins: the version this export wrote
+                self.checkpoint.versions[event.key] = event.version_id
             if self.dedup:
                 moved = self._key_hashes.pop(event.key, {})
                 for c in moved:  # a row that moved here from another object leaves that one

@@ -37,6 +37,7 @@ there), which is why only half of the budget goes to requests. Measured at the d
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -64,6 +65,8 @@ __all__ = [
     "stream",
     "stream_limits",
 ]
+
+_log = logging.getLogger("s3pump.stream")
 
 #: User metadata holding the hex MD5 / SHA-256 of the whole stream (``x-amz-meta-md5``, ...).
 #: ``md5`` is the key sync reads to compare a multipart object with a local file.
@@ -297,7 +300,16 @@ def _store_digests(run: Run, key: str, attrs: ObjectAttributes, source: StreamPa
             f"s3://{bucket}/{key}: stored complete ({done.size_bytes} bytes, md5 {source.md5_hex}), "
             f"but writing its digest metadata failed: {e}", status=e.status, code=e.code,
         ) from None
-    return result.etag or done.etag, result.version_id or done.version_id
+    final = result.version_id or done.version_id
+    if done.version_id and done.version_id != "null" and final != done.version_id:
+        # a versioned bucket keeps the completed upload (no digests) as a noncurrent version beside the
+        # copy: the same bytes twice. Delete that one version, so a stream leaves one version.
+        try:
+            run.store.delete_versions(bucket, [(key, done.version_id)])
+        except StoreError as e:
+            _log.warning("s3://%s/%s: could not delete the intermediate version %s (%s); it is the same "
+                         "bytes without the digest metadata", bucket, key, done.version_id, e)
+    return result.etag or done.etag, final
 
 
 def _runs(sizes: list[int], schedule: PartSchedule) -> list[tuple[int, int]]:

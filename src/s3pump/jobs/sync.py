@@ -161,7 +161,7 @@ def sync(
     handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")
     try:
         with Run("sync", config, dest.bucket, store=store, embedded=embedded, subscribers=[sync_stats, *subscribers],
-                 failed_list=failed_list, handle_signals=handle_signals) as run:
+                 failed_list=failed_list, handle_signals=handle_signals, check_failed_list=True) as run:
             planner = SyncPlanner(
                 root=root, dest=dest, key_prefix=key_prefix, store=run.store, config=run.config, mode=mode,
                 delete=delete, dry_run=dry_run, path_filter=PathFilter(tuple(include), tuple(exclude)), cache=cache,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageErr
 from ..events import Discovered, FileSkipped, Subscriber
 from ..items import UploadItem
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
+from ..local_state import is_write_refused, state_error
 from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
+from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes
 from ..sources.walk import PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
@@ -27,15 +30,24 @@ __all__ = ["read_failed_list", "upload"]
 
 
 def _open_journal(sources: list[str], destination: str, run: Run, *, fresh: bool) -> Journal:
-    """The resume journal of this command; with ``fresh``, its open uploads are aborted and it restarts."""
+    """The resume journal of this command; with ``fresh``, its open uploads are aborted and it restarts.
+
+    Raises:
+        LocalStateError: the journal cannot be created or written (read-only state dir, full disk).
+    """
     path = journal_path(state_dir(), "upload", sources, destination, run.config.endpoint_url)
-    journal = Journal(path)
-    if fresh:
-        assert run.uploads is not None
-        for u in journal.open_uploads():
-            run.uploads.abort(u.key, u.upload_id)
-        journal.delete()
+    try:
         journal = Journal(path)
+        if fresh:
+            assert run.uploads is not None
+            for u in journal.open_uploads():
+                run.uploads.abort(u.key, u.upload_id)
+            journal.delete()
+            journal = Journal(path)
+    except (OSError, sqlite3.Error) as e:
+        if not is_write_refused(e):
+            raise
+        raise state_error(path, "resume journal", e) from None
     return journal
 
 
@@ -138,6 +150,12 @@ def upload(
     if not paths and from_list is None:
         raise UsageError("give at least one PATH, or --from-list FILE")
     attrs = ObjectAttributes.of(config)
+    # two sources that map to one key: refuse before sending (only several roots, or a list, can have them)
+    if from_list is not None:
+        check_no_key_clashes(find_clashes_in(read_failed_list(from_list, dest, attrs)), dest)
+    elif len(paths) > 1:
+        check_no_key_clashes(find_key_clashes([str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
+                                              path_filter=PathFilter(include, exclude)), dest)
     if from_list is not None:
         items: Iterable[UploadItem | Discovered] = read_failed_list(from_list, dest, attrs)
     else:
@@ -147,19 +165,25 @@ def upload(
             queue_size=config.walk_queue_size, discovered=True,
         )
     run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
-              failed_list=failed_list, handle_signals=handle_signals, check_bucket=not dry_run)
+              failed_list=failed_list, handle_signals=handle_signals, check_bucket=not dry_run,
+              check_failed_list=True)
     if dry_run:
         return _dry_run(run, items)
     with run:
         journal = _open_journal([str(p) for p in paths] if from_list is None else [f"--from-list={from_list}"],
                                 destination, run, fresh=not resume)
-        run.subscribe(journal)
+        run.subscribe(run.guard(journal, lambda: journal.path, "resume journal"))
         assert run.uploads is not None
         try:
             # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
-            run.transfer(skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
-                                         multipart_threshold_bytes=run.config.multipart_threshold_bytes),
-                         keep_uploads_on_cancel=resume)
+            try:
+                run.transfer(skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
+                                             multipart_threshold_bytes=run.config.multipart_threshold_bytes),
+                             keep_uploads_on_cancel=resume)
+            except (OSError, sqlite3.Error) as e:  # the planner's journal lookups (the engine aborted)
+                if not is_write_refused(e):
+                    raise
+                raise state_error(journal.path, "resume journal", e) from None
             if run.stats.files_failed == 0:
                 if journal.multipart_planned:  # only then can a killed run have left an orphan
                     with contextlib.suppress(S3PumpError):

@@ -29,6 +29,7 @@ __all__ = [
     "MultipartUploadInfo",
     "ObjectAttributes",
     "ObjectInfo",
+    "ObjectVersion",
     "PutResult",
     "Request",
     "Store",
@@ -126,6 +127,19 @@ class MultipartUploadInfo:
     initiated: float
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One entry of ListObjectVersions: an object version or a delete marker. ``version_id`` is
+    ``"null"`` for a version written while versioning was off or suspended (S3 API reference)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    size_bytes: int = 0
+    etag: str = ""
+    delete_marker: bool = False
+
+
 class Request(Protocol):
     """A started data-plane request."""
 
@@ -218,6 +232,41 @@ class Store(Protocol):
 
     def create_bucket(self, bucket: str) -> None:
         """CreateBucket; an existing bucket owned by the caller is not an error."""
+        ...
+
+    def delete_bucket(self, bucket: str) -> None:
+        """DeleteBucket. Raises FatalStoreError ``BucketNotEmpty`` while objects, versions or
+        multipart uploads remain; NoSuchBucketError if there is no such bucket."""
+        ...
+
+    # ---- bucket configuration (control plane) ----
+    def get_bucket_lifecycle(self, bucket: str) -> list[dict[str, Any]]:
+        """GetBucketLifecycleConfiguration: the rules in boto3's shape (``ID``, ``Status``,
+        ``Filter``, ``Expiration``, ``Transitions``, ...); ``[]`` when the bucket has none
+        (``NoSuchLifecycleConfiguration``)."""
+        ...
+
+    def put_bucket_lifecycle(self, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
+        """PutBucketLifecycleConfiguration with exactly ``rules``: it REPLACES the bucket's whole
+        configuration (S3 has no conditional write for it). ``[]`` is DeleteBucketLifecycle, since
+        S3 refuses a configuration without rules."""
+        ...
+
+    def get_bucket_versioning(self, bucket: str) -> str | None:
+        """GetBucketVersioning: ``"Enabled"``, ``"Suspended"``, or None if never enabled."""
+        ...
+
+    def put_bucket_versioning(self, bucket: str, enabled: bool) -> None:
+        """PutBucketVersioning: ``Enabled`` or ``Suspended`` (a bucket cannot go back to unversioned)."""
+        ...
+
+    def list_object_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
+        """ListObjectVersions under ``prefix``, all pages: versions and delete markers."""
+        ...
+
+    def delete_versions(self, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
+        """DeleteObjects of exact ``(key, version_id)`` pairs, in batches of at most 1,000
+        (deletes those versions for good; no delete marker)."""
         ...
 
     def replace_metadata(

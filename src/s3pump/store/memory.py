@@ -9,11 +9,14 @@ byte order; metadata round-trips. ``fault`` lets a test fail chosen requests.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from awscrt.checksums import crc32c
 
@@ -30,6 +33,7 @@ from .base import (
     MultipartUploadInfo,
     ObjectAttributes,
     ObjectInfo,
+    ObjectVersion,
     PutResult,
 )
 from .body import StreamBody
@@ -49,6 +53,7 @@ class StoredObject:
     last_modified: float
     metadata: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    version_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +80,10 @@ class MemoryStore:
         self.buckets: dict[str, dict[str, StoredObject]] = {}
         self.uploads: dict[str, dict[str, _Upload]] = {}
         self.request_log: list[tuple[str, str]] = []
+        # bucket configuration: lifecycle rules as given, versioning status, noncurrent versions
+        self.lifecycle: dict[str, list[dict[str, Any]]] = {}
+        self.versioning: dict[str, str] = {}
+        self.noncurrent: dict[str, list[tuple[str, StoredObject]]] = {}
         self._lock = threading.Lock()
         self._next_upload = 0
         self.retry = RetryPolicy(max_attempts=6, backoff_base_s=0.0, backoff_max_s=0.0)
@@ -99,11 +108,20 @@ class MemoryStore:
             if err is not None:
                 raise err
 
-    def _store(self, bucket: str, key: str, body: bytes, etag: str, attrs: ObjectAttributes) -> None:
+    def _store(self, bucket: str, key: str, body: bytes, etag: str, attrs: ObjectAttributes) -> str | None:
+        """Store the object; in a versioned bucket the one it replaces becomes noncurrent.
+        Returns the new version ID (None when versioning was never enabled, as S3 sends none)."""
         with self._lock:
-            self._objects(bucket)[key] = StoredObject(
-                body, etag, time.time(), dict(attrs.metadata), attrs.content_type
+            objects = self._objects(bucket)
+            status = self.versioning.get(bucket)
+            version_id = uuid.uuid4().hex if status == "Enabled" else "null" if status else None
+            old = objects.get(key)
+            if old is not None and status and not (status == "Suspended" and old.version_id in (None, "null")):
+                self.noncurrent.setdefault(bucket, []).append((key, old))
+            objects[key] = StoredObject(
+                body, etag, time.time(), dict(attrs.metadata), attrs.content_type, version_id
             )
+            return version_id
 
     @staticmethod
     def _crc32c_b64(body: bytes | memoryview) -> str:
@@ -122,8 +140,8 @@ class MemoryStore:
             if len(body) != size_bytes:
                 raise FatalStoreError(f"s3://{bucket}/{key}: file changed size while read")
             etag = hashlib.md5(body).hexdigest()
-            self._store(bucket, key, body, etag, attrs)
-            result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(body))
+            version_id = self._store(bucket, key, body, etag, attrs)
+            result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(body), version_id)
         except StoreError as e:
             result = e
         on_done(result)
@@ -137,8 +155,8 @@ class MemoryStore:
             self._check("PutObject", bucket, key)
             data = bytes(body) if isinstance(body, bytes | memoryview) else body.read()
             etag = hashlib.md5(data).hexdigest()
-            self._store(bucket, key, data, etag, attrs)
-            result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(data))
+            version_id = self._store(bucket, key, data, etag, attrs)
+            result: PutResult | StoreError = PutResult(etag, self._crc32c_b64(data), version_id)
         except StoreError as e:
             result = e
         on_done(result)
@@ -203,10 +221,10 @@ class MemoryStore:
                                   "is not the one given", status=400, code="BadDigest")
         digest = hashlib.md5(b"".join(bytes.fromhex(hashlib.md5(b).hexdigest()) for b in bodies))
         etag = f"{digest.hexdigest()}-{len(bodies)}"
-        self._store(bucket, key, b"".join(bodies), etag, upload.attrs)
+        version_id = self._store(bucket, key, b"".join(bodies), etag, upload.attrs)
         with self._lock:
             del self.uploads[bucket][upload_id]
-        return PutResult(etag)
+        return PutResult(etag, None, version_id)
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
         self._check("AbortMultipartUpload", bucket, key)
@@ -255,6 +273,67 @@ class MemoryStore:
     def create_bucket(self, bucket: str) -> None:
         with self._lock:
             self.buckets.setdefault(bucket, {})
+
+    def delete_bucket(self, bucket: str) -> None:
+        with self._lock:
+            self.request_log.append(("DeleteBucket", ""))
+            objects = self._objects(bucket)
+            if objects or self.noncurrent.get(bucket) or self.uploads.get(bucket):
+                raise FatalStoreError(f"s3://{bucket}: BucketNotEmpty", status=409, code="BucketNotEmpty")
+            del self.buckets[bucket]
+            self.lifecycle.pop(bucket, None)
+            self.versioning.pop(bucket, None)
+            self.noncurrent.pop(bucket, None)
+            self.uploads.pop(bucket, None)
+
+    def get_bucket_lifecycle(self, bucket: str) -> list[dict[str, Any]]:
+        with self._lock:
+            self.request_log.append(("GetBucketLifecycleConfiguration", ""))
+        self._objects(bucket)
+        return copy.deepcopy(self.lifecycle.get(bucket, []))
+
+    def put_bucket_lifecycle(self, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
+        with self._lock:
+            self.request_log.append(("PutBucketLifecycleConfiguration" if rules else "DeleteBucketLifecycle", ""))
+        self._objects(bucket)
+        ids = [r.get("ID") for r in rules]
+        if len(set(ids)) != len(ids):
+            raise FatalStoreError(f"s3://{bucket}: InvalidArgument (duplicate rule ID)", status=400,
+                                  code="InvalidArgument")
+        with self._lock:
+            if rules:
+                self.lifecycle[bucket] = copy.deepcopy(list(rules))
+            else:
+                self.lifecycle.pop(bucket, None)
+
+    def get_bucket_versioning(self, bucket: str) -> str | None:
+        self._objects(bucket)
+        return self.versioning.get(bucket)
+
+    def put_bucket_versioning(self, bucket: str, enabled: bool) -> None:
+        with self._lock:
+            self.request_log.append(("PutBucketVersioning", ""))
+        self._objects(bucket)
+        self.versioning[bucket] = "Enabled" if enabled else "Suspended"
+
+    def list_object_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
+        objects = self._objects(bucket)
+        for key, obj in list(self.noncurrent.get(bucket, [])):
+            if key.startswith(prefix):
+                yield ObjectVersion(key, obj.version_id or "null", False, len(obj.body), obj.etag)
+        for key, obj in list(objects.items()):
+            if key.startswith(prefix):
+                yield ObjectVersion(key, obj.version_id or "null", True, len(obj.body), obj.etag)
+
+    def delete_versions(self, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
+        objects = self._objects(bucket)
+        gone = set(versions)
+        with self._lock:
+            self.noncurrent[bucket] = [(k, o) for k, o in self.noncurrent.get(bucket, [])
+                                       if (k, o.version_id or "null") not in gone]
+            for key, obj in list(objects.items()):
+                if (key, obj.version_id or "null") in gone:
+                    del objects[key]
 
     def replace_metadata(
         self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,

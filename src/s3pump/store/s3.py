@@ -50,6 +50,7 @@ from .base import (
     MultipartUploadInfo,
     ObjectAttributes,
     ObjectInfo,
+    ObjectVersion,
     PutResult,
 )
 from .body import StreamBody
@@ -561,7 +562,7 @@ class S3Store:
             _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
             from .listing import parse_list_page  # ElementTree: only sync lists
 
-            objects, truncated, token = parse_list_page(body)
+            objects, truncated, token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
             yield from objects
             if not truncated or not token:
                 return
@@ -602,6 +603,61 @@ class S3Store:
         except StoreError as e:
             if e.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+
+    def delete_bucket(self, bucket: str) -> None:
+        self._call(f"s3://{bucket}", self._boto.delete_bucket, Bucket=bucket)
+
+    # ------------------------------------------------------------------ bucket configuration (boto3)
+    def get_bucket_lifecycle(self, bucket: str) -> list[dict[str, Any]]:
+        try:
+            resp = self._call(f"s3://{bucket}", self._boto.get_bucket_lifecycle_configuration, Bucket=bucket)
+        except StoreError as e:
+            if e.code == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+        return list(resp.get("Rules", []))
+
+    def put_bucket_lifecycle(self, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
+        if not rules:
+            self._call(f"s3://{bucket}", self._boto.delete_bucket_lifecycle, Bucket=bucket)
+            return
+        self._call(f"s3://{bucket}", self._boto.put_bucket_lifecycle_configuration, Bucket=bucket,
+                   LifecycleConfiguration={"Rules": list(rules)})
+
+    def get_bucket_versioning(self, bucket: str) -> str | None:
+        resp = self._call(f"s3://{bucket}", self._boto.get_bucket_versioning, Bucket=bucket)
+        status = resp.get("Status")
+        return str(status) if status else None
+
+    def put_bucket_versioning(self, bucket: str, enabled: bool) -> None:
+        self._call(f"s3://{bucket}", self._boto.put_bucket_versioning, Bucket=bucket,
+                   VersioningConfiguration={"Status": "Enabled" if enabled else "Suspended"})
+
+    def list_object_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            resp = self._call(f"s3://{bucket}/{prefix}", self._boto.list_object_versions, **kwargs)
+            for v in resp.get("Versions", []):
+                yield ObjectVersion(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")),
+                                    v.get("Size", 0), v.get("ETag", "").strip('"'))
+            for m in resp.get("DeleteMarkers", []):
+                yield ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")),
+                                    delete_marker=True)
+            if not resp.get("IsTruncated"):
+                return
+            kwargs["KeyMarker"] = resp.get("NextKeyMarker", "")
+            kwargs["VersionIdMarker"] = resp.get("NextVersionIdMarker", "")
+
+    def delete_versions(self, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
+        for i in range(0, len(versions), 1000):
+            batch = [{"Key": k, "VersionId": v} for k, v in versions[i : i + 1000]]
+            resp = self._call(f"s3://{bucket}", self._boto.delete_objects,
+                              Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            errors = resp.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise classify_store_error(None, first.get("Code"), first.get("Message", ""),
+                                           what=f"s3://{bucket}/{first.get('Key')}")
 
     def replace_metadata(
         self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,

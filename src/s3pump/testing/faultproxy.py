@@ -157,6 +157,9 @@ class FaultPlan:
     requests are being served, another one is answered 503 SlowDown (logged as fault
     ``capacity``), whatever the rates say. With ``delay_s`` as each request's service time, the
     best a client can do is about ``max_in_flight`` requests in flight (adaptive concurrency tests).
+    ``spare_first`` (request type -> N) lets the first N requests of a type through without a fault,
+    whatever the rates and ``force_first`` say: e.g. ``{"HeadBucket": 1}`` spares the bucket check a
+    run opens with, so a high fault rate cannot end a run before it uploads anything.
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -167,7 +170,9 @@ class FaultPlan:
     force_first: int = 0
     delay_s: dict[str, float] = field(default_factory=dict)
     max_in_flight: int | None = None
+    spare_first: dict[str, int] = field(default_factory=dict)
     _forced: Counter[str] = field(default_factory=Counter, repr=False)
+    _spared: Counter[str] = field(default_factory=Counter, repr=False)
 
     def __post_init__(self) -> None:
         for name, rate in self.rates.items():
@@ -191,6 +196,9 @@ class FaultPlan:
     def choose(self, rtype: str, rng: random.Random) -> str | None:
         """The fault to inject into one request of type ``rtype``, or None."""
         if self.only_types is not None and rtype not in self.only_types:
+            return None
+        if self._spared[rtype] < self.spare_first.get(rtype, 0):
+            self._spared[rtype] += 1
             return None
         applicable = [f for f in FAULTS if f in self.rates and _applies(f, rtype)]
         if not applicable:
@@ -527,13 +535,14 @@ class FaultProxy:
             payload = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
                        f"<Message>{msg}</Message><Resource>{split.path}</Resource>"
                        f"<RequestId>faultproxy</RequestId></Error>").encode()
+            # logged before the answer: a client that stops the proxy once it has the answer finds it logged
+            self._record(status=status, **rec)
             cwriter.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
                 f"Content-Length: {len(payload)}\r\nx-amz-request-id: faultproxy\r\n\r\n".encode()
                 + (b"" if method == "HEAD" else payload)
             )
             await cwriter.drain()
-            self._record(status=status, **rec)
             return not client_close, upstream
         if fault == "stall":
             self._record(status=None, **rec)

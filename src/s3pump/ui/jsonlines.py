@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import IO, Any
 
 from ..events import (
@@ -15,6 +14,7 @@ from ..events import (
     ObjectDeleted,
     UploadPlanned,
 )
+from .stdout_guard import GuardedStdout
 
 __all__ = ["JsonLines"]
 
@@ -23,7 +23,7 @@ class JsonLines:
     """``--json``: one JSON object per finished, failed or skipped file on stdout, then a summary."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stdout
+        self.stream = GuardedStdout(stream)  # a reader that goes away (`| head`) stops the lines, not the run
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, FileDone):

@@ -13,6 +13,7 @@ from ..events import Event, ObjectDeleted, UploadPlanned
 from ..report import UploadReport
 from ..units import format_bytes
 from .console import stderr_console
+from .stdout_guard import GuardedStdout
 
 if TYPE_CHECKING:
     from ..export.report import ExportReport
@@ -73,7 +74,7 @@ class SyncPlanPrinter:
                  console: Console | None = None) -> None:
         self.bucket = destination[5:].partition("/")[0]
         self.dry_run = dry_run
-        self.stream = stream or sys.stdout
+        self.stream = GuardedStdout(stream)
         self.console = console or stderr_console()
         self.notes = 0
 
@@ -178,13 +179,15 @@ def print_cleanup(report: CleanupReport, *, older_than: str, json_output: bool) 
     import json
 
     console = stderr_console()
+    out = GuardedStdout()
     verb = "would abort" if report.dry_run else "aborted"
     for url, upload_id in report.aborted:
         if json_output:
-            print(json.dumps({"event": "would_abort" if report.dry_run else "aborted", "key": url,
-                              "upload_id": upload_id}))
+            out.write(json.dumps({"event": "would_abort" if report.dry_run else "aborted", "key": url,
+                                  "upload_id": upload_id}) + "\n")
         else:
             console.print(f"{verb} {url} (upload ID {upload_id})", markup=False)
+    out.flush()
     for url, upload_id, error in report.failed:
         console.print(f"failed to abort {url} (upload ID {upload_id}): {error}", markup=False)
     console.print(f"{verb} {len(report.aborted)} multipart upload(s); kept {len(report.kept)} newer than "
