@@ -814,14 +814,11 @@ def mb(
 
     def body() -> int:
         from .jobs.buckets import make_bucket
-        from .session import open_store
+        from .run import Run
 
         bucket = _bucket_name(bucket_url, "mb")
-        store, _ = open_store(config_from(params), bucket, check_bucket=False)
-        try:
-            make_bucket(store, bucket, versioning=versioning)
-        finally:
-            store.close()
+        with Run("mb", config_from(params), bucket, check_bucket=False) as run:
+            make_bucket(run.store, bucket, versioning=versioning)
         print(f"make_bucket: {bucket}")
         return 0
 
@@ -840,14 +837,11 @@ def rb(
 
     def body() -> int:
         from .jobs.buckets import remove_bucket
-        from .session import open_store
+        from .run import Run
 
         bucket = _bucket_name(bucket_url, "rb")
-        store, _ = open_store(config_from(params), bucket)
-        try:
-            remove_bucket(store, bucket, force=force)
-        finally:
-            store.close()
+        with Run("rb", config_from(params), bucket) as run:
+            remove_bucket(run.store, bucket, force=force)
         print(f"remove_bucket: {bucket}")
         return 0
 
@@ -871,16 +865,13 @@ def versioning(
         import json
 
         from .jobs.buckets import set_versioning
-        from .session import open_store
+        from .run import Run
 
         if enable and suspend:
             raise UsageError("versioning: give --enable or --suspend, not both")
         bucket = _bucket_name(bucket_url, "versioning")
-        store, _ = open_store(config_from(params), bucket)
-        try:
-            status = set_versioning(store, bucket, True if enable else False if suspend else None)
-        finally:
-            store.close()
+        with Run("versioning", config_from(params), bucket) as run:
+            status = set_versioning(run.store, bucket, True if enable else False if suspend else None)
         if json_output:
             print(json.dumps({"event": "versioning", "bucket": bucket, "status": status}))
         else:
