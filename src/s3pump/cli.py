@@ -22,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
+from .cliargs import OrderedArgsCommand, filter_rules
 from .errors import EXIT_CANCELLED, CancelledError, S3PumpError, UsageError
 from .options import (
     OUTPUT,
@@ -29,13 +30,20 @@ from .options import (
     WHAT,
     Acl,
     BwLimit,
+    CacheControl,
     Checksum,
+    Cluster,
     Concurrency,
+    ConnectTimeout,
+    ContentDisposition,
+    ContentEncoding,
+    ContentLanguage,
     ContentType,
     Debug,
     Embedded,
     Endpoint,
     Exclude,
+    Expires,
     FailedList,
     FollowSymlinks,
     Include,
@@ -50,11 +58,13 @@ from .options import (
     PartSize,
     Profile,
     ProgressMode,
+    ReadTimeout,
     Region,
     RpsBurst,
     Sse,
     SseKms,
     StorageClass,
+    Tagging,
     config_from,
     note,
 )
@@ -124,6 +134,26 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
         raise typer.Exit(EXIT_CANCELLED) from None
 
 
+class _SkipCounter:
+    """Counts the walk's EntrySkipped events; :meth:`print` says them in one line on stderr."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, event: Any) -> None:
+        kind = getattr(event, "kind", None)
+        if kind is not None and type(event).__name__ == "EntrySkipped":
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def print(self) -> None:
+        from .sources.walk import skipped_line
+        from .ui.console import say
+
+        line = skipped_line(self.counts)
+        if line:
+            say(line)
+
+
 def _need(module: str, extra: str, what: str) -> None:
     """Raise a one-line UsageError (exit 2) when ``module`` of the ``extra`` is not installed."""
     import importlib.util
@@ -137,11 +167,13 @@ def _examples(*lines: str) -> str:
     return "\n\n[bold]Examples[/bold]\n\n" + "\n\n".join(f"  [cyan]{line}[/cyan]" for line in lines)
 
 
-@app.command(help="Upload files and directory trees to s3://bucket/prefix, in parallel (multipart above 8 MiB)."
+@app.command(cls=OrderedArgsCommand,
+             help="Upload files and directory trees to s3://bucket/prefix, in parallel (multipart above 8 MiB)."
              + _examples("s3pump upload ./site s3://bucket/www/ --exclude '*.tmp'",
                          "s3pump upload big.iso s3://bucket/isos/big.iso --part-size 64MiB --bwlimit 50M",
                          "s3pump upload --from-list failed.jsonl s3://bucket/www/"))
 def upload(
+    ctx: typer.Context,
     paths: Annotated[list[str] | None, typer.Argument(help="Files and directories to upload", metavar="PATH",
                                                       show_default=False)] = None,
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)] = "",
@@ -158,15 +190,20 @@ def upload(
                                             help="Ignore the resume journal of an earlier run of this command: "
                                             "abort its uploads and start over")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    cache_control: CacheControl = None, content_encoding: ContentEncoding = None,
+    content_disposition: ContentDisposition = None, content_language: ContentLanguage = None,
+    expires: Expires = None, tagging: Tagging = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
-    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None, cluster: Cluster = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
     params = locals()
+    from .jobs.upload import check_paths_exist
     from .jobs.upload import upload as upload_api
     from .ui.views import Views
 
@@ -177,28 +214,39 @@ def upload(
         raise typer.BadParameter("missing destination s3://bucket/prefix")
 
     def body() -> int:
+        check_paths_exist([*args, *([from_list] if from_list is not None else [])])
         config = config_from(params)
+        bucket = destination[5:].split("/", 1)[0]
+        skipped = _SkipCounter()
+
+        def dry_run_line(event: Any) -> None:  # as aws: (dryrun) upload: ./a to s3://b/a
+            if getattr(event, "reason", None) == "dry-run":
+                print(f"(dryrun) upload: {event.source} to s3://{bucket}/{event.key}")
+
         with Views(kind="files", label="upload", json_output=json_output, progress=progress,
                    no_progress=no_progress, metrics_port=metrics_port, metrics_file=metrics_file) as views:
             report = upload_api(
-                args, destination, config, include=include or (), exclude=exclude or (),
+                args, destination, config, filters=filter_rules(ctx, include, exclude),
                 from_list=from_list, dry_run=dry_run, embedded=embedded, failed_list=failed_list,
-                subscribers=views.subscribers, resume=not no_resume, handle_signals=True,
+                subscribers=[*views.subscribers, skipped, *([dry_run_line] if dry_run and not json_output else [])],
+                resume=not no_resume, handle_signals=True, cluster=cluster,
             )
             views.finish(report.to_json())
         from .ui.summary import print_summary
 
         print_summary(report, verb="would upload" if dry_run else "uploaded", destination=destination)
+        skipped.print()
         return 0 if report.ok else 1
 
     raise typer.Exit(_run(debug, body))
 
 
-@app.command(help="Upload the new and changed files of a directory to s3://bucket/prefix "
+@app.command(cls=OrderedArgsCommand, help="Upload the new and changed files of a directory to s3://bucket/prefix "
              "(and --delete what is gone)."
              + _examples("s3pump sync ./dataset s3://bucket/dataset",
                          "s3pump sync ./dataset s3://bucket/dataset --checksum --delete --dry-run"))
 def sync(
+    ctx: typer.Context,
     source_dir: Annotated[Path, typer.Argument(help="Local directory to sync from", metavar="DIR", show_default=False)],
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
     size_only: Annotated[bool, typer.Option("--size-only", metavar="", rich_help_panel=WHAT,
@@ -217,11 +265,15 @@ def sync(
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    cache_control: CacheControl = None, content_encoding: ContentEncoding = None,
+    content_disposition: ContentDisposition = None, content_language: ContentLanguage = None,
+    expires: Expires = None, tagging: Tagging = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
-    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None, cluster: Cluster = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
@@ -236,18 +288,20 @@ def sync(
         from .ui.summary import SyncPlanPrinter, print_sync_summary
 
         config = config_from(params)
+        skipped = _SkipCounter()
         with Views(kind="files", label="sync", json_output=json_output, progress=progress,
                    no_progress=no_progress or dry_run, metrics_port=metrics_port,
                    metrics_file=metrics_file) as views:
             printer = [] if json_output else [SyncPlanPrinter(destination, dry_run=dry_run)]
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
-                else "default", delete=delete, dry_run=dry_run, include=include or (), exclude=exclude or (),
-                embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers],
-                hash_cache=not no_hash_cache, handle_signals=True,
+                else "default", delete=delete, dry_run=dry_run, filters=filter_rules(ctx, include, exclude),
+                embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers, skipped],
+                hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster,
             )
             views.finish(report.to_json())
         print_sync_summary(report, destination=destination)
+        skipped.print()
         return 0 if report.ok else 1
 
     raise typer.Exit(_run(debug, body))
@@ -262,8 +316,11 @@ def sync(
              + _examples("pg_dump mydb | gzip | s3pump stream s3://bucket/backups/mydb.sql.gz",
                          "s3pump stream s3://bucket/big.tar --input big.fifo --expected-size 200GiB"))
 def stream(
-    destination: Annotated[str, typer.Argument(help="s3://bucket/key of the object to write", metavar="S3URL",
-                                               show_default=False)],
+    source_or_destination: Annotated[str, typer.Argument(
+        metavar="SOURCE|S3URL", show_default=False, help="'-' for stdin (as aws s3 cp -) or a file or FIFO, "
+        "then the S3URL; or only the S3URL (stdin)")],
+    second: Annotated[str | None, typer.Argument(metavar="[S3URL]", show_default=False,
+                                                 help="s3://bucket/key of the object to write")] = None,
     input_path: Annotated[Path | None, typer.Option("--input", "-i", metavar="FILE", rich_help_panel=WHAT,
                                                     help="Read this file or FIFO instead of stdin")] = None,
     expected_size: Annotated[str | None, typer.Option(
@@ -276,6 +333,7 @@ def stream(
         "--spool-dir", metavar="DIR", rich_help_panel=SAFETY,
         help="Spool parts to temporary files here instead of RAM (each deleted once uploaded)")] = None,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", "-c", metavar="N", rich_help_panel="How fast",
         help=note("Part buffers (RAM, with awscrt's copies); half are sent at once", default=16,
@@ -283,6 +341,9 @@ def stream(
     part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
     storage_class: StorageClass = None, metadata: Metadata = None,
+    cache_control: CacheControl = None, content_encoding: ContentEncoding = None,
+    content_disposition: ContentDisposition = None, content_language: ContentLanguage = None,
+    expires: Expires = None, tagging: Tagging = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT,
@@ -290,35 +351,45 @@ def stream(
     sha256: Annotated[bool, typer.Option("--sha256", metavar="", rich_help_panel=SAFETY,
                                          help="Also store the SHA-256 of the whole stream as sha256 metadata "
                                          "(about 0.6 CPU-s/GiB more)")] = False,
-    no_progress: NoProgress = False, debug: Debug = False,
+    no_progress: NoProgress = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", rich_help_panel=OUTPUT,
+                                        help="No progress and no summary line; errors only")] = False,
+    debug: Debug = False,
 ) -> None:
     params = locals()
     import os
 
-    from .errors import SourceUnreadableError
+    from .errors import PathNotFoundError, SourceUnreadableError
     from .jobs.stream import STREAM_DEFAULT_CONCURRENCY, parse_tolerance
     from .jobs.stream import stream as stream_api
     from .ui.views import Views
     from .units import parse_size_bytes
+
+    destination, source = (source_or_destination, None) if second is None else (second, source_or_destination)
+    if source is not None and input_path is not None:
+        raise typer.BadParameter("give the source once: SOURCE or --input")
+    path = input_path if source in (None, "-") else Path(source)
 
     def body() -> int:
         default_c = None if os.environ.get("S3PUMP_CONCURRENCY") else STREAM_DEFAULT_CONCURRENCY
         config = config_from(params, concurrency=concurrency if concurrency is not None else default_c)
         expected = parse_size_bytes(expected_size, what="--expected-size") if expected_size else None
         tolerance = parse_tolerance(size_tolerance, expected) if size_tolerance else 0
-        if input_path is not None:
+        if path is not None:
+            if not os.path.lexists(path):
+                raise PathNotFoundError(f"the path {path} does not exist")
             try:
-                readable: Any = open(input_path, "rb")  # noqa: SIM115 - closed below
+                readable: Any = open(path, "rb")  # noqa: SIM115 - closed below
             except OSError as e:
-                raise SourceUnreadableError(f"{input_path}: {e.strerror}") from None
-            name = str(input_path)
+                raise SourceUnreadableError(f"{path}: {e.strerror}") from None
+            name = str(path)
         elif sys.stdin is None:  # `s3pump stream ... <&-`: there is no file descriptor 0
             raise UsageError("stdin is closed; pipe the data in (cmd | s3pump stream ...) or pass --input FILE")
         else:
             readable, name = sys.stdin.buffer, "stdin"
         try:
             with Views(kind="stream", label="stream", json_output=json_output, progress=progress,
-                       no_progress=no_progress, metrics_port=metrics_port, metrics_file=metrics_file,
+                       no_progress=no_progress or quiet, metrics_port=metrics_port, metrics_file=metrics_file,
                        json_events=False) as views:
                 report = stream_api(
                     readable, destination, config, expected_size_bytes=expected, size_tolerance_bytes=tolerance,
@@ -327,12 +398,13 @@ def stream(
                 )
                 views.finish(report.to_json())
         finally:
-            if input_path is not None:
+            if path is not None:
                 readable.close()
         from .ui.console import say
         from .ui.summary import stream_summary
 
-        say(stream_summary(report))
+        if not quiet:
+            say(stream_summary(report))
         return 0
 
     raise typer.Exit(_run(debug, body))
@@ -387,6 +459,7 @@ def export(
         "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
         "noncurrent-expire-after=30d, abort-incomplete-multipart-after=7d, id=NAME (repeatable)")] = None,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
     metadata: Metadata = None,
@@ -437,6 +510,7 @@ def cleanup(
         "Abort only uploads initiated longer ago than this, e.g. 24h, 30m, 0s", default="24h"))] = "24h",
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="List the uploads; abort nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     json_output: Json = False, debug: Debug = False,
 ) -> None:
     params = locals()
@@ -494,39 +568,152 @@ def generate(
     _run(False, body)
 
 
-@app.command(help="Run a local S3 server (SeaweedFS) on 127.0.0.1 in the foreground, until Ctrl-C."
-             + _examples("s3pump serve --port 8333", "s3pump serve --stop-embedded"))
+@app.command(help="Run a local S3 server (SeaweedFS) on 127.0.0.1 in the foreground, until Ctrl-C. While it runs, "
+             "commands with --embedded use it."
+             + _examples("s3pump serve --port 8333", "eval \"$(s3pump serve --env)\"", "s3pump serve --stop-embedded"))
 def serve(
     port: Annotated[int | None, typer.Option("--port", metavar="PORT", help=note("S3 port",
                                                                                 default="a free port"))] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", metavar="DIR", help=note(
-        "Data directory", default="beside the embedded server's"))] = None,
+        "Data directory", default="the embedded server's, shared with --embedded"))] = None,
+    info: Annotated[bool, typer.Option("--info", metavar="", help="Print the running embedded server's endpoint "
+                                       "and keys, then exit")] = False,
+    env: Annotated[bool, typer.Option("--env", metavar="", help="Print them as export AWS_...=... lines (for eval), "
+                                      "then exit")] = False,
     stop_embedded: Annotated[bool, typer.Option("--stop-embedded", metavar="", help="Stop the background server that "
                                                 "--embedded started (its data is kept), then exit")] = False,
 ) -> None:
-    def body() -> None:
-        from .devserver import embedded_dir, start_server, stop_server
+    def body() -> int:
+        from .devserver import embedded_dir, record_server, running_embedded, start_server, state_file, stop_server
         from .devserver import stop_embedded as stop_embedded_server
+        from .errors import UsageError
         from .ui.console import say
 
         if stop_embedded:
-            stopped = stop_embedded_server()
-            say(f"stopped the embedded server at {stopped.endpoint_url}" if stopped
-                else "no embedded server is running")
-            return
-        directory = data_dir or embedded_dir().parent / "serve"
+            if stop_embedded_server(say) is None:
+                say("no embedded server is running")
+            return 0
+        if info or env:
+            running = running_embedded()
+            if running is None:
+                say("no embedded server is running; start one with: s3pump serve (or any command with --embedded)")
+                return 1
+            if env:
+                print(f"export AWS_ENDPOINT_URL={running.endpoint_url}\nexport AWS_ACCESS_KEY_ID="
+                      f"{running.access_key_id}\nexport AWS_SECRET_ACCESS_KEY={running.secret_access_key}\n"
+                      f"export AWS_REGION={running.region}")
+            else:
+                print(f"endpoint:   {running.endpoint_url}\naccess key: {running.access_key_id}\n"
+                      f"secret key: {running.secret_access_key}\nregion:     {running.region}\n"
+                      f"data dir:   {running.data_dir}\npid:        {running.pid}")
+            return 0
+        directory = data_dir or embedded_dir()
+        shared = directory.resolve() == embedded_dir().resolve()
+        already = running_embedded() if shared else None
+        if already is not None:
+            raise UsageError(f"the embedded server already runs on {directory} ({already.endpoint_url}); use it "
+                             "(s3pump serve --info), or stop it first: s3pump serve --stop-embedded")
         server, proc = start_server(directory, s3_port=port)
+        if shared:
+            record_server(server)  # --embedded and serve --info see it while it runs
         print(f"endpoint:   {server.endpoint_url}\naccess key: {server.access_key_id}\n"
               f"secret key: {server.secret_access_key}\nregion:     {server.region}\n"
               f"data dir:   {server.data_dir}", flush=True)
-        say(f"export AWS_ENDPOINT_URL={server.endpoint_url} AWS_ACCESS_KEY_ID={server.access_key_id} "
-            f"AWS_SECRET_ACCESS_KEY=... ; Ctrl-C stops the server")
+        say("s3pump serve --env prints export lines for these; Ctrl-C stops the server")
         try:
             proc.wait()
         finally:
-            stop_server(proc)
+            say("stopping the server (SeaweedFS takes about 15 s to shut down cleanly) ...")
+            stop_server(proc, grace_s=30.0)
+            if shared:
+                state_file().unlink(missing_ok=True)
+        return 0
 
-    _run(False, body)
+    raise typer.Exit(_run(False, body))
+
+
+@app.command("ls", help="List buckets, or the prefixes and objects under s3://bucket/prefix, as aws s3 ls does."
+             + _examples("s3pump ls", "s3pump ls s3://bucket/logs/", "s3pump ls s3://bucket --recursive "
+                         "--human-readable --summarize"))
+def ls_command(
+    url: Annotated[str | None, typer.Argument(help="s3://bucket/prefix; none: list the buckets", metavar="[S3URL]",
+                                              show_default=False)] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", metavar="", help="Every object under the prefix, "
+                                            "with its full key")] = False,
+    human_readable: Annotated[bool, typer.Option("--human-readable", metavar="", help="Sizes as 1.5 MiB")] = False,
+    summarize: Annotated[bool, typer.Option("--summarize", metavar="",
+                                            help="End with the object count and total size")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT,
+                                              help="One JSON object per line")] = False,
+    debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        import json
+
+        from .jobs.ls import format_entry, format_summary
+        from .jobs.ls import ls as ls_api
+
+        count = objects = size = 0
+        for entry in ls_api(url, config_from(params), recursive=recursive, embedded=embedded):
+            count += 1
+            if entry.kind == "object":
+                objects += 1
+                size += entry.size_bytes
+            print(json.dumps(entry.to_json()) if json_output else format_entry(entry, human_readable=human_readable))
+        if json_output and summarize:
+            print(json.dumps({"event": "summary", "objects": objects, "bytes": size}))
+        elif summarize:
+            print(format_summary(objects, size, human_readable=human_readable))
+        has_key = bool(url and url.startswith("s3://") and "/" in url[5:] and url[5:].split("/", 1)[1])
+        return 1 if has_key and count == 0 else 0  # as aws: a key or prefix that matches nothing
+
+    raise typer.Exit(_run(debug, body))
+
+
+@app.command(help="Prove a tree arrived intact: every file's object exists with the same size and content "
+             "(ETag, multipart ETag, md5 metadata or full-object CRC; --download: the bytes). Lists missing, "
+             "different and extra objects. Exit 0 only when everything matches."
+             + _examples("s3pump verify ./dataset s3://bucket/dataset", "s3pump verify ./site s3://bucket/www "
+                         "--download --json"))
+def verify(
+    directory: Annotated[Path, typer.Argument(help="Local directory that was uploaded", show_default=False)],
+    destination: Annotated[str, typer.Argument(help="s3://bucket/prefix it was uploaded to", show_default=False)],
+    download: Annotated[bool, typer.Option("--download", metavar="", help="Fetch every object and compare the bytes "
+                                           "themselves")] = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
+    part_size: PartSize = None,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT, help="One JSON event per "
+                                              "problem and a summary on stdout")] = False,
+    debug: Debug = False,
+) -> None:
+    params = locals()
+
+    def body() -> int:
+        import json
+
+        from .jobs.verify import verify as verify_api
+        from .ui.console import say
+
+        report = verify_api(directory, destination, config_from(params), download=download, embedded=embedded)
+        bucket = destination[5:].split("/", 1)[0]
+        for event in report.events(bucket):
+            if json_output:
+                print(json.dumps(event))
+            else:
+                reason = f": {event['reason']}" if "reason" in event else ""
+                print(f"{event['event']}: {event['url']}{reason}")
+        if json_output:
+            print(json.dumps(report.to_json()))
+        say(f"verify {destination}: {report.matched} match, {len(report.missing)} missing, "
+            f"{len(report.different)} different, {len(report.unverified)} unverified, {len(report.extra)} extra")
+        return 0 if report.ok else 1
+
+    raise typer.Exit(_run(debug, body))
 
 
 # ---- bucket verbs: lifecycle rules, versioning, mb/rb (lifecycle_update.py, jobs/buckets.py) ----
@@ -631,14 +818,11 @@ def mb(
 
     def body() -> int:
         from .jobs.buckets import make_bucket
-        from .session import open_store
+        from .run import Run
 
         bucket = _bucket_name(bucket_url, "mb")
-        store, _ = open_store(config_from(params), bucket, check_bucket=False)
-        try:
-            make_bucket(store, bucket, versioning=versioning)
-        finally:
-            store.close()
+        with Run("mb", config_from(params), bucket, check_bucket=False) as run:
+            make_bucket(run.store, bucket, versioning=versioning)
         print(f"make_bucket: {bucket}")
         return 0
 
@@ -657,14 +841,11 @@ def rb(
 
     def body() -> int:
         from .jobs.buckets import remove_bucket
-        from .session import open_store
+        from .run import Run
 
         bucket = _bucket_name(bucket_url, "rb")
-        store, _ = open_store(config_from(params), bucket)
-        try:
-            remove_bucket(store, bucket, force=force)
-        finally:
-            store.close()
+        with Run("rb", config_from(params), bucket) as run:
+            remove_bucket(run.store, bucket, force=force)
         print(f"remove_bucket: {bucket}")
         return 0
 
@@ -688,16 +869,13 @@ def versioning(
         import json
 
         from .jobs.buckets import set_versioning
-        from .session import open_store
+        from .run import Run
 
         if enable and suspend:
             raise UsageError("versioning: give --enable or --suspend, not both")
         bucket = _bucket_name(bucket_url, "versioning")
-        store, _ = open_store(config_from(params), bucket)
-        try:
-            status = set_versioning(store, bucket, True if enable else False if suspend else None)
-        finally:
-            store.close()
+        with Run("versioning", config_from(params), bucket) as run:
+            status = set_versioning(run.store, bucket, True if enable else False if suspend else None)
         if json_output:
             print(json.dumps({"event": "versioning", "bucket": bucket, "status": status}))
         else:

@@ -109,7 +109,12 @@ class TransferConfig:
     a request of n bytes times out after ``min(request_timeout_s, 15 s + n / 256 KiB/s)``, so a
     stalled small PUT is retried sooner. Env: ``S3PUMP_REQUEST_TIMEOUT``."""
     connect_timeout_s: float = 10.0
-    """TCP connect timeout. Env: ``S3PUMP_CONNECT_TIMEOUT``."""
+    """TCP connect timeout (aws: ``--cli-connect-timeout``). Env: ``S3PUMP_CONNECT_TIMEOUT``."""
+    read_timeout_s: float = 10.0
+    """How long a control request (HeadBucket, listings, multipart create/complete) may wait for
+    the server's answer before it is retried (aws: ``--cli-read-timeout``). While the endpoint has
+    never answered, s3pump says so on stderr and gives up after two attempts (exit 2).
+    Env: ``S3PUMP_READ_TIMEOUT``."""
 
     # --- integrity -------------------------------------------------------------------
     checksum_algorithm: str = "CRC32C"
@@ -129,6 +134,18 @@ class TransferConfig:
     """Storage class (``x-amz-storage-class``), e.g. STANDARD_IA."""
     metadata: tuple[tuple[str, str], ...] = ()
     """User metadata as ``x-amz-meta-<k>: <v>`` pairs (ASCII)."""
+    cache_control: str | None = None
+    """Cache-Control of every object, e.g. ``max-age=3600``."""
+    content_encoding: str | None = None
+    """Content-Encoding, e.g. ``gzip`` (s3pump sends the bytes as they are)."""
+    content_disposition: str | None = None
+    """Content-Disposition, e.g. ``attachment; filename="a.csv"``."""
+    content_language: str | None = None
+    """Content-Language, e.g. ``en-US``."""
+    expires: str | None = None
+    """Expires, an HTTP date; ISO 8601 (``2026-12-31T00:00:00Z``) is converted to one."""
+    tagging: str | None = None
+    """Object tags in URL-query form, ``k1=v1&k2=v2`` (``x-amz-tagging``)."""
 
     # --- local side ------------------------------------------------------------------
     follow_symlinks: bool = False
@@ -171,7 +188,8 @@ class TransferConfig:
         need(self.max_bandwidth_bps is None or self.max_bandwidth_bps >= 1024, "--bwlimit must be >= 1 KB/s")
         need(1 <= self.min_concurrency <= self.max_concurrency <= 4096,
              "need 1 <= --min-concurrency <= --max-concurrency <= 4096")
-        need(self.request_timeout_s > 0 and self.connect_timeout_s > 0, "timeouts must be > 0")
+        need(self.request_timeout_s > 0 and self.connect_timeout_s > 0 and self.read_timeout_s > 0,
+             "timeouts must be > 0")
         need(
             self.checksum_algorithm in CHECKSUM_ALGORITHMS,
             f"checksum must be one of {', '.join(CHECKSUM_ALGORITHMS)}, got {self.checksum_algorithm!r}",
@@ -182,6 +200,14 @@ class TransferConfig:
             self.sse_kms_key_id is None or (self.sse or "").startswith("aws:kms"),
             "--sse-kms-key-id needs --sse aws:kms",
         )
+        for name in ("cache_control", "content_encoding", "content_disposition", "content_language", "expires",
+                     "tagging"):
+            value = getattr(self, name)
+            need(value is None or (value.isascii() and value.isprintable()),
+                 f"--{name.replace('_', '-')} {value!r}: use printable ASCII")
+        if self.tagging is not None:
+            need(all(k for k, _, _ in (pair.partition("=") for pair in self.tagging.split("&"))),
+                 f"--tagging {self.tagging!r}: use key1=value1&key2=value2")
         for k, v in self.metadata:
             need(k.isascii() and v.isascii() and k != "", f"metadata {k}={v}: keys and values must be ASCII")
         if self.endpoint_url is not None:
@@ -196,11 +222,25 @@ class TransferConfig:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> TransferConfig:
-        """Defaults, then the environment variables named on each field, then ``overrides``
-        (None values in ``overrides`` are ignored, so CLI flags left unset keep the env value)."""
+        """Defaults, then the profile's aws cli ``s3`` settings (``max_concurrent_requests``,
+        ``multipart_chunksize``, ``multipart_threshold``, ``max_bandwidth``; see
+        :func:`s3pump.awsconfig.profile_transfer_defaults`), then the environment variables named
+        on each field, then ``overrides`` (None values in ``overrides`` are ignored, so CLI flags
+        left unset keep the env value). The profile is read only from the real environment
+        (``env`` None): with an explicit ``env`` the AWS config files are not consulted.
+
+        Raises:
+            UsageError: a value is out of range or not a number/size/duration.
+        """
         e = os.environ if env is None else env
         values: dict[str, Any] = {}
-        endpoint = e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
+        profile = overrides.get("profile") or e.get("AWS_PROFILE") or None
+        if env is None:
+            from .awsconfig import profile_transfer_defaults
+
+            values.update(profile_transfer_defaults(profile))
+        ignore = e.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true"
+        endpoint = None if ignore else e.get("AWS_ENDPOINT_URL_S3") or e.get("AWS_ENDPOINT_URL")
         if endpoint:
             values["endpoint_url"] = endpoint
         region = e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION")
@@ -231,6 +271,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("outage_tolerance_s", "S3PUMP_OUTAGE_TOLERANCE", parse_duration_s),
     ("request_timeout_s", "S3PUMP_REQUEST_TIMEOUT", parse_duration_s),
     ("connect_timeout_s", "S3PUMP_CONNECT_TIMEOUT", parse_duration_s),
+    ("read_timeout_s", "S3PUMP_READ_TIMEOUT", parse_duration_s),
     ("checksum_algorithm", "S3PUMP_CHECKSUM", str),
     ("max_rps", "S3PUMP_MAX_RPS", float),
     ("max_bandwidth_bps", "S3PUMP_BWLIMIT", parse_size_bytes),

@@ -2,9 +2,13 @@
 
 Used three ways, all through :func:`start_server`:
 
-* ``s3pump serve``: in the foreground until Ctrl-C.
+* ``s3pump serve``: in the foreground until Ctrl-C, in the same data directory as
+  ``--embedded`` (:func:`embedded_dir`) unless ``--data-dir`` says otherwise; while it runs,
+  ``--embedded`` commands use it.
 * ``--embedded``: :func:`ensure_embedded` starts a detached server with a persistent
   data dir under the user's data directory, or reuses the one it started before.
+  ``server.json`` there (mode 0600) records its endpoint, keys and pid: ``serve --info``
+  reads it, ``serve --stop-embedded`` stops the server it names.
 * tests: a session fixture on free ports and a temp dir.
 
 SeaweedFS facts this relies on (see shared notes): master, volume and filer each
@@ -12,6 +16,13 @@ also listen on their port + 10000 for gRPC, so every port p is chosen with p and
 p + 10000 free and below 55535; the Iceberg and Lance listeners (fixed ports
 in 4.x) are switched off so several servers can run at once; signatures are checked against the identity file
 written here; readiness is polled with a real ListBuckets call.
+
+Shutdown: on SIGTERM ``weed server`` stops its parts one after the other. Two waits made it
+take 25 s, so a 10 s grace always ended in SIGKILL: the volume server's ``preStopSeconds``
+(10 s by default, set to 0 here) and the filer's gRPC graceful stop, which waits for the
+in-process S3 gateway's metadata subscription (``followIamChanges``) until its own 15 s
+timeout; no flag shortens that one. So a clean stop takes about 15 s, and
+:func:`stop_embedded` waits up to 30 s before it kills.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +45,8 @@ import platformdirs
 
 from .errors import S3PumpError, UsageError
 
-__all__ = ["DevServer", "ensure_embedded", "find_weed", "start_server", "stop_embedded", "stop_server"]
+__all__ = ["DevServer", "embedded_dir", "ensure_embedded", "find_weed", "record_server", "running_embedded",
+           "start_server", "state_file", "stop_embedded", "stop_server"]
 
 EMBEDDED_REGION = "us-east-1"
 _PORT_LOW, _PORT_HIGH = 20000, 45000  # p + 10000 stays below 55535
@@ -172,6 +185,8 @@ def start_server(
         "-s3.autoCreateBucket=false",
         # ... and DeleteBucket on a non-empty bucket is BucketNotEmpty, not a recursive delete (4.x default)
         "-s3.allowDeleteBucketNotEmpty=false",
+        # on SIGTERM the volume server would keep serving 10 s before it stops (see the module docstring)
+        "-volume.preStopSeconds=0",
     ]
     log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
@@ -192,8 +207,9 @@ def start_server(
     return server, proc
 
 
-def stop_server(proc: subprocess.Popen[bytes] | int, *, grace_s: float = 3.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace_s`` (a clean SeaweedFS shutdown takes ~15 s)."""
+def stop_server(proc: subprocess.Popen[bytes] | int, *, grace_s: float = 3.0) -> bool:
+    """SIGTERM, then SIGKILL after ``grace_s`` (a clean SeaweedFS shutdown takes ~15 s).
+    True when it stopped on SIGTERM alone."""
     pid = proc if isinstance(proc, int) else proc.pid
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -201,14 +217,15 @@ def stop_server(proc: subprocess.Popen[bytes] | int, *, grace_s: float = 3.0) ->
     while time.monotonic() < deadline:
         if isinstance(proc, subprocess.Popen):
             if proc.poll() is not None:
-                return
+                return True
         elif not _pid_alive(pid):
-            return
+            return True
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     if isinstance(proc, subprocess.Popen):
         proc.wait()
+    return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -232,45 +249,81 @@ def embedded_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_data_dir("s3pump")) / "embedded"
 
 
-def ensure_embedded() -> DevServer:
+def state_file(base: Path | None = None) -> Path:
+    """``server.json`` of the embedded server: endpoint, keys, pid (mode 0600)."""
+    return (base or embedded_dir()) / "server.json"
+
+
+def running_embedded(base: Path | None = None) -> DevServer | None:
+    """The server recorded in :func:`state_file` if its process is alive, else None."""
+    try:
+        raw = json.loads(state_file(base).read_text())
+        raw["ports"] = tuple(raw["ports"])
+        server = DevServer(**raw)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return server if _pid_alive(server.pid) else None
+
+
+def record_server(server: DevServer, base: Path | None = None) -> Path:
+    """Write ``server`` to :func:`state_file` (atomically, mode 0600); returns the path."""
+    state = state_file(base)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    tmp = state.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(asdict(server), f)
+    os.replace(tmp, state)
+    return state
+
+
+def ensure_embedded(notify: Callable[[str], None] | None = None) -> DevServer:
     """The embedded SeaweedFS: reuse the running one recorded in the state file, else start one.
+    ``notify`` gets one line saying which: endpoint, where the keys are, how to stop it.
 
     Raises:
         S3PumpError: it could not be started.
     """
     base = embedded_dir()
     base.mkdir(parents=True, exist_ok=True)
-    state = base / "server.json"
-    if state.exists():
+    server = running_embedded(base)
+    how = "stop it with: s3pump serve --stop-embedded"
+    if server is not None:
         try:
-            raw = json.loads(state.read_text())
-            raw["ports"] = tuple(raw["ports"])
-            server = DevServer(**raw)
-            if _pid_alive(server.pid):
-                _wait_ready(server, None, 10.0)
-                return server
-        except (ValueError, TypeError, KeyError, S3PumpError):
-            pass
+            _wait_ready(server, None, 10.0)
+        except S3PumpError:
+            server = None
+        else:
+            if notify:
+                notify(f"using the embedded S3 server at {server.endpoint_url} (keys: s3pump serve --info); {how}")
+            return server
+    find_weed()  # not installed: one line naming the extra, before saying anything else
+    if notify:
+        notify(f"starting the embedded S3 server (SeaweedFS, data in {base}) ...")
     server, _ = start_server(base, detach=True)
-    tmp = state.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(server), f)
-    os.replace(tmp, state)
+    path = record_server(server, base)
+    if notify:
+        notify(f"started the embedded S3 server at {server.endpoint_url}; keys in {path} "
+               f"(or: s3pump serve --info); {how}")
     return server
 
 
-def stop_embedded() -> DevServer | None:
-    """Stop the server ``--embedded`` started, if it runs; return what it was (data stays)."""
-    state = embedded_dir() / "server.json"
-    try:
-        raw = json.loads(state.read_text())
-        raw["ports"] = tuple(raw["ports"])
-        server = DevServer(**raw)
-    except (OSError, ValueError, TypeError, KeyError):
+def stop_embedded(notify: Callable[[str], None] | None = None, *, grace_s: float = 30.0) -> DevServer | None:
+    """Stop the server ``--embedded`` (or ``serve``) runs, if any: SIGTERM, then wait for its clean
+    shutdown (about 15 s, see the module docstring) up to ``grace_s``, then SIGKILL. Returns what
+    it was (its data stays), None if none was running. ``notify`` gets a line per step."""
+    server = running_embedded()
+    if server is None:
+        state_file().unlink(missing_ok=True)
         return None
-    state.unlink(missing_ok=True)
-    if not _pid_alive(server.pid):
-        return None
-    stop_server(server.pid, grace_s=10.0)
+    if notify:
+        notify(f"stopping the embedded S3 server at {server.endpoint_url} (pid {server.pid}): SIGTERM sent; "
+               "SeaweedFS takes about 15 s to shut down cleanly")
+    t0 = time.monotonic()
+    clean = stop_server(server.pid, grace_s=grace_s)
+    state_file().unlink(missing_ok=True)
+    if notify:
+        notify(f"stopped the embedded S3 server in {time.monotonic() - t0:.0f} s; its data stays in "
+               f"{server.data_dir}" if clean else
+               f"the embedded S3 server did not stop within {grace_s:.0f} s; killed it (SIGKILL)")
     return server

@@ -7,8 +7,11 @@ code it maps to when it ends a run (``exit_code``)::
     S3PumpError                         fatal    exit 1
     ├── UsageError                      fatal    exit 2   bad flags, URL or config value
     │   ├── InvalidKeyError             fatal    exit 2   a key that fails sanitizing
+    │   ├── PathNotFoundError           fatal    exit 2   a PATH argument that does not exist
+    │   │                                                 (also a SourceNotFoundError)
     │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
-    │   └── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
+    │   ├── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
+    │   └── WorkerMismatchError         fatal    exit 2   a --cluster worker sees other files
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
     │   ├── SourceUnreadableError       fatal    exit 1   permission denied, I/O error, symlink loop
@@ -24,9 +27,11 @@ code it maps to when it ends a run (``exit_code``)::
     │   └── FatalStoreError             fatal
     │       ├── NoSuchBucketError       fatal    exit 2   the bucket does not exist
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
+    │       ├── EndpointUnreachableError fatal   exit 2   the endpoint refused or never answered
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
     │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
+    ├── WorkerLostError                 fatal    exit 1   a --cluster shard's workers all died
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
 
 Messages are one line, name the file, key or bucket, and say what to do.
@@ -40,6 +45,7 @@ __all__ = [
     "CancelledError",
     "ConcurrentChangeError",
     "CredentialsError",
+    "EndpointUnreachableError",
     "FatalStoreError",
     "InvalidKeyError",
     "KeyClashError",
@@ -47,6 +53,7 @@ __all__ = [
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
+    "PathNotFoundError",
     "RequestTimeoutError",
     "RetryableStoreError",
     "S3PumpError",
@@ -59,6 +66,8 @@ __all__ = [
     "StoreError",
     "ThrottlingError",
     "UsageError",
+    "WorkerLostError",
+    "WorkerMismatchError",
 ]
 
 EXIT_OK = 0
@@ -103,6 +112,16 @@ class LocalStateError(UsageError):
     """
 
 
+class WorkerMismatchError(UsageError):
+    """A ``--cluster`` worker sees a sampled source path with another size or mtime than the
+    coordinator (or not at all): the nodes do not share the tree. Raised before any upload."""
+
+
+class WorkerLostError(S3PumpError):
+    """A ``--cluster`` shard did not finish: the workers that ran it died (more often than
+    ``distributed.scheduler.allowed-failures``). Its files are reported failed; a rerun retries them."""
+
+
 class SourceError(S3PumpError):
     """Something is wrong on the local side (a file, a directory, stdin)."""
 
@@ -113,6 +132,13 @@ class SourceNotFoundError(SourceError):
 
 class SourceUnreadableError(SourceError):
     """A source path exists but cannot be read (permissions, I/O error, symlink loop)."""
+
+
+class PathNotFoundError(UsageError, SourceNotFoundError):
+    """A path named on the command line does not exist: a usage error, as in the aws cli
+    (``the path nosuchfile.txt does not exist``, exit 2, nothing sent)."""
+
+    exit_code = EXIT_USAGE
 
 
 class SourceChangedError(SourceError):
@@ -174,6 +200,13 @@ class NoSuchBucketError(FatalStoreError):
 
 class CredentialsError(FatalStoreError):
     """Credentials are missing, wrong or expired, or the request signature does not match."""
+
+    exit_code = EXIT_USAGE
+
+
+class EndpointUnreachableError(FatalStoreError):
+    """The endpoint refused the connection or never answered a request, even after a retry: a
+    wrong ``--endpoint-url``/profile endpoint, a server that is down, or a firewall."""
 
     exit_code = EXIT_USAGE
 

@@ -23,8 +23,10 @@ from .errors import S3PumpError
 
 __all__ = [
     "BatchExported",
+    "ClusterForecast",
     "ConcurrencyChanged",
     "Discovered",
+    "EntrySkipped",
     "Event",
     "EventBus",
     "FileDone",
@@ -77,6 +79,24 @@ class BatchExported:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterForecast:
+    """A ``--cluster`` run's bound after its first minute (s3pump/cluster/forecast.py): rates per
+    second observed so far (files and bytes done by ``workers`` workers, files the walk found),
+    what is left of the work found so far, the time it needs at least, and which ``bound`` that is."""
+
+    elapsed_s: float
+    workers: int
+    files_per_s: float
+    bytes_per_s: float
+    walk_files_per_s: float
+    walk_finished: bool
+    files_left: int
+    bytes_left: int
+    predicted_s: float
+    bound: str
+
+
+@dataclass(frozen=True, slots=True)
 class FileDone:
     """An object was written. ``latency_s`` spans first request to final response."""
 
@@ -109,6 +129,15 @@ class FileSkipped:
     key: str
     size_bytes: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySkipped:
+    """The walk passed over a directory entry that is not a regular file: ``kind`` is ``symlink``
+    (not followed), ``fifo``, ``socket``, ``device`` or ``broken symlink``."""
+
+    path: str
+    kind: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +225,9 @@ class Tick:
     retry_tokens: int
 
 
-Event = (FileDone | FileFailed | FileSkipped | PartDone | MultipartCreated | MultipartAborted | RetryScheduled
-         | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported
-         | StopRequested)
+Event = (FileDone | FileFailed | FileSkipped | EntrySkipped | PartDone | MultipartCreated | MultipartAborted
+         | RetryScheduled | UploadPlanned | ObjectDeleted | ConcurrencyChanged | Tick | Discovered | SourceRead
+         | BatchExported | StopRequested | ClusterForecast)
 Subscriber = Callable[[Event], None]
 
 

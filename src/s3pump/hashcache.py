@@ -7,7 +7,8 @@ user can reset mtime (``touch -d``, ``os.utime``) after changing a file, but nob
 set ctime: any write or utime moves it. So a stale digest is never trusted.
 
 Threading: :meth:`HashCache.get` may be called from many threads at once (each gets
-its own read connection; WAL mode lets them read while the writer writes);
+its own read connection; WAL mode lets them read while the writer writes; on a network
+filesystem the rollback journal is used instead, and a reader may wait out a write);
 :meth:`put` and :meth:`flush` from one thread.
 """
 
@@ -20,6 +21,7 @@ import threading
 from pathlib import Path
 
 from .etags import FileDigest
+from .statefs import sqlite_journal_mode
 
 __all__ = ["HashCache"]
 
@@ -70,7 +72,8 @@ class HashCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
-            self._writer.execute("PRAGMA journal_mode=WAL")
+            # WAL on a local disk; the rollback journal on NFS/Lustre/GPFS, where WAL fails (statefs.py)
+            self._writer.execute(f"PRAGMA journal_mode={sqlite_journal_mode(self.path)}")
             self._writer.execute(_SCHEMA)
             self._writer.commit()
         except (sqlite3.Error, OSError) as e:

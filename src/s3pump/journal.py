@@ -2,7 +2,8 @@
 
 It is an event subscriber. As events arrive it records, each in its own committed
 transaction (WAL, ``synchronous=NORMAL``: a commit survives the process being
-killed, which is what resume needs):
+killed, which is what resume needs; on a network filesystem, where WAL does not work, the
+rollback journal with ``synchronous=FULL``, see :mod:`s3pump.statefs`):
 
 * ``files``: every finished file (``done``) with its size and mtime, and failed ones;
 * ``uploads``: each multipart upload the moment it is created (key, upload ID, part
@@ -40,6 +41,7 @@ from .events import (
     PartDone,
 )
 from .items import ResumeRecord, UploadItem
+from .statefs import sqlite_journal_mode
 from .store.base import CompletedPart, Store
 
 __all__ = [
@@ -94,8 +96,10 @@ class Journal:
         self._db: sqlite3.Connection | None = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        #: WAL on a local disk; the rollback journal on NFS/Lustre/GPFS, where WAL fails (statefs.py)
+        self.journal_mode = sqlite_journal_mode(self.path)
+        self._db.execute(f"PRAGMA journal_mode={self.journal_mode}")
+        self._db.execute("PRAGMA synchronous=NORMAL" if self.journal_mode == "WAL" else "PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (repr(time.time()),))
         self._pending: dict[str, tuple[int, int]] = {}  # key -> (size, mtime) announced by the planner
@@ -240,7 +244,7 @@ class Journal:
     def delete(self) -> None:
         """Close and remove the journal file (the run finished everything)."""
         self.close()
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
 

@@ -15,7 +15,7 @@ import typer
 
 from .config import TransferConfig
 from .errors import UsageError
-from .units import parse_size_bytes
+from .units import parse_duration_s, parse_size_bytes
 
 __all__ = ["config_from", "note"]
 
@@ -43,11 +43,19 @@ def _opt(*names: str, help: str, panel: str, metavar: str | None = None, **kw: A
 
 # ---- where ----
 Endpoint = Annotated[str | None, _opt("--endpoint-url", metavar="URL", panel=WHERE, help=note(
-    "S3 endpoint, e.g. http://127.0.0.1:8333", default="AWS", env="AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL"))]
+    "S3 endpoint, e.g. http://127.0.0.1:8333", default="the profile's, else AWS",
+    env="AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL"))]
 Region = Annotated[str | None, _opt("--region", metavar="REGION", panel=WHERE, help=note(
     "Signing region", default="from the profile, else us-east-1", env="AWS_REGION"))]
 Profile = Annotated[str | None, _opt("--profile", metavar="NAME", panel=WHERE, help=note(
     "Profile of ~/.aws/config", env="AWS_PROFILE"))]
+ConnectTimeout = Annotated[str | None, _opt("--connect-timeout", "--cli-connect-timeout", metavar="DURATION",
+                                             panel=WHERE, help=note("TCP connect timeout", default="10s",
+                                                                    env="S3PUMP_CONNECT_TIMEOUT"))]
+ReadTimeout = Annotated[str | None, _opt("--read-timeout", "--cli-read-timeout", metavar="DURATION", panel=WHERE,
+                                         help=note("How long to wait for an answer; an endpoint that never "
+                                                   "answers ends the run after two tries", default="10s",
+                                                   env="S3PUMP_READ_TIMEOUT"))]
 Embedded = Annotated[bool, _opt("--embedded", panel=WHERE, help="Use the local SeaweedFS (started if needed; "
                                 "creates the bucket)")]
 # ---- what ----
@@ -60,8 +68,21 @@ StorageClass = Annotated[str | None, _opt("--storage-class", metavar="CLASS", pa
                                           help="e.g. STANDARD_IA, GLACIER_IR")]
 Metadata = Annotated[list[str] | None, _opt("--metadata", metavar="K=V", panel=WHAT,
                                             help="User metadata (repeatable)")]
-Include = Annotated[list[str] | None, _opt("--include", metavar="GLOB", panel=WHAT, help="Glob of paths to take")]
-Exclude = Annotated[list[str] | None, _opt("--exclude", metavar="GLOB", panel=WHAT, help="Glob of paths to skip")]
+CacheControl = Annotated[str | None, _opt("--cache-control", metavar="VALUE", panel=WHAT,
+                                          help="Cache-Control, e.g. max-age=3600")]
+ContentEncoding = Annotated[str | None, _opt("--content-encoding", metavar="VALUE", panel=WHAT,
+                                             help="Content-Encoding, e.g. gzip")]
+ContentDisposition = Annotated[str | None, _opt("--content-disposition", metavar="VALUE", panel=WHAT,
+                                                help="Content-Disposition")]
+ContentLanguage = Annotated[str | None, _opt("--content-language", metavar="VALUE", panel=WHAT,
+                                             help="Content-Language, e.g. en-US")]
+Expires = Annotated[str | None, _opt("--expires", metavar="TIME", panel=WHAT,
+                                     help="Expires: an ISO 8601 time or an HTTP date")]
+Tagging = Annotated[str | None, _opt("--tagging", metavar="K=V&K2=V2", panel=WHAT, help="Object tags")]
+Include = Annotated[list[str] | None, _opt("--include", metavar="GLOB", panel=WHAT, help="Glob of paths to take; "
+                                           "with --exclude, applied in order, the last match wins (as aws)")]
+Exclude = Annotated[list[str] | None, _opt("--exclude", metavar="GLOB", panel=WHAT, help="Glob of paths to skip; "
+                                           "with --include, applied in order, the last match wins (as aws)")]
 FollowSymlinks = Annotated[bool, _opt("--follow-symlinks", panel=WHAT, help="Follow symbolic links")]
 # ---- how fast ----
 Concurrency = Annotated[str | None, _opt("--concurrency", "-c", metavar="N|auto", panel=SPEED, help=note(
@@ -74,6 +95,9 @@ RpsBurst = Annotated[int | None, _opt("--rps-burst", metavar="N", panel=SPEED, h
     "Requests allowed at once after a pause", default="max-rps/10"))]
 BwLimit = Annotated[str | None, _opt("--bwlimit", metavar="RATE", panel=SPEED, help=note(
     "Upload bandwidth cap in bytes/s, e.g. 10M (10^6), 8MiB (2^20)", env="S3PUMP_BWLIMIT"))]
+Cluster = Annotated[str | None, _opt("--cluster", metavar="ADDRESS", panel=SPEED, help=note(
+    "Run on Dask workers: local:N (N worker processes here) or a scheduler, tcp://host:8786 "
+    "(needs s3pump[dask]; see docs/cluster.md)"))]
 MinConcurrency = Annotated[int | None, _opt("--min-concurrency", metavar="N", panel=SPEED, help=note(
     "Floor for --concurrency auto", default=4))]
 MaxConcurrency = Annotated[int | None, _opt("--max-concurrency", metavar="N", panel=SPEED, help=note(
@@ -95,12 +119,14 @@ MetricsFile = Annotated[Path | None, _opt("--metrics-file", metavar="FILE", pane
 Debug = Annotated[bool, _opt("--debug", panel=OUTPUT, help="Debug logs on stderr (secrets redacted)")]
 
 #: flag parameter -> TransferConfig field, for the flags whose names differ
-_FIELDS = {"part_size": "part_size_bytes", "bwlimit": "max_bandwidth_bps"}
+_FIELDS = {"part_size": "part_size_bytes", "bwlimit": "max_bandwidth_bps", "connect_timeout": "connect_timeout_s",
+           "read_timeout": "read_timeout_s"}
 #: every TransferConfig field a flag can set
 _CONFIG_FLAGS = frozenset({
     "endpoint_url", "region", "profile", "concurrency", "part_size", "checksum_algorithm", "content_type", "acl",
     "sse", "sse_kms_key_id", "storage_class", "metadata", "follow_symlinks", "max_rps", "rps_burst", "bwlimit",
-    "min_concurrency", "max_concurrency",
+    "min_concurrency", "max_concurrency", "connect_timeout", "read_timeout", "cache_control", "content_encoding",
+    "content_disposition", "content_language", "expires", "tagging",
 })
 
 
@@ -126,11 +152,28 @@ def config_from(params: dict[str, Any], **overrides: Any) -> TransferConfig:
         flags["follow_symlinks"] = None  # an unset flag keeps the environment's value
     if flags.get("max_bandwidth_bps") is not None:
         flags["max_bandwidth_bps"] = parse_size_bytes(flags["max_bandwidth_bps"], what="--bwlimit")
+    for name in ("connect_timeout_s", "read_timeout_s"):
+        if isinstance(flags.get(name), str):
+            flags[name] = parse_duration_s(flags[name], what="--" + name[:-2].replace("_", "-"))
+    if flags.get("expires"):
+        flags["expires"] = _http_date(flags["expires"])
     if flags.get("part_size_bytes") is not None:
         flags["part_size_bytes"] = parse_size_bytes(flags["part_size_bytes"], what="--part-size")
     if "metadata" in flags:
         flags["metadata"] = _metadata_pairs(flags["metadata"]) or None
     return TransferConfig.from_env(**flags)
+
+
+def _http_date(text: str) -> str:
+    """``--expires``: an ISO 8601 time becomes an HTTP date; anything else is sent as given."""
+    import datetime as dt
+    from email.utils import format_datetime
+
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return format_datetime(when if when.tzinfo else when.replace(tzinfo=dt.UTC), usegmt=True)
 
 
 def _metadata_pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:

@@ -121,6 +121,8 @@ class UploadReport:
     failed_list_path: str | None = None
     dry_run: bool = False
     bytes_skipped: int = 0
+    #: ``--cluster`` runs: workers, shards planned/done/failed, and per-worker rates (``per_worker``)
+    cluster: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

@@ -37,6 +37,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from .config import TransferConfig
+from .engine.limits import EngineLimits
 from .engine.scheduler import Engine
 from .engine.uploads import OpenUploads
 from .errors import CancelledError, LocalStateError, S3PumpError, StoreError
@@ -75,6 +76,8 @@ class Run:
         subscribers: the caller's views of the events (progress, ``--json``, metrics).
         failed_list: where failed items are written (default: :func:`default_failed_list_path`).
         handle_signals: install SIGINT/SIGTERM handlers for the run (only from the main thread).
+        limits: the engines' limits, when they outlive the run (a cluster worker's); by default
+            each engine makes its own from ``config``.
         graceful_stop: set by the first signal instead of cancelling (the job stops by itself).
         check_failed_list: make sure now that the failed-list's directory takes a file (jobs whose
             items may fail: upload, sync).
@@ -90,7 +93,7 @@ class Run:
                  embedded: bool = False, subscribers: Iterable[Subscriber] = (),
                  failed_list: str | Path | None = None, handle_signals: bool = False,
                  graceful_stop: threading.Event | None = None, check_bucket: bool = True,
-                 check_failed_list: bool = False) -> None:
+                 check_failed_list: bool = False, limits: EngineLimits | None = None) -> None:
         self.job = job
         self.config = config
         self.bucket = bucket
@@ -108,6 +111,7 @@ class Run:
         self._store: Store | None = store
         self._embedded = embedded
         self._check_bucket = check_bucket
+        self._limits = limits
         self._handle_signals = handle_signals
         self._graceful_stop = graceful_stop
         self._previous_handlers: dict[int, Any] = {}
@@ -227,7 +231,7 @@ class Run:
             raise CancelledError("cancelled before the transfer started")
         assert self.uploads is not None
         engine = Engine(self.store, self.bucket, self.config, self.bus, keep_uploads_on_cancel=keep_uploads_on_cancel,
-                        policy=self.policy, uploads=self.uploads)
+                        policy=self.policy, uploads=self.uploads, limits=self._limits)
         self._engine = engine
         try:
             if self._cancelled.is_set():  # a signal between the check above and here

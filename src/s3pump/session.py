@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .config import TransferConfig
@@ -33,6 +34,7 @@ def open_store(
     With ``embedded``, the local SeaweedFS is started (or reused), the config points at
     it with its credentials, and the bucket is created if missing. Otherwise the bucket
     is checked with HeadBucket, so a wrong name or bad credentials fail before any upload.
+    ``check_bucket=False`` does neither (``ls`` of all buckets).
     ``policy``: the run's retry policy, for the store's synchronous calls (from the bucket check on).
 
     Raises:
@@ -41,7 +43,7 @@ def open_store(
     if embedded:
         from .devserver import ensure_embedded
 
-        server = ensure_embedded()
+        server = ensure_embedded(lambda line: print(f"s3pump: {line}", file=sys.stderr, flush=True))
         config = config.replace(
             endpoint_url=server.endpoint_url, region=server.region,
             access_key_id=server.access_key_id, secret_access_key=server.secret_access_key,
@@ -52,10 +54,15 @@ def open_store(
                    os.environ.get("AWS_SESSION_TOKEN")):
         register_secret(secret)  # masked in every log record and --debug traceback from here on
     store = S3Store(config)
+    frozen = store.settings.credentials.get_frozen_credentials()
+    register_secret(frozen.secret_key)
+    register_secret(frozen.token)
+    # the config actually used: the endpoint and region botocore resolved (journal keys, messages)
+    config = config.replace(endpoint_url=store.settings.endpoint_url, region=store.settings.region)
     if policy is not None:
         store.use_retry_policy(policy)
     try:
-        if embedded:
+        if embedded and check_bucket:
             store.create_bucket(bucket)
         elif check_bucket:
             store.head_bucket(bucket)

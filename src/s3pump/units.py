@@ -3,6 +3,10 @@
 Suffixes follow SI and IEC: ``K``/``KB`` = 1,000, ``Ki``/``KiB`` = 1,024, and
 likewise M, G, T. So ``--bwlimit 20M`` is 20,000,000 bytes/s and
 ``--part-size 8MiB`` is 8,388,608 bytes.
+
+The aws cli's ``s3`` settings in ``~/.aws/config`` (``multipart_chunksize = 64MB``) use
+binary units for every spelling (``KB`` = ``KiB`` = 1,024): :func:`parse_aws_size_bytes`
+reads them so (AWS CLI User Guide, "AWS CLI S3 configuration").
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import re
 
 from .errors import UsageError
 
-__all__ = ["format_bytes", "parse_duration_s", "parse_size_bytes"]
+__all__ = ["format_bytes", "parse_aws_size_bytes", "parse_duration_s", "parse_size_bytes"]
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -20,20 +24,34 @@ _DURATION_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_size_bytes(text: str | int, *, what: str = "size") -> int:
-    """Parse ``"4KiB"``, ``"8MiB"``, ``"1.5G"``, ``"100"`` into bytes.
+    """Parse ``"4KiB"``, ``"8MiB"``, ``"1.5G"``, ``"100"`` into bytes (``K``/``M``/``G`` are powers of
+    1000, ``KiB``/``MiB``/``GiB`` powers of 1024).
 
     Raises:
         UsageError: the text is not a size.
     """
+    return _parse_size(text, what, "use e.g. 4KiB, 8MiB, 10M or 1G", aws=False)
+
+
+def parse_aws_size_bytes(text: str | int, *, what: str = "size") -> int:
+    """Parse a size as the aws cli reads its ``s3`` config: ``"64MB"`` and ``"64MiB"`` are both
+    64 * 1024**2 bytes, ``"1048576"`` is bytes.
+
+    Raises:
+        UsageError: the text is not a size.
+    """
+    return _parse_size(text, what, "use e.g. 8MB (aws: MB = MiB) or 8388608", aws=True)
+
+
+def _parse_size(text: str | int, what: str, hint: str, *, aws: bool) -> int:
     if isinstance(text, int):
         return text
     m = _SIZE_RE.match(text)
     if not m:
-        raise UsageError(f"{what}: {text!r} is not a size; use e.g. 4KiB, 8MiB, 10M or 1G")
+        raise UsageError(f"{what}: {text!r} is not a size; {hint}")
     number, prefix, binary, _ = m.groups()
-    base = 1024 if binary else 1000
-    value = float(number) * base ** _POWERS[prefix.lower()]
-    return int(value)
+    base = 1024 if binary or aws else 1000
+    return int(float(number) * base ** _POWERS[prefix.lower()])
 
 
 def parse_duration_s(text: str | float, *, what: str = "duration") -> float:

@@ -106,7 +106,11 @@ def test_sync_cli_roundtrip(s3env: S3Env, bucket: str, state_dir: Path, tmp_path
 
 def test_sync_cli_errors(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path) -> None:
     r = run_cli(["sync", str(tmp_path / "nope"), f"s3://{bucket}/x"], s3env.env(state_dir))
-    assert r.returncode == 1 and b"not a directory" in r.stderr and b"Traceback" not in r.stderr
+    # issue 13: a missing directory is a usage error, as in the aws cli (exit 2, was 1)
+    assert r.returncode == 2 and b"does not exist" in r.stderr and b"Traceback" not in r.stderr
+    (tmp_path / "file.txt").write_text("x")
+    r = run_cli(["sync", str(tmp_path / "file.txt"), f"s3://{bucket}/x"], s3env.env(state_dir))
+    assert r.returncode == 2 and b"not a directory" in r.stderr and b"Traceback" not in r.stderr
     r = run_cli(["sync", str(tmp_path), "s3://no-such-bucket-here/x"], s3env.env(state_dir))
     assert r.returncode == 2 and b"NoSuchBucket" in r.stderr and b"Traceback" not in r.stderr
     r = run_cli(["sync", str(tmp_path), f"s3://{bucket}/x", "--size-only", "--checksum"], s3env.env(state_dir))

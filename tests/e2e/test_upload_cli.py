@@ -141,10 +141,17 @@ def test_bad_input_one_line_errors(s3env: S3Env, bucket: str, state_dir: Path, t
                  "--no-progress"], env)
     assert r.returncode == 1 and "missing.txt" in r.stderr.decode() and "Traceback" not in r.stderr.decode()
     assert set(list_all(s3env.boto(), bucket, "m/")) == {"m/ok.txt"}
-    # unreachable endpoint: one line, non-zero
+    # the only path missing: a usage error as in the aws cli (issue 13): exit 2, one line, nothing sent
+    r = run_cli(["upload", str(tmp_path / "missing.txt"), f"s3://{bucket}/n/", "--no-progress"], env)
+    assert r.returncode == 2, r.stderr.decode()
+    assert r.stderr.decode().strip().splitlines() == [
+        f"s3pump: error: the path {tmp_path / 'missing.txt'} does not exist"]
+    assert set(list_all(s3env.boto(), bucket, "n/")) == set()
+    # unreachable endpoint: one line naming it, exit 2 (a configuration error, issue 13)
     r = run_cli(["upload", str(tmp_path), f"s3://{bucket}/x", "--no-progress",
                  "--endpoint-url", "http://127.0.0.1:9"], env)
-    assert r.returncode == 1 and "Traceback" not in r.stderr.decode() and "127.0.0.1:9" in r.stderr.decode()
+    assert r.returncode == 2 and "Traceback" not in r.stderr.decode() and "127.0.0.1:9" in r.stderr.decode()
+    assert len(r.stderr.decode().strip().splitlines()) == 1
 
 
 @pytest.mark.e2e

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from s3pump.errors import UsageError
 from s3pump.sources.walk import PathFilter, walk_items
 from s3pump.urls import parse_s3_url
 
@@ -59,3 +62,19 @@ def test_walk_is_bounded_and_streams(tmp_path: Path) -> None:
     first = next(it)
     assert first.key.startswith("f")
     assert sum(1 for _ in it) == 2999
+
+
+def test_filters_in_order_last_match_wins(tmp_path: Path) -> None:
+    """The aws cli's rule from the Python API: ("include"|"exclude", glob) pairs in order."""
+    tree(tmp_path)
+    dest = parse_s3_url("s3://bkt/")
+
+    def taken(*rules: tuple[str, str]) -> set[str]:
+        return keys(list(walk_items([str(tmp_path)], dest, path_filter=PathFilter(rules=rules))))
+
+    assert taken(("exclude", "*"), ("include", "*.txt")) == {"a/b/one.txt", "three.txt"}
+    assert taken(("include", "*.txt"), ("exclude", "a/*")) == {"three.txt"}  # the later exclude wins
+    assert taken(("exclude", "a/*"), ("include", "*.txt")) == {"a/b/one.txt", "three.txt"}
+    assert taken(("include", "*.txt"), ("exclude", "*")) == set()
+    with pytest.raises(UsageError):
+        PathFilter(rules=[("keep", "*")])

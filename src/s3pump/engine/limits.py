@@ -14,8 +14,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["AdaptiveConcurrency", "ConcurrencyDecision", "TokenBucket"]
+if TYPE_CHECKING:
+    from ..config import TransferConfig
+
+__all__ = ["AdaptiveConcurrency", "ConcurrencyDecision", "EngineLimits", "TokenBucket"]
 
 
 class TokenBucket:
@@ -201,3 +205,38 @@ class AdaptiveConcurrency:
         if self.limit == old:
             return None
         return ConcurrencyDecision(old, self.limit, reason, score, lat)
+
+
+@dataclass(slots=True)
+class EngineLimits:
+    """The limits an engine obeys: the request rate, the bandwidth cap and adaptive concurrency
+    (each None when off). An engine makes its own from its config; a process that runs many
+    engines one after another (a cluster worker, one per shard) makes one and hands it to each,
+    so a burst is granted once per process and adaptive concurrency keeps what it learnt."""
+
+    rps: TokenBucket | None
+    bandwidth: TokenBucket | None
+    adaptive: AdaptiveConcurrency | None
+
+    @classmethod
+    def from_config(cls, config: TransferConfig, *, share: int = 1) -> EngineLimits:
+        """``--max-rps``/``--rps-burst``, ``--bwlimit`` (bytes/s) and ``--concurrency auto``.
+
+        ``share``: how many processes start at once against the same server (a cluster's workers):
+        adaptive concurrency in each has its share of ``--min-concurrency`` as the floor (so together
+        they can back off where one process would) and slow-starts from that floor.
+        """
+        rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
+        # a quarter second of burst: awscrt's threads do other work between reads, and tokens that
+        # overflow a smaller bucket meanwhile would be lost (the run would average under the cap)
+        bandwidth = (TokenBucket(config.max_bandwidth_bps, max(256 * 1024, config.max_bandwidth_bps / 4))
+                     if config.max_bandwidth_bps else None)
+        # --concurrency auto starts at 16 (within the bounds) and slow-starts from there
+        share = max(1, share)
+        minimum = max(1, config.min_concurrency // share)
+        # several processes slow-start from their floor: together they start below one process's 16
+        # (their first requests all arrive at once, and each learns of throttling only from its own)
+        initial = min(config.max_concurrency, max(minimum, 16 if share == 1 else minimum))
+        adaptive = (AdaptiveConcurrency(initial=initial, minimum=minimum, maximum=config.max_concurrency)
+                    if config.adaptive_concurrency else None)
+        return cls(rps, bandwidth, adaptive)

@@ -70,7 +70,7 @@ from ..items import PartSource, UploadItem
 from ..retry import RetryPolicy
 from ..store.base import CompletedPart, PutResult, Request, Store
 from ..store.body import FileRange, PartBody, Throttled
-from .limits import AdaptiveConcurrency, ConcurrencyDecision, TokenBucket
+from .limits import ConcurrencyDecision, EngineLimits
 from .multipart import FilePartSource, part_size_for
 from .uploads import OpenUploads
 
@@ -151,11 +151,13 @@ class Engine:
     ``policy`` and ``uploads`` are the run's retry policy and upload registry (a
     :class:`~s3pump.run.Run` passes its own); by default the engine makes its own, and the
     policy's retries are reported as :class:`~s3pump.events.RetryScheduled` on ``bus``.
+    ``limits``: limits shared with other engines of this process (a cluster worker's); by default
+    the engine makes its own from ``config``.
     """
 
     def __init__(self, store: Store, bucket: str, config: TransferConfig, bus: EventBus, *,
                  keep_uploads_on_cancel: bool = False, policy: RetryPolicy | None = None,
-                 uploads: OpenUploads | None = None) -> None:
+                 uploads: OpenUploads | None = None, limits: EngineLimits | None = None) -> None:
         self.keep_uploads_on_cancel = keep_uploads_on_cancel
         self.store = store
         self.bucket = bucket
@@ -185,16 +187,11 @@ class Engine:
         self._last_tick = 0.0
         self._debug = _log.isEnabledFor(logging.DEBUG)  # per-request debug lines cost nothing otherwise
         # limits (engine/limits.py): requests/s, bytes/s as sent, adaptive concurrency
-        self._rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
+        lim = limits if limits is not None else EngineLimits.from_config(config)
+        self._rps = lim.rps
         self._rps_wait_s = 0.0
-        # a quarter second of burst: awscrt's threads do other work between reads, and tokens that
-        # overflow a smaller bucket meanwhile would be lost (the run would average under the cap)
-        self._bandwidth = (TokenBucket(config.max_bandwidth_bps, max(256 * 1024, config.max_bandwidth_bps / 4))
-                           if config.max_bandwidth_bps else None)
-        # --concurrency auto starts at 16 (within the bounds) and slow-starts from there
-        self.adaptive = (AdaptiveConcurrency(initial=16, minimum=config.min_concurrency,
-                                             maximum=config.max_concurrency)
-                         if config.adaptive_concurrency else None)
+        self._bandwidth = lim.bandwidth
+        self.adaptive = lim.adaptive
         if self.adaptive is not None:
             self.limit = self.adaptive.limit
 

@@ -254,8 +254,7 @@ class _ExportJob:
         self.serializer: Serializer = make_serializer(fmt, compression, proto=self.proto,
                                                       delimited=not one_per_row)
         base = ObjectAttributes.of(config)
-        self.attrs = ObjectAttributes(config.content_type or self.serializer.content_type, base.acl, base.sse,
-                                      base.sse_kms_key_id, base.storage_class, base.metadata)
+        self.attrs = dataclasses.replace(base, content_type=config.content_type or self.serializer.content_type)
         self.state = StateStore(store, dest.bucket, dest.prefix, self.table, config, state_file)
         self.dlq = DeadLetterQueue(dlq or f"s3://{dest.bucket}/{join_key(dest.prefix, '_dlq/')}", store, config)
         self.stats = run.stats

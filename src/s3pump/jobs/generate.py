@@ -42,7 +42,7 @@ def generate(
     log-uniformly from ``[size_min_bytes, size_max_bytes]``.
 
     Raises:
-        UsageError: bad sizes or count.
+        UsageError: bad sizes or count; ``directory`` is a file or cannot be created (exit 2).
     """
     if count < 0:
         raise UsageError("--count must be >= 0")
@@ -55,7 +55,12 @@ def generate(
     rng = random.Random(seed)
     pool = rng.randbytes(_POOL_BYTES)
     root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} exists and is not a directory; give a directory to write into")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{root}: cannot create the directory: {e.strerror}") from None
     width = len(str(max(count - 1, 0)))
     total = 0
     for i in range(count):

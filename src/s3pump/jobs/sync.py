@@ -16,15 +16,16 @@ Reads top to bottom:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import CancelledError, S3PumpError, SourceNotFoundError, UsageError
+from ..errors import CancelledError, PathNotFoundError, S3PumpError, UsageError
 from ..events import Event, ObjectDeleted, Subscriber, UploadPlanned
 from ..hashcache import HashCache
 from ..plan.syncplan import MODES, SyncMode
@@ -33,7 +34,7 @@ from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.handoff import Handoff
-from ..sources.walk import PathFilter
+from ..sources.walk import FilterRule, PathFilter
 from ..store.base import Store
 from ..urls import join_key, parse_s3_url
 
@@ -110,6 +111,7 @@ def sync(
     dry_run: bool = False,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
+    filters: Sequence[FilterRule] | None = None,
     embedded: bool = False,
     failed_list: str | Path | None = None,
     subscribers: Iterable[Subscriber] = (),
@@ -118,6 +120,7 @@ def sync(
     sort_items_in_memory: int = SORT_ITEMS_IN_MEMORY,
     hash_workers: int | None = None,
     handle_signals: bool = False,
+    cluster: Any = None,
 ) -> SyncReport:
     """Upload the new and changed files of ``source_dir`` to ``destination`` (``s3://bucket/prefix``).
 
@@ -127,17 +130,22 @@ def sync(
     file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
     the prefix that have no local file (after the uploads). ``dry_run``: list the plan
     as events (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.
+    ``filters``: ``("include"|"exclude", glob)`` in order, the aws cli's rule (last match wins;
+    :class:`~s3pump.sources.walk.PathFilter`); without it, ``include``/``exclude`` as two lists.
     ``include``/``exclude``: globs on the path relative to ``source_dir``, applied to both
     sides (an excluded object is never deleted). ``hash_cache``: True for the cache in the
     state directory, a path, or False. Memory: at most ``sort_items_in_memory`` records
-    per side (~250 bytes each) before the sort spills to a temporary file.
+    per side (~250 bytes each) before the sort spills to a temporary file. ``cluster``: the
+    uploads run on Dask workers (``local:N``, ``tcp://host:8786`` or a ``distributed.Client``;
+    needs ``s3pump[dask]``); planning, deletes and the report stay here (docs/cluster.md).
 
     Returns:
         SyncReport: uploads (done/failed/unchanged), deletes, hashing, plan counts.
 
     Raises:
         UsageError: bad destination, mode or config (exit 2).
-        SourceNotFoundError: ``source_dir`` is not a directory.
+        PathNotFoundError: ``source_dir`` does not exist (a UsageError and SourceNotFoundError, exit 2).
+        UsageError: ``source_dir`` is not a directory (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check or the listing failed (exit 2).
         CancelledError: cancelled (``handle_signals``: the first SIGINT/SIGTERM); open multipart
             uploads were aborted (exit 130).
@@ -147,10 +155,17 @@ def sync(
     if mode not in MODES:
         raise UsageError(f"sync mode must be one of {', '.join(MODES)}, got {mode!r}")
     root = os.fspath(source_dir)
+    if not os.path.exists(root):  # usage errors, as in the aws cli (exit 2)
+        raise PathNotFoundError(f"the path {root} does not exist")
     if not os.path.isdir(root):
-        raise SourceNotFoundError(f"{root}: not a directory; sync takes a directory (use upload for files)")
+        raise UsageError(f"{root}: not a directory; sync takes a directory (use upload for files)")
     if sort_items_in_memory < 1:
         raise UsageError("sort_items_in_memory must be >= 1")
+    if cluster is not None and not dry_run:
+        from ..cluster.connect import require_distributed
+
+        require_distributed()
+    cluster_info: dict[str, Any] | None = None
     key_prefix = join_key(dest.prefix, "")  # "" or "prefix/": never compare "prefix2/..."
     sync_stats = SyncStats()
     cache: HashCache | None = None
@@ -164,7 +179,8 @@ def sync(
                  failed_list=failed_list, handle_signals=handle_signals, check_failed_list=True) as run:
             planner = SyncPlanner(
                 root=root, dest=dest, key_prefix=key_prefix, store=run.store, config=run.config, mode=mode,
-                delete=delete, dry_run=dry_run, path_filter=PathFilter(tuple(include), tuple(exclude)), cache=cache,
+                delete=delete, dry_run=dry_run, cache=cache,
+                path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
                 sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
             )
             try:
@@ -176,7 +192,7 @@ def sync(
                     for key in planner.deletes:
                         run.emit(ObjectDeleted(key, dry_run=True))
                 else:
-                    _transfer(run, handoff)
+                    cluster_info = _transfer(run, handoff, cluster)
                     run.delete(planner.deletes)
             finally:
                 handoff.stop()
@@ -184,7 +200,7 @@ def sync(
     finally:
         if cache is not None:
             cache.close()
-    base = run.report(dry_run=dry_run)
+    base = dataclasses.replace(run.report(dry_run=dry_run), cluster=cluster_info)
     return SyncReport(
         **{f: getattr(base, f) for f in UploadReport.__dataclass_fields__},
         mode=mode, local_files=planner.local_files, remote_objects=planner.remote_objects,
@@ -197,9 +213,10 @@ def sync(
     )
 
 
-def _transfer(run: Run, handoff: Handoff[Any]) -> None:
-    """The planner's uploads through the run's engine; a planner that fails cancels the transfer (the
-    safe way: open multipart uploads are aborted) and its error is raised instead."""
+def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None) -> dict[str, Any] | None:
+    """The planner's uploads through the run's engine (or a cluster's workers: what they did is
+    returned); a planner that fails cancels the transfer (the safe way: open multipart uploads are
+    aborted) and its error is raised instead."""
     planner_error: list[BaseException] = []
 
     def items() -> Iterator[Any]:
@@ -209,14 +226,21 @@ def _transfer(run: Run, handoff: Handoff[Any]) -> None:
             planner_error.append(e)
             run.cancel()
 
+    outcome = None
     try:
-        run.transfer(items())
+        if cluster is None:
+            run.transfer(items())
+        else:
+            from ..cluster.coordinator import transfer_on_cluster
+
+            outcome = transfer_on_cluster(run, run.emitting(items()), cluster).to_json()
     except CancelledError:
         if planner_error:
             raise _as_s3pump_error(planner_error[0]) from None
         raise
     if planner_error:  # the planner failed after the engine had taken its last item
         raise _as_s3pump_error(planner_error[0])
+    return outcome
 
 
 def _as_s3pump_error(e: BaseException) -> BaseException:

@@ -7,13 +7,16 @@ earlier run), hand them to the engine, report.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..config import TransferConfig
-from ..errors import InvalidKeyError, S3PumpError, SourceNotFoundError, UsageError
+from ..errors import InvalidKeyError, PathNotFoundError, S3PumpError, SourceNotFoundError, UsageError
 from ..events import Discovered, FileSkipped, Subscriber
 from ..items import UploadItem
 from ..journal import Journal, abort_orphans, journal_path, skip_and_resume
@@ -22,11 +25,11 @@ from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes
-from ..sources.walk import PathFilter, attrs_by_content_type, walk_items
+from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
 
-__all__ = ["read_failed_list", "upload"]
+__all__ = ["check_paths_exist", "read_failed_list", "upload"]
 
 
 def _open_journal(sources: list[str], destination: str, run: Run, *, fresh: bool) -> Journal:
@@ -97,6 +100,19 @@ def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> 
     yield Discovered(files, size, final=True)
 
 
+def check_paths_exist(paths: Iterable[str | Path]) -> None:
+    """The aws cli's rule for its PATH argument: one that does not exist is a usage error. With
+    several PATHs of which some exist, a missing one fails alone (listed, exit 1) and the others
+    are uploaded; only when none exists is it a usage error.
+
+    Raises:
+        PathNotFoundError: no PATH exists; names the first (exit 2).
+    """
+    given = list(paths)
+    if given and not any(os.path.lexists(p) for p in given):
+        raise PathNotFoundError(f"the path {given[0]} does not exist")
+
+
 def upload(
     paths: Sequence[str | Path],
     destination: str,
@@ -104,6 +120,7 @@ def upload(
     *,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    filters: Sequence[FilterRule] | None = None,
     from_list: str | Path | None = None,
     dry_run: bool = False,
     embedded: bool = False,
@@ -112,11 +129,15 @@ def upload(
     store: Store | None = None,
     resume: bool = True,
     handle_signals: bool = False,
+    cluster: Any = None,
+    cluster_options: dict[str, Any] | None = None,
 ) -> UploadReport:
     """Upload files and directory trees to ``destination`` (``s3://bucket/prefix``).
 
     Keys are the prefix plus each file's POSIX path relative to its directory argument
-    (see :mod:`s3pump.sources.walk`). Files above ``config.multipart_threshold_bytes``
+    (see :mod:`s3pump.sources.walk`). ``filters``: ``("include"|"exclude", glob)`` pairs in
+    order, the aws cli's rule (the last match decides); without it, ``include``/``exclude``.
+    Files above ``config.multipart_threshold_bytes``
     go as multipart uploads with parts of ``config.part_size_bytes`` (grown so no object
     needs over 10,000 parts). Failed files are listed in the report and written as JSON
     lines to ``failed_list`` (default: the state directory), for ``from_list=``.
@@ -131,11 +152,19 @@ def upload(
     ``handle_signals``: the first SIGINT/SIGTERM cancels at a safe point, a second at once (the
     CLI's setting; by default no signal handler is installed).
 
+    ``cluster``: run the uploads on Dask distributed workers (``local:N``, ``tcp://host:8786`` or a
+    ``distributed.Client``; needs ``s3pump[dask]``); this process plans, journals and reports (see
+    :mod:`s3pump.cluster` and docs/cluster.md). ``cluster_options``: keyword arguments of
+    :func:`s3pump.cluster.coordinator.transfer_on_cluster` (shard limits, a per-worker cap).
+
     Returns:
         UploadReport: counts, bytes, elapsed seconds, retries, latency p50/p99, failures.
 
     Raises:
-        UsageError: bad destination or config (exit 2).
+        UsageError: bad destination or config, or ``cluster`` without ``s3pump[dask]`` (exit 2). A PATH
+            that does not exist fails alone, as a SourceNotFoundError item (the CLI checks the paths
+            first: :func:`check_paths_exist`).
+        WorkerMismatchError: a cluster worker sees other files than this process (exit 2).
         NoSuchBucketError, CredentialsError: the bucket check failed (exit 2).
         CancelledError: cancelled; open multipart uploads were kept for the journal to resume, or
             aborted with ``resume=False`` (exit 130).
@@ -149,6 +178,10 @@ def upload(
             raise InvalidKeyError(f"{destination}: the prefix is not a valid key: {e}") from None
     if not paths and from_list is None:
         raise UsageError("give at least one PATH, or --from-list FILE")
+    if cluster is not None and not dry_run:
+        from ..cluster.connect import require_distributed
+
+        require_distributed()  # before anything is walked or sent
     attrs = ObjectAttributes.of(config)
     # two sources that map to one key: refuse before sending (only several roots, or a list, can have them)
     if from_list is not None:
@@ -161,7 +194,7 @@ def upload(
     else:
         items = walk_items(
             [str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-            path_filter=PathFilter(include, exclude), attrs_for=attrs_by_content_type(attrs),
+            path_filter=PathFilter(include, exclude, rules=filters), attrs_for=attrs_by_content_type(attrs),
             queue_size=config.walk_queue_size, discovered=True,
         )
     run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
@@ -176,10 +209,15 @@ def upload(
         assert run.uploads is not None
         try:
             # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
+            planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
+                                      multipart_threshold_bytes=run.config.multipart_threshold_bytes)
             try:
-                run.transfer(skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
-                                             multipart_threshold_bytes=run.config.multipart_threshold_bytes),
-                             keep_uploads_on_cancel=resume)
+                if cluster is not None:
+                    from ..cluster.coordinator import transfer_on_cluster
+
+                    outcome = transfer_on_cluster(run, planned, cluster, **(cluster_options or {}))
+                else:
+                    run.transfer(planned, keep_uploads_on_cancel=resume)
             except (OSError, sqlite3.Error) as e:  # the planner's journal lookups (the engine aborted)
                 if not is_write_refused(e):
                     raise
@@ -191,6 +229,8 @@ def upload(
                 journal.delete()
         finally:
             journal.close()
+    if cluster is not None:
+        return dataclasses.replace(run.report(), cluster=outcome.to_json())
     return run.report()
 
 

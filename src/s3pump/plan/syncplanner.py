@@ -34,11 +34,11 @@ from ..errors import (
     StoreError,
 )
 from ..etags import FileDigest, file_digest
-from ..events import Discovered, FileSkipped, UploadPlanned
+from ..events import Discovered, EntrySkipped, FileSkipped, UploadPlanned
 from ..hashcache import HashCache
 from ..items import UploadItem
 from ..sources.handoff import Handoff, Stopped
-from ..sources.walk import PathFilter, attrs_by_content_type, walk_items
+from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..urls import S3Url
 from .extsort import ExternalSorter, Spool
@@ -105,6 +105,7 @@ class SyncPlanner:
         self.sort_items = sort_items
         self.hash_workers = hash_workers
         self.found_files = 0  # files planned (skipped as unchanged, or to upload or compare)
+        self.walk_totals = WalkTotals()  # the walk's counts, and the entries it passed over
         self.found_bytes = 0
         self.attrs_for = attrs_by_content_type(ObjectAttributes.of(config))
         self.deletes = Spool()
@@ -168,8 +169,10 @@ class SyncPlanner:
             for item in walk_items(
                 [self.root], S3Url(self.dest.bucket, self.key_prefix), follow_symlinks=self.config.follow_symlinks,
                 path_filter=self.path_filter, attrs_for=lambda _key: _NO_ATTRS,
-                queue_size=self.config.walk_queue_size,
+                queue_size=self.config.walk_queue_size, totals=self.walk_totals,
             ):
+                for path, kind in self.walk_totals.drain_skips():  # symlinks, FIFOs, ...: said, not planned
+                    out.put(EntrySkipped(path, kind))
                 if item.error is not None:
                     if len(self.error_keys) < _MAX_ERROR_KEYS:
                         self.error_keys.append(item.key)
@@ -180,6 +183,8 @@ class SyncPlanner:
                 local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))
                 if out.stopped:
                     raise Stopped
+            for path, kind in self.walk_totals.drain_skips():
+                out.put(EntrySkipped(path, kind))
             out.flush()
         except BaseException:
             stop.set()

@@ -11,21 +11,26 @@ Key mapping (as ``aws s3 cp --recursive``):
 * a file ``F``: ``prefix/<basename>``; but a single file sent to a destination
   that does not end in ``/`` is written to exactly that key.
 
-Filters: ``--include``/``--exclude`` globs (fnmatch, ``*`` crosses ``/``) match
-the path relative to its root. A path matching an include is taken; else one
-matching an exclude is dropped; else, when includes were given without excludes,
-it is dropped (a whitelist); else it is taken. So both ``--include '*.txt'`` and
-``--exclude '*' --include '*.txt'`` upload only ``.txt`` files.
+Filters (the aws cli's rule): ``--include``/``--exclude`` globs (fnmatch, ``*`` crosses ``/``)
+match the path relative to its root, and apply in the order given: every file starts taken,
+and the last filter that matches decides. So ``--exclude '*' --include '*.txt'`` takes only
+``.txt`` files, and ``--include '*.txt' --exclude 'tmp/*'`` takes everything but ``tmp/``.
+One difference from the aws cli: when every filter is an include, they start from nothing
+taken (``--include '*.txt'`` alone takes only ``.txt`` files; in the aws cli it would be a
+no-op). Built from two separate lists (``PathFilter(include, exclude)``), the excludes come
+first, so an include wins over an exclude.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import fnmatch
 import mimetypes
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import (
@@ -33,47 +38,95 @@ from ..errors import (
     S3PumpError,
     SourceNotFoundError,
     SourceUnreadableError,
+    UsageError,
 )
-from ..events import Discovered
+from ..events import Discovered, EntrySkipped
 from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
 from .handoff import threaded as _threaded
 
-__all__ = ["PathFilter", "WalkTotals", "attrs_by_content_type", "walk_items"]
+__all__ = ["FilterRule", "PathFilter", "WalkTotals", "attrs_by_content_type", "skipped_line", "walk_items"]
 
 _BATCH = 256
 
 
+#: Skipped entries kept for events until the consumer drains them; beyond, they are only counted.
+MAX_PENDING_SKIPS = 10_000
+
+
 @dataclass(slots=True)
 class WalkTotals:
-    """Counters of what the walk found so far (the walk's own; reported as Discovered events)."""
+    """Counters of what the walk found so far (the walk's own; reported as Discovered events), and
+    the entries it passed over: ``skipped`` counts them by kind (``symlink``, ``fifo``, ``socket``,
+    ``device``, ``broken symlink``); :meth:`drain_skips` hands their paths over (EntrySkipped events)."""
 
     files: int = 0
     bytes: int = 0
     finished: bool = False
+    skipped: dict[str, int] = field(default_factory=dict)
+    _pending: collections.deque[tuple[str, str]] = field(default_factory=collections.deque)
+
+    def skip(self, path: str, kind: str) -> None:
+        self.skipped[kind] = self.skipped.get(kind, 0) + 1
+        if len(self._pending) < MAX_PENDING_SKIPS:
+            self._pending.append((path, kind))
+
+    def drain_skips(self) -> list[tuple[str, str]]:
+        """The ``(path, kind)`` skipped since the last call (thread-safe with one walk thread)."""
+        out = []
+        while self._pending:
+            out.append(self._pending.popleft())
+        return out
+
+
+
+def skipped_line(skipped: dict[str, int]) -> str | None:
+    """One summary line of skipped entries by kind, e.g. ``skipped 2 symlinks (not followed;
+    --follow-symlinks follows them), 1 fifo: not regular files``; None when nothing was skipped."""
+    if not skipped:
+        return None
+    parts = []
+    for kind, n in sorted(skipped.items()):
+        noun = kind if n == 1 else f"{kind}s"
+        parts.append(f"{n} {noun}" + (" (not followed; --follow-symlinks follows them)" if kind == "symlink" else ""))
+    return "skipped " + ", ".join(parts) + ": not regular files"
+
+
+FilterRule = tuple[str, str]
+"""``("include" | "exclude", glob)``."""
 
 
 class PathFilter:
     """The include/exclude rule described in the module docstring."""
 
-    __slots__ = ("_exclude", "_include", "_whitelist")
+    __slots__ = ("_rules", "_start")
 
-    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
-        self._include = tuple(include)
-        self._exclude = tuple(exclude)
-        self._whitelist = bool(include) and not exclude
+    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
+                 rules: Sequence[FilterRule] | None = None) -> None:
+        """``rules``: the filters in command-line order; without it, ``exclude`` then ``include``.
+
+        Raises:
+            UsageError: a rule's kind is neither ``include`` nor ``exclude``.
+        """
+        ordered = list(rules) if rules is not None else [
+            *(("exclude", p) for p in exclude), *(("include", p) for p in include)]
+        for kind, _ in ordered:
+            if kind not in ("include", "exclude"):
+                raise UsageError(f"filter kind {kind!r}: use 'include' or 'exclude'")
+        self._rules = tuple(ordered)
+        self._start = not ordered or any(kind == "exclude" for kind, _ in ordered)
 
     @property
     def active(self) -> bool:
-        return bool(self._include or self._exclude)
+        return bool(self._rules)
 
     def __call__(self, relpath: str) -> bool:
-        if any(fnmatch.fnmatchcase(relpath, p) for p in self._include):
-            return True
-        if any(fnmatch.fnmatchcase(relpath, p) for p in self._exclude):
-            return False
-        return not self._whitelist
+        taken = self._start
+        for kind, pattern in self._rules:
+            if fnmatch.fnmatchcase(relpath, pattern):
+                taken = kind == "include"
+        return taken
 
 
 def attrs_by_content_type(base: ObjectAttributes) -> Callable[[str], ObjectAttributes]:
@@ -87,8 +140,7 @@ def attrs_by_content_type(base: ObjectAttributes) -> Callable[[str], ObjectAttri
         ctype = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
         attrs = cache.get(ctype)
         if attrs is None:
-            attrs = ObjectAttributes(ctype, base.acl, base.sse, base.sse_kms_key_id, base.storage_class,
-                                     base.metadata)
+            attrs = dataclasses.replace(base, content_type=ctype)
             cache[ctype] = attrs
         return attrs
 
@@ -135,6 +187,7 @@ def _walk_one(
             rel = f"{reldir}{entry.name}"
             try:
                 if entry.is_symlink() and not follow:
+                    totals.skip(entry.path, "symlink")
                     continue
                 if entry.is_dir(follow_symlinks=follow):
                     if follow:
@@ -147,8 +200,9 @@ def _walk_one(
                         seen_dirs.add(ident)
                     subdirs.append((entry.path, rel + "/"))
                     continue
-                if not entry.is_file(follow_symlinks=follow):
-                    continue  # sockets, FIFOs, devices, dangling links
+                if not entry.is_file(follow_symlinks=follow):  # sockets, FIFOs, devices, dangling links
+                    totals.skip(entry.path, _special_kind(entry.path))
+                    continue
                 if keep.active and not keep(rel):
                     continue
                 est = entry.stat(follow_symlinks=follow)
@@ -159,6 +213,20 @@ def _walk_one(
             yield _file_item(entry.path, join_key(dest.prefix, rel), est.st_size, est.st_mtime_ns,
                              attrs_for, totals)
         stack.extend(reversed(subdirs))
+
+
+def _special_kind(path: str) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "broken symlink"
+    if stat_mod.S_ISFIFO(mode):
+        return "fifo"
+    if stat_mod.S_ISSOCK(mode):
+        return "socket"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "device"
+    return "special file"
 
 
 def _file_item(
@@ -192,7 +260,8 @@ def walk_items(
 ) -> Iterator[Any]:
     """Walk ``roots`` and yield one :class:`UploadItem` per regular file (or per error), and a
     :class:`~s3pump.events.Discovered` with the totals so far every few hundred files and at the end
-    (``final``) when ``discovered`` is set, for progress views.
+    (``final``) when ``discovered`` is set, for progress views; then also an
+    :class:`~s3pump.events.EntrySkipped` for each entry that is not a regular file.
 
     Errors never stop the walk: a missing root, an unreadable directory, a symlink
     loop or an invalid key becomes an item with ``error`` set, which the engine
@@ -203,15 +272,20 @@ def walk_items(
     attrs_for = attrs_for or attrs_by_content_type(ObjectAttributes())
     exact_key = len(roots) == 1 and dest.prefix != "" and not dest.prefix.endswith("/")
 
-    def generate() -> Iterator[UploadItem | Discovered]:
+    def generate() -> Iterator[UploadItem | Discovered | EntrySkipped]:
         reported = 0
         for root in roots:
             for item in _walk_one(root, dest, exact_key, keep, follow_symlinks, attrs_for, totals):
+                if discovered:
+                    for path, kind in totals.drain_skips():
+                        yield EntrySkipped(path, kind)
                 yield item
                 if discovered and totals.files - reported >= _BATCH:
                     reported = totals.files
                     yield Discovered(totals.files, totals.bytes)
         if discovered:
+            for path, kind in totals.drain_skips():
+                yield EntrySkipped(path, kind)
             yield Discovered(totals.files, totals.bytes, final=True)
 
     if not threaded:

@@ -17,6 +17,7 @@ the same suite against both.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,7 +39,10 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ObjectAttributes:
-    """Per-object request headers: content type, ACL, SSE, storage class, metadata.
+    """Per-object request headers: content type, ACL, SSE, storage class, metadata, and the HTTP
+    headers S3 stores and serves back (Cache-Control, Content-Encoding, Content-Disposition,
+    Content-Language, Expires) and the tag set (``x-amz-tagging``, URL-query form ``k1=v1&k2=v2``);
+    S3 API reference, PutObject and CreateMultipartUpload. Copy with :func:`dataclasses.replace`.
 
     ``checksum_type`` ``"FULL_OBJECT"`` makes a multipart upload's checksum one over the whole
     object (``x-amz-checksum-type`` at CreateMultipartUpload; the value is sent at completion and
@@ -52,12 +56,21 @@ class ObjectAttributes:
     storage_class: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()
     checksum_type: str | None = None
+    cache_control: str | None = None
+    content_encoding: str | None = None
+    content_disposition: str | None = None
+    content_language: str | None = None
+    expires: str | None = None
+    """An HTTP date (``Wed, 21 Oct 2026 07:28:00 GMT``)."""
+    tagging: str | None = None
 
     @classmethod
     def of(cls, config: Any) -> ObjectAttributes:
         """The attributes a :class:`~s3pump.config.TransferConfig` asks for on every object."""
         return cls(config.content_type, config.acl, config.sse, config.sse_kms_key_id, config.storage_class,
-                   config.metadata)
+                   config.metadata, cache_control=config.cache_control, content_encoding=config.content_encoding,
+                   content_disposition=config.content_disposition, content_language=config.content_language,
+                   expires=config.expires, tagging=config.tagging)
 
     def headers(self) -> list[tuple[str, str]]:
         """The raw S3 headers (``x-amz-acl``, ``x-amz-server-side-encryption``, ...)."""
@@ -71,16 +84,19 @@ class ObjectAttributes:
         if self.storage_class:
             out.append(("x-amz-storage-class", self.storage_class))
         out.extend((f"x-amz-meta-{k.lower()}", v) for k, v in self.metadata)
+        for name, value in (("Cache-Control", self.cache_control), ("Content-Encoding", self.content_encoding),
+                            ("Content-Disposition", self.content_disposition),
+                            ("Content-Language", self.content_language), ("Expires", self.expires),
+                            ("x-amz-tagging", self.tagging)):
+            if value:
+                out.append((name, value))
         return out
 
     def with_metadata(self, extra: dict[str, str]) -> ObjectAttributes:
         """A copy with ``extra`` user metadata added (``extra`` wins on a clash)."""
         merged = dict(self.metadata)
         merged.update(extra)
-        return ObjectAttributes(
-            self.content_type, self.acl, self.sse, self.sse_kms_key_id, self.storage_class,
-            tuple(merged.items()),
-        )
+        return dataclasses.replace(self, metadata=tuple(merged.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import threading
 import time
@@ -54,6 +55,8 @@ class StoredObject:
     metadata: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
     version_id: str | None = None
+    attrs: ObjectAttributes = field(default_factory=ObjectAttributes)
+    """Everything the writer sent (headers and tags), as S3 keeps it."""
 
 
 @dataclass(slots=True)
@@ -119,7 +122,7 @@ class MemoryStore:
             if old is not None and status and not (status == "Suspended" and old.version_id in (None, "null")):
                 self.noncurrent.setdefault(bucket, []).append((key, old))
             objects[key] = StoredObject(
-                body, etag, time.time(), dict(attrs.metadata), attrs.content_type, version_id
+                body, etag, time.time(), dict(attrs.metadata), attrs.content_type, version_id, attrs
             )
             return version_id
 
@@ -347,6 +350,7 @@ class MemoryStore:
                                       status=412, code="PreconditionFailed")
             obj.metadata = dict(attrs.metadata)
             obj.content_type = attrs.content_type
+            obj.attrs = dataclasses.replace(attrs, tagging=obj.attrs.tagging)  # a copy keeps the tags
         return PutResult(obj.etag)
 
     def upload_part_copy(

@@ -7,10 +7,13 @@
 * Control plane: multipart create/complete/abort, HeadBucket, ListObjectsV2, CopyObject and
   UploadPartCopy also through awscrt (:meth:`S3Store._crt_call`), so an upload or a stream never
   loads boto3; the rarer calls (ListParts, ListMultipartUploads, HeadObject, GetObject,
-  DeleteObjects, CreateBucket) through boto3, created on first use. botocore resolves
-  credentials and region through the standard chain (env, profile, SSO, container, IMDS).
-* Retries: awscrt's and boto3's own are off; the idempotent control-plane calls are retried by
+  DeleteObjects, CreateBucket) through a botocore client, created on first use.
+* Both take endpoint, region, addressing style and credentials from one
+  :func:`s3pump.awsconfig.resolve_aws` (botocore's session, the aws cli's rules).
+* Retries: awscrt's and botocore's own are off; the idempotent control-plane calls are retried by
   :attr:`S3Store.retry`, the run's :class:`~s3pump.retry.RetryPolicy` (see ``use_retry_policy``).
+  Until the endpoint has answered once, a refusal or silence ends the run after two attempts
+  (:meth:`S3Store._crt_call`).
 
 awscrt has no endpoint URL: a custom endpoint is reached by sending its
 ``host:port`` as the Host header with path-style ``/bucket/key`` paths, and
@@ -22,7 +25,6 @@ from __future__ import annotations
 import html
 import io
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,12 +34,15 @@ from urllib.parse import quote, urlsplit
 
 from awscrt import auth, http, s3
 
+from ..awsconfig import NO_CREDENTIALS_MESSAGE, AwsSettings, resolve_aws
 from ..config import TransferConfig
 from ..errors import (
     AccessDeniedError,
     CredentialsError,
+    EndpointUnreachableError,
     FatalStoreError,
     NetworkError,
+    RequestTimeoutError,
     SourceUnreadableError,
     StoreError,
     UsageError,
@@ -97,14 +102,13 @@ class _Endpoint:
         return f"/{bucket}/{quoted}" if self.path_style else f"/{quoted}"
 
 
-def _resolve_endpoint(config: TransferConfig, region: str) -> _Endpoint:
-    if config.endpoint_url:
-        parts = urlsplit(config.endpoint_url)
-        if not parts.hostname:
-            raise UsageError(f"endpoint URL {config.endpoint_url!r} has no host")
+def _endpoint_of(settings: AwsSettings) -> _Endpoint:
+    """awscrt's view of the endpoint botocore resolved (awsconfig.py): scheme, Host, style."""
+    if settings.endpoint_url:
+        parts = urlsplit(settings.endpoint_url)
         host = parts.netloc.rsplit("@", 1)[-1]
-        return _Endpoint(parts.scheme, host, path_style=True)
-    return _Endpoint("https", f"s3.{region}.amazonaws.com", path_style=False)
+        return _Endpoint(parts.scheme, host, settings.path_style)
+    return _Endpoint("https", f"s3.{settings.region}.amazonaws.com", settings.path_style)
 
 
 def _http_reason(status: int) -> str:
@@ -151,8 +155,7 @@ def _boto_error(err: Exception, what: str) -> StoreError:
         return classify_store_error(status, code, message, what=what)
     if isinstance(err, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         return CredentialsError(
-            f"{what}: no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --profile"
-        )
+            f"{what}: {NO_CREDENTIALS_MESSAGE}")
     if isinstance(err, botocore.exceptions.ProfileNotFound):
         return CredentialsError(f"{what}: {err}")
     if isinstance(err, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError):
@@ -160,6 +163,15 @@ def _boto_error(err: Exception, what: str) -> StoreError:
     if isinstance(err, botocore.exceptions.BotoCoreError):
         return NetworkError(f"{what}: {err}")
     raise err
+
+
+def _no_answer(error: StoreError) -> bool:
+    """The endpoint gave no answer at all: refused, unknown host, or silent until the read timeout.
+    (A connection reset or a closed connection may be a flaky network: retried as usual.)"""
+    if isinstance(error, RequestTimeoutError):
+        return error.status is None
+    code = error.code or ""
+    return isinstance(error, NetworkError) and ("REFUSED" in code or "DNS" in code)
 
 
 class _CrtRequest:
@@ -179,27 +191,22 @@ class S3Store:
 
     Raises:
         UsageError: a bad endpoint URL or unknown profile.
+        CredentialsError: no credentials anywhere in botocore's chain.
     """
 
     def __init__(self, config: TransferConfig) -> None:
         self.config = config
         self._lock = threading.Lock()
-        self._session_obj: Any = None
         self._boto_obj: Any = None
-        # Credentials given as flags, or (with no --profile) in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
-        # sign awscrt's requests directly; otherwise botocore's chain resolves them (profile, SSO,
-        # container, IMDS), as it resolves the region when neither the flags nor the env name one.
-        env = os.environ
-        if config.access_key_id and config.secret_access_key:
-            self._static: tuple[str, str, str | None] | None = (
-                config.access_key_id, config.secret_access_key, config.session_token)
-        elif not config.profile and env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-            self._static = (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN"))
-        else:
-            self._static = None
-            self._session()  # an unknown --profile fails here, before any transfer
-        self.region = config.region or self._session().region_name or "us-east-1"
-        self._endpoint = _resolve_endpoint(config, self.region)
+        static = ((config.access_key_id, config.secret_access_key, config.session_token)
+                  if config.access_key_id and config.secret_access_key else None)
+        # one resolution (botocore's, with the aws cli's rules) for both planes: see awsconfig.py
+        self.settings = resolve_aws(endpoint_url=config.endpoint_url, region=config.region,
+                                    profile=config.profile, static_credentials=static)
+        self.region = self.settings.region
+        self._endpoint = _endpoint_of(self.settings)
+        self._answered = threading.Event()  # set once the endpoint answered any request
+        self._silent_failures = 0  # requests that got no answer at all before the endpoint ever answered
         self._checksum_name = None if config.checksum_algorithm == "none" else config.checksum_algorithm
         self._checksum_config = (
             s3.S3ChecksumConfig(
@@ -217,31 +224,12 @@ class S3Store:
         self.retry = RetryPolicy.from_config(config)
         self._closed = threading.Event()
 
-    # ------------------------------------------------------------------ boto3, created on first use
-    def _session(self) -> Any:
-        """The boto3 session (imports boto3: ~0.15 s and ~40 MB, so only when needed)."""
-        if self._session_obj is None:
-            with self._lock:
-                if self._session_obj is None:
-                    import boto3
-                    import botocore.exceptions
-
-                    static = self._static or (None, None, None)
-                    try:
-                        self._session_obj = boto3.session.Session(
-                            profile_name=self.config.profile, aws_access_key_id=static[0],
-                            aws_secret_access_key=static[1], aws_session_token=static[2],
-                            region_name=self.config.region,
-                        )
-                    except botocore.exceptions.ProfileNotFound as e:
-                        raise UsageError(f"--profile: {e}") from None
-        return self._session_obj
-
+    # ------------------------------------------------------------------ botocore, created on first use
     @property
     def _boto(self) -> Any:
-        """The boto3 S3 client of the control plane (listing, head, delete, copy), created on first use."""
+        """The botocore S3 client of the control plane (listing, head, delete, copy), created on first
+        use from the same session, endpoint, region and addressing style as awscrt's requests."""
         if self._boto_obj is None:
-            session = self._session()
             with self._lock:
                 if self._boto_obj is None:
                     import botocore.config
@@ -250,24 +238,27 @@ class S3Store:
                     boto_config = botocore.config.Config(
                         max_pool_connections=max(16, min(cfg.concurrency, 64)),
                         retries={"mode": "standard", "total_max_attempts": 1},  # self.retry retries
-                        s3={"addressing_style": "path" if self._endpoint.path_style else "auto"},
-                        connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.request_timeout_s,
+                        s3={"addressing_style": "path" if self._endpoint.path_style else "virtual"},
+                        connect_timeout=cfg.connect_timeout_s, read_timeout=cfg.read_timeout_s,
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
                     )
-                    self._boto_obj = session.client("s3", endpoint_url=cfg.endpoint_url, config=boto_config)
+                    self._boto_obj = self.settings.session.create_client(
+                        "s3", endpoint_url=self.settings.endpoint_url, region_name=self.region,
+                        config=boto_config)
         return self._boto_obj
 
     # ------------------------------------------------------------------ awscrt
     def _credentials_provider(self) -> auth.AwsCredentialsProvider:
-        if self._static is not None:
-            return auth.AwsCredentialsProvider.new_static(*self._static)
-        creds = self._session().get_credentials()
+        import botocore.credentials
+
+        creds = self.settings.credentials
+        if not isinstance(creds, botocore.credentials.RefreshableCredentials):
+            frozen = creds.get_frozen_credentials()
+            return auth.AwsCredentialsProvider.new_static(frozen.access_key, frozen.secret_key, frozen.token)
 
         def get_credentials() -> auth.AwsCredentials:
-            if creds is None:
-                raise CredentialsError("no AWS credentials found; set AWS_ACCESS_KEY_ID or --profile")
-            frozen = creds.get_frozen_credentials()  # refreshes SSO/IMDS/container credentials
+            frozen = creds.get_frozen_credentials()  # botocore refreshes SSO/role/process/IMDS credentials
             return auth.AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token)
 
         return auth.AwsCredentialsProvider.new_delegate(get_credentials)
@@ -311,6 +302,7 @@ class S3Store:
         what = f"s3://{bucket}/{key}"
 
         def on_headers(status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
+            self._answered.set()
             response_headers.extend(headers)
 
         def done(error: Exception | None = None, status_code: int | None = None,
@@ -337,11 +329,49 @@ class S3Store:
         self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
         body: bytes = b"", headers: Sequence[tuple[str, str]] = (), retry: bool = False,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """:meth:`_crt_once`; with ``retry`` (idempotent calls only), retried by :attr:`retry`."""
+        """:meth:`_crt_once`; with ``retry`` (idempotent calls only), retried by :attr:`retry`.
+
+        While the endpoint has never answered (a wrong endpoint, a server that is down or hangs),
+        a refusal or a timeout is retried once (a timeout said on stderr), then ends the run.
+
+        Raises:
+            EndpointUnreachableError: the endpoint refused or did not answer twice (exit 2).
+            StoreError: from the tree.
+        """
+        def once() -> tuple[int, list[tuple[str, str]], bytes]:
+            try:
+                return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
+            except StoreError as e:
+                if self._answered.is_set() or not _no_answer(e):
+                    raise
+                with self._lock:
+                    self._silent_failures += 1
+                    failures = self._silent_failures
+                if not retry or failures >= 2:
+                    raise self._unreachable(e) from None  # fatal: the policy does not retry it
+                if isinstance(e, RequestTimeoutError):  # a refusal is quick: retried without a word
+                    _log.warning("the endpoint %s %s; retrying", self.settings.endpoint_shown,
+                                 self._failure_words(e))
+                raise
+
         if not retry:
-            return self._crt_once(method, bucket, key, query, operation, body=body, headers=headers)
-        return self.retry.call(self._crt_once, method, bucket, key, query, operation, body=body, headers=headers,
-                               what=(key or bucket, None))
+            return once()
+        return self.retry.call(once, what=(key or bucket, None))
+
+    def _failure_words(self, error: StoreError) -> str:
+        if isinstance(error, RequestTimeoutError):
+            return f"does not answer (no response in {self.config.read_timeout_s:g} s)"
+        if "REFUSED" in (error.code or ""):
+            return "refused the connection"
+        if "DNS" in (error.code or ""):
+            return "has a host name that does not resolve"
+        return f"cannot be reached ({error.code or error})"
+
+    def _unreachable(self, error: StoreError) -> EndpointUnreachableError:
+        where = "--endpoint-url/the profile's endpoint_url" if self.settings.endpoint_url else "the network"
+        return EndpointUnreachableError(
+            f"the endpoint {self.settings.endpoint_shown} {self._failure_words(error)}; check {where} "
+            "and that the server is up", code=error.code)
 
     def _crt_once(
         self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
@@ -378,11 +408,18 @@ class S3Store:
             box.append((error, status_code, error_body))
             finished.set()
 
-        self._crt.make_request(type=s3.S3RequestType.DEFAULT, operation_name=operation, request=request,
-                               on_headers=on_headers, on_body=on_body, on_done=on_done)
-        if not finished.wait(self.config.request_timeout_s):
+        crt_request = self._crt.make_request(
+            type=s3.S3RequestType.DEFAULT, operation_name=operation, request=request,
+            on_headers=on_headers, on_body=on_body, on_done=on_done)
+        # an endpoint that never answered gets --read-timeout; one that did, the request timeout
+        wait_s = self.config.request_timeout_s if self._answered.is_set() else self.config.read_timeout_s
+        if not finished.wait(wait_s):
+            crt_request.cancel()
+            finished.wait(5.0)  # on_done follows the cancel; do not leave awscrt a dead callback
             raise classify_store_error(None, "RequestTimeout", f"{operation} did not answer", what=what)
         error, status, error_body = box[0]
+        if status:
+            self._answered.set()
         _log.debug("%s %s (%s) -> %s", method, path, operation, status if error is None else f"{status} {error}")
         if error is not None:
             if method == "HEAD" and status and not error_body:  # HEAD answers carry no error document
@@ -456,14 +493,18 @@ class S3Store:
         self.retry = policy
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """A boto3 call (all of them idempotent), retried by :attr:`retry`."""
+        """A botocore call (all of them idempotent), retried by :attr:`retry`."""
         import botocore.exceptions
 
         def once() -> Any:
             try:
-                return fn(**kwargs)
+                result = fn(**kwargs)
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                if isinstance(e, botocore.exceptions.ClientError):
+                    self._answered.set()
                 raise _boto_error(e, what) from None
+            self._answered.set()
+            return result
 
         return self.retry.call(once, what=(what, None))
 
@@ -596,7 +637,7 @@ class S3Store:
 
     def create_bucket(self, bucket: str) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket}
-        if self.region != "us-east-1" and not self.config.endpoint_url:
+        if self.region != "us-east-1" and not self.settings.endpoint_url:
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         try:
             self._call(f"s3://{bucket}", self._boto.create_bucket, **kwargs)

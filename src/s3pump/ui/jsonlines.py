@@ -6,7 +6,9 @@ import json
 from typing import IO, Any
 
 from ..events import (
+    ClusterForecast,
     ConcurrencyChanged,
+    EntrySkipped,
     Event,
     FileDone,
     FileFailed,
@@ -38,6 +40,8 @@ class JsonLines:
                    "error": str(event.error), "error_type": type(event.error).__name__}
         elif isinstance(event, FileSkipped):
             rec = {"event": "skipped", "source": event.source, "key": event.key, "reason": event.reason}
+        elif isinstance(event, EntrySkipped):
+            rec = {"event": "skipped_entry", "source": event.path, "kind": event.kind}
         elif isinstance(event, UploadPlanned):
             rec = {"event": "planned", "source": event.source, "key": event.key, "size_bytes": event.size_bytes,
                    "reason": event.reason, "fallback": event.fallback}
@@ -45,6 +49,8 @@ class JsonLines:
             rec = {"event": "would_delete" if event.dry_run else "deleted", "key": event.key}
             if event.error is not None:
                 rec.update(event="delete_failed", error=str(event.error))
+        elif isinstance(event, ClusterForecast):
+            rec = {"event": "cluster_forecast", **{f: getattr(event, f) for f in ClusterForecast.__dataclass_fields__}}
         elif isinstance(event, ConcurrencyChanged):
             rec = {"event": "concurrency", "old": event.old, "new": event.new, "reason": event.reason,
                    "throughput_bps": round(event.throughput_bps), "latency_p50_s": round(event.latency_s, 6)}

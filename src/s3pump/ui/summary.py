@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -46,7 +46,18 @@ def print_summary(report: UploadReport, *, verb: str = "uploaded", destination: 
     if report.files_skipped:
         line += f"; skipped {report.files_skipped}"
     console.print(line)
+    if report.cluster:
+        _print_cluster(console, report.cluster)
     _print_failures(console, report, destination, verb="upload")
+
+
+def _print_cluster(console: Console, cluster: dict[str, Any]) -> None:
+    """``--cluster``: shards, then one line per worker with its rate over its busy time."""
+    console.print(f"cluster: {cluster['workers']} workers; shards {cluster['shards_done']} done, "
+                  f"{cluster['shards_failed']} failed of {cluster['shards_planned']} submitted")
+    for w in cluster["per_worker"]:
+        console.print(f"  worker {w['worker']}: {w['shards']} shards, {w['files']} files, "
+                      f"{format_bytes(w['bytes'])} in {w['busy_s']:.1f} s busy ({w['rate_bps'] / 1e6:.1f} MB/s)")
 
 
 def _print_failures(console: Console, report: UploadReport, destination: str, *, verb: str) -> None:
@@ -130,6 +141,8 @@ def print_sync_summary(report: SyncReport, *, destination: str = "s3://BUCKET/",
     if report.fallback_uploads:
         console.print(f"{report.fallback_uploads} files were uploaded because their contents could not be "
                       "compared exactly (see the notes above or --json)", markup=False)
+    if report.cluster:
+        _print_cluster(console, report.cluster)
     _print_failures(console, report, destination, verb="sync")
 
 

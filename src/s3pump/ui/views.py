@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..events import Event, StopRequested
+from ..events import ClusterForecast, Event, StopRequested
 from .console import say
 from .jsonlines import JsonLines
 from .progress import PlainProgress, ProgressBar
@@ -20,8 +20,14 @@ __all__ = ["Views"]
 
 
 def _notices(event: Event) -> None:
-    """Lines a person must see whatever the progress mode: the first signal's effect."""
-    if isinstance(event, StopRequested):
+    """Lines a person must see whatever the progress mode: the first signal's effect, a cluster's forecast."""
+    if isinstance(event, ClusterForecast):
+        walk = "done" if event.walk_finished else f"{event.walk_files_per_s:,.0f} files/s"
+        say(f"s3pump: cluster after {event.elapsed_s:.0f} s: {event.workers} workers upload "
+            f"{event.files_per_s:,.0f} files/s, {event.bytes_per_s / 1e6:,.1f} MB/s; walk {walk}; "
+            f"the {event.files_left:,} files ({event.bytes_left / 1e9:,.2f} GB) found and not done need "
+            f">= {event.predicted_s:,.0f} s at these rates (bound: {event.bound})")
+    elif isinstance(event, StopRequested):
         if event.graceful:
             say(f"s3pump: {event.signal}: stopping after the in-flight batches (again to cancel now)")
         else:

@@ -1,0 +1,172 @@
+"""The AWS side of a run's configuration, resolved once by botocore with the aws cli's rules.
+
+Both planes of :class:`~s3pump.store.s3.S3Store` (awscrt for data, botocore for control)
+take endpoint, region, addressing style and credentials from one :class:`AwsSettings`,
+so they can never disagree. Everything is botocore's own resolution, not a copy of it:
+
+* **endpoint**: ``--endpoint-url`` (``TransferConfig.endpoint_url``), then what botocore
+  configures for the ``s3`` client: ``AWS_ENDPOINT_URL_S3`` > ``AWS_ENDPOINT_URL`` > the
+  profile's ``services`` section (``s3 = endpoint_url = ...``) > the profile's
+  ``endpoint_url`` (AWS SDKs and Tools Reference Guide, "Service-specific endpoints");
+  ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true`` turns the configured ones off. None: AWS
+  S3 in the region (``https://s3.<region>.amazonaws.com``).
+* **region**: ``--region``/``AWS_REGION``/``AWS_DEFAULT_REGION``, then the profile's
+  ``region``, then ``us-east-1``.
+* **addressing style**: the profile's ``s3 = addressing_style = path|virtual|auto``. ``auto``
+  means virtual-hosted for AWS and path-style for a custom endpoint.
+* **credentials**: botocore's chain (env, ``credential_process``, SSO, ``role_arn`` with
+  ``source_profile``, web identity, container, IMDS), refreshed by botocore when they expire.
+  IMDS lookups fail fast (1 s, 1 attempt) unless the profile or env sets
+  ``metadata_service_timeout``/``metadata_service_num_attempts``.
+
+:func:`profile_transfer_defaults` reads the aws cli's own ``s3`` knobs of the profile
+(``max_concurrent_requests``, ``multipart_chunksize``, ``multipart_threshold``,
+``max_bandwidth``) as defaults for s3pump's (AWS CLI User Guide, "AWS CLI S3 configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import botocore.credentials
+import botocore.exceptions
+import botocore.session
+
+from .errors import CredentialsError, UsageError
+from .units import parse_aws_size_bytes
+
+__all__ = ["NO_CREDENTIALS_MESSAGE", "AwsSettings", "profile_transfer_defaults", "resolve_aws"]
+
+NO_CREDENTIALS_MESSAGE = (
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, use --profile, or --embedded"
+)
+_ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+@dataclass(frozen=True, slots=True)
+class AwsSettings:
+    """Endpoint, region, addressing style and credentials of one run, and the botocore session
+    they came from (the control plane's client is created from it).
+
+    ``endpoint_url`` is None for AWS S3 itself; ``path_style`` is what both planes use.
+    """
+
+    endpoint_url: str | None
+    region: str
+    path_style: bool
+    session: botocore.session.Session = field(repr=False)
+    credentials: botocore.credentials.Credentials = field(repr=False)
+
+    @property
+    def endpoint_shown(self) -> str:
+        """The endpoint as a user would name it (for messages)."""
+        return self.endpoint_url or f"https://s3.{self.region}.amazonaws.com"
+
+
+def _session(profile: str | None) -> botocore.session.Session:
+    session = botocore.session.Session(profile=profile)
+    try:
+        session.get_scoped_config()  # an unknown profile fails here, before any request
+    except botocore.exceptions.ProfileNotFound:
+        raise UsageError(f"--profile {profile}: no such profile in the AWS config files "
+                         f"({os.environ.get('AWS_CONFIG_FILE', '~/.aws/config')})") from None
+    # IMDS lookups fail fast unless the user configured them (botocore's defaults are the same
+    # today: 1 s, 1 attempt; set so a future default cannot make "no credentials" slow).
+    for name, value in (("metadata_service_timeout", 1), ("metadata_service_num_attempts", 1)):
+        if session.get_config_variable(name) in (None, "1", 1):
+            session.set_config_variable(name, value)
+    return session
+
+
+def _configured_endpoint(session: botocore.session.Session) -> str | None:
+    """The endpoint botocore configures for an ``s3`` client (env, services section, profile)."""
+    from botocore.configprovider import ConfiguredEndpointProvider
+
+    if str(session.get_config_variable("ignore_configured_endpoint_urls")).lower() == "true":
+        return None
+    url = ConfiguredEndpointProvider(
+        full_config=session.full_config, scoped_config=session.get_scoped_config(), client_name="s3",
+    ).provide()
+    return str(url) if url else None
+
+
+def resolve_aws(
+    *, endpoint_url: str | None, region: str | None, profile: str | None,
+    static_credentials: tuple[str, str, str | None] | None = None,
+) -> AwsSettings:
+    """Resolve where and as whom a run talks to S3 (rules in the module docstring).
+
+    Args:
+        endpoint_url, region: flags (or s3pump's env); None lets botocore's config decide.
+        profile: ``--profile``/``AWS_PROFILE``; None: the default profile.
+        static_credentials: ``(access key, secret, session token)`` given explicitly (``--embedded``).
+
+    Raises:
+        UsageError: an unknown profile, a bad ``addressing_style`` or endpoint URL (exit 2).
+        CredentialsError: no credentials anywhere in the chain, or a profile's credential
+            source failed (e.g. an expired SSO token, a failing ``credential_process``) (exit 2).
+    """
+    session = _session(profile)
+    endpoint = endpoint_url or _configured_endpoint(session)
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"endpoint URL {endpoint!r}: use http://host[:port] or https://host[:port]")
+    resolved_region = region or session.get_config_variable("region") or "us-east-1"
+    s3_section = _s3_section(session)
+    style = str(s3_section.get("addressing_style") or "auto").lower()
+    if style not in _ADDRESSING_STYLES:
+        raise UsageError(f"s3 addressing_style {style!r} in the AWS config: use auto, path or virtual")
+    path_style = style == "path" or (style == "auto" and endpoint is not None)
+    if static_credentials is not None:
+        session.set_credentials(*static_credentials)
+    try:
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as e:  # SSO expired, credential_process failed, ...
+        raise CredentialsError(f"AWS credentials of profile {profile or 'default'}: {e}") from None
+    if credentials is None:
+        raise CredentialsError(NO_CREDENTIALS_MESSAGE)
+    return AwsSettings(endpoint, resolved_region, path_style, session, credentials)
+
+
+def _s3_section(session: botocore.session.Session) -> Mapping[str, Any]:
+    section = session.get_scoped_config().get("s3")
+    return section if isinstance(section, dict) else {}
+
+
+def profile_transfer_defaults(profile: str | None) -> dict[str, Any]:
+    """TransferConfig fields from the profile's aws cli ``s3`` settings, to use as defaults.
+
+    ``max_concurrent_requests`` -> ``concurrency``; ``multipart_chunksize`` -> ``part_size_bytes``;
+    ``multipart_threshold`` -> ``multipart_threshold_bytes``; ``max_bandwidth`` (``50MB/s``) ->
+    ``max_bandwidth_bps``. Sizes follow the aws cli: ``KB``/``MB``/``GB``/``TB`` are binary
+    (``5MB`` = 5 MiB), a bare number is bytes. Empty when there is no AWS config (or no profile).
+
+    Raises:
+        UsageError: a value is not a number or size, or the profile does not exist.
+    """
+    try:
+        section = _s3_section(botocore.session.Session(profile=profile))
+    except botocore.exceptions.ProfileNotFound:
+        raise UsageError(f"--profile {profile}: no such profile in the AWS config files") from None
+    out: dict[str, Any] = {}
+    where = f"profile {profile or 'default'}, s3"
+    value = section.get("max_concurrent_requests")
+    if value is not None:
+        if not str(value).strip().isdigit():
+            raise UsageError(f"{where} max_concurrent_requests = {value!r}: give a whole number")
+        out["concurrency"] = int(value)
+    for key, name in (("multipart_chunksize", "part_size_bytes"),
+                      ("multipart_threshold", "multipart_threshold_bytes"),
+                      ("max_bandwidth", "max_bandwidth_bps")):
+        value = section.get(key)
+        if value is not None:
+            text = str(value).strip()
+            if key == "max_bandwidth" and text.lower().endswith("/s"):
+                text = text[:-2]
+            out[name] = parse_aws_size_bytes(text, what=f"{where} {key}")
+    return out

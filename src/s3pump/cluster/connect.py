@@ -1,0 +1,101 @@
+"""Reaching a Dask cluster: ``local:N`` (a LocalCluster of N worker processes), a scheduler
+address (``tcp://host:8786``), or a ready ``distributed.Client`` (dask-jobqueue, Dask Gateway)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+from ..errors import UsageError
+
+__all__ = ["connect", "parse_cluster_address", "require_distributed"]
+
+#: How long a scheduler may take to answer, or to have its first worker.
+CONNECT_TIMEOUT_S = 30.0
+#: Dask's own log level in local workers (its default, INFO, writes a dozen lines per run to stderr,
+#: and a worker whose scheduler closed first logs a heartbeat traceback at ERROR).
+QUIET_WORKERS_ENV = {"DASK_LOGGING__DISTRIBUTED": "critical"}
+
+
+def _quiet_dask() -> None:
+    """Dask logs INFO lines, and tracebacks of connections closed while a cluster shuts down (at INFO
+    and ERROR), to stderr by default; a user sees s3pump's lines only (what fails reaches s3pump
+    through the futures). ``--debug`` (s3pump's logger at DEBUG) keeps them."""
+    if not logging.getLogger("s3pump").isEnabledFor(logging.DEBUG):
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def require_distributed() -> ModuleType:
+    """``distributed``, imported now (it costs ~0.3 s, so only when a cluster is asked for).
+
+    Raises:
+        UsageError: it is not installed (exit 2; says which extra to install).
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("--cluster needs Dask distributed: pip install 's3pump[dask]'") from None
+    return distributed
+
+
+def parse_cluster_address(address: str) -> tuple[str, int | None]:
+    """``("local", N)`` for ``local:N`` (N >= 1 worker processes), else ``("scheduler", None)``
+    for an address Dask understands (``tcp://host:8786``, ``tls://...``, ``host:8786``).
+
+    Raises:
+        UsageError: ``local:`` without a positive worker count, or an empty address.
+    """
+    address = address.strip()
+    if not address:
+        raise UsageError("--cluster: give local:N or a scheduler address such as tcp://host:8786")
+    if address.startswith("local:") or address == "local":
+        count = address.partition(":")[2]
+        if not count.isdigit() or int(count) < 1:
+            raise UsageError(f"--cluster {address}: say how many worker processes, e.g. local:4")
+        return "local", int(count)
+    return "scheduler", None
+
+
+@contextlib.contextmanager
+def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``cluster`` (an address, or a Client used as given and not
+    closed); a ``local:N`` cluster is started here and shut down on exit.
+
+    Workers of a ``local:N`` cluster are processes with one thread each (the engine in each is
+    already concurrent); they inherit this process's environment, credentials included, plus
+    ``local_env`` (e.g. the credentials the caller gave in its config, or ``--embedded``'s): set in
+    the workers' environment when they start, never sent in a task.
+
+    Raises:
+        UsageError: no ``distributed``, a bad address, or a scheduler that cannot be reached or has
+            no worker within 30 s.
+    """
+    distributed = require_distributed()
+    _quiet_dask()
+    if isinstance(cluster, distributed.Client):
+        yield cluster
+        return
+    kind, workers = parse_cluster_address(str(cluster))
+    if kind == "local":
+        # dashboard on a free port: its default, 8787, warns on stderr when another cluster holds it
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      dashboard_address=":0", silence_logs=logging.ERROR,
+                                      env={**QUIET_WORKERS_ENV, **(local_env or {})}) as local, \
+                distributed.Client(local) as client:
+            yield client
+        return
+    try:
+        client = distributed.Client(str(cluster), timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise UsageError(f"--cluster {cluster}: cannot reach the Dask scheduler ({e}); check the address "
+                         "and that the scheduler runs") from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise UsageError(f"--cluster {cluster}: the scheduler has no worker after {CONNECT_TIMEOUT_S:.0f} s; "
+                             "start dask workers (s3pump installed, AWS credentials in their environment)") from None
+        yield client

@@ -1,0 +1,273 @@
+"""The coordinator: planned items -> shards -> Dask tasks -> events on the run's one bus.
+
+:func:`transfer_on_cluster` takes the place of ``run.transfer(items)`` in a job. Before any
+upload, every worker stats a sample of the first shard's files (:func:`~.worker.check_paths`);
+one that sees another size or mtime ends the run (exit 2, naming the worker and path). Then the
+shards are submitted through a bounded window (``WINDOW_PER_SLOT`` per worker thread), so the
+coordinator holds a few shards however many files there are, and each future is released as soon
+as its result is replayed on the bus (and so journaled). A task is a shard, never a file.
+
+Nothing lost: a worker that dies mid-shard has its shard rerun elsewhere by Dask (up to
+``distributed.scheduler.allowed-failures`` times; files it finished are sent again, which is
+harmless: keys are deterministic); a shard whose workers all died has its files reported as
+failed (:class:`~s3pump.errors.WorkerLostError`, exit 1). Multipart uploads a dead worker
+created are aborted by the job's final sweep of orphans (uploads of done keys created since the
+journal began).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ..config import TransferConfig
+from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
+from ..events import Discovered, Event, FileDone, FileFailed
+from ..items import UploadItem
+from ..run import Run
+from .connect import connect
+from .forecast import Observed, forecast
+from .results import ShardResult, WorkerRates, sample_evenly
+from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
+
+__all__ = ["ClusterOutcome", "limits_from_env", "transfer_on_cluster", "worker_config"]
+
+#: Shards in flight per worker thread: one running, one queued behind it (no idle gap between shards).
+WINDOW_PER_SLOT = 2
+#: Files of the first shard each worker stats before any upload.
+SAMPLE_SIZE = 32
+#: Seconds of transfer after which the coordinator emits its forecast (ClusterForecast).
+FORECAST_AFTER_S = 60
+
+
+def worker_config(config: TransferConfig, workers: int, worker_bwlimit_bps: int | None = None) -> TransferConfig:
+    """The config one of ``workers`` workers runs with: no credentials (each worker uses its own
+    environment's), and ``--bwlimit``/``--max-rps``/``--rps-burst`` split evenly so the totals hold
+    over the cluster. ``worker_bwlimit_bps`` caps each worker further (benchmarks and tests)."""
+    bw = config.max_bandwidth_bps // workers if config.max_bandwidth_bps else None
+    if worker_bwlimit_bps:
+        bw = min(bw, worker_bwlimit_bps) if bw else worker_bwlimit_bps
+    return config.replace(
+        access_key_id=None, secret_access_key=None, session_token=None,
+        max_bandwidth_bps=max(1024, bw) if bw else None,
+        max_rps=config.max_rps / workers if config.max_rps else None,
+        rps_burst=max(1, config.rps_burst // workers) if config.rps_burst else None,
+    )
+
+
+class ClusterOutcome:
+    """What the cluster did: workers, shards planned/done/failed, per-worker rates. A subscriber of
+    the run's bus too: it counts what the walk found and what is done, for the forecast."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.files_found = self.bytes_found = self.files_done = self.bytes_done = 0
+        self.walk_finished = False
+        self.shards_planned = 0
+        self.shards_done = 0
+        self.shards_failed = 0
+        self.rates = WorkerRates()
+        #: seconds from the first shard submitted to the last result (no cluster start or checks)
+        self.transfer_s = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Discovered):
+            self.files_found, self.bytes_found, self.walk_finished = event.files, event.bytes, event.final
+        elif isinstance(event, FileDone):
+            self.files_done += 1
+            self.bytes_done += event.size_bytes
+
+    def observed(self) -> Observed:
+        return Observed(self.transfer_s, self.workers, self.files_done, self.bytes_done,
+                        max(self.files_found, self.files_done), max(self.bytes_found, self.bytes_done),
+                        self.walk_finished)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workers": self.workers, "shards_planned": self.shards_planned, "shards_done": self.shards_done,
+                "shards_failed": self.shards_failed, "transfer_s": round(self.transfer_s, 3),
+                "per_worker": self.rates.rows()}
+
+
+def _credentials_env(config: TransferConfig) -> dict[str, str]:
+    """The credentials ``config`` holds explicitly (the API's, ``--embedded``'s), as ``AWS_*``
+    variables for the environment of the workers of a ``local:N`` cluster this process starts."""
+    pairs = (("AWS_ACCESS_KEY_ID", config.access_key_id), ("AWS_SECRET_ACCESS_KEY", config.secret_access_key),
+             ("AWS_SESSION_TOKEN", config.session_token))
+    return {k: v for k, v in pairs if v}
+
+
+def _plain_files(run: Run, items: Iterable[UploadItem]) -> Iterator[UploadItem]:
+    """The items to ship; an item that failed while planning is reported here (as the engine would)."""
+    for item in items:
+        if item.error is not None:
+            run.emit(FileFailed(item.source, item.key, item.size_bytes, item.error))
+        else:
+            yield item
+
+
+def _check_workers(client: Any, shard: Shard) -> None:
+    sample = sample_evenly(((i.path or i.source, i.size_bytes, i.mtime_ns) for i in shard.items), SAMPLE_SIZE)
+    from .worker import check_paths
+
+    answers: dict[str, list[Any]] = client.run(check_paths, sample)
+    for worker in sorted(answers):
+        for m in answers[worker]:
+            raise WorkerMismatchError(f"worker {m.worker} sees {m.path} otherwise: {m.what}; every worker must "
+                                      "see the same files (a shared filesystem, or S3PUMP_CLUSTER_PATH_MAP)")
+
+
+def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, int | None]:
+    """``shard_files``, ``shard_bytes``, ``worker_bwlimit_bps`` and ``forecast_after_s`` from
+    ``S3PUMP_SHARD_FILES``, ``S3PUMP_SHARD_SIZE`` (e.g. ``4GiB``), ``S3PUMP_WORKER_BWLIMIT`` (e.g.
+    ``8MB``; bytes/s per worker) and ``S3PUMP_CLUSTER_FORECAST_AFTER`` (seconds, default 60).
+
+    Raises:
+        UsageError: a malformed value.
+    """
+    from ..units import parse_size_bytes
+
+    if env is None:
+        env = os.environ
+    files = env.get("S3PUMP_SHARD_FILES")
+    if files is not None and not files.strip().isdigit():
+        raise UsageError(f"S3PUMP_SHARD_FILES={files!r}: give a whole number of files")
+    size = env.get("S3PUMP_SHARD_SIZE")
+    cap = env.get("S3PUMP_WORKER_BWLIMIT")
+    after = env.get("S3PUMP_CLUSTER_FORECAST_AFTER")
+    if after is not None and not after.strip().isdigit():
+        raise UsageError(f"S3PUMP_CLUSTER_FORECAST_AFTER={after!r}: give whole seconds")
+    return {
+        "shard_files": int(files) if files else DEFAULT_SHARD_FILES,
+        "shard_bytes": parse_size_bytes(size, what="S3PUMP_SHARD_SIZE") if size else DEFAULT_SHARD_BYTES,
+        "worker_bwlimit_bps": parse_size_bytes(cap, what="S3PUMP_WORKER_BWLIMIT") if cap else None,
+        "forecast_after_s": int(after) if after else FORECAST_AFTER_S,
+    }
+
+
+def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
+                        shard_files: int | None = None, shard_bytes: int | None = None,
+                        worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None) -> ClusterOutcome:
+    """Upload ``items`` (planned and journal-filtered) on ``cluster``'s workers; their events are
+    emitted on ``run``'s bus as the shards finish.
+
+    Args:
+        run: the entered run (its bus, journal subscriber, config and bucket).
+        items: the planned items, in order.
+        cluster: ``local:N``, a scheduler address, or a ``distributed.Client``.
+        shard_files, shard_bytes: the shard limits (see :mod:`.shards`); None: :func:`limits_from_env`.
+        worker_bwlimit_bps: a per-worker bandwidth cap in bytes/s on top of ``--bwlimit``'s share
+            (None: :func:`limits_from_env`).
+        forecast_after_s: when to emit the :class:`~s3pump.events.ClusterForecast` (None: from the
+            environment, else 60 s).
+
+    Raises:
+        UsageError: no ``distributed``, a bad address or an unreachable scheduler (exit 2).
+        WorkerMismatchError: a worker sees other files than the coordinator (exit 2; nothing uploaded).
+        CancelledError: the run was cancelled (a signal); shards in flight are cancelled.
+        S3PumpError: a worker could not open its store (e.g. CredentialsError, exit 2).
+    """
+    env = limits_from_env()
+    shard_files = shard_files or env["shard_files"]
+    shard_bytes = shard_bytes or env["shard_bytes"]
+    worker_bwlimit_bps = worker_bwlimit_bps or env["worker_bwlimit_bps"]
+    forecast_after_s = forecast_after_s if forecast_after_s is not None else env["forecast_after_s"]
+    with connect(cluster, local_env=_credentials_env(run.config)) as client:
+        workers = client.scheduler_info()["workers"]
+        slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
+        outcome = ClusterOutcome(len(workers))
+        run.subscribe(outcome)
+        shards = cut_shards(_plain_files(run, items), max_files=shard_files or DEFAULT_SHARD_FILES,
+                            max_bytes=shard_bytes or DEFAULT_SHARD_BYTES)
+        first = next(shards, None)
+        if run.cancelled:  # a signal, or a producer that failed (sync's planner) while planning
+            raise CancelledError("cancelled before any shard was submitted")
+        if first is None:
+            return outcome
+        _check_workers(client, first)
+        from .worker import WorkerRuntime, run_shard
+
+        name = f"s3pump-{run.job}-{uuid.uuid4().hex[:12]}"
+        config = worker_config(run.config, len(workers), worker_bwlimit_bps)
+        client.register_plugin(WorkerRuntime(name, run.job, config, run.bucket, len(workers)), name=name)
+        started = time.monotonic()
+        try:
+            _drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
+                   float(forecast_after_s or FORECAST_AFTER_S))
+        finally:
+            outcome.transfer_s = time.monotonic() - started
+            with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
+                client.unregister_worker_plugin(name)
+    return outcome
+
+
+def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: Iterator[Shard], window: int,
+           outcome: ClusterOutcome, forecast_after_s: float) -> None:
+    """Keep ``window`` shards in flight; replay each result, release its future, submit the next;
+    after ``forecast_after_s`` seconds, emit the forecast once."""
+    started = time.monotonic()
+    forecast_due = True
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    inflight: dict[str, tuple[Any, Shard]] = {}
+    pending: Iterator[Shard] = iter([first])
+
+    def submit() -> bool:
+        shard = next(pending, None) or next(shards, None)
+        if shard is None:
+            return False
+        fut = client.submit(task, name, shard, key=f"{name}-shard-{shard.index}", pure=False)
+        inflight[fut.key] = (fut, shard)
+        outcome.shards_planned += 1
+        fut.add_done_callback(done.put)
+        return True
+
+    try:
+        while len(inflight) < window and submit():
+            pass
+        while inflight:
+            if run.cancelled:
+                raise CancelledError("cancelled: shards in flight were cancelled")
+            if forecast_due and time.monotonic() - started >= forecast_after_s:
+                forecast_due = False
+                outcome.transfer_s = time.monotonic() - started
+                run.emit(forecast(outcome.observed()))
+            try:
+                fut = done.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            _, shard = inflight.pop(fut.key)
+            _settle(run, fut, shard, outcome)
+            fut.release()
+            while len(inflight) < window and submit():
+                pass
+        if run.cancelled:
+            raise CancelledError("cancelled after the last shard")
+    finally:
+        if inflight:
+            client.cancel([f for f, _ in inflight.values()])
+
+
+def _settle(run: Run, fut: Any, shard: Shard, outcome: ClusterOutcome) -> None:
+    """Replay a finished shard's events; a shard that failed as a whole has its files failed."""
+    if fut.status == "finished":
+        result: ShardResult = fut.result()
+        for event in result.events:
+            run.emit(event)
+        outcome.rates.add(result)
+        outcome.shards_done += 1
+        return
+    try:
+        error = fut.exception()
+    except Exception as e:  # a future the scheduler cancelled (e.g. it lost the task's state)
+        error = e
+    if isinstance(error, S3PumpError) and error.exit_code == 2:
+        raise error  # the workers cannot write at all (credentials, bucket): stop the run
+    outcome.shards_failed += 1
+    lost = WorkerLostError(f"shard {shard.index} did not finish ({type(error).__name__}: {error}); "
+                           "rerun the command to retry its files")
+    for item in shard.items:
+        run.emit(FileFailed(item.source, item.key, item.size_bytes, lost))

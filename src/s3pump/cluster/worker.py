@@ -1,0 +1,157 @@
+"""The worker side: one store and one set of limits per worker process, and the shard task.
+
+:class:`WorkerRuntime` is a Dask ``WorkerPlugin``: registered once per run, it lives in every
+worker process for the whole run. It opens the store (one awscrt client) at the first shard and
+closes it at teardown, and holds the process's :class:`~s3pump.engine.limits.EngineLimits`, so
+the bandwidth limiter's burst is granted once per worker (not once per shard) and adaptive
+concurrency keeps what it learnt from shard to shard. Shards run one at a time per process (a
+lock): the engine in each is concurrent already, and the limits assume one engine at a time.
+
+Credentials come from the worker's own environment (``AWS_*`` variables, a profile, an instance
+profile): the config a plugin carries has them removed by the coordinator.
+
+``S3PUMP_CLUSTER_PATH_MAP`` (in a worker's environment, ``FROM=TO`` pairs separated by ``;``)
+reads a path the coordinator calls ``FROM/...`` as ``TO/...`` on that worker, for nodes that
+mount the shared filesystem elsewhere. Keys do not change.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from distributed import WorkerPlugin, get_worker
+
+from ..config import TransferConfig
+from ..engine.limits import EngineLimits
+from ..events import ConcurrencyChanged, Event, FileDone, Tick
+from ..items import UploadItem
+from ..run import Run
+from ..store.base import Store
+from .results import PathMismatch, ShardResult
+from .shards import Shard
+
+__all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "run_shard"]
+
+PATH_MAP_ENV = "S3PUMP_CLUSTER_PATH_MAP"
+
+
+def _path_map() -> list[tuple[str, str]]:
+    raw = os.environ.get(PATH_MAP_ENV, "")
+    pairs = []
+    for part in raw.split(";"):
+        src, sep, dst = part.partition("=")
+        if sep and src:
+            pairs.append((src.rstrip("/"), dst.rstrip("/")))
+    return pairs
+
+
+def local_path(path: str, mapping: list[tuple[str, str]]) -> str:
+    """``path`` as this worker reads it (see ``S3PUMP_CLUSTER_PATH_MAP``)."""
+    for src, dst in mapping:
+        if path == src or path.startswith(src + "/"):
+            return dst + path[len(src):]
+    return path
+
+
+class WorkerRuntime(WorkerPlugin):
+    """Per-process state of one run on a worker (see the module docstring).
+
+    Args:
+        name: the plugin's name, unique per run (tasks find the plugin by it).
+        job: the job's name (``upload``, ``sync``).
+        config: the run's config for one worker: no credentials, and ``--bwlimit``/``--max-rps``
+            already this worker's share.
+        bucket: the destination bucket.
+        workers: how many workers the run started with (adaptive concurrency starts at a share).
+    """
+
+    def __init__(self, name: str, job: str, config: TransferConfig, bucket: str, workers: int = 1) -> None:
+        self.name = name
+        self.job = job
+        self.config = config
+        self.bucket = bucket
+        self.workers = workers
+
+    def setup(self, worker: Any) -> None:
+        self.address: str = worker.address
+        self.limits = EngineLimits.from_config(self.config, share=self.workers)
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+        self._paths = _path_map()
+
+    def teardown(self, worker: Any) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def store(self) -> Store:
+        """The worker's store, opened at the first shard (credentials from this process's environment).
+
+        Raises:
+            CredentialsError, NetworkError, ...: the store could not be opened.
+        """
+        if self._store is None:
+            from ..session import open_store
+
+            self._store, _ = open_store(self.config, self.bucket, check_bucket=False)
+        return self._store
+
+    def run(self, shard: Shard) -> ShardResult:
+        """Upload ``shard``'s files through the engine; the events come back in the result."""
+        events: list[Event] = []
+
+        def keep(event: Event) -> None:
+            if not isinstance(event, Tick | ConcurrencyChanged):  # gauges of this process only
+                events.append(event)
+
+        with self._lock:
+            started = time.monotonic()
+            with Run(self.job, self.config, self.bucket, store=self.store(), subscribers=[keep],
+                     failed_list=os.devnull, limits=self.limits) as run:
+                run.transfer(self._localized(shard.items))
+            busy = time.monotonic() - started
+        done = [e for e in events if isinstance(e, FileDone)]
+        return ShardResult(shard.index, self.address, tuple(events), busy, len(done),
+                           sum(e.size_bytes for e in done))
+
+    def _localized(self, items: tuple[UploadItem, ...]) -> list[UploadItem]:
+        if not self._paths:
+            return list(items)
+        out = []
+        for item in items:
+            path = local_path(item.path, self._paths) if item.path else None
+            out.append(UploadItem(key=item.key, size_bytes=item.size_bytes, source=item.source, path=path,
+                                  attrs=item.attrs, mtime_ns=item.mtime_ns, resume=item.resume))
+        return out
+
+
+def run_shard(plugin: str, shard: Shard) -> ShardResult:
+    """The task: run ``shard`` on this worker's :class:`WorkerRuntime` named ``plugin``."""
+    runtime = get_worker().plugins[plugin]
+    assert isinstance(runtime, WorkerRuntime)
+    return runtime.run(shard)
+
+
+def check_paths(sample: list[tuple[str, int, int]], dask_worker: Any = None) -> list[PathMismatch]:
+    """Stat each ``(path, size, mtime_ns)`` of ``sample`` as this worker sees it; the mismatches.
+
+    Run on every worker (``Client.run``) before any upload: a node that mounts another tree, or
+    a stale copy, would otherwise upload other bytes under the same keys.
+    """
+    address = dask_worker.address if dask_worker is not None else "?"
+    mapping = _path_map()
+    out = []
+    for path, size, mtime_ns in sample:
+        try:
+            st = os.stat(local_path(path, mapping))
+        except OSError as e:
+            out.append(PathMismatch(address, path, f"cannot stat it ({e.strerror})"))
+            continue
+        if st.st_size != size:
+            out.append(PathMismatch(address, path, f"size {st.st_size} bytes, the coordinator sees {size}"))
+        elif st.st_mtime_ns != mtime_ns:
+            out.append(PathMismatch(address, path, "a different modification time than the coordinator sees"))
+    return out

@@ -1,0 +1,234 @@
+"""``s3pump verify DIR s3://bucket/prefix``: prove that a tree arrived intact (like ``rclone check``).
+
+For every regular file under ``DIR`` (keys as ``upload``/``sync`` make them), the object
+``prefix/<relative path>`` must exist, have the file's size, and the same content. Content is
+compared, in order, by what the object can prove:
+
+1. the ETag: a single-part ETag is the MD5 of the body; a multipart ETag is recomputed for the
+   part size of the object's part 1 (HeadObject ``partNumber=1``), or where the store cannot tell,
+   for the part sizes that give its part count (s3pump's, the common tools' defaults, the
+   smallest fitting size; :mod:`s3pump.etags`) — all from one read of the file;
+2. the ``md5`` user metadata (s3pump's sync and stream uploads write it) when the ETag cannot
+   decide (SSE-KMS, an unknown part size): the same rule as ``sync --checksum``
+   (:func:`s3pump.plan.syncplan.checksum_verdict`);
+3. a full-object CRC32/CRC32C/CRC64NVME checksum stored with the object (HeadObject with
+   ``x-amz-checksum-mode: ENABLED``, ``ChecksumType`` FULL_OBJECT; S3 User Guide, "Checking
+   object integrity"), when 1 and 2 cannot decide.
+
+With ``download``, the bytes themselves are fetched and compared instead. An object none of
+these can judge is ``unverified`` (rerun with ``--download``). Objects under the prefix with
+no local file are ``extra``. The local keys and the listing are held in memory (about 200
+bytes per object).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from ..config import TransferConfig
+from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
+from ..etags import file_digest, parse_etag
+from ..plan.syncplan import checksum_part_sizes, checksum_verdict
+from ..session import open_store
+from ..sources.walk import walk_items
+from ..store.base import ObjectInfo, Store
+from ..urls import S3Url, parse_s3_url
+
+__all__ = ["VerifyReport", "verify"]
+
+_READ_BYTES = 1024 * 1024
+_CRC_FIELDS = ("ChecksumCRC64NVME", "ChecksumCRC32C", "ChecksumCRC32")
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What verify found. ``missing``/``different``/``unverified``: ``(source path, key, reason)``;
+    ``extra``: keys. ``ok`` only when every file matched and nothing is extra."""
+
+    destination: str
+    matched: int = 0
+    missing: list[tuple[str, str, str]] = field(default_factory=list)
+    different: list[tuple[str, str, str]] = field(default_factory=list)
+    unverified: list[tuple[str, str, str]] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.different or self.unverified or self.extra)
+
+    def events(self, bucket: str) -> Iterable[dict[str, Any]]:
+        """One JSON event per problem, in key order (``--json``)."""
+        for kind, rows in (("missing", self.missing), ("different", self.different),
+                           ("unverified", self.unverified)):
+            for source, key, reason in rows:
+                yield {"event": kind, "source": source, "key": key, "url": f"s3://{bucket}/{key}", "reason": reason}
+        for key in self.extra:
+            yield {"event": "extra", "key": key, "url": f"s3://{bucket}/{key}"}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "summary", "destination": self.destination, "ok": self.ok, "matched": self.matched,
+                "missing": len(self.missing), "different": len(self.different),
+                "unverified": len(self.unverified), "extra": len(self.extra)}
+
+
+def verify(
+    directory: str | Path, destination: str, config: TransferConfig | None = None, *,
+    download: bool = False, embedded: bool = False, store: Store | None = None, workers: int = 4,
+) -> VerifyReport:
+    """Compare the files under ``directory`` with the objects under ``destination`` (rules in the
+    module docstring).
+
+    Raises:
+        PathNotFoundError: ``directory`` does not exist (exit 2).
+        UsageError: ``directory`` is not a directory, a bad URL or config (exit 2).
+        NoSuchBucketError, CredentialsError, EndpointUnreachableError: as for any job (exit 2).
+    """
+    config = config or TransferConfig.from_env()
+    root = os.fspath(directory)
+    if not os.path.exists(root):
+        raise PathNotFoundError(f"the path {root} does not exist")
+    if not os.path.isdir(root):
+        raise UsageError(f"{root}: not a directory; verify takes a directory")
+    dest = parse_s3_url(destination)
+    prefix = dest.prefix if not dest.prefix or dest.prefix.endswith("/") else dest.prefix + "/"
+    own_store = store is None
+    if store is None:
+        store, config = open_store(config, dest.bucket, embedded=embedded)
+    report = VerifyReport(destination)
+    try:
+        remote = {o.key: o for o in store.list_objects(dest.bucket, prefix)}
+        local: list[tuple[str, str, int]] = []
+        for item in walk_items([root], S3Url(dest.bucket, prefix), follow_symlinks=config.follow_symlinks,
+                               threaded=False):
+            if item.error is not None:
+                report.unverified.append((item.source, item.key, str(item.error)))
+            else:
+                local.append((item.path or item.source, item.key, item.size_bytes))
+        seen = {key for _, key, _ in local} | {key for _, key, _ in report.unverified}
+        report.extra = sorted(k for k in remote if k not in seen)
+        check = _Checker(store, dest.bucket, config, download)
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="s3pump-verify") as pool:
+            outcomes = list(pool.map(lambda f: check(f[0], f[1], f[2], remote.get(f[1])), local))
+        for (source, key, _), (kind, reason) in zip(local, outcomes, strict=True):
+            if kind == "match":
+                report.matched += 1
+            else:
+                getattr(report, kind).append((source, key, reason))
+        for rows in (report.missing, report.different, report.unverified):
+            rows.sort(key=lambda r: r[1])
+    finally:
+        if own_store:
+            store.close()
+    return report
+
+
+class _Checker:
+    """Judges one file against its object: ``(kind, reason)``, kind one of match, missing,
+    different, unverified."""
+
+    def __init__(self, store: Store, bucket: str, config: TransferConfig, download: bool) -> None:
+        self.store, self.bucket, self.config, self.download = store, bucket, config, download
+
+    def __call__(self, path: str, key: str, size: int, info: ObjectInfo | None) -> tuple[str, str]:
+        if info is None:
+            return "missing", "no such object"
+        if info.size_bytes != size:
+            return "different", f"size differs: file {size} bytes, object {info.size_bytes} bytes"
+        try:
+            if self.download:
+                return self._download(path, key)
+            record = (key.encode(), info.size_bytes, info.etag, info.last_modified)
+            parsed = parse_etag(info.etag)
+            exact = self._part_size(key) if parsed is not None and parsed[1] is not None else None
+            part_sizes = [exact] if exact else checksum_part_sizes(record, self.config.part_size_bytes)
+            digest = file_digest(path, part_sizes, whole=True)
+            verdict = checksum_verdict(digest, record, part_sizes, lambda: self.store.head_object(self.bucket, key))
+            if verdict.same:
+                return "match", verdict.reason
+            if not verdict.fallback:
+                return "different", verdict.reason
+            if exact and verdict.reason.startswith("multipart ETag"):  # the part size is known, not guessed
+                return "different", f"content differs (multipart ETag recomputed with the object's {exact}-byte parts)"
+            crc = self._full_object_checksum(path, key)
+            if crc is not None:
+                return crc
+            return "unverified", f"{verdict.reason}; rerun with --download to compare the bytes"
+        except SourceError as e:
+            return "unverified", str(e)
+        except StoreError as e:
+            return "unverified", f"cannot read the object: {e}"
+
+    def _download(self, path: str, key: str) -> tuple[str, str]:
+        client = self.store.boto_client  # type: ignore[attr-defined]
+        body = client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        offset = 0
+        try:
+            with open(path, "rb") as f:
+                while True:
+                    want = f.read(_READ_BYTES)
+                    got = body.read(len(want)) if want else body.read(1)
+                    if want != got:
+                        for i, (a, b) in enumerate(zip(want, got, strict=False)):
+                            if a != b:
+                                return "different", f"bytes differ at offset {offset + i}"
+                        return "different", f"lengths differ after {offset + min(len(want), len(got))} bytes"
+                    if not want:
+                        return "match", "downloaded bytes are equal"
+                    offset += len(want)
+        except OSError as e:
+            return "unverified", f"{path}: {e.strerror}"
+        finally:
+            body.close()
+
+    def _part_size(self, key: str) -> int | None:
+        """The size of part 1 of a multipart object (HeadObject ``partNumber=1``; S3 API reference,
+        HeadObject): the part size its uploader used. None when the store does not answer it."""
+        client = self.store.boto_client  # type: ignore[attr-defined]
+        try:
+            size = int(client.head_object(Bucket=self.bucket, Key=key, PartNumber=1)["ContentLength"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError, ValueError):
+            return None
+        return size if size > 0 else None
+
+    def _full_object_checksum(self, path: str, key: str) -> tuple[str, str] | None:
+        """Compare a stored full-object CRC with the file's; None when the object has none."""
+        client = self.store.boto_client  # type: ignore[attr-defined]
+        try:
+            head = client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            return None  # a store without checksum support: nothing more to compare
+        if head.get("ChecksumType") not in (None, "FULL_OBJECT"):  # COMPOSITE: a checksum of part checksums
+            return None
+        for name in _CRC_FIELDS:
+            stored = head.get(name)
+            if stored and "-" not in stored:
+                local = _file_crc(path, name)
+                if local == stored:
+                    return "match", f"full-object {name[8:]} equals the file's"
+                return "different", f"content differs (full-object {name[8:]})"
+        return None
+
+
+def _file_crc(path: str, field_name: str) -> str:
+    """The base64 big-endian CRC of a file, as S3 stores ``x-amz-checksum-crc*``."""
+    from awscrt import checksums
+
+    fn: Callable[[bytes, int], int] = {"ChecksumCRC32": checksums.crc32, "ChecksumCRC32C": checksums.crc32c,
+                                       "ChecksumCRC64NVME": checksums.crc64nvme}[field_name]
+    width = 8 if field_name == "ChecksumCRC64NVME" else 4
+    crc = 0
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_READ_BYTES):
+                crc = fn(chunk, crc)
+    except OSError as e:
+        raise SourceError(f"{path}: {e.strerror}") from None
+    return base64.b64encode(crc.to_bytes(width, "big")).decode()
