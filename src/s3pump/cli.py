@@ -428,7 +428,7 @@ def export(
                                                                                     default=100_000))] = 100_000,
     partition_by: Annotated[list[str] | None, typer.Option(
         "--partition-by", metavar="SPEC",
-        help="time:COLUMN:hour|day|month or column:COL (repeatable, nested in order)")] = None,
+        help="time:COLUMN:hour|day|month\\[:epoch-s|:epoch-ms] or column:COL (repeatable, nested in order)")] = None,
     fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
                                      help=note("parquet, jsonl or protobuf", default="parquet"))] = "parquet",
     compression: Annotated[str | None, typer.Option(
@@ -452,6 +452,8 @@ def export(
                                                     "checkpoint in this local file")] = None,
     from_start: Annotated[bool, typer.Option("--from-start", metavar="",
                                              help="Ignore the checkpoint; export every row")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="",
+                                          help="Print the objects it would write; write nothing")] = False,
     lifecycle_items: Annotated[list[str] | None, typer.Option(
         "--lifecycle", metavar="NAME=VALUE", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), "
         "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
@@ -472,7 +474,7 @@ def export(
         _need("pyarrow", "export", "export")
         from .jobs.export import export_table
         from .lifecycle import parse_rule_items
-        from .ui.summary import print_export_summary
+        from .ui.summary import print_export_dry_run, print_export_summary
         from .ui.views import Views
         from .units import parse_duration_s
 
@@ -486,8 +488,10 @@ def export(
                 one_object_per_row=one_object_per_row, dedup=dedup, dlq=dlq, replay_dlq=replay_dlq,
                 follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                 state_file=state_file, from_start=from_start, embedded=embedded,
-                subscribers=views.subscribers, handle_signals=True, lifecycle=rule_options,
+                subscribers=views.subscribers, handle_signals=True, lifecycle=rule_options, dry_run=dry_run,
             )
+            if dry_run and not json_output:
+                print_export_dry_run(report)
             views.finish(report.to_json())
         print_export_summary(report)
         if not report.ok:
@@ -814,14 +818,11 @@ def mb(
 
     def body() -> int:
         from .jobs.buckets import make_bucket
-        from .session import open_store
+        from .run import Run
 
         bucket = _bucket_name(bucket_url, "mb")
-        store, _ = open_store(config_from(params), bucket, check_bucket=False)
-        try:
-            make_bucket(store, bucket, versioning=versioning)
-        finally:
-            store.close()
+        with Run("mb", config_from(params), bucket, check_bucket=False) as run:
+            make_bucket(run.store, bucket, versioning=versioning)
         print(f"make_bucket: {bucket}")
         return 0
 
@@ -840,14 +841,11 @@ def rb(
 
     def body() -> int:
         from .jobs.buckets import remove_bucket
-        from .session import open_store
+        from .run import Run
 
         bucket = _bucket_name(bucket_url, "rb")
-        store, _ = open_store(config_from(params), bucket)
-        try:
-            remove_bucket(store, bucket, force=force)
-        finally:
-            store.close()
+        with Run("rb", config_from(params), bucket) as run:
+            remove_bucket(run.store, bucket, force=force)
         print(f"remove_bucket: {bucket}")
         return 0
 
@@ -871,16 +869,13 @@ def versioning(
         import json
 
         from .jobs.buckets import set_versioning
-        from .session import open_store
+        from .run import Run
 
         if enable and suspend:
             raise UsageError("versioning: give --enable or --suspend, not both")
         bucket = _bucket_name(bucket_url, "versioning")
-        store, _ = open_store(config_from(params), bucket)
-        try:
-            status = set_versioning(store, bucket, True if enable else False if suspend else None)
-        finally:
-            store.close()
+        with Run("versioning", config_from(params), bucket) as run:
+            status = set_versioning(run.store, bucket, True if enable else False if suspend else None)
         if json_output:
             print(json.dumps({"event": "versioning", "bucket": bucket, "status": status}))
         else:

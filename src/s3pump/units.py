@@ -24,20 +24,13 @@ _DURATION_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_size_bytes(text: str | int, *, what: str = "size") -> int:
-    """Parse ``"4KiB"``, ``"8MiB"``, ``"1.5G"``, ``"100"`` into bytes.
+    """Parse ``"4KiB"``, ``"8MiB"``, ``"1.5G"``, ``"100"`` into bytes (``K``/``M``/``G`` are powers of
+    1000, ``KiB``/``MiB``/``GiB`` powers of 1024).
 
     Raises:
         UsageError: the text is not a size.
     """
-    if isinstance(text, int):
-        return text
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise UsageError(f"{what}: {text!r} is not a size; use e.g. 4KiB, 8MiB, 10M or 1G")
-    number, prefix, binary, _ = m.groups()
-    base = 1024 if binary else 1000
-    value = float(number) * base ** _POWERS[prefix.lower()]
-    return int(value)
+    return _parse_size(text, what, "use e.g. 4KiB, 8MiB, 10M or 1G", aws=False)
 
 
 def parse_aws_size_bytes(text: str | int, *, what: str = "size") -> int:
@@ -47,13 +40,18 @@ def parse_aws_size_bytes(text: str | int, *, what: str = "size") -> int:
     Raises:
         UsageError: the text is not a size.
     """
+    return _parse_size(text, what, "use e.g. 8MB (aws: MB = MiB) or 8388608", aws=True)
+
+
+def _parse_size(text: str | int, what: str, hint: str, *, aws: bool) -> int:
     if isinstance(text, int):
         return text
     m = _SIZE_RE.match(text)
     if not m:
-        raise UsageError(f"{what}: {text!r} is not a size; use e.g. 8MB (aws: MB = MiB) or 8388608")
-    number, prefix, _, _ = m.groups()
-    return int(float(number) * 1024 ** _POWERS[prefix.lower()])
+        raise UsageError(f"{what}: {text!r} is not a size; {hint}")
+    number, prefix, binary, _ = m.groups()
+    base = 1024 if binary or aws else 1000
+    return int(float(number) * base ** _POWERS[prefix.lower()])
 
 
 def parse_duration_s(text: str | float, *, what: str = "duration") -> float:

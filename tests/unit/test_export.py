@@ -181,8 +181,9 @@ def test_checkpoint_is_written_only_after_its_rows_are_stored(tmp_path: Path) ->
         def put_bytes(self, bucket: str, key: str, body: Any, attrs: ObjectAttributes, on_done: Any) -> Any:
             if key.endswith("_s3pump/state/t.json"):
                 cursor = json.loads(bytes(body))["cursor"]
-                assert ids_in(data_objects(self))[:cursor] == list(range(1, cursor + 1))
-                Checking.checks += 1
+                if cursor is not None:  # a save that only records a new batch's cut claims no rows yet
+                    assert ids_in(data_objects(self))[:cursor] == list(range(1, cursor + 1))
+                    Checking.checks += 1
             return super().put_bytes(bucket, key, body, attrs, on_done)
 
     s = Checking()

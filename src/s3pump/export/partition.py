@@ -1,16 +1,22 @@
 """Hive-style partitioning of exported rows, and the keys of exported objects.
 
 ``--partition-by time:COLUMN:hour|day|month`` → ``year=YYYY/month=MM[/day=DD[/hour=HH]]``
-from the row's own timestamp (never the load time). ``--partition-by column:COL`` →
+from the row's own timestamp (never the load time): a DATE/DATETIME/TIMESTAMP column, or a
+TEXT column of ISO 8601 values. A numeric column is a usage error (it holds no dates;
+filing every row under 1970-01-01 would be silent nonsense) unless the spec says it holds
+Unix time: ``time:COLUMN:day:epoch-s`` (seconds) or ``:epoch-ms`` (milliseconds).
+``--partition-by column:COL`` →
 ``COL=value``. Several specs nest in the order given. Values are percent-encoded for keys
 (what ``pyarrow.dataset`` Hive partitioning decodes, ``segment_encoding="uri"``); a null or
 empty value is ``__HIVE_DEFAULT_PARTITION__``, as in Hive and Spark.
 
-An object's key is a pure function of table, partition and the batch's cursor range::
+An object's key is a pure function of table, partition and the batch's cut (its first and
+last cursor values when it was cut, recorded in the checkpoint before any of its objects is
+written; see ``jobs/export.py``)::
 
     prefix/T/year=2025/month=01/day=03/part-<first>-<last>.parquet
 
-so exporting the same range again overwrites and never duplicates.
+so exporting the same batch again overwrites and never duplicates.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from .rows import to_array
 __all__ = [
     "DEFAULT_PARTITION",
     "PartitionSpec",
+    "check_time_column",
     "escape_cursor",
     "escape_name",
     "escape_value",
@@ -53,25 +60,60 @@ class PartitionSpec:
     kind: str
     column: str
     grain: str | None = None
+    epoch: str | None = None  # "s" or "ms": the column holds Unix time in these units
 
     def __str__(self) -> str:
-        return f"time:{self.column}:{self.grain}" if self.kind == "time" else f"column:{self.column}"
+        if self.kind != "time":
+            return f"column:{self.column}"
+        return f"time:{self.column}:{self.grain}" + (f":epoch-{self.epoch}" if self.epoch else "")
+
+
+_EPOCH_UNITS = {"s": 1_000_000, "ms": 1_000}  # microseconds per unit
 
 
 def parse_partition(text: str) -> PartitionSpec:
-    """Parse ``time:COLUMN:hour|day|month`` or ``column:COL``.
+    """Parse ``time:COLUMN:hour|day|month[:epoch-s|:epoch-ms]`` or ``column:COL``.
 
     Raises:
         UsageError: any other form.
     """
     kind, _, rest = text.partition(":")
     if kind == "time":
+        epoch = None
+        for unit in _EPOCH_UNITS:
+            if rest.endswith(f":epoch-{unit}"):
+                rest, epoch = rest[: -len(f":epoch-{unit}")], unit
         column, _, grain = rest.rpartition(":")
         if column and grain in _GRAINS:
-            return PartitionSpec("time", column, grain)
+            return PartitionSpec("time", column, grain, epoch)
     elif kind == "column" and rest:
         return PartitionSpec("column", rest)
-    raise UsageError(f"--partition-by {text!r}: use time:COLUMN:hour|day|month or column:COLUMN")
+    raise UsageError(f"--partition-by {text!r}: use time:COLUMN:hour|day|month[:epoch-s|:epoch-ms] or "
+                     "column:COLUMN")
+
+
+def check_time_column(spec: PartitionSpec, declared: str, typ: pa.DataType) -> None:
+    """Refuse a time partition on a column that holds no dates or times (before any row is read).
+
+    Dates, timestamps and TEXT (ISO 8601) partition as they are; integer, real and decimal
+    columns only with ``:epoch-s``/``:epoch-ms``, and ``:epoch-*`` only on those.
+
+    Raises:
+        UsageError: one line naming the column and its declared type (exit 2).
+    """
+    if spec.kind != "time":
+        return
+    numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
+    temporal = pa.types.is_timestamp(typ) or pa.types.is_date(typ) or pa.types.is_string(typ)
+    what = f"declared {declared}" if declared else "declared without a type"
+    if spec.epoch and not numeric:
+        raise UsageError(f"--partition-by {spec}: column {spec.column} is {what}, not a number of Unix "
+                         f"{'seconds' if spec.epoch == 's' else 'milliseconds'}; drop :epoch-{spec.epoch}")
+    if not spec.epoch and not temporal:
+        hint = (f"; if it holds Unix time, say so: time:{spec.column}:{spec.grain}:epoch-s (or :epoch-ms)"
+                if numeric else "")
+        raise UsageError(f"--partition-by {spec}: column {spec.column} is {what}, which holds no dates or "
+                         f"times; use a DATE, DATETIME, TIMESTAMP or ISO 8601 TEXT column{hint}")
 
 
 def escape_value(value: str) -> str:
@@ -89,10 +131,17 @@ def escape_cursor(value: Any) -> str:
     return quote(text, safe="._~-")
 
 
-def timestamps_of(array: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A column as timestamp[us] (timestamps, dates, ISO 8601 text or Unix seconds)."""
+def timestamps_of(array: pa.ChunkedArray | pa.Array, epoch: str | None = None) -> pa.Array:
+    """A column as timestamp[us] (timestamps, dates, ISO 8601 text; numbers: Unix time in ``epoch`` units)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    if epoch is not None:
+        per = _EPOCH_UNITS[epoch]
+        if pa.types.is_integer(array.type):
+            micros = pc.multiply_checked(array.cast(pa.int64()), per)
+        else:
+            micros = pc.round(pc.multiply_checked(array.cast(pa.float64()), float(per))).cast(pa.int64())
+        return micros.cast(pa.timestamp("us"))
     if pa.types.is_timestamp(array.type):
         return array.cast(pa.timestamp("us", array.type.tz)) if array.type.unit != "us" else array
     if pa.types.is_date(array.type):
@@ -105,7 +154,7 @@ def _segments(table: pa.Table, spec: PartitionSpec) -> pa.Array:
         raise UsageError(f"--partition-by {spec}: the table has no column {spec.column!r}")
     if spec.kind == "time":
         try:
-            ts = timestamps_of(table[spec.column])
+            ts = timestamps_of(table[spec.column], spec.epoch)
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError) as e:
             raise UsageError(f"--partition-by {spec}: column {spec.column} does not hold timestamps "
                              f"({e})") from None

@@ -5,7 +5,9 @@
 works). The message class comes from a private descriptor pool
 (``message_factory.GetMessageClass``).
 
-Type mapping (proto3): INTEGER → int64, REAL/NUMERIC → double, TEXT → string, BLOB → bytes,
+Type mapping (proto3): INTEGER → int64, REAL and bare NUMERIC → double, ``NUMERIC(p,s)`` /
+``DECIMAL(p,s)`` → string holding the exact decimal with ``s`` places (``"1.98"``; the
+representation of ``google.type.Decimal.value``), TEXT → string, BLOB → bytes,
 BOOLEAN → bool, DATETIME/TIMESTAMP → int64 microseconds since 1970-01-01T00:00:00 UTC,
 DATE → int32 days since 1970-01-01. Nullable columns are ``optional`` (field presence), so
 NULL and 0/"" stay distinct. Fields are numbered 1..N in column order.
@@ -60,6 +62,9 @@ def _proto_type(t: pa.DataType) -> tuple[int, str, str]:
         return _FDP.TYPE_INT64, "int64", "microseconds since 1970-01-01T00:00:00 UTC"
     if pa.types.is_date(t):
         return _FDP.TYPE_INT32, "int32", "days since 1970-01-01"
+    if pa.types.is_decimal(t):
+        return (_FDP.TYPE_STRING, "string",
+                f"exact decimal NUMERIC({t.precision},{t.scale}) as text with {t.scale} places, e.g. \"1.98\"")
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return _FDP.TYPE_BYTES, "bytes", ""
     return _FDP.TYPE_STRING, "string", ""

@@ -62,6 +62,10 @@ class ExportReport:
     failed: list[FailedFile] = field(default_factory=list)
     stopped: bool = False
     replayed_entries: int = 0
+    dry_run: bool = False
+    would_write: list[dict[str, Any]] = field(default_factory=list)  # --dry-run: key, source, rows, bytes
+    deleted: list[str] = field(default_factory=list)  # superseded objects deleted (--from-start, --dedup)
+    would_delete: list[str] = field(default_factory=list)  # --dry-run: what ``deleted`` would have been
 
     @property
     def ok(self) -> bool:

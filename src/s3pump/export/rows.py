@@ -7,10 +7,20 @@ one by one, so a bad row becomes a dead-letter entry and its batch-mates still e
 Timestamps may arrive as ``datetime`` (SQLAlchemy), ISO 8601 text (SQLite's usual
 ``YYYY-MM-DD HH:MM:SS[.ffffff]``, with or without a zone offset; offsets are converted to
 UTC) or integers (Unix seconds).
+
+Decimals (``NUMERIC(p,s)``/``DECIMAL(p,s)`` columns, ``decimal128(p,s)``) are exact. SQLite
+stores such values as INTEGER, REAL or TEXT; a REAL is taken as the shortest decimal that
+round-trips it (``repr``: the double nearest to ``1.98`` gives ``1.98``), then set to scale
+``s``; a REAL within 4 ulps of an ``s``-place decimal is that decimal (``0.1 + 0.2`` stored
+in a ``NUMERIC(10,2)`` is ``0.30``: binary floating-point noise, not data). Any other value
+that does not fit (more than ``s`` decimal places, more than ``p`` digits, text that is no
+number) is a bad row (dead-letter queue), never rounded.
 """
 
 from __future__ import annotations
 
+import decimal
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,12 +39,46 @@ def to_array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
     """``values`` as an Arrow array of ``typ``; raises one of ``_CONVERT_ERRORS`` if impossible."""
     if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
         return _temporal(values, typ)
+    if pa.types.is_decimal(typ):
+        return pa.array([_decimal(v, typ.precision, typ.scale) for v in values], typ)
     try:
         return pa.array(values, typ)
     except _CONVERT_ERRORS:
         if not pa.types.is_boolean(typ):
             raise
     return pa.array(values, pa.int64()).cast(typ)  # 0/1 integers, as SQLite stores booleans
+
+
+_DECIMAL_CONTEXT = decimal.Context(prec=100, traps=[decimal.InvalidOperation])
+
+
+def _decimal(value: Any, precision: int, scale: int) -> decimal.Decimal | None:
+    """``value`` as an exact Decimal with ``scale`` places; ValueError if that would change it."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a decimal")
+        if isinstance(value, decimal.Decimal):
+            exact = value
+        elif isinstance(value, int):
+            exact = decimal.Decimal(value)
+        elif isinstance(value, float):
+            exact = decimal.Decimal(repr(value))  # the shortest decimal that round-trips the double
+        elif isinstance(value, str):
+            exact = decimal.Decimal(value.strip())
+        else:
+            raise ValueError(f"{type(value).__name__} is not a decimal")
+        if not exact.is_finite():
+            raise decimal.InvalidOperation
+        scaled = exact.quantize(decimal.Decimal(1).scaleb(-scale), context=_DECIMAL_CONTEXT)
+    except decimal.InvalidOperation:
+        raise ValueError(f"{value!r} is not a finite decimal") from None
+    if scaled != exact and not (isinstance(value, float) and abs(float(scaled) - value) <= 4 * math.ulp(value)):
+        raise ValueError(f"{value!r} has more than {scale} decimal places")
+    if len(scaled.as_tuple().digits) > precision:
+        raise ValueError(f"{value!r} has more than {precision} digits")
+    return scaled
 
 
 def _temporal(values: Sequence[Any], typ: pa.DataType) -> pa.Array:

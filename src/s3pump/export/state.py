@@ -1,12 +1,18 @@
 """Export state kept under the destination prefix: the checkpoint and the dedup hashes.
 
 ``prefix/_s3pump/state/<T>.json`` holds the checkpoint: the largest cursor value whose
-objects are durably uploaded (or recorded in the dead-letter queue). It is written only
-after those uploads succeeded, so a crash can repeat a batch (idempotent keys make that an
-overwrite) but never skip one. ``--state-file`` keeps a copy on local disk too.
+objects are durably uploaded (or recorded in the dead-letter queue), and the batch cuts
+(``batches``: ``[after, first, last]`` cursor values) recorded *before* any object of
+their batch is written. A batch's keys are named by its cut, and a rerun exports the same
+cut again (rows ``after < C <= last``) to the same keys, so a crash can repeat a batch (an
+overwrite) but never skip one or store its rows under a second key. Without ``--dedup``
+only the cuts past ``cursor`` are kept; with ``--dedup`` every cut is kept, because every
+run re-reads the whole table in the same batches. ``--state-file`` keeps a copy on local
+disk too.
 
 ``prefix/_s3pump/state/<T>.dedup.parquet`` (with ``--dedup``) maps each row's cursor value
-to a 128-bit BLAKE2b hash of its values; about 60 bytes per row in memory while exporting.
+to a 128-bit BLAKE2b hash of its values and the key of the object holding it; about 100
+bytes per row in memory while exporting.
 
 State objects are small and written synchronously (:func:`put_object_now`), through the
 same awscrt data plane as the data objects.
@@ -70,6 +76,11 @@ class Checkpoint:
     rows_exported: int = 0
     objects_written: int = 0
     updated_at: str = ""
+    batches: list[list[Any]] = field(default_factory=list)  # cuts [after, first, last], JSON-encoded
+    dedup: bool | None = None  # None: written before s3pump recorded it
+    # a --from-start run's list of the objects under prefix/T/ when it began, each dropped once rewritten;
+    # the run (or its rerun after a kill) deletes what is left when it completes. None: no such run.
+    superseded: list[str] | None = None
     #: key -> version ID of the object version this export last wrote there (versioned buckets)
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -123,17 +134,22 @@ class StateStore:
                 os.fsync(f.fileno())
             os.replace(tmp, self.local_path)
 
-    def load_hashes(self) -> dict[str, bytes]:
-        """Dedup hashes: ``repr(cursor value)`` → 16-byte row hash."""
+    def load_hashes(self) -> dict[str, tuple[bytes, str]]:
+        """Dedup hashes: ``repr(cursor value)`` → (16-byte row hash, key of the object holding the row).
+
+        A file written before keys were recorded gives key ``""`` (its groups are written once more).
+        """
         data = get_object_or_none(self.store, self.bucket, self.dedup_key)
         if data is None:
             return {}
         t = pq.read_table(io.BytesIO(data))
-        return dict(zip(t["cursor"].to_pylist(), t["hash"].to_pylist(), strict=True))
+        keys = t["key"].to_pylist() if "key" in t.column_names else [""] * t.num_rows
+        return dict(zip(t["cursor"].to_pylist(), zip(t["hash"].to_pylist(), keys, strict=True), strict=True))
 
-    def save_hashes(self, hashes: dict[str, bytes]) -> None:
+    def save_hashes(self, hashes: dict[str, tuple[bytes, str]]) -> None:
         t = pa.table({"cursor": pa.array(list(hashes.keys()), pa.string()),
-                      "hash": pa.array(list(hashes.values()), pa.binary(16))})
+                      "hash": pa.array([h for h, _ in hashes.values()], pa.binary(16)),
+                      "key": pa.array([k for _, k in hashes.values()], pa.string()).dictionary_encode()})
         sink = pa.BufferOutputStream()
         pq.write_table(t, sink, compression="zstd")
         put_object_now(self.store, self.bucket, self.dedup_key, sink.getvalue().to_pybytes(), self.config,

@@ -3,16 +3,26 @@
 Read top to bottom:
 
 1. Open the table (``sources.table``) and the store (HeadBucket, or ``--embedded``).
-2. Load the checkpoint (``prefix/_s3pump/state/T.json``); start after its cursor value.
-3. Read a batch of rows ordered by the cursor; convert to Arrow (bad rows → dead-letter
-   queue); split by partition; serialize each group to one object whose key is a pure
-   function of table, partition and the batch's cursor range.
-4. Hand the objects to the engine. When every object of a batch (and of all batches before
-   it) is uploaded or recorded in the dead-letter queue, save the checkpoint. A crash repeats
-   at most the batches after the checkpoint, and their keys are the same, so nothing is
-   skipped and nothing is duplicated.
-5. ``--follow``: poll for new rows every ``--poll-interval``; a stop request (SIGINT/SIGTERM
-   in the CLI) finishes the in-flight batches, saves the checkpoint and returns.
+2. Load the checkpoint (``prefix/_s3pump/state/T.json``); refuse a cursor column holding
+   NULLs (no ``C > after`` batch reaches them).
+3. Export the batch cuts the checkpoint already holds, each as the same range
+   (``after < C <= last``) under the same keys: without ``--dedup`` the cuts a killed run
+   left unfinished, with ``--dedup`` every cut so far. Then cut new batches after the last
+   one: read up to ``--batch-rows`` rows ordered by the cursor, and record the cut
+   ``[after, first, last]`` in the checkpoint *before* any of its objects is written.
+4. Convert to Arrow (bad rows → dead-letter queue); split by partition; serialize each group
+   to one object whose key is a pure function of table, partition and the cut
+   (``part-<first>-<last>``). A batch that would grow later (a partial batch, rows appended
+   by a writer) keeps its recorded cut; new rows go to the next cut. So a rerun overwrites
+   and never stores a row under a second key.
+5. Hand the objects to the engine. When every object of a batch (and of all batches before
+   it) is uploaded or recorded in the dead-letter queue, advance the checkpoint past it.
+6. ``--follow``: poll for new rows every ``--poll-interval``; a stop request (SIGINT/SIGTERM
+   in the CLI) finishes the in-flight batches, saves the checkpoint and returns. Another
+   writer holding the SQLite lock is waited for with backoff, for as long as it takes.
+7. Objects that a complete run superseded are deleted: with ``--from-start`` every data
+   object under ``prefix/T/`` this run did not write; with ``--dedup`` the objects whose rows
+   all moved elsewhere or were deleted.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from ..export.dlq import DeadLetterQueue, DlqEntry
 from ..export.formats import FORMATS, Serializer, make_serializer
 from ..export.partition import (
     PartitionSpec,
+    check_time_column,
     escape_cursor,
     escape_name,
     escape_value,
@@ -52,7 +63,7 @@ from ..items import UploadItem
 from ..lifecycle import LifecycleRule, RuleOptions
 from ..lifecycle_update import apply_rule
 from ..run import Run
-from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, open_table
+from ..sources.table import BadRow, RowBatch, TableSource, decode_cursor, encode_cursor, find_column, open_table
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, join_key, parse_s3_url, sanitize_key
 
@@ -83,6 +94,8 @@ def export_table(
     stop: threading.Event | None = None,
     store: Store | None = None,
     handle_signals: bool = False,
+    dry_run: bool = False,
+    lock_timeout_s: float | None = 300.0,
     lifecycle: RuleOptions | None = None,
 ) -> ExportReport:
     """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
@@ -102,9 +115,15 @@ def export_table(
         dlq: dead-letter queue: a directory or ``s3://`` prefix (default ``<destination>/_dlq/``).
         replay_dlq: export the ranges recorded in the dead-letter queue again, instead of new rows.
         follow: keep polling for new rows every ``poll_interval_s`` until ``stop`` is set.
+        from_start: ignore the checkpoint and export every row; when the run completes, delete the
+            data objects under ``prefix/<table>/`` it did not write (an earlier run's other batching).
         stop: set it (e.g. from another thread) to finish the in-flight batches and return.
         handle_signals: the first SIGINT/SIGTERM sets ``stop``, a second one cancels at once (the
             CLI's setting; by default no signal handler is installed).
+        dry_run: read and plan, write nothing (no objects, checkpoint, dead-letter entries or
+            schema); ``report.would_write`` lists the objects (key, rows, bytes) it would write.
+        lock_timeout_s: how long to wait for another writer's SQLite lock (capped exponential
+            backoff) before failing; with ``follow`` it waits until ``stop`` is set.
         lifecycle: a lifecycle rule for the table's objects (``prefix/<table>/``), installed before
             the export with ``lifecycle_update.apply_rule`` (the bucket's other rules kept; nothing
             written when the rule is already there, so reruns are idempotent).
@@ -115,7 +134,8 @@ def export_table(
         ExportReport. Rows or objects that failed are in the dead-letter queue (``report.ok`` False).
 
     Raises:
-        UsageError: bad flags, an unknown table/column, or a checkpoint written with other flags (exit 2).
+        UsageError: bad flags, an unknown table/column, a time partition on a column that holds no
+            times, a cursor column holding NULLs, or a checkpoint written with other flags (exit 2).
         SourceNotFoundError, SourceUnreadableError: the database cannot be read.
         NoSuchBucketError, CredentialsError: the HeadBucket check failed (exit 2).
         StoreError: the checkpoint or a dead-letter entry could not be written (nothing is skipped).
@@ -133,11 +153,15 @@ def export_table(
         lifecycle.rule(dest.prefix)  # refuse a bad rule before anything is read or sent
     stop = stop or threading.Event()
 
-    source = open_table(db, table, cursor_column)
+    source = open_table(db, table, cursor_column, lock_timeout_s=None if follow else lock_timeout_s, stop=stop)
     try:
-        for s in specs:
-            if s.column not in [c.name for c in source.columns]:
-                raise UsageError(f"--partition-by {s}: table {table} has no column {s.column!r}")
+        for i, s in enumerate(specs):
+            col = find_column(source.columns, s.column)
+            if col is None:
+                raise UsageError(f"--partition-by {s}: table {source.table} has no column {s.column!r}")
+            specs[i] = s = dataclasses.replace(s, column=col.name)  # the declared name, for keys and state
+            check_time_column(s, col.declared_type, col.arrow_type)
+        source.check_cursor_not_null()
         if one_object_per_row and not any(s.kind == "time" for s in specs):
             raise UsageError("--one-object-per-row needs --partition-by time:COLUMN:day (its date=…/…_<unix> "
                              "layout comes from the row's timestamp)")
@@ -148,8 +172,8 @@ def export_table(
                 apply_rule(run.store, dest.bucket, rule.prefix, rule,
                            rule_id=lifecycle.rule_id if lifecycle else None)
             job = _ExportJob(source, dest, run, specs, format, compression, one_object_per_row,
-                             dedup, dlq, batch_rows, state_file, stop)
-            return job.run(replay=replay_dlq, follow=follow, poll_interval_s=poll_interval_s,
+                             dedup, dlq, batch_rows, state_file, stop, dry_run)
+            return job.run(replay=replay_dlq, follow=follow and not dry_run, poll_interval_s=poll_interval_s,
                            from_start=from_start)
     finally:
         source.close()
@@ -198,11 +222,16 @@ class _LazyRows(Sequence[tuple[Any, ...]]):
 
 @dataclass(slots=True)
 class _Batch:
-    """A batch between planning and its checkpoint: objects still outstanding and failures seen."""
+    """A batch between planning and its checkpoint: objects still outstanding and failures seen.
+
+    ``first``/``last`` are the cursor values of its cut (they name its objects); ``cut`` is the
+    JSON-encoded ``[after, first, last]`` kept in the checkpoint (None when replaying the DLQ).
+    """
 
     seq: int
     first: Any
     last: Any
+    cut: list[Any] | None = None
     outstanding: set[str] = field(default_factory=set)
     failures: list[dict[str, str]] = field(default_factory=list)
     planned: bool = False
@@ -212,7 +241,7 @@ class _ExportJob:
     def __init__(self, source: TableSource, dest: S3Url, run: Run,
                  specs: list[PartitionSpec], fmt: str, compression: str | None, one_per_row: bool,
                  dedup: bool, dlq: str | None, batch_rows: int, state_file: str | Path | None,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, dry_run: bool = False) -> None:
         config, store, counters = run.config, run.store, ExportCounters()
         self.run_ = run
         self.source, self.dest, self.config, self.store = source, dest, config, store
@@ -232,7 +261,15 @@ class _ExportJob:
         self.bus = run.bus
         run.subscribe(self._on_event)
         self.dlq_entries: list[str] = []
-        self.hashes: dict[str, bytes] = {}
+        self.dry_run = dry_run
+        self.would_write: list[dict[str, Any]] = []
+        self.would_delete: list[str] = []
+        self.deleted: list[str] = []
+        self.hashes: dict[str, tuple[bytes, str]] = {}  # dedup: repr(cursor) -> (row hash, key holding it)
+        self._stored_rows: dict[str, int] = {}  # dedup: key -> rows it holds, as loaded
+        self._seen_keys: set[str] = set()  # keys this run wrote or found unchanged
+        self._seen_rows: set[str] = set()  # dedup: repr(cursor) of every row read this run
+        self._whole_table = False  # the last cycle read every row to the end (not stopped)
         self._pending: dict[int, _Batch] = {}  # in seq order (dicts keep insertion order)
         self._key_batch: dict[str, _Batch] = {}
         self._key_rows: dict[str, int] = {}
@@ -241,11 +278,11 @@ class _ExportJob:
         self._advance_checkpoint = True
         self._rows_reported = 0
         self.checkpoint = Checkpoint(self.table, source.cursor.name, None, fmt, [str(s) for s in specs],
-                                     self.schema_hash)
+                                     self.schema_hash, dedup=dedup)
 
     # ------------------------------------------------------------------ the run
     def run(self, *, replay: bool, follow: bool, poll_interval_s: float, from_start: bool) -> ExportReport:
-        if self.proto is not None:  # the schema next to the data, so `protoc --decode` works
+        if self.proto is not None and not self.dry_run:  # the schema next to the data, so `protoc --decode` works
             put_object_now(self.store, self.dest.bucket,
                            join_key(self.dest.prefix, f"_schema/{escape_name(self.table)}.proto"),
                            self.proto.proto_text.encode(), self.config,
@@ -255,26 +292,65 @@ class _ExportJob:
             self._check_compatible(saved)
             self.checkpoint = saved
             self.checkpoint.schema_hash = self.schema_hash
-        elif saved is not None:
-            self.checkpoint.rows_exported, self.checkpoint.objects_written = 0, 0
+        elif saved is not None and not self.one_per_row:  # (lab-layout keys are not under prefix/T/)
+            # what an earlier export stored; saved with the first cut, so a rerun after a kill sweeps too
+            base = join_key(self.dest.prefix, escape_name(self.table) + "/")
+            self.checkpoint.superseded = sorted(o.key for o in self.store.list_objects(self.dest.bucket, base))
+        self.checkpoint.dedup = self.dedup
         self.counters.checkpoint = self.checkpoint.cursor
         if self.dedup:
-            self.hashes = self.state.load_hashes()
+            self.hashes = self.state.load_hashes() if not from_start else {}
+            for _h, key in self.hashes.values():
+                self._stored_rows[key] = self._stored_rows.get(key, 0) + 1
         replayed = 0
         if replay:
             replayed = self._replay()
         else:
+            old_keys = set(self._stored_rows)
             while True:
-                after = None if self.dedup else decode_cursor(self.checkpoint.cursor)
-                self._cycle(self._items(after))
-                if self.dedup:
+                self.source.check_cursor_not_null()  # a NULL added while following stops the run here
+                self._cycle(self._items())
+                if self.dedup and not self.dry_run:
                     self.state.save_hashes(self.hashes)
                 if not follow or self.stop.is_set():
                     break
                 self.stop.wait(poll_interval_s)
                 if self.stop.is_set():
                     break
+            if self._complete():
+                self._delete_superseded(old_keys)
         return self._report(replayed)
+
+    def _complete(self) -> bool:
+        """This run read the whole table and every object of it is stored (nothing failed or stopped)."""
+        return (self._whole_table and not self.stop.is_set() and not self._pending
+                and self.counters.objects_failed == 0 and self.counters.rows_failed == 0)
+
+    def _delete_superseded(self, old_keys: set[str]) -> None:
+        """Delete the objects a complete run superseded; then only this run's objects hold the table's rows.
+
+        ``--dedup``: keys that held rows last time and got none now (rows moved or deleted), and
+        rows no longer in the table leave the hash table. ``--from-start``: the data objects that were
+        under ``prefix/<table>/`` when it began and that it (or the run it resumed) did not rewrite.
+        """
+        stale: set[str] = set()
+        if self.dedup:
+            stale |= {k for k in old_keys if k and k not in self._seen_keys}
+            if not self.dry_run:
+                self.hashes = {c: v for c, v in self.hashes.items() if c in self._seen_rows}
+                self.state.save_hashes(self.hashes)
+        if self.checkpoint.superseded is not None:
+            stale |= {k for k in self.checkpoint.superseded if k not in self._seen_keys}
+        keys = sorted(stale)
+        if self.dry_run:
+            self.would_delete = keys
+            return
+        for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            self.store.delete_objects(self.dest.bucket, keys[i:i + 1000])
+        self.deleted = keys
+        if self.checkpoint.superseded is not None:
+            self.checkpoint.superseded = None
+            self.state.save(self.checkpoint)
 
     def _check_compatible(self, saved: Checkpoint) -> None:
         where = f"s3://{self.dest.bucket}/{self.state.checkpoint_key}"
@@ -285,31 +361,70 @@ class _ExportJob:
                 f"{where}: this prefix was exported with --cursor-column {saved.cursor_column} --format "
                 f"{saved.format} --partition-by {' '.join(saved.partition_by) or '(none)'}; use the same flags, "
                 "another prefix, or --from-start")
+        if saved.dedup is not None and saved.dedup != self.dedup:
+            # the batches of the two modes differ: mixing them would store rows under two keys
+            raise UsageError(f"{where}: this prefix was exported {'with' if saved.dedup else 'without'} --dedup; "
+                             "use the same flags, another prefix, or --from-start")
 
     def _cycle(self, items: Iterator[UploadItem]) -> None:
-        self.run_.transfer(items)
+        if self.dry_run:
+            for item in items:
+                self.would_write.append({"key": item.key, "source": item.source, "bytes": item.size_bytes,
+                                         "rows": self._key_rows.get(item.key, 0)})
+                self._settle(item.key)
+        else:
+            self.run_.transfer(items)
         self._advance()  # a batch with nothing to upload settles here
 
-    def _items(self, after: Any) -> Iterator[UploadItem]:
-        """Objects of every batch after ``after``, until caught up or asked to stop."""
+    def _items(self) -> Iterator[UploadItem]:
+        """Objects of the recorded cuts, then of new batches, until caught up or asked to stop."""
+        self._whole_table = False
+        after = None if self.dedup else decode_cursor(self.checkpoint.cursor)
+        for cut in list(self.checkpoint.batches):  # unfinished cuts (every cut with --dedup)
+            if self.stop.is_set():
+                return
+            cut_after, first, last = (decode_cursor(v) for v in cut)
+            yield from self._plan(self.source.read_cut(cut_after, last), first, last, cut)
+            after = last
         while not self.stop.is_set():
             batch = self.source.read_after(after, self.batch_rows)
             if batch is None:
+                self._whole_table = not self.stop.is_set()
                 return
-            yield from self._plan(batch)
+            if batch.first is None or batch.last is None:  # a NULL arrived since the check: never loop
+                self.source.check_cursor_not_null()
+            cut = [encode_cursor(after), encode_cursor(batch.first), encode_cursor(batch.last)]
+            self._record_cut(cut)
+            yield from self._plan(batch, batch.first, batch.last, cut)
             after = batch.last
             if batch.count < self.batch_rows:
+                self._whole_table = not self.stop.is_set()
                 return
 
+    def _record_cut(self, cut: list[Any]) -> None:
+        """Fix a new batch's range and names in the checkpoint before any of its objects is written."""
+        self.checkpoint.batches.append(cut)
+        if not self.dry_run:
+            self.state.save(self.checkpoint)
+
     # ------------------------------------------------------------------ one batch
-    def _plan(self, batch: RowBatch) -> list[UploadItem]:
-        """Convert, partition and serialize one batch; record bad rows in the dead-letter queue."""
+    def _plan(self, batch: RowBatch | None, first: Any, last: Any, cut: list[Any] | None = None
+              ) -> list[UploadItem]:
+        """Convert, partition and serialize one batch (named ``first``..``last``, its cut); record bad
+        rows in the dead-letter queue. ``batch`` None: the cut's rows are gone; it settles at once."""
         c = self.counters
+        self._seq += 1
+        rec = _Batch(self._seq, first, last, cut)
+        self._pending[rec.seq] = rec
+        if batch is None:
+            rec.planned = True
+            self._advance()
+            return []
         c.rows_read += batch.count
         c.batches += 1
-        self._seq += 1
-        rec = _Batch(self._seq, batch.first, batch.last)
-        self._pending[rec.seq] = rec
+        if self.dedup:
+            ci = self.source.cursor_index
+            self._seen_rows.update(repr(r[ci]) for r in batch.rows)
         table, positions, bad = to_arrow(batch.rows, self.schema, self.source.cursor_index)
         bad_rows = list(batch.bad) + bad
         items: list[UploadItem] = []
@@ -327,11 +442,12 @@ class _ExportJob:
                     items.append(item)
         if bad_rows:
             c.rows_failed += len(bad_rows)
-            entry = DlqEntry("rows", self.table, self.source.cursor.name, encode_cursor(batch.first),
-                             encode_cursor(batch.last), f"{len(bad_rows)} rows could not be exported",
+            entry = DlqEntry("rows", self.table, self.source.cursor.name, encode_cursor(first),
+                             encode_cursor(last), f"{len(bad_rows)} rows could not be exported",
                              rows=[{"cursor": encode_cursor(b.cursor), "error": b.error, "values": b.values}
                                    for b in bad_rows])
-            self.dlq_entries.append(self.dlq.put(entry, batch.first, batch.last))
+            if not self.dry_run:
+                self.dlq_entries.append(self.dlq.put(entry, first, last))
         rec.planned = True
         if not items:
             self._advance()
@@ -343,8 +459,11 @@ class _ExportJob:
         hashes: dict[str, bytes] = {}
         if self.dedup:
             hashes = {repr(r[ci]): row_hash(r) for r in raw}
-            if all(self.hashes.get(k) == h for k, h in hashes.items()):
-                key = self._key(group, raw, rec, path, single)
+            key = self._key(group, raw, rec, path, single)
+            # unchanged: the object holds exactly these rows, each as it is now
+            if (self._stored_rows.get(key) == len(hashes)
+                    and all(self.hashes.get(k) == (h, key) for k, h in hashes.items())):
+                self._seen_keys.add(key)
                 self.counters.objects_skipped += 1
                 self.counters.rows_unchanged += group.num_rows
                 self.bus.emit(FileSkipped(self._source_text(rec), key, 0, "unchanged"))
@@ -366,6 +485,7 @@ class _ExportJob:
         except S3PumpError as e:
             error = e
         rec.outstanding.add(key)
+        self._seen_keys.add(key)
         self._key_batch[key] = rec
         self._key_rows[key] = group.num_rows
         if self.dedup:
@@ -383,7 +503,7 @@ class _ExportJob:
         # the lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>, all from the row itself
         time_spec = next(s for s in self.specs if s.kind == "time")
         col_spec = next((s for s in self.specs if s.kind == "column"), None)
-        moment = timestamps_of(group[time_spec.column]).cast(pa.timestamp("us"))[0].as_py()
+        moment = timestamps_of(group[time_spec.column], time_spec.epoch).cast(pa.timestamp("us"))[0].as_py()
         entity = escape_name(self.table)
         if col_spec is not None:
             v = group[col_spec.column][0].as_py()
@@ -422,6 +542,8 @@ class _ExportJob:
             if rec is None:
                 return
             rows = self._key_rows.pop(event.key, 0)
+            if self.checkpoint.superseded and event.key in self.checkpoint.superseded:
+                self.checkpoint.superseded.remove(event.key)  # rewritten by this export: keep it
             self.counters.rows_exported += rows
             self.counters.objects_written += 1
             self.counters.bytes_written += event.size_bytes
@@ -430,7 +552,13 @@ class _ExportJob:
             if event.version_id:  # what a consumer pins: the version this export wrote
                 self.checkpoint.versions[event.key] = event.version_id
             if self.dedup:
-                self.hashes.update(self._key_hashes.pop(event.key, {}))
+                moved = self._key_hashes.pop(event.key, {})
+                for c in moved:  # a row that moved here from another object leaves that one
+                    old = self.hashes.get(c)
+                    if old is not None and old[1] != event.key and old[1] in self._stored_rows:
+                        self._stored_rows[old[1]] -= 1
+                self.hashes.update({c: (h, event.key) for c, h in moved.items()})
+                self._stored_rows[event.key] = len(moved)
             rec.outstanding.discard(event.key)
             self._advance()
         elif isinstance(event, FileFailed):
@@ -444,6 +572,14 @@ class _ExportJob:
             rec.outstanding.discard(event.key)
             self._advance()
 
+    def _settle(self, key: str) -> None:
+        """--dry-run: count a planned object as settled, without writing it."""
+        rec = self._key_batch.pop(key, None)
+        self._key_rows.pop(key, None)
+        self._key_hashes.pop(key, None)
+        if rec is not None:
+            rec.outstanding.discard(key)
+
     def _advance(self) -> None:
         """Settle finished batches in order: failures to the dead-letter queue, then one checkpoint write."""
         moved = False
@@ -452,7 +588,7 @@ class _ExportJob:
             rec = self._pending[seq]
             if not rec.planned or rec.outstanding:
                 break
-            if rec.failures:
+            if rec.failures and not self.dry_run:
                 entry = DlqEntry("upload", self.table, self.source.cursor.name, encode_cursor(rec.first),
                                  encode_cursor(rec.last), f"{len(rec.failures)} objects failed to upload",
                                  keys=rec.failures)
@@ -460,8 +596,10 @@ class _ExportJob:
             del self._pending[seq]
             if self._advance_checkpoint:
                 self.checkpoint.cursor = encode_cursor(rec.last)
+                if not self.dedup and rec.cut is not None and rec.cut in self.checkpoint.batches:
+                    self.checkpoint.batches.remove(rec.cut)
                 moved = True
-        if moved:
+        if moved and not self.dry_run:
             self.state.save(self.checkpoint)
             self.counters.checkpoint = self.checkpoint.cursor
             self.bus.emit(BatchExported(self.counters.rows_exported - self._rows_reported, self.checkpoint.cursor))
@@ -475,10 +613,13 @@ class _ExportJob:
         for handle, entry in list(self.dlq.entries(self.table)):
             if self.stop.is_set():
                 break
-            batch = self.source.read_range(decode_cursor(entry.first), decode_cursor(entry.last))
+            first, last = decode_cursor(entry.first), decode_cursor(entry.last)
+            batch = self.source.read_range(first, last)
+            if self.stop.is_set():  # stopped while waiting for a lock: the entry stays
+                break
             rows_failed, objects_failed = self.counters.rows_failed, self.counters.objects_failed
             if batch is not None:
-                self._cycle(iter(self._plan(batch)))
+                self._cycle(iter(self._plan(batch, first, last)))
             still = (self.counters.rows_failed > rows_failed if entry.kind == "rows"
                      else self.counters.objects_failed > objects_failed)
             if not still:
@@ -496,5 +637,7 @@ class _ExportJob:
             elapsed_s=c.elapsed_s, retries=self.stats.retries, checkpoint=self.checkpoint.cursor,
             dlq=self.dlq.location, dlq_entries=list(dict.fromkeys(self.dlq_entries)),
             failed=list(self.stats.failed), stopped=self.stop.is_set(), replayed_entries=replayed,
+            dry_run=self.dry_run, would_write=list(self.would_write), deleted=list(self.deleted),
+            would_delete=list(self.would_delete),
         )
 

@@ -15,15 +15,33 @@ Two readers:
   (``pip install 's3pump[sql]'``).
 
 Declared column types map to Arrow types by SQLite's affinity rules (sqlite.org,
-"Datatypes In SQLite", 3.1), after the names BOOL, DATETIME/TIMESTAMP and DATE.
+"Datatypes In SQLite", 3.1), after the names BOOL, DATETIME/TIMESTAMP, DATE and
+``NUMERIC(p,s)``/``DECIMAL(p,s)`` (exact: ``decimal128(p,s)``, ``decimal256`` above 38 digits;
+a bare ``NUMERIC`` stays ``float64``).
+
+SQLite specifics:
+
+* ``--table`` is matched as SQLite matches names (case-insensitively); the table's declared
+  name is used for keys and state, so ``invoice`` and ``Invoice`` are one export. Column
+  names given in another case find their column too (:func:`find_column`).
+* Only an ``INTEGER PRIMARY KEY`` (a rowid alias) or a ``WITHOUT ROWID`` table's key is
+  NOT NULL by itself; any other ``PRIMARY KEY`` column can hold NULLs (sqlite.org,
+  "CREATE TABLE", "the PRIMARY KEY"), so :meth:`TableSource.null_cursor_rows` counts them.
+* Another writer holding the database lock is waited for, not fatal: a 1 s busy timeout per
+  statement, then retries with capped exponential backoff (up to ``lock_timeout_s``, or
+  until ``stop`` is set when that is None).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
+import re
 import sqlite3
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +50,9 @@ import pyarrow as pa
 
 from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, UsageError
 
-__all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "open_table"]
+log = logging.getLogger(__name__)
+
+__all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "find_column", "open_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +89,15 @@ class RowBatch:
         return len(self.rows) + len(self.bad)
 
 
+_DECIMAL = re.compile(r"^\s*(?:NUMERIC|DECIMAL)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", re.IGNORECASE)
+
+
 def arrow_type_for(declared: str) -> pa.DataType:
-    """The Arrow type of a declared SQL column type (SQLite affinity rules, plus dates and booleans)."""
+    """The Arrow type of a declared SQL column type (SQLite affinity rules, plus dates, booleans, decimals).
+
+    ``NUMERIC(p,s)``/``DECIMAL(p,s)`` (``1 <= p <= 76``, ``0 <= s <= p``; ``s`` defaults to 0) →
+    ``decimal128(p,s)`` (``decimal256`` for p > 38); a bare ``NUMERIC``/``DECIMAL`` → ``float64``.
+    """
     t = (declared or "").upper()
     if "BOOL" in t:
         return pa.bool_()
@@ -78,6 +105,12 @@ def arrow_type_for(declared: str) -> pa.DataType:
         return pa.timestamp("us")
     if t.startswith("DATE"):
         return pa.date32()
+    if m := _DECIMAL.match(t):
+        precision, scale = int(m.group(1)), int(m.group(2) or 0)
+        if 1 <= precision <= 38 and scale <= precision:
+            return pa.decimal128(precision, scale)
+        if precision <= 76 and scale <= precision:
+            return pa.decimal256(precision, scale)
     if "INT" in t:
         return pa.int64()
     if "CHAR" in t or "CLOB" in t or "TEXT" in t:
@@ -95,7 +128,11 @@ def _quote(name: str) -> str:
 class TableSource:
     """Reads one table in cursor order. Use :func:`open_table` to get one; close it when done."""
 
-    def __init__(self, table: str, columns: list[Column], cursor: Column) -> None:
+    stop: threading.Event | None = None  # set: stop waiting for a lock (the read returns no rows)
+    lock_timeout_s: float | None = 300.0  # None: wait for a lock until ``stop`` is set
+
+    def __init__(self, where: str, table: str, columns: list[Column], cursor: Column) -> None:
+        self.where = where  # the database, for messages (a path, or a URL without its password)
         self.table = table
         self.columns = columns
         self.cursor = cursor
@@ -126,6 +163,33 @@ class TableSource:
         """All rows with ``first <= cursor <= last`` (for replaying a dead-letter entry)."""
         return self._batch(self._fetch(first, last, None, inclusive=True))
 
+    def read_cut(self, after: Any, last: Any) -> RowBatch | None:
+        """All rows with ``after < cursor <= last`` (``after`` None: no lower bound): a batch cut earlier.
+
+        The same range as the batch that was cut, plus any row added inside it since.
+        """
+        return self._batch(self._fetch_upto(after, last))
+
+    def null_cursor_rows(self) -> int:
+        """How many rows hold NULL in the cursor column (0 without a query when the column cannot)."""
+        if not self.cursor.nullable:
+            return 0
+        return self._count_null()
+
+    def check_cursor_not_null(self) -> None:
+        """Refuse a cursor column holding NULLs: such rows sort outside every ``C > after`` batch.
+
+        Raises:
+            UsageError: naming the column and the number of rows (exit 2).
+        """
+        n = self.null_cursor_rows()
+        if n:
+            raise UsageError(
+                f"{self.where}: cursor column {self.cursor.name} of table {self.table} is NULL in {n} row"
+                f"{'s' if n != 1 else ''}, which no cursor batch can reach; choose a NOT NULL column with "
+                f"--cursor-column, or fill the NULLs (UPDATE {self.table} SET {self.cursor.name} = … WHERE "
+                f"{self.cursor.name} IS NULL)")
+
     def close(self) -> None:  # pragma: no cover - overridden
         return None
 
@@ -134,6 +198,12 @@ class TableSource:
         raise NotImplementedError
 
     def _fetch_equal(self, value: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def _fetch_upto(self, after: Any, last: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def _count_null(self) -> int:
         raise NotImplementedError
 
     # ---- helpers ----
@@ -155,20 +225,35 @@ class TableSource:
 
 
 class _SqliteTable(TableSource):
-    def __init__(self, path: str, table: str, cursor_column: str | None) -> None:
+    def __init__(self, path: str, table: str, cursor_column: str | None, lock_timeout_s: float | None,
+                 stop: threading.Event | None) -> None:
         if not os.path.exists(path):
             raise SourceNotFoundError(f"{path}: no such SQLite file")
+        self.path = path
+        self.lock_timeout_s, self.stop = lock_timeout_s, stop  # before the first query
         try:
-            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-            info = self.conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+            # a short busy timeout per statement; _run retries a locked database with backoff
+            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=1.0)
         except sqlite3.Error as e:
             raise SourceUnreadableError(f"{path}: cannot read SQLite database ({e})") from None
+        # SQLite matches table names case-insensitively: keys and state use the declared name
+        found = self._startup("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND "
+                              "name = ? COLLATE NOCASE", (table,))
+        if found:
+            table, ddl = found[0][0], found[0][1] or ""
+        else:
+            ddl = ""
+        info = self._startup(f"PRAGMA table_info({_quote(table)})", ())
         if not info:
             raise UsageError(f"{path}: no table named {table!r}")
-        columns = [Column(name, decl or "", arrow_type_for(decl or ""), not notnull and not pk, pk)
+        without_rowid = re.search(r"\bWITHOUT\s+ROWID\s*;?\s*$", ddl, re.IGNORECASE) is not None
+        pks = [r for r in info if r[5]]
+        rowid_alias = len(pks) == 1 and (pks[0][2] or "").upper() == "INTEGER" and not without_rowid
+        # only a rowid alias or a WITHOUT ROWID key is NOT NULL without saying so
+        columns = [Column(name, decl or "", arrow_type_for(decl or ""),
+                          not notnull and not (pk and (rowid_alias or without_rowid)), pk)
                    for _cid, name, decl, notnull, _dflt, pk in info]
-        super().__init__(table, columns, _pick_cursor(path, table, columns, cursor_column))
-        self.path = path
+        super().__init__(path, table, columns, _pick_cursor(path, table, columns, cursor_column))
         cols = ", ".join(_quote(c.name) for c in columns)
         c = _quote(self.cursor.name)
         base = f"SELECT {cols} FROM {_quote(table)}"
@@ -176,6 +261,9 @@ class _SqliteTable(TableSource):
         self._sql_after = f"{base} WHERE {c} > ? ORDER BY {c} LIMIT ?"
         self._sql_range = f"{base} WHERE {c} >= ? AND {c} <= ? ORDER BY {c}"
         self._sql_equal = f"{base} WHERE {c} = ?"
+        self._sql_upto = f"{base} WHERE {c} <= ? ORDER BY {c}"
+        self._sql_between = f"{base} WHERE {c} > ? AND {c} <= ? ORDER BY {c}"
+        self._sql_nulls = f"SELECT COUNT(*) FROM {_quote(table)} WHERE {c} IS NULL"
         # with text_factory=bytes, TEXT values of every non-BLOB column come back as bytes
         self._text = {i for i, col in enumerate(columns) if not pa.types.is_binary(col.arrow_type)}
 
@@ -186,19 +274,64 @@ class _SqliteTable(TableSource):
             return self._sql_first, (limit,)
         return self._sql_after, (low, limit)
 
+    def _startup(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            return self._execute(sql, params)
+        except SourceUnreadableError:
+            self.conn.close()
+            raise
+        except sqlite3.Error as e:
+            self.conn.close()
+            raise SourceUnreadableError(f"{self.path}: cannot read SQLite database ({e})") from None
+
+    def _execute(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """Run a query, waiting out another writer's lock with capped exponential backoff.
+
+        Returns [] when ``stop`` is set while waiting.
+
+        Raises:
+            SourceUnreadableError: still locked after ``lock_timeout_s``.
+            sqlite3.Error: any other failure (the callers turn it into one line).
+        """
+        started, delay = time.monotonic(), 0.05
+        while True:
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as e:
+                text = str(e).lower()
+                if "locked" not in text and "busy" not in text:
+                    raise
+                waited = time.monotonic() - started
+                if delay == 0.05:  # once per wait: say why nothing moves
+                    limit = (f"up to {self.lock_timeout_s:.0f} s" if self.lock_timeout_s is not None
+                             else "until it is released")
+                    log.warning("%s: locked by another writer; waiting %s", self.path, limit)
+                if self.lock_timeout_s is not None and waited >= self.lock_timeout_s:
+                    raise SourceUnreadableError(
+                        f"{self.path}: the database stayed locked by another writer for {waited:.0f} s; "
+                        "retry when the writer is done") from None
+            if self.stop is not None:
+                if self.stop.wait(delay):
+                    return []
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
     def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
-            return self.conn.execute(sql, params).fetchall()
+            return self._execute(sql, params)
         except sqlite3.OperationalError as e:
             if "decode" not in str(e).lower():
                 raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
+        except sqlite3.Error as e:
+            raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
         return self._run_bytes(sql, params)
 
     def _run_bytes(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         """Re-read as bytes and decode text per value: rows with invalid UTF-8 become BadRows."""
         self.conn.text_factory = bytes
         try:
-            raw = self.conn.execute(sql, params).fetchall()
+            raw = self._execute(sql, params)
         except sqlite3.Error as e:
             raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
         finally:
@@ -225,6 +358,15 @@ class _SqliteTable(TableSource):
 
     def _fetch_equal(self, value: Any) -> list[Any]:
         return self._run(self._sql_equal, (value,))
+
+    def _fetch_upto(self, after: Any, last: Any) -> list[Any]:
+        if after is None:
+            return self._run(self._sql_upto, (last,))
+        return self._run(self._sql_between, (after, last))
+
+    def _count_null(self) -> int:
+        rows = self._run(self._sql_nulls, ())
+        return int(rows[0][0]) if rows else 0
 
     def close(self) -> None:
         self.conn.close()
@@ -253,7 +395,7 @@ class _SqlAlchemyTable(TableSource):
                    pk_names.index(c.name) + 1 if c.name in pk_names else 0)
             for c in self.t.columns
         ]
-        super().__init__(table, columns, _pick_cursor(_redact(url), table, columns, cursor_column))
+        super().__init__(_redact(url), table, columns, _pick_cursor(_redact(url), table, columns, cursor_column))
         self.url = _redact(url)
         self.conn = self.engine.connect()
 
@@ -271,6 +413,19 @@ class _SqlAlchemyTable(TableSource):
     def _fetch_equal(self, value: Any) -> list[Any]:
         return self._execute(self._sa.select(self.t).where(self.t.c[self.cursor.name] == value))
 
+    def _fetch_upto(self, after: Any, last: Any) -> list[Any]:
+        c = self.t.c[self.cursor.name]
+        q = self._sa.select(self.t).where(c <= last).order_by(c)
+        if after is not None:
+            q = q.where(c > after)
+        return self._execute(q)
+
+    def _count_null(self) -> int:
+        sa = self._sa
+        rows = self._execute(sa.select(sa.func.count()).select_from(self.t)
+                             .where(self.t.c[self.cursor.name].is_(None)))
+        return int(rows[0][0])
+
     def _execute(self, q: Any) -> list[Any]:
         try:
             result = self.conn.execute(q).fetchall()
@@ -286,11 +441,20 @@ class _SqlAlchemyTable(TableSource):
         self.engine.dispose()
 
 
+def find_column(columns: Sequence[Column], name: str) -> Column | None:
+    """The column called ``name``; else the only one whose name matches it ignoring case (as SQLite
+    matches names), so ``invoicedate`` finds ``InvoiceDate``; else None."""
+    for c in columns:
+        if c.name == name:
+            return c
+    folded = [c for c in columns if c.name.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
 def _pick_cursor(where: str, table: str, columns: Sequence[Column], name: str | None) -> Column:
     if name is not None:
-        for c in columns:
-            if c.name == name:
-                return c
+        if (found := find_column(columns, name)) is not None:
+            return found
         raise UsageError(f"{where}: table {table} has no column {name!r} for --cursor-column")
     pks = [c for c in columns if c.pk]
     if len(pks) == 1 and pks[0].arrow_type == pa.int64():
@@ -309,8 +473,12 @@ def _redact(url: str) -> str:
     return url
 
 
-def open_table(db: str, table: str, cursor_column: str | None = None) -> TableSource:
+def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,
+               stop: threading.Event | None = None) -> TableSource:
     """Open ``table`` of ``db`` (a SQLite file path, ``sqlite:///path``, or any SQLAlchemy URL).
+
+    ``lock_timeout_s``: how long a SQLite read waits for another writer's lock (None: until
+    ``stop`` is set, then the read returns no rows).
 
     Raises:
         SourceNotFoundError: the SQLite file does not exist.
@@ -318,10 +486,10 @@ def open_table(db: str, table: str, cursor_column: str | None = None) -> TableSo
         SourceUnreadableError: the database cannot be opened.
     """
     if db.startswith("sqlite:///"):
-        return _SqliteTable(db[len("sqlite:///"):], table, cursor_column)
+        return _SqliteTable(db[len("sqlite:///"):], table, cursor_column, lock_timeout_s, stop)
     if "://" in db:
         return _SqlAlchemyTable(db, table, cursor_column)
-    return _SqliteTable(db, table, cursor_column)
+    return _SqliteTable(db, table, cursor_column, lock_timeout_s, stop)
 
 
 # cursor values as JSON (for the checkpoint and dead-letter entries)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from ..jobs.sync import SyncReport
 
 __all__ = [
-    "SyncPlanPrinter", "print_cleanup", "print_export_summary", "print_summary", "print_sync_summary",
+    "SyncPlanPrinter", "print_cleanup", "print_export_dry_run", "print_export_summary", "print_summary",
+    "print_sync_summary",
     "stream_summary",
 ]
 
@@ -162,6 +164,17 @@ def print_export_summary(r: ExportReport, console: Console | None = None) -> Non
                       f"{r.dlq} (retry with --replay-dlq):", markup=False)
         for e in r.dlq_entries[:20]:
             console.print(f"  {e}", markup=False)
+
+
+def print_export_dry_run(r: ExportReport, out: IO[str] | None = None) -> None:
+    """``export --dry-run``: one stdout line per object it would write (the aws cli's ``(dryrun)`` form)."""
+    out = out or sys.stdout
+    bucket = r.destination.removeprefix("s3://").split("/", 1)[0]
+    for o in r.would_write:
+        print(f"(dryrun) export: {o['source']} ({o['rows']} rows, {format_bytes(o['bytes'])}) to "
+              f"s3://{bucket}/{o['key']}", file=out, flush=True)
+    for key in r.would_delete:
+        print(f"(dryrun) delete: s3://{bucket}/{key} (superseded)", file=out, flush=True)
 
 
 def stream_summary(report: StreamReport) -> str:
