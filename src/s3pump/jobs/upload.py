@@ -190,18 +190,19 @@ def upload(
 
         require_distributed()  # before anything is walked or sent
     attrs = ObjectAttributes.of(config)
+    path_filter = PathFilter(include, exclude, rules=filters)  # the walk's and the clash check's: one filter
     # two sources that map to one key: refuse before sending (only several roots, or a list, can have them)
     if from_list is not None:
         check_no_key_clashes(find_clashes_in(read_failed_list(from_list, dest, attrs)), dest)
     elif len(paths) > 1:
         check_no_key_clashes(find_key_clashes([str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-                                              path_filter=PathFilter(include, exclude)), dest)
+                                              path_filter=path_filter), dest)
     if from_list is not None:
         items: Iterable[UploadItem | Discovered] = read_failed_list(from_list, dest, attrs)
     else:
         items = walk_items(
             [str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-            path_filter=PathFilter(include, exclude, rules=filters), attrs_for=attrs_by_content_type(attrs),
+            path_filter=path_filter, attrs_for=attrs_by_content_type(attrs),
             queue_size=config.walk_queue_size, discovered=True,
         )
     run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
