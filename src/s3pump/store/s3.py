@@ -613,10 +613,14 @@ class S3Store:
         return bytes(resp["Body"].read())
 
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
-        for i in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[i : i + 1000]]
+        self._delete(bucket, [{"Key": k} for k in keys])
+
+    def _delete(self, bucket: str, objects: list[dict[str, str]]) -> None:
+        """DeleteObjects, 1,000 objects a request (S3 API reference, DeleteObjects); the first refusal
+        is raised."""
+        for i in range(0, len(objects), 1000):
             resp = self._call(f"s3://{bucket}", self._boto.delete_objects,
-                              Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+                              Bucket=bucket, Delete={"Objects": objects[i : i + 1000], "Quiet": True})
             errors = resp.get("Errors", [])
             if errors:
                 first = errors[0]
@@ -690,15 +694,7 @@ class S3Store:
             kwargs["VersionIdMarker"] = resp.get("NextVersionIdMarker", "")
 
     def delete_versions(self, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
-        for i in range(0, len(versions), 1000):
-            batch = [{"Key": k, "VersionId": v} for k, v in versions[i : i + 1000]]
-            resp = self._call(f"s3://{bucket}", self._boto.delete_objects,
-                              Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-            errors = resp.get("Errors", [])
-            if errors:
-                first = errors[0]
-                raise classify_store_error(None, first.get("Code"), first.get("Message", ""),
-                                           what=f"s3://{bucket}/{first.get('Key')}")
+        self._delete(bucket, [{"Key": k, "VersionId": v} for k, v in versions])
 
     def replace_metadata(
         self, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
