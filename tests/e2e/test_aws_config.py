@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -164,18 +165,24 @@ def test_no_credentials_one_line_fast(state_dir: Path, tmp_path: Path) -> None:
     home.mkdir()
     (tmp_path / "f.txt").write_text("x")
     env = _clean_env(home, state_dir)
-    t0 = time.monotonic()
-    assert run_cli(["--help"], env, timeout=60).returncode == 0
-    baseline = time.monotonic() - t0  # starting Python and s3pump on this machine, now
-    t0 = time.monotonic()
-    r = run_cli(["upload", str(tmp_path / "f.txt"), "s3://bkt/k", "--endpoint-url", "http://127.0.0.1:9",
-                 "--no-progress"], env, timeout=60)
-    elapsed = time.monotonic() - t0
+    upload = ["upload", str(tmp_path / "f.txt"), "s3://bkt/k", "--endpoint-url", "http://127.0.0.1:9", "--no-progress"]
+
+    def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+        t0 = time.monotonic()
+        r = run_cli(args, env, timeout=60)
+        return time.monotonic() - t0, r
+
+    # The fastest of three runs of each: a wait inside s3pump (a network timeout, a credential
+    # provider's retries) shows in every run; a loaded machine's scheduling noise does not
+    baseline = min(timed(["--help"])[0] for _ in range(3))  # starting Python and s3pump here, now
+    runs = [timed(upload) for _ in range(3)]
+    elapsed = min(t for t, _ in runs)
     print(f"no credentials: {elapsed:.2f} s (python + s3pump --help: {baseline:.2f} s)")
-    assert r.returncode == 2, r.stderr.decode()
-    assert r.stderr.decode().splitlines() == [
-        "s3pump: error: no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, use --profile, "
-        "or --embedded"]
+    for _, r in runs:
+        assert r.returncode == 2, r.stderr.decode()
+        assert r.stderr.decode().splitlines() == [
+            "s3pump: error: no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, use --profile, "
+            "or --embedded"]
     # 3 s on a quiet machine (measured 1.7 s); under a loaded 2-core machine the interpreter's own start
     # dominates, so the bound is also met when finding out adds at most 2 s to starting s3pump
     assert elapsed <= max(3.0, baseline + 2.0), (elapsed, baseline)
