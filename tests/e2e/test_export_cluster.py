@@ -1,0 +1,224 @@
+"""``export --cluster``: a generated table exported on a Dask LocalCluster against the test SeaweedFS.
+
+Each test reads the objects back and compares them row for row (and key for key) with a single-process
+export of the same table: no row missing, none stored twice. The kill test SIGKILLs the coordinator and its
+workers once some ranges are stored, appends rows, reruns, and compares again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from s3pump.errors import WorkerMismatchError  # noqa: E402
+from s3pump.jobs.export import export_table  # noqa: E402
+from tests.conftest import S3Env, list_all, run_cli  # noqa: E402
+from tests.e2e.test_export_cli import make_events_db  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def data_objects(s3env: S3Env, bucket: str, prefix: str) -> dict[str, str]:
+    """key (relative to ``prefix``) -> ETag of every data object (no state, no dead-letter queue)."""
+    return {k[len(prefix):]: o["ETag"] for k, o in list_all(s3env.boto(), bucket, prefix).items()
+            if "/_s3pump/" not in k and "/_dlq/" not in k}
+
+
+def read_rows(s3env: S3Env, bucket: str, prefix: str) -> pa.Table:
+    """Every row of every Parquet object under ``prefix``, sorted by id."""
+    s3 = s3env.boto()
+    tables = [pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=prefix + k)["Body"].read()))
+              for k in sorted(data_objects(s3env, bucket, prefix))]
+    return pa.concat_tables(tables).sort_by("id")
+
+
+def checkpoint(s3env: S3Env, bucket: str, prefix: str, table: str = "events") -> dict[str, Any] | None:
+    try:
+        body = s3env.boto().get_object(Bucket=bucket, Key=f"{prefix}_s3pump/state/{table}.json")["Body"].read()
+    except s3env.boto().exceptions.NoSuchKey:
+        return None
+    return json.loads(body)
+
+
+def summary(proc: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
+    lines = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+    return next(rec for rec in lines if rec.get("event") == "summary")
+
+
+def assert_same_export(s3env: S3Env, bucket: str, one: str, two: str, rows: int) -> None:
+    """``two`` holds the objects of ``one`` (keys and ETags) and the same rows, each once: ids 1..rows."""
+    assert data_objects(s3env, bucket, two) == data_objects(s3env, bucket, one)
+    a, b = read_rows(s3env, bucket, one), read_rows(s3env, bucket, two)
+    assert b.num_rows == rows and b.column("id").to_pylist() == list(range(1, rows + 1))  # each row once
+    assert b.equals(a)
+
+
+def export_args(db: Path, dest: str, *extra: str) -> list[str]:
+    return ["export", str(db), dest, "--table", "events", "--partition-by", "time:ts:day", "--json",
+            "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("rows, batch_rows, range_rows", [
+    (50_000, 5_000, 10_000),
+    pytest.param(1_000_000, 100_000, 100_000, marks=pytest.mark.slow),
+], ids=["50k-rows", "1M-rows"])
+def test_cluster_export_equals_single_process_row_for_row(s3env: S3Env, bucket: str, state_dir: Path,
+                                                          tmp_path: Path, rows: int, batch_rows: int,
+                                                          range_rows: int) -> None:
+    """``export --cluster local:2`` of a generated table: the same keys, ETags and rows as a single-process
+    export; the checkpoint ends at the last row with no cut left."""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, rows)
+    env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": str(range_rows)}
+    single = export_table(str(db), "events", f"s3://{bucket}/one", s3env.config(), batch_rows=batch_rows,
+                          partition_by=["time:ts:day"])
+    assert single.ok
+    r = run_cli(export_args(db, f"s3://{bucket}/two", "--batch-rows", str(batch_rows), "--cluster", "local:2"), env)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "Traceback" not in err and " INFO " not in err, err
+    assert_same_export(s3env, bucket, "one/", "two/", rows)
+    s = summary(r)
+    assert s["rows_exported"] == rows and s["rows_failed"] == 0 and s["checkpoint"] == rows
+    assert s["objects_written"] == single.objects_written == len(data_objects(s3env, bucket, "two/"))
+    c = s["cluster"]
+    ranges = -(-rows // range_rows)
+    assert c["workers"] == 2 and c["shards_planned"] == c["shards_done"] == ranges and c["shards_failed"] == 0
+    assert sum(w["files"] for w in c["per_worker"]) == s["objects_written"]
+    events = Counter(json.loads(x)["event"] for x in r.stdout.decode().splitlines()[:-1])
+    assert events["done"] == s["objects_written"]  # each object's --json line, replayed from its range
+    assert "cluster: 2 workers; ranges" in err
+    cp = checkpoint(s3env, bucket, "two/")
+    assert cp is not None and cp["cursor"] == rows and cp["batches"] == [] and cp["done"] == []
+    assert cp["rows_exported"] == rows
+
+
+
+def test_coordinator_killed_then_rerun_with_appended_rows_stores_each_row_once(
+        s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, client: Any) -> None:
+    """SIGKILL the coordinator once some ranges are stored and others not (its ranges already running on
+    the workers finish by themselves); append rows; the same command again finishes the recorded cuts under
+    their keys and exports the new rows: the result equals a single-process export of the final table, key
+    for key and row for row. (The coordinator reaches the module's cluster by its scheduler address.)"""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 20_000)
+    env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": "2000"}
+    args = export_args(db, f"s3://{bucket}/two", "--batch-rows", "2000", "--cluster", client.scheduler.address)
+    slow = {**env, "S3PUMP_WORKER_BWLIMIT": "20KiB"}  # a range (~40 KB) takes about 2 s on its worker
+    p = subprocess.Popen([sys.executable, "-m", "s3pump", *args], env=slow, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # some range stored: the cursor moved, or a cut is done out of order
+            cp = checkpoint(s3env, bucket, "two/")
+            if cp is not None and (cp["cursor"] is not None or cp["done"]):
+                break
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode() if p.stderr else ""
+            time.sleep(0.05)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    killed = checkpoint(s3env, bucket, "two/")
+    assert killed is not None and len(killed["batches"]) == 10 - (killed["cursor"] or 0) // 2000
+    assert 0 < len(killed["batches"]) - len(killed["done"]) < 10, killed  # killed with cuts unfinished
+    make_events_db(db, 1_000, start_id=20_001)
+
+    r = run_cli(args, env)
+    assert r.returncode == 0, r.stderr.decode()
+    s = summary(r)
+    assert s["checkpoint"] == 21_000 and s["rows_failed"] == 0
+    assert s["cluster"]["shards_planned"] == len(killed["batches"]) - len(killed["done"]) + 1  # + the new rows
+    single = export_table(str(db), "events", f"s3://{bucket}/one", s3env.config(), batch_rows=2000,
+                          partition_by=["time:ts:day"])
+    assert single.ok
+    assert_same_export(s3env, bucket, "one/", "two/", 21_000)
+    cp = checkpoint(s3env, bucket, "two/")
+    assert cp is not None and cp["batches"] == [] and cp["done"] == []
+
+
+@pytest.fixture(scope="module")
+def client(s3env: S3Env) -> Iterator[object]:
+    """A LocalCluster of 2 worker processes whose environment holds the credentials; its Client."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID=s3env.server.access_key_id,
+                      AWS_SECRET_ACCESS_KEY=s3env.server.secret_access_key, AWS_REGION=s3env.server.region)
+    try:
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def spy(client: Any, monkeypatch: pytest.MonkeyPatch, before_run: Any = None) -> list[bytes]:
+    """Pickle every payload sent through ``client``; ``before_run(args)`` is called before ``client.run``."""
+    sent: list[bytes] = []
+    for name in ("submit", "run", "register_plugin"):
+        original = getattr(client, name)
+
+        def wrapper(*args: object, _original: object = original, _name: str = name, **kwargs: object) -> object:
+            sent.append(pickle.dumps((args, kwargs)))
+            if _name == "run" and before_run is not None:
+                before_run(args)
+            return _original(*args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(client, name, wrapper)
+    return sent
+
+
+def test_no_secret_in_any_task_payload(s3env: S3Env, bucket: str, tmp_path: Path, client: Any,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The coordinator's config holds the secret; nothing it sends to the cluster does. The API's
+    ``cluster=`` takes a ready Client. The same export again writes nothing."""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 3_000)
+    sent = spy(client, monkeypatch)
+    report = export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=500,
+                          cluster=client, cluster_options={"range_rows": 1000})
+    assert report.ok and report.rows_exported == 3_000 and report.checkpoint == 3_000
+    assert report.cluster is not None and report.cluster["shards_done"] == 3
+    assert sent and not any(s3env.server.secret_access_key.encode() in p for p in sent)
+    assert read_rows(s3env, bucket, "x/").column("id").to_pylist() == list(range(1, 3_001))
+    etags = data_objects(s3env, bucket, "x/")
+
+    again = export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=500,
+                         cluster=client, cluster_options={"range_rows": 1000})
+    assert again.ok and again.rows_exported == 0 and again.objects_written == 0 and again.checkpoint == 3_000
+    assert again.cluster is not None and again.cluster["shards_planned"] == 0  # nothing to do: no task sent
+    assert data_objects(s3env, bucket, "x/") == etags
+
+
+def test_a_worker_that_cannot_open_the_database_stops_the_run_before_anything_is_written(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database moves away after the coordinator opened it (a path the workers do not share): one
+    WorkerMismatchError (exit 2) naming the worker and the path; no object, no checkpoint."""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 1_000)
+    spy(client, monkeypatch, before_run=lambda args: db.rename(tmp_path / "elsewhere.sqlite"))
+    with pytest.raises(WorkerMismatchError) as e:
+        export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=500, cluster=client)
+    msg = str(e.value)
+    assert "cannot export the table" in msg and f"{db}: no such SQLite file" in msg and "\n" not in msg
+    assert e.value.exit_code == 2
+    assert list_all(s3env.boto(), bucket, "x/") == {}
