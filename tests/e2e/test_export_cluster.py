@@ -7,11 +7,13 @@ workers once some ranges are stored, appends rows, reruns, and compares again.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pickle
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -120,7 +122,7 @@ def test_coordinator_killed_then_rerun_with_appended_rows_stores_each_row_once(
     make_events_db(db, 20_000)
     env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": "2000"}
     args = export_args(db, f"s3://{bucket}/two", "--batch-rows", "2000", "--cluster", client.scheduler.address)
-    slow = {**env, "S3PUMP_WORKER_BWLIMIT": "20KiB"}  # a range (~40 KB) takes about 2 s on its worker
+    slow = {**env, "S3PUMP_WORKER_BWLIMIT": "40KiB"}  # a range (~40 KB) takes about 1 s on its worker
     p = subprocess.Popen([sys.executable, "-m", "s3pump", *args], env=slow, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -190,16 +192,24 @@ def spy(client: Any, monkeypatch: pytest.MonkeyPatch, before_run: Any = None) ->
 def test_no_secret_in_any_task_payload(s3env: S3Env, bucket: str, tmp_path: Path, client: Any,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The coordinator's config holds the secret; nothing it sends to the cluster does. The API's
-    ``cluster=`` takes a ready Client. The same export again writes nothing."""
+    ``cluster=`` takes a ready Client. A bad row goes to the dead-letter queue (written by the coordinator);
+    the same export again writes nothing."""
     db = tmp_path / "events.sqlite"
     make_events_db(db, 3_000)
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:  # a bad row: its range's worker hands it back
+        conn.execute("UPDATE events SET qty = 'many' WHERE id = 1234")
     sent = spy(client, monkeypatch)
     report = export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=500,
                           cluster=client, cluster_options={"range_rows": 1000})
-    assert report.ok and report.rows_exported == 3_000 and report.checkpoint == 3_000
+    assert report.rows_exported == 2_999 and report.rows_failed == 1 and report.checkpoint == 3_000
     assert report.cluster is not None and report.cluster["shards_done"] == 3
     assert sent and not any(s3env.server.secret_access_key.encode() in p for p in sent)
-    assert read_rows(s3env, bucket, "x/").column("id").to_pylist() == list(range(1, 3_001))
+    assert read_rows(s3env, bucket, "x/").column("id").to_pylist() == [i for i in range(1, 3_001) if i != 1234]
+    [entry] = report.dlq_entries  # written by the coordinator, where a single-process export puts it
+    dlq = list_all(s3env.boto(), bucket, "x/_dlq/events/")
+    assert len(dlq) == 1 and entry.endswith(next(iter(dlq)))
+    body = json.loads(s3env.boto().get_object(Bucket=bucket, Key=next(iter(dlq)))["Body"].read())
+    assert [r["cursor"] for r in body["rows"]] == [1234] and (body["first"], body["last"]) == (1001, 1500)
     etags = data_objects(s3env, bucket, "x/")
 
     again = export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=500,
@@ -222,3 +232,22 @@ def test_a_worker_that_cannot_open_the_database_stops_the_run_before_anything_is
     assert "cannot export the table" in msg and f"{db}: no such SQLite file" in msg and "\n" not in msg
     assert e.value.exit_code == 2
     assert list_all(s3env.boto(), bucket, "x/") == {}
+
+
+def test_from_start_on_the_cluster_rewrites_and_deletes_the_superseded_objects(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: Any) -> None:
+    """An export in batches of 300, then ``--from-start`` on the cluster in batches of 1,000: the objects
+    of the first batching are deleted once the cluster run completes; each row is stored once."""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 3_000)
+    first = export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=300)
+    assert first.ok and first.objects_written == 10
+    old = set(data_objects(s3env, bucket, "x/"))
+    report = export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=1000,
+                          from_start=True, cluster=client, cluster_options={"range_rows": 1000})
+    assert report.ok and report.rows_exported == 3_000 and report.checkpoint == 3_000
+    assert sorted(report.deleted) == sorted(f"x/{k}" for k in old)
+    assert set(data_objects(s3env, bucket, "x/")) == {f"events/part-{i}-{i + 999}.parquet" for i in (1, 1001, 2001)}
+    assert read_rows(s3env, bucket, "x/").column("id").to_pylist() == list(range(1, 3_001))
+    cp = checkpoint(s3env, bucket, "x/")
+    assert cp is not None and cp["superseded"] is None and cp["batches"] == []
