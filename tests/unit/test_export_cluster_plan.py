@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,75 @@ def test_cluster_refuses_follow_dedup_and_replay(tmp_path: Path) -> None:
     for flag in ("follow", "dedup", "replay_dlq"):
         with pytest.raises(UsageError, match=f"--cluster with --{flag.replace('_', '-')}"):
             export_table(str(db), "t", "s3://bkt/p", CONFIG, cluster="local:1", **{flag: True})
+
+
+class _Future:
+    """What ``drive`` hands ``settle``: a finished range's result, or its error."""
+
+    def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.status = "error" if error is not None else "finished"
+        self._result, self._error = result, error
+
+    def result(self) -> Any:
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+
+def test_the_coordinator_moves_the_checkpoint_only_past_cuts_done_in_order(tmp_path: Path) -> None:
+    """Ranges finishing out of order: a later range's cuts wait in ``done``; the cursor moves once the ranges
+    before it are done; a range whose workers died leaves its cuts (and every cut after it) recorded."""
+    from s3pump.cluster.coordinator import ClusterOutcome
+    from s3pump.cluster.results import ShardResult
+    from s3pump.events import BatchExported, FileDone
+    from s3pump.jobs.export import _ExportJob
+    from s3pump.jobs.export_cluster import ExportRange, RangeJob, RangeResult, _plan, _Settle
+    from s3pump.run import Run
+    from s3pump.urls import parse_s3_url
+
+    db = tmp_path / "t.sqlite"
+    make_db(db, list(range(1, 81)))
+    store = MemoryStore()
+    store.create_bucket("bkt")
+    seen: list[Any] = []
+    source = open_table(str(db), "t", "k")
+    with Run("export", CONFIG, "bkt", store=store, subscribers=[seen.append]) as run:
+        x = _ExportJob(source, parse_s3_url("s3://bkt/p"), run, [], "parquet", None, False, False, None, 20, None,
+                       threading.Event())
+        x.begin(False)
+        cuts = _plan(x)
+        assert cuts == [[None, 1, 20], [20, 21, 40], [40, 41, 60], [60, 61, 80]]
+        x.state.save(x.checkpoint)
+        job = RangeJob(str(db), "t", "k", "s3://bkt/p", (), "parquet", None, False, 20, 300.0)
+        ranges = [ExportRange(i, job, (cut,)) for i, cut in enumerate(cuts)]
+        settle, outcome = _Settle(x), ClusterOutcome(2)
+
+        def finished(i: int) -> _Future:
+            key = f"p/t/part-{cuts[i][1]}-{cuts[i][2]}.parquet"
+            done = FileDone(f"t rows k {cuts[i][1]}..{cuts[i][2]}", key, 100, "etag", 0.01, 1)
+            counters = {"rows_read": 20, "rows_exported": 20, "rows_failed": 0, "rows_unchanged": 0,
+                        "objects_written": 1, "objects_failed": 0, "objects_skipped": 0, "bytes_written": 100,
+                        "batches": 1}
+            return _Future(RangeResult(ShardResult(i, "w", (done,), 0.1, 1, 100), counters, ()))
+
+        def saved() -> dict[str, Any]:
+            return json.loads(store.get_object("bkt", "p/_s3pump/state/t.json"))
+
+        settle(run, finished(1), ranges[1], outcome)
+        assert saved()["cursor"] is None and saved()["done"] == [cuts[1]] and len(saved()["batches"]) == 4
+        settle(run, finished(0), ranges[0], outcome)
+        assert saved()["cursor"] == 40 and saved()["done"] == [] and saved()["batches"] == cuts[2:]
+        settle(run, _Future(error=RuntimeError("worker lost")), ranges[2], outcome)
+        settle(run, finished(3), ranges[3], outcome)
+        cp = saved()
+        assert cp["cursor"] == 40 and cp["batches"] == cuts[2:] and cp["done"] == [cuts[3]]
+        assert cp["rows_exported"] == 60 and cp["objects_written"] == 3
+    source.close()
+    assert x.counters.rows_exported == 60 and x.counters.objects_failed == 1
+    assert outcome.shards_done == 3 and outcome.shards_failed == 1
+    assert [e.checkpoint for e in seen if isinstance(e, BatchExported)] == [None, 40, 40]
+    assert sum(e.rows for e in seen if isinstance(e, BatchExported)) == 60
+    assert sum(isinstance(e, FileDone) for e in seen) == 3  # replayed on the coordinator's bus
+    failed = [e for e in seen if type(e).__name__ == "FileFailed"]
+    assert len(failed) == 1 and "range 2 did not finish (RuntimeError: worker lost)" in str(failed[0].error)
