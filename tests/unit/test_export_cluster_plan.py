@@ -30,7 +30,7 @@ def make_db(path: Path, keys: list[Any], declared: str = "INTEGER") -> None:
     conn.close()
 
 
-def batches_read(db: Path, column: str, batch_rows: int) -> list[tuple[Any, Any, Any]]:
+def batches_read(db: Path | str, column: str, batch_rows: int) -> list[tuple[Any, Any, Any]]:
     """The cuts a single-process export makes: ``read_after`` batch by batch."""
     src = open_table(str(db), "t", column)
     out, after = [], None
@@ -45,7 +45,7 @@ def batches_read(db: Path, column: str, batch_rows: int) -> list[tuple[Any, Any,
     return out
 
 
-def batches_planned(db: Path, column: str, batch_rows: int) -> list[tuple[Any, Any, Any]]:
+def batches_planned(db: Path | str, column: str, batch_rows: int) -> list[tuple[Any, Any, Any]]:
     src = open_table(str(db), "t", column)
     out, after = [], None
     try:
@@ -73,6 +73,9 @@ def test_planned_cuts_equal_the_batches_a_single_process_reads(tmp_path: Path, s
     for batch_rows in (1, 2, 5, 10, 20, max(1, n)):
         assert batches_planned(db, "k", batch_rows) == batches_read(db, "k", batch_rows), (seed, batch_rows)
     assert batches_planned(db, "rid", 10) == batches_read(db, "rid", 10)
+    url = f"sqlite+pysqlite:///{db}"  # the SQLAlchemy reader
+    for batch_rows in (1, 3, 10):
+        assert batches_planned(url, "k", batch_rows) == batches_read(db, "k", batch_rows), (seed, batch_rows)
 
 
 def test_single_process_rerun_skips_the_cuts_a_cluster_marked_done(tmp_path: Path) -> None:
