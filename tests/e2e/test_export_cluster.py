@@ -251,3 +251,40 @@ def test_from_start_on_the_cluster_rewrites_and_deletes_the_superseded_objects(
     assert read_rows(s3env, bucket, "x/").column("id").to_pylist() == list(range(1, 3_001))
     cp = checkpoint(s3env, bucket, "x/")
     assert cp is not None and cp["superseded"] is None and cp["batches"] == []
+
+
+@pytest.mark.slow  # two clusters' start and a worker restart: ~60 s on the loaded 2-core machine
+def test_a_worker_killed_mid_export_loses_and_duplicates_nothing(s3env: S3Env, bucket: str, state_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """SIGKILL one of ``local:2``'s workers once ranges are running: Dask runs its range again (the same cuts,
+    the same keys); the run ends complete and equals a single-process export row for row."""
+    from tests.e2e.test_cluster import _worker_pids
+
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 20_000)
+    env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": "2000", "S3PUMP_WORKER_BWLIMIT": "20KiB"}
+    args = export_args(db, f"s3://{bucket}/two", "--batch-rows", "2000", "--cluster", "local:2")
+    p = subprocess.Popen([sys.executable, "-m", "s3pump", *args], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while checkpoint(s3env, bucket, "two/") is None:  # the plan is saved: ranges go out now
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode() if p.stderr else ""
+            time.sleep(0.05)
+        time.sleep(0.5)
+        victims = _worker_pids(p.pid)
+        assert len(victims) == 2
+        os.kill(victims[0], signal.SIGKILL)
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 0, err.decode()
+    s = json.loads(out.decode().strip().splitlines()[-1])
+    assert s["rows_exported"] == 20_000 and s["checkpoint"] == 20_000 and s["cluster"]["shards_failed"] == 0
+    single = export_table(str(db), "events", f"s3://{bucket}/one", s3env.config(), batch_rows=2000,
+                          partition_by=["time:ts:day"])
+    assert single.ok
+    assert_same_export(s3env, bucket, "one/", "two/", 20_000)
+    cp = checkpoint(s3env, bucket, "two/")
+    assert cp is not None and cp["batches"] == [] and cp["done"] == []
