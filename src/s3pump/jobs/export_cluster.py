@@ -46,7 +46,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..cluster.coordinator import ClusterOutcome, credentials_env, drive, limits_from_env, worker_config
+from ..cluster.coordinator import (
+    WINDOW_PER_SLOT,
+    ClusterOutcome,
+    credentials_env,
+    drive,
+    limits_from_env,
+    worker_config,
+)
 from ..cluster.results import ShardResult
 from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
 from ..events import BatchExported, ConcurrencyChanged, Event, FileDone, FileFailed, Tick
@@ -304,7 +311,8 @@ def _run_ranges(run: Run, exporter: _ExportJob, job: RangeJob, ranges: list[Expo
 
         started = time.monotonic()
         try:
-            drive(client, run, name, export_range, ranges[0], rest(), slots * 2, outcome, float("inf"), settle)
+            drive(client, run, name, export_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
+                  float("inf"), settle)
         finally:
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
