@@ -162,7 +162,7 @@ def client(s3env: S3Env) -> Iterator[object]:
                       AWS_SECRET_ACCESS_KEY=s3env.server.secret_access_key, AWS_REGION=s3env.server.region)
     try:
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")  # a free port: 8787 may be taken
     finally:
         for k, v in saved.items():
             if v is None:
@@ -219,17 +219,29 @@ def test_no_secret_in_any_task_payload(s3env: S3Env, bucket: str, tmp_path: Path
     assert data_objects(s3env, bucket, "x/") == etags
 
 
-def test_a_worker_that_cannot_open_the_database_stops_the_run_before_anything_is_written(
-        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The database moves away after the coordinator opened it (a path the workers do not share): one
-    WorkerMismatchError (exit 2) naming the worker and the path; no object, no checkpoint."""
+@pytest.mark.parametrize("change", ["moved", "stale-copy"])
+def test_a_worker_that_cannot_read_the_database_stops_the_run_before_anything_is_written(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """After the coordinator opened and planned the table, the path changes under it (as on a node that does
+    not share it): the file is gone, or another copy with fewer rows is there. One WorkerMismatchError
+    (exit 2) naming the worker and why; no object, no checkpoint."""
     db = tmp_path / "events.sqlite"
     make_events_db(db, 1_000)
-    spy(client, monkeypatch, before_run=lambda args: db.rename(tmp_path / "elsewhere.sqlite"))
+
+    def swap(args: Any) -> None:
+        db.rename(tmp_path / "elsewhere.sqlite")  # the coordinator keeps reading its open file
+        if change == "stale-copy":
+            make_events_db(db, 500)
+
+    spy(client, monkeypatch, before_run=swap)
     with pytest.raises(WorkerMismatchError) as e:
         export_table(str(db), "events", f"s3://{bucket}/x", s3env.config(), batch_rows=500, cluster=client)
     msg = str(e.value)
-    assert "cannot export the table" in msg and f"{db}: no such SQLite file" in msg and "\n" not in msg
+    assert msg.startswith("worker tcp://") and "cannot export the table" in msg and "\n" not in msg
+    if change == "moved":
+        assert f"{db}: no such SQLite file" in msg
+    else:
+        assert f"{db}: table events ends at id 500, before the 1000 the coordinator planned" in msg
     assert e.value.exit_code == 2
     assert list_all(s3env.boto(), bucket, "x/") == {}
 
