@@ -300,3 +300,40 @@ def test_a_worker_killed_mid_export_loses_and_duplicates_nothing(s3env: S3Env, b
     assert_same_export(s3env, bucket, "one/", "two/", 20_000)
     cp = checkpoint(s3env, bucket, "two/")
     assert cp is not None and cp["batches"] == [] and cp["done"] == []
+
+
+@pytest.mark.slow  # a throttled cluster run, then a rerun: ~60 s on the loaded 2-core machine
+def test_sigint_finishes_the_ranges_in_flight_and_a_rerun_completes(s3env: S3Env, bucket: str, state_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    """The first SIGINT submits no more ranges; those in flight finish and are checkpointed; exit 130. The
+    same command again exports the rest: equal to a single-process export, each row once."""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 20_000)
+    env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": "2000"}
+    args = export_args(db, f"s3://{bucket}/two", "--batch-rows", "2000", "--cluster", "local:2")
+    p = subprocess.Popen([sys.executable, "-m", "s3pump", *args], env={**env, "S3PUMP_WORKER_BWLIMIT": "20KiB"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while checkpoint(s3env, bucket, "two/") is None:  # the plan is saved: ranges go out now
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode() if p.stderr else ""
+            time.sleep(0.05)
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err.decode()
+    s = json.loads(out.decode().strip().splitlines()[-1])
+    assert s["stopped"] and s["cluster"]["shards_failed"] == 0 and 0 < s["cluster"]["shards_done"] < 10
+    cp = checkpoint(s3env, bucket, "two/")
+    assert cp is not None and cp["rows_exported"] == s["rows_exported"] > 0
+    assert len(cp["batches"]) - len(cp["done"]) == 10 - s["cluster"]["shards_done"]  # the rest, recorded
+
+    r = run_cli(args, env)
+    assert r.returncode == 0, r.stderr.decode()
+    assert summary(r)["cluster"]["shards_done"] == 10 - s["cluster"]["shards_done"]
+    single = export_table(str(db), "events", f"s3://{bucket}/one", s3env.config(), batch_rows=2000,
+                          partition_by=["time:ts:day"])
+    assert single.ok
+    assert_same_export(s3env, bucket, "one/", "two/", 20_000)
