@@ -337,3 +337,23 @@ def test_sigint_finishes_the_ranges_in_flight_and_a_rerun_completes(s3env: S3Env
                           partition_by=["time:ts:day"])
     assert single.ok
     assert_same_export(s3env, bucket, "one/", "two/", 20_000)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "protobuf"])
+def test_other_formats_on_the_cluster_write_what_one_process_writes(s3env: S3Env, bucket: str, tmp_path: Path,
+                                                                    client: Any, fmt: str) -> None:
+    """JSON Lines and protobuf objects from the workers: the keys and bytes of a single-process export
+    (the protobuf schema written once, by the coordinator)."""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 2_000)
+    kw: dict[str, Any] = {"batch_rows": 500, "partition_by": ["column:entity"], "format": fmt}
+    single = export_table(str(db), "events", f"s3://{bucket}/one", s3env.config(), **kw)
+    report = export_table(str(db), "events", f"s3://{bucket}/two", s3env.config(), cluster=client,
+                          cluster_options={"range_rows": 1000}, **kw)
+    assert single.ok and report.ok and report.rows_exported == single.rows_exported == 2_000
+    assert report.cluster is not None and report.cluster["shards_done"] == 2
+    one, two = data_objects(s3env, bucket, "one/"), data_objects(s3env, bucket, "two/")
+    assert two == one
+    schema = {k for k in two if k.startswith("_schema/")}
+    assert schema == ({"_schema/events.proto"} if fmt == "protobuf" else set())
+    assert len(two) - len(schema) == report.objects_written == 20
