@@ -464,7 +464,7 @@ def export(
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
     metadata: Metadata = None,
     max_rps: MaxRps = None, rps_burst: RpsBurst = None, bwlimit: BwLimit = None,
-    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None,
+    min_concurrency: MinConcurrency = None, max_concurrency: MaxConcurrency = None, cluster: Cluster = None,
     metrics_port: MetricsPort = None, metrics_file: MetricsFile = None, progress: ProgressMode = None,
     json_output: Json = False, no_progress: NoProgress = False, debug: Debug = False,
 ) -> None:
@@ -489,6 +489,7 @@ def export(
                 follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                 state_file=state_file, from_start=from_start, embedded=embedded,
                 subscribers=views.subscribers, handle_signals=True, lifecycle=rule_options, dry_run=dry_run,
+                cluster=cluster,
             )
             if dry_run and not json_output:
                 print_export_dry_run(report)

@@ -97,7 +97,7 @@ BwLimit = Annotated[str | None, _opt("--bwlimit", metavar="RATE", panel=SPEED, h
     "Upload bandwidth cap in bytes/s, e.g. 10M (10^6), 8MiB (2^20)", env="S3PUMP_BWLIMIT"))]
 Cluster = Annotated[str | None, _opt("--cluster", metavar="ADDRESS", panel=SPEED, help=note(
     "Run on Dask workers: local:N (N worker processes here) or a scheduler, tcp://host:8786 "
-    "(needs s3pump[dask]; see docs/cluster.md)"))]
+    "(needs s3pump\\[dask]; see docs/cluster.md)"))]
 MinConcurrency = Annotated[int | None, _opt("--min-concurrency", metavar="N", panel=SPEED, help=note(
     "Floor for --concurrency auto", default=4))]
 MaxConcurrency = Annotated[int | None, _opt("--max-concurrency", metavar="N", panel=SPEED, help=note(

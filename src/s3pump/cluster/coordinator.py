@@ -22,7 +22,7 @@ import os
 import queue
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..config import TransferConfig
@@ -35,7 +35,7 @@ from .forecast import Observed, forecast
 from .results import ShardResult, WorkerRates, sample_evenly
 from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
 
-__all__ = ["ClusterOutcome", "limits_from_env", "transfer_on_cluster", "worker_config"]
+__all__ = ["ClusterOutcome", "credentials_env", "drive", "limits_from_env", "transfer_on_cluster", "worker_config"]
 
 #: Shards in flight per worker thread: one running, one queued behind it (no idle gap between shards).
 WINDOW_PER_SLOT = 2
@@ -93,7 +93,7 @@ class ClusterOutcome:
                 "per_worker": self.rates.rows()}
 
 
-def _credentials_env(config: TransferConfig) -> dict[str, str]:
+def credentials_env(config: TransferConfig) -> dict[str, str]:
     """The credentials ``config`` holds explicitly (the API's, ``--embedded``'s), as ``AWS_*``
     variables for the environment of the workers of a ``local:N`` cluster this process starts."""
     pairs = (("AWS_ACCESS_KEY_ID", config.access_key_id), ("AWS_SECRET_ACCESS_KEY", config.secret_access_key),
@@ -176,7 +176,7 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     shard_bytes = shard_bytes or env["shard_bytes"]
     worker_bwlimit_bps = worker_bwlimit_bps or env["worker_bwlimit_bps"]
     forecast_after_s = forecast_after_s if forecast_after_s is not None else env["forecast_after_s"]
-    with connect(cluster, local_env=_credentials_env(run.config)) as client:
+    with connect(cluster, local_env=credentials_env(run.config)) as client:
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers))
@@ -196,7 +196,7 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         client.register_plugin(WorkerRuntime(name, run.job, config, run.bucket, len(workers)), name=name)
         started = time.monotonic()
         try:
-            _drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
+            drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
                    float(forecast_after_s or FORECAST_AFTER_S))
         finally:
             outcome.transfer_s = time.monotonic() - started
@@ -205,10 +205,17 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     return outcome
 
 
-def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: Iterator[Shard], window: int,
-           outcome: ClusterOutcome, forecast_after_s: float) -> None:
+def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Iterator[Any], window: int,
+          outcome: ClusterOutcome, forecast_after_s: float,
+          settle: Callable[[Run, Any, Any, ClusterOutcome], None] | None = None) -> None:
     """Keep ``window`` shards in flight; replay each result, release its future, submit the next;
-    after ``forecast_after_s`` seconds, emit the forecast once."""
+    after ``forecast_after_s`` seconds, emit the forecast once.
+
+    A shard is anything with an ``index`` that ``task(name, shard)`` runs on a worker (a :class:`Shard`
+    of files; ``export --cluster`` sends ranges of batch cuts); ``settle(run, future, shard, outcome)``
+    takes each finished future (default: replay an upload shard's events, or fail its files).
+    """
+    settle = settle or _settle
     started = time.monotonic()
     forecast_due = True
     done: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -240,7 +247,7 @@ def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: It
             except queue.Empty:
                 continue
             _, shard = inflight.pop(fut.key)
-            _settle(run, fut, shard, outcome)
+            settle(run, fut, shard, outcome)
             fut.release()
             while len(inflight) < window and submit():
                 pass

@@ -79,7 +79,7 @@ class WorkerRuntime(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         self.address: str = worker.address
         self.limits = EngineLimits.from_config(self.config, share=self.workers)
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # one shard (or export range) at a time in this process
         self._store: Store | None = None
         self._paths = _path_map()
 
@@ -108,7 +108,7 @@ class WorkerRuntime(WorkerPlugin):
             if not isinstance(event, Tick | ConcurrencyChanged):  # gauges of this process only
                 events.append(event)
 
-        with self._lock:
+        with self.lock:
             started = time.monotonic()
             with Run(self.job, self.config, self.bucket, store=self.store(), subscribers=[keep],
                      failed_list=os.devnull, limits=self.limits) as run:

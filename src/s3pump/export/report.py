@@ -66,6 +66,8 @@ class ExportReport:
     would_write: list[dict[str, Any]] = field(default_factory=list)  # --dry-run: key, source, rows, bytes
     deleted: list[str] = field(default_factory=list)  # superseded objects deleted (--from-start, --dedup)
     would_delete: list[str] = field(default_factory=list)  # --dry-run: what ``deleted`` would have been
+    #: ``--cluster``: workers, ranges ("shards") planned/done/failed, per-worker objects, bytes and busy seconds
+    cluster: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,8 @@ their batch is written. A batch's keys are named by its cut, and a rerun exports
 cut again (rows ``after < C <= last``) to the same keys, so a crash can repeat a batch (an
 overwrite) but never skip one or store its rows under a second key. Without ``--dedup``
 only the cuts past ``cursor`` are kept; with ``--dedup`` every cut is kept, because every
-run re-reads the whole table in the same batches. ``--state-file`` keeps a copy on local
+run re-reads the whole table in the same batches. ``export --cluster`` records all its cuts
+(its plan) at once and marks the ones finished out of order in ``done``. ``--state-file`` keeps a copy on local
 disk too.
 
 ``prefix/_s3pump/state/<T>.dedup.parquet`` (with ``--dedup``) maps each row's cursor value
@@ -83,6 +84,10 @@ class Checkpoint:
     superseded: list[str] | None = None
     #: key -> version ID of the object version this export last wrote there (versioned buckets)
     versions: dict[str, str] = field(default_factory=dict)
+    #: cuts of ``batches`` whose objects are all stored (or in the dead-letter queue) while an earlier
+    #: cut is not: ``export --cluster`` finishes its ranges out of order. A rerun does not export them
+    #: again; the cursor moves past them once every cut before them is done.
+    done: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return json.dumps({"version": 1, **asdict(self)}, indent=1, sort_keys=True).encode()

@@ -97,6 +97,8 @@ def export_table(
     dry_run: bool = False,
     lock_timeout_s: float | None = 300.0,
     lifecycle: RuleOptions | None = None,
+    cluster: Any = None,
+    cluster_options: dict[str, Any] | None = None,
 ) -> ExportReport:
     """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
 
@@ -127,6 +129,12 @@ def export_table(
         lifecycle: a lifecycle rule for the table's objects (``prefix/<table>/``), installed before
             the export with ``lifecycle_update.apply_rule`` (the bucket's other rules kept; nothing
             written when the rule is already there, so reruns are idempotent).
+        cluster: export on Dask distributed workers (``local:N``, ``tcp://host:8786`` or a
+            ``distributed.Client``; the ``dask`` extra): the batch cuts are planned here and recorded,
+            ranges of them exported by the workers, the checkpoint kept here (``jobs.export_cluster``,
+            docs/cluster.md). The objects are those of a single-process export. Not with ``follow``,
+            ``dedup`` or ``replay_dlq``; ignored with ``dry_run``. ``cluster_options``: ``range_rows``
+            (rows per task, default 100,000) and ``worker_bwlimit_bps``.
 
     Progress: objects are ``FileDone`` events, each stored and checkpointed batch a ``BatchExported``.
 
@@ -135,7 +143,9 @@ def export_table(
 
     Raises:
         UsageError: bad flags, an unknown table/column, a time partition on a column that holds no
-            times, a cursor column holding NULLs, or a checkpoint written with other flags (exit 2).
+            times, a cursor column holding NULLs, or a checkpoint written with other flags (exit 2);
+            ``cluster`` without ``s3pump[dask]``, or a cluster worker that cannot read the table
+            (``WorkerMismatchError``).
         SourceNotFoundError, SourceUnreadableError: the database cannot be read.
         NoSuchBucketError, CredentialsError: the HeadBucket check failed (exit 2).
         StoreError: the checkpoint or a dead-letter entry could not be written (nothing is skipped).
@@ -152,6 +162,8 @@ def export_table(
     if lifecycle is not None:
         lifecycle.rule(dest.prefix)  # refuse a bad rule before anything is read or sent
     stop = stop or threading.Event()
+    if cluster is not None and not dry_run:
+        _check_cluster_flags(follow=follow, dedup=dedup, replay_dlq=replay_dlq, store=store)
 
     source = open_table(db, table, cursor_column, lock_timeout_s=None if follow else lock_timeout_s, stop=stop)
     try:
@@ -173,10 +185,28 @@ def export_table(
                            rule_id=lifecycle.rule_id if lifecycle else None)
             job = _ExportJob(source, dest, run, specs, format, compression, one_object_per_row,
                              dedup, dlq, batch_rows, state_file, stop, dry_run)
+            if cluster is not None and not dry_run:
+                from .export_cluster import export_on_cluster
+
+                return export_on_cluster(job, db, cluster, from_start=from_start,
+                                         lock_timeout_s=lock_timeout_s, **(cluster_options or {}))
             return job.run(replay=replay_dlq, follow=follow and not dry_run, poll_interval_s=poll_interval_s,
                            from_start=from_start)
     finally:
         source.close()
+
+
+def _check_cluster_flags(*, follow: bool, dedup: bool, replay_dlq: bool, store: Store | None) -> None:
+    """Refuse what ``--cluster`` does not do, before anything is read (exit 2)."""
+    for flag, given in (("--follow", follow), ("--dedup", dedup), ("--replay-dlq", replay_dlq)):
+        if given:
+            raise UsageError(f"--cluster with {flag}: a cluster export runs once over the rows there are, "
+                             f"without {flag}; run {flag} without --cluster")
+    if store is not None:
+        raise UsageError("--cluster: the workers open their own store; a store object cannot be shared")
+    from ..cluster.connect import require_distributed
+
+    require_distributed()
 
 
 def _lifecycle_rule(options: RuleOptions, dest: S3Url, table: str, specs: Sequence[PartitionSpec],
@@ -247,6 +277,7 @@ class _ExportJob:
         self.source, self.dest, self.config, self.store = source, dest, config, store
         self.table = source.table
         self.specs, self.fmt, self.one_per_row, self.dedup = specs, fmt, one_per_row, dedup
+        self.compression = compression
         self.batch_rows, self.counters, self.stop = batch_rows, counters, stop
         self.schema = source.schema
         self.schema_hash = schema_hash(self.schema)
@@ -261,6 +292,7 @@ class _ExportJob:
         self.bus = run.bus
         run.subscribe(self._on_event)
         self.dlq_entries: list[str] = []
+        self.dlq_held: list[tuple[DlqEntry, Any, Any]] | None = None  # a cluster worker's, for the coordinator
         self.dry_run = dry_run
         self.would_write: list[dict[str, Any]] = []
         self.would_delete: list[str] = []
@@ -282,6 +314,28 @@ class _ExportJob:
 
     # ------------------------------------------------------------------ the run
     def run(self, *, replay: bool, follow: bool, poll_interval_s: float, from_start: bool) -> ExportReport:
+        self.begin(from_start)
+        replayed = 0
+        if replay:
+            replayed = self._replay()
+        else:
+            old_keys = set(self._stored_rows)
+            while True:
+                self.source.check_cursor_not_null()  # a NULL added while following stops the run here
+                self._cycle(self._items())
+                if self.dedup and not self.dry_run:
+                    self.state.save_hashes(self.hashes)
+                if not follow or self.stop.is_set():
+                    break
+                self.stop.wait(poll_interval_s)
+                if self.stop.is_set():
+                    break
+            if self._complete():
+                self._delete_superseded(old_keys)
+        return self._report(replayed)
+
+    def begin(self, from_start: bool) -> None:
+        """Write the protobuf schema; load the checkpoint (or, ``from_start``, list what it supersedes)."""
         if self.proto is not None and not self.dry_run:  # the schema next to the data, so `protoc --decode` works
             put_object_now(self.store, self.dest.bucket,
                            join_key(self.dest.prefix, f"_schema/{escape_name(self.table)}.proto"),
@@ -302,24 +356,25 @@ class _ExportJob:
             self.hashes = self.state.load_hashes() if not from_start else {}
             for _h, key in self.hashes.values():
                 self._stored_rows[key] = self._stored_rows.get(key, 0) + 1
-        replayed = 0
-        if replay:
-            replayed = self._replay()
+
+    def export_cuts(self, cuts: Iterable[list[Any]]) -> None:
+        """Export recorded cuts (an ``export --cluster`` range on a worker), each as the same range to
+        the same keys, and wait for their objects. The checkpoint is the coordinator's."""
+        self._advance_checkpoint = False
+
+        def items() -> Iterator[UploadItem]:
+            for cut in cuts:
+                after, first, last = (decode_cursor(v) for v in cut)
+                yield from self._plan(self.source.read_cut(after, last), first, last, cut)
+
+        self._cycle(items())
+
+    def _put_dlq(self, entry: DlqEntry, first: Any, last: Any) -> None:
+        """Record a dead-letter entry; a cluster worker (``dlq_held`` not None) hands it to the coordinator."""
+        if self.dlq_held is not None:
+            self.dlq_held.append((entry, first, last))
         else:
-            old_keys = set(self._stored_rows)
-            while True:
-                self.source.check_cursor_not_null()  # a NULL added while following stops the run here
-                self._cycle(self._items())
-                if self.dedup and not self.dry_run:
-                    self.state.save_hashes(self.hashes)
-                if not follow or self.stop.is_set():
-                    break
-                self.stop.wait(poll_interval_s)
-                if self.stop.is_set():
-                    break
-            if self._complete():
-                self._delete_superseded(old_keys)
-        return self._report(replayed)
+            self.dlq_entries.append(self.dlq.put(entry, first, last))
 
     def _complete(self) -> bool:
         """This run read the whole table and every object of it is stored (nothing failed or stopped)."""
@@ -384,7 +439,10 @@ class _ExportJob:
             if self.stop.is_set():
                 return
             cut_after, first, last = (decode_cursor(v) for v in cut)
-            yield from self._plan(self.source.read_cut(cut_after, last), first, last, cut)
+            if cut in self.checkpoint.done:  # stored by a cluster worker: settles in order, not read
+                yield from self._plan(None, first, last, cut)
+            else:
+                yield from self._plan(self.source.read_cut(cut_after, last), first, last, cut)
             after = last
         while not self.stop.is_set():
             batch = self.source.read_after(after, self.batch_rows)
@@ -447,7 +505,7 @@ class _ExportJob:
                              rows=[{"cursor": encode_cursor(b.cursor), "error": b.error, "values": b.values}
                                    for b in bad_rows])
             if not self.dry_run:
-                self.dlq_entries.append(self.dlq.put(entry, first, last))
+                self._put_dlq(entry, first, last)
         rec.planned = True
         if not items:
             self._advance()
@@ -592,12 +650,14 @@ class _ExportJob:
                 entry = DlqEntry("upload", self.table, self.source.cursor.name, encode_cursor(rec.first),
                                  encode_cursor(rec.last), f"{len(rec.failures)} objects failed to upload",
                                  keys=rec.failures)
-                self.dlq_entries.append(self.dlq.put(entry, rec.first, rec.last))
+                self._put_dlq(entry, rec.first, rec.last)
             del self._pending[seq]
             if self._advance_checkpoint:
                 self.checkpoint.cursor = encode_cursor(rec.last)
                 if not self.dedup and rec.cut is not None and rec.cut in self.checkpoint.batches:
                     self.checkpoint.batches.remove(rec.cut)
+                if rec.cut is not None and rec.cut in self.checkpoint.done:
+                    self.checkpoint.done.remove(rec.cut)
                 moved = True
         if moved and not self.dry_run:
             self.state.save(self.checkpoint)

@@ -52,7 +52,8 @@ from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, Us
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "find_column", "open_table"]
+__all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "find_column", "open_table",
+           "redact_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,28 @@ class TableSource:
         """
         return self._batch(self._fetch_upto(after, last))
 
+    def plan_cut(self, after: Any, limit: int) -> tuple[Any, Any] | None:
+        """The ``(first, last)`` cursor values of the batch ``read_after(after, limit)`` would read, from
+        the cursor column only (no row is fetched): ``last`` is the ``limit``-th value after ``after``
+        (a run of equal values stays whole there too), or the largest one if fewer follow. None: no row
+        has a cursor > ``after``. ``export --cluster`` plans its cuts with it, so they equal the batches
+        of a single-process export.
+
+        Raises:
+            SourceUnreadableError: the database failed (locked past the timeout, I/O error, table gone).
+        """
+        first = self._cursor_nth(after, 0)
+        if first is None:
+            return None
+        last = self._cursor_nth(after, limit - 1) if limit > 1 else first
+        if last is None:
+            last = self._cursor_max(after)
+        return first, last
+
+    def max_cursor(self) -> Any:
+        """The largest cursor value in the table (None if it is empty)."""
+        return self._cursor_max(None)
+
     def null_cursor_rows(self) -> int:
         """How many rows hold NULL in the cursor column (0 without a query when the column cannot)."""
         if not self.cursor.nullable:
@@ -204,6 +227,14 @@ class TableSource:
         raise NotImplementedError
 
     def _count_null(self) -> int:
+        raise NotImplementedError
+
+    def _cursor_nth(self, after: Any, offset: int) -> Any:
+        """The cursor value ``offset`` places (from 0) after ``after`` in cursor order; None if none."""
+        raise NotImplementedError
+
+    def _cursor_max(self, after: Any) -> Any:
+        """The largest cursor value > ``after`` (any, if None); None if none."""
         raise NotImplementedError
 
     # ---- helpers ----
@@ -264,6 +295,10 @@ class _SqliteTable(TableSource):
         self._sql_upto = f"{base} WHERE {c} <= ? ORDER BY {c}"
         self._sql_between = f"{base} WHERE {c} > ? AND {c} <= ? ORDER BY {c}"
         self._sql_nulls = f"SELECT COUNT(*) FROM {_quote(table)} WHERE {c} IS NULL"
+        self._sql_nth = f"SELECT {c} FROM {_quote(table)} WHERE {c} IS NOT NULL ORDER BY {c} LIMIT 1 OFFSET ?"
+        self._sql_nth_after = f"SELECT {c} FROM {_quote(table)} WHERE {c} > ? ORDER BY {c} LIMIT 1 OFFSET ?"
+        self._sql_max = f"SELECT MAX({c}) FROM {_quote(table)}"
+        self._sql_max_after = f"SELECT MAX({c}) FROM {_quote(table)} WHERE {c} > ?"
         # with text_factory=bytes, TEXT values of every non-BLOB column come back as bytes
         self._text = {i for i, col in enumerate(columns) if not pa.types.is_binary(col.arrow_type)}
 
@@ -368,6 +403,21 @@ class _SqliteTable(TableSource):
         rows = self._run(self._sql_nulls, ())
         return int(rows[0][0]) if rows else 0
 
+    def _cursor_nth(self, after: Any, offset: int) -> Any:
+        if after is None:
+            return self._one(self._sql_nth, (offset,))
+        return self._one(self._sql_nth_after, (after, offset))
+
+    def _cursor_max(self, after: Any) -> Any:
+        return self._one(self._sql_max, ()) if after is None else self._one(self._sql_max_after, (after,))
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        try:
+            rows = self._execute(sql, params)
+        except sqlite3.Error as e:
+            raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
+        return rows[0][0] if rows else None
+
     def close(self) -> None:
         self.conn.close()
 
@@ -377,7 +427,7 @@ class _SqlAlchemyTable(TableSource):
         try:
             import sqlalchemy as sa
         except ImportError:
-            raise UsageError(f"{_redact(url)}: database URLs need SQLAlchemy; pip install 's3pump[sql]' "
+            raise UsageError(f"{redact_url(url)}: database URLs need SQLAlchemy; pip install 's3pump[sql]' "
                              "(SQLite file paths work without it)") from None
         self._sa = sa
         try:
@@ -385,9 +435,9 @@ class _SqlAlchemyTable(TableSource):
             meta = sa.MetaData()
             self.t = sa.Table(table, meta, autoload_with=self.engine)
         except sa.exc.NoSuchTableError:
-            raise UsageError(f"{_redact(url)}: no table named {table!r}") from None
+            raise UsageError(f"{redact_url(url)}: no table named {table!r}") from None
         except (sa.exc.SQLAlchemyError, ImportError) as e:
-            raise SourceUnreadableError(f"{_redact(url)}: cannot open database ({type(e).__name__}: "
+            raise SourceUnreadableError(f"{redact_url(url)}: cannot open database ({type(e).__name__}: "
                                         f"{str(e).splitlines()[0]})") from None
         pk_names = [c.name for c in self.t.primary_key.columns]
         columns = [
@@ -395,8 +445,8 @@ class _SqlAlchemyTable(TableSource):
                    pk_names.index(c.name) + 1 if c.name in pk_names else 0)
             for c in self.t.columns
         ]
-        super().__init__(_redact(url), table, columns, _pick_cursor(_redact(url), table, columns, cursor_column))
-        self.url = _redact(url)
+        super().__init__(redact_url(url), table, columns, _pick_cursor(redact_url(url), table, columns, cursor_column))
+        self.url = redact_url(url)
         self.conn = self.engine.connect()
 
     def _fetch(self, low: Any, high: Any, limit: int | None, inclusive: bool = False) -> list[Any]:
@@ -425,6 +475,18 @@ class _SqlAlchemyTable(TableSource):
         rows = self._execute(sa.select(sa.func.count()).select_from(self.t)
                              .where(self.t.c[self.cursor.name].is_(None)))
         return int(rows[0][0])
+
+    def _cursor_nth(self, after: Any, offset: int) -> Any:
+        c = self.t.c[self.cursor.name]
+        q = self._sa.select(c).where(c.is_not(None) if after is None else c > after).order_by(c)
+        rows = self._execute(q.offset(offset).limit(1))
+        return rows[0][0] if rows else None
+
+    def _cursor_max(self, after: Any) -> Any:
+        c = self.t.c[self.cursor.name]
+        q = self._sa.select(self._sa.func.max(c))
+        rows = self._execute(q if after is None else q.where(c > after))
+        return rows[0][0] if rows else None
 
     def _execute(self, q: Any) -> list[Any]:
         try:
@@ -463,7 +525,7 @@ def _pick_cursor(where: str, table: str, columns: Sequence[Column], name: str | 
                      "unique, increasing column")
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """A database URL without its password, for messages."""
     scheme, sep, rest = url.partition("://")
     if sep and "@" in rest:

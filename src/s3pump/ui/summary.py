@@ -51,12 +51,13 @@ def print_summary(report: UploadReport, *, verb: str = "uploaded", destination: 
     _print_failures(console, report, destination, verb="upload")
 
 
-def _print_cluster(console: Console, cluster: dict[str, Any]) -> None:
-    """``--cluster``: shards, then one line per worker with its rate over its busy time."""
-    console.print(f"cluster: {cluster['workers']} workers; shards {cluster['shards_done']} done, "
+def _print_cluster(console: Console, cluster: dict[str, Any], *, tasks: str = "shards", items: str = "files"
+                   ) -> None:
+    """``--cluster``: shards (an export's ranges), then one line per worker with its rate over its busy time."""
+    console.print(f"cluster: {cluster['workers']} workers; {tasks} {cluster['shards_done']} done, "
                   f"{cluster['shards_failed']} failed of {cluster['shards_planned']} submitted")
     for w in cluster["per_worker"]:
-        console.print(f"  worker {w['worker']}: {w['shards']} shards, {w['files']} files, "
+        console.print(f"  worker {w['worker']}: {w['shards']} {tasks}, {w['files']} {items}, "
                       f"{format_bytes(w['bytes'])} in {w['busy_s']:.1f} s busy ({w['rate_bps'] / 1e6:.1f} MB/s)")
 
 
@@ -159,6 +160,10 @@ def print_export_summary(r: ExportReport, console: Console | None = None) -> Non
     console.print(line, markup=False)
     if r.stopped:
         console.print("stopped on request after the in-flight batches; rerun to continue", markup=False)
+    if r.cluster and r.cluster["workers"]:
+        _print_cluster(console, r.cluster, tasks="ranges", items="objects")
+        for f in r.failed[:20]:  # ranges the workers did not finish (their cuts stay in the checkpoint)
+            console.print(f"failed {f.source}: {f.error}", markup=False)
     if not r.ok:
         console.print(f"failures: {r.rows_failed} rows, {r.objects_failed} objects; dead-letter entries in "
                       f"{r.dlq} (retry with --replay-dlq):", markup=False)
