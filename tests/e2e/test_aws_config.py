@@ -159,6 +159,7 @@ def test_profile_s3_settings_are_defaults(s3env: S3Env, bucket: str, state_dir: 
     # but other boundaries: a different multipart ETag proves the env's part size won
 
 
+@pytest.mark.timing
 @pytest.mark.e2e
 def test_no_credentials_one_line_fast(state_dir: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -216,6 +217,7 @@ def silent_endpoint() -> Iterator[str]:
     listener.close()
 
 
+@pytest.mark.timing
 @pytest.mark.e2e
 def test_silent_endpoint_fails_in_one_line(s3env: S3Env, state_dir: Path, tmp_path: Path,
                                           silent_endpoint: str) -> None:

@@ -203,6 +203,7 @@ def test_invalid_destination_prefix(s3env: S3Env, bucket: str, state_dir: Path, 
     _assert_nothing_written(s3env, bucket)
 
 
+@pytest.mark.timing
 @pytest.mark.e2e
 def test_unreachable_endpoint(s3env: S3Env, bucket: str, state_dir: Path, tree: Path) -> None:
     env = {**s3env.env(state_dir), "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "S3PUMP_MAX_ATTEMPTS": "2",

@@ -43,6 +43,7 @@ def test_embedded_start_reuse_stop(tmp_path: Path) -> None:
     assert not _pid_alive(state["pid"])
 
 
+@pytest.mark.timing
 @pytest.mark.e2e
 def test_embedded_says_what_it_started_info_env_and_clean_stop(tmp_path: Path) -> None:
     import subprocess

@@ -204,6 +204,7 @@ def test_sigkill_mid_export_then_rerun_equals_uninterrupted(
     assert pa.compute.min(ids).as_py() == 1 and pa.compute.max(ids).as_py() == rows
 
 
+@pytest.mark.timing
 def test_follow_exports_new_rows_and_sigterm_saves_checkpoint(
     s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path
 ) -> None:

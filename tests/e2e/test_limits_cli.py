@@ -22,6 +22,8 @@ from s3pump.jobs.generate import generate
 from s3pump.testing.faultproxy import FaultPlan, FaultProxy
 from tests.conftest import S3Env, list_all, run_cli
 
+pytestmark = pytest.mark.timing  # rates and deadlines on the wall clock: run serially (pyproject)
+
 MIB = 2**20
 
 

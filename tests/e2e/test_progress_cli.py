@@ -49,6 +49,7 @@ def _tmux_screen(cmd: str, width: int, env: dict[str, str], wait_s: float) -> li
         subprocess.run(["tmux", "kill-session", "-t", name], check=False)
 
 
+@pytest.mark.timing
 @pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux for a real terminal")
 @pytest.mark.parametrize("width", [80, 200])

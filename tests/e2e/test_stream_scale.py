@@ -1,5 +1,5 @@
 """Acceptance scale (slow): a 4 GiB generated stream through the real CLI, peak RSS measured
-(VmHWM of the s3pump process), in RAM and with --spool-dir. Run with: pytest -m slow
+(VmHWM of the s3pump process), in RAM and with --spool-dir. Run with: pytest -n 0 -m slow
 tests/e2e/test_stream_scale.py. S3PUMP_STREAM_TEST_BYTES shrinks the stream for a quick check."""
 
 from __future__ import annotations

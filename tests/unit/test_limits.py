@@ -6,11 +6,15 @@ import io
 import time
 from pathlib import Path
 
+import pytest
+
 from s3pump import TransferConfig, upload
 from s3pump.engine.limits import AdaptiveConcurrency, TokenBucket
 from s3pump.events import ConcurrencyChanged
 from s3pump.store.body import FileRange, Throttled
 from s3pump.store.memory import MemoryStore
+
+pytestmark = pytest.mark.timing  # rates and deadlines on the wall clock: run serially (pyproject)
 
 
 def test_token_bucket_rate() -> None:
