@@ -33,18 +33,19 @@ def test_every_parameter_coerces_as_typer_does() -> None:
 
 
 def test_a_command_line_is_parsed_without_pydantic(tmp_path) -> None:
-    code = ("import sys\nfrom s3pump.cli import main\nsys.argv = ['s3pump', 'upload', %r, 's3://b/p/', '--concurrency', "
-            "'8', '--part-size', '8MiB', '--include', '*.txt', '--no-progress']\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code, 'pydantic' in sys.modules)\n"
-            % str(tmp_path / "missing"))
+    argv = ["s3pump", "upload", str(tmp_path / "missing"), "s3://b/p/", "--concurrency", "8", "--part-size", "8MiB",
+            "--include", "*.txt", "--no-progress"]
+    code = (f"import sys\nfrom s3pump.cli import main\nsys.argv = {argv!r}\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code, 'pydantic' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "exit 2 False", (out.stdout, out.stderr)
     assert "does not exist" in out.stderr
 
 
 def test_a_bad_number_gets_typers_own_message() -> None:
-    code = ("import sys\nfrom s3pump.cli import main\nsys.argv = ['s3pump', 'upload', '.', 's3://b/p/', '--concurrency', "
-            "'many']\ntry:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n")
+    code = ("import sys\nfrom s3pump.cli import main\n"
+            "sys.argv = ['s3pump', 'upload', '.', 's3://b/p/', '--concurrency', 'many']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print('exit', e.code)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "exit 2", (out.stdout, out.stderr)
     assert "--concurrency" in out.stderr
