@@ -168,7 +168,7 @@ def _events_db(work: Path, rows: int) -> Path:
 
 def _dlt(bench: Bench, work: Path, args: argparse.Namespace, script: str, db: Path, bucket: str,
          name: str) -> Callable[[int], Sample]:
-    path = work / f"{name}.py"
+    path = work / f"{name}_run.py"  # not dlt.py: that would shadow the dlt package
     path.write_text(script)
     s = bench.server
     return lambda r: bench.time([args.dlt_python, str(path), str(db), f"s3://{bucket}/{name}-{r}", s.endpoint_url,
