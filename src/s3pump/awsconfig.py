@@ -22,22 +22,31 @@ so they can never disagree. Everything is botocore's own resolution, not a copy 
 :func:`profile_transfer_defaults` reads the aws cli's own ``s3`` knobs of the profile
 (``max_concurrent_requests``, ``multipart_chunksize``, ``multipart_threshold``,
 ``max_bandwidth``) as defaults for s3pump's (AWS CLI User Guide, "AWS CLI S3 configuration").
+
+Without botocore when its answer is known: importing botocore and building a session costs about
+a tenth of the client CPU of a small run (issue 15). When no profile is named (flag,
+``AWS_PROFILE``, ``AWS_DEFAULT_PROFILE``), both AWS config files are missing or empty, and the
+environment holds static credentials (``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``, no
+``AWS_CREDENTIAL_EXPIRATION``) or the caller gives them, botocore's rules reduce to environment
+variables alone (:func:`_without_config_files`, checked against botocore in
+``tests/unit/test_awsconfig_fast.py``), and botocore is loaded only if the control plane needs
+a client (:attr:`AwsSettings.session`).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
-
-import botocore.credentials
-import botocore.exceptions
-import botocore.session
 
 from .errors import CredentialsError, UsageError
 from .units import parse_aws_size_bytes
+
+if TYPE_CHECKING:
+    import botocore.session
 
 __all__ = ["NO_CREDENTIALS_MESSAGE", "AwsSettings", "profile_transfer_defaults", "resolve_aws"]
 
@@ -47,19 +56,51 @@ NO_CREDENTIALS_MESSAGE = (
 _ADDRESSING_STYLES = ("auto", "path", "virtual")
 
 
+class FrozenCredentials(NamedTuple):
+    access_key: str
+    secret_key: str
+    token: str | None
+
+
+class StaticCredentials:
+    """Credentials that never change (from the environment or given), without botocore: the part of
+    ``botocore.credentials.Credentials`` that s3pump uses."""
+
+    __slots__ = ("_frozen",)
+
+    def __init__(self, access_key: str, secret_key: str, token: str | None) -> None:
+        self._frozen = FrozenCredentials(access_key, secret_key, token)
+
+    def get_frozen_credentials(self) -> FrozenCredentials:
+        return self._frozen
+
+
 @dataclass(frozen=True, slots=True)
 class AwsSettings:
     """Endpoint, region, addressing style and credentials of one run, and the botocore session
-    they came from (the control plane's client is created from it).
+    they came from (the control plane's client is created from it; made on first use when the
+    settings were resolved without botocore).
 
-    ``endpoint_url`` is None for AWS S3 itself; ``path_style`` is what both planes use.
+    ``endpoint_url`` is None for AWS S3 itself; ``path_style`` is what both planes use;
+    ``credentials`` is a ``botocore.credentials.Credentials`` (or :class:`StaticCredentials`).
     """
 
     endpoint_url: str | None
     region: str
     path_style: bool
-    session: botocore.session.Session = field(repr=False)
-    credentials: botocore.credentials.Credentials = field(repr=False)
+    credentials: Any = field(repr=False)
+    _session: list[Any] = field(default_factory=list, repr=False, compare=False)
+    _static: tuple[str, str, str | None] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def session(self) -> botocore.session.Session:
+        """botocore's session of these settings (created on first use after the fast path)."""
+        if not self._session:
+            session = _session(None)
+            if self._static is not None:
+                session.set_credentials(*self._static)
+            self._session.append(session)
+        return self._session[0]
 
     @property
     def endpoint_shown(self) -> str:
@@ -67,7 +108,56 @@ class AwsSettings:
         return self.endpoint_url or f"https://s3.{self.region}.amazonaws.com"
 
 
+def _empty_file(path: str) -> bool:
+    """A config file botocore would find nothing in: missing, an empty regular file, or /dev/null."""
+    try:
+        st = os.stat(os.path.expanduser(path))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_size == 0) or os.path.realpath(path) == os.devnull
+
+
+def _without_config_files(
+    endpoint_url: str | None, region: str | None, profile: str | None,
+    static_credentials: tuple[str, str, str | None] | None,
+) -> AwsSettings | None:
+    """botocore's answer when it has only the environment to go on (the module docstring says
+    when); None when botocore must decide."""
+    env = os.environ
+    if profile is not None or "AWS_PROFILE" in env or "AWS_DEFAULT_PROFILE" in env:
+        return None
+    if not (_empty_file(env.get("AWS_CONFIG_FILE", "~/.aws/config"))
+            and _empty_file(env.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))):
+        return None
+    if static_credentials is not None:
+        credentials = StaticCredentials(*static_credentials)
+    else:  # botocore's EnvProvider, first in its chain when no profile is named
+        access_key, secret_key = env.get("AWS_ACCESS_KEY_ID", ""), env.get("AWS_SECRET_ACCESS_KEY", "")
+        if not access_key or not secret_key or env.get("AWS_CREDENTIAL_EXPIRATION"):
+            return None
+        token = env.get("AWS_SECURITY_TOKEN") or env.get("AWS_SESSION_TOKEN") or None
+        credentials = StaticCredentials(access_key, secret_key, token)
+    endpoint = endpoint_url
+    if endpoint is None and env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() != "true":
+        endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    _check_endpoint(endpoint)
+    resolved_region = region or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return AwsSettings(endpoint, resolved_region, endpoint is not None, credentials, [], static_credentials)
+
+
+def _check_endpoint(endpoint: str | None) -> None:
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"endpoint URL {endpoint!r}: use http://host[:port] or https://host[:port]")
+
+
 def _session(profile: str | None) -> botocore.session.Session:
+    import botocore.exceptions
+    import botocore.session
+
     session = botocore.session.Session(profile=profile)
     try:
         session.get_scoped_config()  # an unknown profile fails here, before any request
@@ -110,12 +200,22 @@ def resolve_aws(
         CredentialsError: no credentials anywhere in the chain, or a profile's credential
             source failed (e.g. an expired SSO token, a failing ``credential_process``) (exit 2).
     """
+    fast = _without_config_files(endpoint_url, region, profile, static_credentials)
+    if fast is not None:
+        return fast
+    return _with_botocore(endpoint_url, region, profile, static_credentials)
+
+
+def _with_botocore(
+    endpoint_url: str | None, region: str | None, profile: str | None,
+    static_credentials: tuple[str, str, str | None] | None,
+) -> AwsSettings:
+    """:func:`resolve_aws` by botocore's own resolution (same arguments and errors)."""
+    import botocore.exceptions
+
     session = _session(profile)
     endpoint = endpoint_url or _configured_endpoint(session)
-    if endpoint is not None:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"endpoint URL {endpoint!r}: use http://host[:port] or https://host[:port]")
+    _check_endpoint(endpoint)
     resolved_region = region or session.get_config_variable("region") or "us-east-1"
     s3_section = _s3_section(session)
     style = str(s3_section.get("addressing_style") or "auto").lower()
@@ -130,7 +230,7 @@ def resolve_aws(
         raise CredentialsError(f"AWS credentials of profile {profile or 'default'}: {e}") from None
     if credentials is None:
         raise CredentialsError(NO_CREDENTIALS_MESSAGE)
-    return AwsSettings(endpoint, resolved_region, path_style, session, credentials)
+    return AwsSettings(endpoint, resolved_region, path_style, credentials, [session], static_credentials)
 
 
 def _s3_section(session: botocore.session.Session) -> Mapping[str, Any]:
@@ -149,6 +249,13 @@ def profile_transfer_defaults(profile: str | None) -> dict[str, Any]:
     Raises:
         UsageError: a value is not a number or size, or the profile does not exist.
     """
+    env = os.environ
+    if (profile is None and "AWS_PROFILE" not in env and "AWS_DEFAULT_PROFILE" not in env
+            and _empty_file(env.get("AWS_CONFIG_FILE", "~/.aws/config"))):
+        return {}  # no profile and no config file: botocore would find no s3 section
+    import botocore.exceptions
+    import botocore.session
+
     try:
         section = _s3_section(botocore.session.Session(profile=profile))
     except botocore.exceptions.ProfileNotFound:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from . import __version__
+from . import __version__, clicoerce
 from .cliargs import OrderedArgsCommand, filter_rules
 from .errors import EXIT_CANCELLED, CancelledError, S3PumpError, UsageError
 from .options import (
@@ -70,6 +70,8 @@ from .options import (
 )
 
 __all__ = ["app", "main"]
+
+clicoerce.install()  # plain option values without pydantic (Typer's coercion for everything else)
 
 app = typer.Typer(
     name="s3pump",

@@ -1,9 +1,13 @@
 """The resume journal: a SQLite file per (source, destination) in the state directory.
 
-It is an event subscriber. As events arrive it records, each in its own committed
-transaction (WAL, ``synchronous=NORMAL``: a commit survives the process being
-killed, which is what resume needs; on a network filesystem, where WAL does not work, the
-rollback journal with ``synchronous=FULL``, see :mod:`s3pump.statefs`):
+It is an event subscriber. As events arrive it records them in committed transactions
+(WAL, ``synchronous=NORMAL``: a commit survives the process being killed, which is what
+resume needs; on a network filesystem, where WAL does not work, the rollback journal with
+``synchronous=FULL``, see :mod:`s3pump.statefs`). Finished files are committed in batches
+(up to :data:`DONE_BATCH` records, or :data:`DONE_BATCH_S` seconds): a kill loses at most the
+last batch, and those files are only uploaded again (a PUT is idempotent); a file journaled
+done is always done. Everything else (an intent, an upload, a part, a failure) commits the
+pending batch and then itself, before the next event is handled:
 
 * ``files``: every finished file (``done``) with its identity (size, mtime, ctime, inode,
   device: :class:`~s3pump.fileid.FileIdentity`), and failed ones;
@@ -54,6 +58,7 @@ from .events import (
     MultipartCreated,
     MultipartCreating,
     PartDone,
+    Tick,
 )
 from .fileid import FileIdentity
 from .items import ResumeRecord, UploadItem
@@ -90,6 +95,12 @@ _UNKNOWN = FileIdentity(-1, -1, -1, -1, None)
 _PENDING_SUFFIX = ".aborts"
 #: clock slack between this host and the server when matching ListMultipartUploads' Initiated times
 _CLOCK_SLACK_S = 60.0
+#: finished-file records committed together (a kill loses at most these: uploaded again on resume)
+DONE_BATCH = 256
+#: ... or those of this many seconds, whichever comes first
+DONE_BATCH_S = 1.0
+#: the events that write to the journal (others pass by)
+_WRITES = (PartDone, MultipartCreating, MultipartCreated, FileDone, FileFailed, MultipartAborted, MultipartAbortFailed)
 
 
 def journal_path(state_dir: Path, job: str, sources: list[str], destination: str, endpoint: str | None) -> Path:
@@ -228,6 +239,8 @@ class Journal:
         self._open_keys: set[str] = {k for (k,) in self._db.execute("SELECT key FROM uploads")}
         #: the journal held no file when opened (a first run): no per-file lookups are needed
         self.empty = self._db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None and not self._open_keys
+        self._batch: list[tuple[object, ...]] = []  # finished-file rows not committed yet (see flush)
+        self._batch_started = 0.0  # time.monotonic() of the first of them
 
     # ------------------------------------------------------------------ queries
     @property
@@ -243,6 +256,7 @@ class Journal:
 
     def is_done(self, key: str, identity: FileIdentity) -> bool:
         """True if an earlier run uploaded this very version of the file to ``key``."""
+        self.flush()
         row = self.db.execute(
             "SELECT size_bytes, mtime_ns, ctime_ns, inode, device, status FROM files WHERE key=?", (key,)
         ).fetchone()
@@ -290,6 +304,7 @@ class Journal:
 
     def mark_abort(self, upload_id: str) -> None:
         """Keep ``upload_id`` recorded as to be aborted (its abort failed, or was not tried yet)."""
+        self.flush()
         if self.db.execute("UPDATE uploads SET state='abort' WHERE upload_id=?", (upload_id,)).rowcount:
             self._flag_pending(True)
 
@@ -328,6 +343,7 @@ class Journal:
 
     def counts(self) -> dict[str, int]:
         """Rows per table: ``{"done": n, "failed": n, "uploads": n, "parts": n}``."""
+        self.flush()
         db = self.db
         return {
             "done": db.execute("SELECT count(*) FROM files WHERE status='done'").fetchone()[0],
@@ -344,6 +360,7 @@ class Journal:
 
     def mark_multipart(self) -> None:
         """Record, before any CreateMultipartUpload, that this command uploads large files."""
+        self.flush()
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('multipart', '1')")
 
     def expect(self, key: str, identity: FileIdentity) -> None:
@@ -351,8 +368,17 @@ class Journal:
         with its multipart upload and its done row, so a rerun can tell whether the file changed)."""
         self._pending[key] = identity
 
+    def flush(self) -> None:
+        """Commit the pending batch of finished-file records (if any), in one transaction."""
+        if self._batch:
+            rows, self._batch = self._batch, []
+            with self._tx() as db:
+                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?)", rows)
+
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._batch:
+            self.flush()
         db = self.db
         db.execute("BEGIN")
         try:
@@ -367,6 +393,21 @@ class Journal:
         return got if got is not None else FileIdentity(size_bytes, -1, -1, -1, None)
 
     def __call__(self, event: Event) -> None:
+        if type(event) is FileDone and event.key not in self._open_keys:  # the common case: batched
+            i = self._identity_of(event.key, event.size_bytes, pop=True)
+            batch = self._batch
+            if not batch:
+                self._batch_started = time.monotonic()
+            batch.append((event.key, event.source, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.device,
+                          event.etag))
+            if len(batch) >= DONE_BATCH or time.monotonic() - self._batch_started >= DONE_BATCH_S:
+                self.flush()
+            return
+        if not isinstance(event, _WRITES):
+            if self._batch and isinstance(event, Tick) and time.monotonic() - self._batch_started >= DONE_BATCH_S:
+                self.flush()
+            return
+        self.flush()  # what was done before this event is committed before it
         if isinstance(event, PartDone):
             with self._tx() as db:
                 db.execute("INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?)",
@@ -393,10 +434,7 @@ class Journal:
         elif isinstance(event, FileDone):
             i = self._identity_of(event.key, event.size_bytes, pop=True)
             row = (event.key, event.source, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.device, event.etag)
-            if event.key not in self._open_keys:  # the common case: one statement, its own transaction
-                self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?)", row)
-                return
-            with self._tx() as db:
+            with self._tx() as db:  # a file with a journaled multipart upload: its done row and the upload's end
                 db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?)", row)
                 for (upload_id,) in db.execute("SELECT upload_id FROM uploads WHERE key=? AND state='open'",
                                                (event.key,)).fetchall():
@@ -415,6 +453,8 @@ class Journal:
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):  # a batch that cannot be committed is only uploaded again
+                self.flush()
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
@@ -425,6 +465,7 @@ class Journal:
 
     def delete(self) -> None:
         """Close and remove the journal file (the run finished everything)."""
+        self._batch = []  # a pending batch goes with the file
         if self._db is not None:
             self._db.close()
             self._db = None

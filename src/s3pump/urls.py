@@ -76,7 +76,8 @@ def sanitize_key(key: str) -> str:
         raise InvalidKeyError(f"key '{shown}' is not valid UTF-8; rename the file") from None
     if key.startswith("/"):
         raise InvalidKeyError(f"key {key!r} starts with '/'; S3 keys are relative")
-    if any(seg in (".", "..") for seg in key.split("/")):
+    bounded = f"/{key}/"
+    if "/./" in bounded or "/../" in bounded:  # a "." or ".." segment, without splitting every key
         raise InvalidKeyError(f"key {key!r} has a '.' or '..' segment; rename the path")
     if len(encoded) > MAX_KEY_BYTES:
         raise InvalidKeyError(

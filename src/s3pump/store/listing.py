@@ -48,7 +48,7 @@ def parse_list_page(raw: bytes, *, what: str = "ListObjectsV2") -> tuple[list[Ob
     objects = []
     for c in root.iter(f"{ns}Contents"):
         key = c.findtext(f"{ns}Key") or ""
-        if url_encoded:
+        if url_encoded and ("%" in key or "+" in key):  # nothing to decode in most keys
             key = unquote_plus(key)
         stamp = c.findtext(f"{ns}LastModified") or ""
         ts = times.get(stamp)

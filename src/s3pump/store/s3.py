@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 
 from awscrt import auth, http, s3
 
-from ..awsconfig import NO_CREDENTIALS_MESSAGE, AwsSettings, resolve_aws
+from ..awsconfig import NO_CREDENTIALS_MESSAGE, AwsSettings, StaticCredentials, resolve_aws
 from ..config import TransferConfig
 from ..errors import (
     AccessDeniedError,
@@ -250,9 +250,12 @@ class S3Store:
 
     # ------------------------------------------------------------------ awscrt
     def _credentials_provider(self) -> auth.AwsCredentialsProvider:
+        creds = self.settings.credentials
+        if isinstance(creds, StaticCredentials):  # resolved without botocore (awsconfig.py)
+            frozen = creds.get_frozen_credentials()
+            return auth.AwsCredentialsProvider.new_static(frozen.access_key, frozen.secret_key, frozen.token)
         import botocore.credentials
 
-        creds = self.settings.credentials
         if not isinstance(creds, botocore.credentials.RefreshableCredentials):
             frozen = creds.get_frozen_credentials()
             return auth.AwsCredentialsProvider.new_static(frozen.access_key, frozen.secret_key, frozen.token)
