@@ -121,7 +121,77 @@ def test_same_objects_as_single_process(s3env: S3Env, bucket: str, state_dir: Pa
     done_lines = [json.loads(x) for x in r.stdout.decode().splitlines()[:-1]]
     assert Counter(x["event"] for x in done_lines)["done"] == total  # one --json line per file, as today
     assert "cluster: 2 workers" in err and err.count("  worker tcp://") == 2  # per-worker rates
+    assert c["walk"]["on"] == "workers" and c["walk"]["files"] == total  # the workers walked
     assert open_uploads(s3env, bucket) == []
+
+
+# ---------------------------------------------------------------- the walk on the workers
+def test_the_walk_runs_on_the_workers_and_uploads_what_one_process_does(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nested tree (4 levels, a directory cut into slices, empty directories, symlinks to a file, to a
+    directory and dangling, a FIFO) plus a second root, ordered filters and a multipart file: the same
+    keys, sizes and ETags, and the same skipped entries, as a single-process upload. The coordinator
+    lists no directory (its ``_list_dir`` fails the test): the workers did the walk (the result counts
+    their walk tasks), the key-clash pre-pass of the two roots included."""
+    from s3pump.sources import walk as walk_module
+    from tests.unit.test_walk_parts import nested_tree
+
+    root, other = tmp_path / "tree", tmp_path / "other"
+    root.mkdir()
+    nested_tree(root)
+    (root / "l1-1" / "l2-2" / "big.bin").write_bytes(random.Random(3).randbytes(6 * MIB + 777))
+    (other / "extra").mkdir(parents=True)
+    (other / "extra" / "e.txt").write_text("e")
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("S3PUMP_WALK_TASK_ENTRIES", "10")
+    config = s3env.config(multipart_threshold_bytes=5 * MIB, part_size_bytes=5 * MIB)
+    rules = [("exclude", "*.tmp"), ("include", "wide/w1*"), ("exclude", "l1-2/*")]
+    seen: dict[str, set[tuple[str, str]]] = {"one": set(), "two": set()}
+
+    def skips(name: str) -> object:
+        return lambda e: seen[name].add((e.path, e.kind)) if type(e).__name__ == "EntrySkipped" else None
+
+    single = upload([root, other], f"s3://{bucket}/one/", config, filters=rules, subscribers=[skips("one")],
+                    failed_list=tmp_path / "f1.jsonl")
+
+    def no_listing(path: str) -> list:
+        raise AssertionError(f"the coordinator listed {path}: the walk belongs on the workers")
+
+    monkeypatch.setattr(walk_module, "_list_dir", no_listing)
+    report = upload([root, other], f"s3://{bucket}/two/", config, filters=rules, cluster=client,
+                    subscribers=[skips("two")], failed_list=tmp_path / "f2.jsonl", cluster_options={"shard_files": 7})
+    assert single.ok and report.ok, report.failures
+    one, two = objects(s3env, bucket, "one/"), objects(s3env, bucket, "two/")
+    assert two == one and len(one) == single.files_done == report.files_done > 30
+    assert "wide/w03.txt" not in one and "wide/w10.txt" in one and "wide/w12.tmp" in one  # the ordered rules
+    assert not any(k.startswith("l1-2/") for k in one) and "extra/e.txt" in one
+    assert sum(1 for _, etag in two.values() if "-" in etag) == 1
+    assert seen["two"] == seen["one"] and {k for _, k in seen["one"]} == {"symlink", "fifo"}
+    walk = report.cluster["walk"]
+    print(f"walk {walk}; single {single.elapsed_s:.1f} s, cluster {report.elapsed_s:.1f} s, "
+          f"{report.cluster['shards_done']} shards")
+    assert walk["on"] == "workers" and walk["files"] == report.files_done and walk["failed"] == 0
+    assert walk["tasks"] >= 10 and sum(walk["per_worker"].values()) == walk["tasks"]
+    assert set(walk["per_worker"]) <= set(client.scheduler_info()["workers"])  # type: ignore[attr-defined]
+    assert open_uploads(s3env, bucket) == []
+
+
+def test_two_roots_that_clash_are_refused_by_the_walk_on_the_workers(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key-clash pre-pass holds when the workers walk: nothing is uploaded (exit 2's error)."""
+    from s3pump.errors import KeyClashError
+    from s3pump.sources import walk as walk_module
+
+    for name in ("a", "b"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "same.txt").write_text(name)
+        (tmp_path / name / f"only-{name}.txt").write_text(name)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(walk_module, "_list_dir", lambda path: pytest.fail(f"the coordinator listed {path}"))
+    with pytest.raises(KeyClashError, match=r"sub/same.txt: .*/a/sub/same.txt and .*/b/sub/same.txt"):
+        upload([tmp_path / "a", tmp_path / "b"], f"s3://{bucket}/clash/", s3env.config(), cluster=client,
+               failed_list=tmp_path / "f.jsonl")
+    assert objects(s3env, bucket, "clash/") == {}
 
 
 def test_no_secret_in_any_task_payload(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path,
@@ -400,6 +470,8 @@ def test_sync_on_the_cluster_plans_and_uploads_as_single_process(s3env: S3Env, b
     assert sum_b["files_skipped"] == sum_a["files_skipped"] == 271  # unchanged
     assert sum_b["cluster"]["workers"] == 2 and sum_b["cluster"]["shards_done"] >= 3
     assert sum_a.get("cluster") is None
+    walk = sum_b["cluster"]["walk"]  # the planner's walk ran on the workers
+    assert walk["on"] == "workers" and walk["files"] == 361 and sum(walk["per_worker"].values()) == walk["tasks"]
     assert objects(s3env, bucket, "b/") == objects(s3env, bucket, "a/")
     assert len(objects(s3env, bucket, "a/")) == 361
 

@@ -34,8 +34,9 @@ from .connect import connect
 from .forecast import Observed, forecast
 from .results import ShardResult, WorkerRates, sample_evenly
 from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
+from .treewalk import WalkStats
 
-__all__ = ["ClusterOutcome", "limits_from_env", "transfer_on_cluster", "worker_config"]
+__all__ = ["ClusterOutcome", "credentials_env", "limits_from_env", "transfer_on_cluster", "worker_config"]
 
 #: Shards in flight per worker thread: one running, one queued behind it (no idle gap between shards).
 WINDOW_PER_SLOT = 2
@@ -64,8 +65,10 @@ class ClusterOutcome:
     """What the cluster did: workers, shards planned/done/failed, per-worker rates. A subscriber of
     the run's bus too: it counts what the walk found and what is done, for the forecast."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, walk: WalkStats | None = None) -> None:
         self.workers = workers
+        #: the distributed walk's counts; None when the coordinator walked (or read a list)
+        self.walk = walk
         self.files_found = self.bytes_found = self.files_done = self.bytes_done = 0
         self.walk_finished = False
         self.shards_planned = 0
@@ -90,10 +93,10 @@ class ClusterOutcome:
     def to_json(self) -> dict[str, Any]:
         return {"workers": self.workers, "shards_planned": self.shards_planned, "shards_done": self.shards_done,
                 "shards_failed": self.shards_failed, "transfer_s": round(self.transfer_s, 3),
-                "per_worker": self.rates.rows()}
+                "per_worker": self.rates.rows(), "walk": self.walk.to_json() if self.walk else {"on": "coordinator"}}
 
 
-def _credentials_env(config: TransferConfig) -> dict[str, str]:
+def credentials_env(config: TransferConfig) -> dict[str, str]:
     """The credentials ``config`` holds explicitly (the API's, ``--embedded``'s), as ``AWS_*``
     variables for the environment of the workers of a ``local:N`` cluster this process starts."""
     pairs = (("AWS_ACCESS_KEY_ID", config.access_key_id), ("AWS_SECRET_ACCESS_KEY", config.secret_access_key),
@@ -151,7 +154,8 @@ def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, int | Non
 
 def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
                         shard_files: int | None = None, shard_bytes: int | None = None,
-                        worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None) -> ClusterOutcome:
+                        worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None,
+                        walk: WalkStats | None = None) -> ClusterOutcome:
     """Upload ``items`` (planned and journal-filtered) on ``cluster``'s workers; their events are
     emitted on ``run``'s bus as the shards finish.
 
@@ -164,6 +168,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
             (None: :func:`limits_from_env`).
         forecast_after_s: when to emit the :class:`~s3pump.events.ClusterForecast` (None: from the
             environment, else 60 s).
+        walk: the counts of a distributed walk (:func:`~.treewalk.walk_on_cluster`) feeding ``items``,
+            reported in the outcome.
 
     Raises:
         UsageError: no ``distributed``, a bad address or an unreachable scheduler (exit 2).
@@ -176,10 +182,10 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     shard_bytes = shard_bytes or env["shard_bytes"]
     worker_bwlimit_bps = worker_bwlimit_bps or env["worker_bwlimit_bps"]
     forecast_after_s = forecast_after_s if forecast_after_s is not None else env["forecast_after_s"]
-    with connect(cluster, local_env=_credentials_env(run.config)) as client:
+    with connect(cluster, local_env=credentials_env(run.config)) as client:
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
-        outcome = ClusterOutcome(len(workers))
+        outcome = ClusterOutcome(len(workers), walk)
         run.subscribe(outcome)
         shards = cut_shards(_plain_files(run, items), max_files=shard_files or DEFAULT_SHARD_FILES,
                             max_bytes=shard_bytes or DEFAULT_SHARD_BYTES)

@@ -34,12 +34,13 @@ from ..store.base import Store
 from .results import PathMismatch, ShardResult
 from .shards import Shard
 
-__all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "run_shard"]
+__all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "local_path", "path_map", "run_shard"]
 
 PATH_MAP_ENV = "S3PUMP_CLUSTER_PATH_MAP"
 
 
-def _path_map() -> list[tuple[str, str]]:
+def path_map() -> list[tuple[str, str]]:
+    """``S3PUMP_CLUSTER_PATH_MAP`` of this process: ``(FROM, TO)`` prefixes, without trailing ``/``."""
     raw = os.environ.get(PATH_MAP_ENV, "")
     pairs = []
     for part in raw.split(";"):
@@ -81,7 +82,7 @@ class WorkerRuntime(WorkerPlugin):
         self.limits = EngineLimits.from_config(self.config, share=self.workers)
         self._lock = threading.Lock()
         self._store: Store | None = None
-        self._paths = _path_map()
+        self._paths = path_map()
 
     def teardown(self, worker: Any) -> None:
         store, self._store = self._store, None
@@ -147,7 +148,7 @@ def check_paths(sample: list[tuple[str, int, int]], dask_worker: Any = None) -> 
     a stale copy, would otherwise upload other bytes under the same keys.
     """
     address = dask_worker.address if dask_worker is not None else "?"
-    mapping = _path_map()
+    mapping = path_map()
     out = []
     for path, size, mtime_ns in sample:
         try:
