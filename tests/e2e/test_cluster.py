@@ -391,6 +391,38 @@ def test_worker_killed_mid_multipart_loses_nothing(s3env: S3Env, bucket: str, st
     assert open_uploads(s3env, bucket) == []
 
 
+def test_ctrl_c_cancels_running_shards_and_they_abort_their_uploads(s3env: S3Env, bucket: str, state_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """SIGINT to the coordinator while both workers are mid-multipart (one 30 MiB file per shard, at
+    2 MiB/s each): exit 130, no object of the files being sent (their shards were cancelled, not let
+    finish), and ListMultipartUploads empty at once: the workers cancelled their running shards and
+    aborted their uploads themselves (no rerun's sweep needed)."""
+    root = tmp_path / "tree"
+    files = make_tree(root, 0, (30, 30, 30, 30))
+    env = {**s3env.env(state_dir), **MULTIPART, "S3PUMP_SHARD_FILES": "1", "S3PUMP_WORKER_BWLIMIT": "2MiB"}
+    p = subprocess.Popen([sys.executable, "-m", "s3pump", "upload", str(root), f"s3://{bucket}/q/",
+                          "--cluster", "local:2", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        running: set[str] = set()
+        while len(running) < 2:  # both workers run a shard
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode() if p.stderr else ""
+            time.sleep(0.05)
+            running = {u["Key"][len("q/"):] for u in open_uploads(s3env, bucket)}
+        p.send_signal(signal.SIGINT)
+        _, err_b = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    err = err_b.decode()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err, err
+    got = objects(s3env, bucket, "q/")
+    assert running <= set(files) and not running & set(got), got  # the running shards were cancelled, not finished
+    assert open_uploads(s3env, bucket) == []
+
+
 def _journal_done(state_dir: Path) -> int:
     journals = list((state_dir / "journals").glob("upload-*.sqlite"))
     if not journals:

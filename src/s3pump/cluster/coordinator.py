@@ -44,6 +44,8 @@ WINDOW_PER_SLOT = 2
 SAMPLE_SIZE = 32
 #: Seconds of transfer after which the coordinator emits its forecast (ClusterForecast).
 FORECAST_AFTER_S = 60
+#: Seconds the coordinator waits, after a cancel, for running shards to abort their uploads.
+CANCEL_WAIT_S = 60.0
 
 
 def worker_config(config: TransferConfig, workers: int, worker_bwlimit_bps: int | None = None) -> TransferConfig:
@@ -255,6 +257,16 @@ def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: It
     finally:
         if inflight:
             client.cancel([f for f, _ in inflight.values()])
+            _wait_for_cancelled(client, name)
+
+
+def _wait_for_cancelled(client: Any, name: str) -> None:
+    """Let the shards still running stop at a safe point and abort their multipart uploads (each
+    worker watches its task's state) before the workers' stores close; at most ``CANCEL_WAIT_S``."""
+    from .worker import wait_idle
+
+    with contextlib.suppress(Exception):  # a worker gone, a cluster closing: the next run sweeps
+        client.run(wait_idle, name, CANCEL_WAIT_S)
 
 
 def _settle(run: Run, fut: Any, shard: Shard, outcome: ClusterOutcome) -> None:
