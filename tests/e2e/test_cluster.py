@@ -194,6 +194,41 @@ def test_two_roots_that_clash_are_refused_by_the_walk_on_the_workers(
     assert objects(s3env, bucket, "clash/") == {}
 
 
+def test_progress_moves_per_file_while_shards_run(s3env: S3Env, bucket: str, tmp_path: Path, client: object,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards of 80 small files at 32 KiB/s per worker (seconds each): the coordinator's bus carries
+    ShardProgress with part of a shard's files before any shard's result (the progress view moves
+    per file), and the files' own events still come once each, with the results."""
+    from s3pump.ui.progress import Counts
+
+    root = tmp_path / "tree"
+    make_tree(root, 160)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    seen: list[tuple[str, int]] = []
+    counts = Counts()
+    shown: list[int] = []
+
+    def watch(event: object) -> None:
+        name = type(event).__name__
+        if name == "ShardProgress":
+            seen.append(("progress", event.files))  # type: ignore[attr-defined]
+        elif name == "FileDone":
+            seen.append(("done", 0))
+        if counts.update(event):  # type: ignore[arg-type]
+            shown.append(counts.files)
+
+    report = upload([root], f"s3://{bucket}/g/", s3env.config(), cluster=client, subscribers=[watch],
+                    failed_list=tmp_path / "f.jsonl",
+                    cluster_options={"shard_files": 80, "worker_bwlimit_bps": 32 * 1024})
+    assert report.ok and report.files_done == 160
+    first_done = next(i for i, (kind, _) in enumerate(seen) if kind == "done")
+    early = [n for kind, n in seen[:first_done] if kind == "progress"]
+    assert early and 0 < max(early) < 80, seen[:first_done]  # part of a shard, before any result
+    assert sum(1 for kind, _ in seen if kind == "done") == 160  # each file's event once
+    assert shown[-1] == 160 and max(shown) == 160  # the view's count never runs ahead of the files
+    assert len(objects(s3env, bucket, "g/")) == 160
+
+
 def test_no_secret_in_any_task_payload(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path,
                                        client: object, monkeypatch: pytest.MonkeyPatch) -> None:
     """The coordinator's config holds the secret; nothing it sends to the cluster does."""
@@ -393,13 +428,13 @@ def test_worker_killed_mid_multipart_loses_nothing(s3env: S3Env, bucket: str, st
 
 def test_ctrl_c_cancels_running_shards_and_they_abort_their_uploads(s3env: S3Env, bucket: str, state_dir: Path,
                                                                     tmp_path: Path) -> None:
-    """SIGINT to the coordinator while both workers are mid-multipart (one 30 MiB file per shard, at
-    2 MiB/s each): exit 130, no object of the files being sent (their shards were cancelled, not let
+    """SIGINT to the coordinator while both workers are mid-multipart (one 12 MiB file per shard, at
+    1 MiB/s each): exit 130, no object of the files being sent (their shards were cancelled, not let
     finish), and ListMultipartUploads empty at once: the workers cancelled their running shards and
     aborted their uploads themselves (no rerun's sweep needed)."""
     root = tmp_path / "tree"
-    files = make_tree(root, 0, (30, 30, 30, 30))
-    env = {**s3env.env(state_dir), **MULTIPART, "S3PUMP_SHARD_FILES": "1", "S3PUMP_WORKER_BWLIMIT": "2MiB"}
+    files = make_tree(root, 0, (12, 12, 12, 12))
+    env = {**s3env.env(state_dir), **MULTIPART, "S3PUMP_SHARD_FILES": "1", "S3PUMP_WORKER_BWLIMIT": "1MiB"}
     p = subprocess.Popen([sys.executable, "-m", "s3pump", "upload", str(root), f"s3://{bucket}/q/",
                           "--cluster", "local:2", "--no-progress"], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
@@ -419,7 +454,7 @@ def test_ctrl_c_cancels_running_shards_and_they_abort_their_uploads(s3env: S3Env
     assert p.returncode == 130, err
     assert "Traceback" not in err, err
     got = objects(s3env, bucket, "q/")
-    assert running <= set(files) and not running & set(got), got  # the running shards were cancelled, not finished
+    assert running <= set(files) and not running & set(got), (got, err)  # cancelled, not let finish
     assert open_uploads(s3env, bucket) == []
 
 

@@ -5,7 +5,10 @@ upload, every worker stats a sample of the first shard's files (:func:`~.worker.
 one that sees another size or mtime ends the run (exit 2, naming the worker and path). Then the
 shards are submitted through a bounded window (``WINDOW_PER_SLOT`` per worker thread), so the
 coordinator holds a few shards however many files there are, and each future is released as soon
-as its result is replayed on the bus (and so journaled). A task is a shard, never a file.
+as its result is replayed on the bus (and so journaled). A task is a shard, never a file. While a
+shard runs, its worker's progress messages become :class:`~s3pump.events.ShardProgress` (the
+progress view moves per file); Ctrl-C cancels the shards in flight, and the running ones stop at
+a safe point on their worker and abort their multipart uploads before the stores close.
 
 Nothing lost: a worker that dies mid-shard has its shard rerun elsewhere by Dask (up to
 ``distributed.scheduler.allowed-failures`` times; files it finished are sent again, which is
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,7 +31,7 @@ from typing import Any
 
 from ..config import TransferConfig
 from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
-from ..events import Discovered, Event, FileDone, FileFailed
+from ..events import Discovered, Event, FileDone, FileFailed, ShardProgress
 from ..items import UploadItem
 from ..run import Run
 from .connect import connect
@@ -197,16 +201,20 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         if first is None:
             return outcome
         _check_workers(client, first)
-        from .worker import WorkerRuntime, run_shard
+        from .worker import WorkerRuntime, progress_topic, run_shard
 
         name = f"s3pump-{run.job}-{uuid.uuid4().hex[:12]}"
         config = worker_config(run.config, len(workers), worker_bwlimit_bps)
         client.register_plugin(WorkerRuntime(name, run.job, config, run.bucket, len(workers)), name=name)
+        progress = _Progress(run)
+        client.subscribe_topic(progress_topic(name), progress)
         started = time.monotonic()
         try:
             _drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
-                   float(forecast_after_s or FORECAST_AFTER_S))
+                   float(forecast_after_s or FORECAST_AFTER_S), progress)
         finally:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(progress_topic(name))
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
                 client.unregister_worker_plugin(name)
@@ -214,12 +222,15 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
 
 
 def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: Iterator[Shard], window: int,
-           outcome: ClusterOutcome, forecast_after_s: float) -> None:
+           outcome: ClusterOutcome, forecast_after_s: float, progress: _Progress) -> None:
     """Keep ``window`` shards in flight; replay each result, release its future, submit the next;
-    after ``forecast_after_s`` seconds, emit the forecast once."""
+    after ``forecast_after_s`` seconds, emit the forecast once. ``progress``: the running shards'
+    progress, told which shards are in flight."""
     started = time.monotonic()
     forecast_due = True
-    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    # queue.Queue, not SimpleQueue: a signal during SimpleQueue.get(timeout=...) turns the wait into one
+    # without a timeout on Python 3.11 (it then waits for the next finished shard, Ctrl-C unseen until then)
+    done: queue.Queue[Any] = queue.Queue()
     inflight: dict[str, tuple[Any, Shard]] = {}
     pending: Iterator[Shard] = iter([first])
 
@@ -227,6 +238,7 @@ def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: It
         shard = next(pending, None) or next(shards, None)
         if shard is None:
             return False
+        progress.started(shard.index)
         fut = client.submit(task, name, shard, key=f"{name}-shard-{shard.index}", pure=False)
         inflight[fut.key] = (fut, shard)
         outcome.shards_planned += 1
@@ -248,6 +260,7 @@ def _drive(client: Any, run: Run, name: str, task: Any, first: Shard, shards: It
             except queue.Empty:
                 continue
             _, shard = inflight.pop(fut.key)
+            progress.settled(shard.index)  # its own events follow
             _settle(run, fut, shard, outcome)
             fut.release()
             while len(inflight) < window and submit():
@@ -267,6 +280,32 @@ def _wait_for_cancelled(client: Any, name: str) -> None:
 
     with contextlib.suppress(Exception):  # a worker gone, a cluster closing: the next run sweeps
         client.run(wait_idle, name, CANCEL_WAIT_S)
+
+
+class _Progress:
+    """The running shards' progress messages (``[index, files, bytes]``, on the Dask client's thread)
+    emitted as ShardProgress while their shard is in flight; :meth:`settled` ends a shard's (a late
+    message is dropped), so the view never counts a file twice."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+
+    def started(self, index: int) -> None:
+        with self._lock:
+            self._running.add(index)
+
+    def settled(self, index: int) -> None:
+        with self._lock:
+            self._running.discard(index)
+            self._run.emit(ShardProgress(index, 0, 0))
+
+    def __call__(self, message: tuple[float, Any]) -> None:
+        index, files, sent = message[1]
+        with self._lock:
+            if index in self._running:
+                self._run.emit(ShardProgress(int(index), int(files), int(sent)))
 
 
 def _settle(run: Run, fut: Any, shard: Shard, outcome: ClusterOutcome) -> None:

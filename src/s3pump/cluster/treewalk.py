@@ -183,7 +183,9 @@ def walk_on_cluster(
     workers = client.scheduler_info()["workers"]
     slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
     name = f"s3pump-walk-{uuid.uuid4().hex[:12]}"
-    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    # queue.Queue, not SimpleQueue: a signal during SimpleQueue.get(timeout=...) turns the wait into one
+    # without a timeout on Python 3.11 (it then waits for the next finished walk task, Ctrl-C unseen until then)
+    done: queue.Queue[Any] = queue.Queue()
     inflight: dict[str, tuple[Any, WalkDir]] = {}
     files = size = submitted = 0
     try:

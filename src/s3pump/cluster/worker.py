@@ -30,18 +30,21 @@ from distributed import WorkerPlugin, get_worker
 
 from ..config import TransferConfig
 from ..engine.limits import EngineLimits
-from ..events import ConcurrencyChanged, Event, FileDone, Tick
+from ..events import ConcurrencyChanged, Event, FileDone, FileFailed, FileSkipped, PartDone, Tick
 from ..items import UploadItem
 from ..run import Run
 from ..store.base import Store
 from .results import PathMismatch, ShardResult
 from .shards import Shard
 
-__all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "local_path", "path_map", "run_shard", "wait_idle"]
+__all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "local_path", "path_map", "progress_topic", "run_shard",
+           "wait_idle"]
 
 PATH_MAP_ENV = "S3PUMP_CLUSTER_PATH_MAP"
 #: Seconds between two looks at whether the coordinator cancelled the running shard.
 CANCEL_POLL_S = 0.1
+#: Seconds between two progress messages of a running shard (files and bytes so far).
+PROGRESS_EVERY_S = 0.25
 #: Task states in which a running shard is no longer wanted (the coordinator cancelled its future).
 _GONE = frozenset({"cancelled", "released", "forgotten"})
 
@@ -55,6 +58,12 @@ def path_map() -> list[tuple[str, str]]:
         if sep and src:
             pairs.append((src.rstrip("/"), dst.rstrip("/")))
     return pairs
+
+
+def progress_topic(plugin: str) -> str:
+    """The Dask event topic on which the shards of run ``plugin`` report their progress:
+    messages ``[shard index, files finished, bytes sent]``, cumulative per attempt."""
+    return f"{plugin}-progress"
 
 
 def local_path(path: str, mapping: list[tuple[str, str]]) -> str:
@@ -121,10 +130,26 @@ class WorkerRuntime(WorkerPlugin):
         cancelled at a safe point and its open multipart uploads aborted (CancelledError).
         """
         events: list[Event] = []
+        files = sent = 0
+        last = time.monotonic()
+        topic = progress_topic(self.name)
 
         def keep(event: Event) -> None:
-            if not isinstance(event, Tick | ConcurrencyChanged):  # gauges of this process only
-                events.append(event)
+            nonlocal files, sent, last
+            if isinstance(event, Tick | ConcurrencyChanged):  # gauges of this process only
+                return
+            events.append(event)
+            if isinstance(event, FileDone | FileFailed | FileSkipped):
+                files += 1
+                sent += event.size_bytes if isinstance(event, FileDone) and not event.parts else 0
+            elif isinstance(event, PartDone):
+                sent += event.size_bytes
+            else:
+                return
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S:  # the coordinator's progress view moves per file, not per shard
+                last = now
+                self._worker.log_event(topic, [shard.index, files, sent])
 
         with self._lock:
             started = time.monotonic()
