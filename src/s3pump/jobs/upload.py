@@ -24,7 +24,7 @@ from ..local_state import is_write_refused, state_error
 from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
-from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes
+from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
 from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
@@ -221,7 +221,7 @@ def upload(
         if from_list is not None:
             check_no_key_clashes(find_clashes_in(read_failed_list(from_list, dest, attrs)), dest)
         elif len(paths) > 1 and walk is not None:
-            check_no_key_clashes(find_clashes_in(tree()), dest)
+            check_no_key_clashes(find_clashes_in(tree(), order=root_order(roots)), dest)
         elif len(paths) > 1:
             check_no_key_clashes(find_key_clashes(roots, dest, follow_symlinks=config.follow_symlinks,
                                                   path_filter=path_filter), dest)
