@@ -122,6 +122,7 @@ def test_same_objects_as_single_process(s3env: S3Env, bucket: str, state_dir: Pa
     assert Counter(x["event"] for x in done_lines)["done"] == total  # one --json line per file, as today
     assert "cluster: 2 workers" in err and err.count("  worker tcp://") == 2  # per-worker rates
     assert c["walk"]["on"] == "workers" and c["walk"]["files"] == total  # the workers walked
+    assert f"  walk on the workers: {c['walk']['tasks']:,} tasks" in err and f"found {total:,} files" in err
     assert open_uploads(s3env, bucket) == []
 
 
