@@ -5,6 +5,10 @@ queue of at most ``queue_size`` items, so memory stays flat however many files
 there are. Symbolic links are skipped unless ``follow_symlinks``; when they are
 followed, a directory reached twice through links is a loop and is reported.
 
+:func:`walk_part` walks a bounded part of a tree and hands back the directories it did not reach:
+``--cluster`` runs it in walk tasks on the workers (:mod:`s3pump.cluster.treewalk`), with the same
+per-directory scan, filters, symlink rule and keys as :func:`walk_items`.
+
 Key mapping (as ``aws s3 cp --recursive``):
 
 * a directory ``D``: ``prefix/<path relative to D>``;
