@@ -126,8 +126,10 @@ class WorkerRuntime(WorkerPlugin):
     def run(self, shard: Shard, key: str | None = None) -> ShardResult:
         """Upload ``shard``'s files through the engine; the events come back in the result.
 
-        ``key``: the Dask task's key; once the coordinator cancels it (Ctrl-C), the run is
-        cancelled at a safe point and its open multipart uploads aborted (CancelledError).
+        ``key``: the Dask task's key (None: not run as a task). Progress is then reported on
+        :func:`progress_topic` every ``PROGRESS_EVERY_S``; once the coordinator cancels the task
+        (Ctrl-C), the run is cancelled at a safe point and its open multipart uploads aborted
+        (CancelledError).
         """
         events: list[Event] = []
         files = sent = 0
@@ -147,7 +149,7 @@ class WorkerRuntime(WorkerPlugin):
             else:
                 return
             now = time.monotonic()
-            if now - last >= PROGRESS_EVERY_S:  # the coordinator's progress view moves per file, not per shard
+            if key is not None and now - last >= PROGRESS_EVERY_S:  # the progress view moves per file
                 last = now
                 self._worker.log_event(topic, [shard.index, files, sent])
 
