@@ -39,6 +39,7 @@ __all__ = [
     "ObjectDeleted",
     "PartDone",
     "RetryScheduled",
+    "ShardProgress",
     "SourceRead",
     "StopRequested",
     "Tick",
@@ -78,6 +79,18 @@ class BatchExported:
 
     rows: int
     checkpoint: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ShardProgress:
+    """A ``--cluster`` shard in flight (``shard``, its index) has finished ``files`` files and sent
+    ``bytes`` bytes so far (cumulative over the attempt running it; 0, 0 once its result is in).
+    Progress only: the files' own events (done, failed, parts) come with the shard's result, and
+    only they reach the journal, the failed-list and the summary."""
+
+    shard: int
+    files: int
+    bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +262,7 @@ class Tick:
 
 Event = (FileDone | FileFailed | FileSkipped | EntrySkipped | PartDone | MultipartCreating | MultipartCreated
          | MultipartAborted | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted | ConcurrencyChanged
-         | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast)
+         | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast | ShardProgress)
 Subscriber = Callable[[Event], None]
 
 

@@ -121,7 +121,113 @@ def test_same_objects_as_single_process(s3env: S3Env, bucket: str, state_dir: Pa
     done_lines = [json.loads(x) for x in r.stdout.decode().splitlines()[:-1]]
     assert Counter(x["event"] for x in done_lines)["done"] == total  # one --json line per file, as today
     assert "cluster: 2 workers" in err and err.count("  worker tcp://") == 2  # per-worker rates
+    assert c["walk"]["on"] == "workers" and c["walk"]["files"] == total  # the workers walked
+    assert f"  walk on the workers: {c['walk']['tasks']:,} tasks" in err and f"found {total:,} files" in err
     assert open_uploads(s3env, bucket) == []
+
+
+# ---------------------------------------------------------------- the walk on the workers
+def test_the_walk_runs_on_the_workers_and_uploads_what_one_process_does(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nested tree (4 levels, a directory cut into slices, empty directories, symlinks to a file, to a
+    directory and dangling, a FIFO) plus a second root, ordered filters and a multipart file: the same
+    keys, sizes and ETags, and the same skipped entries, as a single-process upload. The coordinator
+    lists no directory (its ``_list_dir`` fails the test): the workers did the walk (the result counts
+    their walk tasks), the key-clash pre-pass of the two roots included."""
+    from s3pump.sources import walk as walk_module
+    from tests.unit.test_walk_parts import nested_tree
+
+    root, other = tmp_path / "tree", tmp_path / "other"
+    root.mkdir()
+    nested_tree(root)
+    (root / "l1-1" / "l2-2" / "big.bin").write_bytes(random.Random(3).randbytes(6 * MIB + 777))
+    (other / "extra").mkdir(parents=True)
+    (other / "extra" / "e.txt").write_text("e")
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("S3PUMP_WALK_TASK_ENTRIES", "10")
+    config = s3env.config(multipart_threshold_bytes=5 * MIB, part_size_bytes=5 * MIB)
+    rules = [("exclude", "*.tmp"), ("include", "wide/w1*"), ("exclude", "l1-2/*")]
+    seen: dict[str, set[tuple[str, str]]] = {"one": set(), "two": set()}
+
+    def skips(name: str) -> object:
+        return lambda e: seen[name].add((e.path, e.kind)) if type(e).__name__ == "EntrySkipped" else None
+
+    single = upload([root, other], f"s3://{bucket}/one/", config, filters=rules, subscribers=[skips("one")],
+                    failed_list=tmp_path / "f1.jsonl")
+
+    def no_listing(path: str) -> list:
+        raise AssertionError(f"the coordinator listed {path}: the walk belongs on the workers")
+
+    monkeypatch.setattr(walk_module, "_list_dir", no_listing)
+    report = upload([root, other], f"s3://{bucket}/two/", config, filters=rules, cluster=client,
+                    subscribers=[skips("two")], failed_list=tmp_path / "f2.jsonl", cluster_options={"shard_files": 7})
+    assert single.ok and report.ok, report.failures
+    one, two = objects(s3env, bucket, "one/"), objects(s3env, bucket, "two/")
+    assert two == one and len(one) == single.files_done == report.files_done > 30
+    assert "wide/w03.txt" not in one and "wide/w10.txt" in one and "wide/w12.tmp" in one  # the ordered rules
+    assert not any(k.startswith("l1-2/") for k in one) and "extra/e.txt" in one
+    assert sum(1 for _, etag in two.values() if "-" in etag) == 1
+    assert seen["two"] == seen["one"] and {k for _, k in seen["one"]} == {"symlink", "fifo"}
+    walk = report.cluster["walk"]
+    print(f"walk {walk}; single {single.elapsed_s:.1f} s, cluster {report.elapsed_s:.1f} s, "
+          f"{report.cluster['shards_done']} shards")
+    assert walk["on"] == "workers" and walk["files"] == report.files_done and walk["failed"] == 0
+    assert walk["tasks"] >= 10 and sum(walk["per_worker"].values()) == walk["tasks"]
+    assert set(walk["per_worker"]) <= set(client.scheduler_info()["workers"])  # type: ignore[attr-defined]
+    assert open_uploads(s3env, bucket) == []
+
+
+def test_two_roots_that_clash_are_refused_by_the_walk_on_the_workers(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key-clash pre-pass holds when the workers walk: nothing is uploaded (exit 2's error)."""
+    from s3pump.errors import KeyClashError
+    from s3pump.sources import walk as walk_module
+
+    for name in ("a", "b"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "same.txt").write_text(name)
+        (tmp_path / name / f"only-{name}.txt").write_text(name)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(walk_module, "_list_dir", lambda path: pytest.fail(f"the coordinator listed {path}"))
+    with pytest.raises(KeyClashError, match=r"sub/same.txt: .*/a/sub/same.txt and .*/b/sub/same.txt"):
+        upload([tmp_path / "a", tmp_path / "b"], f"s3://{bucket}/clash/", s3env.config(), cluster=client,
+               failed_list=tmp_path / "f.jsonl")
+    assert objects(s3env, bucket, "clash/") == {}
+
+
+def test_progress_moves_per_file_while_shards_run(s3env: S3Env, bucket: str, tmp_path: Path, client: object,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards of 80 small files at 32 KiB/s per worker (seconds each): the coordinator's bus carries
+    ShardProgress with part of a shard's files before any shard's result (the progress view moves
+    per file), and the files' own events still come once each, with the results."""
+    from s3pump.ui.progress import Counts
+
+    root = tmp_path / "tree"
+    make_tree(root, 160)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    seen: list[tuple[str, int]] = []
+    counts = Counts()
+    shown: list[int] = []
+
+    def watch(event: object) -> None:
+        name = type(event).__name__
+        if name == "ShardProgress":
+            seen.append(("progress", event.files))  # type: ignore[attr-defined]
+        elif name == "FileDone":
+            seen.append(("done", 0))
+        if counts.update(event):  # type: ignore[arg-type]
+            shown.append(counts.files)
+
+    report = upload([root], f"s3://{bucket}/g/", s3env.config(), cluster=client, subscribers=[watch],
+                    failed_list=tmp_path / "f.jsonl",
+                    cluster_options={"shard_files": 80, "worker_bwlimit_bps": 32 * 1024})
+    assert report.ok and report.files_done == 160
+    first_done = next(i for i, (kind, _) in enumerate(seen) if kind == "done")
+    early = [n for kind, n in seen[:first_done] if kind == "progress"]
+    assert early and 0 < max(early) < 80, seen[:first_done]  # part of a shard, before any result
+    assert sum(1 for kind, _ in seen if kind == "done") == 160  # each file's event once
+    assert shown[-1] == 160 and max(shown) == 160  # the view's count never runs ahead of the files
+    assert len(objects(s3env, bucket, "g/")) == 160
 
 
 def test_no_secret_in_any_task_payload(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path,
@@ -321,6 +427,38 @@ def test_worker_killed_mid_multipart_loses_nothing(s3env: S3Env, bucket: str, st
     assert open_uploads(s3env, bucket) == []
 
 
+def test_ctrl_c_cancels_running_shards_and_they_abort_their_uploads(s3env: S3Env, bucket: str, state_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """SIGINT to the coordinator while both workers are mid-multipart (one 12 MiB file per shard, at
+    1 MiB/s each): exit 130, no object of the files being sent (their shards were cancelled, not let
+    finish), and ListMultipartUploads empty at once: the workers cancelled their running shards and
+    aborted their uploads themselves (no rerun's sweep needed)."""
+    root = tmp_path / "tree"
+    files = make_tree(root, 0, (12, 12, 12, 12))
+    env = {**s3env.env(state_dir), **MULTIPART, "S3PUMP_SHARD_FILES": "1", "S3PUMP_WORKER_BWLIMIT": "1MiB"}
+    p = subprocess.Popen([sys.executable, "-m", "s3pump", "upload", str(root), f"s3://{bucket}/q/",
+                          "--cluster", "local:2", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        running: set[str] = set()
+        while len(running) < 2:  # both workers run a shard
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read().decode() if p.stderr else ""
+            time.sleep(0.05)
+            running = {u["Key"][len("q/"):] for u in open_uploads(s3env, bucket)}
+        p.send_signal(signal.SIGINT)
+        _, err_b = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    err = err_b.decode()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err, err
+    got = objects(s3env, bucket, "q/")
+    assert running <= set(files) and not running & set(got), (got, err)  # cancelled, not let finish
+    assert open_uploads(s3env, bucket) == []
+
+
 def _journal_done(state_dir: Path) -> int:
     journals = list((state_dir / "journals").glob("upload-*.sqlite"))
     if not journals:
@@ -400,6 +538,8 @@ def test_sync_on_the_cluster_plans_and_uploads_as_single_process(s3env: S3Env, b
     assert sum_b["files_skipped"] == sum_a["files_skipped"] == 271  # unchanged
     assert sum_b["cluster"]["workers"] == 2 and sum_b["cluster"]["shards_done"] >= 3
     assert sum_a.get("cluster") is None
+    walk = sum_b["cluster"]["walk"]  # the planner's walk ran on the workers
+    assert walk["on"] == "workers" and walk["files"] == 361 and sum(walk["per_worker"].values()) == walk["tasks"]
     assert objects(s3env, bucket, "b/") == objects(s3env, bucket, "a/")
     assert len(objects(s3env, bucket, "a/")) == 361
 

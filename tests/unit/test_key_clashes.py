@@ -105,3 +105,16 @@ def test_a_list_naming_one_key_twice_is_refused(tmp_path: Path) -> None:
     assert str(e.value) == (f"s3://bkt/p/same.txt: {a} and {b} map to this key; upload them to different "
                             "prefixes, or --exclude one; nothing was uploaded")
     assert store.buckets["bkt"] == {}
+
+
+def test_a_walk_in_any_order_names_the_sources_in_root_order() -> None:
+    """``--cluster``'s walk hands files over in the order its tasks finish: the clash still names
+    the sources in the order of their roots (as the single walk does)."""
+    from s3pump.items import UploadItem
+    from s3pump.sources.clashes import find_clashes_in, root_order
+
+    items = [UploadItem(key="p/x", size_bytes=1, source="/r/b/x", path="/r/b/x"),
+             UploadItem(key="p/y", size_bytes=1, source="/r/a/y", path="/r/a/y"),
+             UploadItem(key="p/x", size_bytes=1, source="/r/a/x", path="/r/a/x")]
+    [clash] = find_clashes_in(items, order=root_order(["/r/a", "/r/b/"]))
+    assert clash.key == "p/x" and clash.sources == ("/r/a/x", "/r/b/x")

@@ -1,6 +1,7 @@
 """Scale-out over Dask distributed: ``--cluster ADDRESS`` (``local:N`` or ``tcp://host:8786``).
 
-The CLI process is the **coordinator**: it walks the source (or reads ``--from-list``), skips
+The CLI process is the **coordinator**: it has the source walked by walk tasks on the workers
+(:mod:`.treewalk`; or walks it itself with ``--follow-symlinks``, or reads ``--from-list``), skips
 what its resume journal has as done, cuts the rest into **shards** (:mod:`.shards`) and submits
 them through a bounded window (:mod:`.coordinator`). A **worker** process holds one store and
 one set of limits for the whole run (:mod:`.worker`, a Dask ``WorkerPlugin``) and runs each

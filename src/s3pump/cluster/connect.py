@@ -82,7 +82,7 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
     if kind == "local":
         # dashboard on a free port: its default, 8787, warns on stderr when another cluster holds it
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=":0", silence_logs=logging.ERROR,
+                                      dashboard_address=":0", silence_logs=logging.CRITICAL,
                                       env={**QUIET_WORKERS_ENV, **(local_env or {})}) as local, \
                 distributed.Client(local) as client:
             yield client

@@ -5,7 +5,10 @@ upload, every worker stats a sample of the first shard's files (:func:`~.worker.
 one that sees another size or mtime ends the run (exit 2, naming the worker and path). Then the
 shards are submitted through a bounded window (``WINDOW_PER_SLOT`` per worker thread), so the
 coordinator holds a few shards however many files there are, and each future is released as soon
-as its result is replayed on the bus (and so journaled). A task is a shard, never a file.
+as its result is replayed on the bus (and so journaled). A task is a shard, never a file. While a
+shard runs, its worker's progress messages become :class:`~s3pump.events.ShardProgress` (the
+progress view moves per file); Ctrl-C cancels the shards in flight, and the running ones stop at
+a safe point on their worker and abort their multipart uploads before the stores close.
 
 Nothing lost: a worker that dies mid-shard has its shard rerun elsewhere by Dask (up to
 ``distributed.scheduler.allowed-failures`` times; files it finished are sent again, which is
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,13 +31,14 @@ from typing import Any
 
 from ..config import TransferConfig
 from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
-from ..events import Discovered, Event, FileDone, FileFailed
+from ..events import Discovered, Event, FileDone, FileFailed, ShardProgress
 from ..items import UploadItem
 from ..run import Run
 from .connect import connect
 from .forecast import Observed, forecast
 from .results import ShardResult, WorkerRates, sample_evenly
 from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
+from .treewalk import WalkStats
 
 __all__ = ["ClusterOutcome", "credentials_env", "drive", "limits_from_env", "transfer_on_cluster", "worker_config"]
 
@@ -43,6 +48,8 @@ WINDOW_PER_SLOT = 2
 SAMPLE_SIZE = 32
 #: Seconds of transfer after which the coordinator emits its forecast (ClusterForecast).
 FORECAST_AFTER_S = 60
+#: Seconds the coordinator waits, after a cancel, for running shards to abort their uploads.
+CANCEL_WAIT_S = 60.0
 
 
 def worker_config(config: TransferConfig, workers: int, worker_bwlimit_bps: int | None = None) -> TransferConfig:
@@ -64,8 +71,10 @@ class ClusterOutcome:
     """What the cluster did: workers, shards planned/done/failed, per-worker rates. A subscriber of
     the run's bus too: it counts what the walk found and what is done, for the forecast."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, walk: WalkStats | None = None) -> None:
         self.workers = workers
+        #: the distributed walk's counts; None when the coordinator walked (or read a list)
+        self.walk = walk
         self.files_found = self.bytes_found = self.files_done = self.bytes_done = 0
         self.walk_finished = False
         self.shards_planned = 0
@@ -90,7 +99,7 @@ class ClusterOutcome:
     def to_json(self) -> dict[str, Any]:
         return {"workers": self.workers, "shards_planned": self.shards_planned, "shards_done": self.shards_done,
                 "shards_failed": self.shards_failed, "transfer_s": round(self.transfer_s, 3),
-                "per_worker": self.rates.rows()}
+                "per_worker": self.rates.rows(), "walk": self.walk.to_json() if self.walk else {"on": "coordinator"}}
 
 
 def credentials_env(config: TransferConfig) -> dict[str, str]:
@@ -151,7 +160,8 @@ def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, int | Non
 
 def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
                         shard_files: int | None = None, shard_bytes: int | None = None,
-                        worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None) -> ClusterOutcome:
+                        worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None,
+                        walk: WalkStats | None = None) -> ClusterOutcome:
     """Upload ``items`` (planned and journal-filtered) on ``cluster``'s workers; their events are
     emitted on ``run``'s bus as the shards finish.
 
@@ -164,6 +174,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
             (None: :func:`limits_from_env`).
         forecast_after_s: when to emit the :class:`~s3pump.events.ClusterForecast` (None: from the
             environment, else 60 s).
+        walk: the counts of a distributed walk (:func:`~.treewalk.walk_on_cluster`) feeding ``items``,
+            reported in the outcome.
 
     Raises:
         UsageError: no ``distributed``, a bad address or an unreachable scheduler (exit 2).
@@ -179,7 +191,7 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     with connect(cluster, local_env=credentials_env(run.config)) as client:
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
-        outcome = ClusterOutcome(len(workers))
+        outcome = ClusterOutcome(len(workers), walk)
         run.subscribe(outcome)
         shards = cut_shards(_plain_files(run, items), max_files=shard_files or DEFAULT_SHARD_FILES,
                             max_bytes=shard_bytes or DEFAULT_SHARD_BYTES)
@@ -189,16 +201,20 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         if first is None:
             return outcome
         _check_workers(client, first)
-        from .worker import WorkerRuntime, run_shard
+        from .worker import WorkerRuntime, progress_topic, run_shard
 
         name = f"s3pump-{run.job}-{uuid.uuid4().hex[:12]}"
         config = worker_config(run.config, len(workers), worker_bwlimit_bps)
         client.register_plugin(WorkerRuntime(name, run.job, config, run.bucket, len(workers)), name=name)
+        progress = _Progress(run)
+        client.subscribe_topic(progress_topic(name), progress)
         started = time.monotonic()
         try:
             drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
-                   float(forecast_after_s or FORECAST_AFTER_S))
+                  float(forecast_after_s or FORECAST_AFTER_S), progress=progress)
         finally:
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(progress_topic(name))
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
                 client.unregister_worker_plugin(name)
@@ -207,18 +223,22 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
 
 def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Iterator[Any], window: int,
           outcome: ClusterOutcome, forecast_after_s: float,
-          settle: Callable[[Run, Any, Any, ClusterOutcome], None] | None = None) -> None:
+          settle: Callable[[Run, Any, Any, ClusterOutcome], None] | None = None,
+          progress: _Progress | None = None) -> None:
     """Keep ``window`` shards in flight; replay each result, release its future, submit the next;
     after ``forecast_after_s`` seconds, emit the forecast once.
 
     A shard is anything with an ``index`` that ``task(name, shard)`` runs on a worker (a :class:`Shard`
     of files; ``export --cluster`` sends ranges of batch cuts); ``settle(run, future, shard, outcome)``
     takes each finished future (default: replay an upload shard's events, or fail its files).
+    ``progress``: the running shards' progress, told which shards are in flight (upload and sync).
     """
     settle = settle or _settle
     started = time.monotonic()
     forecast_due = True
-    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    # queue.Queue, not SimpleQueue: a signal during SimpleQueue.get(timeout=...) turns the wait into one
+    # without a timeout on Python 3.11 (it then waits for the next finished shard, Ctrl-C unseen until then)
+    done: queue.Queue[Any] = queue.Queue()
     inflight: dict[str, tuple[Any, Shard]] = {}
     pending: Iterator[Shard] = iter([first])
 
@@ -226,6 +246,8 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
         shard = next(pending, None) or next(shards, None)
         if shard is None:
             return False
+        if progress is not None:
+            progress.started(shard.index)
         fut = client.submit(task, name, shard, key=f"{name}-shard-{shard.index}", pure=False)
         inflight[fut.key] = (fut, shard)
         outcome.shards_planned += 1
@@ -247,6 +269,8 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
             except queue.Empty:
                 continue
             _, shard = inflight.pop(fut.key)
+            if progress is not None:
+                progress.settled(shard.index)  # its own events follow
             settle(run, fut, shard, outcome)
             fut.release()
             while len(inflight) < window and submit():
@@ -256,6 +280,42 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
     finally:
         if inflight:
             client.cancel([f for f, _ in inflight.values()])
+            _wait_for_cancelled(client, name)
+
+
+def _wait_for_cancelled(client: Any, name: str) -> None:
+    """Let the shards still running stop at a safe point and abort their multipart uploads (each
+    worker watches its task's state) before the workers' stores close; at most ``CANCEL_WAIT_S``."""
+    from .worker import wait_idle
+
+    with contextlib.suppress(Exception):  # a worker gone, a cluster closing: the next run sweeps
+        client.run(wait_idle, name, CANCEL_WAIT_S)
+
+
+class _Progress:
+    """The running shards' progress messages (``[index, files, bytes]``, on the Dask client's thread)
+    emitted as ShardProgress while their shard is in flight; :meth:`settled` ends a shard's (a late
+    message is dropped), so the view never counts a file twice."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+
+    def started(self, index: int) -> None:
+        with self._lock:
+            self._running.add(index)
+
+    def settled(self, index: int) -> None:
+        with self._lock:
+            self._running.discard(index)
+            self._run.emit(ShardProgress(index, 0, 0))
+
+    def __call__(self, message: tuple[float, Any]) -> None:
+        index, files, sent = message[1]
+        with self._lock:
+            if index in self._running:
+                self._run.emit(ShardProgress(int(index), int(files), int(sent)))
 
 
 def _settle(run: Run, fut: Any, shard: Shard, outcome: ClusterOutcome) -> None:

@@ -4,7 +4,9 @@ A run can go no faster than the slowest of (see docs/cluster.md, "Throughput mod
 
 * the **workers**: files/s and bytes/s of all of them together (each bounded by its node's
   bandwidth, its share of ``--bwlimit``, and the source filesystem's read rate);
-* the **walk**: files/s the coordinator's walk finds (one process stats ~2,000 files/s on Lustre);
+* the **walk**: files/s the walk finds: one walker stats ~2,000 files/s on Lustre, and the walk
+  tasks on N workers (:mod:`.treewalk`) about N times that, up to what the metadata servers serve
+  (the coordinator walks alone with ``--follow-symlinks`` or ``--from-list``);
 * **S3**: about 3,500 PUT/s per partitioned prefix (S3 User Guide, "Best practices design
   patterns: optimizing Amazon S3 performance"); every small file is one PUT, a multipart file one
   per part plus two.

@@ -17,29 +17,40 @@ mount the shared filesystem elsewhere. Keys do not change.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from distributed import WorkerPlugin, get_worker
 
 from ..config import TransferConfig
 from ..engine.limits import EngineLimits
-from ..events import ConcurrencyChanged, Event, FileDone, Tick
+from ..events import ConcurrencyChanged, Event, FileDone, FileFailed, FileSkipped, PartDone, Tick
 from ..items import UploadItem
 from ..run import Run
 from ..store.base import Store
 from .results import PathMismatch, ShardResult
 from .shards import Shard
 
-__all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "run_shard"]
+__all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "local_path", "path_map", "progress_topic", "run_shard",
+           "wait_idle"]
 
 PATH_MAP_ENV = "S3PUMP_CLUSTER_PATH_MAP"
+#: Seconds between two looks at whether the coordinator cancelled the running shard.
+CANCEL_POLL_S = 0.1
+#: Seconds between two progress messages of a running shard (files and bytes so far).
+PROGRESS_EVERY_S = 0.25
+#: Task states in which a running shard is no longer wanted (the coordinator cancelled its future).
+_GONE = frozenset({"cancelled", "released", "forgotten"})
 
 
-def _path_map() -> list[tuple[str, str]]:
+def path_map() -> list[tuple[str, str]]:
+    """``S3PUMP_CLUSTER_PATH_MAP`` of this process: ``(FROM, TO)`` prefixes, without trailing ``/``."""
     raw = os.environ.get(PATH_MAP_ENV, "")
     pairs = []
     for part in raw.split(";"):
@@ -47,6 +58,12 @@ def _path_map() -> list[tuple[str, str]]:
         if sep and src:
             pairs.append((src.rstrip("/"), dst.rstrip("/")))
     return pairs
+
+
+def progress_topic(plugin: str) -> str:
+    """The Dask event topic on which the shards of run ``plugin`` report their progress:
+    messages ``[shard index, files finished, bytes sent]``, cumulative per attempt."""
+    return f"{plugin}-progress"
 
 
 def local_path(path: str, mapping: list[tuple[str, str]]) -> str:
@@ -78,10 +95,11 @@ class WorkerRuntime(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         self.address: str = worker.address
+        self._worker = worker
         self.limits = EngineLimits.from_config(self.config, share=self.workers)
         self.lock = threading.Lock()  # one shard (or export range) at a time in this process
         self._store: Store | None = None
-        self._paths = _path_map()
+        self._paths = path_map()
 
     def teardown(self, worker: Any) -> None:
         store, self._store = self._store, None
@@ -100,23 +118,73 @@ class WorkerRuntime(WorkerPlugin):
             self._store, _ = open_store(self.config, self.bucket, check_bucket=False)
         return self._store
 
-    def run(self, shard: Shard) -> ShardResult:
-        """Upload ``shard``'s files through the engine; the events come back in the result."""
+    @property
+    def busy(self) -> bool:
+        """Whether a shard is running in this process."""
+        return self.lock.locked()
+
+    def run(self, shard: Shard, key: str | None = None) -> ShardResult:
+        """Upload ``shard``'s files through the engine; the events come back in the result.
+
+        ``key``: the Dask task's key (None: not run as a task). Progress is then reported on
+        :func:`progress_topic` every ``PROGRESS_EVERY_S``; once the coordinator cancels the task
+        (Ctrl-C), the run is cancelled at a safe point and its open multipart uploads aborted
+        (CancelledError).
+        """
         events: list[Event] = []
+        files = sent = 0
+        last = time.monotonic()
+        topic = progress_topic(self.name)
 
         def keep(event: Event) -> None:
-            if not isinstance(event, Tick | ConcurrencyChanged):  # gauges of this process only
-                events.append(event)
+            nonlocal files, sent, last
+            if isinstance(event, Tick | ConcurrencyChanged):  # gauges of this process only
+                return
+            events.append(event)
+            if isinstance(event, FileDone | FileFailed | FileSkipped):
+                files += 1
+                sent += event.size_bytes if isinstance(event, FileDone) and not event.parts else 0
+            elif isinstance(event, PartDone):
+                sent += event.size_bytes
+            else:
+                return
+            now = time.monotonic()
+            if key is not None and now - last >= PROGRESS_EVERY_S:  # the progress view moves per file
+                last = now
+                self._worker.log_event(topic, [shard.index, files, sent])
 
         with self.lock:
             started = time.monotonic()
             with Run(self.job, self.config, self.bucket, store=self.store(), subscribers=[keep],
-                     failed_list=os.devnull, limits=self.limits) as run:
+                     failed_list=os.devnull, limits=self.limits) as run, self._cancelled_with(key, run):
                 run.transfer(self._localized(shard.items))
             busy = time.monotonic() - started
         done = [e for e in events if isinstance(e, FileDone)]
         return ShardResult(shard.index, self.address, tuple(events), busy, len(done),
                            sum(e.size_bytes for e in done))
+
+    @contextlib.contextmanager
+    def _cancelled_with(self, key: str | None, run: Run) -> Iterator[None]:
+        """While the body runs, a thread cancels ``run`` once task ``key`` is cancelled on this worker."""
+        if key is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(CANCEL_POLL_S):
+                ts = self._worker.state.tasks.get(key)
+                if ts is None or ts.state in _GONE:
+                    run.cancel()
+                    return
+
+        watcher = threading.Thread(target=watch, name="s3pump-shard-cancel", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
 
     def _localized(self, items: tuple[UploadItem, ...]) -> list[UploadItem]:
         # the coordinator's file identity (fileid.py): another host numbers devices its own way, and a
@@ -135,9 +203,23 @@ class WorkerRuntime(WorkerPlugin):
 
 def run_shard(plugin: str, shard: Shard) -> ShardResult:
     """The task: run ``shard`` on this worker's :class:`WorkerRuntime` named ``plugin``."""
-    runtime = get_worker().plugins[plugin]
+    worker = get_worker()
+    runtime = worker.plugins[plugin]
     assert isinstance(runtime, WorkerRuntime)
-    return runtime.run(shard)
+    return runtime.run(shard, str(worker.get_current_task()))
+
+
+async def wait_idle(plugin: str, timeout_s: float, dask_worker: Any = None) -> bool:
+    """Wait (on the worker's event loop, ``Client.run``) until no shard of run ``plugin`` is running
+    here, at most ``timeout_s`` seconds; whether none is. A cancelled shard is aborting its
+    multipart uploads: the coordinator waits for that before it closes the workers' stores."""
+    runtime = dask_worker.plugins.get(plugin) if dask_worker is not None else None
+    if not isinstance(runtime, WorkerRuntime):
+        return True
+    deadline = time.monotonic() + timeout_s
+    while runtime.busy and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return not runtime.busy
 
 
 def check_paths(sample: list[tuple[str, int, int]], dask_worker: Any = None) -> list[PathMismatch]:
@@ -147,7 +229,7 @@ def check_paths(sample: list[tuple[str, int, int]], dask_worker: Any = None) -> 
     a stale copy, would otherwise upload other bytes under the same keys.
     """
     address = dask_worker.address if dask_worker is not None else "?"
-    mapping = _path_map()
+    mapping = path_map()
     out = []
     for path, size, mtime_ns in sample:
         try:

@@ -16,10 +16,11 @@ Reads top to bottom:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,14 @@ from ..errors import CancelledError, PathNotFoundError, S3PumpError, UsageError
 from ..events import Event, ObjectDeleted, Subscriber, UploadPlanned
 from ..hashcache import HashCache
 from ..plan.syncplan import MODES, SyncMode
-from ..plan.syncplanner import SyncPlanner
+from ..plan.syncplanner import SyncPlanner, Walker
 from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.handoff import Handoff
 from ..sources.walk import FilterRule, PathFilter
 from ..store.base import Store
-from ..urls import join_key, parse_s3_url
+from ..urls import S3Url, join_key, parse_s3_url
 
 __all__ = ["SyncReport", "SyncStats", "sync"]
 
@@ -137,7 +138,8 @@ def sync(
     state directory, a path, or False. Memory: at most ``sort_items_in_memory`` records
     per side (~250 bytes each) before the sort spills to a temporary file. ``cluster``: the
     uploads run on Dask workers (``local:N``, ``tcp://host:8786`` or a ``distributed.Client``;
-    needs ``s3pump[dask]``); planning, deletes and the report stay here (docs/cluster.md).
+    needs ``s3pump[dask]``), and so does the walk (unless ``config.follow_symlinks``); the listing,
+    planning, hashing, deletes and the report stay here (docs/cluster.md).
 
     Returns:
         SyncReport: uploads (done/failed/unchanged), deletes, hashing, plan counts.
@@ -173,33 +175,53 @@ def sync(
         cache = HashCache(state_dir() / "hashcache.sqlite" if hash_cache is True else Path(hash_cache))
         if cache.error:
             log.warning("%s", cache.error)
-    handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")
-    try:
-        with Run("sync", config, dest.bucket, store=store, embedded=embedded, subscribers=[sync_stats, *subscribers],
-                 failed_list=failed_list, handle_signals=handle_signals, check_failed_list=True) as run:
-            planner = SyncPlanner(
-                root=root, dest=dest, key_prefix=key_prefix, store=run.store, config=run.config, mode=mode,
-                delete=delete, dry_run=dry_run, cache=cache,
-                path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
-                sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
-            )
-            try:
-                handoff.start(planner.produce)
-                if dry_run:
-                    for item in run.emitting(handoff):
-                        assert item.error is not None  # a dry run plans no upload items
-                        run.fail(item, item.error)
-                    for key in planner.deletes:
-                        run.emit(ObjectDeleted(key, dry_run=True))
-                else:
-                    cluster_info = _transfer(run, handoff, cluster)
-                    run.delete(planner.deletes)
-            finally:
-                handoff.stop()
-                planner.deletes.close()
-    finally:
-        if cache is not None:
-            cache.close()
+    walk: Any = None  # the distributed walk's counts (WalkStats), when the workers walk
+    walker: Walker | None = None
+    with contextlib.ExitStack() as stack:
+        if cluster is not None and not dry_run:
+            from ..cluster.treewalk import WalkStats, walk_on_workers
+
+            if walk_on_workers(config):
+                from ..cluster.connect import connect
+                from ..cluster.coordinator import credentials_env
+                from ..cluster.treewalk import walk_on_cluster
+
+                # one connection for the planner's walk and the shards
+                cluster = stack.enter_context(connect(cluster, local_env=credentials_env(config)))
+                walk = WalkStats()
+
+                def walker(roots: Sequence[str], to: S3Url, keep: PathFilter, stopped: Callable[[], bool]) -> Any:
+                    return walk_on_cluster(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped)
+
+        handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")
+        try:
+            with Run("sync", config, dest.bucket, store=store, embedded=embedded,
+                     subscribers=[sync_stats, *subscribers], failed_list=failed_list, handle_signals=handle_signals,
+                     check_failed_list=True) as run:
+                planner = SyncPlanner(
+                    root=root, dest=dest, key_prefix=key_prefix, store=run.store, config=run.config, mode=mode,
+                    delete=delete, dry_run=dry_run, cache=cache,
+                    path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
+                    sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
+                    walker=walker,
+                )
+                try:
+                    handoff.start(planner.produce)
+                    if dry_run:
+                        for item in run.emitting(handoff):
+                            assert item.error is not None  # a dry run plans no upload items
+                            run.fail(item, item.error)
+                        for key in planner.deletes:
+                            run.emit(ObjectDeleted(key, dry_run=True))
+                    else:
+                        cluster_info = _transfer(run, handoff, cluster, walk)
+                        run.delete(planner.deletes)
+                finally:
+                    handoff.stop()
+                    planner.deletes.close()
+        finally:
+            if cache is not None:
+                cache.close()
     base = dataclasses.replace(run.report(dry_run=dry_run), cluster=cluster_info)
     return SyncReport(
         **{f: getattr(base, f) for f in UploadReport.__dataclass_fields__},
@@ -213,7 +235,7 @@ def sync(
     )
 
 
-def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None) -> dict[str, Any] | None:
+def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None, walk: Any = None) -> dict[str, Any] | None:
     """The planner's uploads through the run's engine (or a cluster's workers: what they did is
     returned); a planner that fails cancels the transfer (the safe way: open multipart uploads are
     aborted) and its error is raised instead."""
@@ -233,7 +255,7 @@ def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None) -> dict[str,
         else:
             from ..cluster.coordinator import transfer_on_cluster
 
-            outcome = transfer_on_cluster(run, run.emitting(items()), cluster).to_json()
+            outcome = transfer_on_cluster(run, run.emitting(items()), cluster, walk=walk).to_json()
     except CancelledError:
         if planner_error:
             raise _as_s3pump_error(planner_error[0]) from None

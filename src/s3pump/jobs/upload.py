@@ -24,7 +24,7 @@ from ..local_state import is_write_refused, state_error
 from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
-from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes
+from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
 from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
@@ -160,8 +160,9 @@ def upload(
     CLI's setting; by default no signal handler is installed).
 
     ``cluster``: run the uploads on Dask distributed workers (``local:N``, ``tcp://host:8786`` or a
-    ``distributed.Client``; needs ``s3pump[dask]``); this process plans, journals and reports (see
-    :mod:`s3pump.cluster` and docs/cluster.md). ``cluster_options``: keyword arguments of
+    ``distributed.Client``; needs ``s3pump[dask]``); the workers walk the tree too (unless
+    ``config.follow_symlinks``; :mod:`s3pump.cluster.treewalk`), this process journals, cuts shards
+    and reports (see :mod:`s3pump.cluster` and docs/cluster.md). ``cluster_options``: keyword arguments of
     :func:`s3pump.cluster.coordinator.transfer_on_cluster` (shard limits, a per-worker cap).
 
     Returns:
@@ -191,54 +192,75 @@ def upload(
         require_distributed()  # before anything is walked or sent
     attrs = ObjectAttributes.of(config)
     path_filter = PathFilter(include, exclude, rules=filters)  # the walk's and the clash check's: one filter
-    # two sources that map to one key: refuse before sending (only several roots, or a list, can have them)
-    if from_list is not None:
-        check_no_key_clashes(find_clashes_in(read_failed_list(from_list, dest, attrs)), dest)
-    elif len(paths) > 1:
-        check_no_key_clashes(find_key_clashes([str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-                                              path_filter=path_filter), dest)
-    if from_list is not None:
-        items: Iterable[UploadItem | Discovered] = read_failed_list(from_list, dest, attrs)
-    else:
-        items = walk_items(
-            [str(p) for p in paths], dest, follow_symlinks=config.follow_symlinks,
-            path_filter=path_filter, attrs_for=attrs_by_content_type(attrs),
-            queue_size=config.walk_queue_size, discovered=True,
-        )
-    run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
-              failed_list=failed_list, handle_signals=handle_signals, check_bucket=not dry_run,
-              check_failed_list=True)
-    if dry_run:
-        return _dry_run(run, items)
-    with run:
-        journal = _open_journal([str(p) for p in paths] if from_list is None else [f"--from-list={from_list}"],
-                                destination, run, dest, fresh=not resume)
-        run.subscribe(run.guard(journal, lambda: journal.path, "resume journal"))
-        assert run.uploads is not None
-        try:
-            # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
-            planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
-                                      multipart_threshold_bytes=run.config.multipart_threshold_bytes)
-            try:
-                if cluster is not None:
-                    from ..cluster.coordinator import transfer_on_cluster
+    roots = [str(p) for p in paths]
+    with contextlib.ExitStack() as stack:
+        walk: Any = None  # the distributed walk's counts (WalkStats), when the workers walk
+        if cluster is not None and not dry_run and from_list is None:
+            from ..cluster.treewalk import WalkStats, walk_on_workers
 
-                    # workers create the multipart uploads, and a killed one never reports its upload:
-                    # record the intent here, before any worker can create it (abort_orphans sweeps it)
-                    planned = _announce_multipart(planned, journal, run.config.multipart_threshold_bytes)
-                    outcome = transfer_on_cluster(run, planned, cluster, **(cluster_options or {}))
-                else:
-                    run.transfer(planned, keep_uploads_on_cancel=resume)
-            except (OSError, sqlite3.Error) as e:  # the planner's journal lookups (the engine aborted)
-                if not is_write_refused(e):
-                    raise
-                raise state_error(journal.path, "resume journal", e) from None
-            with contextlib.suppress(S3PumpError):  # uploads a killed or retried Create left unknown
-                abort_orphans(journal, run.store, dest.bucket, dest.prefix, run.uploads.abort)
-            if run.stats.files_failed == 0 and journal.settled:
-                journal.delete()
-        finally:
-            journal.close()
+            if walk_on_workers(config):
+                from ..cluster.connect import connect
+                from ..cluster.coordinator import credentials_env
+
+                # one connection for the clash pre-pass, the walk and the shards
+                cluster = stack.enter_context(connect(cluster, local_env=credentials_env(config)))
+                walk = WalkStats()
+
+        def tree(stats: Any = None, cancelled: Any = lambda: False) -> Iterable[Any]:
+            """The walk of ``roots``: on the cluster's workers, or in a thread of this process."""
+            if walk is not None:
+                from ..cluster.treewalk import walk_on_cluster
+
+                return walk_on_cluster(cluster, roots, dest, path_filter=path_filter, attrs=attrs, stats=stats,
+                                       cancelled=cancelled)
+            return walk_items(roots, dest, follow_symlinks=config.follow_symlinks, path_filter=path_filter,
+                              attrs_for=attrs_by_content_type(attrs), queue_size=config.walk_queue_size,
+                              discovered=True)
+
+        # two sources that map to one key: refuse before sending (only several roots, or a list, can have them)
+        if from_list is not None:
+            check_no_key_clashes(find_clashes_in(read_failed_list(from_list, dest, attrs)), dest)
+        elif len(paths) > 1 and walk is not None:
+            check_no_key_clashes(find_clashes_in(tree(), order=root_order(roots)), dest)
+        elif len(paths) > 1:
+            check_no_key_clashes(find_key_clashes(roots, dest, follow_symlinks=config.follow_symlinks,
+                                                  path_filter=path_filter), dest)
+        run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
+                  failed_list=failed_list, handle_signals=handle_signals, check_bucket=not dry_run,
+                  check_failed_list=True)
+        items: Iterable[UploadItem | Discovered] = (
+            read_failed_list(from_list, dest, attrs) if from_list is not None else tree(walk, lambda: run.cancelled))
+        if dry_run:
+            return _dry_run(run, items)
+        with run:
+            journal = _open_journal(roots if from_list is None else [f"--from-list={from_list}"],
+                                    destination, run, dest, fresh=not resume)
+            run.subscribe(run.guard(journal, lambda: journal.path, "resume journal"))
+            assert run.uploads is not None
+            try:
+                # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
+                planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
+                                          multipart_threshold_bytes=run.config.multipart_threshold_bytes)
+                try:
+                    if cluster is not None:
+                        from ..cluster.coordinator import transfer_on_cluster
+
+                        # workers create the multipart uploads, and a killed one never reports its upload:
+                        # record the intent here, before any worker can create it (abort_orphans sweeps it)
+                        planned = _announce_multipart(planned, journal, run.config.multipart_threshold_bytes)
+                        outcome = transfer_on_cluster(run, planned, cluster, walk=walk, **(cluster_options or {}))
+                    else:
+                        run.transfer(planned, keep_uploads_on_cancel=resume)
+                except (OSError, sqlite3.Error) as e:  # the planner's journal lookups (the engine aborted)
+                    if not is_write_refused(e):
+                        raise
+                    raise state_error(journal.path, "resume journal", e) from None
+                with contextlib.suppress(S3PumpError):  # uploads a killed or retried Create left unknown
+                    abort_orphans(journal, run.store, dest.bucket, dest.prefix, run.uploads.abort)
+                if run.stats.files_failed == 0 and journal.settled:
+                    journal.delete()
+            finally:
+                journal.close()
     if cluster is not None:
         return dataclasses.replace(run.report(), cluster=outcome.to_json())
     return run.report()

@@ -20,7 +20,7 @@ import concurrent.futures as cf
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,12 @@ from .syncplan import (
     valid_md5,
 )
 
-__all__ = ["SyncPlanner"]
+__all__ = ["SyncPlanner", "Walker"]
+
+Walker = Callable[[Sequence[str], S3Url, PathFilter, Callable[[], bool]], Iterable[Any]]
+"""``walker(roots, dest, path_filter, stopped)``: another walk of the local side (``--cluster``'s, on
+the workers): :func:`~s3pump.sources.walk.walk_items`' items, plus ``EntrySkipped`` (handed on) and
+``Discovered`` (ignored) events, in any order; it ends early once ``stopped()``."""
 
 log = logging.getLogger("s3pump.sync")
 
@@ -87,9 +92,10 @@ class SyncPlanner:
     def __init__(
         self, *, root: str, dest: S3Url, key_prefix: str, store: Store, config: TransferConfig, mode: SyncMode,
         delete: bool, dry_run: bool, path_filter: PathFilter, cache: HashCache | None, sort_items: int,
-        hash_workers: int,
+        hash_workers: int, walker: Walker | None = None,
     ) -> None:
         self.root = root
+        self.walker = walker
         self._root_slash = root if root.endswith("/") else root + "/"
         root_abs = os.path.abspath(root)
         self._root_abs_slash = root_abs if root_abs.endswith("/") else root_abs + "/"
@@ -152,6 +158,15 @@ class SyncPlanner:
                 continue
             sorter.add((info.key.encode("utf-8"), info.size_bytes, info.etag, info.last_modified))
 
+    def _walk(self, out: Handoff[Any]) -> Iterable[Any]:
+        """The local side: the walk of the root in a thread here, or the :attr:`walker` given."""
+        dest = S3Url(self.dest.bucket, self.key_prefix)
+        if self.walker is not None:
+            return self.walker([self.root], dest, self.path_filter, lambda: out.stopped)
+        return walk_items([self.root], dest, follow_symlinks=self.config.follow_symlinks,
+                          path_filter=self.path_filter, attrs_for=lambda _key: _NO_ATTRS,
+                          queue_size=self.config.walk_queue_size, totals=self.walk_totals)
+
     def _sorted_sides(self, out: Handoff[Any]) -> tuple[Iterator[LocalRecord], Iterator[RemoteRecord]]:
         local = ExternalSorter(self.sort_items)
         remote = ExternalSorter(self.sort_items)
@@ -167,11 +182,12 @@ class SyncPlanner:
         lister = threading.Thread(target=list_remote, name="s3pump-sync-list", daemon=True)
         lister.start()
         try:
-            for item in walk_items(
-                [self.root], S3Url(self.dest.bucket, self.key_prefix), follow_symlinks=self.config.follow_symlinks,
-                path_filter=self.path_filter, attrs_for=lambda _key: _NO_ATTRS,
-                queue_size=self.config.walk_queue_size, totals=self.walk_totals,
-            ):
+            for item in self._walk(out):
+                if isinstance(item, EntrySkipped):  # the cluster's walk hands its skipped entries over
+                    out.put(item)
+                    continue
+                if not isinstance(item, UploadItem):  # its Discovered totals: the planner counts its own
+                    continue
                 for path, kind in self.walk_totals.drain_skips():  # symlinks, FIFOs, ...: said, not planned
                     out.put(EntrySkipped(path, kind))
                 if item.error is not None:
@@ -184,6 +200,8 @@ class SyncPlanner:
                 local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))
                 if out.stopped:
                     raise Stopped
+            if out.stopped:  # a walk cut short is no plan: never delete on it
+                raise Stopped
             for path, kind in self.walk_totals.drain_skips():
                 out.put(EntrySkipped(path, kind))
             out.flush()

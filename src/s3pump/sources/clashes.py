@@ -16,7 +16,7 @@ of the tree (names and ``stat``, no file content), and memory independent of the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import KeyClashError
@@ -25,7 +25,7 @@ from ..plan.extsort import ExternalSorter
 from ..urls import S3Url
 from .walk import PathFilter, walk_items
 
-__all__ = ["KeyClash", "check_no_key_clashes", "find_clashes_in", "find_key_clashes"]
+__all__ = ["KeyClash", "check_no_key_clashes", "find_clashes_in", "find_key_clashes", "root_order"]
 
 #: Clashes named one by one in the error; beyond this the message gives the count of the rest.
 MAX_CLASHES_SHOWN = 100
@@ -59,15 +59,17 @@ def find_key_clashes(
 
 
 def find_clashes_in(items: Iterable[object], *, max_in_memory: int = 100_000,
-                    tmp_dir: str | None = None) -> Iterator[KeyClash]:
+                    tmp_dir: str | None = None, order: Callable[[UploadItem], int] | None = None) -> Iterator[KeyClash]:
     """Every key that more than one of ``items`` (upload items without an error; other objects, such as
     the ``Discovered`` events a source interleaves, are passed over) maps to, in key order, in bounded
-    memory (see the module docstring). Used for a ``--from-list`` file, whose lines may repeat a key."""
+    memory (see the module docstring). Used for a ``--from-list`` file, whose lines may repeat a key,
+    and for ``--cluster``'s walk. A clash names its sources in the order of ``items``, or of
+    ``order(item)`` (e.g. :func:`root_order`: a walk whose parts arrive in any order)."""
     sorter = ExternalSorter(max_in_memory, tmp_dir)
     try:
         for seq, item in enumerate(items):  # seq keeps each key's sources in walk order
             if isinstance(item, UploadItem) and item.error is None:  # not the events a source interleaves
-                sorter.add((item.key, seq, item.source))
+                sorter.add((item.key, seq if order is None else order(item), item.source))
         key: str | None = None
         sources: list[str] = []
         for k, _, source in sorter.sorted():
@@ -80,6 +82,20 @@ def find_clashes_in(items: Iterable[object], *, max_in_memory: int = 100_000,
             yield KeyClash(key, tuple(sources))  # type: ignore[arg-type]
     finally:
         sorter.close()
+
+
+def root_order(roots: Sequence[str]) -> Callable[[UploadItem], int]:
+    """``order(item)``: the index of the first of ``roots`` the item's source is (or is under), so that
+    a clash names its sources in the order of their roots, as the single walk does."""
+    prefixes = [(r, r if r.endswith("/") else r + "/") for r in roots]
+
+    def order(item: UploadItem) -> int:
+        for i, (root, under) in enumerate(prefixes):
+            if item.source == root or item.source.startswith(under):
+                return i
+        return len(prefixes)
+
+    return order
 
 
 def check_no_key_clashes(clashes: Iterable[KeyClash], dest: S3Url) -> None:

@@ -5,6 +5,10 @@ queue of at most ``queue_size`` items, so memory stays flat however many files
 there are. Symbolic links are skipped unless ``follow_symlinks``; when they are
 followed, a directory reached twice through links is a loop and is reported.
 
+:func:`walk_part` walks a bounded part of a tree and hands back the directories it did not reach:
+``--cluster`` runs it in walk tasks on the workers (:mod:`s3pump.cluster.treewalk`), with the same
+per-directory scan, filters, symlink rule and keys as :func:`walk_items`.
+
 Key mapping (as ``aws s3 cp --recursive``):
 
 * a directory ``D``: ``prefix/<path relative to D>``;
@@ -47,7 +51,19 @@ from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
 from .handoff import threaded as _threaded
 
-__all__ = ["FilterRule", "PathFilter", "WalkTotals", "attrs_by_content_type", "skipped_line", "walk_items"]
+__all__ = [
+    "FilterRule",
+    "PathFilter",
+    "WalkDir",
+    "WalkPart",
+    "WalkTotals",
+    "attrs_by_content_type",
+    "exact_key_for",
+    "root_item",
+    "skipped_line",
+    "walk_items",
+    "walk_part",
+]
 
 _BATCH = 256
 
@@ -152,67 +168,185 @@ def _error_item(source: str, key: str, error: S3PumpError) -> UploadItem:
     return UploadItem(key=key, size_bytes=0, source=source, error=error)
 
 
+def exact_key_for(roots: Sequence[str], dest: S3Url) -> bool:
+    """Whether a file root is written to exactly ``dest.prefix`` (one root, a prefix not ending in ``/``)."""
+    return len(roots) == 1 and dest.prefix != "" and not dest.prefix.endswith("/")
+
+
+def root_item(
+    root: str, dest: S3Url, exact_key: bool, follow: bool,
+    attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals,
+) -> UploadItem | os.stat_result:
+    """What a root is: a file (its item, keyed as described in the module docstring; ``exact_key``:
+    see :func:`exact_key_for`), one that cannot be walked (an item with ``error`` set), or a
+    directory (its ``stat`` result, to walk)."""
+    try:
+        st = os.stat(root) if follow or not os.path.islink(root) else os.lstat(root)
+    except FileNotFoundError:
+        return _error_item(root, "", SourceNotFoundError(f"{root}: no such file or directory"))
+    except OSError as e:
+        return _error_item(root, "", SourceUnreadableError(f"{root}: {e.strerror}"))
+    if stat_mod.S_ISREG(st.st_mode):
+        name = os.path.basename(root)
+        key = dest.prefix if exact_key else join_key(dest.prefix, name)
+        return _file_item(root, key, st, attrs_for, totals)
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return _error_item(root, "", SourceUnreadableError(f"{root}: not a regular file or directory"))
+    return st
+
+
 def _walk_one(
     root: str, dest: S3Url, exact_key: bool, keep: PathFilter, follow: bool,
     attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals,
 ) -> Iterator[UploadItem]:
-    try:
-        st = os.stat(root) if follow or not os.path.islink(root) else os.lstat(root)
-    except FileNotFoundError:
-        yield _error_item(root, "", SourceNotFoundError(f"{root}: no such file or directory"))
-        return
-    except OSError as e:
-        yield _error_item(root, "", SourceUnreadableError(f"{root}: {e.strerror}"))
-        return
-    if stat_mod.S_ISREG(st.st_mode):
-        name = os.path.basename(root)
-        key = dest.prefix if exact_key else join_key(dest.prefix, name)
-        yield _file_item(root, key, st, attrs_for, totals)
-        return
-    if not stat_mod.S_ISDIR(st.st_mode):
-        yield _error_item(root, "", SourceUnreadableError(f"{root}: not a regular file or directory"))
+    st = root_item(root, dest, exact_key, follow, attrs_for, totals)
+    if isinstance(st, UploadItem):
+        yield st
         return
     seen_dirs = {(st.st_dev, st.st_ino)}
     stack: list[tuple[str, str]] = [(root, "")]
     while stack:
         dirpath, reldir = stack.pop()
         try:
-            with os.scandir(dirpath) as it:
-                entries = sorted(it, key=lambda e: e.name, reverse=True)
+            entries = _list_dir(dirpath)
         except OSError as e:
-            yield _error_item(dirpath, join_key(dest.prefix, reldir),
-                              SourceUnreadableError(f"{dirpath}: {e.strerror}; skipped this directory"))
+            yield _dir_error(dirpath, reldir, dest, e)
             continue
         subdirs: list[tuple[str, str]] = []
-        for entry in reversed(entries):
-            rel = f"{reldir}{entry.name}"
-            try:
-                if entry.is_symlink() and not follow:
-                    totals.skip(entry.path, "symlink")
-                    continue
-                if entry.is_dir(follow_symlinks=follow):
-                    if follow:
-                        dst = entry.stat(follow_symlinks=True)
-                        ident = (dst.st_dev, dst.st_ino)
-                        if ident in seen_dirs:
-                            yield _error_item(entry.path, join_key(dest.prefix, rel), SourceUnreadableError(
-                                f"{entry.path}: directory symlink loop (already visited); skipped"))
-                            continue
-                        seen_dirs.add(ident)
-                    subdirs.append((entry.path, rel + "/"))
-                    continue
-                if not entry.is_file(follow_symlinks=follow):  # sockets, FIFOs, devices, dangling links
-                    totals.skip(entry.path, _special_kind(entry.path))
-                    continue
-                if keep.active and not keep(rel):
-                    continue
-                est = entry.stat(follow_symlinks=follow)
-            except OSError as e:
-                yield _error_item(entry.path, join_key(dest.prefix, rel),
-                                  SourceUnreadableError(f"{entry.path}: {e.strerror}"))
-                continue
-            yield _file_item(entry.path, join_key(dest.prefix, rel), est, attrs_for, totals)
+        yield from _scan(entries, reldir, dest, keep, follow, attrs_for, totals, seen_dirs, subdirs)
         stack.extend(reversed(subdirs))
+
+
+def _list_dir(dirpath: str) -> list[os.DirEntry[str]]:
+    """The entries of ``dirpath`` sorted by name (the walk's order). Raises OSError."""
+    with os.scandir(dirpath) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _dir_error(dirpath: str, reldir: str, dest: S3Url, e: OSError) -> UploadItem:
+    return _error_item(dirpath, join_key(dest.prefix, reldir),
+                       SourceUnreadableError(f"{dirpath}: {e.strerror}; skipped this directory"))
+
+
+def _scan(
+    entries: Sequence[os.DirEntry[str]], reldir: str, dest: S3Url, keep: PathFilter, follow: bool,
+    attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals, seen_dirs: set[tuple[int, int]] | None,
+    subdirs: list[tuple[str, str]],
+) -> Iterator[UploadItem]:
+    """The items of one directory's ``entries`` (in order); its subdirectories to walk are appended
+    to ``subdirs`` as ``(path, relative path + "/")``. ``seen_dirs``: the ``(device, inode)`` of the
+    directories visited, when symlinks are followed (a directory reached twice is a loop)."""
+    for entry in entries:
+        rel = f"{reldir}{entry.name}"
+        try:
+            if entry.is_symlink() and not follow:
+                totals.skip(entry.path, "symlink")
+                continue
+            if entry.is_dir(follow_symlinks=follow):
+                if follow and seen_dirs is not None:
+                    dst = entry.stat(follow_symlinks=True)
+                    ident = (dst.st_dev, dst.st_ino)
+                    if ident in seen_dirs:
+                        yield _error_item(entry.path, join_key(dest.prefix, rel), SourceUnreadableError(
+                            f"{entry.path}: directory symlink loop (already visited); skipped"))
+                        continue
+                    seen_dirs.add(ident)
+                subdirs.append((entry.path, rel + "/"))
+                continue
+            if not entry.is_file(follow_symlinks=follow):  # sockets, FIFOs, devices, dangling links
+                totals.skip(entry.path, _special_kind(entry.path))
+                continue
+            if keep.active and not keep(rel):
+                continue
+            est = entry.stat(follow_symlinks=follow)
+        except OSError as e:
+            yield _error_item(entry.path, join_key(dest.prefix, rel),
+                              SourceUnreadableError(f"{entry.path}: {e.strerror}"))
+            continue
+        yield _file_item(entry.path, join_key(dest.prefix, rel), est, attrs_for, totals)
+
+
+@dataclass(frozen=True, slots=True)
+class WalkDir:
+    """A directory to walk: ``path``, and ``reldir``, its path relative to its root with a trailing
+    ``/`` (``""`` for a root). A slice of a large directory walks only the entries whose names are
+    after ``after`` and up to ``upto`` included (None: no bound)."""
+
+    path: str
+    reldir: str
+    after: str | None = None
+    upto: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WalkPart:
+    """What :func:`walk_part` found: ``items`` (files and errors, as the full walk yields them), the
+    ``skipped`` entries (``(path, kind)``), the ``frontier`` of directories (or slices) left to
+    walk, and counts: ``files``/``bytes`` found, ``dirs`` listed, ``entries`` looked at."""
+
+    items: tuple[UploadItem, ...]
+    skipped: tuple[tuple[str, str], ...]
+    frontier: tuple[WalkDir, ...]
+    files: int
+    bytes: int
+    dirs: int
+    entries: int
+
+
+def walk_part(
+    start: WalkDir, dest: S3Url, *, max_entries: int, split: bool = False,
+    path_filter: PathFilter | None = None, attrs_for: Callable[[str], ObjectAttributes] | None = None,
+) -> WalkPart:
+    """Walk the tree under ``start`` (symlinks not followed) until about ``max_entries`` directory
+    entries were looked at; the directories not walked yet come back as the ``frontier``, for
+    other calls (on other machines) to walk. ``split``: list ``start`` only and hand back all its
+    subdirectories (a breadth-first step, to spread a tree's top quickly).
+
+    A directory of more than ``max_entries`` entries is cut into slices of ``max_entries`` names
+    (:class:`WalkDir` ``after``/``upto``): the first is walked here, the others are in the frontier
+    (each slice lists the directory again and looks only at its names). The items, filters, keys
+    and errors are those of :func:`walk_items` over the same tree: the walk of a root's part is
+    that root's walk restricted to it, and the union of the parts is the whole walk.
+
+    Raises:
+        ValueError: ``max_entries`` below 1.
+    """
+    if max_entries < 1:
+        raise ValueError("a walk part looks at one entry at least")
+    keep = path_filter or PathFilter()
+    attrs_for = attrs_for or attrs_by_content_type(ObjectAttributes())
+    totals = WalkTotals()
+    stack = [start]
+    items: list[UploadItem] = []
+    frontier: list[WalkDir] = []
+    skipped: list[tuple[str, str]] = []
+    seen = dirs = 0
+    while stack:
+        d = stack.pop()
+        if seen >= max_entries or (split and dirs):
+            frontier.append(d)
+            continue
+        try:
+            entries = _list_dir(d.path)
+        except OSError as e:
+            items.append(_dir_error(d.path, d.reldir, dest, e))
+            continue
+        dirs += 1
+        if d.after is not None or d.upto is not None:
+            entries = [e for e in entries if (d.after is None or e.name > d.after)
+                       and (d.upto is None or e.name <= d.upto)]
+        elif len(entries) > max_entries:  # a large directory: slices of max_entries names
+            for i in range(max_entries, len(entries), max_entries):
+                last = i + max_entries - 1
+                frontier.append(WalkDir(d.path, d.reldir, entries[i - 1].name,
+                                        entries[last].name if last < len(entries) - 1 else None))
+            entries = entries[:max_entries]
+        seen += len(entries)
+        subdirs: list[tuple[str, str]] = []
+        items.extend(_scan(entries, d.reldir, dest, keep, False, attrs_for, totals, None, subdirs))
+        skipped.extend(totals.drain_skips())
+        stack.extend(WalkDir(path, rel) for path, rel in reversed(subdirs))
+    return WalkPart(tuple(items), tuple(skipped), tuple(frontier), totals.files, totals.bytes, dirs, seen)
 
 
 def _special_kind(path: str) -> str:
@@ -270,7 +404,7 @@ def walk_items(
     keep = path_filter or PathFilter()
     totals = totals if totals is not None else WalkTotals()
     attrs_for = attrs_for or attrs_by_content_type(ObjectAttributes())
-    exact_key = len(roots) == 1 and dest.prefix != "" and not dest.prefix.endswith("/")
+    exact_key = exact_key_for(roots, dest)
 
     def generate() -> Iterator[UploadItem | Discovered | EntrySkipped]:
         reported = 0

@@ -2,7 +2,8 @@
 
 It consumes events only: ``Discovered`` (totals so far), ``FileDone``/``FileSkipped``/``FileFailed``
 (files finished), ``PartDone`` (bytes of multipart uploads), ``RetryScheduled``, ``SourceRead``
-(a stream's bytes read) and ``BatchExported`` (an export's rows and checkpoint). The columns
+(a stream's bytes read), ``BatchExported`` (an export's rows and checkpoint) and ``ShardProgress``
+(``--cluster``: what the shards in flight have done so far, shown until their results come in). The columns
 depend on the job (``kind``):
 
 * ``files`` (upload, sync): ``upload  1,200/5,000 files  48.0 MiB/120.5 MiB  12.3 MiB/s  ETA 0:00:05``
@@ -28,6 +29,7 @@ from ..events import (
     FileSkipped,
     PartDone,
     RetryScheduled,
+    ShardProgress,
     SourceRead,
 )
 from ..units import format_bytes
@@ -38,29 +40,45 @@ __all__ = ["Counts", "PlainProgress", "ProgressBar", "progress_line"]
 class Counts:
     """What the views show, counted from events. ``update`` says whether the event changed anything."""
 
-    __slots__ = ("bytes", "checkpoint", "failed", "files", "final", "objects", "read", "retries", "rows",
-                 "started", "total_bytes", "total_files")
+    __slots__ = ("_bytes", "_files", "_shards", "checkpoint", "failed", "final", "objects", "read", "retries",
+                 "rows", "started", "total_bytes", "total_files")
 
     def __init__(self) -> None:
-        self.files = self.failed = self.retries = self.bytes = self.objects = self.rows = self.read = 0
+        self._files = self.failed = self.retries = self._bytes = self.objects = self.rows = self.read = 0
         self.total_files = self.total_bytes = 0
+        self._shards: dict[int, tuple[int, int]] = {}  # --cluster: files and bytes of shards in flight
         self.final = False
         self.checkpoint: Any = None
         self.started = time.monotonic()
 
+    @property
+    def files(self) -> int:
+        """Files finished (done, skipped or failed), with those of ``--cluster`` shards still in flight."""
+        return self._files + sum(f for f, _ in self._shards.values())
+
+    @property
+    def bytes(self) -> int:
+        """Bytes sent, with those of ``--cluster`` shards still in flight."""
+        return self._bytes + sum(b for _, b in self._shards.values())
+
     def update(self, event: Event) -> bool:
         if isinstance(event, FileDone):
-            self.files += 1
+            self._files += 1
             self.objects += 1
             if not event.parts:  # multipart bytes come part by part
-                self.bytes += event.size_bytes
+                self._bytes += event.size_bytes
         elif isinstance(event, PartDone):
-            self.bytes += event.size_bytes
+            self._bytes += event.size_bytes
         elif isinstance(event, FileSkipped):
-            self.files += 1
+            self._files += 1
         elif isinstance(event, FileFailed):
-            self.files += 1
+            self._files += 1
             self.failed += 1
+        elif isinstance(event, ShardProgress):
+            if event.files or event.bytes:
+                self._shards[event.shard] = (event.files, event.bytes)
+            else:
+                self._shards.pop(event.shard, None)
         elif isinstance(event, RetryScheduled):
             self.retries += 1
         elif isinstance(event, Discovered):

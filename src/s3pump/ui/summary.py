@@ -53,9 +53,15 @@ def print_summary(report: UploadReport, *, verb: str = "uploaded", destination: 
 
 def _print_cluster(console: Console, cluster: dict[str, Any], *, tasks: str = "shards", items: str = "files"
                    ) -> None:
-    """``--cluster``: shards (an export's ranges), then one line per worker with its rate over its busy time."""
+    """``--cluster``: shards (an export's ranges), where the walk ran, then one line per worker with its
+    rate over its busy time."""
     console.print(f"cluster: {cluster['workers']} workers; {tasks} {cluster['shards_done']} done, "
                   f"{cluster['shards_failed']} failed of {cluster['shards_planned']} submitted")
+    walk = cluster.get("walk") or {}
+    if walk.get("on") == "workers":
+        failed = f", {walk['failed']} failed" if walk.get("failed") else ""
+        console.print(f"  walk on the workers: {walk['tasks']:,} tasks listed {walk['dirs']:,} directories, "
+                      f"found {walk['files']:,} files{failed}")
     for w in cluster["per_worker"]:
         console.print(f"  worker {w['worker']}: {w['shards']} {tasks}, {w['files']} {items}, "
                       f"{format_bytes(w['bytes'])} in {w['busy_s']:.1f} s busy ({w['rate_bps'] / 1e6:.1f} MB/s)")
