@@ -30,6 +30,7 @@ from s3pump.errors import WorkerMismatchError  # noqa: E402
 from s3pump.jobs.upload import upload  # noqa: E402
 from s3pump.testing.faultproxy import FaultPlan, FaultProxy  # noqa: E402
 from tests.conftest import S3Env, list_all, run_cli  # noqa: E402
+from tests.e2e.localcluster import local_cluster_client  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -73,19 +74,7 @@ def summary(stdout: bytes) -> dict:
 def client(s3env: S3Env) -> Iterator[object]:
     """A LocalCluster of 2 worker processes (one thread each) whose environment holds the
     credentials (the coordinator never sends them); its Client."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID=s3env.server.access_key_id,
-                      AWS_SECRET_ACCESS_KEY=s3env.server.secret_access_key, AWS_REGION=s3env.server.region)
-    try:
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    with cluster, distributed.Client(cluster) as c:
+    with local_cluster_client(s3env) as c:
         yield c
 
 
