@@ -96,9 +96,20 @@ def _either(f: Any, t: pa.Table) -> tuple[str, Any]:
         return "error", None
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables())
 def test_column_encoder_writes_the_reference_encoders_bytes(t: pa.Table) -> None:
+    _same_as_reference(t)
+
+
+@pytest.mark.slow
+@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables())
+def test_column_encoder_writes_the_reference_encoders_bytes_5000_tables(t: pa.Table) -> None:
+    _same_as_reference(t)
+
+
+def _same_as_reference(t: pa.Table) -> None:
     mine, reference = _either(encode_jsonl, t), _either(encode_rows, t)
     assert mine[0] == reference[0], (mine, reference)
     if mine[0] == "ok":
@@ -115,7 +126,7 @@ def _parsed(text: bytes) -> list[Any]:
     return [json.loads(line) for line in text.split(b"\n")[:-1]]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50))
 def test_floats_are_pythons_repr(values: list[float]) -> None:
     lines = encode_jsonl(pa.table({"x": pa.array(values, pa.float64())})).decode().splitlines()
