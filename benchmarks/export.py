@@ -77,6 +77,8 @@ def main() -> None:
     ap.add_argument("--format", default="parquet", choices=("parquet", "jsonl"),
                     help="s3pump's --format (jsonl: gzip; dlt runs only for parquet)")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump export")
+    ap.add_argument("--base-src", help="the src/ directory of another s3pump (e.g. `git archive REV src`), run "
+                    "as the tool s3pump-base through PYTHONPATH: an A/B in one run")
     args = ap.parse_args()
 
     bench = Bench()
@@ -92,10 +94,18 @@ def main() -> None:
         fs = pafs.S3FileSystem(access_key=s.access_key_id, secret_key=s.secret_access_key, region=s.region,
                                endpoint_override=s.endpoint_url.split("://", 1)[1], scheme="http")
 
-        def s3pump(r: int) -> Sample:
-            return bench.time([*s3pump_cli(), "export", str(db), f"s3://{bucket}/s3pump-{r}", "--table", "events",
+        def s3pump(r: int, name: str = "s3pump") -> Sample:
+            return bench.time([*s3pump_cli(), "export", str(db), f"s3://{bucket}/{name}-{r}", "--table", "events",
                                "--partition-by", "time:ts:day", "--format", args.format, "--no-progress",
                                *args.s3pump_args.split()])
+
+        def s3pump_base(r: int) -> Sample:
+            env = bench.env
+            bench.env = {**env, "PYTHONPATH": str(args.base_src)}
+            try:
+                return s3pump(r, "s3pump-base")
+            finally:
+                bench.env = env
 
         def dlt(r: int) -> Sample:
             script = work / "dlt_run.py"
@@ -103,8 +113,10 @@ def main() -> None:
             return bench.time([args.dlt_python, str(script), str(db), f"s3://{bucket}/dlt-{r}", s.endpoint_url,
                                s.access_key_id, s.secret_access_key, str(work / f"dlt-{r}")])
 
-        tools = {"s3pump": s3pump, "dlt": dlt}
+        tools = {"s3pump": s3pump, "s3pump-base": s3pump_base, "dlt": dlt}
         chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
+        if "s3pump-base" in chosen and not args.base_src:
+            raise SystemExit("--tools s3pump-base needs --base-src")
         if "dlt" in chosen and args.format != "parquet":
             del chosen["dlt"]
         if "dlt" in chosen and not os.path.exists(args.dlt_python):
@@ -114,9 +126,9 @@ def main() -> None:
         for name in chosen:  # every run really wrote every row
             for r in range(args.rounds):
                 if args.format == "jsonl":
-                    n = count_json_lines(bench, bucket, f"s3pump-{r}/events/")
+                    n = count_json_lines(bench, bucket, f"{name}-{r}/events/")
                 else:
-                    root = f"{bucket}/s3pump-{r}/events" if name == "s3pump" else f"{bucket}/dlt-{r}/d/events"
+                    root = f"{bucket}/{name}-{r}/events" if name != "dlt" else f"{bucket}/dlt-{r}/d/events"
                     n = ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive").count_rows()
                 assert n == args.rows, (name, r, n)
     finally:
