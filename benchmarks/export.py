@@ -1,4 +1,4 @@
-"""Export benchmark: a generated SQLite table → Parquet on SeaweedFS; s3pump vs dlt, same server, one run.
+"""Export benchmark: a generated SQLite table → Parquet or JSON Lines on SeaweedFS; s3pump vs dlt, one server.
 
 Table ``events`` (as in the export issue): id INTEGER PRIMARY KEY, ts DATETIME (ISO text, as SQLite
 stores it), entity TEXT, name TEXT, amount REAL, qty INTEGER; 10,000,000 rows by default.
@@ -9,18 +9,25 @@ run from its own virtualenv (``--dlt-python``, e.g. one made with
 ``python -m venv /tmp/dlt-venv && /tmp/dlt-venv/bin/pip install 'dlt[filesystem,sql_database,parquet]'``);
 it is skipped if that interpreter is missing.
 
-Targets (issue 5): >= 200,000 rows/s with peak RSS <= 1 GB.
+``--format jsonl``: s3pump writes gzip JSON Lines (``--format jsonl``) instead; dlt is not run
+(its peer on JSON Lines is Sling, in ``run_all.py``).
+
+Targets (issue 15): Parquet, 10M rows: >= 400,000 rows/s, peak RSS <= 300 MB; JSON Lines (gzip),
+2M rows: >= 200,000 rows/s.
 
 Usage:
   python benchmarks/export.py                        # 10M rows, 3 rounds, s3pump and dlt
   python benchmarks/export.py --rows 1000000 --rounds 1 --tools s3pump
+  python benchmarks/export.py --format jsonl --rows 2000000 --tools s3pump
 
-Every run is checked: the Parquet rows under its prefix add up to the table's row count.
+Every run is checked: the rows under its prefix (Parquet rows, or JSON lines) add up to the table's
+row count.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import sqlite3
 import sys
@@ -67,7 +74,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tools", default="s3pump,dlt")
     ap.add_argument("--dlt-python", default="/tmp/dlt-venv/bin/python", help="interpreter with dlt installed")
+    ap.add_argument("--format", default="parquet", choices=("parquet", "jsonl"),
+                    help="s3pump's --format (jsonl: gzip; dlt runs only for parquet)")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump export")
+    ap.add_argument("--base-src", help="the src/ directory of another s3pump (e.g. `git archive REV src`), run "
+                    "as the tool s3pump-base through PYTHONPATH: an A/B in one run")
     args = ap.parse_args()
 
     bench = Bench()
@@ -83,9 +94,18 @@ def main() -> None:
         fs = pafs.S3FileSystem(access_key=s.access_key_id, secret_key=s.secret_access_key, region=s.region,
                                endpoint_override=s.endpoint_url.split("://", 1)[1], scheme="http")
 
-        def s3pump(r: int) -> Sample:
-            return bench.time([*s3pump_cli(), "export", str(db), f"s3://{bucket}/s3pump-{r}", "--table", "events",
-                               "--partition-by", "time:ts:day", "--no-progress", *args.s3pump_args.split()])
+        def s3pump(r: int, name: str = "s3pump") -> Sample:
+            return bench.time([*s3pump_cli(), "export", str(db), f"s3://{bucket}/{name}-{r}", "--table", "events",
+                               "--partition-by", "time:ts:day", "--format", args.format, "--no-progress",
+                               *args.s3pump_args.split()])
+
+        def s3pump_base(r: int) -> Sample:
+            env = bench.env
+            bench.env = {**env, "PYTHONPATH": str(args.base_src)}
+            try:
+                return s3pump(r, "s3pump-base")
+            finally:
+                bench.env = env
 
         def dlt(r: int) -> Sample:
             script = work / "dlt_run.py"
@@ -93,16 +113,23 @@ def main() -> None:
             return bench.time([args.dlt_python, str(script), str(db), f"s3://{bucket}/dlt-{r}", s.endpoint_url,
                                s.access_key_id, s.secret_access_key, str(work / f"dlt-{r}")])
 
-        tools = {"s3pump": s3pump, "dlt": dlt}
+        tools = {"s3pump": s3pump, "s3pump-base": s3pump_base, "dlt": dlt}
         chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
+        if "s3pump-base" in chosen and not args.base_src:
+            raise SystemExit("--tools s3pump-base needs --base-src")
+        if "dlt" in chosen and args.format != "parquet":
+            del chosen["dlt"]
         if "dlt" in chosen and not os.path.exists(args.dlt_python):
             print(f"dlt: {args.dlt_python} not found; skipping the peer", file=sys.stderr)
             del chosen["dlt"]
         series = alternate(args.rounds, chosen)
         for name in chosen:  # every run really wrote every row
             for r in range(args.rounds):
-                root = f"{bucket}/s3pump-{r}/events" if name == "s3pump" else f"{bucket}/dlt-{r}/d/events"
-                n = ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive").count_rows()
+                if args.format == "jsonl":
+                    n = count_json_lines(bench, bucket, f"{name}-{r}/events/")
+                else:
+                    root = f"{bucket}/{name}-{r}/events" if name != "dlt" else f"{bucket}/dlt-{r}/d/events"
+                    n = ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive").count_rows()
                 assert n == args.rows, (name, r, n)
     finally:
         bench.close()
@@ -112,8 +139,18 @@ def main() -> None:
     report(series, args)
 
 
+def count_json_lines(bench: Bench, bucket: str, prefix: str) -> int:
+    """The lines in every ``.jsonl.gz`` object under ``prefix`` (each decompressed with Python's gzip)."""
+    n = 0
+    for page in bench.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            if o["Key"].endswith(".jsonl.gz"):
+                n += gzip.decompress(bench.client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()).count(b"\n")
+    return n
+
+
 def report(series: dict[str, Series], args: argparse.Namespace) -> None:
-    print(f"\n{args.rows:,} rows; median of {args.rounds} alternating rounds per tool\n")
+    print(f"\n{args.rows:,} rows, {args.format}; median of {args.rounds} alternating rounds per tool\n")
     print("| tool | wall s | rows/s | client CPU s | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for name, s in series.items():

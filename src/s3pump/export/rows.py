@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..gcpause import gc_paused
 from ..sources.table import BadRow
 
 __all__ = ["to_array", "to_arrow"]
@@ -113,12 +114,13 @@ def to_arrow(
     """
     if not rows:
         return schema.empty_table(), [], []
-    columns = list(zip(*rows, strict=True))
-    try:
-        arrays = [to_array(col, f.type) for col, f in zip(columns, schema, strict=True)]
-        return pa.Table.from_arrays(arrays, schema=schema), list(range(len(rows))), []
-    except _CONVERT_ERRORS:
-        pass
+    with gc_paused():  # the column tuples hold no cycles; a collection here would only walk them
+        columns = list(zip(*rows, strict=True))
+        try:
+            arrays = [to_array(col, f.type) for col, f in zip(columns, schema, strict=True)]
+            return pa.Table.from_arrays(arrays, schema=schema), list(range(len(rows))), []
+        except _CONVERT_ERRORS:
+            pass
     # slow path: find the rows that fail, convert the rest value by value if need be
     good: list[int] = []
     bad: list[BadRow] = []

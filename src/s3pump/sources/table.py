@@ -49,6 +49,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, UsageError
+from ..gcpause import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,8 @@ class _SqliteTable(TableSource):
         started, delay = time.monotonic(), 0.05
         while True:
             try:
-                return self.conn.execute(sql, params).fetchall()
+                with gc_paused():  # a batch is 100,000 new row tuples, none of them in a cycle
+                    return self.conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as e:
                 text = str(e).lower()
                 if "locked" not in text and "busy" not in text:

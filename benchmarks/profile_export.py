@@ -1,0 +1,113 @@
+"""Profile ``s3pump export`` with py-spy against its own SeaweedFS, and group the samples into steps.
+
+py-spy (``pip install py-spy``, in the ``bench`` extra) samples the CLI process 100 times a second
+with native frames (``--native``) and leaves idle threads out, so the shares are of CPU time, not of
+wall time. The samples are grouped by the first step each stack belongs to (GC first, wherever it
+runs), and the top self and inclusive frames are printed.
+
+Usage:
+  python benchmarks/profile_export.py --format jsonl --rows 2000000
+  python benchmarks/profile_export.py --format parquet --rows 2000000 --out /tmp/parquet.txt
+  python benchmarks/profile_export.py --summarize /tmp/parquet.txt     # an earlier profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from export import make_events_db
+from harness import Bench, s3pump_cli
+
+STEPS: list[tuple[str, Callable[[list[str]], bool]]] = [
+    ("cyclic GC (`gc_collect_main`)", lambda fr: any("gc_collect_main" in f for f in fr)),
+    ("SQLite `fetchall` (row tuples)", lambda fr: any("_SqliteTable._execute" in f for f in fr)),
+    ("rows → Arrow (`to_arrow`)", lambda fr: any(f.startswith("to_arrow ") for f in fr)),
+    ("partitioning (`split`)", lambda fr: any(f.startswith("split ") for f in fr)),
+    ("gzip", lambda fr: any(("GzipFile." in f or "gzip_compress" in f) for f in fr)),
+    ("JSON text", lambda fr: any("JsonLinesSerializer.serialize" in f for f in fr)),
+    ("Parquet writing (zstd)", lambda fr: any("ParquetSerializer.serialize" in f for f in fr)),
+    ("start-up (imports, configuration)", lambda fr: any("_find_and_load" in f or "config_from" in f for f in fr)),
+    ("upload (engine, store, awscrt)", lambda fr: any("s3pump/store" in f or "scheduler.py" in f or "awscrt" in f
+                                                      for f in fr)),
+]
+
+
+def read_stacks(path: Path) -> list[tuple[list[str], int]]:
+    """py-spy's raw (collapsed) output: one ``frame;frame;... count`` line per distinct stack."""
+    out = []
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        out.append(([re.sub(r":\d+\)$", ")", f) for f in stack.split(";")], int(count)))
+    return out
+
+
+def summarize(path: Path, top: int = 12) -> str:
+    """A Markdown table of the steps' shares, then the top self and inclusive frames."""
+    stacks = read_stacks(path)
+    total = sum(n for _, n in stacks) or 1
+    steps: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    for frames, n in stacks:
+        steps[next((name for name, rule in STEPS if rule(frames)), "other")] += n
+        own[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    lines = [f"{path}: {total} samples", "", "| step | share of CPU samples |", "|---|---:|"]
+    lines += [f"| {name} | {100 * steps[name] / total:.0f} % |" for name, _ in [*STEPS, ("other", None)]]
+    lines += ["", "top self:"] + [f"  {100 * n / total:5.1f} %  {f}" for f, n in own.most_common(top)]
+    skip = ("typer", "runpy", "__main__", "cli.py", "<module>", "_run_code")
+    shown = [(f, n) for f, n in inclusive.most_common() if not any(s in f for s in skip)]
+    lines += ["", "top inclusive:"] + [f"  {100 * n / total:5.1f} %  {f}" for f, n in shown[:top * 2]]
+    return "\n".join(lines)
+
+
+def profile(db: Path, fmt: str, out: Path, extra: list[str]) -> None:
+    """Run ``s3pump export`` under ``py-spy record`` against a fresh SeaweedFS; raw samples to ``out``."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    bench = Bench()
+    try:
+        bucket = bench.bucket("bench-profile")
+        argv = [spy, "record", "-r", "100", "--native", "-f", "raw", "-o", str(out), "--",
+                *s3pump_cli(), "export", str(db), f"s3://{bucket}/p", "--table", "events",
+                "--partition-by", "time:ts:day", "--format", fmt, "--no-progress", *extra]
+        subprocess.run(argv, env=bench.env, check=True)
+    finally:
+        bench.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--format", default="jsonl", choices=("parquet", "jsonl"))
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--out", type=Path, help="where py-spy's raw samples go (default: a temporary file)")
+    ap.add_argument("--summarize", type=Path, help="only summarize this earlier profile")
+    ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump export")
+    args = ap.parse_args()
+    if args.summarize:
+        print(summarize(args.summarize))
+        return
+    work = Path(tempfile.mkdtemp(prefix="s3pump-profile-"))
+    try:
+        db = work / "events.db"
+        t0 = time.monotonic()
+        make_events_db(db, args.rows)
+        print(f"generated {args.rows:,} rows in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        out = args.out or work / f"{args.format}.txt"
+        profile(db, args.format, out, args.s3pump_args.split())
+        print(summarize(out))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
