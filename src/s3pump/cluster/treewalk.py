@@ -23,6 +23,7 @@ parallel tasks do not share; the job walks on the coordinator then (docs/cluster
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -231,4 +232,7 @@ def walk_on_cluster(
         yield Discovered(totals.files + files, totals.bytes + size, final=True)
     finally:
         if inflight:
-            client.cancel([f for f, _ in inflight.values()])
+            # a run that stopped before the walk ended (a worker that sees another tree) may close this
+            # generator only after the client closed, when its futures are gone with it
+            with contextlib.suppress(Exception):
+                client.cancel([f for f, _ in inflight.values()])
