@@ -416,6 +416,7 @@ def test_worker_killed_mid_multipart_loses_nothing(s3env: S3Env, bucket: str, st
     assert open_uploads(s3env, bucket) == []
 
 
+@pytest.mark.slow  # a throttled cluster run interrupted, then the wait for its shards: ~25 s on the loaded machine
 def test_ctrl_c_cancels_running_shards_and_they_abort_their_uploads(s3env: S3Env, bucket: str, state_dir: Path,
                                                                     tmp_path: Path) -> None:
     """SIGINT to the coordinator while both workers are mid-multipart (one 12 MiB file per shard, at
