@@ -158,9 +158,42 @@ def start_server(
     (data / "data").mkdir(parents=True, exist_ok=True)
     if s3_port is not None and not _port_free(s3_port):
         raise UsageError(f"--port {s3_port} is in use on 127.0.0.1; pick another")
-    master, volume, filer, s3 = ports or pick_ports(4, s3_port=s3_port)
     access_key_id = access_key_id or "s3pump" + secrets.token_hex(6)
     secret_access_key = secret_access_key or secrets.token_urlsafe(30)
+    ident_path = _write_identities(data, access_key_id, secret_access_key)
+    # A port seen free can be taken before weed binds it (another server starting, a client's
+    # ephemeral port): SeaweedFS then exits with "address already in use". Ports picked here are
+    # picked again, up to _START_ATTEMPTS times; ports the caller named are not.
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        chosen = ports or pick_ports(4, s3_port=s3_port)
+        log_path = data / "weed.log"
+        log_offset = log_path.stat().st_size if log_path.exists() else 0
+        proc = _launch(weed, data, ident_path, chosen, detach)
+        master, volume, filer, s3 = chosen
+        server = DevServer(
+            endpoint_url=f"http://127.0.0.1:{s3}", access_key_id=access_key_id,
+            secret_access_key=secret_access_key, region=EMBEDDED_REGION, data_dir=str(data),
+            pid=proc.pid, ports=(master, volume, filer, s3),
+        )
+        try:
+            _wait_ready(server, proc, ready_timeout_s)
+        except S3PumpError:
+            stop_server(proc)
+            if ports is None and attempt < _START_ATTEMPTS and _lost_a_port(log_path, log_offset):
+                continue
+            raise
+        except BaseException:
+            stop_server(proc)
+            raise
+        return server, proc
+    raise AssertionError("unreachable")  # the last attempt returned or raised
+
+
+_START_ATTEMPTS = 3
+
+
+def _write_identities(data: Path, access_key_id: str, secret_access_key: str) -> Path:
+    """The S3 gateway's identity file (mode 0600): one identity with every action."""
     identities = {
         "identities": [{
             "name": "s3pump",
@@ -172,6 +205,13 @@ def start_server(
     fd = os.open(ident_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(identities, f)
+    return ident_path
+
+
+def _launch(weed: str, data: Path, ident_path: Path, ports: tuple[int, ...], detach: bool
+            ) -> subprocess.Popen[bytes]:
+    """``weed server`` on ``ports`` (master, volume, filer, s3), its output appended to weed.log."""
+    master, volume, filer, s3 = ports
     cmd = [
         weed, "server", f"-dir={data / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", f"-master.port={master}", f"-volume.port={volume}",
@@ -189,22 +229,21 @@ def start_server(
         "-volume.preStopSeconds=0",
     ]
     log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=detach, cwd=str(data),
-    )
-    log.close()
-    server = DevServer(
-        endpoint_url=f"http://127.0.0.1:{s3}", access_key_id=access_key_id,
-        secret_access_key=secret_access_key, region=EMBEDDED_REGION, data_dir=str(data),
-        pid=proc.pid, ports=(master, volume, filer, s3),
-    )
     try:
-        _wait_ready(server, proc, ready_timeout_s)
-    except BaseException:
-        stop_server(proc)
-        raise
-    return server, proc
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=detach, cwd=str(data))
+    finally:
+        log.close()
+
+
+def _lost_a_port(log_path: Path, offset: int) -> bool:
+    """Whether this attempt's part of weed.log says a listener found its port taken."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            return b"address already in use" in f.read()
+    except OSError:
+        return False
 
 
 def stop_server(proc: subprocess.Popen[bytes] | int, *, grace_s: float = 3.0) -> bool:
