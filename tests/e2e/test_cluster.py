@@ -184,9 +184,10 @@ def test_two_roots_that_clash_are_refused_by_the_walk_on_the_workers(
     assert objects(s3env, bucket, "clash/") == {}
 
 
+@pytest.mark.timing  # progress must arrive while a shard runs (about a second): run serially
 def test_progress_moves_per_file_while_shards_run(s3env: S3Env, bucket: str, tmp_path: Path, client: object,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shards of 80 small files at 32 KiB/s per worker (seconds each): the coordinator's bus carries
+    """Shards of 80 small files at 16 KiB/s per worker (about a second each): the coordinator's bus carries
     ShardProgress with part of a shard's files before any shard's result (the progress view moves
     per file), and the files' own events still come once each, with the results."""
     from s3pump.ui.progress import Counts
@@ -209,7 +210,7 @@ def test_progress_moves_per_file_while_shards_run(s3env: S3Env, bucket: str, tmp
 
     report = upload([root], f"s3://{bucket}/g/", s3env.config(), cluster=client, subscribers=[watch],
                     failed_list=tmp_path / "f.jsonl",
-                    cluster_options={"shard_files": 80, "worker_bwlimit_bps": 32 * 1024})
+                    cluster_options={"shard_files": 80, "worker_bwlimit_bps": 16 * 1024})
     assert report.ok and report.files_done == 160
     first_done = next(i for i, (kind, _) in enumerate(seen) if kind == "done")
     early = [n for kind, n in seen[:first_done] if kind == "progress"]
