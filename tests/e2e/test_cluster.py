@@ -465,7 +465,9 @@ def test_coordinator_killed_then_rerun_redoes_only_missing_shards(s3env: S3Env, 
     command again submits only shards of the files the journal lacks (counted), and ends complete."""
     root = tmp_path / "tree"
     files = make_tree(root, 300)
-    env = {**s3env.env(state_dir), "S3PUMP_SHARD_FILES": "25", "S3PUMP_WORKER_BWLIMIT": "100KiB"}
+    # ~450 KiB at 30 KiB/s per worker: about 7 s, so the journal (which commits finished files once a
+    # second) shows 75 done well before the run could end
+    env = {**s3env.env(state_dir), "S3PUMP_SHARD_FILES": "25", "S3PUMP_WORKER_BWLIMIT": "30KiB"}
     args = ["upload", str(root), f"s3://{bucket}/c/", "--cluster", "local:2", "--json"]
     p = subprocess.Popen([sys.executable, "-m", "s3pump", *args], env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, start_new_session=True)
