@@ -22,6 +22,14 @@ PART_SIZE = "5MiB"
 
 
 @pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state directory of this test's own (``S3PUMP_STATE_DIR``): journals, locks, failed-lists."""
+    d = tmp_path / "state"
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(d))
+    return d
+
+
+@pytest.fixture
 def faultproxy(s3env: S3Env) -> Iterator[FaultProxy]:
     """A :class:`FaultProxy` in front of the session's SeaweedFS, injecting nothing until a test
     sets ``faultproxy.plan``. Its ``log`` records every request."""

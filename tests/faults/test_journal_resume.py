@@ -32,13 +32,6 @@ BUCKET = "jbucket"
 
 
 @pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv("S3PUMP_STATE_DIR", str(d))
-    return d
-
-
-@pytest.fixture
 def store() -> MemoryStore:
     s = MemoryStore()
     s.create_bucket(BUCKET)

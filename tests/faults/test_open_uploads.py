@@ -36,13 +36,6 @@ MIB = 1024 * 1024
 BUCKET = "obucket"
 
 
-@pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv("S3PUMP_STATE_DIR", str(d))
-    return d
-
-
 def _config(**kw: object) -> TransferConfig:
     return TransferConfig(part_size_bytes=5 * MIB, multipart_threshold_bytes=5 * MIB, concurrency=1,
                           max_parts_in_flight=1, backoff_base_s=0.0, backoff_max_s=0.0,

@@ -42,13 +42,6 @@ BUCKET = "vbucket"
 MTIME_2020 = 1_600_000_000_123_456_789
 
 
-@pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    d = tmp_path / "state"
-    monkeypatch.setenv("S3PUMP_STATE_DIR", str(d))
-    return d
-
-
 def _config(**kw: object) -> TransferConfig:
     return TransferConfig(part_size_bytes=5 * MIB, multipart_threshold_bytes=5 * MIB, concurrency=2,
                           max_parts_in_flight=2, backoff_base_s=0.0).replace(**kw)
