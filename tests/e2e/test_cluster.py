@@ -216,7 +216,8 @@ def test_progress_moves_per_file_while_shards_run(s3env: S3Env, bucket: str, tmp
     assert report.ok and report.files_done == 160
     first_done = next(i for i, (kind, _) in enumerate(seen) if kind == "done")
     early = [n for kind, n in seen[:first_done] if kind == "progress"]
-    assert early and 0 < max(early) < 80, seen[:first_done]  # part of a shard, before any result
+    # part of a shard, before any result (a shard may also report all 80 just before its result comes)
+    assert any(0 < n < 80 for n in early), seen[:first_done]
     assert sum(1 for kind, _ in seen if kind == "done") == 160  # each file's event once
     assert shown[-1] == 160 and max(shown) == 160  # the view's count never runs ahead of the files
     assert len(objects(s3env, bucket, "g/")) == 160
