@@ -251,8 +251,11 @@ def profile_transfer_defaults(profile: str | None) -> dict[str, Any]:
     """
     env = os.environ
     if (profile is None and "AWS_PROFILE" not in env and "AWS_DEFAULT_PROFILE" not in env
-            and _empty_file(env.get("AWS_CONFIG_FILE", "~/.aws/config"))):
-        return {}  # no profile and no config file: botocore would find no s3 section
+            and _empty_file(env.get("AWS_CONFIG_FILE", "~/.aws/config"))
+            and _empty_file(env.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))):
+        # no profile and no config files: botocore would find no s3 section (it reads one in the
+        # credentials file's profile too)
+        return {}
     import botocore.exceptions
     import botocore.session
 

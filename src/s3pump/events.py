@@ -40,6 +40,7 @@ __all__ = [
     "PartDone",
     "RetryScheduled",
     "ShardProgress",
+    "ShardSettled",
     "SourceRead",
     "StopRequested",
     "Tick",
@@ -91,6 +92,15 @@ class ShardProgress:
     shard: int
     files: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSettled:
+    """A ``--cluster`` shard's result is in and its files' events were emitted (on the coordinator's
+    thread, after them): the resume journal commits the shard's finished files now rather than with
+    the next shard's (a coordinator killed in between would otherwise send them again)."""
+
+    shard: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +272,8 @@ class Tick:
 
 Event = (FileDone | FileFailed | FileSkipped | EntrySkipped | PartDone | MultipartCreating | MultipartCreated
          | MultipartAborted | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted | ConcurrencyChanged
-         | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast | ShardProgress)
+         | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast | ShardProgress
+         | ShardSettled)
 Subscriber = Callable[[Event], None]
 
 

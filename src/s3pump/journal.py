@@ -4,7 +4,8 @@ It is an event subscriber. As events arrive it records them in committed transac
 (WAL, ``synchronous=NORMAL``: a commit survives the process being killed, which is what
 resume needs; on a network filesystem, where WAL does not work, the rollback journal with
 ``synchronous=FULL``, see :mod:`s3pump.statefs`). Finished files are committed in batches
-(up to :data:`DONE_BATCH` records, or :data:`DONE_BATCH_S` seconds): a kill loses at most the
+(up to :data:`DONE_BATCH` records, or :data:`DONE_BATCH_S` seconds, or a ``--cluster`` shard's
+files when its result is in: :class:`~s3pump.events.ShardSettled`): a kill loses at most the
 last batch, and those files are only uploaded again (a PUT is idempotent); a file journaled
 done is always done. Everything else (an intent, an upload, a part, a failure) commits the
 pending batch and then itself, before the next event is handled:
@@ -58,6 +59,7 @@ from .events import (
     MultipartCreated,
     MultipartCreating,
     PartDone,
+    ShardSettled,
     Tick,
 )
 from .fileid import FileIdentity
@@ -404,7 +406,8 @@ class Journal:
                 self.flush()
             return
         if not isinstance(event, _WRITES):
-            if self._batch and isinstance(event, Tick) and time.monotonic() - self._batch_started >= DONE_BATCH_S:
+            if self._batch and (type(event) is ShardSettled or (
+                    isinstance(event, Tick) and time.monotonic() - self._batch_started >= DONE_BATCH_S)):
                 self.flush()
             return
         self.flush()  # what was done before this event is committed before it

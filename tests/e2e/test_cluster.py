@@ -205,6 +205,8 @@ def test_progress_moves_per_file_while_shards_run(s3env: S3Env, bucket: str, tmp
             seen.append(("progress", event.files))  # type: ignore[attr-defined]
         elif name == "FileDone":
             seen.append(("done", 0))
+        elif name == "ShardSettled":
+            seen.append(("settled", 0))
         if counts.update(event):  # type: ignore[arg-type]
             shown.append(counts.files)
 
@@ -219,6 +221,8 @@ def test_progress_moves_per_file_while_shards_run(s3env: S3Env, bucket: str, tmp
     # part of a shard, before any result (a shard may also report all 80 just before its result comes)
     assert any(0 < n < 80 for n in early), seen[:first_done]
     assert sum(1 for kind, _ in seen if kind == "done") == 160  # each file's event once
+    # each shard's files are followed by its ShardSettled (the journal commits them then)
+    assert [kind for kind, _ in seen if kind != "progress"] == (["done"] * 80 + ["settled"]) * 2
     assert shown[-1] == 160 and max(shown) == 160  # the view's count never runs ahead of the files
     assert len(objects(s3env, bucket, "g/")) == 160
 
@@ -311,7 +315,9 @@ def test_worker_seeing_another_tree_exits_2_before_any_upload(s3env: S3Env, buck
     assert r.returncode == 2, err
     lines = [x for x in err.splitlines() if x.strip()]
     assert len(lines) == 1, err
-    assert "worker tcp://" in lines[0] and str(root) in lines[0] and "modification time" in lines[0], lines[0]
+    # the first shard's sample of files, or the walk's check of each directory (the copy's are others)
+    assert "worker tcp://" in lines[0] and str(root) in lines[0], lines[0]
+    assert "modification time" in lines[0] or "is another directory here" in lines[0], lines[0]
     assert objects(s3env, bucket, "x/") == {}
     assert open_uploads(s3env, bucket) == []
 
@@ -332,6 +338,41 @@ def test_mismatch_error_from_the_api(s3env: S3Env, bucket: str, tmp_path: Path, 
         upload([root], f"s3://{bucket}/m/", s3env.config(), cluster=client, subscribers=[vanish],
                failed_list=tmp_path / "f.jsonl")
     assert objects(s3env, bucket, "m/") == {}
+
+
+def test_sync_delete_refuses_workers_that_see_an_empty_mount_point(s3env: S3Env, bucket: str, tmp_path: Path,
+                                                                    client: object,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers read the tree at an empty directory (S3PUMP_CLUSTER_PATH_MAP to it: a node where
+    the share is not mounted, or a subtree's mount missing): they must not answer "no files", which
+    ``sync --delete`` would turn into deleting every object. WorkerMismatchError (exit 2); nothing
+    deleted, nothing uploaded. Then with the tree mounted but one subdirectory empty on the workers."""
+    from s3pump.jobs.sync import sync
+
+    root = tmp_path / "tree"
+    make_tree(root, 40)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    r = run_cli(["upload", str(root), f"s3://{bucket}/s/", "--no-progress"], s3env.env(tmp_path / "state"))
+    assert r.returncode == 0, r.stderr.decode()
+    before = objects(s3env, bucket, "s/")
+    assert len(before) == 40
+    empty = tmp_path / "mnt"
+    (empty / "d01").mkdir(parents=True)
+    sub = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    for mapped in (f"{root}={empty}", f"{sub}={empty / 'd01'}"):  # the root, then one subdirectory
+        # in the workers' own environment (a bound method of os.environ would be pickled with a copy of it)
+        client.run(exec, f"import os; os.environ['S3PUMP_CLUSTER_PATH_MAP'] = {mapped!r}", {})  # type: ignore[attr-defined]
+        try:
+            with pytest.raises(WorkerMismatchError, match=r"worker tcp://\S+ sees .* is another directory here"):
+                sync(root, f"s3://{bucket}/s/", s3env.config(), delete=True, cluster=client,
+                     failed_list=tmp_path / "f.jsonl")
+        finally:
+            client.run(exec, "import os; os.environ.pop('S3PUMP_CLUSTER_PATH_MAP', None)", {})  # type: ignore[attr-defined]
+        assert objects(s3env, bucket, "s/") == before, mapped
+    # the same tree seen by the workers: nothing to do, nothing deleted
+    report = sync(root, f"s3://{bucket}/s/", s3env.config(), delete=True, cluster=client,
+                  failed_list=tmp_path / "f.jsonl")
+    assert report.ok and report.files_done == 0 and objects(s3env, bucket, "s/") == before
 
 
 # ---------------------------------------------------------------- killed processes

@@ -115,3 +115,13 @@ def test_a_run_with_env_credentials_loads_no_botocore(tmp_path: Path) -> None:
             "s.close()\n")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["http://127.0.0.1:9", "False"], out.stderr
+
+
+def test_s3_settings_in_the_credentials_file_alone_are_read(no_config: Path) -> None:
+    """botocore merges the credentials file's profile into the config, nested ``s3`` block included,
+    so the aws cli honours ``max_concurrent_requests`` there with no config file; so does s3pump."""
+    (no_config / ".aws").mkdir()
+    (no_config / ".aws" / "credentials").write_text(
+        "[default]\naws_access_key_id = A\naws_secret_access_key = B\n"
+        "s3 =\n  max_concurrent_requests = 7\n  multipart_chunksize = 16MB\n")
+    assert awsconfig.profile_transfer_defaults(None) == {"concurrency": 7, "part_size_bytes": 16 * 1024 * 1024}

@@ -178,3 +178,52 @@ def test_a_shard_whose_workers_died_has_its_files_failed(tmp_path: Path) -> None
     assert all("shard 3 did not finish" in f.error for f in report.failed)
     assert WorkerLostError.exit_code == 1
     assert len((tmp_path / "failed.jsonl").read_text().splitlines()) == 3
+
+
+def test_tasks_waiting_for_their_turn_count_as_busy_and_do_not_start_once_cancelled() -> None:
+    """A worker of several threads runs shards in turn. After Ctrl-C the coordinator waits until no
+    shard is busy, then tears the runtime down: a task still waiting for the lock counts as busy, and
+    one cancelled while it waited raises CancelledError instead of starting (or reopening the store)."""
+    import threading
+
+    pytest.importorskip("distributed")
+    from s3pump.cluster.worker import WorkerRuntime
+    from s3pump.errors import CancelledError
+
+    tasks = {"a": SimpleNamespace(state="executing"), "b": SimpleNamespace(state="executing")}
+    runtime = WorkerRuntime("p", "upload", TransferConfig(), "b")
+    runtime.setup(SimpleNamespace(address="tcp://w:1", state=SimpleNamespace(tasks=tasks)))
+    runtime._store = MemoryStore()
+    holding, release = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def first() -> None:
+        with runtime.turn("a"):
+            holding.set()
+            release.wait(5)
+
+    def second() -> None:
+        try:
+            with runtime.turn("b"):
+                outcome.append("started")
+        except CancelledError as e:
+            outcome.append(e)
+
+    a = threading.Thread(target=first)
+    a.start()
+    holding.wait(5)
+    b = threading.Thread(target=second)
+    b.start()
+    deadline = time.monotonic() + 5
+    while runtime._entered < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runtime.busy and runtime._entered == 2
+    tasks["b"].state = "cancelled"  # Ctrl-C: the coordinator cancels every task
+    release.set()
+    a.join(5)
+    b.join(5)
+    assert len(outcome) == 1 and isinstance(outcome[0], CancelledError), outcome
+    assert not runtime.busy
+    runtime.teardown(None)
+    with pytest.raises(CancelledError):  # a task after the teardown opens no store again
+        runtime.store()

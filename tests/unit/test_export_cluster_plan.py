@@ -116,6 +116,13 @@ def test_what_a_worker_is_sent_to_open(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(UsageError, match=r"postgresql://u:\*\*\*@db/shop holds a password") as e:
         worker_db("postgresql://u:hunter2@db/shop")
     assert "hunter2" not in str(e.value)
+    for url in ("postgresql://u@db/shop?password=hunter2", "mysql+pymysql://u@db/shop?sslmode=x&passwd=hunter2",
+                "postgresql://u@db/shop?PWD=hunter2"):  # a password in the query travels the same way
+        with pytest.raises(UsageError, match="holds a password") as e:
+            worker_db(url)
+        assert "hunter2" not in str(e.value) and "***" in str(e.value), str(e.value)
+    # read as SQLAlchemy reads it: an escaped @ in a query parameter is not a user part
+    assert worker_db("postgresql://db:5432/shop?application_name=a%40b") == "postgresql://db:5432/shop?application_name=a%40b"
     cuts = [[i, i + 1, i + 10] for i in range(0, 70, 10)]
     assert [len(g) for g in group_cuts(cuts, 10, 30)] == [3, 3, 1]
     assert [len(g) for g in group_cuts(cuts, 100, 30)] == [1] * 7
@@ -200,3 +207,37 @@ def test_the_coordinator_moves_the_checkpoint_only_past_cuts_done_in_order(tmp_p
     assert sum(isinstance(e, FileDone) for e in seen) == 3  # replayed on the coordinator's bus
     failed = [e for e in seen if type(e).__name__ == "FileFailed"]
     assert len(failed) == 1 and "range 2 did not finish (RuntimeError: worker lost)" in str(failed[0].error)
+
+
+def test_a_stop_while_planning_records_no_cut_from_a_query_it_cut_short(tmp_path: Path) -> None:
+    """Ctrl-C while a planning query waits for another writer's lock: that query answers "no rows"
+    (``_execute`` on stop), so ``plan_cut`` would return a cut to the table's end (or to None). It is
+    not recorded: the plan holds the cuts made before the stop, and the table is not taken as whole."""
+    from s3pump.jobs.export import _ExportJob
+    from s3pump.jobs.export_cluster import _plan
+    from s3pump.run import Run
+    from s3pump.urls import parse_s3_url
+
+    db = tmp_path / "t.sqlite"
+    make_db(db, list(range(1, 81)))
+    store = MemoryStore()
+    store.create_bucket("bkt")
+    source = open_table(str(db), "t", "k")
+    nth = source._cursor_nth  # type: ignore[attr-defined]
+    calls = [0]
+
+    def stopped_on_the_fourth_query(after: Any, n: int) -> Any:
+        calls[0] += 1
+        if calls[0] == 4:  # the second query of the second cut: interrupted
+            x.stop.set()
+            return None
+        return nth(after, n)
+
+    source._cursor_nth = stopped_on_the_fourth_query  # type: ignore[attr-defined]
+    with Run("export", CONFIG, "bkt", store=store) as run:
+        x = _ExportJob(source, parse_s3_url("s3://bkt/p"), run, [], "parquet", None, False, False, None, 20, None,
+                       threading.Event())
+        x.begin(False)
+        assert _plan(x) == [[None, 1, 20]]
+        assert x.checkpoint.batches == [[None, 1, 20]] and not x._whole_table
+    source.close()

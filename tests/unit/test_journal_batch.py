@@ -60,3 +60,23 @@ def test_a_batch_commits_after_its_time_and_on_close(tmp_path: Path, monkeypatch
     again = Journal(path)
     assert again.is_done("k1", FileIdentity(1, 1, 1, 1, 1))
     again.close()
+
+
+def test_a_cluster_shards_files_commit_when_its_result_is_in(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--cluster``: the coordinator runs no engine, so no Tick; a shard's replayed files commit on
+    its ShardSettled, not with the next shard's first file (a kill in between would resend them)."""
+    from s3pump.events import ShardProgress, ShardSettled
+
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    monkeypatch.setattr(journal_mod.time, "monotonic", lambda: 1000.0)  # no time passes
+    try:
+        for i in range(5):
+            _done(j, i)
+        j(ShardProgress(3, 9, 9))  # progress (the Dask client's thread) writes nothing
+        assert _committed(path) == (0, 0)
+        j(ShardSettled(3))
+        assert _committed(path) == (5, 0)
+    finally:
+        j.close()

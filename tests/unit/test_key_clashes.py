@@ -118,3 +118,41 @@ def test_a_walk_in_any_order_names_the_sources_in_root_order() -> None:
              UploadItem(key="p/x", size_bytes=1, source="/r/a/x", path="/r/a/x")]
     [clash] = find_clashes_in(items, order=root_order(["/r/a", "/r/b/"]))
     assert clash.key == "p/x" and clash.sources == ("/r/a/x", "/r/b/x")
+
+
+def test_a_lost_walk_task_refuses_the_cluster_run_before_anything_is_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--cluster``: a directory whose walk task was lost in the key-clash pass would be walked again
+    by the upload, and a clash inside it go unseen; the run ends (exit 1) before any request instead.
+    The cluster's walk is replaced by one that loses ``d2`` the first time and walks it the second."""
+    import contextlib
+
+    import s3pump.cluster.connect
+    import s3pump.cluster.treewalk
+    from s3pump.errors import WorkerLostError
+    from s3pump.items import UploadItem
+
+    store = MemoryStore()
+    store.create_bucket("bkt")
+    for d, body in (("d1", b"one"), ("d2", b"two")):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "x.txt").write_bytes(body)
+    walks: list[int] = []
+
+    def walk_on_cluster(client: object, roots: list[str], dest: object, **_: object) -> object:
+        walks.append(1)
+        yield UploadItem(key="p/x.txt", size_bytes=3, source=f"{roots[0]}/x.txt", path=f"{roots[0]}/x.txt")
+        if len(walks) == 1:
+            yield UploadItem(key="p/", size_bytes=0, source=roots[1], error=WorkerLostError("lost"))
+        else:
+            yield UploadItem(key="p/x.txt", size_bytes=3, source=f"{roots[1]}/x.txt", path=f"{roots[1]}/x.txt")
+
+    monkeypatch.setattr(s3pump.cluster.treewalk, "walk_on_cluster", walk_on_cluster)
+    monkeypatch.setattr(s3pump.cluster.connect, "connect", lambda *a, **k: contextlib.nullcontext(object()))
+    with pytest.raises(WorkerLostError) as e:
+        upload([tmp_path / "d1", tmp_path / "d2"], "s3://bkt/p/", TransferConfig(), store=store,
+               cluster="tcp://127.0.0.1:1")
+    assert str(e.value) == (f"{tmp_path}/d2: the key-clash check could not walk this directory (the workers "
+                            "that walked it were lost); nothing was uploaded; rerun the command")
+    assert e.value.exit_code == 1 and walks == [1]
+    assert store.buckets["bkt"] == {}

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..config import TransferConfig
 from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
-from ..events import Discovered, Event, FileDone, FileFailed, ShardProgress
+from ..events import Discovered, Event, FileDone, FileFailed, ShardProgress, ShardSettled
 from ..items import UploadItem
 from ..run import Run
 from .connect import connect
@@ -272,6 +272,7 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
             if progress is not None:
                 progress.settled(shard.index)  # its own events follow
             settle(run, fut, shard, outcome)
+            run.emit(ShardSettled(shard.index))
             fut.release()
             while len(inflight) < window and submit():
                 pass

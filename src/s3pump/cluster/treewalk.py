@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import UsageError, WorkerLostError
+from ..errors import UsageError, WorkerLostError, WorkerMismatchError
 from ..events import Discovered, EntrySkipped
 from ..items import UploadItem
 from ..sources.walk import (
@@ -43,6 +43,7 @@ from ..sources.walk import (
     WalkTotals,
     attrs_by_content_type,
     exact_key_for,
+    inode_of,
     root_item,
     walk_part,
 )
@@ -130,8 +131,12 @@ def walk_task(spec: WalkSpec, start: WalkDir, split: bool) -> WalkResult:
     from .worker import local_path, path_map
 
     local = local_path(start.path, path_map())
-    part = walk_part(dataclasses.replace(start, path=local), spec.dest, max_entries=spec.max_entries, split=split,
-                     path_filter=spec.path_filter, attrs_for=attrs_by_content_type(spec.attrs))
+    try:
+        part = walk_part(dataclasses.replace(start, path=local), spec.dest, max_entries=spec.max_entries,
+                         split=split, path_filter=spec.path_filter, attrs_for=attrs_by_content_type(spec.attrs))
+    except WorkerMismatchError as e:
+        raise WorkerMismatchError(f"worker {get_worker().address} sees {start.path} otherwise: {e}; every worker "
+                                  "must see the same files (a shared filesystem, or S3PUMP_CLUSTER_PATH_MAP)") from None
     return WalkResult(get_worker().address, _rebased(part, local, start.path))
 
 
@@ -165,6 +170,11 @@ def walk_on_cluster(
     item (:class:`~s3pump.errors.WorkerLostError`, exit 1); the rest of the tree is walked.
     ``cancelled``: polled while waiting; once true, the walk stops (no final ``Discovered``).
     ``stats``: filled as tasks finish.
+
+    Raises:
+        WorkerMismatchError: a worker sees a directory other than the one found (a root: the one this
+            process stats; below it: the one the parent's walk task saw), e.g. an unmounted
+            filesystem's empty mount point (exit 2). Nothing from that walk is used.
     """
     keep = path_filter or PathFilter()
     base = attrs or ObjectAttributes()
@@ -179,7 +189,7 @@ def walk_on_cluster(
         if isinstance(found, UploadItem):
             yield found
         else:
-            pending.append(WalkDir(root, ""))
+            pending.append(WalkDir(root, "", inode=inode_of(root)))  # the workers must see this directory
     pending.reverse()
     workers = client.scheduler_info()["workers"]
     slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
@@ -210,6 +220,8 @@ def walk_on_cluster(
             stats.tasks += 1
             try:
                 result: WalkResult = fut.result()
+            except WorkerMismatchError:  # a worker sees another tree: none of its answers can be trusted
+                raise
             except Exception as e:  # the workers that ran it died, or the scheduler lost it
                 stats.failed += 1
                 yield UploadItem(key=join_key(dest.prefix, start.reldir), size_bytes=0, source=start.path,

@@ -30,6 +30,7 @@ from distributed import WorkerPlugin, get_worker
 
 from ..config import TransferConfig
 from ..engine.limits import EngineLimits
+from ..errors import CancelledError
 from ..events import ConcurrencyChanged, Event, FileDone, FileFailed, FileSkipped, PartDone, Tick
 from ..items import UploadItem
 from ..run import Run
@@ -98,10 +99,14 @@ class WorkerRuntime(WorkerPlugin):
         self._worker = worker
         self.limits = EngineLimits.from_config(self.config, share=self.workers)
         self.lock = threading.Lock()  # one shard (or export range) at a time in this process
+        self._entered = 0  # tasks running or waiting for the lock (see ``busy``)
+        self._entered_lock = threading.Lock()
+        self._closed = False
         self._store: Store | None = None
         self._paths = path_map()
 
     def teardown(self, worker: Any) -> None:
+        self._closed = True  # a task still waiting for its turn must not open a store again
         store, self._store = self._store, None
         if store is not None:
             store.close()
@@ -110,8 +115,11 @@ class WorkerRuntime(WorkerPlugin):
         """The worker's store, opened at the first shard (credentials from this process's environment).
 
         Raises:
+            CancelledError: the run ended here (the plugin was torn down).
             CredentialsError, NetworkError, ...: the store could not be opened.
         """
+        if self._closed:
+            raise CancelledError(f"{self.name}: the run ended on this worker")
         if self._store is None:
             from ..session import open_store
 
@@ -120,8 +128,32 @@ class WorkerRuntime(WorkerPlugin):
 
     @property
     def busy(self) -> bool:
-        """Whether a shard is running in this process."""
-        return self.lock.locked()
+        """Whether a shard or export range is running in this process, or waiting for its turn (a
+        worker of several threads runs several tasks, which take turns)."""
+        return self._entered > 0
+
+    @contextlib.contextmanager
+    def turn(self, key: str | None) -> Iterator[Store]:
+        """One task at a time in this process: wait for the others, then give the store. A task
+        cancelled while it waited (Ctrl-C on the coordinator) does not start.
+
+        Raises:
+            CancelledError: task ``key`` was cancelled, or the run ended here, before its turn came.
+        """
+        with self._entered_lock:
+            self._entered += 1
+        try:
+            with self.lock:
+                if key is not None and self._gone(key):
+                    raise CancelledError(f"{key}: cancelled before it started")
+                yield self.store()
+        finally:
+            with self._entered_lock:
+                self._entered -= 1
+
+    def _gone(self, key: str) -> bool:
+        ts = self._worker.state.tasks.get(key)
+        return ts is None or ts.state in _GONE
 
     def run(self, shard: Shard, key: str | None = None) -> ShardResult:
         """Upload ``shard``'s files through the engine; the events come back in the result.
@@ -153,10 +185,10 @@ class WorkerRuntime(WorkerPlugin):
                 last = now
                 self._worker.log_event(topic, [shard.index, files, sent])
 
-        with self.lock:
+        with self.turn(key) as store:
             started = time.monotonic()
-            with Run(self.job, self.config, self.bucket, store=self.store(), subscribers=[keep],
-                     failed_list=os.devnull, limits=self.limits) as run, self._cancelled_with(key, run):
+            with Run(self.job, self.config, self.bucket, store=store, subscribers=[keep],
+                     failed_list=os.devnull, limits=self.limits) as run, self.cancelled_with(key, run):
                 run.transfer(self._localized(shard.items))
             busy = time.monotonic() - started
         done = [e for e in events if isinstance(e, FileDone)]
@@ -164,7 +196,7 @@ class WorkerRuntime(WorkerPlugin):
                            sum(e.size_bytes for e in done))
 
     @contextlib.contextmanager
-    def _cancelled_with(self, key: str | None, run: Run) -> Iterator[None]:
+    def cancelled_with(self, key: str | None, run: Run) -> Iterator[None]:
         """While the body runs, a thread cancels ``run`` once task ``key`` is cancelled on this worker."""
         if key is None:
             yield
@@ -173,8 +205,7 @@ class WorkerRuntime(WorkerPlugin):
 
         def watch() -> None:
             while not stop.wait(CANCEL_POLL_S):
-                ts = self._worker.state.tasks.get(key)
-                if ts is None or ts.state in _GONE:
+                if self._gone(key):
                     run.cancel()
                     return
 

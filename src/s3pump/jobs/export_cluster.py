@@ -61,7 +61,7 @@ from ..export.dlq import DlqEntry
 from ..export.partition import PartitionSpec, escape_name
 from ..export.report import ExportReport
 from ..run import Run
-from ..sources.table import decode_cursor, encode_cursor, open_table, redact_url
+from ..sources.table import decode_cursor, encode_cursor, is_password_parameter, open_table, redact_url
 from ..urls import join_key, parse_s3_url
 from .export import _ExportJob
 
@@ -126,13 +126,26 @@ def worker_db(db: str) -> str:
     if db.startswith("sqlite:///"):
         return "sqlite:///" + os.path.abspath(db[len("sqlite:///"):])
     if "://" in db:
-        creds = db.partition("://")[2].rpartition("@")[0]
-        if ":" in creds:
+        if _holds_password(db):
             raise UsageError(f"--cluster: the database URL {redact_url(db)} holds a password, which would be sent to "
                              "every worker; leave it out of the URL and give it in the workers' environment "
                              "(e.g. PGPASSWORD, ~/.pgpass, a MySQL option file)")
         return db
     return os.path.abspath(db)
+
+
+def _holds_password(url: str) -> bool:
+    """Whether database ``url`` carries a password: in its user part (``u:pw@``) or as a query
+    parameter (``?password=``, ``?passwd=``, ``?pwd=``...), as SQLAlchemy parses it."""
+    try:
+        from sqlalchemy.engine import make_url
+    except ImportError:  # no driver to open it anyway; the plain reading of the user part
+        return ":" in url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return False
+    return parsed.password is not None or any(is_password_parameter(k) for k in parsed.query)
 
 
 def group_cuts(cuts: Sequence[list[Any]], batch_rows: int, range_rows: int) -> Iterator[tuple[list[Any], ...]]:
@@ -178,8 +191,10 @@ def export_range(plugin: str, rng: ExportRange) -> RangeResult:
 
     from ..cluster.worker import WorkerRuntime
 
-    runtime = get_worker().plugins[plugin]
+    worker = get_worker()
+    runtime = worker.plugins[plugin]
     assert isinstance(runtime, WorkerRuntime)
+    key = str(worker.get_current_task())
     events: list[Event] = []
 
     def keep(event: Event) -> None:
@@ -187,12 +202,13 @@ def export_range(plugin: str, rng: ExportRange) -> RangeResult:
             events.append(event)
 
     job = rng.job
-    with runtime.lock:
+    with runtime.turn(key) as store:
         started = time.monotonic()
         source = open_table(job.db, job.table, job.cursor_column, lock_timeout_s=job.lock_timeout_s)
         try:
-            with Run("export", runtime.config, runtime.bucket, store=runtime.store(), subscribers=[keep],
-                     failed_list=os.devnull, check_bucket=False, limits=runtime.limits) as run:
+            with Run("export", runtime.config, runtime.bucket, store=store, subscribers=[keep],
+                     failed_list=os.devnull, check_bucket=False, limits=runtime.limits) as run, \
+                    runtime.cancelled_with(key, run):
                 exporter = _ExportJob(source, parse_s3_url(job.destination), run, list(job.specs), job.format,
                                       job.compression, job.one_object_per_row, False, None, job.batch_rows, None,
                                       threading.Event())
@@ -271,7 +287,8 @@ def _plan(exporter: _ExportJob) -> list[list[Any]]:
     planned = 0
     while not exporter.stop.is_set():
         nxt = source.plan_cut(after, exporter.batch_rows)
-        if nxt is None:
+        # a stop while a query waited for a lock answers "no rows": what it returned is not a cut
+        if nxt is None or exporter.stop.is_set():
             break
         first, last = nxt
         cp.batches.append([encode_cursor(after), encode_cursor(first), encode_cursor(last)])

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import InvalidKeyError, PathNotFoundError, S3PumpError, SourceNotFoundError, UsageError
+from ..errors import (
+    InvalidKeyError,
+    PathNotFoundError,
+    S3PumpError,
+    SourceNotFoundError,
+    UsageError,
+    WorkerLostError,
+)
 from ..events import Discovered, FileSkipped, Subscriber
 from ..items import UploadItem
 from ..journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
@@ -221,7 +228,7 @@ def upload(
         if from_list is not None:
             check_no_key_clashes(find_clashes_in(read_failed_list(from_list, dest, attrs)), dest)
         elif len(paths) > 1 and walk is not None:
-            check_no_key_clashes(find_clashes_in(tree(), order=root_order(roots)), dest)
+            check_no_key_clashes(find_clashes_in(whole_walk(tree()), order=root_order(roots)), dest)
         elif len(paths) > 1:
             check_no_key_clashes(find_key_clashes(roots, dest, follow_symlinks=config.follow_symlinks,
                                                   path_filter=path_filter), dest)
@@ -264,6 +271,21 @@ def upload(
     if cluster is not None:
         return dataclasses.replace(run.report(), cluster=outcome.to_json())
     return run.report()
+
+
+def whole_walk(items: Iterable[Any]) -> Iterator[Any]:
+    """``items`` (a walk on the cluster's workers) for the key-clash check, which must see every file:
+    a directory whose walk task was lost (its workers died) is walked again by the upload's own walk,
+    so a clash inside it would go unseen and both files be sent to one key.
+
+    Raises:
+        WorkerLostError: a walk task was lost; nothing was uploaded, and a rerun walks it again (exit 1).
+    """
+    for item in items:
+        if isinstance(item, UploadItem) and isinstance(item.error, WorkerLostError):
+            raise WorkerLostError(f"{item.source}: the key-clash check could not walk this directory (the workers "
+                                  "that walked it were lost); nothing was uploaded; rerun the command")
+        yield item
 
 
 def _announce_multipart(items: Iterable[UploadItem], journal: Journal, threshold_bytes: int) -> Iterator[UploadItem]:

@@ -53,8 +53,17 @@ from ..gcpause import gc_paused
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadRow", "Column", "RowBatch", "TableSource", "arrow_type_for", "find_column", "open_table",
-           "redact_url"]
+__all__ = [
+    "BadRow",
+    "Column",
+    "RowBatch",
+    "TableSource",
+    "arrow_type_for",
+    "find_column",
+    "is_password_parameter",
+    "open_table",
+    "redact_url",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,14 +536,31 @@ def _pick_cursor(where: str, table: str, columns: Sequence[Column], name: str | 
                      "unique, increasing column")
 
 
+def is_password_parameter(name: str) -> bool:
+    """Whether a database URL's query parameter ``name`` holds a password (``password``, ``passwd``,
+    ``sslpassword``, ``pwd``...)."""
+    name = name.lower()
+    return "pass" in name or name == "pwd"
+
+
 def redact_url(url: str) -> str:
-    """A database URL without its password, for messages."""
+    """A database URL without its passwords (the user part's and the query's), for messages."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+    if not sep:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:
+        if "@" in rest:
+            creds, _, host = rest.rpartition("@")
+            rest = f"{creds.split(':', 1)[0]}:***@{host}"
+        return re.sub(r"([?&][^=&]*(?:pass|pwd)[^=&]*=)[^&]*", r"\1***", f"{scheme}://{rest}", flags=re.I)
+    secret = [k for k in parsed.query if is_password_parameter(k)]
+    if secret:
+        parsed = parsed.update_query_dict({k: "***" for k in secret})
+    return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
 def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,

@@ -43,6 +43,7 @@ from ..errors import (
     SourceNotFoundError,
     SourceUnreadableError,
     UsageError,
+    WorkerMismatchError,
 )
 from ..events import Discovered, EntrySkipped
 from ..fileid import FileIdentity
@@ -59,6 +60,7 @@ __all__ = [
     "WalkTotals",
     "attrs_by_content_type",
     "exact_key_for",
+    "inode_of",
     "root_item",
     "skipped_line",
     "walk_items",
@@ -270,12 +272,15 @@ def _scan(
 class WalkDir:
     """A directory to walk: ``path``, and ``reldir``, its path relative to its root with a trailing
     ``/`` (``""`` for a root). A slice of a large directory walks only the entries whose names are
-    after ``after`` and up to ``upto`` included (None: no bound)."""
+    after ``after`` and up to ``upto`` included (None: no bound). ``inode``: the directory's inode
+    number where it was found (None: not checked); the walk that lists it on another machine
+    checks that it sees the same directory there, and not, say, an empty mount point."""
 
     path: str
     reldir: str
     after: str | None = None
     upto: str | None = None
+    inode: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +313,14 @@ def walk_part(
     and errors are those of :func:`walk_items` over the same tree: the walk of a root's part is
     that root's walk restricted to it, and the union of the parts is the whole walk.
 
+    Every directory handed back (and ``start``, when its ``inode`` is set) carries its inode number,
+    checked before it is listed: a part walked on another machine refuses a directory that is not
+    the one found (an unmounted filesystem's empty mount point, a stale copy), rather than report
+    its files missing, which a sync with ``--delete`` would act on.
+
     Raises:
         ValueError: ``max_entries`` below 1.
+        WorkerMismatchError: a directory is not the one whose inode was recorded (exit 2).
     """
     if max_entries < 1:
         raise ValueError("a walk part looks at one entry at least")
@@ -327,6 +338,8 @@ def walk_part(
             frontier.append(d)
             continue
         try:
+            if d.inode is not None and (found := os.stat(d.path).st_ino) != d.inode:
+                raise WorkerMismatchError(f"{d.path} is another directory here (inode {found}, not {d.inode})")
             entries = _list_dir(d.path)
         except OSError as e:
             items.append(_dir_error(d.path, d.reldir, dest, e))
@@ -339,14 +352,23 @@ def walk_part(
             for i in range(max_entries, len(entries), max_entries):
                 last = i + max_entries - 1
                 frontier.append(WalkDir(d.path, d.reldir, entries[i - 1].name,
-                                        entries[last].name if last < len(entries) - 1 else None))
+                                        entries[last].name if last < len(entries) - 1 else None, d.inode))
             entries = entries[:max_entries]
         seen += len(entries)
         subdirs: list[tuple[str, str]] = []
         items.extend(_scan(entries, d.reldir, dest, keep, False, attrs_for, totals, None, subdirs))
         skipped.extend(totals.drain_skips())
-        stack.extend(WalkDir(path, rel) for path, rel in reversed(subdirs))
+        stack.extend(WalkDir(path, rel, inode=inode_of(path)) for path, rel in reversed(subdirs))
     return WalkPart(tuple(items), tuple(skipped), tuple(frontier), totals.files, totals.bytes, dirs, seen)
+
+
+def inode_of(path: str) -> int | None:
+    """``path``'s inode number as ``stat`` gives it (a mounted filesystem's root, at a mount point);
+    None when it cannot be read (its listing then reports why)."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def _special_kind(path: str) -> str:

@@ -40,13 +40,15 @@ __all__ = ["Counts", "PlainProgress", "ProgressBar", "progress_line"]
 class Counts:
     """What the views show, counted from events. ``update`` says whether the event changed anything."""
 
-    __slots__ = ("_bytes", "_files", "_shards", "checkpoint", "failed", "final", "objects", "read", "retries",
-                 "rows", "started", "total_bytes", "total_files")
+    __slots__ = ("_bytes", "_files", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed", "final",
+                 "objects", "read", "retries", "rows", "started", "total_bytes", "total_files")
 
     def __init__(self) -> None:
         self._files = self.failed = self.retries = self._bytes = self.objects = self.rows = self.read = 0
         self.total_files = self.total_bytes = 0
         self._shards: dict[int, tuple[int, int]] = {}  # --cluster: files and bytes of shards in flight
+        self._shard_files = self._shard_bytes = 0  # their sums, kept as they change: a view's thread reads
+        # ``files``/``bytes`` while the events' threads change ``_shards``, so it must not iterate over it
         self.final = False
         self.checkpoint: Any = None
         self.started = time.monotonic()
@@ -54,12 +56,12 @@ class Counts:
     @property
     def files(self) -> int:
         """Files finished (done, skipped or failed), with those of ``--cluster`` shards still in flight."""
-        return self._files + sum(f for f, _ in self._shards.values())
+        return self._files + self._shard_files
 
     @property
     def bytes(self) -> int:
         """Bytes sent, with those of ``--cluster`` shards still in flight."""
-        return self._bytes + sum(b for _, b in self._shards.values())
+        return self._bytes + self._shard_bytes
 
     def update(self, event: Event) -> bool:
         if isinstance(event, FileDone):
@@ -75,10 +77,11 @@ class Counts:
             self._files += 1
             self.failed += 1
         elif isinstance(event, ShardProgress):
+            old_files, old_bytes = self._shards.pop(event.shard, (0, 0))
             if event.files or event.bytes:
                 self._shards[event.shard] = (event.files, event.bytes)
-            else:
-                self._shards.pop(event.shard, None)
+            self._shard_files += event.files - old_files
+            self._shard_bytes += event.bytes - old_bytes
         elif isinstance(event, RetryScheduled):
             self.retries += 1
         elif isinstance(event, Discovered):
