@@ -180,6 +180,8 @@ def start_server(
         except S3PumpError:
             stop_server(proc)
             if ports is None and attempt < _START_ATTEMPTS and _lost_a_port(log_path, log_offset):
+                if s3_port is not None and not _port_free(s3_port):  # the port named was the one lost
+                    raise UsageError(f"--port {s3_port} is in use on 127.0.0.1; pick another") from None
                 continue
             raise
         except BaseException:

@@ -44,3 +44,34 @@ def test_a_port_taken_before_weed_binds_it_is_picked_again(tmp_path: Path, monke
         assert client.list_buckets()["Buckets"] == []
     finally:
         stop_server(proc, grace_s=2.0)
+
+
+@pytest.mark.e2e
+def test_the_port_named_taken_before_weed_binds_it_is_one_line_not_three_attempts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --port N``: N seen free, then taken before weed binds it. The user named it, so it is
+    not picked again: one attempt, then "--port N is in use" (exit 2), not three failed starts."""
+    from s3pump.errors import UsageError
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    checks: list[int] = []
+    real_free = devserver._port_free
+
+    def free(p: int) -> bool:  # the first check runs before the port was taken
+        checks.append(p)
+        return True if len(checks) == 1 else real_free(p)
+
+    monkeypatch.setattr(devserver, "_port_free", free)
+    launched: list[int] = []
+    real_launch = devserver._launch
+    monkeypatch.setattr(devserver, "_launch", lambda *a: (launched.append(1), real_launch(*a))[1])
+    try:
+        with pytest.raises(UsageError, match=f"--port {port} is in use on 127.0.0.1; pick another") as e:
+            start_server(tmp_path / "weed", s3_port=port, ready_timeout_s=30)
+    finally:
+        taken.close()
+    assert e.value.exit_code == 2 and launched == [1]
+    assert checks[0] == checks[-1] == port and checks.count(port) == 2  # (pick_ports checks the others)

@@ -278,3 +278,22 @@ def test_multipart_compare_reads_each_file_once(
     assert len(calls) == 2 and ("synced", True, ()) in calls  # md5 metadata: the MD5 only
     [(_, whole, part_sizes)] = [c for c in calls if c[0] == "uploaded"]
     assert not whole and 5 * MIB in part_sizes  # no metadata: the candidate multipart ETags only
+
+
+def test_the_hash_cache_is_closed_when_the_cluster_setup_fails(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad ``S3PUMP_CLUSTER_WALK`` (or a scheduler not reached) ends sync before its run starts:
+    the hash cache opened just before is closed all the same (an embedding program keeps no handle)."""
+    pytest.importorskip("distributed")
+    from s3pump import hashcache
+
+    closed: list[bool] = []
+    real_close = hashcache.HashCache.close
+    monkeypatch.setattr(hashcache.HashCache, "close", lambda self: (closed.append(True), real_close(self))[1])
+    monkeypatch.setenv("S3PUMP_CLUSTER_WALK", "everywhere")
+    (tmp_path / "src").mkdir()
+    store = MemoryStore()
+    store.create_bucket("bkt")
+    with pytest.raises(UsageError, match="S3PUMP_CLUSTER_WALK"):
+        sync(tmp_path / "src", "s3://bkt/p/", TransferConfig(), store=store, cluster="tcp://127.0.0.1:1")
+    assert closed == [True]

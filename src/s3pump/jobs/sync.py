@@ -178,6 +178,8 @@ def sync(
     walk: Any = None  # the distributed walk's counts (WalkStats), when the workers walk
     walker: Walker | None = None
     with contextlib.ExitStack() as stack:
+        if cache is not None:  # closed however this ends (a bad S3PUMP_CLUSTER_WALK, a scheduler not reached)
+            stack.callback(cache.close)
         if cluster is not None and not dry_run:
             from ..cluster.treewalk import WalkStats, walk_on_workers
 
@@ -194,34 +196,30 @@ def sync(
                     return walk_on_cluster(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped)
 
         handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")
-        try:
-            with Run("sync", config, dest.bucket, store=store, embedded=embedded,
-                     subscribers=[sync_stats, *subscribers], failed_list=failed_list, handle_signals=handle_signals,
-                     check_failed_list=True) as run:
-                planner = SyncPlanner(
-                    root=root, dest=dest, key_prefix=key_prefix, store=run.store, config=run.config, mode=mode,
-                    delete=delete, dry_run=dry_run, cache=cache,
-                    path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
-                    sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
-                    walker=walker,
-                )
-                try:
-                    handoff.start(planner.produce)
-                    if dry_run:
-                        for item in run.emitting(handoff):
-                            assert item.error is not None  # a dry run plans no upload items
-                            run.fail(item, item.error)
-                        for key in planner.deletes:
-                            run.emit(ObjectDeleted(key, dry_run=True))
-                    else:
-                        cluster_info = _transfer(run, handoff, cluster, walk)
-                        run.delete(planner.deletes)
-                finally:
-                    handoff.stop()
-                    planner.deletes.close()
-        finally:
-            if cache is not None:
-                cache.close()
+        with Run("sync", config, dest.bucket, store=store, embedded=embedded,
+                 subscribers=[sync_stats, *subscribers], failed_list=failed_list, handle_signals=handle_signals,
+                 check_failed_list=True) as run:
+            planner = SyncPlanner(
+                root=root, dest=dest, key_prefix=key_prefix, store=run.store, config=run.config, mode=mode,
+                delete=delete, dry_run=dry_run, cache=cache,
+                path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
+                sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
+                walker=walker,
+            )
+            try:
+                handoff.start(planner.produce)
+                if dry_run:
+                    for item in run.emitting(handoff):
+                        assert item.error is not None  # a dry run plans no upload items
+                        run.fail(item, item.error)
+                    for key in planner.deletes:
+                        run.emit(ObjectDeleted(key, dry_run=True))
+                else:
+                    cluster_info = _transfer(run, handoff, cluster, walk)
+                    run.delete(planner.deletes)
+            finally:
+                handoff.stop()
+                planner.deletes.close()
     base = dataclasses.replace(run.report(dry_run=dry_run), cluster=cluster_info)
     return SyncReport(
         **{f: getattr(base, f) for f in UploadReport.__dataclass_fields__},
