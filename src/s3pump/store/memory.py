@@ -95,6 +95,17 @@ class MemoryStore:
         """Retry synchronous PUTs (:func:`~s3pump.store.waiting.put_and_wait`) with a run's policy."""
         self.retry = policy
 
+    def snapshot(self, bucket: str) -> dict[str, StoredObject]:
+        """A copy of ``bucket``'s objects by key, taken under the store's lock: safe to iterate while
+        a run in another thread writes (iterating ``buckets[bucket]`` itself then may raise
+        "dictionary changed size during iteration").
+
+        Raises:
+            NoSuchBucketError: no such bucket.
+        """
+        with self._lock:
+            return dict(self._objects(bucket))
+
     # ---- helpers ----
     def _objects(self, bucket: str) -> dict[str, StoredObject]:
         try:
