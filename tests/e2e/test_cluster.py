@@ -350,7 +350,10 @@ def test_sync_delete_refuses_workers_that_see_an_empty_mount_point(s3env: S3Env,
     from s3pump.jobs.sync import sync
 
     root = tmp_path / "tree"
-    make_tree(root, 40)
+    files = make_tree(root, 40)
+    past = time.time_ns() - 60 * 10**9  # older than the objects' LastModified (1 s resolution): unchanged
+    for p in files.values():
+        os.utime(p, ns=(past, past))
     monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
     r = run_cli(["upload", str(root), f"s3://{bucket}/s/", "--no-progress"], s3env.env(tmp_path / "state"))
     assert r.returncode == 0, r.stderr.decode()
