@@ -10,7 +10,9 @@ Workloads (full size / ``--quick``) and peers:
 
 Every tool runs as a child process (wall, client CPU = user + system, peak RSS = its own VmHWM:
 ``harness.Bench.time``); each round runs every tool once, the order rotated round by round
-(``harness.alternate``); the table shows medians. Every run is checked: object count and bytes (W1),
+(``harness.alternate``); the tables show medians: every peer against s3pump, then issue 15's table (its
+figures before the work, the target, the measured value, met or not). Each workload's tables are also
+printed to stderr as soon as it ends. Every run is checked: object count and bytes (W1),
 nothing uploaded (sync), rows (exports), size (stream). Sling's Parquet path downloads DuckDB when
 it runs, which fails offline, so Sling is compared on JSON Lines only.
 
@@ -37,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from export import DLT_SCRIPT, make_events_db
 from harness import Bench, Sample, Series, alternate, aws_cli, s3pump_cli, s5cmd_binary
@@ -57,11 +60,11 @@ DLT_JSONL_SCRIPT = DLT_SCRIPT.replace(', backend="pyarrow", chunk_size=100_000',
     'loader_file_format="parquet"', 'loader_file_format="jsonl"')
 
 
-class Row:
-    """One line of the final table: s3pump against one peer on one workload."""
+class Result:
+    """One workload's samples: ``series`` by tool (s3pump and its peers), ``n`` objects, files, rows or bytes."""
 
-    def __init__(self, workload: str, what: str, series: dict[str, Series], peer: str) -> None:
-        self.workload, self.what, self.series, self.peer = workload, what, series, peer
+    def __init__(self, workload: str, what: str, series: dict[str, Series], n: int) -> None:
+        self.workload, self.what, self.series, self.n = workload, what, series, n
 
 
 def _find_sling(given: str | None) -> str | None:
@@ -108,7 +111,7 @@ def _parquet_rows(bench: Bench, bucket: str, prefix: str) -> int:
 
 
 # ---------------------------------------------------------------- workloads
-def w1(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) -> list[Row]:
+def w1(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) -> Result:
     src = work / "w1"
     generate(src, count=n, size_bytes=4096, seed=42)
     bucket = bench.bucket("run-all-w1")
@@ -126,10 +129,10 @@ def w1(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) -> list[R
         for r in range(rounds):
             assert bench.count(bucket, f"{name}-{r}/") == (n, n * 4096), (name, r)
     what = f"W1 upload {n:,} x 4 KiB"
-    return [Row("W1", what, series, p) for p in tools if p != "s3pump"]
+    return Result("W1", what, series, n)
 
 
-def sync_noop(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) -> list[Row]:
+def sync_noop(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) -> Result:
     src = work / "sync"
     generate(src, count=n, size_bytes=4096, files_per_dir=1000)
     past = time.time() - 3600  # files older than their objects, as after a real upload
@@ -154,7 +157,7 @@ def sync_noop(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) ->
     rewritten = [o["Key"] for page in bench.client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                  Prefix="tree/") for o in page.get("Contents", []) if o["LastModified"].timestamp() >= mark]
     assert not rewritten, f"a no-op sync uploaded {len(rewritten)} objects, e.g. {rewritten[:3]}"
-    return [Row("sync-noop", f"sync no-op, {n:,} files", series, p) for p in tools if p != "s3pump"]
+    return Result("sync-noop", f"sync no-op, {n:,} files", series, n)
 
 
 def _events_db(work: Path, rows: int) -> Path:
@@ -176,7 +179,7 @@ def _dlt(bench: Bench, work: Path, args: argparse.Namespace, script: str, db: Pa
 
 
 def export_jsonl(bench: Bench, work: Path, n: int, rounds: int, peers: set[str],
-                 args: argparse.Namespace) -> list[Row]:
+                 args: argparse.Namespace) -> Result:
     db = _events_db(work, n)
     bucket = bench.bucket("run-all-jsonl")
     tools: dict[str, Callable[[int], Sample]] = {
@@ -206,11 +209,11 @@ def export_jsonl(bench: Bench, work: Path, n: int, rounds: int, peers: set[str],
         got = _jsonl_rows(bench, bucket, TABLE_PREFIX[name])
         assert got == n, (name, got, n)
     what = f"export {n:,} rows, JSON Lines gzip"
-    return [Row("export-jsonl", what, series, p) for p in tools if p != "s3pump"]
+    return Result("export-jsonl", what, series, n)
 
 
 def export_parquet(bench: Bench, work: Path, n: int, rounds: int, peers: set[str],
-                   args: argparse.Namespace) -> list[Row]:
+                   args: argparse.Namespace) -> Result:
     db = _events_db(work, n)
     bucket = bench.bucket("run-all-parquet")
     tools: dict[str, Callable[[int], Sample]] = {
@@ -223,10 +226,10 @@ def export_parquet(bench: Bench, work: Path, n: int, rounds: int, peers: set[str
     for name in tools:
         got = _parquet_rows(bench, bucket, TABLE_PREFIX[name])
         assert got == n, (name, got, n)
-    return [Row("export-parquet", f"export {n:,} rows, Parquet", series, p) for p in tools if p != "s3pump"]
+    return Result("export-parquet", f"export {n:,} rows, Parquet", series, n)
 
 
-def stream(bench: Bench, work: Path, size: int, rounds: int, peers: set[str]) -> list[Row]:
+def stream(bench: Bench, work: Path, size: int, rounds: int, peers: set[str]) -> Result:
     bucket = bench.bucket("run-all-stream")
     producer = [sys.executable, "-c", PRODUCER, str(size)]
     tools: dict[str, Callable[[int], Sample]] = {
@@ -240,27 +243,82 @@ def stream(bench: Bench, work: Path, size: int, rounds: int, peers: set[str]) ->
     for name in tools:
         for r in range(rounds):
             assert bench.count(bucket, f"{name}-{r}") == (1, size), (name, r)
-    return [Row("stream", f"stream {size / MIB:,.0f} MiB from stdin", series, p) for p in tools
-            if p != "s3pump"]
+    return Result("stream", f"stream {size / MIB:,.0f} MiB from stdin", series, size)
 
 
 # ---------------------------------------------------------------- report
-def report(rows: list[Row], rounds: int) -> None:
+#: issue 15's table: the figures before the work ("today", measured 2026-11-21) and the targets
+ISSUE_TODAY = {
+    "W1": "0.80-0.90 x s5cmd objects/s; client CPU 0.98-1.12 x s5cmd",
+    "sync-noop": "0.52-0.73 x s5cmd wall",
+    "export-jsonl": "104-112k rows/s (1.26 x Sling)",
+    "export-parquet": "372k rows/s (1.4 x dlt)",
+    "stream": "0.95 x s5cmd pipe; client 3.3 CPU-s/GiB (s5cmd 3.2)",
+}
+
+
+def _target(result: Result) -> tuple[str, str, bool | None]:
+    """(target, measured, met) for one workload; met is None where a peer the target needs was not run."""
+    me = result.series["s3pump"]
+    s5 = result.series.get("s5cmd")
+    wall, cpu, rss = me.median("wall_s"), me.median("cpu_s"), me.median("peak_rss_mb")
+    if result.workload == "W1":
+        if not s5:
+            return ">= 1.0 x objects/s; CPU <= 0.8 x s5cmd", f"{result.n / wall:,.0f} objects/s", None
+        speed, cpu_ratio = s5.median("wall_s") / wall, cpu / s5.median("cpu_s")
+        return (">= 1.0 x objects/s; CPU <= 0.8 x s5cmd", f"{speed:.2f} x objects/s; CPU {cpu_ratio:.2f} x",
+                speed >= 1.0 and cpu_ratio <= 0.8)
+    if result.workload == "sync-noop":
+        if not s5:
+            return "<= 0.5 x s5cmd wall", f"{wall:.2f} s", None
+        ratio = wall / s5.median("wall_s")
+        return "<= 0.5 x s5cmd wall", f"{ratio:.2f} x", ratio <= 0.5
+    if result.workload == "export-jsonl":
+        rate = result.n / wall
+        sling = result.series.get("sling")
+        vs = f" ({sling.median('wall_s') / wall:.2f} x Sling)" if sling else ""
+        return ">= 200k rows/s", f"{rate / 1000:,.0f}k rows/s{vs}", rate >= 200_000
+    if result.workload == "export-parquet":
+        rate = result.n / wall
+        dlt = result.series.get("dlt")
+        vs = f" ({dlt.median('wall_s') / wall:.2f} x dlt)" if dlt else ""
+        return (">= 400k rows/s, RSS <= 300 MB", f"{rate / 1000:,.0f}k rows/s{vs}, {rss:.0f} MB",
+                rate >= 400_000 and rss <= 300)
+    gib = result.n / 2**30
+    if not s5:
+        return "client <= 0.8 x s5cmd CPU-s/GiB; wall >= 1.05 x", f"{cpu / gib:.2f} CPU-s/GiB", None
+    speed, cpu_ratio = s5.median("wall_s") / wall, cpu / s5.median("cpu_s")
+    return ("client <= 0.8 x s5cmd CPU-s/GiB; wall >= 1.05 x",
+            f"{cpu / gib:.2f} CPU-s/GiB (s5cmd {s5.median('cpu_s') / gib:.2f}) = {cpu_ratio:.2f} x; "
+            f"{speed:.2f} x throughput", cpu_ratio <= 0.8 and speed >= 1.05)
+
+
+def report(results: list[Result], rounds: int, out: TextIO = sys.stdout) -> None:
+    """Both tables: every tool against s3pump per workload, then issue 15's targets."""
     print(f"\nmedians of {rounds} alternating round(s); ratio = s3pump wall / peer wall (< 1: s3pump faster); "
-          "client CPU-s and peak RSS: s3pump / peer\n")
-    print("| workload | s3pump wall s | peer | peer wall s | ratio | client CPU-s | peak RSS MB |")
-    print("|---|---:|---|---:|---:|---:|---:|")
-    for row in rows:
-        me, peer = row.series["s3pump"], row.series[row.peer]
-        ratio = me.median("wall_s") / peer.median("wall_s")
-        print(f"| {row.what} | {me.median('wall_s'):.2f} | {row.peer} | {peer.median('wall_s'):.2f} | {ratio:.2f} | "
-              f"{me.median('cpu_s'):.2f} / {peer.median('cpu_s'):.2f} | "
-              f"{me.median('peak_rss_mb'):.0f} / {peer.median('peak_rss_mb'):.0f} |")
-    w1_rows = [row for row in rows if row.workload == "W1"]
-    if w1_rows:
-        n = int(w1_rows[0].what.split()[2].replace(",", ""))
-        per_1000 = {name: s.median("cpu_s") / n * 1000 for name, s in w1_rows[0].series.items()}
-        print("\nW1 client CPU-s per 1000 objects: " + ", ".join(f"{k} {v:.2f}" for k, v in per_1000.items()))
+          "client CPU-s and peak RSS: s3pump / peer\n", file=out)
+    print("| workload | s3pump wall s | peer | peer wall s | ratio | client CPU-s | peak RSS MB |", file=out)
+    print("|---|---:|---|---:|---:|---:|---:|", file=out)
+    for result in results:
+        me = result.series["s3pump"]
+        for peer_name, peer in result.series.items():
+            if peer_name == "s3pump":
+                continue
+            ratio = me.median("wall_s") / peer.median("wall_s")
+            print(f"| {result.what} | {me.median('wall_s'):.2f} | {peer_name} | {peer.median('wall_s'):.2f} | "
+                  f"{ratio:.2f} | {me.median('cpu_s'):.2f} / {peer.median('cpu_s'):.2f} | "
+                  f"{me.median('peak_rss_mb'):.0f} / {peer.median('peak_rss_mb'):.0f} |", file=out)
+    for result in results:
+        if result.workload == "W1":
+            per_1000 = {name: s.median("cpu_s") / result.n * 1000 for name, s in result.series.items()}
+            print("\nW1 client CPU-s per 1000 objects: " + ", ".join(f"{k} {v:.2f}" for k, v in per_1000.items()),
+                  file=out)
+    print("\n| workload | issue 15 \"today\" | target | measured | met? |", file=out)
+    print("|---|---|---|---|---|", file=out)
+    for result in results:
+        target, measured, met = _target(result)
+        verdict = "n/a (peer not run)" if met is None else ("yes" if met else "**no**")
+        print(f"| {result.what} | {ISSUE_TODAY[result.workload]} | {target} | {measured} | {verdict} |", file=out)
 
 
 def main() -> None:
@@ -285,10 +343,10 @@ def main() -> None:
 
     bench = Bench()
     work = Path(tempfile.mkdtemp(prefix="s3pump-run-all-"))
-    rows: list[Row] = []
+    results: list[Result] = []
     started = time.monotonic()
     try:
-        runners: dict[str, Callable[[], list[Row]]] = {
+        runners: dict[str, Callable[[], Result]] = {
             "W1": lambda: w1(bench, work, sizes["W1"], rounds, peers),
             "sync-noop": lambda: sync_noop(bench, work, sizes["sync-noop"], rounds, peers),
             "export-jsonl": lambda: export_jsonl(bench, work, sizes["export-jsonl"], rounds, peers, args),
@@ -297,11 +355,12 @@ def main() -> None:
         }
         for name in chosen:
             print(f"== {name} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
-            rows += runners[name]()
+            results.append(runners[name]())
+            report(results[-1:], rounds, out=sys.stderr)  # each workload's figures as soon as it ends
     finally:
         bench.close()
         shutil.rmtree(work, ignore_errors=True)
-    report(rows, rounds)
+    report(results, rounds)
     print(f"\ntotal {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 

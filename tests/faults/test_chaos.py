@@ -50,29 +50,34 @@ def _run_single_fault(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir
 def _run_all_faults(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: Path, bucket: str,
                     scale: dict[str, int], **first_env: str) -> None:
     tree = make_tree(tmp_path / "src", **scale, seed=30)
+    # Two files are doomed in the first run: every PutObject / UploadPart for them is answered 500
+    # InternalError, so they fail however many attempts the run makes (the largest is a multipart upload
+    # whose parts fail, so it is aborted or left to the rerun's journal). The rerun is then always
+    # exercised: at 30 % alone, about one first run in a few hundred ended with nothing failed and the
+    # test proved nothing (issue 12, item 17). Every other request is faulted at random as before.
+    small = next(rel for rel, path in sorted(tree.files.items()) if 0 < path.stat().st_size < MIB)
+    large = max(tree.files, key=lambda rel: tree.files[rel].stat().st_size)
+    doomed = {f"c/{small}", f"c/{large}"}
     # the opening HeadBucket is spared: with 2 attempts, both failing at 30 % (9 % of runs) would end the
-    # run before any upload and prove nothing (issue 12, item 17); every later request is faulted as before
-    proxy.plan = FaultPlan.uniform(0.30, stall_s=10.0, spare_first={"HeadBucket": 1})
+    # run before any upload and prove nothing (issue 12, item 17)
+    proxy.plan = FaultPlan.uniform(0.30, stall_s=10.0, spare_first={"HeadBucket": 1},
+                                   doomed=dict.fromkeys(doomed, frozenset({"PutObject", "UploadPart"})))
     code, failed, err = _upload(tmp_path, s3env, proxy, state_dir, tree.root, bucket, "first", **first_env)
     counts = proxy.fault_counts()
     assert len(counts) >= 5, f"too few fault types were injected: {counts}"
     first_log = list(proxy.log)
     put_ok = {e.key for e in first_log if e.type == "PutObject" and e.status == 200}
-    if failed:  # listed exactly: the run said so, and each listed key is not a finished object
-        assert code == 1, err[-2000:]
-        assert all(f["key"].startswith("c/") and f["error"] for f in failed)
-    else:
-        assert code == 0, err[-2000:]
+    # listed exactly: the run said so, and each listed key is not a finished object
+    assert code == 1, err[-2000:]
+    assert all(f["key"].startswith("c/") and f["error"] for f in failed)
     failed_keys = {f["key"] for f in failed}
+    assert doomed <= failed_keys, f"doomed files not listed as failed: {sorted(doomed - failed_keys)}"
     print(f"first run: faults {dict(counts)}, failed {len(failed)}: {sorted(failed_keys)}")
-    if first_env.get("S3PUMP_MAX_ATTEMPTS") == "2":
-        assert failed, "with 2 attempts at 30 % some files should have failed"
-    if not failed:  # nothing left to rerun: the first run did it all
-        assert_all_uploaded(s3env, bucket, "c/", tree)
-        return
+    # the rerun: still 30 % faults on every request, nothing doomed; 10 attempts, so a request's run of bad
+    # luck (0.3**6 = 0.07 % a request at the default 6, a few % over a run) or a timeout on a loaded machine
+    # does not fail the check of what the rerun does
+    proxy.plan = FaultPlan.uniform(0.30, stall_s=10.0)
     proxy.clear_log()
-    # still at 30 %; 10 attempts, so a request's run of bad luck (0.3**6 = 0.07 % a request at the default
-    # 6, a few % over a run) or a timeout on a loaded machine does not fail the check of what the rerun does
     code, failed2, err2 = _upload(tmp_path, s3env, proxy, state_dir, tree.root, bucket, "rerun",
                                   S3PUMP_MAX_ATTEMPTS="10")
     assert failed2 == [] and code == 0, err2[-3000:]
@@ -80,6 +85,7 @@ def _run_all_faults(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: 
     resent = {e.key for e in proxy.log if e.type in ("PutObject", "UploadPart", "CreateMultipartUpload")}
     assert resent <= failed_keys, f"rerun re-sent finished files: {sorted(resent - failed_keys)[:10]}"
     assert not (resent & (put_ok - failed_keys))
+    assert doomed <= resent
     assert_all_uploaded(s3env, bucket, "c/", tree)
 
 
@@ -95,8 +101,8 @@ def test_each_fault_at_5_percent(tmp_path: Path, s3env: S3Env, faultproxy: Fault
 @pytest.mark.e2e
 def test_all_faults_at_30_percent_then_rerun(tmp_path: Path, s3env: S3Env, faultproxy: FaultProxy,
                                              state_dir: Path, bucket: str) -> None:
-    # two attempts per request in the first run, so at 30 % some files surely fail and the rerun
-    # (default attempts, still at 30 %) has work to finish
+    # two attempts per request in the first run, so at 30 % files fail beside the two doomed ones, and the
+    # rerun (10 attempts, still at 30 %) has work to finish
     # (and no outage tolerance: a reset or stall spends an attempt too, as this test was designed; the tolerance
     # has its own tests in test_outage_e2e.py, and with it on about 1 run in 50 ended with nothing failed)
     _run_all_faults(tmp_path, s3env, faultproxy, state_dir, bucket, SMALL, S3PUMP_MAX_ATTEMPTS="2",

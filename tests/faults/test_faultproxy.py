@@ -81,3 +81,14 @@ def test_spare_first_lets_the_opening_requests_of_a_type_through() -> None:
     assert plan.choose("HeadBucket", rng) is not None
     assert all(plan.choose("PutObject", rng) is not None for _ in range(100))
     assert all(plan.choose("HeadBucket", rng) is not None for _ in range(100))
+
+
+def test_doomed_requests_always_fail_and_nothing_else_changes() -> None:
+    """Issue 12, item 17: a doomed key's requests of the named types get ``internal`` every time;
+    its other request types, and other keys, follow the rates (none here)."""
+    plan = FaultPlan.uniform(0.0, doomed={"c/a.bin": frozenset({"PutObject", "UploadPart"})})
+    rng = random.Random(0)
+    assert all(plan.choose(t, rng, "c/a.bin") == "internal" for t in ("PutObject", "UploadPart") for _ in range(50))
+    assert plan.choose("AbortMultipartUpload", rng, "c/a.bin") is None
+    assert plan.choose("CreateMultipartUpload", rng, "c/a.bin") is None
+    assert plan.choose("PutObject", rng, "c/b.bin") is None

@@ -160,6 +160,10 @@ class FaultPlan:
     ``spare_first`` (request type -> N) lets the first N requests of a type through without a fault,
     whatever the rates and ``force_first`` say: e.g. ``{"HeadBucket": 1}`` spares the bucket check a
     run opens with, so a high fault rate cannot end a run before it uploads anything.
+    ``doomed`` (object key -> request types) answers every request of those types for that key with
+    ``internal`` (500 InternalError, which a client retries), whatever else the plan says: the file
+    fails however many attempts the client makes, so a test is sure to see a failure (and, with
+    ``{"UploadPart"}``, an upload created, failed and aborted). Doomed requests count as faults.
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -171,6 +175,7 @@ class FaultPlan:
     delay_s: dict[str, float] = field(default_factory=dict)
     max_in_flight: int | None = None
     spare_first: dict[str, int] = field(default_factory=dict)
+    doomed: dict[str, frozenset[str]] = field(default_factory=dict)
     _forced: Counter[str] = field(default_factory=Counter, repr=False)
     _spared: Counter[str] = field(default_factory=Counter, repr=False)
 
@@ -193,8 +198,10 @@ class FaultPlan:
         """All ``faults`` together hit ``total_rate`` of requests, spread evenly."""
         return cls(dict.fromkeys(faults, 0.0), total_rate=total_rate, **kwargs)
 
-    def choose(self, rtype: str, rng: random.Random) -> str | None:
-        """The fault to inject into one request of type ``rtype``, or None."""
+    def choose(self, rtype: str, rng: random.Random, key: str = "") -> str | None:
+        """The fault to inject into one request of type ``rtype`` for object ``key``, or None."""
+        if rtype in self.doomed.get(key, ()):
+            return "internal"
         if self.only_types is not None and rtype not in self.only_types:
             return None
         if self._spared[rtype] < self.spare_first.get(rtype, 0):
@@ -449,12 +456,12 @@ class FaultProxy:
                 self._log_file.write(json.dumps(asdict(entry)) + "\n")
                 self._log_file.flush()
 
-    def _choose(self, rtype: str) -> str | None:
+    def _choose(self, rtype: str, key: str) -> str | None:
         with self._lock:
             plan = self.plan
-            if plan.max_faults is not None and self.faults_injected >= plan.max_faults:
+            if plan.max_faults is not None and self.faults_injected >= plan.max_faults and key not in plan.doomed:
                 return None
-            fault = plan.choose(rtype, self.rng)
+            fault = plan.choose(rtype, self.rng, key)
             if fault is not None:
                 self.faults_injected += 1
             return fault
@@ -505,7 +512,7 @@ class FaultProxy:
         aws_chunked = "aws-chunked" in (_get(headers, "Content-Encoding") or "")
         body_bytes = int(_get(headers, "x-amz-decoded-content-length") or length)
         client_close = (_get(headers, "Connection") or "").lower() == "close"
-        fault = self._choose(rtype)
+        fault = self._choose(rtype, key)
         capacity = self.plan.max_in_flight
         serving = capacity is not None and rtype in ("PutObject", "UploadPart")
         if serving and fault is None and self._serving >= capacity:  # type: ignore[operator]
