@@ -52,3 +52,25 @@ def test_a_wrong_full_object_checksum_is_refused_by_the_server(
     client = s3env.boto()
     assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("spooled", [False, True])
+def test_a_part_whose_checksum_is_not_its_bytes_is_refused_by_the_server(
+    s3env: S3Env, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spooled: bool
+) -> None:
+    """A stream sends each part's CRC as computed while reading it (awscrt does not read the part
+    again): SeaweedFS checks it against the bytes it received, so a wrong one (a reader bug, a
+    buffer reused too early) is refused, and s3pump leaves no object and no open upload."""
+    from s3pump.store.checksums import FullObjectChecksum
+
+    part = FullObjectChecksum.part
+    monkeypatch.setattr(FullObjectChecksum, "part", lambda self, data, crc=0: part(self, data, crc) ^ 1)
+    data = os.urandom(11 * MIB)
+    with pytest.raises(StoreError) as e:
+        s3pump.stream(io.BytesIO(data), f"s3://{bucket}/badpart.bin", s3env.config(part_size_bytes=5 * MIB),
+                      spool_dir=str(tmp_path / "spool") if spooled else None)
+    assert e.value.code == "BadDigest"  # retried (bytes damaged on the way would be sent right again), then given up
+    client = s3env.boto()
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

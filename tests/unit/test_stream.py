@@ -435,3 +435,46 @@ def test_a_wrong_full_object_checksum_is_refused_and_nothing_is_left(
         stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL,
                spool_dir=str(tmp_path / "spool") if spooled else None)
     assert "k" not in store.buckets[BUCKET] and list(store.list_multipart_uploads(BUCKET)) == []
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32C", "CRC32", "CRC64NVME"])
+@pytest.mark.parametrize("spooled", [False, True])
+def test_each_part_carries_the_checksum_of_its_own_bytes_computed_in_the_one_read_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, algorithm: str, spooled: bool
+) -> None:
+    """The reader computes each part's CRC once, hands it to the store as the part's checksum (so
+    awscrt need not read the part again) and combines it into the whole stream's: every part's
+    checksum is the CRC of exactly the bytes stored for it, and the combination is the CRC of
+    the whole stream."""
+    seen: dict[int, tuple[tuple[str, str] | None, bytes]] = {}
+    upload_part = MemoryStore.upload_part
+
+    def spy(self: MemoryStore, bucket: str, key: str, upload_id: str, part_number: int, body, on_done):  # type: ignore[no-untyped-def]
+        seen[part_number] = (getattr(body, "checksum", None), bytes(body.read()))
+        return upload_part(self, bucket, key, upload_id, part_number, body, on_done)
+
+    monkeypatch.setattr(MemoryStore, "upload_part", spy)
+    store, data = _store(), _data(20 * KIB + 123, seed=7)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG.replace(checksum_algorithm=algorithm),
+                    store=store, schedule=SMALL, spool_dir=str(tmp_path / "spool") if spooled else None)
+    assert store.get_object(BUCKET, "k") == data and report.parts == 21 == len(seen)
+    assert b"".join(seen[n][1] for n in sorted(seen)) == data
+    for checksum, part in seen.values():
+        assert checksum == full_checksum(algorithm, part)
+    assert (report.checksum_algorithm, report.checksum) == full_checksum(algorithm, data)
+
+
+def test_a_part_whose_given_checksum_is_wrong_is_refused_and_nothing_is_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A part checksum that does not match the part's bytes (a reader bug, a buffer reused too
+    early) is refused by the store (BadDigest, as S3 refuses a wrong x-amz-checksum-crc32c): the
+    stream fails with no object and no open upload."""
+    from s3pump.store.checksums import FullObjectChecksum
+
+    part = FullObjectChecksum.part
+    monkeypatch.setattr(FullObjectChecksum, "part", lambda self, data, crc=0: part(self, data, crc) ^ 1)
+    store, data = _store(), _data(20 * KIB + 123)
+    with pytest.raises(StoreError, match="BadDigest"):
+        stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
+    _assert_nothing_left(store)

@@ -357,10 +357,12 @@ class StreamPartSource:
                 buffer = self._take_buffer(size)
                 length = self._read_into(buffer, size)
                 body = BufferSlice(buffer, length)
+                if self._full is not None:  # one CRC pass: the part's checksum, combined into the whole's
+                    crc = self._full.part(body.view)
+                    self._full.append(crc, length)
+                    body.checksum = (self._full.algorithm, self._full.encode(crc))
             if self._stop.is_set():
                 return
-            if self._full is not None and isinstance(body, BufferSlice):
-                self._full.update(body.view)
             last = length < size
             if length == 0 and n > 1:  # the stream ended on a part boundary
                 if isinstance(body, BufferSlice):
@@ -437,6 +439,7 @@ class StreamPartSource:
         with self._lock:
             self._spooled[part_number] = (fd, path)
         got = 0
+        crc = 0
         if self._chunk is None:
             self._chunk = bytearray(SPOOL_CHUNK_BYTES)
         try:
@@ -450,7 +453,7 @@ class StreamPartSource:
                 if self._sha256 is not None:
                     self._sha256.update(chunk)
                 if self._full is not None:
-                    self._full.update(chunk)
+                    crc = self._full.part(chunk, crc)
                 while chunk:
                     chunk = chunk[os.write(fd, chunk):]
                 got += n
@@ -465,7 +468,10 @@ class StreamPartSource:
                 self._spooled.pop(part_number, None)
             _remove(fd, path)
             return 0, b""
-        return got, FileRange(fd, 0, got, path)
+        if self._full is None:
+            return got, FileRange(fd, 0, got, path)
+        self._full.append(crc, got)
+        return got, FileRange(fd, 0, got, path, checksum=(self._full.algorithm, self._full.encode(crc)))
 
 
 class _Hasher:

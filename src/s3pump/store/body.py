@@ -19,13 +19,18 @@ class FileRange:
     and the re-stat before CompleteMultipartUpload reports the change.
     """
 
-    __slots__ = ("fd", "length", "offset", "path")
+    __slots__ = ("checksum", "fd", "length", "offset", "path")
 
-    def __init__(self, fd: int, offset: int, length: int, path: str = "") -> None:
+    def __init__(self, fd: int, offset: int, length: int, path: str = "",
+                 checksum: tuple[str, str] | None = None) -> None:
         self.fd = fd
         self.offset = offset
         self.length = length
         self.path = path
+        #: ``(algorithm, base64 value)`` of the range's bytes when its source computed it while
+        #: reading (a stream's spooled part): the store sends it as the request's checksum instead
+        #: of reading the bytes once more to compute it; the server checks it against what it got.
+        self.checksum = checksum
 
     def __len__(self) -> int:
         return self.length
@@ -102,12 +107,15 @@ class BufferSlice:
     instead of the next part's bytes.
     """
 
-    __slots__ = ("length", "released", "view")
+    __slots__ = ("checksum", "length", "released", "view")
 
-    def __init__(self, buffer: bytearray, length: int) -> None:
+    def __init__(self, buffer: bytearray, length: int, checksum: tuple[str, str] | None = None) -> None:
         self.view = memoryview(buffer)[:length]
         self.length = length
         self.released = False
+        #: ``(algorithm, base64 value)`` of the bytes, computed by the stream as it read them (see
+        #: :attr:`FileRange.checksum`).
+        self.checksum = checksum
 
     def __len__(self) -> int:
         return self.length

@@ -183,11 +183,15 @@ class MemoryStore:
         try:
             self._check("UploadPart", bucket, key)
             upload = self._upload(bucket, upload_id)
+            given = None if isinstance(body, bytes | memoryview) else getattr(body, "checksum", None)
             if not isinstance(body, bytes | memoryview):
                 body = body.read()
             if not 1 <= part_number <= 10_000:
                 raise FatalStoreError(f"s3://{bucket}/{key}: part number {part_number} out of 1..10000")
             data = bytes(body)
+            if given is not None and given != full_checksum(given[0], data):  # as S3 checks x-amz-checksum-*
+                raise FatalStoreError(f"s3://{bucket}/{key}: BadDigest: the {given[0]} of part {part_number} "
+                                      "is not the one given", status=400, code="BadDigest")
             etag = hashlib.md5(data).hexdigest()
             with self._lock:
                 upload.parts[part_number] = (data, etag)

@@ -296,8 +296,17 @@ class S3Store:
         on_done: DoneCallback, kind: s3.S3RequestType, operation: str | None,
         send_filepath: str | None = None, body: bytes | memoryview | StreamBody | None = None,
     ) -> _CrtRequest:
+        headers = self._headers(bucket, size, attrs)
+        checksum_config = self._checksum_config
+        given = None if body is None or isinstance(body, bytes | memoryview) else getattr(body, "checksum", None)
+        if (given is not None and checksum_config is not None and self._checksum_header
+                and given[0] == self._checksum_name):
+            # the source computed the body's checksum as it read it (a stream's part): send that,
+            # rather than have awscrt read the bytes once more; the server checks it all the same
+            headers.add(self._checksum_header, given[1])
+            checksum_config = None
         request = http.HttpRequest(
-            "PUT", method_path, self._headers(bucket, size, attrs),
+            "PUT", method_path, headers,
             None if body is None else io.BytesIO(body) if isinstance(body, bytes | memoryview) else body.reader(),
         )
         response_headers: list[tuple[str, str]] = []
@@ -322,7 +331,7 @@ class S3Store:
             operation_name=operation,
             request=request,
             send_filepath=send_filepath,
-            checksum_config=self._checksum_config,
+            checksum_config=checksum_config,
             on_headers=on_headers,
             on_done=done,
         )
