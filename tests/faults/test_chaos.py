@@ -37,8 +37,13 @@ def _upload(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: Path, sr
 def _run_single_fault(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: Path, bucket: str,
                       fault: str, scale: dict[str, int]) -> None:
     tree = make_tree(tmp_path / "src", **scale, seed=TRANSIENT_FAULTS.index(fault))
-    # force_first=1: a small tree has few CompleteMultipartUpload requests; make sure each fault fires
-    proxy.plan = FaultPlan.single(fault, 0.05, stall_s=10.0, force_first=1)
+    # force_first=1: a small tree has few CompleteMultipartUpload requests; make sure each fault fires.
+    # spare_first: not on the HeadBucket the run opens with. Until the endpoint has answered once, s3pump
+    # retries a request that gets no answer only once and then ends the run (exit 2: a wrong endpoint
+    # must fail within seconds), so a forced stall there, followed by the 5 % one on the retry, ended the
+    # run with exit 2 (seen once, in the loop of session 7; issue 12, item 17). The forced fault now lands
+    # on the first upload request instead, which has the whole retry budget.
+    proxy.plan = FaultPlan.single(fault, 0.05, stall_s=10.0, force_first=1, spare_first={"HeadBucket": 1})
     code, failed, err = _upload(tmp_path, s3env, proxy, state_dir, tree.root, bucket, fault)
     assert failed == [], err[-3000:]
     assert code == 0, err[-3000:]
@@ -75,8 +80,9 @@ def _run_all_faults(tmp_path: Path, s3env: S3Env, proxy: FaultProxy, state_dir: 
     print(f"first run: faults {dict(counts)}, failed {len(failed)}: {sorted(failed_keys)}")
     # the rerun: still 30 % faults on every request, nothing doomed; 10 attempts, so a request's run of bad
     # luck (0.3**6 = 0.07 % a request at the default 6, a few % over a run) or a timeout on a loaded machine
-    # does not fail the check of what the rerun does
-    proxy.plan = FaultPlan.uniform(0.30, stall_s=10.0)
+    # does not fail the check of what the rerun does. Its opening HeadBucket is spared as the first run's
+    # is: a stall or reset there and on its one retry (about 1.4 % of reruns) ends the run with exit 2.
+    proxy.plan = FaultPlan.uniform(0.30, stall_s=10.0, spare_first={"HeadBucket": 1})
     proxy.clear_log()
     code, failed2, err2 = _upload(tmp_path, s3env, proxy, state_dir, tree.root, bucket, "rerun",
                                   S3PUMP_MAX_ATTEMPTS="10")
