@@ -299,7 +299,7 @@ def sync(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
                 else "default", delete=delete, dry_run=dry_run, filters=filter_rules(ctx, include, exclude),
                 embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers, skipped],
-                hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster,
+                hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster, list_unchanged=json_output,
             )
             views.finish(report.to_json())
         print_sync_summary(report, destination=destination)

@@ -32,6 +32,7 @@ __all__ = [
     "FileDone",
     "FileFailed",
     "FileSkipped",
+    "FilesUnchanged",
     "MultipartAbortFailed",
     "MultipartAborted",
     "MultipartCreated",
@@ -157,6 +158,16 @@ class FileSkipped:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesUnchanged:
+    """A sync found ``files`` more files unchanged (``size_bytes`` in all), counted rather than
+    listed: ``sync(..., list_unchanged=False)``, which the CLI uses unless ``--json`` lists them.
+    Each counts as one :class:`FileSkipped` would (reason ``unchanged``), a thousand at a time."""
+
+    files: int
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class EntrySkipped:
     """The walk passed over a directory entry that is not a regular file: ``kind`` is ``symlink``
     (not followed), ``fifo``, ``socket``, ``device`` or ``broken symlink``."""
@@ -270,10 +281,10 @@ class Tick:
     retry_tokens: int
 
 
-Event = (FileDone | FileFailed | FileSkipped | EntrySkipped | PartDone | MultipartCreating | MultipartCreated
-         | MultipartAborted | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted | ConcurrencyChanged
-         | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast | ShardProgress
-         | ShardSettled)
+Event = (FileDone | FileFailed | FileSkipped | FilesUnchanged | EntrySkipped | PartDone | MultipartCreating
+         | MultipartCreated | MultipartAborted | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted
+         | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast
+         | ShardProgress | ShardSettled)
 Subscriber = Callable[[Event], None]
 
 

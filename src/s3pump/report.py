@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .events import Event, FileDone, FileFailed, FileSkipped, PartDone, RetryScheduled
+from .events import Event, FileDone, FileFailed, FileSkipped, FilesUnchanged, PartDone, RetryScheduled
 
 __all__ = ["FailedFile", "FailedListWriter", "LatencyHistogram", "RunStats", "UploadReport"]
 
@@ -96,6 +96,9 @@ class RunStats:
                                               type(event.error).__name__))
         elif isinstance(event, FileSkipped):
             self.files_skipped += 1
+            self.bytes_skipped += event.size_bytes
+        elif isinstance(event, FilesUnchanged):
+            self.files_skipped += event.files
             self.bytes_skipped += event.size_bytes
         elif isinstance(event, RetryScheduled):
             self.retries += 1

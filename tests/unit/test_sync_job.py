@@ -13,7 +13,7 @@ import pytest
 from s3pump import SyncReport, TransferConfig, sync
 from s3pump.engine.multipart import multipart_etag
 from s3pump.errors import NoSuchBucketError, SourceNotFoundError, UsageError
-from s3pump.events import Event, FileSkipped, ObjectDeleted, UploadPlanned
+from s3pump.events import Event, FileSkipped, FilesUnchanged, ObjectDeleted, UploadPlanned
 from s3pump.jobs.upload import upload
 from s3pump.store.base import ObjectAttributes, ObjectInfo
 from s3pump.store.memory import MemoryStore, StoredObject
@@ -82,6 +82,29 @@ def test_first_sync_uploads_all_with_md5_metadata_second_uploads_nothing(tmp_pat
         again, rec = run(src, store, mode=mode)
         assert again.files_done == 0 and again.planned_uploads == 0, mode
         assert again.files_skipped == len(files) and len(rec.of(FileSkipped)) == len(files)
+
+
+@pytest.mark.parametrize("mode", ["default", "size-only", "checksum"])
+def test_unchanged_files_counted_rather_than_listed_give_the_same_report(
+        tmp_path: Path, store: MemoryStore, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: ``list_unchanged=False`` (the CLI without --json) hands out FilesUnchanged counts, a
+    few files at a time here, and the report counts what one FileSkipped each would have."""
+    import s3pump.plan.syncplanner as planner
+
+    monkeypatch.setattr(planner, "_UNCHANGED_PER_EVENT", 2)
+    src = tmp_path / "src"
+    files = make_tree(src)
+    changed = src / "top"
+    run(src, store)
+    changed.write_bytes(b"T2")  # one file changed: uploaded, not counted
+    listed, listed_rec = run(src, store, mode=mode)
+    changed.write_bytes(b"T3!")
+    counted, rec = run(src, store, mode=mode, list_unchanged=False)
+    assert rec.of(FileSkipped) == [] and [e.files for e in rec.of(FilesUnchanged)] == [2, 2]
+    assert sum(e.size_bytes for e in rec.of(FilesUnchanged)) == sum(len(d) for r, d in files.items() if r != "top")
+    assert counted.files_skipped == listed.files_skipped == len(listed_rec.of(FileSkipped)) == len(files) - 1
+    assert counted.bytes_skipped == listed.bytes_skipped
+    assert counted.files_done == listed.files_done == 1 and objects(store)["pre/top"].body == b"T3!"
 
 
 def test_same_size_same_mtime_change_is_found_by_checksum_only(tmp_path: Path, store: MemoryStore) -> None:

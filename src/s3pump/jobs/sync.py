@@ -122,6 +122,7 @@ def sync(
     hash_workers: int | None = None,
     handle_signals: bool = False,
     cluster: Any = None,
+    list_unchanged: bool = True,
 ) -> SyncReport:
     """Upload the new and changed files of ``source_dir`` to ``destination`` (``s3://bucket/prefix``).
 
@@ -139,7 +140,9 @@ def sync(
     per side (~250 bytes each) before the sort spills to a temporary file. ``cluster``: the
     uploads run on Dask workers (``local:N``, ``tcp://host:8786`` or a ``distributed.Client``;
     needs ``s3pump[dask]``), and so does the walk (unless ``config.follow_symlinks``); the listing,
-    planning, hashing, deletes and the report stay here (docs/cluster.md).
+    planning, hashing, deletes and the report stay here (docs/cluster.md). ``list_unchanged``: one
+    ``FileSkipped`` event per unchanged file (True), or ``FilesUnchanged`` counts of a thousand
+    (False: what a no-op sync of many files wants; the report's counts are the same).
 
     Returns:
         SyncReport: uploads (done/failed/unchanged), deletes, hashing, plan counts.
@@ -204,7 +207,7 @@ def sync(
                 delete=delete, dry_run=dry_run, cache=cache,
                 path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
                 sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
-                walker=walker,
+                walker=walker, list_unchanged=list_unchanged,
             )
             try:
                 handoff.start(planner.produce)

@@ -34,7 +34,7 @@ from ..errors import (
     StoreError,
 )
 from ..etags import FileDigest, file_digest
-from ..events import Discovered, EntrySkipped, FileSkipped, UploadPlanned
+from ..events import Discovered, EntrySkipped, FileSkipped, FilesUnchanged, UploadPlanned
 from ..fileid import FileIdentity
 from ..hashcache import HashCache
 from ..items import UploadItem
@@ -67,6 +67,8 @@ log = logging.getLogger("s3pump.sync")
 #: A hashing task: up to this many files, or this many bytes.
 _BATCH_FILES = 64
 _BATCH_BYTES = 16 * 1024 * 1024
+#: Unchanged files counted into one FilesUnchanged event (``list_unchanged=False``).
+_UNCHANGED_PER_EVENT = 1000
 #: Walk errors remembered to withhold deletes under them; beyond this, no delete at all.
 _MAX_ERROR_KEYS = 10_000
 
@@ -87,15 +89,19 @@ class _Outcome:
 class SyncPlanner:
     """Builds the plan in a producer thread: hands out events (``Discovered``, ``FileSkipped``,
     ``UploadPlanned``) and the :class:`~s3pump.items.UploadItem` s to upload, and keeps the
-    keys to delete (:attr:`deletes`) for after the uploads."""
+    keys to delete (:attr:`deletes`) for after the uploads. ``list_unchanged=False``: unchanged
+    files are counted (``FilesUnchanged``, a thousand at a time) instead of one ``FileSkipped``
+    each, which is most of a no-op sync's work after the walk and the listing."""
 
     def __init__(
         self, *, root: str, dest: S3Url, key_prefix: str, store: Store, config: TransferConfig, mode: SyncMode,
         delete: bool, dry_run: bool, path_filter: PathFilter, cache: HashCache | None, sort_items: int,
-        hash_workers: int, walker: Walker | None = None,
+        hash_workers: int, walker: Walker | None = None, list_unchanged: bool = True,
     ) -> None:
         self.root = root
         self.walker = walker
+        self.list_unchanged = list_unchanged
+        self._unchanged = [0, 0]  # files and bytes counted and not yet handed out (list_unchanged=False)
         self._root_slash = root if root.endswith("/") else root + "/"
         root_abs = os.path.abspath(root)
         self._root_abs_slash = root_abs if root_abs.endswith("/") else root_abs + "/"
@@ -309,7 +315,7 @@ class SyncPlanner:
             return
         assert o.digest is not None
         if o.kind == "skip":
-            out.put(FileSkipped(path, a.key, o.digest.size_bytes, o.reason))
+            self._skipped(out, a.key, o.digest.size_bytes, o.reason)
             return
         if a.kind == "compare":  # now known to need an upload
             self._found(out, 0, o.digest.size_bytes)
@@ -360,7 +366,7 @@ class SyncPlanner:
             for a in plan(local, remote, self.mode, delete=self.delete):
                 if a.kind == "skip":
                     self._found(out, 1, 0)
-                    out.put(FileSkipped(self._path(a.key), a.key, a.local[1] if a.local else 0, a.reason))
+                    self._skipped(out, a.key, a.local[1] if a.local else 0, a.reason)
                 elif a.kind == "keep":
                     self.remote_only_kept += 1
                 elif a.kind == "delete":
@@ -385,7 +391,25 @@ class SyncPlanner:
             pool.shutdown(wait=False, cancel_futures=True)
             if self.cache is not None:
                 self.cache.flush()
+        self._skipped(out, None)
         out.put(Discovered(self.found_files, self.found_bytes, final=True))
+
+    def _skipped(self, out: Handoff[Any], key: str | None, size_bytes: int = 0, reason: str = "") -> None:
+        """An unchanged file: its own ``FileSkipped``, or counted into the next ``FilesUnchanged``
+        (``key`` None: hand out what is counted)."""
+        if self.list_unchanged:
+            if key is not None:
+                out.put(FileSkipped(self._path(key), key, size_bytes, reason))
+            return
+        counted = self._unchanged
+        if key is not None:
+            counted[0] += 1
+            counted[1] += size_bytes
+            if counted[0] < _UNCHANGED_PER_EVENT:
+                return
+        if counted[0]:
+            out.put(FilesUnchanged(counted[0], counted[1]))
+            counted[:] = [0, 0]
 
     def _found(self, out: Handoff[Any], files: int, size_bytes: int) -> None:
         """Count planned files and bytes to upload; a Discovered event every 256 files."""

@@ -27,6 +27,7 @@ from ..events import (
     FileDone,
     FileFailed,
     FileSkipped,
+    FilesUnchanged,
     MultipartCreated,
     PartDone,
     RetryScheduled,
@@ -96,6 +97,8 @@ class RunMetrics:
             self.objects.labels("failed").inc()
         elif isinstance(event, FileSkipped):
             self.objects.labels("skipped").inc()
+        elif isinstance(event, FilesUnchanged):
+            self.objects.labels("skipped").inc(event.files)
         elif isinstance(event, Tick):
             self.in_flight.set(event.requests_in_flight)
             self.limit.set(event.concurrency_limit)

@@ -1,7 +1,7 @@
 """The one progress view: a live line on a terminal (``bar``) or a line every few seconds (``plain``).
 
 It consumes events only: ``Discovered`` (totals so far), ``FileDone``/``FileSkipped``/``FileFailed``
-(files finished), ``PartDone`` (bytes of multipart uploads), ``RetryScheduled``, ``SourceRead``
+and ``FilesUnchanged`` (files finished), ``PartDone`` (bytes of multipart uploads), ``RetryScheduled``, ``SourceRead``
 (a stream's bytes read), ``BatchExported`` (an export's rows and checkpoint) and ``ShardProgress``
 (``--cluster``: what the shards in flight have done so far, shown until their results come in). The columns
 depend on the job (``kind``):
@@ -27,6 +27,7 @@ from ..events import (
     FileDone,
     FileFailed,
     FileSkipped,
+    FilesUnchanged,
     PartDone,
     RetryScheduled,
     ShardProgress,
@@ -73,6 +74,8 @@ class Counts:
             self._bytes += event.size_bytes
         elif isinstance(event, FileSkipped):
             self._files += 1
+        elif isinstance(event, FilesUnchanged):
+            self._files += event.files
         elif isinstance(event, FileFailed):
             self._files += 1
             self.failed += 1
@@ -144,12 +147,12 @@ class ProgressBar:
     def __init__(self, kind: str, label: str, console: Any = None) -> None:
         from rich.live import Live
 
-        from .console import stderr_console
+        from .console import rich_stderr_console
 
         self.kind = kind
         self.label = label
         self.counts = Counts()
-        self._console = console or stderr_console()
+        self._console = console or rich_stderr_console()
         self._live = Live(get_renderable=self._render, console=self._console, refresh_per_second=4,
                           transient=False, redirect_stdout=False, redirect_stderr=False)
 

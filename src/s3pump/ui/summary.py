@@ -6,13 +6,10 @@ import sys
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from ..events import Event, ObjectDeleted, UploadPlanned
 from ..report import UploadReport
 from ..units import format_bytes
-from .console import stderr_console
+from .console import LineConsole, print_failure, stderr_console
 from .stdout_guard import GuardedStdout
 
 if TYPE_CHECKING:
@@ -29,7 +26,7 @@ __all__ = [
 
 
 def print_summary(report: UploadReport, *, verb: str = "uploaded", destination: str = "s3://BUCKET/",
-                  console: Console | None = None) -> None:
+                  console: LineConsole | None = None) -> None:
     """The end-of-run summary of an upload on stderr, and the failures (the first 20)."""
     console = console or stderr_console()
     rate = report.rate_bps / 1e6
@@ -51,7 +48,7 @@ def print_summary(report: UploadReport, *, verb: str = "uploaded", destination: 
     _print_failures(console, report, destination, verb="upload")
 
 
-def _print_cluster(console: Console, cluster: dict[str, Any], *, tasks: str = "shards", items: str = "files"
+def _print_cluster(console: LineConsole, cluster: dict[str, Any], *, tasks: str = "shards", items: str = "files"
                    ) -> None:
     """``--cluster``: shards (an export's ranges), where the walk ran, then one line per worker with its
     rate over its busy time."""
@@ -67,11 +64,11 @@ def _print_cluster(console: Console, cluster: dict[str, Any], *, tasks: str = "s
                       f"{format_bytes(w['bytes'])} in {w['busy_s']:.1f} s busy ({w['rate_bps'] / 1e6:.1f} MB/s)")
 
 
-def _print_failures(console: Console, report: UploadReport, destination: str, *, verb: str) -> None:
+def _print_failures(console: LineConsole, report: UploadReport, destination: str, *, verb: str) -> None:
     if report.files_failed:
         for f in report.failed[:20]:
             what = f.error if f.error.startswith(f.source) else f"{f.source}: {f.error}"
-            console.print(f"[red]failed[/] {escape(what)}", markup=True)
+            print_failure(console, "failed", what)
         if report.files_failed > 20:
             console.print(f"... and {report.files_failed - 20} more")
         if report.failed_list_path:
@@ -89,7 +86,7 @@ class SyncPlanPrinter:
     MAX_NOTES = 20
 
     def __init__(self, destination: str, *, dry_run: bool, stream: IO[str] | None = None,
-                 console: Console | None = None) -> None:
+                 console: LineConsole | None = None) -> None:
         self.bucket = destination[5:].partition("/")[0]
         self.dry_run = dry_run
         self.stream = GuardedStdout(stream)
@@ -110,13 +107,13 @@ class SyncPlanPrinter:
                     self.console.print("note: more files uploaded for the same kind of reason; --json lists all")
         elif isinstance(event, ObjectDeleted):
             if event.error is not None:
-                self.console.print(f"[red]delete failed[/] s3://{self.bucket}/{event.key}: {event.error}")
+                print_failure(self.console, "delete failed", f"s3://{self.bucket}/{event.key}: {event.error}")
             elif event.dry_run:
                 self.stream.write(f"(dry-run) delete: s3://{self.bucket}/{event.key}\n")
 
 
 def print_sync_summary(report: SyncReport, *, destination: str = "s3://BUCKET/",
-                       console: Console | None = None) -> None:
+                       console: LineConsole | None = None) -> None:
     """Sync's summary on stderr, in sync's terms: what was planned, uploaded, deleted and unchanged."""
     console = console or stderr_console()
     hashed = ""
@@ -153,7 +150,7 @@ def print_sync_summary(report: SyncReport, *, destination: str = "s3://BUCKET/",
     _print_failures(console, report, destination, verb="sync")
 
 
-def print_export_summary(r: ExportReport, console: Console | None = None) -> None:
+def print_export_summary(r: ExportReport, console: LineConsole | None = None) -> None:
     """The end-of-run summary of an export on stderr."""
     console = console or stderr_console()
     line = (f"exported {r.rows_exported:,} rows of {r.table} in {r.objects_written:,} objects "
