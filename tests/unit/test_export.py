@@ -195,6 +195,55 @@ def test_checkpoint_is_written_only_after_its_rows_are_stored(tmp_path: Path) ->
     assert s.buckets["bkt"][key].metadata["s3pump-rows"] == str(len([i for i in range(1, 51) if i % 3 == 0]))
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_the_next_batch_is_read_ahead_in_a_thread_and_the_objects_are_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    """Issue 15: an SQLite source's next batch is read (and converted) in the read-ahead thread while
+    this one is written; the objects, their bytes and the checkpoint are those of reading in turn."""
+    from s3pump.sources import table as table_mod
+
+    db = make_db(tmp_path / "d.db", list(range(1, 1001)))
+    threads: list[str] = []
+    read_after = table_mod.TableSource.read_after
+
+    def recording(self: Any, after: Any, limit: int) -> Any:
+        threads.append(threading.current_thread().name)
+        return read_after(self, after, limit)
+
+    monkeypatch.setattr(table_mod._SqliteTable, "read_after", recording)
+    outcomes = {}
+    for ahead in (True, False):
+        monkeypatch.setattr(table_mod._SqliteTable, "reads_in_any_thread", ahead)
+        threads.clear()
+        s = store()
+        rep = export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=100, format=fmt,
+                           partition_by=["time:ts:day"], store=s)
+        assert rep.ok and rep.checkpoint == 1000 and rep.rows_exported == 1000
+        outcomes[ahead] = (data_objects(s), s.buckets["bkt"]["p/_s3pump/state/t.json"].body, list(threads))
+    reads_ahead = outcomes[True][2]
+    assert len(reads_ahead) == 11 and reads_ahead[0] == "MainThread"  # 10 full batches, then the empty read
+    assert all(name.startswith("s3pump-export-read") for name in reads_ahead[1:])
+    assert set(outcomes[False][2]) == {"MainThread"}
+    assert outcomes[True][0] == outcomes[False][0] and len(outcomes[True][0]) == 30
+    assert json.loads(outcomes[True][1])["cursor"] == json.loads(outcomes[False][1])["cursor"] == 1000
+
+
+def test_closing_the_source_waits_for_a_read_in_flight(tmp_path: Path) -> None:
+    """The export closes its source when it ends, also on an error while the read-ahead thread is
+    in a read: close() waits for that read (closing an SQLite connection under a running statement
+    crashed the process, seen in test_export_exactly_once.py)."""
+    db = make_db(tmp_path / "d.db", list(range(1, 200_001)))
+    src = open_table(str(db), "t")
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(src.read_after(None, 200_000)))
+    reader.start()
+    while not src._conn_lock.locked():  # type: ignore[attr-defined]
+        assert reader.is_alive()
+    src.close()
+    reader.join()
+    assert got[0].count == 200_000 and got[0].last == 200_000
+
+
 def test_rerun_resumes_after_checkpoint_and_new_rows_only(tmp_path: Path) -> None:
     db = make_db(tmp_path / "d.db", list(range(1, 101)))
     s = store()

@@ -27,6 +27,7 @@ Read top to bottom:
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 import datetime as dt
 import hashlib
@@ -250,6 +251,10 @@ class _LazyRows(Sequence[tuple[Any, ...]]):
         return self._get()[i]
 
 
+#: ``to_arrow``'s answer for one batch: the table, each table row's index in the batch, the bad rows.
+_Converted = tuple[pa.Table, list[int], list[BadRow]]
+
+
 @dataclass(slots=True)
 class _Batch:
     """A batch between planning and its checkpoint: objects still outstanding and failures seen.
@@ -294,6 +299,7 @@ class _ExportJob:
         self.dlq_entries: list[str] = []
         self.dlq_held: list[tuple[DlqEntry, Any, Any]] | None = None  # a cluster worker's, for the coordinator
         self.dry_run = dry_run
+        self.read_ahead = source.reads_in_any_thread  # the next batch is read while this one is written
         self.would_write: list[dict[str, Any]] = []
         self.would_delete: list[str] = []
         self.deleted: list[str] = []
@@ -444,20 +450,40 @@ class _ExportJob:
             else:
                 yield from self._plan(self.source.read_cut(cut_after, last), first, last, cut)
             after = last
-        while not self.stop.is_set():
-            batch = self.source.read_after(after, self.batch_rows)
-            if batch is None:
-                self._whole_table = not self.stop.is_set()
-                return
-            if batch.first is None or batch.last is None:  # a NULL arrived since the check: never loop
-                self.source.check_cursor_not_null()
-            cut = [encode_cursor(after), encode_cursor(batch.first), encode_cursor(batch.last)]
-            self._record_cut(cut)
-            yield from self._plan(batch, batch.first, batch.last, cut)
-            after = batch.last
-            if batch.count < self.batch_rows:
-                self._whole_table = not self.stop.is_set()
-                return
+        # The next batch is read and converted to Arrow in a thread while this one is serialized and
+        # sent: building its row tuples holds the GIL, but Arrow's compute, Parquet, gzip and the
+        # upload release it (docs/benchmarks.md). Its cut is recorded only when it is taken, so a
+        # checkpoint never names a batch before it is planned.
+        reader: cf.ThreadPoolExecutor | None = None
+        ahead: cf.Future[tuple[RowBatch | None, _Converted | None]] | None = None
+        try:
+            while not self.stop.is_set():
+                batch, converted = (ahead.result() if ahead is not None
+                                    else (self.source.read_after(after, self.batch_rows), None))
+                ahead = None
+                if batch is None:
+                    self._whole_table = not self.stop.is_set()
+                    return
+                if batch.first is None or batch.last is None:  # a NULL arrived since the check: never loop
+                    self.source.check_cursor_not_null()
+                cut = [encode_cursor(after), encode_cursor(batch.first), encode_cursor(batch.last)]
+                self._record_cut(cut)
+                if batch.count >= self.batch_rows and self.read_ahead:
+                    reader = reader or cf.ThreadPoolExecutor(1, thread_name_prefix="s3pump-export-read")
+                    ahead = reader.submit(self._read_ahead, batch.last)
+                yield from self._plan(batch, batch.first, batch.last, cut, converted)
+                after = batch.last
+                if batch.count < self.batch_rows:
+                    self._whole_table = not self.stop.is_set()
+                    return
+        finally:
+            if reader is not None:  # the source is closed after this: let a read in flight finish first
+                reader.shutdown(wait=True, cancel_futures=True)
+
+    def _read_ahead(self, after: Any) -> tuple[RowBatch | None, _Converted | None]:
+        """The batch after ``after``, and its Arrow table (in the read-ahead thread)."""
+        batch = self.source.read_after(after, self.batch_rows)
+        return batch, (to_arrow(batch.rows, self.schema, self.source.cursor_index) if batch is not None else None)
 
     def _record_cut(self, cut: list[Any]) -> None:
         """Fix a new batch's range and names in the checkpoint before any of its objects is written."""
@@ -466,10 +492,11 @@ class _ExportJob:
             self.state.save(self.checkpoint)
 
     # ------------------------------------------------------------------ one batch
-    def _plan(self, batch: RowBatch | None, first: Any, last: Any, cut: list[Any] | None = None
-              ) -> list[UploadItem]:
+    def _plan(self, batch: RowBatch | None, first: Any, last: Any, cut: list[Any] | None = None,
+              converted: _Converted | None = None) -> list[UploadItem]:
         """Convert, partition and serialize one batch (named ``first``..``last``, its cut); record bad
-        rows in the dead-letter queue. ``batch`` None: the cut's rows are gone; it settles at once."""
+        rows in the dead-letter queue. ``batch`` None: the cut's rows are gone; it settles at once.
+        ``converted``: ``to_arrow`` of the batch, done already (read ahead)."""
         c = self.counters
         self._seq += 1
         rec = _Batch(self._seq, first, last, cut)
@@ -483,7 +510,7 @@ class _ExportJob:
         if self.dedup:
             ci = self.source.cursor_index
             self._seen_rows.update(repr(r[ci]) for r in batch.rows)
-        table, positions, bad = to_arrow(batch.rows, self.schema, self.source.cursor_index)
+        table, positions, bad = converted or to_arrow(batch.rows, self.schema, self.source.cursor_index)
         bad_rows = list(batch.bad) + bad
         items: list[UploadItem] = []
         for path, idx in split(table, self.specs):

@@ -141,6 +141,9 @@ class TableSource:
 
     stop: threading.Event | None = None  # set: stop waiting for a lock (the read returns no rows)
     lock_timeout_s: float | None = 300.0  # None: wait for a lock until ``stop`` is set
+    #: Reads may run in another thread than the one that opened the source (one read at a time):
+    #: the export then reads the next batch while it writes this one.
+    reads_in_any_thread = False
 
     def __init__(self, where: str, table: str, columns: list[Column], cursor: Column) -> None:
         self.where = where  # the database, for messages (a path, or a URL without its password)
@@ -266,12 +269,17 @@ class TableSource:
 
 
 class _SqliteTable(TableSource):
+    reads_in_any_thread = True  # its connection is opened with check_same_thread=False
+
     def __init__(self, path: str, table: str, cursor_column: str | None, lock_timeout_s: float | None,
                  stop: threading.Event | None) -> None:
         if not os.path.exists(path):
             raise SourceNotFoundError(f"{path}: no such SQLite file")
         self.path = path
         self.lock_timeout_s, self.stop = lock_timeout_s, stop  # before the first query
+        # one statement at a time, and close() waits for it: a read-ahead thread may still be in a
+        # read when the export ends (closing a connection under a running statement crashes)
+        self._conn_lock = threading.Lock()
         try:
             # a short busy timeout per statement; _run retries a locked database with backoff
             self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=1.0)
@@ -341,7 +349,7 @@ class _SqliteTable(TableSource):
         started, delay = time.monotonic(), 0.05
         while True:
             try:
-                with gc_paused():  # a batch is 100,000 new row tuples, none of them in a cycle
+                with self._conn_lock, gc_paused():  # a batch: 100,000 new row tuples, none in a cycle
                     return self.conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as e:
                 text = str(e).lower()
@@ -430,7 +438,8 @@ class _SqliteTable(TableSource):
         return rows[0][0] if rows else None
 
     def close(self) -> None:
-        self.conn.close()
+        with self._conn_lock:
+            self.conn.close()
 
 
 class _SqlAlchemyTable(TableSource):
