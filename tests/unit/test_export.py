@@ -210,7 +210,14 @@ def test_the_next_batch_is_read_ahead_in_a_thread_and_the_objects_are_the_same(
         threads.append(threading.current_thread().name)
         return read_after(self, after, limit)
 
+    read_arrow_after = table_mod._SqliteTable.read_arrow_after
+
+    def recording_arrow(self: Any, after: Any, limit: int, convert: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return read_arrow_after(self, after, limit, convert)
+
     monkeypatch.setattr(table_mod._SqliteTable, "read_after", recording)
+    monkeypatch.setattr(table_mod._SqliteTable, "read_arrow_after", recording_arrow)
     outcomes = {}
     for ahead in (True, False):
         monkeypatch.setattr(table_mod._SqliteTable, "reads_in_any_thread", ahead)
@@ -221,7 +228,7 @@ def test_the_next_batch_is_read_ahead_in_a_thread_and_the_objects_are_the_same(
         assert rep.ok and rep.checkpoint == 1000 and rep.rows_exported == 1000
         outcomes[ahead] = (data_objects(s), s.buckets["bkt"]["p/_s3pump/state/t.json"].body, list(threads))
     reads_ahead = outcomes[True][2]
-    assert len(reads_ahead) == 11 and reads_ahead[0] == "MainThread"  # 10 full batches, then the empty read
+    assert len(reads_ahead) == 11 and reads_ahead[0] == "MainThread"  # 10 full batches, then the end
     assert all(name.startswith("s3pump-export-read") for name in reads_ahead[1:])
     assert set(outcomes[False][2]) == {"MainThread"}
     assert outcomes[True][0] == outcomes[False][0] and len(outcomes[True][0]) == 30
@@ -235,7 +242,7 @@ def test_closing_the_source_waits_for_a_read_in_flight(tmp_path: Path) -> None:
     db = make_db(tmp_path / "d.db", list(range(1, 200_001)))
     src = open_table(str(db), "t")
     got: list[Any] = []
-    reader = threading.Thread(target=lambda: got.append(src.read_after(None, 200_000)))
+    reader = threading.Thread(target=lambda: got.append(src.read_after(None, 300_000)))  # one statement
     reader.start()
     while not src._conn_lock.locked():  # type: ignore[attr-defined]
         assert reader.is_alive()

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from ..gcpause import gc_paused
 from ..sources.table import BadRow
 
-__all__ = ["to_array", "to_arrow"]
+__all__ = ["to_array", "to_array_from_arrow", "to_arrow"]
 
 _CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError,
                    TypeError, ValueError)
@@ -82,9 +82,23 @@ def _decimal(value: Any, precision: int, scale: int) -> decimal.Decimal | None:
     return scaled
 
 
+def to_array_from_arrow(column: pa.Array, typ: pa.DataType) -> pa.Array:
+    """A column read straight into Arrow (int64, float64 or string, as the ``sqlite3`` reader's
+    values would infer) as an array of ``typ``, converted as :func:`to_array` converts those values;
+    raises one of ``_CONVERT_ERRORS`` if impossible."""
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        return _temporal_array(column, typ)
+    if column.type == typ:
+        return column
+    return to_array(column.to_pylist(), typ)
+
+
 def _temporal(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
     """Timestamps and dates from datetime objects, ISO 8601 text (zone offsets → UTC) or Unix seconds."""
-    inferred = pa.array(values)  # one Python type per column, else ArrowInvalid (then row by row)
+    return _temporal_array(pa.array(values), typ)  # one Python type per column, else ArrowInvalid
+
+
+def _temporal_array(inferred: pa.Array, typ: pa.DataType) -> pa.Array:
     kind = inferred.type
     if pa.types.is_null(kind):
         return pa.nulls(len(inferred), typ)

@@ -58,7 +58,7 @@ from ..export.partition import (
 )
 from ..export.protogen import proto_schema
 from ..export.report import ExportCounters, ExportReport
-from ..export.rows import to_arrow
+from ..export.rows import to_array_from_arrow, to_arrow
 from ..export.state import Checkpoint, StateStore, put_object_now
 from ..items import UploadItem
 from ..lifecycle import LifecycleRule, RuleOptions
@@ -235,7 +235,7 @@ def row_hash(row: tuple[Any, ...]) -> bytes:
 class _LazyRows(Sequence[tuple[Any, ...]]):
     """The raw rows of one group, materialized only if needed (dedup, one object per row, a bad row)."""
 
-    def __init__(self, rows: list[tuple[Any, ...]], positions: list[int], idx: pa.Array) -> None:
+    def __init__(self, rows: Sequence[tuple[Any, ...]], positions: list[int], idx: pa.Array) -> None:
         self._rows, self._positions, self._idx = rows, positions, idx
         self._list: list[tuple[Any, ...]] | None = None
 
@@ -458,8 +458,7 @@ class _ExportJob:
         ahead: cf.Future[tuple[RowBatch | None, _Converted | None]] | None = None
         try:
             while not self.stop.is_set():
-                batch, converted = (ahead.result() if ahead is not None
-                                    else (self.source.read_after(after, self.batch_rows), None))
+                batch, converted = ahead.result() if ahead is not None else self._read(after)
                 ahead = None
                 if batch is None:
                     self._whole_table = not self.stop.is_set()
@@ -470,7 +469,7 @@ class _ExportJob:
                 self._record_cut(cut)
                 if batch.count >= self.batch_rows and self.read_ahead:
                     reader = reader or cf.ThreadPoolExecutor(1, thread_name_prefix="s3pump-export-read")
-                    ahead = reader.submit(self._read_ahead, batch.last)
+                    ahead = reader.submit(self._read, batch.last)
                 yield from self._plan(batch, batch.first, batch.last, cut, converted)
                 after = batch.last
                 if batch.count < self.batch_rows:
@@ -480,8 +479,13 @@ class _ExportJob:
             if reader is not None:  # the source is closed after this: let a read in flight finish first
                 reader.shutdown(wait=True, cancel_futures=True)
 
-    def _read_ahead(self, after: Any) -> tuple[RowBatch | None, _Converted | None]:
-        """The batch after ``after``, and its Arrow table (in the read-ahead thread)."""
+    def _read(self, after: Any) -> tuple[RowBatch | None, _Converted | None]:
+        """The batch after ``after`` and its Arrow table (in the read-ahead thread, but the first):
+        straight into Arrow where the source can, else rows and ``to_arrow``."""
+        got = self.source.read_arrow_after(after, self.batch_rows, to_array_from_arrow)
+        if got is not None:
+            batch, table = got
+            return batch, ((table, list(range(table.num_rows)), []) if table is not None else None)
         batch = self.source.read_after(after, self.batch_rows)
         return batch, (to_arrow(batch.rows, self.schema, self.source.cursor_index) if batch is not None else None)
 

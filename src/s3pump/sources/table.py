@@ -11,6 +11,9 @@ Two readers:
 * SQLite files, through the standard library (no extra installs). The file is opened
   read-only. A TEXT value that is not valid UTF-8 does not stop the batch: the batch is
   re-read as raw bytes and only the rows that fail to decode become :class:`BadRow` s.
+  The export's batches are read straight into Arrow where every value has its declared
+  storage class (:mod:`.sqlite_arrow`, ADBC's SQLite driver, with the ``export`` extra): the
+  same values, without a Python tuple per row.
 * Any SQLAlchemy URL (``postgresql://…``, ``mysql+pymysql://…``), with the ``sql`` extra
   (``pip install 's3pump[sql]'``).
 
@@ -42,7 +45,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +53,7 @@ import pyarrow as pa
 
 from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, UsageError
 from ..gcpause import gc_paused
+from .sqlite_arrow import ArrowBatchReader, ArrowRows
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,7 @@ class BadRow:
 class RowBatch:
     """Rows ``first..last`` (cursor values, inclusive) in cursor order; ``bad`` rows are in the range too."""
 
-    rows: list[tuple[Any, ...]]
+    rows: Sequence[tuple[Any, ...]]
     first: Any
     last: Any
     bad: list[BadRow] = field(default_factory=list)
@@ -172,6 +176,13 @@ class TableSource:
             if len(ties) > 1:
                 rows = [r for r in rows if self._cursor_of(r) != last] + ties
         return self._batch(rows)
+
+    def read_arrow_after(self, after: Any, limit: int, convert: Callable[[pa.Array, pa.DataType], pa.Array]
+                         ) -> tuple[RowBatch | None, pa.Table | None] | None:
+        """:meth:`read_after` straight into Arrow where the source can (:mod:`.sqlite_arrow`): the batch
+        (its rows built only if asked for) and its table of :attr:`schema`, its columns converted by
+        ``convert``; ``(None, None)`` at the end. None: use :meth:`read_after` for this batch."""
+        return None
 
     def read_range(self, first: Any, last: Any) -> RowBatch | None:
         """All rows with ``first <= cursor <= last`` (for replaying a dead-letter entry)."""
@@ -319,6 +330,20 @@ class _SqliteTable(TableSource):
         self._sql_max_after = f"SELECT MAX({c}) FROM {_quote(table)} WHERE {c} > ?"
         # with text_factory=bytes, TEXT values of every non-BLOB column come back as bytes
         self._text = {i for i, col in enumerate(columns) if not pa.types.is_binary(col.arrow_type)}
+        self._arrow: ArrowBatchReader | None = None
+        if ArrowBatchReader.supported([col.arrow_type for col in columns]):
+            self._arrow = ArrowBatchReader(path, table, self.schema, self.cursor_index, _quote, self._conn_lock)
+
+    def read_arrow_after(self, after: Any, limit: int, convert: Callable[[pa.Array, pa.DataType], pa.Array]
+                         ) -> tuple[RowBatch | None, pa.Table | None] | None:
+        got = self._arrow.read_after(after, limit, convert) if self._arrow is not None else None
+        if got is None:
+            return None
+        raw, table = got
+        if raw.num_rows == 0:
+            return None, None
+        cursor = raw.column(self.cursor_index)
+        return RowBatch(ArrowRows(raw), cursor[0].as_py(), cursor[-1].as_py()), table
 
     def _sql(self, low: Any, high: Any, limit: int | None, inclusive: bool) -> tuple[str, tuple[Any, ...]]:
         if inclusive:
@@ -439,6 +464,8 @@ class _SqliteTable(TableSource):
 
     def close(self) -> None:
         with self._conn_lock:
+            if self._arrow is not None:
+                self._arrow.close()
             self.conn.close()
 
 
