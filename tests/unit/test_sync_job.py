@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,8 +236,18 @@ def test_warm_checksum_pass_reads_no_file(tmp_path: Path, store: MemoryStore, mo
         raise AssertionError("a file was read again")
 
     monkeypatch.setattr(job, "file_digest", no_reads)
+    threads: list[str] = []
+    examine_batch = job.SyncPlanner._examine_batch
+
+    def recording(self: job.SyncPlanner, batch: list, cached: object = None) -> object:
+        threads.append(threading.current_thread().name)
+        return examine_batch(self, batch, cached)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job.SyncPlanner, "_examine_batch", recording)
     report, _ = run(src, store, mode="checksum")
     assert report.files_hashed == 0 and report.hash_cache_hits == len(files) and report.planned_uploads == 0
+    # issue 15: what the cache decides is decided in the planner's thread, not handed to the hash pool
+    assert threads and not any(t.startswith("s3pump-hash") for t in threads), threads
 
 
 def test_multipart_etags_recomputed_inferred_or_fallback(tmp_path: Path, store: MemoryStore) -> None:

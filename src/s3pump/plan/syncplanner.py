@@ -33,7 +33,7 @@ from ..errors import (
     SourceUnreadableError,
     StoreError,
 )
-from ..etags import FileDigest, file_digest
+from ..etags import FileDigest, file_digest, parse_etag
 from ..events import Discovered, EntrySkipped, FileSkipped, FilesUnchanged, UploadPlanned
 from ..fileid import FileIdentity
 from ..hashcache import HashCache
@@ -278,17 +278,38 @@ class SyncPlanner:
         return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
                         digest, fresh)
 
-    def _examine_batch(self, batch: list[Action]) -> list[_Outcome]:
-        """Pool task: one cache query for the batch, then each action."""
-        cached: dict[str, FileDigest] = {}
-        if self.cache is not None:
-            stats = {}
-            for a in batch:
-                try:
-                    stats[self._cache_path(a.key)] = os.stat(self._path(a.key))
-                except OSError:
-                    continue  # reported when the file is read
-            cached = self.cache.get_many(stats)
+    def _cached(self, batch: list[Action]) -> dict[str, FileDigest]:
+        """The hash cache's digests of the batch's files that still match them (one query)."""
+        if self.cache is None:
+            return {}
+        stats = {}
+        for a in batch:
+            try:
+                stats[self._cache_path(a.key)] = os.stat(self._path(a.key))
+            except OSError:
+                continue  # reported when the file is read
+        return self.cache.get_many(stats)
+
+    def _answered_by_cache(self, a: Action, cached: FileDigest | None) -> bool:
+        """Whether the cached digest decides ``a`` as unchanged with no read and no request: the
+        object's single-part ETag is its MD5, or its multipart ETag is one it holds (a warm
+        ``--checksum`` sync's common case, decided in the producer thread: handing such files to
+        the hash pool cost more in thread switches than the decision itself)."""
+        if cached is None or a.kind != "compare" or a.remote is None or cached.size_bytes != a.remote[1]:
+            return False
+        etag = a.remote[2].strip('"').lower()
+        parsed = parse_etag(etag)
+        if parsed is None:
+            return False
+        if parsed[1] is None:
+            return bool(cached.md5) and parsed[0] == cached.md5
+        return any(cached.multipart_etag_for(p) == etag
+                   for p in checksum_part_sizes(a.remote, self.config.part_size_bytes))
+
+    def _examine_batch(self, batch: list[Action], cached: dict[str, FileDigest] | None = None) -> list[_Outcome]:
+        """Pool task: one cache query for the batch (unless ``cached`` is given), then each action."""
+        if cached is None:
+            cached = self._cached(batch)
         out = []
         for a in batch:
             try:
@@ -355,9 +376,18 @@ class SyncPlanner:
 
         def submit() -> None:
             nonlocal batch, batch_bytes
+            if batch and self.cache is not None:  # what the cache decides, decide here
+                cached = self._cached(batch)
+                answered: list[Action] = []
+                rest: list[Action] = []
+                for a in batch:
+                    (answered if self._answered_by_cache(a, cached.get(self._cache_path(a.key))) else rest).append(a)
+                for o in self._examine_batch(answered, cached):
+                    self._emit_outcome(o, out)
+                batch = rest
             if batch:
                 pending.add(pool.submit(self._examine_batch, batch))
-                batch, batch_bytes = [], 0
+            batch, batch_bytes = [], 0
             collect(False)
             while len(pending) >= window:
                 collect(True)
