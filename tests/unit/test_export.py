@@ -158,6 +158,22 @@ def test_serializers_are_deterministic_and_round_trip() -> None:
         make_serializer("parquet", "gzip9")
 
 
+def test_parquet_dictionary_pages_only_for_text_and_binary_columns() -> None:
+    """Issue 15: keys, times and measures are written plain (their dictionaries only cost CPU and
+    bytes); text and binary columns keep dictionary pages. The values read back the same."""
+    n = 3000
+    t = pa.table({"id": pa.array(range(n), pa.int64()), "amount": pa.array([i / 7 for i in range(n)]),
+                  "ts": pa.array(range(0, n * 37_000_000, 37_000_000), pa.timestamp("us")),
+                  "kind": pa.array([f"k{i % 3}" for i in range(n)]),
+                  "raw": pa.array([b"\x00" * (i % 2) for i in range(n)])})
+    body = make_serializer("parquet", None).serialize(t)
+    meta = pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0)
+    dictionary = {meta.column(i).path_in_schema: "RLE_DICTIONARY" in meta.column(i).encodings
+                  for i in range(meta.num_columns)}
+    assert dictionary == {"id": False, "amount": False, "ts": False, "kind": True, "raw": True}
+    assert pq.read_table(io.BytesIO(body)).equals(t)
+
+
 def test_protobuf_keeps_null_apart_from_empty_and_frames_records() -> None:
     schema = pa.schema([pa.field("id", pa.int64(), False), pa.field("note", pa.string()),
                         pa.field("2nd col", pa.float64())])

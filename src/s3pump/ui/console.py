@@ -43,7 +43,7 @@ def rich_stderr_console() -> Console:
     if _rich is None:
         from rich.console import Console
 
-        _rich = Console(stderr=True, highlight=False, soft_wrap=True)
+        _rich = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # a key is never an emoji
     return _rich
 
 
