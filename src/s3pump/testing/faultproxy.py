@@ -94,6 +94,8 @@ _APPLIES_TO: dict[str, frozenset[str] | None] = {
     "complete_200_error": frozenset({"CompleteMultipartUpload"}),
     "expired_token": None,
 }
+#: The faults that cut or flip a request's body: a request without one is left alone.
+_BODY_FAULTS = frozenset({"reset_mid_body", "corrupt_byte"})
 _STATUS_FAULTS = {
     "slowdown": (503, "Service Unavailable", "SlowDown", "Please reduce your request rate."),
     "internal": (500, "Internal Server Error", "InternalError", "We encountered an internal error."),
@@ -198,8 +200,10 @@ class FaultPlan:
         """All ``faults`` together hit ``total_rate`` of requests, spread evenly."""
         return cls(dict.fromkeys(faults, 0.0), total_rate=total_rate, **kwargs)
 
-    def choose(self, rtype: str, rng: random.Random, key: str = "") -> str | None:
-        """The fault to inject into one request of type ``rtype`` for object ``key``, or None."""
+    def choose(self, rtype: str, rng: random.Random, key: str = "", body_bytes: int | None = None) -> str | None:
+        """The fault to inject into one request of type ``rtype`` for object ``key``, or None.
+        ``body_bytes`` 0: the faults that cut or flip the body do not apply (nothing to cut or
+        flip), so such a request neither gets one nor uses up a ``force_first``."""
         if rtype in self.doomed.get(key, ()):
             return "internal"
         if self.only_types is not None and rtype not in self.only_types:
@@ -207,7 +211,8 @@ class FaultPlan:
         if self._spared[rtype] < self.spare_first.get(rtype, 0):
             self._spared[rtype] += 1
             return None
-        applicable = [f for f in FAULTS if f in self.rates and _applies(f, rtype)]
+        applicable = [f for f in FAULTS if f in self.rates and _applies(f, rtype)
+                      and not (body_bytes == 0 and f in _BODY_FAULTS)]
         if not applicable:
             return None
         for f in applicable:
@@ -456,12 +461,12 @@ class FaultProxy:
                 self._log_file.write(json.dumps(asdict(entry)) + "\n")
                 self._log_file.flush()
 
-    def _choose(self, rtype: str, key: str) -> str | None:
+    def _choose(self, rtype: str, key: str, body_bytes: int) -> str | None:
         with self._lock:
             plan = self.plan
             if plan.max_faults is not None and self.faults_injected >= plan.max_faults and key not in plan.doomed:
                 return None
-            fault = plan.choose(rtype, self.rng, key)
+            fault = plan.choose(rtype, self.rng, key, body_bytes)
             if fault is not None:
                 self.faults_injected += 1
             return fault
@@ -512,7 +517,7 @@ class FaultProxy:
         aws_chunked = "aws-chunked" in (_get(headers, "Content-Encoding") or "")
         body_bytes = int(_get(headers, "x-amz-decoded-content-length") or length)
         client_close = (_get(headers, "Connection") or "").lower() == "close"
-        fault = self._choose(rtype, key)
+        fault = self._choose(rtype, key, body_bytes)
         capacity = self.plan.max_in_flight
         serving = capacity is not None and rtype in ("PutObject", "UploadPart")
         if serving and fault is None and self._serving >= capacity:  # type: ignore[operator]
