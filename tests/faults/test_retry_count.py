@@ -26,11 +26,11 @@ class _FirstOfEachType(FaultPlan):
 
     seen: set[str] = field(default_factory=set)
 
-    def choose(self, rtype: str, rng: object, key: str = "") -> str | None:
+    def choose(self, rtype: str, rng: object, key: str = "", body_bytes: int | None = None) -> str | None:
         if rtype in _TYPES and rtype not in self.seen:
             self.seen.add(rtype)
             return "complete_200_error" if rtype == "CompleteMultipartUpload" else "slowdown"
-        return super().choose(rtype, rng, key)  # type: ignore[arg-type]
+        return super().choose(rtype, rng, key, body_bytes)  # type: ignore[arg-type]
 
 
 @pytest.mark.e2e
