@@ -388,7 +388,10 @@ def stream(
         elif sys.stdin is None:  # `s3pump stream ... <&-`: there is no file descriptor 0
             raise UsageError("stdin is closed; pipe the data in (cmd | s3pump stream ...) or pass --input FILE")
         else:
-            readable, name = sys.stdin.buffer, "stdin"
+            # fd 0 unbuffered, not sys.stdin.buffer: the reader thread may still be in a read when a
+            # cancelled run exits, and the interpreter's shutdown then needs sys.stdin.buffer's lock
+            # ("Fatal Python error: _enter_buffered_busy", exit -6 instead of 130)
+            readable, name = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False), "stdin"  # noqa: SIM115
         try:
             with Views(kind="stream", label="stream", json_output=json_output, progress=progress,
                        no_progress=no_progress or quiet, metrics_port=metrics_port, metrics_file=metrics_file,
