@@ -132,14 +132,26 @@ def test_split_nests_escapes_and_keeps_cursor_order() -> None:
         "ts": pa.array(["2025-03-01 23:00:00", "2025-03-02 01:00:00", None, "2025-03-01 00:00:00",
                         "2025-03-01 00:00:00", "2025-03-02 02:00:00"]).cast(pa.timestamp("us")),
     })
-    groups = {path: t.take(idx)["id"].to_pylist()
-              for path, idx in split(t, [parse_partition("column:who"), parse_partition("time:ts:day")])}
+    got = split(t, [parse_partition("column:who"), parse_partition("time:ts:day")])
+    assert all(rows.equals(t.take(idx)) for _path, idx, rows in got)
+    groups = {path: rows["id"].to_pylist() for path, _idx, rows in got}
     assert groups == {
         "who=a%2Fb/year=2025/month=03/day=01": [1, 4],
         "who=x%3Dy/year=2025/month=03/day=02": [2, 6],
         f"who={DEFAULT_PARTITION}/year={DEFAULT_PARTITION}/month={DEFAULT_PARTITION}/day={DEFAULT_PARTITION}": [3],
         f"who={DEFAULT_PARTITION}/year=2025/month=03/day=01": [5],
     }
+
+
+def test_split_of_one_partition_or_none_is_the_table_in_order() -> None:
+    t = pa.table({"id": [3, 1, 2], "ts": pa.array(["2025-03-01 23:00:00", "2025-03-01 01:00:00",
+                                                      "2025-03-01 00:00:00"]).cast(pa.timestamp("us"))})
+    for specs in ([parse_partition("time:ts:day")], []):
+        [(path, idx, rows)] = split(t, specs)
+        assert idx.to_pylist() == [0, 1, 2]
+        assert rows["id"].to_pylist() == [3, 1, 2]
+        assert path == ("year=2025/month=03/day=01" if specs else "")
+    assert split(t.slice(0, 0), [parse_partition("time:ts:day")]) == []
 
 
 # ---------------------------------------------------------------- formats

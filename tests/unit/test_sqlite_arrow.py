@@ -127,3 +127,27 @@ def test_a_table_with_types_the_arrow_reader_does_not_take_is_read_by_rows(tmp_p
     assert src.read_arrow_after(None, 10, to_array_from_arrow) is None
     src.close()
     assert pa.types.is_decimal(src.schema.field("price").type)
+
+
+def test_a_value_of_another_class_deep_in_a_large_batch_is_never_converted(tmp_path: Path) -> None:
+    """ADBC infers a column's type from its first rows (1,024 by default) and converts some later
+    values silently (a BLOB among TEXT becomes text): the reader makes it see the whole batch, and
+    checks with ``typeof`` the columns whose affinity does not rule the rest out."""
+    path = str(tmp_path / "d.db")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, amount NUMERIC, ts DATETIME, x REAL)")
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+                     [(i, f"n{i}", i + 0.5, "2025-01-01 10:00:00", i / 4) for i in range(1, 5001)])
+    conn.commit()
+    assert _both(path, 5000) == (2, 0)
+    odd = [("name", "x'6162'"), ("amount", "7"), ("ts", "20250101"), ("x", "'many'"), ("name", "x'ff'")]
+    for column, value in odd:
+        conn.execute(f"UPDATE t SET {column} = {value} WHERE id = 3000")
+        conn.commit()
+        taken, left = _both(path, 5000)
+        assert (taken, left) == (1, 1), (column, value)  # the batch goes to the row reader; the end does not
+        conn.execute("UPDATE t SET name = 'n3000', amount = 3000.5, ts = '2025-01-01 10:00:00', x = 750.0 "
+                     "WHERE id = 3000")
+        conn.commit()
+    assert _both(path, 5000) == (2, 0)
+    conn.close()

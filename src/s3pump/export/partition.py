@@ -177,26 +177,33 @@ def escape_name(name: str) -> str:
     return quote(name, safe="-_.~")
 
 
-def split(table: pa.Table, specs: list[PartitionSpec]) -> list[tuple[str, pa.Array]]:
+def split(table: pa.Table, specs: list[PartitionSpec]) -> list[tuple[str, pa.Array, pa.Table]]:
     """Group the rows of ``table`` by partition path.
 
     Returns:
-        ``[(path, indices)]`` sorted by path; ``indices`` (int64) keep the rows' order, so
-        each group stays in cursor order. ``path`` is ``""`` without partitioning.
+        ``[(path, indices, rows)]`` sorted by path; ``indices`` (int64) are the group's rows in
+        ``table``, in their order there, so each group stays in cursor order; ``rows`` is
+        ``table.take(indices)``, a zero-copy slice of one take of the whole table in group order
+        (one take per group cost 10 times as much: about 1 ms each). ``path`` is ``""`` without
+        partitioning.
     """
     n = table.num_rows
+    if not n:
+        return []
     if not specs:
-        return [("", pa.array(range(n), pa.int64()))] if n else []
+        return [("", pa.array(range(n), pa.int64()), table)]
     segments = [_segments(table, s) for s in specs]
     paths = segments[0] if len(segments) == 1 else pc.binary_join_element_wise(*segments, "/")
     order = pc.sort_indices(paths)  # stable: rows keep cursor order within a group
-    sorted_paths = pc.take(paths, order)
-    counts = pc.value_counts(sorted_paths)  # in order of first appearance = sorted
-    out: list[tuple[str, pa.Array]] = []
+    counts = pc.value_counts(pc.take(paths, order)).to_pylist()  # in order of first appearance = sorted
+    if len(counts) == 1:  # (the sort is stable: one group is the table as it is)
+        return [(counts[0]["values"], order, table)]
+    rows = table.take(order)
+    out: list[tuple[str, pa.Array, pa.Table]] = []
     start = 0
-    for entry in counts.to_pylist():
+    for entry in counts:
         c = entry["counts"]
-        out.append((entry["values"], order.slice(start, c)))
+        out.append((entry["values"], order.slice(start, c), rows.slice(start, c)))
         start += c
     return out
 

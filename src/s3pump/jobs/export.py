@@ -232,6 +232,10 @@ def row_hash(row: tuple[Any, ...]) -> bytes:
     return hashlib.blake2b(repr(row).encode("utf-8", "backslashreplace"), digest_size=16).digest()
 
 
+#: Threads that write a batch's objects (``_ExportJob._write_ahead``): the machine's cores.
+WRITER_THREADS = 2
+
+
 class _LazyRows(Sequence[tuple[Any, ...]]):
     """The raw rows of one group, materialized only if needed (dedup, one object per row, a bad row)."""
 
@@ -313,6 +317,7 @@ class _ExportJob:
         self._key_rows: dict[str, int] = {}
         self._key_hashes: dict[str, dict[str, bytes]] = {}
         self._seq = 0
+        self._writers: cf.ThreadPoolExecutor | None = None  # see _write_ahead
         self._advance_checkpoint = True
         self._rows_reported = 0
         self.checkpoint = Checkpoint(self.table, source.cursor.name, None, fmt, [str(s) for s in specs],
@@ -428,13 +433,18 @@ class _ExportJob:
                              "use the same flags, another prefix, or --from-start")
 
     def _cycle(self, items: Iterator[UploadItem]) -> None:
-        if self.dry_run:
-            for item in items:
-                self.would_write.append({"key": item.key, "source": item.source, "bytes": item.size_bytes,
-                                         "rows": self._key_rows.get(item.key, 0)})
-                self._settle(item.key)
-        else:
-            self.run_.transfer(items)
+        try:
+            if self.dry_run:
+                for item in items:
+                    self.would_write.append({"key": item.key, "source": item.source, "bytes": item.size_bytes,
+                                             "rows": self._key_rows.get(item.key, 0)})
+                    self._settle(item.key)
+            else:
+                self.run_.transfer(items)
+        finally:
+            if self._writers is not None:
+                self._writers.shutdown(wait=True, cancel_futures=True)
+                self._writers = None
         self._advance()  # a batch with nothing to upload settles here
 
     def _items(self) -> Iterator[UploadItem]:
@@ -517,8 +527,10 @@ class _ExportJob:
         table, positions, bad = converted or to_arrow(batch.rows, self.schema, self.source.cursor_index)
         bad_rows = list(batch.bad) + bad
         items: list[UploadItem] = []
-        for path, idx in split(table, self.specs):
-            group = table.take(idx)
+        groups = split(table, self.specs)
+        bodies = self._write_ahead(groups)
+        for n, (path, idx, group) in enumerate(groups):
+            body = bodies[n].result() if bodies else None
             raw = _LazyRows(batch.rows, positions, idx)
             if self.one_per_row:
                 for i in range(group.num_rows):
@@ -526,7 +538,7 @@ class _ExportJob:
                     if item is not None:
                         items.append(item)
             else:
-                item = self._item(group, raw, rec, path, bad_rows, single=False)
+                item = self._item(group, raw, rec, path, bad_rows, single=False, body=body)
                 if item is not None:
                     items.append(item)
         if bad_rows:
@@ -542,8 +554,30 @@ class _ExportJob:
             self._advance()
         return items
 
+    def _write_ahead(self, groups: list[tuple[str, pa.Array, pa.Table]]) -> list[cf.Future[bytes | None]]:
+        """Serialize a batch's groups on :data:`WRITER_THREADS` threads, in order (none for a
+        single group, one object per row, or ``--dedup``, which may skip a group unwritten).
+
+        Arrow's Parquet writer and the compressors release the GIL, so the objects of a batch are
+        written on both cores while this thread builds the items (docs/benchmarks.md). A group
+        whose body raised gets None and is serialized again, row by row, in ``_item``.
+        """
+        if len(groups) < 2 or self.one_per_row or self.dedup:
+            return []
+        if self._writers is None:
+            self._writers = cf.ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="s3pump-export-write")
+
+        def write(group: pa.Table) -> bytes | None:
+            try:
+                return self.serializer.serialize(group)
+            except Exception:
+                return None
+
+        return [self._writers.submit(write, group) for _path, _idx, group in groups]
+
     def _item(self, group: pa.Table, raw: Sequence[tuple[Any, ...]], rec: _Batch, path: str,
-              bad_rows: list[BadRow], *, single: bool) -> UploadItem | None:
+              bad_rows: list[BadRow], *, single: bool, body: bytes | None = None) -> UploadItem | None:
+        """The upload of one group (``body``: its serialization, if already done), or None."""
         ci = self.source.cursor_index
         hashes: dict[str, bytes] = {}
         if self.dedup:
@@ -557,7 +591,8 @@ class _ExportJob:
                 self.counters.rows_unchanged += group.num_rows
                 self.bus.emit(FileSkipped(self._source_text(rec), key, 0, "unchanged"))
                 return None
-        body, group, raw = self._serialize(group, raw, bad_rows)
+        if body is None:
+            body, group, raw = self._serialize(group, raw, bad_rows)
         if body is None:
             return None
         key = self._key(group, raw, rec, path, single)

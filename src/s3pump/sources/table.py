@@ -332,7 +332,8 @@ class _SqliteTable(TableSource):
         self._text = {i for i, col in enumerate(columns) if not pa.types.is_binary(col.arrow_type)}
         self._arrow: ArrowBatchReader | None = None
         if ArrowBatchReader.supported([col.arrow_type for col in columns]):
-            self._arrow = ArrowBatchReader(path, table, self.schema, self.cursor_index, _quote, self._conn_lock)
+            self._arrow = ArrowBatchReader(path, table, self.schema, [col.declared_type for col in columns],
+                                          self.cursor_index, _quote, self._conn_lock)
 
     def read_arrow_after(self, after: Any, limit: int, convert: Callable[[pa.Array, pa.DataType], pa.Array]
                          ) -> tuple[RowBatch | None, pa.Table | None] | None:
