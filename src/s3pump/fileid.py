@@ -38,6 +38,12 @@ class FileIdentity:
         """The identity of ``path`` now (follows symlinks). Raises OSError if it cannot be stat'ed."""
         return cls.of(os.stat(path))
 
+    def matches(self, st: os.stat_result) -> bool:
+        """:meth:`same_version` of the identity in ``st``, without building it (once per uploaded file)."""
+        return (st.st_size == self.size_bytes and st.st_mtime_ns == self.mtime_ns
+                and st.st_ctime_ns == self.ctime_ns and st.st_ino == self.inode
+                and (self.device is None or st.st_dev == self.device))
+
     def same_version(self, other: FileIdentity) -> bool:
         """True if ``other`` is the same version of the same file (devices compared when both are known)."""
         if (self.size_bytes, self.mtime_ns, self.ctime_ns, self.inode) != (

@@ -477,13 +477,13 @@ class Engine:
         """Whether the file is no longer the version that was planned (every file is checked: an
         mtime of 0 is a valid mtime), or the PUT sent other bytes than the planner hashed."""
         try:
-            now = FileIdentity.of_path(item.path)  # type: ignore[arg-type]
+            now = os.stat(item.path)  # type: ignore[arg-type]
         except OSError:
             return SourceChangedError(f"{item.source}: removed while uploading; rerun to sync")
         if item.identity is not None:
-            same = item.identity.same_version(now) and now.size_bytes == item.size_bytes
+            same = item.identity.matches(now) and now.st_size == item.size_bytes
         else:
-            same = now.size_bytes == item.size_bytes and now.mtime_ns == item.mtime_ns
+            same = now.st_size == item.size_bytes and now.st_mtime_ns == item.mtime_ns
         if (same and item.md5 and self._etags_are_md5 and _is_plain_md5(result.etag, self.config.sse)
                 and result.etag.lower() != item.md5.lower()):
             same = self._etag_mismatch_explained(item)
