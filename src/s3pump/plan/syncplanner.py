@@ -376,6 +376,7 @@ class SyncPlanner:
 
         def submit() -> None:
             nonlocal batch, batch_bytes
+            cached: dict[str, FileDigest] | None = None  # None: the pool task queries the cache
             if batch and self.cache is not None:  # what the cache decides, decide here
                 cached = self._cached(batch)
                 answered: list[Action] = []
@@ -386,7 +387,7 @@ class SyncPlanner:
                     self._emit_outcome(o, out)
                 batch = rest
             if batch:
-                pending.add(pool.submit(self._examine_batch, batch))
+                pending.add(pool.submit(self._examine_batch, batch, cached))  # the cache was queried once
             batch, batch_bytes = [], 0
             collect(False)
             while len(pending) >= window:
