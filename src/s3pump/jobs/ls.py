@@ -104,15 +104,19 @@ def ls(url: str | None, config: TransferConfig | None = None, *, recursive: bool
                 for b in page.get("Buckets", []):
                     yield LsEntry("bucket", b["Name"], time=b.get("CreationDate"))
             return
-        args: dict[str, Any] = {"Bucket": target.bucket, "Prefix": target.prefix}
-        if not recursive:
-            args["Delimiter"] = "/"
+        if recursive:  # the engine's lister (awscrt, store/listing.py): botocore's parse of each
+            # object's LastModified cost about 0.15 ms of CPU per line
+            for o in store.list_objects(target.bucket, target.prefix):
+                yield LsEntry("object", o.key, o.key, o.size_bytes,
+                              dt.datetime.fromtimestamp(o.last_modified, dt.UTC) if o.last_modified else None,
+                              o.etag)
+            return
+        args: dict[str, Any] = {"Bucket": target.bucket, "Prefix": target.prefix, "Delimiter": "/"}
         for page in _pages(client, "list_objects_v2", str(target), **args):
             for p in page.get("CommonPrefixes", []):
                 yield LsEntry("prefix", p["Prefix"].split("/")[-2] + "/", p["Prefix"])
             for o in page.get("Contents", []):
-                name = o["Key"] if recursive else o["Key"].split("/")[-1]
-                yield LsEntry("object", name, o["Key"], int(o["Size"]), o.get("LastModified"),
+                yield LsEntry("object", o["Key"].split("/")[-1], o["Key"], int(o["Size"]), o.get("LastModified"),
                               o.get("ETag", "").strip('"'))
     finally:
         store.close()

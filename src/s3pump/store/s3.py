@@ -606,14 +606,14 @@ class S3Store:
         )
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        """ListObjectsV2 over awscrt, 1,000 keys a page, parsed with ElementTree (store/listing.py)."""
+        """ListObjectsV2 over awscrt, 1,000 keys a page, parsed by store/listing.py (sync, ``ls --recursive``)."""
         token: str | None = None
         while True:
             query = f"encoding-type=url&list-type=2&max-keys=1000&prefix={quote(prefix, safe='')}"
             if token:
                 query += f"&continuation-token={quote(token, safe='')}"
             _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
-            from .listing import parse_list_page  # ElementTree: only sync lists
+            from .listing import parse_list_page  # imported by the jobs that list
 
             objects, truncated, token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
             yield from objects
