@@ -91,6 +91,8 @@ class AwsSettings:
     credentials: Any = field(repr=False)
     _session: list[Any] = field(default_factory=list, repr=False, compare=False)
     _static: tuple[str, str, str | None] | None = field(default=None, repr=False, compare=False)
+    ca_bundle: str | None = None
+    """PEM file of the CAs an https endpoint's certificate is checked against; None: the system's."""
 
     @property
     def session(self) -> botocore.session.Session:
@@ -121,7 +123,7 @@ def _empty_file(path: str) -> bool:
 
 def _without_config_files(
     endpoint_url: str | None, region: str | None, profile: str | None,
-    static_credentials: tuple[str, str, str | None] | None,
+    static_credentials: tuple[str, str, str | None] | None, ca_bundle: str | None = None,
 ) -> AwsSettings | None:
     """botocore's answer when it has only the environment to go on (the module docstring says
     when); None when botocore must decide."""
@@ -144,7 +146,30 @@ def _without_config_files(
         endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
     _check_endpoint(endpoint)
     resolved_region = region or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return AwsSettings(endpoint, resolved_region, endpoint is not None, credentials, [], static_credentials)
+    return AwsSettings(endpoint, resolved_region, endpoint is not None, credentials, [], static_credentials,
+                       _check_ca_bundle(ca_bundle or env.get("AWS_CA_BUNDLE"), "--ca-bundle or AWS_CA_BUNDLE",
+                                        endpoint))
+
+
+def _check_ca_bundle(path: str | None, where: str, endpoint: str | None) -> str | None:
+    """``path`` expanded, when it names a readable PEM file (None for an ``http://`` endpoint, which
+    has no certificate to check, as botocore ignores the bundle there).
+
+    Raises:
+        UsageError: it does not (exit 2), naming where it was set.
+    """
+    if not path or (endpoint or "").startswith("http://"):
+        return None
+    full = os.path.expanduser(path)
+    try:
+        with open(full, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise UsageError(f"CA bundle {path} ({where}): {e.strerror or e}; give a PEM file of CA "
+                         "certificates") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise UsageError(f"CA bundle {path} ({where}): not a PEM file of CA certificates") from None
+    return full
 
 
 def _check_endpoint(endpoint: str | None) -> None:
@@ -186,12 +211,14 @@ def _configured_endpoint(session: botocore.session.Session) -> str | None:
 
 def resolve_aws(
     *, endpoint_url: str | None, region: str | None, profile: str | None,
-    static_credentials: tuple[str, str, str | None] | None = None,
+    static_credentials: tuple[str, str, str | None] | None = None, ca_bundle: str | None = None,
 ) -> AwsSettings:
     """Resolve where and as whom a run talks to S3 (rules in the module docstring).
 
     Args:
         endpoint_url, region: flags (or s3pump's env); None lets botocore's config decide.
+        ca_bundle: ``--ca-bundle``/``AWS_CA_BUNDLE``; None: the profile's ``ca_bundle``, else the
+            system's trust store (AWS CLI User Guide, "ca_bundle").
         profile: ``--profile``/``AWS_PROFILE``; None: the default profile.
         static_credentials: ``(access key, secret, session token)`` given explicitly (``--embedded``).
 
@@ -200,15 +227,15 @@ def resolve_aws(
         CredentialsError: no credentials anywhere in the chain, or a profile's credential
             source failed (e.g. an expired SSO token, a failing ``credential_process``) (exit 2).
     """
-    fast = _without_config_files(endpoint_url, region, profile, static_credentials)
+    fast = _without_config_files(endpoint_url, region, profile, static_credentials, ca_bundle)
     if fast is not None:
         return fast
-    return _with_botocore(endpoint_url, region, profile, static_credentials)
+    return _with_botocore(endpoint_url, region, profile, static_credentials, ca_bundle)
 
 
 def _with_botocore(
     endpoint_url: str | None, region: str | None, profile: str | None,
-    static_credentials: tuple[str, str, str | None] | None,
+    static_credentials: tuple[str, str, str | None] | None, ca_bundle: str | None = None,
 ) -> AwsSettings:
     """:func:`resolve_aws` by botocore's own resolution (same arguments and errors)."""
     import botocore.exceptions
@@ -230,7 +257,12 @@ def _with_botocore(
         raise CredentialsError(f"AWS credentials of profile {profile or 'default'}: {e}") from None
     if credentials is None:
         raise CredentialsError(NO_CREDENTIALS_MESSAGE)
-    return AwsSettings(endpoint, resolved_region, path_style, credentials, [session], static_credentials)
+    if ca_bundle:
+        bundle = _check_ca_bundle(ca_bundle, "--ca-bundle or AWS_CA_BUNDLE", endpoint)
+    else:
+        bundle = _check_ca_bundle(session.get_config_variable("ca_bundle"),
+                                  f"ca_bundle of profile {profile or 'default'}", endpoint)
+    return AwsSettings(endpoint, resolved_region, path_style, credentials, [session], static_credentials, bundle)
 
 
 def _s3_section(session: botocore.session.Session) -> Mapping[str, Any]:

@@ -30,6 +30,7 @@ from .options import (
     WHAT,
     Acl,
     BwLimit,
+    CaBundle,
     CacheControl,
     Checksum,
     Cluster,
@@ -55,6 +56,7 @@ from .options import (
     MetricsPort,
     MinConcurrency,
     NoProgress,
+    NoVerifySsl,
     PartSize,
     Profile,
     ProgressMode,
@@ -191,7 +193,8 @@ def upload(
     no_resume: Annotated[bool, typer.Option("--no-resume", metavar="", rich_help_panel=SAFETY,
                                             help="Ignore the resume journal of an earlier run of this command: "
                                             "abort its uploads and start over")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
@@ -266,7 +269,8 @@ def sync(
                                                 help="Hash every file again (no local MD5 cache)")] = False,
     failed_list: FailedList = None,
     follow_symlinks: FollowSymlinks = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, part_size: PartSize = None, checksum_algorithm: Checksum = None,
     content_type: ContentType = None, acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None,
@@ -334,7 +338,8 @@ def stream(
     spool_dir: Annotated[Path | None, typer.Option(
         "--spool-dir", metavar="DIR", rich_help_panel=SAFETY,
         help="Spool parts to temporary files here instead of RAM (each deleted once uploaded)")] = None,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", "-c", metavar="N", rich_help_panel="How fast",
@@ -463,7 +468,8 @@ def export(
         "--lifecycle", metavar="NAME=VALUE", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), "
         "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
         "noncurrent-expire-after=30d, abort-incomplete-multipart-after=7d, id=NAME (repeatable)")] = None,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     concurrency: Concurrency = None, checksum_algorithm: Checksum = None, content_type: ContentType = None,
     acl: Acl = None, sse: Sse = None, sse_kms_key_id: SseKms = None, storage_class: StorageClass = None,
@@ -515,7 +521,8 @@ def cleanup(
     older_than: Annotated[str, typer.Option("--older-than", metavar="DURATION", help=note(
         "Abort only uploads initiated longer ago than this, e.g. 24h, 30m, 0s", default="24h"))] = "24h",
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="List the uploads; abort nothing")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     json_output: Json = False, debug: Debug = False,
 ) -> None:
@@ -649,7 +656,8 @@ def ls_command(
     human_readable: Annotated[bool, typer.Option("--human-readable", metavar="", help="Sizes as 1.5 MiB")] = False,
     summarize: Annotated[bool, typer.Option("--summarize", metavar="",
                                             help="End with the object count and total size")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT,
                                               help="One JSON object per line")] = False,
@@ -690,7 +698,8 @@ def verify(
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix it was uploaded to", show_default=False)],
     download: Annotated[bool, typer.Option("--download", metavar="", help="Fetch every object and compare the bytes "
                                            "themselves")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, embedded: Embedded = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
     part_size: PartSize = None,
     json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT, help="One JSON event per "
@@ -745,7 +754,8 @@ def lifecycle(
         "Rule ID", default="s3pump:<prefix>, or the one rule filtering on exactly this prefix"))] = None,
     remove: Annotated[bool, typer.Option("--remove", metavar="", help="Remove this rule (the others stay)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Show the change; write nothing")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False,
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="The rules (or the change) as JSON on "
                                               "stdout")] = False,
     debug: Debug = False,
@@ -818,7 +828,8 @@ def mb(
     bucket_url: BucketUrl,
     versioning: Annotated[bool, typer.Option("--versioning", metavar="", help="Enable versioning on the new "
                                              "bucket")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, debug: Debug = False,
 ) -> None:
     params = locals()
 
@@ -841,7 +852,8 @@ def rb(
     bucket_url: BucketUrl,
     force: Annotated[bool, typer.Option("--force", metavar="", help="First delete every object, version and "
                                         "multipart upload in it")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, debug: Debug = False,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False, debug: Debug = False,
 ) -> None:
     params = locals()
 
@@ -865,7 +877,8 @@ def versioning(
     enable: Annotated[bool, typer.Option("--enable", metavar="", help="Turn versioning on")] = False,
     suspend: Annotated[bool, typer.Option("--suspend", metavar="", help="Suspend versioning (old versions "
                                           "stay)")] = False,
-    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None,
+    endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
+    no_verify_ssl: NoVerifySsl = False,
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="The status as JSON on stdout")] = False,
     debug: Debug = False,
 ) -> None:

@@ -71,6 +71,13 @@ class TransferConfig:
     (env, profile, SSO, container, IMDS). Never logged."""
     secret_access_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+    """PEM file of the CA certificates that sign an https endpoint's certificate (a private CA: MinIO,
+    Ceph, an inspecting proxy). None: the profile's ``ca_bundle``, else the system's trust store.
+    Env: ``AWS_CA_BUNDLE``."""
+    verify_ssl: bool = True
+    """Check an https endpoint's certificate (``--no-verify-ssl`` turns it off, with a warning, as the
+    aws cli's flag does)."""
 
     # --- concurrency and sizing -----------------------------------------------------
     concurrency: int = 64
@@ -248,6 +255,8 @@ class TransferConfig:
             values["region"] = region
         if e.get("AWS_PROFILE"):
             values["profile"] = e["AWS_PROFILE"]
+        if e.get("AWS_CA_BUNDLE"):
+            values["ca_bundle"] = e["AWS_CA_BUNDLE"]
         if e.get("S3PUMP_CONCURRENCY", "").lower() == "auto":
             values["adaptive_concurrency"] = True
             e = {k: v for k, v in e.items() if k != "S3PUMP_CONCURRENCY"}

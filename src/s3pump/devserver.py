@@ -37,7 +37,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -142,11 +142,13 @@ def start_server(
     detach: bool = False,
     ready_timeout_s: float = 60.0,
     ports: tuple[int, int, int, int] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> tuple[DevServer, subprocess.Popen[bytes]]:
     """Start SeaweedFS (master, volume, filer, S3 gateway) on 127.0.0.1 and wait until S3 answers.
 
     ``detach=True`` puts it in its own session so it outlives this process (``--embedded``).
     ``ports`` (master, volume, filer, s3) restarts a server on the ports it had before.
+    ``extra_args``: more ``weed server`` flags (the tests' https gateway: ``-s3.port.https``, ``-s3.cert.file``).
     Returns the server description and its process.
 
     Raises:
@@ -168,7 +170,7 @@ def start_server(
         chosen = ports or pick_ports(4, s3_port=s3_port)
         log_path = data / "weed.log"
         log_offset = log_path.stat().st_size if log_path.exists() else 0
-        proc = _launch(weed, data, ident_path, chosen, detach)
+        proc = _launch(weed, data, ident_path, chosen, detach, extra_args)
         master, volume, filer, s3 = chosen
         server = DevServer(
             endpoint_url=f"http://127.0.0.1:{s3}", access_key_id=access_key_id,
@@ -210,8 +212,8 @@ def _write_identities(data: Path, access_key_id: str, secret_access_key: str) ->
     return ident_path
 
 
-def _launch(weed: str, data: Path, ident_path: Path, ports: tuple[int, ...], detach: bool
-            ) -> subprocess.Popen[bytes]:
+def _launch(weed: str, data: Path, ident_path: Path, ports: tuple[int, ...], detach: bool,
+            extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """``weed server`` on ``ports`` (master, volume, filer, s3), its output appended to weed.log."""
     master, volume, filer, s3 = ports
     cmd = [
@@ -229,6 +231,7 @@ def _launch(weed: str, data: Path, ident_path: Path, ports: tuple[int, ...], det
         "-s3.allowDeleteBucketNotEmpty=false",
         # on SIGTERM the volume server would keep serving 10 s before it stops (see the module docstring)
         "-volume.preStopSeconds=0",
+        *extra_args,
     ]
     log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
     try:

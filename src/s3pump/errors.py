@@ -29,6 +29,7 @@ code it maps to when it ends a run (``exit_code``)::
     │       ├── NoSuchBucketError       fatal    exit 2   the bucket does not exist
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
     │       ├── EndpointUnreachableError fatal   exit 2   the endpoint refused or never answered
+    │       │   └── CertificateError    fatal    exit 2   an https endpoint's certificate is not trusted
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
     │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
@@ -44,6 +45,7 @@ __all__ = [
     "AccessDeniedError",
     "BadDigestError",
     "CancelledError",
+    "CertificateError",
     "ConcurrentChangeError",
     "CredentialsError",
     "EndpointUnreachableError",
@@ -216,6 +218,11 @@ class EndpointUnreachableError(FatalStoreError):
     wrong ``--endpoint-url``/profile endpoint, a server that is down, or a firewall."""
 
     exit_code = EXIT_USAGE
+
+
+class CertificateError(EndpointUnreachableError):
+    """An https endpoint's certificate is not trusted (an unknown CA, an expired certificate, another
+    host's name): give its CA with ``--ca-bundle``/``AWS_CA_BUNDLE``/the profile's ``ca_bundle``."""
 
 
 class AccessDeniedError(FatalStoreError):

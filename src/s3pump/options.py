@@ -49,6 +49,11 @@ Region = Annotated[str | None, _opt("--region", metavar="REGION", panel=WHERE, h
     "Signing region", default="from the profile, else us-east-1", env="AWS_REGION"))]
 Profile = Annotated[str | None, _opt("--profile", metavar="NAME", panel=WHERE, help=note(
     "Profile of ~/.aws/config", env="AWS_PROFILE"))]
+CaBundle = Annotated[str | None, _opt("--ca-bundle", metavar="FILE", panel=WHERE, help=note(
+    "PEM file of the CA certificates of an https endpoint (a private CA)",
+    default="the profile's ca_bundle, else the system's", env="AWS_CA_BUNDLE"))]
+NoVerifySsl = Annotated[bool, _opt("--no-verify-ssl", panel=WHERE, help="Do not check the https endpoint's "
+                                   "certificate (warned on stderr)")]
 ConnectTimeout = Annotated[str | None, _opt("--connect-timeout", "--cli-connect-timeout", metavar="DURATION",
                                              panel=WHERE, help=note("TCP connect timeout", default="10s",
                                                                     env="S3PUMP_CONNECT_TIMEOUT"))]
@@ -126,7 +131,7 @@ _CONFIG_FLAGS = frozenset({
     "endpoint_url", "region", "profile", "concurrency", "part_size", "checksum_algorithm", "content_type", "acl",
     "sse", "sse_kms_key_id", "storage_class", "metadata", "follow_symlinks", "max_rps", "rps_burst", "bwlimit",
     "min_concurrency", "max_concurrency", "connect_timeout", "read_timeout", "cache_control", "content_encoding",
-    "content_disposition", "content_language", "expires", "tagging",
+    "content_disposition", "content_language", "expires", "tagging", "ca_bundle",
 })
 
 
@@ -139,6 +144,12 @@ def config_from(params: dict[str, Any], **overrides: Any) -> TransferConfig:
     """
     flags: dict[str, Any] = {_FIELDS.get(k, k): v for k, v in params.items() if k in _CONFIG_FLAGS}
     flags.update(overrides)
+    if params.get("no_verify_ssl"):
+        import sys
+
+        flags["verify_ssl"] = False
+        print("s3pump: warning: --no-verify-ssl: the endpoint's TLS certificate is not checked; anyone on "
+              "the way can read and change the data", file=sys.stderr)
     concurrency = flags.get("concurrency")
     if isinstance(concurrency, str):
         if concurrency.lower() == "auto":

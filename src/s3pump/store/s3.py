@@ -33,11 +33,13 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from awscrt import auth, http, s3
+from awscrt import io as crt_io
 
 from ..awsconfig import NO_CREDENTIALS_MESSAGE, AwsSettings, StaticCredentials, resolve_aws
 from ..config import TransferConfig
 from ..errors import (
     AccessDeniedError,
+    CertificateError,
     CredentialsError,
     EndpointUnreachableError,
     FatalStoreError,
@@ -86,6 +88,7 @@ _CRT_S3_STATUS_ERRORS = {
 }
 _NETWORK_ERROR_HINTS = ("SOCKET", "CONNECTION", "HTTP_CONNECTION", "TLS", "IO_", "CLOSED", "TIMEOUT")
 _NO_SPLIT_BYTES = 5 * 1024 * 1024 * 1024  # awscrt must never split a PutObject itself
+_TLS_PROBE_AFTER_S = 1.5  # an https endpoint silent this long on its first request: check its certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,7 @@ def _header(headers: Sequence[tuple[str, str]] | None, name: str) -> str | None:
     return None
 
 
-def _boto_error(err: Exception, what: str) -> StoreError:
+def _boto_error(err: Exception, what: str, settings: AwsSettings | None = None) -> StoreError:
     import botocore.exceptions  # loaded with boto3, which only the rarer calls need
 
     if isinstance(err, botocore.exceptions.ClientError):
@@ -158,6 +161,20 @@ def _boto_error(err: Exception, what: str) -> StoreError:
             f"{what}: {NO_CREDENTIALS_MESSAGE}")
     if isinstance(err, botocore.exceptions.ProfileNotFound):
         return CredentialsError(f"{what}: {err}")
+    if isinstance(err, botocore.exceptions.SSLError):
+        from .tlsprobe import untrusted_message, verify_failure_in
+
+        problem = verify_failure_in(str(err))
+        if problem is not None:
+            endpoint = settings.endpoint_shown if settings else str(err.kwargs.get("endpoint_url", what))
+            return CertificateError(untrusted_message(endpoint, settings.ca_bundle if settings else None, problem),
+                                    code="CertificateError")
+    if isinstance(err, botocore.exceptions.ProxyConnectionError):
+        from .proxy import shown
+
+        proxy = shown(str(err.kwargs.get("proxy_url", "")))  # no credentials in a message
+        return EndpointUnreachableError(f"{what}: the proxy {proxy} cannot be reached; check HTTP_PROXY/"
+                                        "HTTPS_PROXY and NO_PROXY, and that the proxy is up", code="ProxyError")
     if isinstance(err, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError):
         return NetworkError(f"{what}: cannot connect ({err}); check --endpoint-url and that the server is up")
     if isinstance(err, botocore.exceptions.BotoCoreError):
@@ -202,7 +219,8 @@ class S3Store:
                   if config.access_key_id and config.secret_access_key else None)
         # one resolution (botocore's, with the aws cli's rules) for both planes: see awsconfig.py
         self.settings = resolve_aws(endpoint_url=config.endpoint_url, region=config.region,
-                                    profile=config.profile, static_credentials=static)
+                                    profile=config.profile, static_credentials=static,
+                                    ca_bundle=config.ca_bundle)
         self.region = self.settings.region
         self._endpoint = _endpoint_of(self.settings)
         self._answered = threading.Event()  # set once the endpoint answered any request
@@ -243,9 +261,17 @@ class S3Store:
                         request_checksum_calculation="when_required",
                         response_checksum_validation="when_required",
                     )
+                    verify: bool | str | None = (False if not cfg.verify_ssl
+                                                 else self.settings.ca_bundle or None)
+                    if verify is False:  # said once by the CLI (--no-verify-ssl), not per request
+                        import warnings
+
+                        import urllib3
+
+                        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
                     self._boto_obj = self.settings.session.create_client(
                         "s3", endpoint_url=self.settings.endpoint_url, region_name=self.region,
-                        config=boto_config)
+                        config=boto_config, verify=verify)
         return self._boto_obj
 
     # ------------------------------------------------------------------ awscrt
@@ -275,6 +301,7 @@ class S3Store:
             region=self.region,
             signing_config=signing,
             tls_mode=tls,
+            tls_connection_options=self._tls_connection_options(config),
             part_size=config.part_size_bytes,
             multipart_upload_threshold=_NO_SPLIT_BYTES,
             memory_limit=max(1 << 30, 2 * config.max_parts_in_flight * config.part_size_bytes),
@@ -283,6 +310,18 @@ class S3Store:
             max_active_connections_override=(config.max_concurrency if config.adaptive_concurrency
                                              else config.concurrency),
         )
+
+    def _tls_connection_options(self, config: TransferConfig) -> crt_io.TlsConnectionOptions | None:
+        """awscrt's TLS options for an https endpoint with a CA bundle or ``--no-verify-ssl``; None
+        (awscrt's default: the system's trust store) otherwise, and for ``http://``."""
+        if self._endpoint.scheme == "http" or (self.settings.ca_bundle is None and config.verify_ssl):
+            return None
+        options = crt_io.TlsContextOptions()
+        if self.settings.ca_bundle is not None:
+            options.override_default_trust_store_from_path(None, self.settings.ca_bundle)
+        if not config.verify_ssl:
+            options.verify_peer = False
+        return crt_io.ClientTlsContext(options).new_connection_options()
 
     def _headers(self, bucket: str, size: int, attrs: ObjectAttributes) -> http.HttpHeaders:
         h = [("Host", self._endpoint.host_for(bucket)), ("Content-Length", str(size))]
@@ -379,7 +418,27 @@ class S3Store:
             return "has a host name that does not resolve"
         return f"cannot be reached ({error.code or error})"
 
+    def _certificate_problem(self) -> str | None:
+        from .tlsprobe import certificate_problem
+
+        parts = urlsplit(self.settings.endpoint_shown)
+        return certificate_problem(parts.hostname or "", parts.port or 443, self.settings.ca_bundle)
+
+    def _untrusted(self, problem: str) -> CertificateError:
+        from .tlsprobe import untrusted_message
+
+        return CertificateError(untrusted_message(self.settings.endpoint_shown, self.settings.ca_bundle, problem),
+                                code="CertificateError")
+
     def _unreachable(self, error: StoreError) -> EndpointUnreachableError:
+        from .proxy import proxy_for
+
+        proxy = proxy_for(self.settings.endpoint_shown)
+        if proxy is not None:
+            return EndpointUnreachableError(
+                f"the proxy {proxy[0]} ({proxy[1]}, for {self.settings.endpoint_shown}) "
+                f"{self._failure_words(error)}; check {proxy[1]} and NO_PROXY, and that the proxy is up",
+                code=error.code)
         where = "--endpoint-url/the profile's endpoint_url" if self.settings.endpoint_url else "the network"
         return EndpointUnreachableError(
             f"the endpoint {self.settings.endpoint_shown} {self._failure_words(error)}; check {where} "
@@ -425,6 +484,12 @@ class S3Store:
             on_headers=on_headers, on_body=on_body, on_done=on_done)
         # an endpoint that never answered gets --read-timeout; one that did, the request timeout
         wait_s = self.config.request_timeout_s if self._answered.is_set() else self.config.read_timeout_s
+        if (not self._answered.is_set() and self._endpoint.scheme == "https" and self.config.verify_ssl
+                and not finished.wait(min(_TLS_PROBE_AFTER_S, wait_s))):
+            problem = self._certificate_problem()
+            if problem is not None:
+                crt_request.cancel()  # awscrt ends it when its handshake fails; nothing waits for that
+                raise self._untrusted(problem)
         if not finished.wait(wait_s):
             crt_request.cancel()
             finished.wait(5.0)  # on_done follows the cancel; do not leave awscrt a dead callback
@@ -514,7 +579,7 @@ class S3Store:
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
                 if isinstance(e, botocore.exceptions.ClientError):
                     self._answered.set()
-                raise _boto_error(e, what) from None
+                raise _boto_error(e, what, self.settings) from None
             self._answered.set()
             return result
 
