@@ -48,7 +48,8 @@ from .units import parse_aws_size_bytes
 if TYPE_CHECKING:
     import botocore.session
 
-__all__ = ["NO_CREDENTIALS_MESSAGE", "AwsSettings", "profile_transfer_defaults", "resolve_aws"]
+__all__ = ["NO_CREDENTIALS_MESSAGE", "AwsSettings", "config_failure", "freeze", "profile_transfer_defaults",
+           "resolve_aws"]
 
 NO_CREDENTIALS_MESSAGE = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, use --profile, or --embedded"
@@ -179,16 +180,70 @@ def _check_endpoint(endpoint: str | None) -> None:
             raise UsageError(f"endpoint URL {endpoint!r}: use http://host[:port] or https://host[:port]")
 
 
+def config_failure(error: BaseException, profile: str | None) -> UsageError | CredentialsError | None:
+    """The one-line error for what botocore raised while reading the AWS config files or fetching
+    credentials (a malformed file, a ``credential_process`` that prints no JSON, a role whose STS
+    cannot be reached or refuses); None for anything else (a defect, shown as such).
+    Both are exit 2."""
+    import botocore.exceptions as bx
+
+    name = profile or os.environ.get("AWS_PROFILE") or "default"
+    if isinstance(error, bx.ConfigParseError):
+        return UsageError(f"AWS config file {error.kwargs.get('path')}: cannot be parsed; fix its syntax "
+                          "([section] headers, 'key = value' lines)")
+    if isinstance(error, bx.ProfileNotFound):
+        return UsageError(f"profile {error.kwargs.get('profile', name)}: no such profile in the AWS config "
+                          f"files ({os.environ.get('AWS_CONFIG_FILE', '~/.aws/config')})")
+    if isinstance(error, ValueError) and not isinstance(error, bx.BotoCoreError):
+        # botocore's credential_process provider parses the command's output with json.loads
+        return CredentialsError(f"credential_process of profile {name} did not print JSON credentials "
+                                f"({error}); run the command by hand and fix its output")
+    if isinstance(error, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
+        return CredentialsError(f"AWS credentials of profile {name}: {error.kwargs.get('endpoint_url')} does not "
+                                "answer (fetching the credentials: an STS role, SSO or a container endpoint); "
+                                "check the network, AWS_ENDPOINT_URL_STS and the profile's role_arn/source_profile")
+    if isinstance(error, bx.ClientError):
+        err = error.response.get("Error", {})
+        return CredentialsError(f"AWS credentials of profile {name}: {err.get('Code')} ({err.get('Message', '')}) "
+                                "from the credential source; check the profile's role_arn, source_profile or SSO")
+    if isinstance(error, bx.BotoCoreError):
+        return CredentialsError(f"AWS credentials of profile {name}: {error}")
+    return None
+
+
+def freeze(credentials: Any, profile: str | None) -> FrozenCredentials:
+    """``credentials.get_frozen_credentials()``: the first fetch of a role's, SSO's or a process's
+    credentials happens here.
+
+    Raises:
+        UsageError, CredentialsError: see :func:`config_failure` (exit 2).
+    """
+    try:
+        frozen = credentials.get_frozen_credentials()
+    except Exception as e:
+        failure = config_failure(e, profile)
+        if failure is None:
+            raise
+        raise failure from None
+    return FrozenCredentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
 def _session(profile: str | None) -> botocore.session.Session:
-    import botocore.exceptions
+    import botocore.config
     import botocore.session
 
     session = botocore.session.Session(profile=profile)
     try:
-        session.get_scoped_config()  # an unknown profile fails here, before any request
-    except botocore.exceptions.ProfileNotFound:
-        raise UsageError(f"--profile {profile}: no such profile in the AWS config files "
-                         f"({os.environ.get('AWS_CONFIG_FILE', '~/.aws/config')})") from None
+        session.get_scoped_config()  # an unknown profile or a malformed file fails here, before any request
+    except Exception as e:
+        failure = config_failure(e, profile)
+        if failure is None:
+            raise
+        raise failure from None
+    # the clients botocore makes for itself (STS for a role, SSO) give up in seconds, not minutes;
+    # s3pump's own S3 client sets its timeouts and retries over these
+    session.set_default_client_config(botocore.config.Config(
+        connect_timeout=5, read_timeout=4, retries={"mode": "standard", "total_max_attempts": 2}))
     # IMDS lookups fail fast unless the user configured them (botocore's defaults are the same
     # today: 1 s, 1 attempt; set so a future default cannot make "no credentials" slow).
     for name, value in (("metadata_service_timeout", 1), ("metadata_service_num_attempts", 1)):
@@ -238,7 +293,6 @@ def _with_botocore(
     static_credentials: tuple[str, str, str | None] | None, ca_bundle: str | None = None,
 ) -> AwsSettings:
     """:func:`resolve_aws` by botocore's own resolution (same arguments and errors)."""
-    import botocore.exceptions
 
     session = _session(profile)
     endpoint = endpoint_url or _configured_endpoint(session)
@@ -253,8 +307,11 @@ def _with_botocore(
         session.set_credentials(*static_credentials)
     try:
         credentials = session.get_credentials()
-    except botocore.exceptions.BotoCoreError as e:  # SSO expired, credential_process failed, ...
-        raise CredentialsError(f"AWS credentials of profile {profile or 'default'}: {e}") from None
+    except Exception as e:  # SSO expired, credential_process failed or printed no JSON, ...
+        failure = config_failure(e, profile)
+        if failure is None:
+            raise
+        raise failure from None
     if credentials is None:
         raise CredentialsError(NO_CREDENTIALS_MESSAGE)
     if ca_bundle:
@@ -293,8 +350,11 @@ def profile_transfer_defaults(profile: str | None) -> dict[str, Any]:
 
     try:
         section = _s3_section(botocore.session.Session(profile=profile))
-    except botocore.exceptions.ProfileNotFound:
-        raise UsageError(f"--profile {profile}: no such profile in the AWS config files") from None
+    except Exception as e:
+        failure = config_failure(e, profile)
+        if failure is None:
+            raise
+        raise failure from None
     out: dict[str, Any] = {}
     where = f"profile {profile or 'default'}, s3"
     value = section.get("max_concurrent_requests")

@@ -63,6 +63,9 @@ def configure_logging(debug: bool) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(logging.WARNING)
+    # botocore warns, with a traceback, when a credential refresh fails; s3pump says the same in its
+    # own one line (awsconfig.config_failure), so botocore's record is for --debug only
+    logging.getLogger("botocore.credentials").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     if debug:
         logging.getLogger("s3pump").setLevel(logging.DEBUG)
         logging.getLogger("botocore").setLevel(logging.INFO)

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from .awsconfig import freeze
 from .config import TransferConfig
 from .logs import register_secret
 from .retry import RetryPolicy
@@ -54,7 +55,11 @@ def open_store(
                    os.environ.get("AWS_SESSION_TOKEN")):
         register_secret(secret)  # masked in every log record and --debug traceback from here on
     store = S3Store(config)
-    frozen = store.settings.credentials.get_frozen_credentials()
+    try:
+        frozen = freeze(store.settings.credentials, config.profile)
+    except BaseException:
+        store.close()
+        raise
     register_secret(frozen.secret_key)
     register_secret(frozen.token)
     # the config actually used: the endpoint and region botocore resolved (journal keys, messages)
