@@ -302,7 +302,9 @@ def _with_botocore(
     style = str(s3_section.get("addressing_style") or "auto").lower()
     if style not in _ADDRESSING_STYLES:
         raise UsageError(f"s3 addressing_style {style!r} in the AWS config: use auto, path or virtual")
-    path_style = style == "path" or (style == "auto" and endpoint is not None)
+    # virtual-hosted style needs a DNS name to put the bucket in front of: for an IP address or
+    # localhost the aws cli (botocore) falls back to path style, and so does s3pump
+    path_style = style == "path" or (endpoint is not None and (style == "auto" or _no_bucket_host(endpoint)))
     if static_credentials is not None:
         session.set_credentials(*static_credentials)
     try:
@@ -320,6 +322,20 @@ def _with_botocore(
         bundle = _check_ca_bundle(session.get_config_variable("ca_bundle"),
                                   f"ca_bundle of profile {profile or 'default'}", endpoint)
     return AwsSettings(endpoint, resolved_region, path_style, credentials, [session], static_credentials, bundle)
+
+
+def _no_bucket_host(endpoint: str) -> bool:
+    """True for an endpoint whose host cannot carry a bucket name: an IP address or ``localhost``."""
+    import ipaddress
+
+    host = urlsplit(endpoint).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _s3_section(session: botocore.session.Session) -> Mapping[str, Any]:
