@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +19,6 @@ from ..errors import (
     InvalidKeyError,
     PathNotFoundError,
     S3PumpError,
-    SourceNotFoundError,
     UsageError,
     WorkerLostError,
 )
@@ -32,6 +30,7 @@ from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
+from ..sources.failedlist import read_failed_list
 from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
@@ -66,52 +65,6 @@ def _open_journal(sources: list[str], destination: str, run: Run, dest: S3Url, *
             raise
         raise state_error(path, "resume journal", e) from None
     return journal
-
-
-def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> Iterator[UploadItem | Discovered]:
-    """Items from a failed-list (JSON lines with ``source`` and ``key``) or a plain list of paths.
-
-    A JSON line is re-uploaded from its ``source`` to exactly its ``key``. A plain line is
-    treated like a PATH argument (its file or tree goes under ``dest``). A
-    :class:`~s3pump.events.Discovered` follows each item, and a final one the last.
-
-    Raises:
-        SourceNotFoundError: the list file does not exist.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise SourceNotFoundError(f"{path}: no such list file")
-    attrs_for = attrs_by_content_type(attrs)
-    plain: list[str] = []
-    files = size = 0
-
-    def found(items: Iterator[UploadItem]) -> Iterator[UploadItem | Discovered]:
-        nonlocal files, size
-        for item in items:
-            yield item
-            if item.error is None:
-                files += 1
-                size += item.size_bytes
-                yield Discovered(files, size)
-
-    with open(p, encoding="utf-8") as f:
-        for raw in f:
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                rec = json.loads(line)
-                source, key = rec["source"], rec["key"]
-                if key:
-                    yield from found(walk_items([source], S3Url(dest.bucket, key), attrs_for=attrs_for,
-                                                threaded=False))
-                else:  # a root that was missing or unreadable: retry it as a path
-                    plain.append(source)
-            else:
-                plain.append(line)
-    if plain:
-        yield from found(walk_items(plain, dest, attrs_for=attrs_for, threaded=False))
-    yield Discovered(files, size, final=True)
 
 
 def check_paths_exist(paths: Iterable[str | Path]) -> None:
