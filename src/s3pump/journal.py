@@ -648,6 +648,9 @@ def _abort_pending_in(path: Path, target: str, store: Store, bucket: str, prefix
         return []  # a live run holds it: its uploads are its own
     aborted: list[OpenUpload] = []
     drop = False  # a dead run's journal that is not resumable, with nothing left in it
+    if not path.exists():  # its run deleted it since the marker was seen
+        lock.release(unlink=True)
+        return aborted
     try:
         with contextlib.closing(sqlite3.connect(str(path), isolation_level=None, timeout=10.0)) as db:
             if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
