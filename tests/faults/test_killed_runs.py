@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -29,7 +31,7 @@ from tests.faults.conftest import MIB
 BWLIMIT = "2MiB"
 
 
-def _uploads(client, bucket: str) -> list[tuple[str, str]]:
+def _uploads(client: Any, bucket: str) -> list[tuple[str, str]]:
     return [(u["Key"], u["UploadId"]) for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
@@ -37,19 +39,18 @@ def _start(verb: str, data_path: Path, bucket: str, env: dict[str, str], *extra:
     """``sync DIR s3://bucket/d/`` (DIR holds ``data_path``) or ``stream s3://bucket/d/big.bin < data_path``."""
     if verb == "sync":
         args = ["sync", str(data_path.parent), f"s3://{bucket}/d/"]
-        stdin: object = subprocess.DEVNULL
-    else:
-        args = ["stream", f"s3://{bucket}/d/big.bin"]
-        stdin = open(data_path, "rb")  # noqa: SIM115 (closed below, once the child has it)
-    try:
-        return subprocess.Popen([sys.executable, "-m", "s3pump", *args, "--part-size", "5MiB", "--no-progress",
-                                 *extra], env=env, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    finally:
-        if verb == "stream":
-            stdin.close()  # type: ignore[attr-defined]
+        with open(os.devnull, "rb") as stdin:
+            return _popen(args, env, stdin, *extra)
+    with open(data_path, "rb") as stdin:  # the child has its own copy of the descriptor
+        return _popen(["stream", f"s3://{bucket}/d/big.bin"], env, stdin, *extra)
 
 
-def _wait_uploads(client, bucket: str, proc: subprocess.Popen[bytes], count: int) -> list[tuple[str, str]]:
+def _popen(args: list[str], env: dict[str, str], stdin: IO[bytes], *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "s3pump", *args, "--part-size", "5MiB", "--no-progress", *extra],
+                            env=env, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_uploads(client: Any, bucket: str, proc: subprocess.Popen[bytes], count: int) -> list[tuple[str, str]]:
     """Poll ListMultipartUploads until ``count`` uploads are open (``proc`` still running)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
