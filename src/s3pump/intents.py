@@ -19,6 +19,7 @@ A live run's journal is locked, so a run never aborts another live run's uploads
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -28,11 +29,11 @@ from pathlib import Path
 
 from .errors import NoSuchUploadError, S3PumpError
 from .events import Event, MultipartCreating
-from .journal import Journal, OpenUpload, abort_pending_in_journals, journal_path
+from .journal import Journal, OpenUpload, _try_lock, abort_pending_in_journals, journal_path
 from .local_state import is_write_refused
 from .store.base import Store
 
-__all__ = ["IntentLog", "intent_sweeper", "sweep_dead_runs"]
+__all__ = ["IntentLog", "dead_run_uploads", "intent_sweeper", "sweep_dead_runs"]
 
 _log = logging.getLogger("s3pump.intents")
 
@@ -154,3 +155,26 @@ def sweep_dead_runs(directory: Path, store: Store, endpoint: str | None, bucket:
     by live runs are left alone. Returns the uploads aborted (or found gone); failures stay recorded."""
     return abort_pending_in_journals(directory, store, endpoint, bucket, prefix=prefix,
                                      sweep_intents=intent_sweeper(directory, store, bucket, prefix))
+
+
+def dead_run_uploads(directory: Path, endpoint: str | None, bucket: str, prefix: str = "") -> set[str]:
+    """The upload IDs under ``prefix`` that a :func:`sweep_dead_runs` would abort by their record (not
+    those of unrecorded creates), changing nothing: ``cleanup --dry-run``'s list."""
+    ids: set[str] = set()
+    if not directory.is_dir():
+        return ids
+    target = json.dumps([endpoint or "", bucket])
+    for marker in directory.glob("*.sqlite.aborts"):
+        path = Path(str(marker)[:-len(".aborts")])
+        lock = _try_lock(path)
+        if lock is None:
+            continue  # a live run's
+        try:
+            with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(str(path))) as db:
+                row = db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
+                if row is not None and row[0] == target:
+                    ids.update(u for k, u in db.execute("SELECT key, upload_id FROM uploads WHERE state='abort'")
+                               if k.startswith(prefix))
+        finally:
+            lock.release()
+    return ids

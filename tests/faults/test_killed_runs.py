@@ -77,7 +77,7 @@ def test_sigkill_mid_multipart_then_next_run_or_cleanup_aborts_it(
     # its upload is its own, which no other run (each sweeps what dead runs left) and no cleanup touches
     live_data = tmp_path / "live" / "big.bin"
     live_data.parent.mkdir()
-    live_data.write_bytes(rng.randbytes(20 * MIB + 3))
+    live_data.write_bytes(rng.randbytes(30 * MIB + 3))  # 30 s at 1 MiB/s: live until the end of the checks
     live = _start(verb, live_data, bucket, env, "--bwlimit", "1MiB")
     try:
         [(key, live_id)] = _wait_uploads(client, bucket, live, 1)
@@ -100,6 +100,11 @@ def test_sigkill_mid_multipart_then_next_run_or_cleanup_aborts_it(
             expect = rerun_data if verb == "stream" else killed_data
             assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == expect.read_bytes()
         else:
+            dry = run_cli(["cleanup", f"s3://{bucket}/", "--dry-run", "--json"], env)  # says so, aborts nothing
+            assert dry.returncode == 0, dry.stderr.decode()
+            would = [json.loads(line) for line in dry.stdout.decode().splitlines()]
+            assert [(w["event"], w["upload_id"]) for w in would] == [("would_abort", killed_id)]
+            assert len(_uploads(client, bucket)) == 2
             r = run_cli(["cleanup", f"s3://{bucket}/"], env)  # the default --older-than 24h
             assert r.returncode == 0, r.stderr.decode()
         open_now = {u for _, u in _uploads(client, bucket)}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..config import TransferConfig
 from ..errors import S3PumpError, UsageError
-from ..intents import sweep_dead_runs
+from ..intents import dead_run_uploads, sweep_dead_runs
 from ..journal import forget_uploads
 from ..run import Run
 from ..session import state_dir
@@ -70,13 +70,16 @@ def cleanup(
     cutoff = time.time() - older_than_s
     with Run("cleanup", config, dest.bucket, store=store, embedded=embedded) as run:
         store = run.store
-        if not dry_run:  # what runs that are gone recorded as to abort, whatever its age
-            for pending in sweep_dead_runs(state_dir() / "journals", store, run.config.endpoint_url, dest.bucket,
-                                           dest.prefix):
+        journals = state_dir() / "journals"
+        doomed: set[str] = set()  # a dry run's: what the sweep would abort whatever its age
+        if dry_run:
+            doomed = dead_run_uploads(journals, run.config.endpoint_url, dest.bucket, dest.prefix)
+        else:  # what runs that are gone recorded as to abort, whatever its age
+            for pending in sweep_dead_runs(journals, store, run.config.endpoint_url, dest.bucket, dest.prefix):
                 aborted.append((f"s3://{dest.bucket}/{pending.key}", pending.upload_id))
         for u in store.list_multipart_uploads(dest.bucket, dest.prefix):
             entry = (dest.key_url(u.key), u.upload_id)
-            if u.initiated > cutoff:
+            if u.initiated > cutoff and u.upload_id not in doomed:
                 kept.append(entry)
                 continue
             if dry_run:
