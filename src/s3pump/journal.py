@@ -22,6 +22,10 @@ pending batch and then itself, before the next event is handled:
   (:func:`abort_pending`), as does ``s3pump cleanup``;
 * ``parts``: each completed part (part number, size, ETag, checksum) as it completes.
 
+``sync`` and ``stream`` keep a journal that is not resumable (``resumable=False``, one per run,
+:mod:`s3pump.intents`): only intents and uploads, each upload recorded as one to abort, so what a
+killed run of theirs left open is aborted by the next run's sweep or ``s3pump cleanup``.
+
 A rerun of the same command opens the same journal (see :func:`journal_path`) and
 asks it, per planned file, :meth:`Journal.is_done` (skip it) and
 :meth:`Journal.resume_record` (continue its multipart upload, sending only missing
