@@ -514,7 +514,8 @@ def export(
 
 
 @app.command(help="Abort orphaned multipart uploads under s3://bucket/prefix (their parts cost storage until "
-             "then). A bucket lifecycle rule (AbortIncompleteMultipartUpload) does the same server-side."
+             "then); those a killed s3pump run recorded in the state directory as to abort, whatever their age. "
+             "A bucket lifecycle rule (AbortIncompleteMultipartUpload) does the same server-side."
              + _examples("s3pump cleanup s3://bucket/ --older-than 24h --dry-run"))
 def cleanup(
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],

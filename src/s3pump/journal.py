@@ -22,6 +22,10 @@ pending batch and then itself, before the next event is handled:
   (:func:`abort_pending`), as does ``s3pump cleanup``;
 * ``parts``: each completed part (part number, size, ETag, checksum) as it completes.
 
+``sync`` and ``stream`` keep a journal that is not resumable (``resumable=False``, one per run,
+:mod:`s3pump.intents`): only intents and uploads, each upload recorded as one to abort, so what a
+killed run of theirs left open is aborted by the next run's sweep or ``s3pump cleanup``.
+
 A rerun of the same command opens the same journal (see :func:`journal_path`) and
 asks it, per planned file, :meth:`Journal.is_done` (skip it) and
 :meth:`Journal.resume_record` (continue its multipart upload, sending only missing
@@ -217,8 +221,11 @@ class Journal:
     """
 
     def __init__(self, path: str | Path, *, checksum_algorithm: str = "", bucket: str = "",
-                 endpoint: str | None = None) -> None:
+                 endpoint: str | None = None, resumable: bool = True) -> None:
         self.path = Path(path)
+        #: False for a run whose uploads nobody resumes (sync, stream: :mod:`s3pump.intents`): only its
+        #: intents and uploads are recorded, every upload as one to abort once the run is gone
+        self.resumable = resumable
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock: _Lock | None = _Lock(Path(f"{self.path}.lock"), self.path)
         self.checksum_algorithm = checksum_algorithm
@@ -234,6 +241,8 @@ class Journal:
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (repr(time.time()),))
         if bucket:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?)", (_target(endpoint, bucket),))
+        if not resumable:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('resumable', '0')")
         self._pending: dict[str, FileIdentity] = {}  # key -> identity announced by the planner
         self._intents: dict[str, int] = {}  # key -> CreateMultipartUpload attempts announced in this run
         self._inherited: set[str] = {k for (k,) in self._db.execute("SELECT key FROM creating")}
@@ -395,6 +404,9 @@ class Journal:
         return got if got is not None else FileIdentity(size_bytes, -1, -1, -1, None)
 
     def __call__(self, event: Event) -> None:
+        if not self.resumable and (isinstance(event, (PartDone, FileFailed)) or (
+                type(event) is FileDone and event.key not in self._open_keys)):
+            return  # no resume: only intents and uploads are recorded
         if type(event) is FileDone and event.key not in self._open_keys:  # the common case: batched
             i = self._identity_of(event.key, event.size_bytes, pop=True)
             batch = self._batch
@@ -418,6 +430,8 @@ class Journal:
         elif isinstance(event, MultipartCreating):
             # before the request is sent: a kill after the server created the upload leaves this row
             self._intents[event.key] = self._intents.get(event.key, 0) + 1
+            if not self.resumable:  # a kill from now on leaves an upload only a sweep of this journal finds
+                self._flag_pending(True)
             self.db.execute("INSERT OR IGNORE INTO creating VALUES (?, ?)", (event.key, time.time()))
         elif isinstance(event, MultipartCreated):
             i = self._identity_of(event.key, -1, pop=False)
@@ -427,9 +441,12 @@ class Journal:
                 stale = db.execute("UPDATE uploads SET state='abort' WHERE key=? AND state='open'", (event.key,))
                 if stale.rowcount:
                     self._flag_pending(True)
-                db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                # not resumable: recorded as an upload to abort, which the sweeps of later runs and
+                # cleanup do once this run is gone (its lock released) if it did not end it itself
+                db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (event.upload_id, event.key, event.part_size_bytes, i.size_bytes, i.mtime_ns,
-                            i.ctime_ns, i.inode, i.device, self.checksum_algorithm, time.time()))
+                            i.ctime_ns, i.inode, i.device, self.checksum_algorithm, time.time(),
+                            "open" if self.resumable else "abort"))
                 # the intent is settled unless an earlier attempt (a failed one, whose request may still
                 # have created an upload, or a killed run's) could have left an orphan
                 if self._intents.get(event.key) == 1 and event.key not in self._inherited:
@@ -438,9 +455,13 @@ class Journal:
             i = self._identity_of(event.key, event.size_bytes, pop=True)
             row = (event.key, event.source, i.size_bytes, i.mtime_ns, i.ctime_ns, i.inode, i.device, event.etag)
             with self._tx() as db:  # a file with a journaled multipart upload: its done row and the upload's end
-                db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?)", row)
-                for (upload_id,) in db.execute("SELECT upload_id FROM uploads WHERE key=? AND state='open'",
-                                               (event.key,)).fetchall():
+                if self.resumable:
+                    db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?)", row)
+                # not resumable: the completed one is the key's latest (an older one's abort failed)
+                for (upload_id,) in db.execute(
+                        "SELECT upload_id FROM uploads WHERE key=? AND state='open'" if self.resumable else
+                        "SELECT upload_id FROM uploads WHERE key=? ORDER BY created DESC LIMIT 1",
+                        (event.key,)).fetchall():
                     db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
                     db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
             self._open_keys.discard(event.key)
@@ -600,10 +621,14 @@ def abort_pending(journal: Journal, store: Store, bucket: str, abort: Abort) -> 
 
 
 def abort_pending_in_journals(directory: Path, store: Store, endpoint: str | None, bucket: str, *,
-                              skip: Path | None = None) -> list[OpenUpload]:
+                              skip: Path | None = None, prefix: str = "",
+                              sweep_intents: SweepIntents | None = None) -> list[OpenUpload]:
     """Retry the failed aborts recorded in the journals in ``directory`` for ``endpoint`` and
-    ``bucket`` that no live run holds (``s3pump cleanup`` and every upload run call this).
-    Returns the uploads aborted now (or found gone); failures stay recorded."""
+    ``bucket`` that no live run holds (``s3pump cleanup`` and every upload run call this), of keys
+    under ``prefix``; a journal that is not resumable (a dead sync's or stream's, :mod:`s3pump.intents`)
+    holds only uploads to abort. ``sweep_intents`` (if given) also aborts what such a journal's
+    recorded CreateMultipartUpload intents left unknown; a journal of a dead run with nothing left is
+    deleted. Returns the uploads aborted now (or found gone); failures stay recorded."""
     aborted: list[OpenUpload] = []
     if not directory.is_dir():
         return aborted
@@ -611,15 +636,25 @@ def abort_pending_in_journals(directory: Path, store: Store, endpoint: str | Non
     for marker in sorted(directory.glob(f"*.sqlite{_PENDING_SUFFIX}")):
         path = Path(str(marker)[:-len(_PENDING_SUFFIX)])
         if path != skip:
-            aborted += _abort_pending_in(path, target, store, bucket)
+            aborted += _abort_pending_in(path, target, store, bucket, prefix, sweep_intents)
     return aborted
 
 
-def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> list[OpenUpload]:
+#: ``sweep_intents(db)``: abort the uploads a dead run's recorded intents left unknown, forget the
+#: intents it settled; returns the uploads aborted (see :func:`s3pump.intents.intent_sweeper`)
+SweepIntents = Callable[[sqlite3.Connection], "list[OpenUpload]"]
+
+
+def _abort_pending_in(path: Path, target: str, store: Store, bucket: str, prefix: str = "",
+                      sweep_intents: SweepIntents | None = None) -> list[OpenUpload]:
     lock = _try_lock(path)
     if lock is None:
         return []  # a live run holds it: its uploads are its own
     aborted: list[OpenUpload] = []
+    drop = False  # a dead run's journal that is not resumable, with nothing left in it
+    if not path.exists():  # its run deleted it since the marker was seen
+        lock.release(unlink=True)
+        return aborted
     try:
         with contextlib.closing(sqlite3.connect(str(path), isolation_level=None, timeout=10.0)) as db:
             if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
@@ -627,7 +662,10 @@ def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> lis
             row = db.execute("SELECT value FROM meta WHERE name='target'").fetchone()
             if row is None or row[0] != target:
                 return []
+            resumable = db.execute("SELECT 1 FROM meta WHERE name='resumable' AND value='0'").fetchone() is None
             for key, upload_id in db.execute("SELECT key, upload_id FROM uploads WHERE state='abort'").fetchall():
+                if not key.startswith(prefix):
+                    continue
                 try:
                     store.abort_multipart_upload(bucket, key, upload_id)
                 except NoSuchUploadError:
@@ -637,13 +675,23 @@ def _abort_pending_in(path: Path, target: str, store: Store, bucket: str) -> lis
                 db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
                 db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
                 aborted.append(OpenUpload(key, upload_id))
-            if db.execute("SELECT 1 FROM uploads WHERE state='abort' LIMIT 1").fetchone() is None:
+            if not resumable and sweep_intents is not None:
+                aborted += sweep_intents(db)
+            left = db.execute("SELECT 1 FROM uploads WHERE state='abort' LIMIT 1").fetchone() is not None
+            if not resumable:
+                left = left or db.execute("SELECT 1 FROM creating LIMIT 1").fetchone() is not None
+                drop = not left and db.execute("SELECT 1 FROM uploads LIMIT 1").fetchone() is None
+            if not left:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{path}{_PENDING_SUFFIX}")
     except sqlite3.Error:
         return aborted
     finally:
-        lock.release()
+        if drop:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+        lock.release(unlink=drop)
     return aborted
 
 

@@ -6,9 +6,10 @@ reference, AbortMultipartUpload; a bucket lifecycle rule with
 ``AbortIncompleteMultipartUpload`` does the same server-side). ``cleanup`` lists
 them (ListMultipartUploads) and aborts those initiated more than ``older_than_s``
 ago, so uploads still in progress elsewhere are left alone. It also forgets any
-such upload in the local resume journals, so a rerun starts it over, and retries,
-whatever their age, the aborts that failed in earlier runs and that a journal no
-live run holds still records (see :mod:`s3pump.journal`).
+such upload in the local resume journals, so a rerun starts it over. First, whatever
+their age, it aborts what runs that are gone recorded in the state directory as to
+abort: the aborts that failed in earlier runs, and the uploads of a killed ``sync`` or
+``stream`` (see :mod:`s3pump.intents`); a journal a live run holds is left alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 
 from ..config import TransferConfig
 from ..errors import S3PumpError, UsageError
-from ..journal import abort_pending_in_journals, forget_uploads
+from ..intents import dead_run_uploads, sweep_dead_runs
+from ..journal import forget_uploads
 from ..run import Run
 from ..session import state_dir
 from ..store.base import Store
@@ -68,9 +70,16 @@ def cleanup(
     cutoff = time.time() - older_than_s
     with Run("cleanup", config, dest.bucket, store=store, embedded=embedded) as run:
         store = run.store
+        journals = state_dir() / "journals"
+        doomed: set[str] = set()  # a dry run's: what the sweep would abort whatever its age
+        if dry_run:
+            doomed = dead_run_uploads(journals, run.config.endpoint_url, dest.bucket, dest.prefix)
+        else:  # what runs that are gone recorded as to abort, whatever its age
+            for pending in sweep_dead_runs(journals, store, run.config.endpoint_url, dest.bucket, dest.prefix):
+                aborted.append((f"s3://{dest.bucket}/{pending.key}", pending.upload_id))
         for u in store.list_multipart_uploads(dest.bucket, dest.prefix):
             entry = (dest.key_url(u.key), u.upload_id)
-            if u.initiated > cutoff:
+            if u.initiated > cutoff and u.upload_id not in doomed:
                 kept.append(entry)
                 continue
             if dry_run:
@@ -82,10 +91,6 @@ def cleanup(
                 failed.append((*entry, str(e)))
                 continue
             aborted.append(entry)
-        if not dry_run:  # aborts that failed in earlier runs (e.g. during an outage), whatever their age
-            for pending in abort_pending_in_journals(state_dir() / "journals", store, run.config.endpoint_url,
-                                                     dest.bucket):
-                aborted.append((f"s3://{dest.bucket}/{pending.key}", pending.upload_id))
     if aborted and not dry_run:
         forget_uploads(state_dir() / "journals", (upload_id for _, upload_id in aborted))
     return CleanupReport(aborted, kept, failed, dry_run)

@@ -37,6 +37,7 @@ there), which is why only half of the budget goes to requests. Measured at the d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -46,11 +47,13 @@ from typing import Any
 
 from ..config import TransferConfig
 from ..engine.copy import replace_metadata
-from ..errors import SourceError, StoreError, UsageError
+from ..errors import S3PumpError, SourceError, StoreError, UsageError
 from ..events import Event, FileDone, FileFailed, Subscriber
 from ..fileid import FileIdentity
+from ..intents import IntentLog, sweep_dead_runs
 from ..items import UploadItem
 from ..run import Run
+from ..session import state_dir
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
 from ..store.base import ObjectAttributes, Store
 from ..store.body import FileRange
@@ -242,18 +245,22 @@ def stream(
     try:
         with Run("stream", engine_config, dest.bucket, store=store, embedded=embedded,
                  subscribers=[outcome, *subscribers], handle_signals=handle_signals) as run:
-            source.start()
-            multipart = source.wait_first()
-            if source.error is not None:
-                raise source.error
-            if not multipart:
-                source.check_size()
-                item = _single_put_item(source, key, name, attrs)
-            else:
-                item = UploadItem(key=key, size_bytes=expected_size_bytes if expected_size_bytes is not None else -1,
-                                  source=name, parts=source,
-                                  attrs=replace(attrs, checksum_type="FULL_OBJECT") if full else attrs)
-            run.transfer([item])
+            intents = _intent_log(run, destination)
+            try:
+                source.start()
+                multipart = source.wait_first()
+                if source.error is not None:
+                    raise source.error
+                if not multipart:
+                    source.check_size()
+                    item = _single_put_item(source, key, name, attrs)
+                else:
+                    item = UploadItem(key=key, source=name, parts=source,
+                                      size_bytes=expected_size_bytes if expected_size_bytes is not None else -1,
+                                      attrs=replace(attrs, checksum_type="FULL_OBJECT") if full else attrs)
+                run.transfer([item])
+            finally:
+                intents.finish(run.store)
             if outcome.failed is not None or outcome.done is None:
                 raise outcome.failed.error if outcome.failed is not None else SourceError(f"{name}: not stored")
             done = outcome.done
@@ -272,6 +279,18 @@ def stream(
         expected_size_bytes=expected_size_bytes, checksum_algorithm=full,
         checksum=checksum[1] if (checksum := source.full_object_checksum) else None,
     )
+
+
+def _intent_log(run: Run, destination: str) -> IntentLog:
+    """Abort what killed runs left open in the bucket (a killed stream's upload of this key, say; never a
+    live run's), then record this stream's multipart intent and upload, so a kill leaves none that the
+    next run or ``cleanup`` cannot abort (:mod:`s3pump.intents`)."""
+    directory = state_dir()
+    with contextlib.suppress(S3PumpError, OSError):
+        sweep_dead_runs(directory / "journals", run.store, run.config.endpoint_url, run.bucket)
+    intents = IntentLog(directory, "stream", [], destination, run.config.endpoint_url, run.bucket)
+    run.subscribe(run.guard(intents, lambda: intents.path, "resume journal"))
+    return intents
 
 
 def _digest_metadata(source: StreamPartSource) -> dict[str, str]:

@@ -29,6 +29,7 @@ from ..config import TransferConfig
 from ..errors import CancelledError, PathNotFoundError, S3PumpError, UsageError
 from ..events import Event, ObjectDeleted, Subscriber, UploadPlanned
 from ..hashcache import HashCache
+from ..intents import IntentLog, sweep_dead_runs
 from ..plan.syncplan import MODES, SyncMode
 from ..plan.syncplanner import SyncPlanner, Walker
 from ..report import UploadReport
@@ -209,6 +210,7 @@ def sync(
                 sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
                 walker=walker, list_unchanged=list_unchanged,
             )
+            intents = None if dry_run else _intent_log(run, root, destination)
             try:
                 handoff.start(planner.produce)
                 if dry_run:
@@ -223,6 +225,8 @@ def sync(
             finally:
                 handoff.stop()
                 planner.deletes.close()
+                if intents is not None:
+                    intents.finish(run.store)
     base = dataclasses.replace(run.report(dry_run=dry_run), cluster=cluster_info)
     return SyncReport(
         **{f: getattr(base, f) for f in UploadReport.__dataclass_fields__},
@@ -234,6 +238,16 @@ def sync(
         bytes_hashed=planner.bytes_hashed, hash_cache_hits=planner.cache_hits,
         sort_runs_spilled=planner.sort_runs,
     )
+
+
+def _intent_log(run: Run, root: str, destination: str) -> IntentLog:
+    """Abort what killed runs left open in the bucket (their journals, no live run's), then record this
+    run's multipart intents and uploads, so a kill leaves none that the next run cannot abort."""
+    with contextlib.suppress(S3PumpError, OSError):
+        sweep_dead_runs(state_dir() / "journals", run.store, run.config.endpoint_url, run.bucket)
+    intents = IntentLog(state_dir(), "sync", [root], destination, run.config.endpoint_url, run.bucket)
+    run.subscribe(run.guard(intents, lambda: intents.path, "resume journal"))
+    return intents
 
 
 def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None, walk: Any = None) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from ..errors import (
 from ..events import Discovered, FileSkipped, Subscriber
 from ..items import UploadItem
 from ..journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
+from ..journal_check import forget_missing_done
 from ..local_state import is_write_refused, state_error
 from ..report import UploadReport
 from ..run import Run
@@ -40,7 +41,8 @@ __all__ = ["check_paths_exist", "read_failed_list", "upload"]
 
 def _open_journal(sources: list[str], destination: str, run: Run, dest: S3Url, *, fresh: bool) -> Journal:
     """The resume journal of this command, locked for this run; aborts that failed in earlier runs
-    are retried. With ``fresh``, its uploads (and any it created without learning their ID) are
+    are retried, and the files it has as done but whose objects are missing or changed are forgotten
+    (uploaded again). With ``fresh``, its uploads (and any it created without learning their ID) are
     aborted and it restarts.
 
     Raises:
@@ -60,6 +62,8 @@ def _open_journal(sources: list[str], destination: str, run: Run, dest: S3Url, *
             with contextlib.suppress(S3PumpError):
                 abort_orphans(journal, run.store, dest.bucket, dest.prefix, run.uploads.abort)
             journal.restart()
+        elif not journal.empty:  # never trust the journal over the bucket: skip only what is still there
+            forget_missing_done(journal, run.store, dest.bucket)
     except (OSError, sqlite3.Error) as e:
         if not is_write_refused(e):
             raise
