@@ -14,19 +14,20 @@ numeric(p,s)            the column (ADBC: the decimal text)           decimal128
 numeric (bare), money   ``col`` / ``col::numeric`` (decimal text)     decimal128(38,s) for a batch whose
                                                                       values all fit, s its largest
                                                                       scale; else the decimal text
-text/varchar/char/enum  the column (enum: ``::text``)                 string
+text/varchar/char/enum  the column (enum: its output form)            string
 bytea                   the column                                    binary
 date                    the column                                    date32
 timestamp               the column                                    timestamp[us]
 timestamptz             the column                                    timestamp[us, tz=UTC]
 time                    the column                                    time64[us]
 interval                the column                                    month_day_nano_interval
-uuid                    ``col::text`` (canonical, lower case)         string
+uuid                    its output form (canonical, lower case)       string
 json / jsonb            the column (ADBC's ``arrow.json``: the text)  string (the JSON text)
 int/bigint/smallint/    the column                                    list<int…/float…/bool/string>
 real/double/bool/text
 arrays (1-dimensional)
-any other type          ``col::text`` (PostgreSQL's output form)      string
+any other type          ``format('%s', col)`` (its output function:   string
+                        the text psql and psycopg show)
 (inet, cidr, timetz,
 xml, point, bit, other
 arrays, domains...)
@@ -117,7 +118,10 @@ def pg_column(name: str, declared: str, typname: str, typtype: str, typmod: int,
     if elem is not None and elem in _LIST_ELEMENTS:
         return PgColumn(name, declared, typname, pa.list_(_NATIVE[elem]), q, "list",
                         f"coalesce(array_ndims({q}), 1) = 1")
-    return PgColumn(name, declared, typname, pa.string(), f"{q}::text", "text", None)
+    # the type's output function (what psql and psycopg show): an explicit ``::text`` cast may differ
+    # (``'::1'::inet::text`` is ``::1/128``); format('%s', NULL) is '' so NULL is kept apart
+    text = f"CASE WHEN {q} IS NOT NULL THEN format('%s', {q}) END"
+    return PgColumn(name, declared, typname, pa.string(), text, "text", None)
 
 
 def bad_row_check(columns: Sequence[PgColumn]) -> str | None:
