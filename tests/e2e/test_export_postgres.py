@@ -35,6 +35,7 @@ import base64
 import datetime as dt
 import decimal
 import gzip
+import hashlib
 import io
 import json
 import signal
@@ -42,6 +43,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -234,18 +236,26 @@ def _rows_table(url: str, n: int, start: int = 1) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         if start == 1:
             conn.execute("DROP TABLE IF EXISTS events; CREATE TABLE events (id bigserial PRIMARY KEY, "
-                         "at timestamptz NOT NULL, qty int, price numeric(10,2), name text)")
-        conn.execute("INSERT INTO events (id, at, qty, price, name) SELECT i, "
+                         "at timestamptz NOT NULL, qty int, price numeric(10,2), name text, ref uuid, "
+                         "tags text[], meta jsonb)")
+        # uuid, text[] and jsonb: types the SQLAlchemy reader sent to the dead-letter queue
+        conn.execute("INSERT INTO events (id, at, qty, price, name, ref, tags, meta) SELECT i, "
                      "timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute', i %% 5, i * 1.25, "
-                     "'n' || i FROM generate_series(%s::int8, %s::int8) AS i", (start, start + n - 1))
+                     "'n' || i, md5(i::text)::uuid, ARRAY['t' || i, NULL], jsonb_build_object('i', i) "
+                     "FROM generate_series(%s::int8, %s::int8) AS i", (start, start + n - 1))
 
 
 def _stored_ids(client: Any, bucket: str, prefix: str) -> list[int]:
+    """The ids of the rows stored under ``prefix``; each row's uuid, array and JSON checked too."""
     ids: list[int] = []
     for key in list_all(client, bucket, prefix):
         if key.endswith(".parquet"):
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            ids += pq.read_table(io.BytesIO(body), columns=["id"])["id"].to_pylist()
+            for row in pq.read_table(io.BytesIO(body), columns=["id", "ref", "tags", "meta"]).to_pylist():
+                i = row["id"]
+                assert row["ref"] == str(uuid.UUID(hashlib.md5(str(i).encode()).hexdigest()))
+                assert row["tags"] == [f"t{i}", None] and json.loads(row["meta"]) == {"i": i}
+                ids.append(i)
     return ids
 
 
