@@ -108,7 +108,8 @@ class PostgresTable(TableSource):
         check = bad_row_check(self.pg)
         extra = ""
         if check is not None:
-            extra = f", {check} AS {_BAD}, CASE WHEN ({check}) IS NOT NULL THEN row_to_json(s3pump_t)::text END AS {_ROW}"
+            extra = (f", {check} AS {_BAD}, "
+                     f"CASE WHEN ({check}) IS NOT NULL THEN row_to_json(s3pump_t)::text END AS {_ROW}")
         self._checked = check is not None
         select = f"SELECT {', '.join(c.expr for c in self.pg)}{extra} FROM {self.relation} AS s3pump_t"
         self._sql_first = f"{select} WHERE {q} IS NOT NULL ORDER BY {q} LIMIT $1"
@@ -162,10 +163,8 @@ class PostgresTable(TableSource):
         return RowBatch(ArrowRows(table), first, last, bad, table=table)
 
     def read_after(self, after: Any, limit: int) -> RowBatch | None:
-        if after is None:
-            raw = self._arrow(self._sql_first, (limit,))
-        else:
-            raw = self._arrow(self._sql_after, (after, limit))
+        sql, params = (self._sql_first, (limit,)) if after is None else (self._sql_after, (after, limit))
+        raw = self._arrow(sql, params)
         if raw.num_rows == limit and limit > 0:  # a run of equal cursor values may go on: keep it whole
             last = raw.column(self.cursor_index)[-1].as_py()
             if self._one(self._sql_ties, (last,)) > 1:
