@@ -10,7 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from s3pump.errors import UsageError
 from s3pump.export.formats import ParquetSerializer
+from s3pump.export.protogen import proto_schema
 from s3pump.sources.pg_types import convert_column, pg_column
 
 
@@ -61,3 +63,9 @@ def test_an_interval_is_written_to_parquet_as_its_three_fields() -> None:
     body = ParquetSerializer().serialize(pa.table({"iv": iv}))
     assert pq.read_table(io.BytesIO(body)).to_pylist() == [
         {"iv": {"months": -14, "days": -3, "nanoseconds": -14706000007000}}, {"iv": None}]
+
+
+@pytest.mark.parametrize("typ", [pa.list_(pa.int32()), pa.month_day_nano_interval(), pa.time64("us")])
+def test_protobuf_refuses_a_column_it_has_no_field_for_before_anything_is_written(typ: pa.DataType) -> None:
+    with pytest.raises(UsageError, match=r"column c of table t is .*use --format parquet or jsonl"):
+        proto_schema("t", pa.schema([pa.field("id", pa.int64()), pa.field("c", typ)]))
