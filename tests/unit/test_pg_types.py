@@ -69,3 +69,30 @@ def test_an_interval_is_written_to_parquet_as_its_three_fields() -> None:
 def test_protobuf_refuses_a_column_it_has_no_field_for_before_anything_is_written(typ: pa.DataType) -> None:
     with pytest.raises(UsageError, match=r"column c of table t is .*use --format parquet or jsonl"):
         proto_schema("t", pa.schema([pa.field("id", pa.int64()), pa.field("c", typ)]))
+
+
+def test_postgres_url_without_the_driver_is_one_usage_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from s3pump.sources.table import open_table
+
+    monkeypatch.setitem(sys.modules, "adbc_driver_postgresql.dbapi", None)  # import fails
+    with pytest.raises(UsageError) as e:
+        open_table("postgresql://app:s3cret@127.0.0.1:1/shop", "orders")
+    assert "s3pump[postgres]" in str(e.value) and "s3cret" not in str(e.value)
+
+
+def test_an_unreachable_postgres_is_one_line_without_the_password() -> None:
+    pytest.importorskip("adbc_driver_postgresql", reason="needs s3pump[postgres]")
+    import socket
+
+    from s3pump.errors import SourceUnreadableError
+    from s3pump.sources.table import open_table
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SourceUnreadableError) as e:
+        open_table(f"postgres://app:s3cret@127.0.0.1:{port}/shop", "orders")
+    text = str(e.value)
+    assert "cannot connect to PostgreSQL" in text and "s3cret" not in text and "\n" not in text
