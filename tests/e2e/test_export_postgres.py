@@ -328,3 +328,40 @@ def test_sigkill_after_a_committed_batch_then_rerun_stores_each_row_once(
     ids = _stored_ids(client, bucket, "k/events/")
     assert sorted(ids) == list(range(1, 314)), f"twice: {sorted({i for i in ids if ids.count(i) > 1})}"
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_timestamptz_cursor_with_ties_and_time_partitions_stores_each_row_once(
+    s3env: S3Env, bucket: str, state_dir: Path, pg_url: str
+) -> None:
+    """A ``timestamptz`` cursor (checkpointed as an aware datetime, bound as a parameter) whose values
+    repeat across batch boundaries (each run of equal values stays in one batch), day partitions."""
+    import psycopg
+
+    def insert(first: int, last: int) -> None:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO ticks (id, at) SELECT i, timestamptz '2024-03-09 20:00:00-05' + "
+                         "(i / 3) * interval '3 hours' FROM generate_series(%s::int8, %s::int8) AS i", (first, last))
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ticks; CREATE TABLE ticks (id int8 PRIMARY KEY, at timestamptz NOT NULL)")
+    insert(1, 20)  # three rows per timestamp: batches of 4 end inside a run
+    env = s3env.env(state_dir)
+    args = ["export", pg_url, f"s3://{bucket}/c", "--table", "ticks", "--cursor-column", "at", "--batch-rows", "4",
+            "--partition-by", "time:at:day", "--format", "jsonl", "--json", "--no-progress"]
+    first = run_cli(args, env)
+    assert first.returncode == 0, first.stderr.decode()
+    insert(21, 29)
+    second = run_cli(args, env)
+    assert second.returncode == 0, second.stderr.decode()
+    client = s3env.boto()
+    rows = []
+    for key in list_all(client, bucket, "c/ticks/"):
+        day = key.split("/")[2:5]
+        for line in gzip.decompress(client.get_object(Bucket=bucket, Key=key)["Body"].read()).splitlines():
+            row = json.loads(line)
+            at = dt.datetime.fromisoformat(row["at"])
+            assert at.utcoffset() == dt.timedelta(0)  # timestamptz: an instant, in UTC (not a naive time)
+            assert at == dt.datetime(2024, 3, 10, 1, tzinfo=dt.UTC) + (row["id"] // 3) * dt.timedelta(hours=3)
+            assert [f"year={at:%Y}", f"month={at:%m}", f"day={at:%d}"] == day  # UTC days
+            rows.append(row["id"])
+    assert sorted(rows) == list(range(1, 30))
