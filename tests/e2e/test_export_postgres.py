@@ -365,3 +365,32 @@ def test_timestamptz_cursor_with_ties_and_time_partitions_stores_each_row_once(
             assert [f"year={at:%Y}", f"month={at:%m}", f"day={at:%d}"] == day  # UTC days
             rows.append(row["id"])
     assert sorted(rows) == list(range(1, 30))
+
+
+def test_dedup_rerun_writes_nothing_and_an_update_rewrites_only_its_object(
+    s3env: S3Env, bucket: str, state_dir: Path, pg_url: str
+) -> None:
+    """``--dedup`` hashes the rows read straight into Arrow (uuid, array and JSON columns included):
+    an unchanged table writes nothing; one updated row rewrites only its object."""
+    import psycopg
+
+    _rows_table(pg_url, 30)
+    env = s3env.env(state_dir)
+    args = ["export", pg_url, f"s3://{bucket}/d", "--table", "events", "--batch-rows", "10", "--dedup", "--json",
+            "--no-progress"]
+    first = run_cli(args, env)
+    assert first.returncode == 0, first.stderr.decode()
+    same = run_cli(args, env)
+    assert same.returncode == 0, same.stderr.decode()
+    rep = next(json.loads(x) for x in same.stdout.decode().splitlines() if '"summary"' in x)
+    assert rep["objects_written"] == 0 and rep["objects_skipped"] == 3
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE events SET meta = '{\"i\": 15, \"changed\": true}' WHERE id = 15")
+    again = run_cli(args, env)
+    assert again.returncode == 0, again.stderr.decode()
+    rep = next(json.loads(x) for x in again.stdout.decode().splitlines() if '"summary"' in x)
+    assert rep["objects_written"] == 1 and rep["objects_skipped"] == 2
+    client = s3env.boto()
+    body = client.get_object(Bucket=bucket, Key="d/events/part-11-20.parquet")["Body"].read()
+    metas = pq.read_table(io.BytesIO(body), columns=["meta"])["meta"].to_pylist()
+    assert json.loads(metas[4]) == {"i": 15, "changed": True}
