@@ -7,7 +7,7 @@ authentication for ``postgres``, and waits until the server answers (``pg_ctl -w
 ``nobody`` can reach (``mkdtemp`` is 0700; it is chowned to ``nobody``). ``stop_postgres`` stops it
 with ``pg_ctl stop -m fast`` and, if that fails, by the PID in ``postmaster.pid``.
 
-Also a script: ``python -m tests.pgserver`` starts one and prints its URL until Ctrl-C.
+Also a script: ``python -m tests.pgserver`` starts one and prints its URL until Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -103,6 +103,12 @@ def stop_postgres(server: PgServer) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - a manual helper
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # a background job ignores SIGINT: SIGTERM (or Ctrl-C in a terminal) stops the server too
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     s = start_postgres()
     print(s.url, flush=True)
     try:
