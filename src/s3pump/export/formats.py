@@ -66,11 +66,30 @@ class ParquetSerializer:
         quarter (zstd compresses the plain pages better).
         """
         sink = pa.BufferOutputStream()
+        table = _parquet_intervals(table)
         text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
                 or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
         pq.write_table(table, sink, compression=self.compression if self.compression != "none" else None,
                        use_dictionary=text or False)
         return sink.getvalue().to_pybytes()
+
+
+#: Parquet has no type for Arrow's ``month_day_nano_interval`` (a PostgreSQL ``interval``): such a
+#: column is written as this struct, the interval's three fields, exact.
+INTERVAL_STRUCT = pa.struct([("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())])
+
+
+def _parquet_intervals(table: pa.Table) -> pa.Table:
+    """``table`` with each ``month_day_nano_interval`` column as :data:`INTERVAL_STRUCT`."""
+    for i, f in enumerate(table.schema):
+        if f.type == pa.month_day_nano_interval():
+            col = table.column(i).combine_chunks()
+            fields = col.to_pylist()  # MonthDayNano tuples (intervals are rare and small)
+            arrays = [pa.array([None if v is None else v[k] for v in fields], t.type)
+                      for k, t in enumerate(INTERVAL_STRUCT)]
+            struct = pa.StructArray.from_arrays(arrays, fields=list(INTERVAL_STRUCT), mask=col.is_null())
+            table = table.set_column(i, pa.field(f.name, INTERVAL_STRUCT, f.nullable), struct)
+    return table
 
 
 def gzip_compress(data: bytes) -> bytes:

@@ -11,7 +11,8 @@ string array of JSON values (mostly with Arrow compute, in C++ and without the G
 * booleans ``true``/``false``; NULL ``null``; text as JSON strings, unescaped UTF-8 (only
   ``"``, ``\\`` and control characters escaped);
 * timestamps (naive, microseconds) and dates as ISO 8601 (``isoformat()``:
-  ``2025-01-01T00:00:37``, ``…T00:00:37.000120``, ``2025-01-01``); outside years 1-9999
+  ``2025-01-01T00:00:37``, ``…T00:00:37.000120``, ``2025-01-01``), UTC timestamps with
+  ``+00:00`` (``2025-01-01T00:00:37+00:00``); outside years 1-9999
   ``ValueError``, as Python's ``datetime`` has no such values;
 * decimals as exact strings with the column's scale (``str(Decimal)``: ``"1.98"``, ``"2.00"``);
 * bytes as base64 strings.
@@ -64,7 +65,7 @@ def _supported(typ: pa.DataType) -> bool:
     return (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ)
             or pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_binary(typ)
             or pa.types.is_large_binary(typ) or pa.types.is_decimal(typ) or pa.types.is_null(typ)
-            or pa.types.is_date32(typ) or (pa.types.is_timestamp(typ) and typ.unit == "us" and typ.tz is None))
+            or pa.types.is_date32(typ) or (pa.types.is_timestamp(typ) and typ.unit == "us" and typ.tz in (None, "UTC")))
 
 
 def encode_jsonl(table: pa.Table) -> bytes:
@@ -162,7 +163,10 @@ def _check_range(ints: pa.Array, low: int, high: int, what: str) -> None:
 
 
 def _timestamps(a: pa.Array) -> pa.Array:
-    """``datetime.isoformat()``: ``YYYY-MM-DDTHH:MM:SS``, ``.ffffff`` only when not zero."""
+    """``datetime.isoformat()``: ``YYYY-MM-DDTHH:MM:SS``, ``.ffffff`` only when not zero; ``+00:00``
+    after a UTC timestamp (PostgreSQL's ``timestamptz``)."""
+    if a.type.tz is not None:
+        return pc.binary_join_element_wise(_timestamps(a.cast(pa.timestamp("us"))), "+00:00", "")
     micros = a.cast(pa.int64())
     _check_range(micros, _MIN_US, _MAX_US, "timestamp")
     text = a.cast(pa.string())  # "YYYY-MM-DD HH:MM:SS.ffffff"

@@ -26,6 +26,8 @@ from typing import Any
 import pyarrow as pa
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from ..errors import UsageError
+
 __all__ = ["PACKAGE", "ProtoSchema", "proto_schema", "read_delimited", "varint"]
 
 PACKAGE = "s3pump.export"
@@ -92,6 +94,10 @@ def proto_schema(table: str, schema: pa.Schema, *, schema_hash: str = "") -> Pro
     names: dict[str, str] = {}
     used: set[str] = set()
     for number, f in enumerate(schema, start=1):
+        if pa.types.is_list(f.type) or pa.types.is_interval(f.type) or pa.types.is_time(f.type):
+            raise UsageError(f"--format protobuf: column {f.name} of table {table} is {f.type} (a PostgreSQL array, "
+                             "interval or time), which the generated message has no field for; use --format "
+                             "parquet or jsonl")
         name = _ident(f.name, "f_")
         base, k = name, 2
         while name.lower() in used:

@@ -524,6 +524,8 @@ class _ExportJob:
         if self.dedup:
             ci = self.source.cursor_index
             self._seen_rows.update(repr(r[ci]) for r in batch.rows)
+        if converted is None and batch.table is not None:  # read straight into Arrow (sources/postgres.py)
+            converted = (batch.table, list(range(batch.table.num_rows)), [])
         table, positions, bad = converted or to_arrow(batch.rows, self.schema, self.source.cursor_index)
         bad_rows = list(batch.bad) + bad
         items: list[UploadItem] = []

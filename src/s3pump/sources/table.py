@@ -14,7 +14,9 @@ Two readers:
   The export's batches are read straight into Arrow where every value has its declared
   storage class (:mod:`.sqlite_arrow`, ADBC's SQLite driver, with the ``export`` extra): the
   same values, without a Python tuple per row.
-* Any SQLAlchemy URL (``postgresql://…``, ``mysql+pymysql://…``), with the ``sql`` extra
+* PostgreSQL (``postgresql://…``, ``postgres://…``) straight into Arrow through ADBC
+  (:mod:`.postgres`, the ``postgres`` extra).
+* Any other SQLAlchemy URL (``mysql+pymysql://…``), with the ``sql`` extra
   (``pip install 's3pump[sql]'``).
 
 Declared column types map to Arrow types by SQLite's affinity rules (sqlite.org,
@@ -98,6 +100,9 @@ class RowBatch:
     first: Any
     last: Any
     bad: list[BadRow] = field(default_factory=list)
+    #: ``rows`` already converted to the table's Arrow types, by a reader straight into Arrow
+    #: (:mod:`.postgres`); None: the export converts ``rows``.
+    table: pa.Table | None = None
 
     @property
     def count(self) -> int:
@@ -602,7 +607,8 @@ def redact_url(url: str) -> str:
 
 def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,
                stop: threading.Event | None = None) -> TableSource:
-    """Open ``table`` of ``db`` (a SQLite file path, ``sqlite:///path``, or any SQLAlchemy URL).
+    """Open ``table`` of ``db`` (a SQLite file path, ``sqlite:///path``, ``postgresql://…`` (ADBC, the
+    ``postgres`` extra) or any other SQLAlchemy URL).
 
     ``lock_timeout_s``: how long a SQLite read waits for another writer's lock (None: until
     ``stop`` is set, then the read returns no rows).
@@ -612,6 +618,10 @@ def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_ti
         UsageError: no such table or column, no usable cursor, or SQLAlchemy missing for a URL.
         SourceUnreadableError: the database cannot be opened.
     """
+    if db.startswith(("postgresql://", "postgres://")):  # through ADBC (sources/postgres.py)
+        from .postgres import PostgresTable
+
+        return PostgresTable(db, table, cursor_column)
     if db.startswith("sqlite:///"):
         return _SqliteTable(db[len("sqlite:///"):], table, cursor_column, lock_timeout_s, stop)
     if "://" in db:

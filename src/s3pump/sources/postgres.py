@@ -1,0 +1,225 @@
+"""A PostgreSQL table → batches straight into Arrow, through ADBC's PostgreSQL driver (issue 25).
+
+``postgresql://`` and ``postgres://`` URLs come here (the ``postgres`` extra:
+``adbc-driver-postgresql``); the driver reads each query by binary COPY into Arrow record batches,
+with no Python object per row. Batches, cuts and keys are those of the SQLite reader
+(:mod:`.table`): ``WHERE C > :after ORDER BY C LIMIT :n``, and a full batch that ends inside a run
+of equal cursor values is read again as the range ``after < C <= last`` so the run stays whole.
+
+Types come from the catalog (:mod:`.pg_types`, which also says what each becomes). A row holding
+a value no export format holds exactly (``infinity``, a BC date, ``NaN``...) is a :class:`BadRow`
+with its reason and the row as JSON (``row_to_json``), computed by the server in the same
+statement; the rest of its batch is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import SourceUnreadableError, UsageError
+from .pg_types import PgColumn, bad_row_check, convert_column, pg_column
+from .sqlite_arrow import ArrowRows
+from .table import BadRow, Column, RowBatch, TableSource, find_column, redact_url
+
+__all__ = ["PostgresTable", "is_postgres_url"]
+
+_BAD, _ROW = "s3pump_bad", "s3pump_row"
+
+_CATALOG = """
+SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typtype::text,
+       a.atttypmod, et.typname::text, a.attnotnull,
+       coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
+LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+_FIND = """
+SELECT c.oid::int8, n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND {where}
+ORDER BY pg_table_is_visible(c.oid) DESC, n.nspname
+"""
+
+
+def is_postgres_url(db: str) -> bool:
+    """``postgresql://…`` or ``postgres://…`` (a SQLAlchemy URL naming a driver, such as
+    ``postgresql+psycopg://``, stays with SQLAlchemy)."""
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PostgresTable(TableSource):
+    """One table of a PostgreSQL database, read through ADBC (one statement at a time)."""
+
+    reads_in_any_thread = True  # every statement holds _lock
+
+    def __init__(self, url: str, table: str, cursor_column: str | None) -> None:
+        where = redact_url(url)
+        try:
+            import adbc_driver_postgresql.dbapi as adbc
+        except ImportError:
+            raise UsageError(f"{where}: PostgreSQL needs its driver; pip install 's3pump[postgres]'") from None
+        self._adbc = adbc
+        self._lock = threading.Lock()
+        self.where = where
+        try:
+            self.conn = adbc.connect(url, autocommit=True)
+        except Exception as e:
+            raise SourceUnreadableError(f"{where}: cannot connect to PostgreSQL ({_one_line(e)})") from None
+        try:
+            self._open(table, cursor_column)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _open(self, table: str, cursor_column: str | None) -> None:
+        schema_name, _, name = table.rpartition(".")
+        found = self._rows(_FIND.format(where="c.relname = $1" + (" AND n.nspname = $2" if schema_name else
+                                                                      " AND pg_table_is_visible(c.oid)")),
+                           (name, schema_name) if schema_name else (name,))
+        if not found:  # as SQLite does: a name in another case finds its table if only one matches
+            found = self._rows(_FIND.format(where="lower(c.relname) = lower($1)" + (
+                " AND lower(n.nspname) = lower($2)" if schema_name else "")),
+                (name, schema_name) if schema_name else (name,))
+            if len(found) != 1:
+                raise UsageError(f"{self.where}: no table named {table!r}")
+        oid, nsp, rel = found[0]
+        self.relation = f"{_quote(nsp)}.{_quote(rel)}"
+        self.pg: list[PgColumn] = []
+        columns: list[Column] = []
+        for att, declared, typname, typtype, typmod, elem, notnull, pk in self._rows(_CATALOG, (oid,)):
+            c = pg_column(att, declared, typname, typtype, typmod, elem, _quote(att))
+            self.pg.append(c)
+            columns.append(Column(att, declared, c.arrow_type, not notnull, pk))
+        cursor = _pick_cursor(self.where, rel, columns, cursor_column)
+        super().__init__(self.where, rel, columns, cursor)
+        q = _quote(cursor.name)
+        check = bad_row_check(self.pg)
+        extra = ""
+        if check is not None:
+            extra = (f", {check} AS {_BAD}, "
+                     f"CASE WHEN ({check}) IS NOT NULL THEN row_to_json(s3pump_t)::text END AS {_ROW}")
+        self._checked = check is not None
+        select = f"SELECT {', '.join(c.expr for c in self.pg)}{extra} FROM {self.relation} AS s3pump_t"
+        self._sql_first = f"{select} WHERE {q} IS NOT NULL ORDER BY {q} LIMIT $1"
+        self._sql_after = f"{select} WHERE {q} > $1 ORDER BY {q} LIMIT $2"
+        self._sql_range = f"{select} WHERE {q} >= $1 AND {q} <= $2 ORDER BY {q}"
+        self._sql_upto = f"{select} WHERE {q} <= $1 ORDER BY {q}"
+        self._sql_between = f"{select} WHERE {q} > $1 AND {q} <= $2 ORDER BY {q}"
+        self._sql_ties = f"SELECT count(*) FROM {self.relation} WHERE {q} = $1"
+        self._sql_nulls = f"SELECT count(*) FROM {self.relation} WHERE {q} IS NULL"
+        self._sql_nth = f"SELECT {q} FROM {self.relation} WHERE {q} IS NOT NULL ORDER BY {q} OFFSET $1 LIMIT 1"
+        self._sql_nth_after = f"SELECT {q} FROM {self.relation} WHERE {q} > $1 ORDER BY {q} OFFSET $2 LIMIT 1"
+        self._sql_max = f"SELECT max({q}) FROM {self.relation}"
+        self._sql_max_after = f"SELECT max({q}) FROM {self.relation} WHERE {q} > $1"
+
+    # ---- statements
+    def _arrow(self, sql: str, params: tuple[Any, ...]) -> pa.Table:
+        try:
+            with self._lock, self.conn.cursor() as cur:
+                cur.execute(sql, params or None)
+                return cur.fetch_arrow_table()
+        except Exception as e:
+            raise SourceUnreadableError(f"{self.where}: reading {self.table} failed ({_one_line(e)})") from None
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        t = self._arrow(sql, params)
+        return list(zip(*(c.to_pylist() for c in t.columns), strict=True))
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    # ---- batches straight into Arrow
+    def _batch_of(self, raw: pa.Table) -> RowBatch | None:
+        """The rows of ``raw`` (one statement's answer) as a batch: its good rows converted, its bad ones
+        (a reason from the server) as BadRows."""
+        if raw.num_rows == 0:
+            return None
+        cursor = raw.column(self.cursor_index)
+        first, last = cursor[0].as_py(), cursor[-1].as_py()
+        bad: list[BadRow] = []
+        if self._checked:
+            reasons = raw.column(_BAD)
+            if reasons.null_count < raw.num_rows:
+                bad_at = pc.indices_nonzero(pc.is_valid(reasons)).to_pylist()
+                for i in bad_at:
+                    bad.append(BadRow(_cursor_value(cursor, i), reasons[i].as_py(), raw.column(_ROW)[i].as_py()))
+                raw = raw.filter(pc.is_null(reasons))
+            raw = raw.drop_columns([_BAD, _ROW])
+        arrays = [convert_column(col.combine_chunks(), c) for col, c in zip(raw.columns, self.pg, strict=True)]
+        table = pa.Table.from_arrays(arrays, names=[c.name for c in self.pg])
+        return RowBatch(ArrowRows(table), first, last, bad, table=table)
+
+    def read_after(self, after: Any, limit: int) -> RowBatch | None:
+        sql, params = (self._sql_first, (limit,)) if after is None else (self._sql_after, (after, limit))
+        raw = self._arrow(sql, params)
+        if raw.num_rows == limit and limit > 0:  # a run of equal cursor values may go on: keep it whole
+            last = raw.column(self.cursor_index)[-1].as_py()
+            if self._one(self._sql_ties, (last,)) > 1:
+                return self.read_cut(after, last)
+        return self._batch_of(raw)
+
+    def read_arrow_after(self, after: Any, limit: int, convert: Callable[[pa.Array, pa.DataType], pa.Array]
+                         ) -> tuple[RowBatch | None, pa.Table | None] | None:
+        batch = self.read_after(after, limit)
+        return (batch, batch.table) if batch is not None else (None, None)
+
+    def read_range(self, first: Any, last: Any) -> RowBatch | None:
+        return self._batch_of(self._arrow(self._sql_range, (first, last)))
+
+    def read_cut(self, after: Any, last: Any) -> RowBatch | None:
+        if after is None:
+            return self._batch_of(self._arrow(self._sql_upto, (last,)))
+        return self._batch_of(self._arrow(self._sql_between, (after, last)))
+
+    # ---- the cursor column alone
+    def _count_null(self) -> int:
+        return int(self._one(self._sql_nulls, ()) or 0)
+
+    def _cursor_nth(self, after: Any, offset: int) -> Any:
+        if after is None:
+            return self._one(self._sql_nth, (offset,))
+        return self._one(self._sql_nth_after, (after, offset))
+
+    def _cursor_max(self, after: Any) -> Any:
+        return self._one(self._sql_max, ()) if after is None else self._one(self._sql_max_after, (after,))
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(Exception):
+            self.conn.close()
+
+
+def _cursor_value(cursor: pa.ChunkedArray, i: int) -> Any:
+    try:
+        return cursor[i].as_py()
+    except (OverflowError, ValueError):  # an infinite or BC timestamp as the cursor: its text
+        return str(cursor[i])
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def _pick_cursor(where: str, table: str, columns: list[Column], name: str | None) -> Column:
+    if name is not None:
+        if (found := find_column(columns, name)) is not None:
+            return found
+        raise UsageError(f"{where}: table {table} has no column {name!r} for --cursor-column")
+    pks = [c for c in columns if c.pk]
+    if len(pks) == 1 and pa.types.is_integer(pks[0].arrow_type):
+        return pks[0]
+    raise UsageError(f"{where}: table {table} has no integer primary key; pass --cursor-column with a "
+                     "unique, increasing column")
