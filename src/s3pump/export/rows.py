@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from ..gcpause import gc_paused
 from ..sources.table import BadRow
 from .exact import exact_array, is_exact_type
+from .time_text import parse_iso_texts
 
 __all__ = ["to_array", "to_array_from_arrow", "to_arrow"]
 
@@ -101,12 +102,12 @@ def _temporal_array(inferred: pa.Array, typ: pa.DataType) -> pa.Array:
     if pa.types.is_null(kind):
         return pa.nulls(len(inferred), typ)
     if pa.types.is_string(kind):
-        try:
+        if not pa.types.is_timestamp(typ):
             return inferred.cast(typ)
-        except _CONVERT_ERRORS:
-            if not pa.types.is_timestamp(typ):
-                raise
-        return inferred.cast(pa.timestamp("us", "UTC")).cast(typ)
+        stamps, bad = parse_iso_texts(inferred)  # naive = UTC, zoned converted to UTC (export/time_text.py)
+        if bad:
+            raise ValueError(next(iter(bad.values())))
+        return stamps.cast(typ)
     if pa.types.is_date(typ) and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         for v in inferred.drop_null().to_pylist():  # a date holds no time of day: never truncate one
             if v % 86400:

@@ -60,6 +60,7 @@ from ..export.protogen import proto_schema
 from ..export.report import ExportCounters, ExportReport
 from ..export.rows import to_array_from_arrow, to_arrow
 from ..export.state import Checkpoint, StateStore, put_object_now
+from ..export.time_text import drop_untimed
 from ..items import UploadItem
 from ..lifecycle import LifecycleRule, RuleOptions
 from ..lifecycle_update import apply_rule
@@ -525,7 +526,9 @@ class _ExportJob:
             ci = self.source.cursor_index
             self._seen_rows.update(repr(r[ci]) for r in batch.rows)
         table, positions, bad = converted or to_arrow(batch.rows, self.schema, self.source.cursor_index)
-        bad_rows = list(batch.bad) + bad
+        # a text that is no time has no time partition: its row is a bad row (export/time_text.py)
+        table, positions, untimed = drop_untimed(table, positions, self.specs, batch.rows, self.source.cursor_index)
+        bad_rows = list(batch.bad) + bad + untimed
         items: list[UploadItem] = []
         groups = split(table, self.specs)
         bodies = self._write_ahead(groups)
