@@ -59,9 +59,9 @@ def exact_array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
             return pa.nulls(len(inferred), typ)
         if kind == pa.int64() and typ == pa.float64():
             return pa.array(values, typ)  # raises where a double cannot hold the integer exactly
-        if kind == pa.int64() and pa.types.is_boolean(typ):
-            if pc.all(pc.is_in(inferred.drop_null(), pa.array([0, 1]))).as_py() in (True, None):
-                return inferred.cast(typ)
+        if (kind == pa.int64() and pa.types.is_boolean(typ)
+                and pc.all(pc.is_in(inferred.drop_null(), pa.array([0, 1]))).as_py() in (True, None)):
+            return inferred.cast(typ)
     return pa.array([_exact(v, typ) for v in values], typ)
 
 
