@@ -188,3 +188,21 @@ def test_a_view_whose_computed_column_changes_type_is_a_schema_change(tmp_path: 
     conn.close()
     with pytest.raises(UsageError, match="column product was retyped from int64, no declared type"):
         export_table(str(path), "v", "s3://bkt/p", CONFIG, store=s, cursor_column="id")
+
+
+def test_a_dead_letter_entry_replayed_after_schema_evolution_stores_its_batch_in_one_version(tmp_path: Path) -> None:
+    db = make(tmp_path / "d.db", range(1, 11))
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE t SET qty = 2.5 WHERE id = 4")  # a bad row: its batch-mates go to part-1-10
+    conn.commit()
+    conn.close()
+    s, dlq = bucket(), str(tmp_path / "q")
+    assert export_table(str(db), "t", "s3://bkt/p", CONFIG, store=s, dlq=dlq).rows_failed == 1
+    change(db, CHANGES["added"][0] + "; UPDATE t SET qty = 8 WHERE id = 4", range(11, 13))
+    export_table(str(db), "t", "s3://bkt/p", CONFIG, store=s, dlq=dlq, schema_evolution=True)
+    rep = export_table(str(db), "t", "s3://bkt/p", CONFIG, store=s, dlq=dlq, replay_dlq=True)
+    assert rep.replayed_entries == 1
+    keys = sorted(k for k in s.buckets["bkt"] if k.startswith("p/t/"))
+    assert keys == ["p/t/_v2/part-1-10.parquet", "p/t/_v2/part-11-12.parquet"]
+    ids = pq.read_table(io.BytesIO(s.buckets["bkt"]["p/t/_v2/part-1-10.parquet"].body))["id"].to_pylist()
+    assert ids == list(range(1, 11))

@@ -117,7 +117,7 @@ def test_only_0_1_true_false_are_booleans(tmp_path: Path, reader: str, fmt: str)
     db = make(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, b BOOLEAN)", [
         (1, 0), (2, 1), (3, 2), (4, -1), (5, "false"), (6, "TRUE"), (7, "yes"), (8, None), (9, 0.5), (10, ""),
         *[(i, i % 2) for i in range(11, 40)]])  # batches of 0/1 only (the one-call path)
-    rep, s = export(tmp_path, db, reader, fmt, batch_rows=10)
+    _rep, s = export(tmp_path, db, reader, fmt, batch_rows=10)
     check(tmp_path, s, fmt, "b", {1: False, 2: True, 5: False, 6: True, 8: None,
                                   **{i: bool(i % 2) for i in range(11, 40)}},
           {3: "not a boolean", 4: "not a boolean", 7: "not a boolean", 9: "not a boolean", 10: "not a boolean"})
@@ -139,7 +139,7 @@ def test_out_of_range_and_odd_values_of_every_type_are_dead_lettered_never_chang
                   (8, 1, "x", "2025-01-02 03:04:05", "2025-01-02"),  # text in a NUMERIC column
                   (9, 1, 1.0, "yesterday", "2025-01-02"),
               ])
-    rep, s = export(tmp_path, db, reader, fmt)
+    _rep, s = export(tmp_path, db, reader, fmt)
     got, errors = exported(s, fmt), dead(tmp_path)
     assert sorted(got) == [1, 5, 6]
     assert sorted(errors) == [2, 3, 4, 7, 8, 9], errors
@@ -162,7 +162,7 @@ def test_out_of_range_and_odd_values_of_every_type_are_dead_lettered_never_chang
 def test_untyped_columns_export_with_the_types_of_their_values(tmp_path: Path, reader: str, fmt: str) -> None:
     db = make(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, n, raw, f, name)",
               [(i, i * 10, bytes([i]), i / 2, f"n{i}") for i in range(1, 21)] + [(21, "text", b"\x00", 1, "x")])
-    rep, s = export(tmp_path, db, reader, fmt)
+    _rep, s = export(tmp_path, db, reader, fmt)
     got, errors = exported(s, fmt), dead(tmp_path)
     assert sorted(got) == list(range(1, 21)) and sorted(errors) == [21], errors
     assert "column n:" in errors[21]
@@ -195,7 +195,7 @@ def test_time_partition_on_text_dead_letters_non_dates_and_takes_mixed_zones(tmp
     db = make(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, at TEXT)", [
         (1, "2025-01-01 10:00:00"), (2, "2025-01-02T23:30:00+02:00"), (3, "not a date"), (4, None),
         (5, "2025-13-01"), (6, "2025-01-03"), (7, "2025-01-02T01:00:00Z")])
-    rep, s = export(tmp_path, db, reader, "parquet", partition_by=["time:at:day"], batch_rows=100)
+    _rep, s = export(tmp_path, db, reader, "parquet", partition_by=["time:at:day"], batch_rows=100)
     keys = sorted(k for k in s.buckets["bkt"] if k.startswith("p/t/"))
     by_key = {k: pq.read_table(io.BytesIO(s.buckets["bkt"][k].body))["id"].to_pylist() for k in keys}
     assert by_key == {

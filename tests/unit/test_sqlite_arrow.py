@@ -66,7 +66,7 @@ def _exact(value: Any, source: Any) -> bool:
     if value is None or source is None:
         return value is None and source is None
     if isinstance(value, bool):
-        return source in (0, 1) and not isinstance(source, str) and bool(source) == value or \
+        return (source in (0, 1) and not isinstance(source, str) and bool(source) == value) or \
             (isinstance(source, str) and source.lower() == str(value).lower())
     if isinstance(value, int | float) and not isinstance(source, int | float):
         return False

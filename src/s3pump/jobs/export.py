@@ -371,8 +371,8 @@ class _ExportJob:
         cp.schema_version = check_schema(
             cp.schemas, cp.schema_version, schema_columns(self.schema, [c.declared_type for c in self.source.columns]),
             evolution=self.schema_evolution, table=self.table, where=f"s3://{self.dest.bucket}/{self.state.checkpoint_key}")
-        if cp.schema_version != version and cp.batches and not self.dedup and not self.one_per_row and not self.dry_run:
-            self._drop_unfinished_cuts(version)
+        if cp.schema_version != version and not self.dedup:  # the unfinished cuts are exported in the new one
+            self._drop_older_versions([(decode_cursor(c[1]), decode_cursor(c[2])) for c in cp.batches])
         if self.proto is not None and not self.dry_run:  # the schema next to the data, so `protoc --decode` works
             put_object_now(self.store, self.dest.bucket,
                            join_key(self.dest.prefix,
@@ -385,14 +385,17 @@ class _ExportJob:
             for _h, key in self.hashes.values():
                 self._stored_rows[key] = self._stored_rows.get(key, 0) + 1
 
-    def _drop_unfinished_cuts(self, version: int) -> None:
-        """Delete what a killed run wrote for its unfinished cuts in schema ``version``: this run exports
-        their rows again in the next version, and a row is stored once."""
-        names = tuple(f"part-{escape_cursor(decode_cursor(c[1]))}-{escape_cursor(decode_cursor(c[2]))}."
-                      for c in self.checkpoint.batches)
-        base = join_key(self.dest.prefix, version_dir(escape_name(self.table), version) + "/")
+    def _drop_older_versions(self, ranges: list[tuple[Any, Any]]) -> None:
+        """Delete the objects of batches ``(first, last)`` stored in an older schema version than this
+        run's (a killed run's unfinished cuts, dead-letter entries replayed): this run exports their
+        rows again in its version, and a row is stored in one version only."""
+        version = self.checkpoint.schema_version
+        if version <= 1 or not ranges or self.one_per_row or self.dry_run:
+            return
+        names = tuple(f"part-{escape_cursor(first)}-{escape_cursor(last)}." for first, last in ranges)
+        base = join_key(self.dest.prefix, escape_name(self.table) + "/")
         keys = [o.key for o in self.store.list_objects(self.dest.bucket, base)
-                if not o.key[len(base):].startswith("_v") and o.key.rsplit("/", 1)[-1].startswith(names)]
+                if not o.key[len(base):].startswith(f"_v{version}/") and o.key.rsplit("/", 1)[-1].startswith(names)]
         for i in range(0, len(keys), 1000):
             self.store.delete_objects(self.dest.bucket, keys[i:i + 1000])
 
@@ -774,7 +777,9 @@ class _ExportJob:
         """Export each dead-letter entry's range again; drop the entries whose failures are gone."""
         self._advance_checkpoint = False
         replayed = 0
-        for handle, entry in list(self.dlq.entries(self.table)):
+        entries = list(self.dlq.entries(self.table))
+        self._drop_older_versions([(decode_cursor(e.first), decode_cursor(e.last)) for _h, e in entries])
+        for handle, entry in entries:
             if self.stop.is_set():
                 break
             first, last = decode_cursor(entry.first), decode_cursor(entry.last)
