@@ -5,8 +5,10 @@ added, dropped or retyped between runs would leave objects of two schemas under 
 protobuf's one ``.proto`` rewritten, so older objects decode wrongly). So the checkpoint records
 the schema (``schemas``: version → columns ``[name, Arrow type, nullable, declared type]``, and
 ``schema_version``, the one new objects are written in), and a run whose table has another schema
-(another column set, an Arrow type, nullability or column order; a declared type that maps to the
-same Arrow type is no change):
+(another column set, an Arrow type or column order; a declared type that maps to the same Arrow
+type is no change, and neither is nullability: Parquet and protobuf readers read a column that is
+optional in some objects and required in others, and the two SQLite readers can differ on it for
+an ``INT PRIMARY KEY``):
 
 * stops before anything is written, with one line naming each column and what changed (exit 2);
 * or, with ``--schema-evolution``, writes its objects under the next schema version:
@@ -50,8 +52,6 @@ def describe_changes(old: Sequence[Sequence[Any]], new: Sequence[Sequence[Any]])
             out.append(f"column {c[0]} was added ({_what(c)})")
         elif o[1] != c[1]:
             out.append(f"column {c[0]} was retyped from {_what(o)} to {_what(c)}")
-        elif bool(o[2]) != bool(c[2]):
-            out.append(f"column {c[0]} is {'nullable' if c[2] else 'NOT NULL'} now")
     out += [f"column {c[0]} was dropped (it was {_what(c)})" for c in old if c[0] not in after]
     if not out and [c[0] for c in old] != [c[0] for c in new]:
         moved = next(c[0] for c, o in zip(new, old, strict=True) if c[0] != o[0])
