@@ -236,3 +236,22 @@ def test_the_sqlalchemy_reader_gives_the_driver_values_as_they_are(tmp_path: Pat
     finally:
         native.close()
         sa.close()
+
+
+def test_values_of_other_drivers_convert_exactly_or_not_at_all() -> None:
+    """What other databases' drivers hand over (``Decimal`` for NUMERIC, Python booleans): the same rules."""
+    import pyarrow as pa
+
+    from s3pump.export.exact import exact_array
+
+    assert exact_array([decimal.Decimal("3"), 4, None], pa.int64()).to_pylist() == [3, 4, None]
+    assert exact_array([decimal.Decimal("0.1"), 2], pa.float64()).to_pylist() == [0.1, 2.0]
+    assert exact_array([True, False, 1, "False"], pa.bool_()).to_pylist() == [True, False, True, False]
+    for values, typ, words in (([decimal.Decimal("3.5")], pa.int64(), "truncate"),
+                               ([2**63], pa.int64(), "int64 range"),
+                               ([decimal.Decimal("0.12345678901234567890")], pa.float64(), "no exact double"),
+                               ([float("nan")], pa.int64(), "finite"),
+                               (["1"], pa.float64(), "not a number"),
+                               ([2], pa.bool_(), "not a boolean")):
+        with pytest.raises(ValueError, match=words):
+            exact_array(values, typ)

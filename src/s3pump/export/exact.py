@@ -10,7 +10,9 @@ dead-letter queue:
 * ``int64``: Python ints within the int64 range; a float only when it is integral and within
   range (``3.0`` → ``3``, exact); anything else (``3.7``, ``1e19``, NaN, text) is refused.
 * ``float64``: floats; an integer only when the double holds it exactly (``|n| <= 2**53`` or
-  any other exactly representable one); text is refused.
+  any other exactly representable one); a ``Decimal`` (another database's NUMERIC) only when its
+  digits are the double's shortest form (``0.1`` yes, ``0.12345678901234567890`` no); text is
+  refused.
 * ``bool``: ``0``/``1`` (integers, or floats ``0.0``/``1.0``), Python booleans, and the text
   ``true``/``false`` in any case (SQLite's own keywords); anything else (``2``, ``-1``,
   ``'yes'``) is refused.
@@ -102,7 +104,10 @@ def _float(v: Any) -> float:
             f = float(v)
         except OverflowError:
             raise ValueError(f"{v} is out of the double range") from None
-        if decimal.Decimal(f) != decimal.Decimal(v):
+        # an integer: the double must hold it exactly; a decimal (a database's NUMERIC): its digits must
+        # be the double's shortest form, as a REAL is read (``0.1`` is the double ``0.1``)
+        same = decimal.Decimal(f) == v if isinstance(v, int) else decimal.Decimal(repr(f)) == v
+        if not same:
             raise ValueError(f"{v} has no exact double (it would become {f!r})")
         return f
     raise ValueError(f"{type(v).__name__} {v!r:.40} is not a number")
