@@ -107,7 +107,7 @@ def _temporal_array(inferred: pa.Array, typ: pa.DataType) -> pa.Array:
         stamps, bad = parse_iso_texts(inferred)  # naive = UTC, zoned converted to UTC (export/time_text.py)
         if bad:
             raise ValueError(next(iter(bad.values())))
-        return stamps.cast(typ)
+        return stamps if stamps.type == typ else stamps.cast(typ)
     if pa.types.is_date(typ) and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         for v in inferred.drop_null().to_pylist():  # a date holds no time of day: never truncate one
             if v % 86400:

@@ -48,11 +48,14 @@ def _one(text: str) -> int | None:
 def parse_iso_texts(texts: pa.Array) -> tuple[pa.Array, dict[int, str]]:
     """``texts`` (string) as ``timestamp[us]`` in UTC (module rules), and the indices of the values
     that are no time (null in the array) with the reason."""
-    for typ in (_TS, _TS_UTC):  # one form for the whole column: one cast
-        try:
-            return texts.cast(typ).cast(_TS), {}
-        except _ERRORS:
-            continue
+    try:  # one form for the whole column: one cast
+        return texts.cast(_TS), {}
+    except _ERRORS:
+        pass
+    try:
+        return texts.cast(_TS_UTC).cast(_TS), {}
+    except _ERRORS:
+        pass
     micros: list[int | None] = []
     bad: dict[int, str] = {}
     for i, v in enumerate(texts.to_pylist()):
