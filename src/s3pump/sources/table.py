@@ -497,13 +497,19 @@ class _SqlAlchemyTable(TableSource):
                    bool(c.nullable) and not c.primary_key, pk_names.index(c.name) + 1 if c.name in pk_names else 0)
             for c in self.t.columns
         ]
-        self.url = redact_url(url)
+        self.url, self.table = redact_url(url), table  # (for _execute's messages before TableSource's init)
         self.conn = self.engine.connect()
-        if self.engine.dialect.name == "sqlite" and any(is_untyped(c.declared_type) for c in columns):
-            prep = self.engine.dialect.identifier_preparer
-            columns = infer_untyped(columns, prep.quote(self.t.name), prep.quote,
-                                    lambda sql: self._execute(sa.text(sql)))
-        super().__init__(redact_url(url), table, columns, _pick_cursor(redact_url(url), table, columns, cursor_column))
+        try:
+            if self.engine.dialect.name == "sqlite" and any(is_untyped(c.declared_type) for c in columns):
+                # computed and untyped columns: typed by their values (sources/sqlite_types.py)
+                prep = self.engine.dialect.identifier_preparer
+                columns = infer_untyped(columns, prep.quote(self.t.name), prep.quote,
+                                        lambda sql: self._execute(sa.text(sql)))
+            cursor = _pick_cursor(self.url, table, columns, cursor_column)
+        except Exception:
+            self.close()
+            raise
+        super().__init__(self.url, table, columns, cursor)
         # the driver's values as they are, converted by the export's exact rules (export/rows.py), never
         # by SQLAlchemy's result processors: its Boolean makes any text true (bool('false')), its SQLite
         # DATETIME and NUMERIC raise a traceback on an integer or a text
