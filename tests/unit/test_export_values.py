@@ -255,3 +255,15 @@ def test_values_of_other_drivers_convert_exactly_or_not_at_all() -> None:
                                ([2], pa.bool_(), "not a boolean")):
         with pytest.raises(ValueError, match=words):
             exact_array(values, typ)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_time_partition_on_unix_time_out_of_range_is_dead_lettered_not_a_stopped_run(tmp_path: Path,
+                                                                                     reader: str) -> None:
+    db = make(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, at INTEGER)",
+              [(1, 1735787045), (2, 10**15), (3, None), (4, -(10**17))])
+    rep, s = export(tmp_path, db, reader, "parquet", partition_by=["time:at:day:epoch-s"])
+    assert rep.rows_exported == 2 and rep.checkpoint == 4
+    assert sorted(exported(s, "parquet")) == [1, 3]
+    errors = dead(tmp_path)
+    assert sorted(errors) == [2, 4] and all("column at:" in e and "out of range" in e for e in errors.values())

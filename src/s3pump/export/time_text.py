@@ -66,21 +66,47 @@ def parse_iso_texts(texts: pa.Array) -> tuple[pa.Array, dict[int, str]]:
     return pa.array(micros, pa.int64()).cast(_TS), bad
 
 
+_MICROS = {"s": 1_000_000, "ms": 1_000}
+_MAX_MICROS = 2**63 - 1
+
+
+def _bad_epochs(column: pa.Array, epoch: str) -> dict[int, str]:
+    """The values of a Unix-time column that are no time (NaN, infinite, beyond timestamp[us])."""
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type)):
+        return {}
+    per = _MICROS[epoch]
+    bad: dict[int, str] = {}
+    for i, v in enumerate(column.to_pylist()):
+        if v is None:
+            continue
+        try:
+            ok = abs(v * per) <= _MAX_MICROS
+        except (ArithmeticError, ValueError, TypeError):
+            ok = False
+        if not ok:  # (NaN compares false, so it is caught here too)
+            bad[i] = f"{v!r} is no Unix time in {'seconds' if epoch == 's' else 'milliseconds'} (out of range)"
+    return bad
+
+
 def drop_untimed(table: pa.Table, positions: list[int], specs: Sequence[PartitionSpec],
                  rows: Sequence[tuple[Any, ...]], cursor_index: int) -> tuple[pa.Table, list[int], list[BadRow]]:
-    """Take out the rows whose time partition column holds a text that is no time.
+    """Take out the rows whose time partition column holds a text that is no time, or a Unix time out
+    of range (``:epoch-s``/``:epoch-ms``).
 
     ``positions[i]`` is the index in ``rows`` (the batch's raw rows) of ``table``'s row ``i``.
     Returns the table and positions without those rows, and a :class:`BadRow` for each.
     """
     bad: dict[int, str] = {}
     for spec in specs:
-        if spec.kind != "time" or spec.epoch or spec.column not in table.column_names:
+        if spec.kind != "time" or spec.column not in table.column_names:
             continue
-        column = table[spec.column]
-        if not pa.types.is_string(column.type):
+        column = table[spec.column].combine_chunks()
+        if spec.epoch:
+            failed = _bad_epochs(column, spec.epoch)
+        elif pa.types.is_string(column.type):
+            failed = parse_iso_texts(column)[1]
+        else:
             continue
-        _ts, failed = parse_iso_texts(column.combine_chunks())
         for i, reason in failed.items():
             bad.setdefault(i, f"column {spec.column}: {reason}, so it has no --partition-by {spec} partition")
     if not bad:
