@@ -38,7 +38,7 @@ def schema_columns(schema: pa.Schema, declared: Sequence[str]) -> list[list[Any]
 
 def _what(col: Sequence[Any]) -> str:
     declared = f"declared {col[3]}" if col[3] else "no declared type, inferred from its values"
-    return f"{col[1]}, {declared}"
+    return f"{col[1]} ({declared})"
 
 
 def describe_changes(old: Sequence[Sequence[Any]], new: Sequence[Sequence[Any]]) -> list[str]:
@@ -49,7 +49,7 @@ def describe_changes(old: Sequence[Sequence[Any]], new: Sequence[Sequence[Any]])
     for c in new:
         o = before.get(c[0])
         if o is None:
-            out.append(f"column {c[0]} was added ({_what(c)})")
+            out.append(f"column {c[0]} was added: {_what(c)}")
         elif o[1] != c[1]:
             out.append(f"column {c[0]} was retyped from {_what(o)} to {_what(c)}")
     out += [f"column {c[0]} was dropped (it was {_what(c)})" for c in old if c[0] not in after]
