@@ -464,6 +464,10 @@ def export(
                                              help="Ignore the checkpoint; export every row")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="",
                                           help="Print the objects it would write; write nothing")] = False,
+    schema_evolution: Annotated[bool, typer.Option(
+        "--schema-evolution", metavar="",
+        help="When the table's schema changed since the last run, write new objects under the next schema "
+             "version (PREFIX/TABLE/_vN/) instead of stopping")] = False,
     lifecycle_items: Annotated[list[str] | None, typer.Option(
         "--lifecycle", metavar="NAME=VALUE", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), "
         "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
@@ -500,7 +504,7 @@ def export(
                 follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                 state_file=state_file, from_start=from_start, embedded=embedded,
                 subscribers=views.subscribers, handle_signals=True, lifecycle=rule_options, dry_run=dry_run,
-                cluster=cluster,
+                cluster=cluster, schema_evolution=schema_evolution,
             )
             if dry_run and not json_output:
                 print_export_dry_run(report)

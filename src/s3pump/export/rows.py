@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 
 from ..gcpause import gc_paused
 from ..sources.table import BadRow
+from .exact import exact_array, is_exact_type
+from .time_text import parse_iso_texts
 
 __all__ = ["to_array", "to_array_from_arrow", "to_arrow"]
 
@@ -42,12 +44,9 @@ def to_array(values: Sequence[Any], typ: pa.DataType) -> pa.Array:
         return _temporal(values, typ)
     if pa.types.is_decimal(typ):
         return pa.array([_decimal(v, typ.precision, typ.scale) for v in values], typ)
-    try:
-        return pa.array(values, typ)
-    except _CONVERT_ERRORS:
-        if not pa.types.is_boolean(typ):
-            raise
-    return pa.array(values, pa.int64()).cast(typ)  # 0/1 integers, as SQLite stores booleans
+    if is_exact_type(typ):  # never a truncated float or a 2 made true (export/exact.py)
+        return exact_array(values, typ)
+    return pa.array(values, typ)
 
 
 _DECIMAL_CONTEXT = decimal.Context(prec=100, traps=[decimal.InvalidOperation])
@@ -103,12 +102,16 @@ def _temporal_array(inferred: pa.Array, typ: pa.DataType) -> pa.Array:
     if pa.types.is_null(kind):
         return pa.nulls(len(inferred), typ)
     if pa.types.is_string(kind):
-        try:
+        if not pa.types.is_timestamp(typ):
             return inferred.cast(typ)
-        except _CONVERT_ERRORS:
-            if not pa.types.is_timestamp(typ):
-                raise
-        return inferred.cast(pa.timestamp("us", "UTC")).cast(typ)
+        stamps, bad = parse_iso_texts(inferred)  # naive = UTC, zoned converted to UTC (export/time_text.py)
+        if bad:
+            raise ValueError(next(iter(bad.values())))
+        return stamps if stamps.type == typ else stamps.cast(typ)
+    if pa.types.is_date(typ) and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        for v in inferred.drop_null().to_pylist():  # a date holds no time of day: never truncate one
+            if v % 86400:
+                raise ValueError(f"{v!r} Unix seconds is not midnight; a date cannot hold its time of day")
     if pa.types.is_integer(kind):  # Unix seconds
         return pc.multiply_checked(inferred, 1_000_000).cast(pa.timestamp("us")).cast(typ)
     if pa.types.is_floating(kind):  # Unix seconds with a fraction
@@ -143,8 +146,11 @@ def to_arrow(
             try:
                 to_array([v], f.type)
             except _CONVERT_ERRORS as e:
+                reason = str(e).splitlines()[0] if isinstance(e, ValueError) and str(e) else type(e).__name__
+                if reason.startswith("Failed to parse string"):  # Arrow's words for a text that is no time
+                    reason = "not an ISO 8601 date or time"
                 bad.append(BadRow(row[cursor_index], f"column {f.name}: value {v!r:.80} is not "
-                                  f"{f.type} ({type(e).__name__})", repr(row)))
+                                  f"{f.type} ({reason})", repr(row)))
                 break
         else:
             good.append(i)

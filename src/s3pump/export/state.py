@@ -88,6 +88,11 @@ class Checkpoint:
     #: cut is not: ``export --cluster`` finishes its ranges out of order. A rerun does not export them
     #: again; the cursor moves past them once every cut before them is done.
     done: list[list[Any]] = field(default_factory=list)
+    #: schema version -> its columns ``[name, Arrow type, nullable, declared type]`` (export/schema_check.py);
+    #: empty: written before schemas were recorded
+    schemas: dict[str, list[list[Any]]] = field(default_factory=dict)
+    #: the schema version of the objects this export writes now (``prefix/T/_v<N>/`` above 1)
+    schema_version: int = 1
 
     def to_json(self) -> bytes:
         return json.dumps({"version": 1, **asdict(self)}, indent=1, sort_keys=True).encode()

@@ -59,7 +59,9 @@ from ..export.partition import (
 from ..export.protogen import proto_schema
 from ..export.report import ExportCounters, ExportReport
 from ..export.rows import to_array_from_arrow, to_arrow
+from ..export.schema_check import check_schema, schema_columns, version_dir, version_proto_name
 from ..export.state import Checkpoint, StateStore, put_object_now
+from ..export.time_text import drop_untimed
 from ..items import UploadItem
 from ..lifecycle import LifecycleRule, RuleOptions
 from ..lifecycle_update import apply_rule
@@ -100,6 +102,7 @@ def export_table(
     lifecycle: RuleOptions | None = None,
     cluster: Any = None,
     cluster_options: dict[str, Any] | None = None,
+    schema_evolution: bool = False,
 ) -> ExportReport:
     """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
 
@@ -136,6 +139,9 @@ def export_table(
             docs/cluster.md). The objects are those of a single-process export. Not with ``follow``,
             ``dedup`` or ``replay_dlq``; ignored with ``dry_run``. ``cluster_options``: ``range_rows``
             (rows per task, default 100,000) and ``worker_bwlimit_bps``.
+        schema_evolution: when the table's schema differs from the one recorded in the checkpoint, write
+            the new objects under the next schema version (``prefix/T/_v<N>/``) instead of stopping
+            (``export/schema_check.py``).
 
     Progress: objects are ``FileDone`` events, each stored and checkpointed batch a ``BatchExported``.
 
@@ -144,7 +150,8 @@ def export_table(
 
     Raises:
         UsageError: bad flags, an unknown table/column, a time partition on a column that holds no
-            times, a cursor column holding NULLs, or a checkpoint written with other flags (exit 2);
+            times, a schema that changed since the last run (without ``schema_evolution``), a cursor
+            column holding NULLs, or a checkpoint written with other flags (exit 2);
             ``cluster`` without ``s3pump[dask]``, or a cluster worker that cannot read the table
             (``WorkerMismatchError``).
         SourceNotFoundError, SourceUnreadableError: the database cannot be read.
@@ -185,7 +192,7 @@ def export_table(
                 apply_rule(run.store, dest.bucket, rule.prefix, rule,
                            rule_id=lifecycle.rule_id if lifecycle else None)
             job = _ExportJob(source, dest, run, specs, format, compression, one_object_per_row,
-                             dedup, dlq, batch_rows, state_file, stop, dry_run)
+                             dedup, dlq, batch_rows, state_file, stop, dry_run, schema_evolution=schema_evolution)
             if cluster is not None and not dry_run:
                 from .export_cluster import export_on_cluster
 
@@ -280,7 +287,7 @@ class _ExportJob:
     def __init__(self, source: TableSource, dest: S3Url, run: Run,
                  specs: list[PartitionSpec], fmt: str, compression: str | None, one_per_row: bool,
                  dedup: bool, dlq: str | None, batch_rows: int, state_file: str | Path | None,
-                 stop: threading.Event, dry_run: bool = False) -> None:
+                 stop: threading.Event, dry_run: bool = False, *, schema_evolution: bool = False) -> None:
         config, store, counters = run.config, run.store, ExportCounters()
         self.run_ = run
         self.source, self.dest, self.config, self.store = source, dest, config, store
@@ -303,6 +310,7 @@ class _ExportJob:
         self.dlq_entries: list[str] = []
         self.dlq_held: list[tuple[DlqEntry, Any, Any]] | None = None  # a cluster worker's, for the coordinator
         self.dry_run = dry_run
+        self.schema_evolution = schema_evolution
         self.read_ahead = source.reads_in_any_thread  # the next batch is read while this one is written
         self.would_write: list[dict[str, Any]] = []
         self.would_delete: list[str] = []
@@ -346,12 +354,8 @@ class _ExportJob:
         return self._report(replayed)
 
     def begin(self, from_start: bool) -> None:
-        """Write the protobuf schema; load the checkpoint (or, ``from_start``, list what it supersedes)."""
-        if self.proto is not None and not self.dry_run:  # the schema next to the data, so `protoc --decode` works
-            put_object_now(self.store, self.dest.bucket,
-                           join_key(self.dest.prefix, f"_schema/{escape_name(self.table)}.proto"),
-                           self.proto.proto_text.encode(), self.config,
-                           ObjectAttributes(content_type="text/plain; charset=utf-8"))
+        """Load the checkpoint (or, ``from_start``, list what it supersedes); check the table's schema
+        against the recorded one (``export/schema_check.py``); write the protobuf schema of its version."""
         saved = self.state.load()
         if saved is not None and not from_start:
             self._check_compatible(saved)
@@ -362,11 +366,38 @@ class _ExportJob:
             base = join_key(self.dest.prefix, escape_name(self.table) + "/")
             self.checkpoint.superseded = sorted(o.key for o in self.store.list_objects(self.dest.bucket, base))
         self.checkpoint.dedup = self.dedup
+        cp = self.checkpoint
+        version = cp.schema_version
+        cp.schema_version = check_schema(
+            cp.schemas, cp.schema_version, schema_columns(self.schema, [c.declared_type for c in self.source.columns]),
+            evolution=self.schema_evolution, table=self.table, where=f"s3://{self.dest.bucket}/{self.state.checkpoint_key}")
+        if cp.schema_version != version and not self.dedup:  # the unfinished cuts are exported in the new one
+            self._drop_older_versions([(decode_cursor(c[1]), decode_cursor(c[2])) for c in cp.batches])
+        if self.proto is not None and not self.dry_run:  # the schema next to the data, so `protoc --decode` works
+            put_object_now(self.store, self.dest.bucket,
+                           join_key(self.dest.prefix,
+                                    f"_schema/{version_proto_name(escape_name(self.table), cp.schema_version)}"),
+                           self.proto.proto_text.encode(), self.config,
+                           ObjectAttributes(content_type="text/plain; charset=utf-8"))
         self.counters.checkpoint = self.checkpoint.cursor
         if self.dedup:
             self.hashes = self.state.load_hashes() if not from_start else {}
             for _h, key in self.hashes.values():
                 self._stored_rows[key] = self._stored_rows.get(key, 0) + 1
+
+    def _drop_older_versions(self, ranges: list[tuple[Any, Any]]) -> None:
+        """Delete the objects of batches ``(first, last)`` stored in an older schema version than this
+        run's (a killed run's unfinished cuts, dead-letter entries replayed): this run exports their
+        rows again in its version, and a row is stored in one version only."""
+        version = self.checkpoint.schema_version
+        if version <= 1 or not ranges or self.one_per_row or self.dry_run:
+            return
+        names = tuple(f"part-{escape_cursor(first)}-{escape_cursor(last)}." for first, last in ranges)
+        base = join_key(self.dest.prefix, escape_name(self.table) + "/")
+        keys = [o.key for o in self.store.list_objects(self.dest.bucket, base)
+                if not o.key[len(base):].startswith(f"_v{version}/") and o.key.rsplit("/", 1)[-1].startswith(names)]
+        for i in range(0, len(keys), 1000):
+            self.store.delete_objects(self.dest.bucket, keys[i:i + 1000])
 
     def export_cuts(self, cuts: Iterable[list[Any]]) -> None:
         """Export recorded cuts (an ``export --cluster`` range on a worker), each as the same range to
@@ -527,7 +558,9 @@ class _ExportJob:
         if converted is None and batch.table is not None:  # read straight into Arrow (sources/postgres.py)
             converted = (batch.table, list(range(batch.table.num_rows)), [])
         table, positions, bad = converted or to_arrow(batch.rows, self.schema, self.source.cursor_index)
-        bad_rows = list(batch.bad) + bad
+        # a text that is no time has no time partition: its row is a bad row (export/time_text.py)
+        table, positions, untimed = drop_untimed(table, positions, self.specs, batch.rows, self.source.cursor_index)
+        bad_rows = list(batch.bad) + bad + untimed
         items: list[UploadItem] = []
         groups = split(table, self.specs)
         bodies = self._write_ahead(groups)
@@ -603,7 +636,7 @@ class _ExportJob:
             "s3pump-table": escape_value(self.table), "s3pump-format": self.fmt,
             "s3pump-rows": str(group.num_rows), "s3pump-cursor-column": escape_value(self.source.cursor.name),
             "s3pump-cursor-first": escape_cursor(first), "s3pump-cursor-last": escape_cursor(last),
-            "s3pump-schema-hash": self.schema_hash,
+            "s3pump-schema-hash": self.schema_hash, "s3pump-schema-version": str(self.checkpoint.schema_version),
         })
         error: S3PumpError | None = None
         try:
@@ -625,7 +658,7 @@ class _ExportJob:
     def _key(self, group: pa.Table, raw: Sequence[tuple[Any, ...]], rec: _Batch, path: str, single: bool) -> str:
         ext = self.serializer.extension
         if not single:
-            return object_key(self.dest.prefix, self.table, path, rec.first, rec.last, ext)
+            return object_key(self.dest.prefix, self.table, self._versioned(path), rec.first, rec.last, ext)
         # the lab layout: <entity>/date=YYYY-MM-DD/<id>_<unix>.<ext>, all from the row itself
         time_spec = next(s for s in self.specs if s.kind == "time")
         col_spec = next((s for s in self.specs if s.kind == "column"), None)
@@ -635,10 +668,18 @@ class _ExportJob:
             v = group[col_spec.column][0].as_py()
             entity = escape_value("" if v is None else str(v))
         ident = escape_cursor(raw[0][self.source.cursor_index])
+        entity = version_dir(entity, self.checkpoint.schema_version)
         if moment is None:
             return join_key(self.dest.prefix, f"{entity}/date=__HIVE_DEFAULT_PARTITION__/{ident}.{ext}")
         unix = int(moment.replace(tzinfo=dt.UTC).timestamp())
         return join_key(self.dest.prefix, f"{entity}/date={moment:%Y-%m-%d}/{ident}_{unix}.{ext}")
+
+    def _versioned(self, path: str) -> str:
+        """A partition path under the table's directory of this run's schema version (``_v2/…``)."""
+        version = self.checkpoint.schema_version
+        if version <= 1:
+            return path
+        return f"_v{version}/{path}" if path else f"_v{version}"
 
     def _serialize(self, group: pa.Table, raw: Sequence[tuple[Any, ...]], bad_rows: list[BadRow]
                    ) -> tuple[bytes | None, pa.Table, Sequence[tuple[Any, ...]]]:
@@ -738,7 +779,9 @@ class _ExportJob:
         """Export each dead-letter entry's range again; drop the entries whose failures are gone."""
         self._advance_checkpoint = False
         replayed = 0
-        for handle, entry in list(self.dlq.entries(self.table)):
+        entries = list(self.dlq.entries(self.table))
+        self._drop_older_versions([(decode_cursor(e.first), decode_cursor(e.last)) for _h, e in entries])
+        for handle, entry in entries:
             if self.stop.is_set():
                 break
             first, last = decode_cursor(entry.first), decode_cursor(entry.last)

@@ -56,6 +56,7 @@ import pyarrow as pa
 from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, UsageError
 from ..gcpause import gc_paused
 from .sqlite_arrow import ArrowBatchReader, ArrowRows
+from .sqlite_types import infer_untyped, is_untyped
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +319,8 @@ class _SqliteTable(TableSource):
         columns = [Column(name, decl or "", arrow_type_for(decl or ""),
                           not notnull and not (pk and (rowid_alias or without_rowid)), pk)
                    for _cid, name, decl, notnull, _dflt, pk in info]
+        # views' computed columns and untyped ones: typed by their values (sources/sqlite_types.py)
+        columns = infer_untyped(columns, _quote(table), _quote, lambda sql: self._startup(sql, ()))
         super().__init__(path, table, columns, _pick_cursor(path, table, columns, cursor_column))
         cols = ", ".join(_quote(c.name) for c in columns)
         c = _quote(self.cursor.name)
@@ -493,18 +496,34 @@ class _SqlAlchemyTable(TableSource):
             raise SourceUnreadableError(f"{redact_url(url)}: cannot open database ({type(e).__name__}: "
                                         f"{str(e).splitlines()[0]})") from None
         pk_names = [c.name for c in self.t.primary_key.columns]
+        declared = {c.name: "" if isinstance(c.type, sa.types.NullType) else str(c.type) for c in self.t.columns}
         columns = [
-            Column(c.name, str(c.type), arrow_type_for(str(c.type)), bool(c.nullable) and not c.primary_key,
-                   pk_names.index(c.name) + 1 if c.name in pk_names else 0)
+            Column(c.name, declared[c.name], arrow_type_for(declared[c.name]),
+                   bool(c.nullable) and not c.primary_key, pk_names.index(c.name) + 1 if c.name in pk_names else 0)
             for c in self.t.columns
         ]
-        super().__init__(redact_url(url), table, columns, _pick_cursor(redact_url(url), table, columns, cursor_column))
-        self.url = redact_url(url)
+        self.url, self.table = redact_url(url), table  # (for _execute's messages before TableSource's init)
         self.conn = self.engine.connect()
+        try:
+            if self.engine.dialect.name == "sqlite" and any(is_untyped(c.declared_type) for c in columns):
+                # computed and untyped columns: typed by their values (sources/sqlite_types.py)
+                prep = self.engine.dialect.identifier_preparer
+                columns = infer_untyped(columns, prep.quote(self.t.name), prep.quote,
+                                        lambda sql: self._execute(sa.text(sql)))
+            cursor = _pick_cursor(self.url, table, columns, cursor_column)
+        except Exception:
+            self.close()
+            raise
+        super().__init__(self.url, table, columns, cursor)
+        # the driver's values as they are, converted by the export's exact rules (export/rows.py), never
+        # by SQLAlchemy's result processors: its Boolean makes any text true (bool('false')), its SQLite
+        # DATETIME and NUMERIC raise a traceback on an integer or a text
+        self._raw = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in self.t.columns]
+        self._cursor_raw = sa.type_coerce(self.t.c[self.cursor.name], sa.types.NullType())  # raw bounds too
 
     def _fetch(self, low: Any, high: Any, limit: int | None, inclusive: bool = False) -> list[Any]:
-        c = self.t.c[self.cursor.name]
-        q = self._sa.select(self.t).order_by(c)
+        c = self._cursor_raw
+        q = self._sa.select(*self._raw).order_by(c)
         if inclusive:
             q = q.where(c >= low, c <= high)
         elif low is not None:
@@ -514,11 +533,11 @@ class _SqlAlchemyTable(TableSource):
         return self._execute(q)
 
     def _fetch_equal(self, value: Any) -> list[Any]:
-        return self._execute(self._sa.select(self.t).where(self.t.c[self.cursor.name] == value))
+        return self._execute(self._sa.select(*self._raw).where(self._cursor_raw == value))
 
     def _fetch_upto(self, after: Any, last: Any) -> list[Any]:
-        c = self.t.c[self.cursor.name]
-        q = self._sa.select(self.t).where(c <= last).order_by(c)
+        c = self._cursor_raw
+        q = self._sa.select(*self._raw).where(c <= last).order_by(c)
         if after is not None:
             q = q.where(c > after)
         return self._execute(q)
@@ -526,17 +545,17 @@ class _SqlAlchemyTable(TableSource):
     def _count_null(self) -> int:
         sa = self._sa
         rows = self._execute(sa.select(sa.func.count()).select_from(self.t)
-                             .where(self.t.c[self.cursor.name].is_(None)))
+                             .where(self._cursor_raw.is_(None)))
         return int(rows[0][0])
 
     def _cursor_nth(self, after: Any, offset: int) -> Any:
-        c = self.t.c[self.cursor.name]
+        c = self._cursor_raw
         q = self._sa.select(c).where(c.is_not(None) if after is None else c > after).order_by(c)
         rows = self._execute(q.offset(offset).limit(1))
         return rows[0][0] if rows else None
 
     def _cursor_max(self, after: Any) -> Any:
-        c = self.t.c[self.cursor.name]
+        c = self._cursor_raw
         q = self._sa.select(self._sa.func.max(c))
         rows = self._execute(q if after is None else q.where(c > after))
         return rows[0][0] if rows else None
