@@ -209,6 +209,7 @@ def sync(
                 sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
                 walker=walker, list_unchanged=list_unchanged,
             )
+            run.on_cancel(handoff.stop)  # Ctrl-C reaches the planner, even while its listing stalls or loops
             try:
                 handoff.start(planner.produce)
                 if dry_run:
