@@ -237,3 +237,32 @@ def test_rb_of_an_empty_bucket_works_without_list_multipart_uploads(
     assert f"remove_bucket: {doomed_bucket}" in r.stdout.decode()
     names = {b["Name"] for b in s3env.boto().list_buckets()["Buckets"]}
     assert doomed_bucket not in names
+
+
+# ---------------------------------------------------------------------- ListParts truncated (resume)
+@pytest.mark.e2e
+def test_resume_on_a_list_parts_truncated_without_marker_starts_the_file_over(
+        s3env: S3Env, bucket: str, state_dir: Path, faultproxy: FaultProxy, tmp_path: Path) -> None:
+    import hashlib
+
+    from tests.e2e.test_cancel import _interrupted_run
+
+    src = tmp_path / "big.bin"
+    src.write_bytes(random.Random(7).randbytes(30 * MIB))
+    faultproxy.plan = FaultPlan(delay_s={"UploadPart": 0.5})  # slow parts: time to interrupt
+    env = {**s3env.env(state_dir), "AWS_ENDPOINT_URL": faultproxy.endpoint_url, "S3PUMP_MAX_PARTS_IN_FLIGHT": "2"}
+    r = _interrupted_run(s3env, bucket, env, src, faultproxy, state_dir=state_dir)
+    assert r.returncode == 130, r.stderr.decode()
+    client = s3env.boto()
+    assert len(client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1  # kept for the resume
+    faultproxy.plan = _quirks(s3env, "list_truncated_no_token")
+
+    r2 = run_cli(["upload", str(src), f"s3://{bucket}/big.bin", "--part-size", "5MiB", "--no-progress"], env,
+                 timeout=120)
+
+    assert r2.returncode == 0, r2.stderr.decode()
+    assert "Traceback" not in r2.stderr.decode()
+    assert faultproxy.entries(type="ListParts", fault="list_truncated_no_token")  # the resume asked, and got that
+    body = client.get_object(Bucket=bucket, Key="big.bin")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(src.read_bytes()).digest()
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # the unchecked one aborted
