@@ -163,6 +163,8 @@ def test_sigint_during_a_stalled_sync_listing_exits_130_within_2_s(
     assert proc.returncode == 130, err.decode()
     assert took_s < 2.0, f"exit took {took_s:.1f} s after SIGINT"
     assert "Traceback" not in err.decode()
+    assert _error_lines(err) == ["s3pump: error: cancelled; in-flight multipart uploads were aborted"], err.decode()
+    assert not faultproxy.entries(type="DeleteObjects")  # a cancelled plan deletes nothing
 
 
 # ---------------------------------------------------------------------- HeadObject partNumber ignored

@@ -259,7 +259,7 @@ def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None, walk: Any = 
 
             outcome = transfer_on_cluster(run, run.emitting(items()), cluster, walk=walk).to_json()
     except CancelledError:
-        if planner_error:
+        if planner_error and not isinstance(planner_error[0], CancelledError):  # the planner's own error
             raise _as_s3pump_error(planner_error[0]) from None
         raise
     if planner_error:  # the planner failed after the engine had taken its last item

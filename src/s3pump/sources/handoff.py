@@ -95,7 +95,7 @@ class Handoff(Generic[T]):
                 got = self._q.get(timeout=0.2)
             except queue.Empty:
                 if self._stop.is_set():
-                    raise CancelledError(f"cancelled while {self._name} was still producing") from None
+                    raise CancelledError("cancelled") from None
                 continue
             if got is _END:
                 break
