@@ -138,16 +138,17 @@ def test_a_repeated_continuation_token_stops_with_one_line_after_bounded_request
 
 # ---------------------------------------------------------------------- Ctrl-C during a stalled listing
 @pytest.mark.e2e
-def test_sigint_during_a_stalled_sync_listing_exits_130_within_2_s(
-        s3env: S3Env, bucket: str, state_dir: Path, faultproxy: FaultProxy, tree: Path) -> None:
+@pytest.mark.parametrize("quirk", ["list_stall_mid_body", "list_endless"], ids=["stalled", "endless"])
+def test_sigint_during_a_stalled_or_endless_sync_listing_exits_130_within_2_s(
+        s3env: S3Env, bucket: str, state_dir: Path, faultproxy: FaultProxy, tree: Path, quirk: str) -> None:
     _put(s3env, bucket, [f"p/d/f{i}.txt" for i in range(3)])
-    faultproxy.plan = _quirks(s3env, "list_stall_mid_body", stall_s=60.0)
+    faultproxy.plan = _quirks(s3env, quirk, stall_s=60.0)
     env = proxied_env(s3env, faultproxy, state_dir, S3PUMP_REQUEST_TIMEOUT="60s")
     proc = subprocess.Popen([sys.executable, "-m", "s3pump", "sync", str(tree), f"s3://{bucket}/p/", "--delete",
                              "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not faultproxy.entries(type="ListObjects", fault="list_stall_mid_body"):
+        while len(faultproxy.entries(type="ListObjects", fault=quirk)) < (1 if quirk == "list_stall_mid_body" else 20):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the listing never started"
             time.sleep(0.05)

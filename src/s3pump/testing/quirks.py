@@ -14,6 +14,9 @@ quirk                           what the client sees
 ``list_repeat_token``           every ListObjects(V2) page is truncated with the continuation token
                                 ``faultproxy-repeat``; a request with that token is answered (by the
                                 proxy) with the same page again: the listing loops for ever
+``list_endless``                 every ListObjects(V2) page is truncated with a new token each time
+                                (``faultproxy-endless-N``); a request with one is answered (by the
+                                proxy) with the same objects: a loop no repeated token gives away
 ``list_stall_mid_body``         every ListObjects(V2) answer sends its headers and half its body,
                                 then nothing for ``stall_s`` seconds, then the connection is reset
 ``head_ignores_part_number``    HeadObject ``?partNumber=N`` is sent without the parameter (re-signed):
@@ -33,11 +36,12 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["QUIRKS", "REPEAT_TOKEN", "QuirkState"]
+__all__ = ["ENDLESS_TOKEN", "QUIRKS", "REPEAT_TOKEN", "QuirkState"]
 
 QUIRKS = (
     "list_truncated_no_token",
     "list_repeat_token",
+    "list_endless",
     "list_stall_mid_body",
     "head_ignores_part_number",
     "ignores_prefix",
@@ -46,6 +50,8 @@ QUIRKS = (
 
 #: The continuation token of ``list_repeat_token``.
 REPEAT_TOKEN = "faultproxy-repeat"
+#: The start of ``list_endless``'s tokens.
+ENDLESS_TOKEN = "faultproxy-endless-"
 
 _LISTINGS = frozenset({"ListObjects", "ListMultipartUploads", "ListParts"})
 _NEXT_TAGS = (b"NextContinuationToken", b"NextKeyMarker", b"NextUploadIdMarker", b"NextPartNumberMarker",
@@ -71,6 +77,7 @@ class QuirkState:
 
     def __init__(self) -> None:
         self._repeat_pages: dict[str, bytes] = {}
+        self._endless = 0
 
     # ------------------------------------------------------------------ requests
     def on_request(
@@ -89,6 +96,11 @@ class QuirkState:
             page = self._repeat_pages.get(bucket)
             if page is not None:
                 return _http(200, "OK", page), head, "list_repeat_token"
+        if "list_endless" in quirks and rtype == "ListObjects" \
+                and query.get("continuation-token", [""])[0].startswith(ENDLESS_TOKEN):
+            page = self._repeat_pages.get(bucket)
+            if page is not None:
+                return _http(200, "OK", self._endless_page(page)), head, "list_endless"
         drop: set[str] = set()
         if "head_ignores_part_number" in quirks and rtype == "HeadObject" and "partNumber" in query:
             drop.add("partNumber")
@@ -113,6 +125,11 @@ class QuirkState:
             rhead, body = _plain(rhead, rbody)
             body = _set_truncated(_drop_next(body))
             return _with_length(rhead, len(body)), body, False, "list_truncated_no_token"
+        if "list_endless" in quirks and rtype == "ListObjects":
+            rhead, body = _plain(rhead, rbody)
+            self._repeat_pages[bucket] = _drop_next(body)
+            body = self._endless_page(self._repeat_pages[bucket])
+            return _with_length(rhead, len(body)), body, False, "list_endless"
         if "list_repeat_token" in quirks and rtype == "ListObjects":
             rhead, body = _plain(rhead, rbody)
             body = _set_truncated(_drop_next(body), b"<NextContinuationToken>%s</NextContinuationToken>"
@@ -120,6 +137,11 @@ class QuirkState:
             self._repeat_pages[bucket] = body
             return _with_length(rhead, len(body)), body, False, "list_repeat_token"
         return rhead, rbody, False, None
+
+    def _endless_page(self, page: bytes) -> bytes:
+        self._endless += 1
+        token = f"{ENDLESS_TOKEN}{self._endless}".encode()
+        return _set_truncated(page, b"<NextContinuationToken>%s</NextContinuationToken>" % token)
 
 
 def _drop_next(body: bytes) -> bytes:
