@@ -41,3 +41,12 @@ def test_keys_outside_the_prefix_are_dropped() -> None:
     keys = ["cl/a", "clkeep/b", "cl", "cl/", "other/c", "cl/d/e"]
     assert [k for k in keys if g.keep(k)] == ["cl/a", "cl/", "cl/d/e"]
     assert g.dropped == 3
+
+
+def test_a_page_that_starts_where_an_earlier_one_started_stops_whatever_its_token() -> None:
+    g = _guard()
+    g.next(True, "t1", "p/a")
+    g.next(True, "t2", "p/m")
+    g.next(True, "t3", None)  # an empty page says nothing
+    with pytest.raises(BrokenListingError, match="loops"):
+        g.next(True, "t4", "p/a")

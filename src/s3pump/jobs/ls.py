@@ -131,7 +131,9 @@ def _level_pages(client: Any, bucket: str, prefix: str, guard: PageGuard) -> Ite
     args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
     while True:
         page = next(_pages(client, "list_objects_v2", guard.what, once=True, **args))
-        token = guard.next(bool(page.get("IsTruncated")), page.get("NextContinuationToken"))
+        contents = page.get("Contents", [])  # (an object is listed once; a common prefix may not be)
+        token = guard.next(bool(page.get("IsTruncated")), page.get("NextContinuationToken"),
+                           contents[0]["Key"] if contents else None)
         yield page
         if token is None:
             return

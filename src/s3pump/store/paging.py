@@ -9,7 +9,9 @@ complete listing:
   nothing under the unseen part and upload it again, and ``verify`` report existing objects as
   missing (botocore's paginator also stops there without a word);
 * **a continuation that repeats**: the same token (or marker) a second time, at any distance,
-  means the listing loops; read on, it never ends (247,458 requests in 10 minutes);
+  means the listing loops; read on, it never ends (247,458 requests in 10 minutes). So does a
+  page that starts with the entry another page started with, whatever its token (each entry is
+  listed once, so no two pages share their first);
 * **keys outside the prefix**: a server that ignores ``prefix`` lists the whole bucket, so every
   listed key is checked against the prefix asked for and the others are dropped (``cleanup
   s3://b/cl/`` must never abort an upload under ``clkeep/``).
@@ -45,14 +47,24 @@ class PageGuard:
         self.pages = 0
         self.dropped = 0
         self._seen: set[Hashable] = set()
+        self._firsts: set[Hashable] = set()
 
-    def next(self, truncated: bool, token: Hashable | None) -> Hashable | None:
-        """The continuation to ask for next, or None when the listing is complete.
+    def next(self, truncated: bool, token: Hashable | None, first: Hashable | None = None) -> Hashable | None:
+        """The continuation to ask for next, or None when the listing is complete. ``first``: the
+        page's first entry (a key, or key and upload ID), if it has any.
 
         Raises:
-            BrokenListingError: truncated without a continuation, or a continuation seen before.
+            BrokenListingError: truncated without a continuation, a continuation seen before, or a
+                page that starts where an earlier one started.
         """
         self.pages += 1
+        if first is not None:
+            if first in self._firsts:
+                raise BrokenListingError(
+                    f"{self.what}: the server's {self.operation} started page {self.pages} with "
+                    f"{_short(first)} again, as an earlier page, so the listing loops; stopped (nothing was "
+                    "planned or deleted on it); check the server or the gateway in front of it")
+            self._firsts.add(first)
         if not truncated:
             self._done()
             return None

@@ -580,7 +580,9 @@ class S3Store:
                 out.append(CompletedPart(
                     p["PartNumber"], p["ETag"].strip('"'), p.get("Size", 0), p.get(field) if field else None,
                 ))
-            marker = guard.next(bool(resp.get("IsTruncated")), resp.get("NextPartNumberMarker") or None)
+            parts = resp.get("Parts", [])
+            marker = guard.next(bool(resp.get("IsTruncated")), resp.get("NextPartNumberMarker") or None,
+                                parts[0]["PartNumber"] if parts else None)
             if marker is None:
                 return out
             kwargs["PartNumberMarker"] = marker
@@ -593,8 +595,10 @@ class S3Store:
             for u in resp.get("Uploads", []):
                 if guard.keep(u["Key"]):  # a server that ignores Prefix lists every upload of the bucket
                     yield MultipartUploadInfo(u["Key"], u["UploadId"], u["Initiated"].timestamp())
+            uploads = resp.get("Uploads", [])
             markers = guard.next(bool(resp.get("IsTruncated")),
-                                 (resp.get("NextKeyMarker") or "", resp.get("NextUploadIdMarker") or ""))
+                                 (resp.get("NextKeyMarker") or "", resp.get("NextUploadIdMarker") or ""),
+                                 (uploads[0]["Key"], uploads[0]["UploadId"]) if uploads else None)
             if markers is None:
                 return
             kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
@@ -624,7 +628,7 @@ class S3Store:
 
             objects, truncated, next_token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
             # checked before the page is handed out: a looping page is not read twice
-            token = guard.next(truncated, next_token)  # type: ignore[assignment]
+            token = guard.next(truncated, next_token, objects[0].key if objects else None)  # type: ignore[assignment]
             if prefix and not all(o.key.startswith(prefix) for o in objects):  # a server that ignores prefix
                 objects = [o for o in objects if guard.keep(o.key)]
             yield from objects
@@ -714,8 +718,10 @@ class S3Store:
                 if guard.keep(m["Key"]):
                     yield ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")),
                                         delete_marker=True)
+            first = (resp.get("Versions") or resp.get("DeleteMarkers") or [None])[0]
             markers = guard.next(bool(resp.get("IsTruncated")),
-                                 (resp.get("NextKeyMarker") or "", resp.get("NextVersionIdMarker") or ""))
+                                 (resp.get("NextKeyMarker") or "", resp.get("NextVersionIdMarker") or ""),
+                                 (first["Key"], first.get("VersionId")) if first else None)
             if markers is None:
                 return
             kwargs["KeyMarker"], kwargs["VersionIdMarker"] = markers  # type: ignore[misc]

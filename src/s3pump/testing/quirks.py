@@ -17,6 +17,8 @@ quirk                           what the client sees
 ``list_endless``                 every ListObjects(V2) page is truncated with a new token each time
                                 (``faultproxy-endless-N``); a request with one is answered (by the
                                 proxy) with the same objects: a loop no repeated token gives away
+``list_endless_empty``           as ``list_endless``, but every page after the first is empty: a loop
+                                neither a token nor a first key gives away
 ``list_stall_mid_body``         every ListObjects(V2) answer sends its headers and half its body,
                                 then nothing for ``stall_s`` seconds, then the connection is reset
 ``head_ignores_part_number``    HeadObject ``?partNumber=N`` is sent without the parameter (re-signed):
@@ -42,6 +44,7 @@ QUIRKS = (
     "list_truncated_no_token",
     "list_repeat_token",
     "list_endless",
+    "list_endless_empty",
     "list_stall_mid_body",
     "head_ignores_part_number",
     "ignores_prefix",
@@ -96,11 +99,15 @@ class QuirkState:
             page = self._repeat_pages.get(bucket)
             if page is not None:
                 return _http(200, "OK", page), head, "list_repeat_token"
-        if "list_endless" in quirks and rtype == "ListObjects" \
+        endless = "list_endless" if "list_endless" in quirks else \
+            "list_endless_empty" if "list_endless_empty" in quirks else None
+        if endless and rtype == "ListObjects" \
                 and query.get("continuation-token", [""])[0].startswith(ENDLESS_TOKEN):
             page = self._repeat_pages.get(bucket)
             if page is not None:
-                return _http(200, "OK", self._endless_page(page)), head, "list_endless"
+                if endless == "list_endless_empty":
+                    page = re.sub(rb"<Contents>.*?</Contents>", b"", page, flags=re.S)
+                return _http(200, "OK", self._endless_page(page)), head, endless
         drop: set[str] = set()
         if "head_ignores_part_number" in quirks and rtype == "HeadObject" and "partNumber" in query:
             drop.add("partNumber")
@@ -125,11 +132,13 @@ class QuirkState:
             rhead, body = _plain(rhead, rbody)
             body = _set_truncated(_drop_next(body))
             return _with_length(rhead, len(body)), body, False, "list_truncated_no_token"
-        if "list_endless" in quirks and rtype == "ListObjects":
+        endless = "list_endless" if "list_endless" in quirks else \
+            "list_endless_empty" if "list_endless_empty" in quirks else None
+        if endless and rtype == "ListObjects":
             rhead, body = _plain(rhead, rbody)
             self._repeat_pages[bucket] = _drop_next(body)
             body = self._endless_page(self._repeat_pages[bucket])
-            return _with_length(rhead, len(body)), body, False, "list_endless"
+            return _with_length(rhead, len(body)), body, False, endless
         if "list_repeat_token" in quirks and rtype == "ListObjects":
             rhead, body = _plain(rhead, rbody)
             body = _set_truncated(_drop_next(body), b"<NextContinuationToken>%s</NextContinuationToken>"
