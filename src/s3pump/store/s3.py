@@ -592,13 +592,13 @@ class S3Store:
         guard = PageGuard(f"s3://{bucket}/{prefix}", "ListMultipartUploads", "NextKeyMarker", prefix)
         while True:
             resp = self._call(f"s3://{bucket}/{prefix}", self._boto.list_multipart_uploads, **kwargs)
-            for u in resp.get("Uploads", []):
-                if guard.keep(u["Key"]):  # a server that ignores Prefix lists every upload of the bucket
-                    yield MultipartUploadInfo(u["Key"], u["UploadId"], u["Initiated"].timestamp())
             uploads = resp.get("Uploads", [])
-            markers = guard.next(bool(resp.get("IsTruncated")),
+            markers = guard.next(bool(resp.get("IsTruncated")),  # before the page is handed out (and aborted)
                                  (resp.get("NextKeyMarker") or "", resp.get("NextUploadIdMarker") or ""),
                                  (uploads[0]["Key"], uploads[0]["UploadId"]) if uploads else None)
+            for u in uploads:
+                if guard.keep(u["Key"]):  # a server that ignores Prefix lists every upload of the bucket
+                    yield MultipartUploadInfo(u["Key"], u["UploadId"], u["Initiated"].timestamp())
             if markers is None:
                 return
             kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
@@ -710,6 +710,10 @@ class S3Store:
         guard = PageGuard(f"s3://{bucket}/{prefix}", "ListObjectVersions", "NextKeyMarker", prefix)
         while True:
             resp = self._call(f"s3://{bucket}/{prefix}", self._boto.list_object_versions, **kwargs)
+            first = (resp.get("Versions") or resp.get("DeleteMarkers") or [None])[0]
+            markers = guard.next(bool(resp.get("IsTruncated")),  # before the page is handed out (and deleted)
+                                 (resp.get("NextKeyMarker") or "", resp.get("NextVersionIdMarker") or ""),
+                                 (first["Key"], first.get("VersionId")) if first else None)
             for v in resp.get("Versions", []):
                 if guard.keep(v["Key"]):
                     yield ObjectVersion(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")),
@@ -718,10 +722,6 @@ class S3Store:
                 if guard.keep(m["Key"]):
                     yield ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")),
                                         delete_marker=True)
-            first = (resp.get("Versions") or resp.get("DeleteMarkers") or [None])[0]
-            markers = guard.next(bool(resp.get("IsTruncated")),
-                                 (resp.get("NextKeyMarker") or "", resp.get("NextVersionIdMarker") or ""),
-                                 (first["Key"], first.get("VersionId")) if first else None)
             if markers is None:
                 return
             kwargs["KeyMarker"], kwargs["VersionIdMarker"] = markers  # type: ignore[misc]
