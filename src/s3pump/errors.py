@@ -32,7 +32,8 @@ code it maps to when it ends a run (``exit_code``)::
     │       │   └── CertificateError    fatal    exit 2   an https endpoint's certificate is not trusted
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
-    │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
+    │       ├── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
+    │       └── BrokenListingError      fatal    exit 1   a listing truncated without a token, or looping
     ├── WorkerLostError                 fatal    exit 1   a --cluster shard's workers all died
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 __all__ = [
     "AccessDeniedError",
     "BadDigestError",
+    "BrokenListingError",
     "CancelledError",
     "CertificateError",
     "ConcurrentChangeError",
@@ -238,6 +240,13 @@ class ConcurrentChangeError(FatalStoreError):
     someone else meanwhile: what the server holds is not what s3pump wrote. Check and run again."""
 
 
+class BrokenListingError(FatalStoreError):
+    """A paginated listing the server cannot complete: a page says it is truncated but gives no
+    continuation token or marker, or a continuation comes a second time (the listing loops). Raised
+    before the caller acts on the partial listing (``sync`` plans and deletes nothing). See
+    :mod:`s3pump.store.paging`."""
+
+
 class CancelledError(S3PumpError):
     """The run was cancelled (Ctrl-C, SIGTERM, or ``Run.cancel``). Open multipart uploads were
     aborted, or, where a resume journal records them (``upload`` without ``--no-resume``), kept
@@ -276,6 +285,7 @@ _FATAL_BY_CODE: dict[str, type[FatalStoreError]] = {
     "TokenRefreshRequired": CredentialsError,
     "AccessDenied": AccessDeniedError,
     "NoSuchUpload": NoSuchUploadError,
+    "NotImplemented": FatalStoreError,  # 501: the server has no such operation; asking again cannot help
 }
 
 _ADVICE: dict[type[StoreError], str] = {

@@ -118,6 +118,7 @@ class Run:
         self._previous_handlers: dict[int, Any] = {}
         self._engine: Engine | None = None
         self._cancelled = threading.Event()
+        self._on_cancel: list[Callable[[], None]] = []
         self._kept_for_resume = False
         self.uploads: OpenUploads | None = None
 
@@ -183,11 +184,22 @@ class Run:
 
     # ------------------------------------------------------------------ stop and cancel
     def cancel(self) -> None:
-        """Stop transfers at the next safe point; thread-safe. :meth:`transfer` raises CancelledError."""
+        """Stop transfers at the next safe point; thread-safe. :meth:`transfer` raises CancelledError.
+        The callbacks given to :meth:`on_cancel` (what the job started besides the engine) are called."""
         self._cancelled.set()
         engine = self._engine
         if engine is not None:
             engine.cancel()
+        for stop in list(self._on_cancel):
+            stop()
+
+    def on_cancel(self, stop: Callable[[], None]) -> None:
+        """Call ``stop`` (thread-safe, quick: e.g. ``Handoff.stop``) when the run is cancelled, at once
+        if it already is: a run's cancel must reach every thread the job started (sync's planner and
+        its lister), not only the engine's."""
+        self._on_cancel.append(stop)
+        if self._cancelled.is_set():
+            stop()
 
     @property
     def cancelled(self) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ..errors import S3PumpError, SourceChangedError
+from ..errors import BrokenListingError, S3PumpError, SourceChangedError
 from ..items import ResumeRecord
 from ..store.base import CompletedPart, Store
 from .multipart import FilePartSource
@@ -31,7 +31,11 @@ _READ_BYTES = 1024 * 1024
 
 def listing_unsupported(error: S3PumpError) -> bool:
     """True if ``error`` says the server does not implement ListParts (405 MethodNotAllowed or
-    501 NotImplemented): the upload cannot be checked, so it is aborted and the file starts over."""
+    501 NotImplemented), or cannot list them whole (a page truncated without a marker, or a marker
+    twice: :class:`~s3pump.errors.BrokenListingError`): the upload cannot be checked, so it is
+    aborted and the file starts over."""
+    if isinstance(error, BrokenListingError):
+        return True
     code = getattr(error, "code", None)
     status = getattr(error, "status", None)
     return code in ("MethodNotAllowed", "NotImplemented") or status in (405, 501)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import FatalStoreError, StoreError
-from ..store.base import Store
+from ..store.base import MultipartUploadInfo, Store
 
 __all__ = ["make_bucket", "remove_bucket", "set_versioning"]
 
@@ -40,7 +40,7 @@ def remove_bucket(store: Store, bucket: str, *, force: bool = False) -> int:
     if not force:
         _refuse_if_not_empty(store, bucket)
     if force:
-        for u in store.list_multipart_uploads(bucket):
+        for u in _multipart_uploads(store, bucket):
             store.abort_multipart_upload(bucket, u.key, u.upload_id)
         keys = [o.key for o in store.list_objects(bucket)]
         store.delete_objects(bucket, keys)
@@ -63,7 +63,7 @@ def _refuse_if_not_empty(store: Store, bucket: str) -> None:
     """Some servers delete a non-empty bucket with everything in it (SeaweedFS by default:
     ``-s3.allowDeleteBucketNotEmpty``); S3 refuses with BucketNotEmpty. Refuse it here as S3 does."""
     empty = (next(iter(store.list_objects(bucket)), None) is None
-             and next(iter(store.list_multipart_uploads(bucket)), None) is None
+             and next(iter(_multipart_uploads(store, bucket)), None) is None
              and (store.get_bucket_versioning(bucket) is None
                   or next(iter(store.list_object_versions(bucket)), None) is None))
     if not empty:
@@ -77,3 +77,19 @@ def set_versioning(store: Store, bucket: str, enable: bool | None) -> str | None
     if enable is not None:
         store.put_bucket_versioning(bucket, enable)
     return store.get_bucket_versioning(bucket)
+
+
+#: The answers of a server that has no ListMultipartUploads (S3 API reference, "Error responses").
+_NOT_IMPLEMENTED = frozenset({"NotImplemented", "MethodNotAllowed"})
+
+
+def _multipart_uploads(store: Store, bucket: str) -> list[MultipartUploadInfo]:
+    """The bucket's multipart uploads; none when the server has no ListMultipartUploads (501
+    NotImplemented, 405 MethodNotAllowed: small S3 servers): ``aws s3 rb`` never asks, and
+    DeleteBucket itself refuses a bucket that still holds uploads."""
+    try:
+        return list(store.list_multipart_uploads(bucket))
+    except StoreError as e:
+        if e.status in (501, 405) or e.code in _NOT_IMPLEMENTED:
+            return []
+        raise

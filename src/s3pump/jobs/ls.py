@@ -20,6 +20,7 @@ from typing import Any
 from ..config import TransferConfig
 from ..errors import S3PumpError, StoreError
 from ..session import open_store
+from ..store.paging import PageGuard
 from ..urls import parse_s3_url
 
 __all__ = ["LsEntry", "format_entry", "format_summary", "human_readable_size", "ls"]
@@ -110,23 +111,44 @@ def ls(url: str | None, config: TransferConfig | None = None, *, recursive: bool
                               dt.datetime.fromtimestamp(o.last_modified, dt.UTC) if o.last_modified else None,
                               o.etag)
             return
-        args: dict[str, Any] = {"Bucket": target.bucket, "Prefix": target.prefix, "Delimiter": "/"}
-        for page in _pages(store.boto_client, "list_objects_v2", str(target), **args):  # type: ignore[attr-defined]
+        guard = PageGuard(str(target), "ListObjectsV2", "NextContinuationToken", target.prefix)
+        for page in _level_pages(store.boto_client, target.bucket, target.prefix, guard):  # type: ignore[attr-defined]
             for p in page.get("CommonPrefixes", []):
-                yield LsEntry("prefix", p["Prefix"].split("/")[-2] + "/", p["Prefix"])
+                if guard.keep(p["Prefix"]):
+                    yield LsEntry("prefix", p["Prefix"].split("/")[-2] + "/", p["Prefix"])
             for o in page.get("Contents", []):
-                yield LsEntry("object", o["Key"].split("/")[-1], o["Key"], int(o["Size"]), o.get("LastModified"),
-                              o.get("ETag", "").strip('"'))
+                if guard.keep(o["Key"]):
+                    yield LsEntry("object", o["Key"].split("/")[-1], o["Key"], int(o["Size"]),
+                                  o.get("LastModified"), o.get("ETag", "").strip('"'))
     finally:
         store.close()
 
 
-def _pages(client: Any, operation: str, what: str, **args: Any) -> Iterator[dict[str, Any]]:
+def _level_pages(client: Any, bucket: str, prefix: str, guard: PageGuard) -> Iterator[dict[str, Any]]:
+    """One level's ListObjectsV2 pages (``Delimiter=/``). Not botocore's paginator: it takes a page
+    truncated without a token as the last one, and sees a repeated token only when it comes twice
+    in a row; the guard stops on either (:mod:`s3pump.store.paging`)."""
+    args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+    while True:
+        page = next(_pages(client, "list_objects_v2", guard.what, once=True, **args))
+        contents = page.get("Contents", [])  # (an object is listed once; a common prefix may not be)
+        token = guard.next(bool(page.get("IsTruncated")), page.get("NextContinuationToken"),
+                           contents[0]["Key"] if contents else None)
+        yield page
+        if token is None:
+            return
+        args["ContinuationToken"] = token
+
+
+def _pages(client: Any, operation: str, what: str, *, once: bool = False, **args: Any) -> Iterator[dict[str, Any]]:
     import botocore.exceptions
 
     from ..store.s3 import _boto_error
 
     try:
+        if once:
+            yield getattr(client, operation)(**args)
+            return
         yield from client.get_paginator(operation).paginate(**args)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         error: StoreError | S3PumpError = _boto_error(e, what)

@@ -211,6 +211,7 @@ def sync(
                 walker=walker, list_unchanged=list_unchanged,
             )
             intents = None if dry_run else _intent_log(run, root, destination)
+            run.on_cancel(handoff.stop)  # Ctrl-C reaches the planner, even while its listing stalls or loops
             try:
                 handoff.start(planner.produce)
                 if dry_run:
@@ -272,7 +273,7 @@ def _transfer(run: Run, handoff: Handoff[Any], cluster: Any = None, walk: Any = 
 
             outcome = transfer_on_cluster(run, run.emitting(items()), cluster, walk=walk).to_json()
     except CancelledError:
-        if planner_error:
+        if planner_error and not isinstance(planner_error[0], CancelledError):  # the planner's own error
             raise _as_s3pump_error(planner_error[0]) from None
         raise
     if planner_error:  # the planner failed after the engine had taken its last item

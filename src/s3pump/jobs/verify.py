@@ -136,6 +136,8 @@ class _Checker:
 
     def __init__(self, store: Store, bucket: str, config: TransferConfig, download: bool) -> None:
         self.store, self.bucket, self.config, self.download = store, bucket, config, download
+        #: keys whose HeadObject ``partNumber=1`` answer was not a part's (the parameter was ignored)
+        self.ignored_part_number: dict[str, bool] = {}
 
     def __call__(self, path: str, key: str, size: int, info: ObjectInfo | None) -> tuple[str, str]:
         if info is None:
@@ -147,7 +149,7 @@ class _Checker:
                 return self._download(path, key)
             record = (key.encode(), info.size_bytes, info.etag, info.last_modified)
             parsed = parse_etag(info.etag)
-            exact = self._part_size(key) if parsed is not None and parsed[1] is not None else None
+            exact = self._part_size(key, info.size_bytes, parsed[1]) if parsed is not None and parsed[1] else None
             part_sizes = [exact] if exact else checksum_part_sizes(record, self.config.part_size_bytes)
             digest = file_digest(path, part_sizes, whole=True)
             verdict = checksum_verdict(digest, record, part_sizes, lambda: self.store.head_object(self.bucket, key))
@@ -160,6 +162,10 @@ class _Checker:
             crc = self._full_object_checksum(path, key)
             if crc is not None:
                 return crc
+            if self.ignored_part_number.get(key):
+                return "unverified", (f"{verdict.reason}; the server ignored partNumber=1 on HeadObject (no "
+                                      "x-amz-mp-parts-count in its answer), so the object's part size is unknown; "
+                                      "rerun with --download to compare the bytes")
             return "unverified", f"{verdict.reason}; rerun with --download to compare the bytes"
         except SourceError as e:
             return "unverified", str(e)
@@ -188,15 +194,25 @@ class _Checker:
         finally:
             body.close()
 
-    def _part_size(self, key: str) -> int | None:
-        """The size of part 1 of a multipart object (HeadObject ``partNumber=1``; S3 API reference,
-        HeadObject): the part size its uploader used. None when the store does not answer it."""
+    def _part_size(self, key: str, size_bytes: int, parts: int) -> int | None:
+        """The size of part 1 of a multipart object of ``size_bytes`` in ``parts`` parts (HeadObject
+        ``partNumber=1``; S3 API reference, HeadObject): the part size its uploader used. None when
+        the store does not answer it, or answers as if ``partNumber`` were not there: a part-1 answer
+        carries ``x-amz-mp-parts-count`` (botocore's ``PartsCount``), and a server that ignores the
+        parameter (some small S3 servers, some gateways) sends the whole object's headers, whose
+        length taken as the part size would call an intact object different. The answer is used only
+        when its parts count is the ETag's and the length fits it."""
         client = self.store.boto_client  # type: ignore[attr-defined]
         try:
-            size = int(client.head_object(Bucket=self.bucket, Key=key, PartNumber=1)["ContentLength"])
+            head = client.head_object(Bucket=self.bucket, Key=key, PartNumber=1)
+            size, count = int(head["ContentLength"]), head.get("PartsCount")
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError, ValueError):
             return None
-        return size if size > 0 else None
+        if count is None:
+            self.ignored_part_number[key] = True
+            return None
+        fits = size > 0 and size * (parts - 1) < size_bytes <= size * parts
+        return size if int(count) == parts and fits else None
 
     def _full_object_checksum(self, path: str, key: str) -> tuple[str, str] | None:
         """Compare a stored full-object CRC with the file's; None when the object has none."""

@@ -156,7 +156,7 @@ class SyncPlanner:
         keep = self.path_filter
         n = len(self.key_prefix)
         for info in self.store.list_objects(self.dest.bucket, self.key_prefix):
-            if stop.is_set():
+            if stop.is_set():  # the planner stopped (cancelled, or the walk failed): it no longer waits for this
                 return
             if not info.key.startswith(self.key_prefix):
                 continue
@@ -189,6 +189,8 @@ class SyncPlanner:
         lister.start()
         try:
             for item in self._walk(out):
+                if failure:  # the listing failed: its error, not a plan
+                    break
                 if isinstance(item, EntrySkipped):  # the cluster's walk hands its skipped entries over
                     out.put(item)
                     continue
@@ -211,11 +213,13 @@ class SyncPlanner:
             for path, kind in self.walk_totals.drain_skips():
                 out.put(EntrySkipped(path, kind))
             out.flush()
+            while lister.is_alive():  # a cancel is seen within 0.2 s, however long a listing page takes
+                if out.stopped:
+                    raise Stopped
+                lister.join(0.2)
         except BaseException:
-            stop.set()
+            stop.set()  # the lister ends at its next object; a daemon, it is not waited for
             raise
-        finally:
-            lister.join()
         if failure:
             raise failure[0]
         self.local_files, self.remote_objects = local.count, remote.count

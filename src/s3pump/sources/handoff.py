@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
+from ..errors import CancelledError
+
 __all__ = ["Handoff", "Stopped", "threaded"]
 
 T = TypeVar("T")
@@ -81,8 +83,20 @@ class Handoff(Generic[T]):
         threading.Thread(target=run, name=self._name, daemon=True).start()
 
     def __iter__(self) -> Iterator[T]:
+        """The producer's objects, then its exception if it failed.
+
+        Raises:
+            CancelledError: :meth:`stop` was called (by a run's cancel, from any thread) before the
+                producer finished: seen within 0.2 s, even while the producer is blocked (a stalled
+                listing), so what was handed out so far is never taken for the whole.
+        """
         while True:
-            got = self._q.get()
+            try:
+                got = self._q.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise CancelledError("cancelled") from None
+                continue
             if got is _END:
                 break
             yield from got  # type: ignore[misc]

@@ -61,6 +61,7 @@ from .base import (
     PutResult,
 )
 from .body import StreamBody
+from .paging import PageGuard
 
 __all__ = ["S3Store"]
 
@@ -637,26 +638,35 @@ class S3Store:
         out: list[CompletedPart] = []
         field = f"Checksum{self._checksum_name}" if self._checksum_name else None
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+        guard = PageGuard(f"s3://{bucket}/{key} (upload {upload_id})", "ListParts", "NextPartNumberMarker")
         while True:
             resp = self._call(f"s3://{bucket}/{key}", self._boto.list_parts, **kwargs)
             for p in resp.get("Parts", []):
                 out.append(CompletedPart(
                     p["PartNumber"], p["ETag"].strip('"'), p.get("Size", 0), p.get(field) if field else None,
                 ))
-            if not resp.get("IsTruncated"):
+            parts = resp.get("Parts", [])
+            marker = guard.next(bool(resp.get("IsTruncated")), resp.get("NextPartNumberMarker") or None,
+                                parts[0]["PartNumber"] if parts else None)
+            if marker is None:
                 return out
-            kwargs["PartNumberMarker"] = resp["NextPartNumberMarker"]
+            kwargs["PartNumberMarker"] = marker
 
     def list_multipart_uploads(self, bucket: str, prefix: str = "") -> Iterator[MultipartUploadInfo]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        guard = PageGuard(f"s3://{bucket}/{prefix}", "ListMultipartUploads", "NextKeyMarker", prefix)
         while True:
             resp = self._call(f"s3://{bucket}/{prefix}", self._boto.list_multipart_uploads, **kwargs)
-            for u in resp.get("Uploads", []):
-                yield MultipartUploadInfo(u["Key"], u["UploadId"], u["Initiated"].timestamp())
-            if not resp.get("IsTruncated"):
+            uploads = resp.get("Uploads", [])
+            markers = guard.next(bool(resp.get("IsTruncated")),  # before the page is handed out (and aborted)
+                                 (resp.get("NextKeyMarker") or "", resp.get("NextUploadIdMarker") or ""),
+                                 (uploads[0]["Key"], uploads[0]["UploadId"]) if uploads else None)
+            for u in uploads:
+                if guard.keep(u["Key"]):  # a server that ignores Prefix lists every upload of the bucket
+                    yield MultipartUploadInfo(u["Key"], u["UploadId"], u["Initiated"].timestamp())
+            if markers is None:
                 return
-            kwargs["KeyMarker"] = resp.get("NextKeyMarker", "")
-            kwargs["UploadIdMarker"] = resp.get("NextUploadIdMarker", "")
+            kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
         try:
@@ -673,6 +683,7 @@ class S3Store:
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """ListObjectsV2 over awscrt, 1,000 keys a page, parsed by store/listing.py (sync, ``ls --recursive``)."""
         token: str | None = None
+        guard = PageGuard(f"s3://{bucket}/{prefix}", "ListObjectsV2", "NextContinuationToken", prefix)
         while True:
             query = f"encoding-type=url&list-type=2&max-keys=1000&prefix={quote(prefix, safe='')}"
             if token:
@@ -680,9 +691,13 @@ class S3Store:
             _, _, body = self._crt_call("GET", bucket, None, query, "ListObjectsV2", retry=True)
             from .listing import parse_list_page  # imported by the jobs that list
 
-            objects, truncated, token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
+            objects, truncated, next_token = parse_list_page(body, what=f"s3://{bucket}/{prefix}")
+            # checked before the page is handed out: a looping page is not read twice
+            token = guard.next(truncated, next_token, objects[0].key if objects else None)  # type: ignore[assignment]
+            if prefix and not all(o.key.startswith(prefix) for o in objects):  # a server that ignores prefix
+                objects = [o for o in objects if guard.keep(o.key)]
             yield from objects
-            if not truncated or not token:
+            if token is None:
                 return
 
     def get_object(self, bucket: str, key: str) -> bytes:
@@ -757,18 +772,24 @@ class S3Store:
 
     def list_object_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        guard = PageGuard(f"s3://{bucket}/{prefix}", "ListObjectVersions", "NextKeyMarker", prefix)
         while True:
             resp = self._call(f"s3://{bucket}/{prefix}", self._boto.list_object_versions, **kwargs)
+            first = (resp.get("Versions") or resp.get("DeleteMarkers") or [None])[0]
+            markers = guard.next(bool(resp.get("IsTruncated")),  # before the page is handed out (and deleted)
+                                 (resp.get("NextKeyMarker") or "", resp.get("NextVersionIdMarker") or ""),
+                                 (first["Key"], first.get("VersionId")) if first else None)
             for v in resp.get("Versions", []):
-                yield ObjectVersion(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")),
-                                    v.get("Size", 0), v.get("ETag", "").strip('"'))
+                if guard.keep(v["Key"]):
+                    yield ObjectVersion(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")),
+                                        v.get("Size", 0), v.get("ETag", "").strip('"'))
             for m in resp.get("DeleteMarkers", []):
-                yield ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")),
-                                    delete_marker=True)
-            if not resp.get("IsTruncated"):
+                if guard.keep(m["Key"]):
+                    yield ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")),
+                                        delete_marker=True)
+            if markers is None:
                 return
-            kwargs["KeyMarker"] = resp.get("NextKeyMarker", "")
-            kwargs["VersionIdMarker"] = resp.get("NextVersionIdMarker", "")
+            kwargs["KeyMarker"], kwargs["VersionIdMarker"] = markers  # type: ignore[misc]
 
     def delete_versions(self, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
         self._delete(bucket, [{"Key": k, "VersionId": v} for k, v in versions])

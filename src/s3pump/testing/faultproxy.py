@@ -34,6 +34,10 @@ fault                       what the client sees
 Every request is logged (:class:`LogEntry`: type, key, part number, upload ID, body
 size, fault, upstream status), so tests can count PUTs and parts per key.
 
+Server quirks (listings truncated without a token, looping or stalling; ``prefix`` or ``partNumber``
+ignored; 501 on ListMultipartUploads) hit every request of a kind: ``FaultPlan(quirks=...)``, see
+:mod:`s3pump.testing.quirks`.
+
 Use it in-process (``FaultProxy(...).start()`` runs it on a background thread; see
 the ``faultproxy`` pytest fixture), or standalone::
 
@@ -58,6 +62,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from . import quirks as _quirks
 
 __all__ = ["FAULTS", "TRANSIENT_FAULTS", "FaultPlan", "FaultProxy", "LogEntry", "main", "request_type"]
 
@@ -166,6 +172,9 @@ class FaultPlan:
     ``internal`` (500 InternalError, which a client retries), whatever else the plan says: the file
     fails however many attempts the client makes, so a test is sure to see a failure (and, with
     ``{"UploadPart"}``, an upload created, failed and aborted). Doomed requests count as faults.
+    ``quirks`` (names in :data:`s3pump.testing.quirks.QUIRKS`) make the server truncate, loop, stall or
+    ignore parameters on every request of a kind (logged as the entry's ``fault``); ``credentials``
+    (access key, secret) re-sign the requests a quirk strips a parameter from.
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -178,6 +187,10 @@ class FaultPlan:
     max_in_flight: int | None = None
     spare_first: dict[str, int] = field(default_factory=dict)
     doomed: dict[str, frozenset[str]] = field(default_factory=dict)
+    # ---- server quirks (testing/quirks.py): how a server answers every request of a kind
+    quirks: frozenset[str] = frozenset()
+    credentials: tuple[str, str] | None = None  # (access key, secret): to re-sign a request a quirk changed
+    # ---- end of server quirks
     _forced: Counter[str] = field(default_factory=Counter, repr=False)
     _spared: Counter[str] = field(default_factory=Counter, repr=False)
 
@@ -189,6 +202,7 @@ class FaultPlan:
                 raise ValueError(f"rate of {name} must be 0..1, got {rate}")
         if self.total_rate is not None and not 0.0 <= self.total_rate <= 1.0:
             raise ValueError(f"total rate must be 0..1, got {self.total_rate}")
+        _quirks.check(self.quirks)
 
     @classmethod
     def single(cls, fault: str, rate: float, **kwargs: Any) -> FaultPlan:
@@ -347,6 +361,7 @@ class FaultProxy:
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._serving = 0  # PutObject/UploadPart requests forwarded and not yet answered
+        self._quirk_state = _quirks.QuirkState()
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -537,6 +552,17 @@ class FaultProxy:
             raise _Reset
         body = await _read_chunked(creader) if chunked else (await creader.readexactly(length) if length else b"")
 
+        if self.plan.quirks:  # ---- server quirks (testing/quirks.py): answered here, or the request changed
+            answer, head, quirk = self._quirk_state.on_request(self.plan.quirks, self.plan.credentials, method,
+                                                                rtype, bucket, query, head)
+            if quirk is not None and fault is None:
+                rec["fault"] = quirk
+            if answer is not None:
+                self._record(status=int(answer.split(b" ", 2)[1]), **rec)
+                cwriter.write(answer)
+                await cwriter.drain()
+                return not client_close, upstream
+        # ---- end of server quirks
         if fault in _STATUS_FAULTS or fault in ("complete_200_error", "capacity"):
             if fault == "capacity":
                 status, reason, code, msg = _STATUS_FAULTS["slowdown"]
@@ -610,6 +636,18 @@ class FaultProxy:
         if fault == "reset_before_headers":
             self._record(status=None, **rec)
             raise _Reset
+        if self.plan.quirks:  # ---- server quirks (testing/quirks.py): the answer changed
+            rhead, rbody, stall, quirk = self._quirk_state.on_answer(self.plan.quirks, rtype, rec["bucket"], status,
+                                                                      rhead, rbody)
+            if quirk is not None and fault is None:
+                rec["fault"] = quirk
+            if stall:  # headers and half the body, then nothing
+                cwriter.write(rhead + rbody[: len(rbody) // 2])
+                await cwriter.drain()
+                self._record(status=None, **rec)
+                await asyncio.sleep(self.plan.stall_s)
+                raise _Reset
+        # ---- end of server quirks
         cwriter.write(rhead + rbody)
         await cwriter.drain()
         self._record(status=status, **rec)
