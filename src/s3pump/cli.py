@@ -261,6 +261,10 @@ def sync(
                                            "object's md5 metadata")] = False,
     delete: Annotated[bool, typer.Option("--delete", metavar="", rich_help_panel=WHAT,
                                          help="Delete objects under the prefix with no local file")] = False,
+    max_delete: Annotated[str | None, typer.Option(
+        "--max-delete", metavar="N|P%", rich_help_panel=SAFETY, show_default=False,
+        help="With --delete: refuse (exit 2, nothing deleted) when the plan deletes more than N objects, "
+             "or more than P% of the objects under the prefix")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="Print the plan (uploads, deletes, counts); change nothing")] = False,
     include: Include = None,
@@ -301,7 +305,8 @@ def sync(
             printer = [] if json_output else [SyncPlanPrinter(destination, dry_run=dry_run)]
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
-                else "default", delete=delete, dry_run=dry_run, filters=filter_rules(ctx, include, exclude),
+                else "default", delete=delete, max_delete=max_delete, dry_run=dry_run,
+                filters=filter_rules(ctx, include, exclude),
                 embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers, skipped],
                 hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster, list_unchanged=json_output,
             )
