@@ -39,5 +39,6 @@ def test_upload_content_type_of_compressed_files(s3env: S3Env, bucket: str, stat
     p = run_cli(["upload", str(d), f"s3://{bucket}/u/", "--no-progress"], s3env.env(state_dir))
     assert p.returncode == 0, p.stderr.decode()
     client = s3env.boto()
-    got = {n: client.head_object(Bucket=bucket, Key=f"u/{n}")["ContentType"] for n in ("a.tar.gz", "b.txt", "c.json.xz")}
+    names = ("a.tar.gz", "b.txt", "c.json.xz")
+    got = {n: client.head_object(Bucket=bucket, Key=f"u/{n}")["ContentType"] for n in names}
     assert got == {"a.tar.gz": "application/gzip", "b.txt": "text/plain", "c.json.xz": "application/x-xz"}
