@@ -96,6 +96,18 @@ if hasattr(typer.core.TyperArgument, "display_type_rich"):  # Typer >= 0.16 show
     typer.core.TyperArgument.display_type_rich = _argument_type_column  # type: ignore[method-assign]
 
 
+def _help_option_without_type(self: Any, ctx: Any) -> Any:
+    option = _click_help_option(self, ctx)
+    if option is not None and option.metavar is None:
+        option.metavar = ""  # a flag: Typer would print "<bool>" beside -h, --help
+    return option
+
+
+_click_help_option = typer.core.TyperCommand.get_help_option
+typer.core.TyperCommand.get_help_option = _help_option_without_type  # type: ignore[method-assign]
+typer.core.TyperGroup.get_help_option = _help_option_without_type  # type: ignore[method-assign]
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"s3pump {__version__}")
@@ -104,7 +116,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool | None, typer.Option("--version", "-V", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", "-V", callback=_version, is_eager=True, metavar="",
                                                  help="Print the version and exit")] = None,
 ) -> None:
     """Move data into S3 and S3-compatible object stores: fast, in bounded memory, without losing a byte.
@@ -261,6 +273,10 @@ def sync(
                                            "object's md5 metadata")] = False,
     delete: Annotated[bool, typer.Option("--delete", metavar="", rich_help_panel=WHAT,
                                          help="Delete objects under the prefix with no local file")] = False,
+    max_delete: Annotated[str | None, typer.Option(
+        "--max-delete", metavar="N|P%", rich_help_panel=SAFETY, show_default=False,
+        help="With --delete: refuse (exit 2, nothing deleted) when the plan deletes more than N objects, "
+             "or more than P% of the objects under the prefix")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="Print the plan (uploads, deletes, counts); change nothing")] = False,
     include: Include = None,
@@ -301,7 +317,8 @@ def sync(
             printer = [] if json_output else [SyncPlanPrinter(destination, dry_run=dry_run)]
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
-                else "default", delete=delete, dry_run=dry_run, filters=filter_rules(ctx, include, exclude),
+                else "default", delete=delete, max_delete=max_delete, dry_run=dry_run,
+                filters=filter_rules(ctx, include, exclude),
                 embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers, skipped],
                 hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster, list_unchanged=json_output,
             )
@@ -434,12 +451,12 @@ def export(
     cursor_column: Annotated[str | None, typer.Option(
         "--cursor-column", metavar="COLUMN",
         help=note("Increasing column that orders and resumes the export", default="integer primary key"))] = None,
-    batch_rows: Annotated[int, typer.Option("--batch-rows", metavar="N", help=note("Rows per batch",
-                                                                                    default=100_000))] = 100_000,
+    batch_rows: Annotated[int, typer.Option("--batch-rows", metavar="N", show_default=False,
+                                            help=note("Rows per batch", default=100_000))] = 100_000,
     partition_by: Annotated[list[str] | None, typer.Option(
         "--partition-by", metavar="SPEC",
         help="time:COLUMN:hour|day|month\\[:epoch-s|:epoch-ms] or column:COL (repeatable, nested in order)")] = None,
-    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", show_default=False,
                                      help=note("parquet, jsonl or protobuf", default="parquet"))] = "parquet",
     compression: Annotated[str | None, typer.Option(
         "--compression", metavar="CODEC",
@@ -456,7 +473,7 @@ def export(
                                              help="Export the dead-letter entries again")] = False,
     follow: Annotated[bool, typer.Option("--follow", metavar="",
                                          help="Keep exporting new rows until SIGINT/SIGTERM")] = False,
-    poll_interval: Annotated[str, typer.Option("--poll-interval", metavar="DURATION", help=note(
+    poll_interval: Annotated[str, typer.Option("--poll-interval", metavar="DURATION", show_default=False, help=note(
         "Poll period of --follow", default="30s"))] = "30s",
     state_file: Annotated[Path | None, typer.Option("--state-file", metavar="FILE", help="Also keep the "
                                                     "checkpoint in this local file")] = None,
@@ -523,7 +540,7 @@ def export(
              + _examples("s3pump cleanup s3://bucket/ --older-than 24h --dry-run"))
 def cleanup(
     destination: Annotated[str, typer.Argument(help="s3://bucket/prefix", metavar="S3URL", show_default=False)],
-    older_than: Annotated[str, typer.Option("--older-than", metavar="DURATION", help=note(
+    older_than: Annotated[str, typer.Option("--older-than", metavar="DURATION", show_default=False, help=note(
         "Abort only uploads initiated longer ago than this, e.g. 24h, 30m, 0s", default="24h"))] = "24h",
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="List the uploads; abort nothing")] = False,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
@@ -551,7 +568,7 @@ def cleanup(
                          "s3pump generate ./mixed --count 2000 --size-min 0 --size-max 40MiB --seed 7"))
 def generate(
     directory: Annotated[Path, typer.Argument(help="Directory to write into", metavar="DIR", show_default=False)],
-    count: Annotated[int, typer.Option("--count", "-n", metavar="N", help=note("Number of files",
+    count: Annotated[int, typer.Option("--count", "-n", metavar="N", show_default=False, help=note("Number of files",
                                                                               default=100))] = 100,
     size: Annotated[str | None, typer.Option("--size", metavar="SIZE", help=note(
         "Size of every file, e.g. 4KiB", default="4KiB"))] = None,
@@ -559,9 +576,10 @@ def generate(
                                                  help="Smallest size (log-uniform)")] = None,
     size_max: Annotated[str | None, typer.Option("--size-max", metavar="SIZE",
                                                  help="Largest size (log-uniform)")] = None,
-    files_per_dir: Annotated[int, typer.Option("--files-per-dir", metavar="N", help=note(
+    files_per_dir: Annotated[int, typer.Option("--files-per-dir", metavar="N", show_default=False, help=note(
         "Files per subdirectory", default=1000))] = 1000,
-    seed: Annotated[int, typer.Option("--seed", metavar="N", help=note("Random seed", default=0))] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", show_default=False,
+                                      help=note("Random seed", default=0))] = 0,
 ) -> None:
     def body() -> None:
         import time

@@ -12,6 +12,7 @@ code it maps to when it ends a run (``exit_code``)::
     │   │                                                 (also a SourceNotFoundError)
     │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
     │   ├── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
+    │   ├── DeleteLimitError            fatal    exit 2   sync --delete would delete over --max-delete
     │   └── WorkerMismatchError         fatal    exit 2   a --cluster worker sees other files
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
@@ -50,6 +51,7 @@ __all__ = [
     "CertificateError",
     "ConcurrentChangeError",
     "CredentialsError",
+    "DeleteLimitError",
     "EndpointUnreachableError",
     "FatalStoreError",
     "InvalidKeyError",
@@ -121,6 +123,10 @@ class LocalStateError(UsageError):
     Raised before any upload when the file cannot be created; when it fails mid-run, the run stops
     first (in-flight multipart uploads are aborted, so none is left open).
     """
+
+
+class DeleteLimitError(UsageError):
+    """``sync --delete`` would delete more than ``--max-delete`` allows: nothing was deleted."""
 
 
 class WorkerMismatchError(UsageError):

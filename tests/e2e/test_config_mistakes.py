@@ -123,3 +123,21 @@ def test_virtual_addressing_falls_back_to_path_style_for_an_ip_endpoint(s3env, b
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.mark.parametrize("verb", ["export", "upload", "upload --from-list", "sync", "stream", "verify"])
+def test_every_missing_input_exits_2_in_one_line(tmp_path: Path, verb: str) -> None:
+    """A missing database, path, list, directory or file is a usage error (exit 2), as the aws cli's
+    missing PATH; the export's database exited 1."""
+    missing = str(tmp_path / "nope")
+    args = {"export": ["export", missing, "--table", "T", "s3://bucket/x"],
+            "upload": ["upload", missing, "s3://bucket/x/"],
+            "upload --from-list": ["upload", "--from-list", missing, "s3://bucket/x/"],
+            "sync": ["sync", missing, "s3://bucket/x/"],
+            "stream": ["stream", missing, "s3://bucket/x/k"],
+            "verify": ["verify", missing, "s3://bucket/x/"]}[verb]
+    env = cli_env(tmp_path, AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b")
+    p = run_cli([*args, "--endpoint-url", f"http://127.0.0.1:{closed_port()}"], env, timeout=60)
+    lines = [line for line in p.stderr.decode().splitlines() if line.strip()]
+    assert p.returncode == 2, p.stderr.decode()
+    assert len(lines) == 1 and "nope" in lines[0] and "Traceback" not in lines[0], p.stderr.decode()

@@ -55,6 +55,7 @@ from ..items import UploadItem
 from ..run import Run
 from ..session import state_dir
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
+from ..sources.walk import content_type_for
 from ..store.base import ObjectAttributes, Store
 from ..store.body import FileRange
 from ..store.checksums import FULL_OBJECT_ALGORITHMS
@@ -231,6 +232,8 @@ def stream(
         multipart_threshold_bytes=max(config.multipart_threshold_bytes, schedule.start_bytes),
     )
     attrs = ObjectAttributes.of(config)
+    if not attrs.content_type:  # --content-type, else from the key's name (as upload does for a file's)
+        attrs = replace(attrs, content_type=content_type_for(key))
     algorithm = config.checksum_algorithm.upper()
     full = algorithm if algorithm in FULL_OBJECT_ALGORITHMS else None
     source = StreamPartSource(

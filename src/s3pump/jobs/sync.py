@@ -30,6 +30,7 @@ from ..errors import CancelledError, PathNotFoundError, S3PumpError, UsageError
 from ..events import Event, ObjectDeleted, Subscriber, UploadPlanned
 from ..hashcache import HashCache
 from ..intents import IntentLog, sweep_dead_runs
+from ..plan.deletelimit import DeleteLimit
 from ..plan.syncplan import MODES, SyncMode
 from ..plan.syncplanner import SyncPlanner, Walker
 from ..report import UploadReport
@@ -57,7 +58,8 @@ class SyncReport(UploadReport):
     --dry-run); ``fallback_uploads``: those uploaded because their contents could not be
     compared exactly (see the ``planned`` events for why); ``objects_deleted`` /
     ``deletes_failed`` / ``deletes_withheld`` (under a local directory that could not be
-    read); ``remote_only_kept``: objects with no local file, without --delete;
+    read); ``planned_delete_bytes``: the size of the objects the plan deletes;
+    ``remote_only_kept``: objects with no local file, without --delete;
     ``files_hashed`` / ``bytes_hashed`` / ``hash_cache_hits``: the hashing work.
     """
 
@@ -67,6 +69,7 @@ class SyncReport(UploadReport):
     planned_uploads: int = 0
     fallback_uploads: int = 0
     planned_deletes: int = 0
+    planned_delete_bytes: int = 0
     objects_deleted: int = 0
     deletes_failed: int = 0
     deletes_withheld: int = 0
@@ -110,6 +113,7 @@ def sync(
     *,
     mode: SyncMode = "default",
     delete: bool = False,
+    max_delete: int | str | None = None,
     dry_run: bool = False,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
@@ -131,7 +135,9 @@ def sync(
     than the object's LastModified), ``"size-only"``, or ``"checksum"`` (MD5 against the
     ETag, a recomputed multipart ETag, or the ``md5`` metadata; when none can decide, the
     file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
-    the prefix that have no local file (after the uploads). ``dry_run``: list the plan
+    the prefix that have no local file (after the uploads). ``max_delete``: a count (``10``) or a
+    share of the objects under the prefix (``"5%"``); a plan that deletes more deletes nothing and
+    raises (rclone's ``--max-delete``; the uploads are done by then). ``dry_run``: list the plan
     as events (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.
     ``filters``: ``("include"|"exclude", glob)`` in order, the aws cli's rule (last match wins;
     :class:`~s3pump.sources.walk.PathFilter`); without it, ``include``/``exclude`` as two lists.
@@ -152,6 +158,7 @@ def sync(
         UsageError: bad destination, mode or config (exit 2).
         PathNotFoundError: ``source_dir`` does not exist (a UsageError and SourceNotFoundError, exit 2).
         UsageError: ``source_dir`` is not a directory (exit 2).
+        DeleteLimitError: the plan deletes more than ``max_delete`` (exit 2, nothing deleted).
         NoSuchBucketError, CredentialsError: the bucket check or the listing failed (exit 2).
         CancelledError: cancelled (``handle_signals``: the first SIGINT/SIGTERM); open multipart
             uploads were aborted (exit 130).
@@ -199,6 +206,7 @@ def sync(
                 def walker(roots: Sequence[str], to: S3Url, keep: PathFilter, stopped: Callable[[], bool]) -> Any:
                     return walk_on_cluster(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped)
 
+        limit = DeleteLimit.parse(max_delete)
         handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")
         with Run("sync", config, dest.bucket, store=store, embedded=embedded,
                  subscribers=[sync_stats, *subscribers], failed_list=failed_list, handle_signals=handle_signals,
@@ -220,8 +228,10 @@ def sync(
                         run.fail(item, item.error)
                     for key in planner.deletes:
                         run.emit(ObjectDeleted(key, dry_run=True))
+                    limit.check(len(planner.deletes), planner.remote_objects, dest)
                 else:
                     cluster_info = _transfer(run, handoff, cluster, walk)
+                    limit.check(len(planner.deletes), planner.remote_objects, dest)
                     run.delete(planner.deletes)
             finally:
                 handoff.stop()
@@ -233,7 +243,8 @@ def sync(
         **{f: getattr(base, f) for f in UploadReport.__dataclass_fields__},
         mode=mode, local_files=planner.local_files, remote_objects=planner.remote_objects,
         planned_uploads=sync_stats.planned_uploads, fallback_uploads=sync_stats.fallback_uploads,
-        planned_deletes=sync_stats.planned_deletes, objects_deleted=sync_stats.objects_deleted,
+        planned_deletes=sync_stats.planned_deletes, planned_delete_bytes=planner.delete_bytes,
+        objects_deleted=sync_stats.objects_deleted,
         deletes_failed=sync_stats.deletes_failed, deletes_withheld=planner.deletes_withheld,
         remote_only_kept=planner.remote_only_kept, files_hashed=planner.files_hashed,
         bytes_hashed=planner.bytes_hashed, hash_cache_hits=planner.cache_hits,

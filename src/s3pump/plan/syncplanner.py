@@ -131,6 +131,7 @@ class SyncPlanner:
         self.bytes_hashed = 0
         self.cache_hits = 0
         self.deletes_withheld = 0
+        self.delete_bytes = 0  # the size of the objects in :attr:`deletes`
         self.remote_only_kept = 0
         self.sort_runs = 0
 
@@ -409,6 +410,7 @@ class SyncPlanner:
                         self.deletes_withheld += 1
                     else:
                         self.deletes.append(a.key)
+                        self.delete_bytes += a.remote[1] if a.remote else 0
                 else:
                     assert a.local is not None
                     self._found(out, 1, a.local[1] if a.kind == "upload" else 0)

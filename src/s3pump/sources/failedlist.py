@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import SourceNotFoundError, UsageError
+from ..errors import PathNotFoundError, UsageError
 from ..events import Discovered
 from ..items import UploadItem
 from ..store.base import ObjectAttributes
@@ -26,13 +26,13 @@ def read_failed_list(path: str | Path, dest: S3Url, attrs: ObjectAttributes) -> 
     :class:`~s3pump.events.Discovered` follows each item, and a final one the last.
 
     Raises:
-        SourceNotFoundError: the list file does not exist.
+        PathNotFoundError: the list file does not exist (exit 2).
         UsageError: a JSON line that is malformed, lacks ``source`` or ``key``, names another bucket,
             or a key outside ``dest`` (``path:line`` in the message).
     """
     p = Path(path)
     if not p.exists():
-        raise SourceNotFoundError(f"{path}: no such list file")
+        raise PathNotFoundError(f"{path}: no such list file")
     attrs_for = attrs_by_content_type(attrs)
     plain: list[str] = []
     files = size = 0

@@ -53,7 +53,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import SourceError, SourceNotFoundError, SourceUnreadableError, UsageError
+from ..errors import PathNotFoundError, SourceError, SourceUnreadableError, UsageError
 from ..gcpause import gc_paused
 from .sqlite_arrow import ArrowBatchReader, ArrowRows
 from .sqlite_types import infer_untyped, is_untyped
@@ -291,7 +291,7 @@ class _SqliteTable(TableSource):
     def __init__(self, path: str, table: str, cursor_column: str | None, lock_timeout_s: float | None,
                  stop: threading.Event | None) -> None:
         if not os.path.exists(path):
-            raise SourceNotFoundError(f"{path}: no such SQLite file")
+            raise PathNotFoundError(f"{path}: no such SQLite file")
         self.path = path
         self.lock_timeout_s, self.stop = lock_timeout_s, stop  # before the first query
         # one statement at a time, and close() waits for it: a read-ahead thread may still be in a

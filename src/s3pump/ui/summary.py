@@ -121,7 +121,8 @@ def print_sync_summary(report: SyncReport, *, destination: str = "s3://BUCKET/",
         hashed = (f"; hashed {report.files_hashed} files ({format_bytes(report.bytes_hashed)}), "
                   f"{report.hash_cache_hits} from the hash cache")
     if report.dry_run:
-        done = f"would upload {report.planned_uploads} new or changed, would delete {report.planned_deletes}"
+        done = (f"would upload {report.planned_uploads} new or changed, would delete {report.planned_deletes}"
+                f" ({format_bytes(report.planned_delete_bytes)})")
     else:
         done = f"uploaded {report.files_done} of {report.planned_uploads} new or changed"
         if report.files_done:
