@@ -7,26 +7,18 @@ its place. So a directory is opened relative to its parent's open descriptor, wi
 (unless symlinks are followed), and its ``(device, inode)`` must be the one the parent listed; a
 file is opened the same way (:func:`open_beneath`) or, by the engine, by path with ``O_NOFOLLOW``
 and checked against the identity the walk recorded (:func:`s3pump.fileid.open_version`).
-
-:func:`walk_gate` is a test hook: with ``S3PUMP_TESTING_WALK_GATE`` set to a path, the walk, once it
-has listed a root, creates ``<path>.listed`` and waits (up to a minute) for ``<path>.go``, so a test
-can change the tree at that exact point.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import time
 
-__all__ = ["DIR_FLAGS", "TreeChangedOSError", "open_beneath", "open_dir", "walk_gate"]
+__all__ = ["DIR_FLAGS", "TreeChangedOSError", "open_beneath", "open_dir"]
 
 #: How a directory of the tree is opened (``O_NOFOLLOW`` added unless symlinks are followed).
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO put in a file's place must not block the open
-
-_GATE_ENV = "S3PUMP_TESTING_WALK_GATE"
-_GATE_WAIT_S = 60.0
 
 
 class TreeChangedOSError(OSError):
@@ -93,15 +85,3 @@ def open_beneath(root: str, relpath: str, follow: bool) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def walk_gate(root: str) -> None:
-    """The test hook described in the module docstring (nothing unless its variable is set)."""
-    gate = os.environ.get(_GATE_ENV)
-    if not gate:
-        return
-    with open(f"{gate}.listed", "a") as f:
-        f.write(f"{root}\n")
-    deadline = time.monotonic() + _GATE_WAIT_S
-    while not os.path.exists(f"{gate}.go") and time.monotonic() < deadline:
-        time.sleep(0.01)

@@ -50,7 +50,7 @@ from ..fileid import FileIdentity
 from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
-from .dirfd import open_dir, walk_gate
+from .dirfd import open_dir
 from .handoff import threaded as _threaded
 
 __all__ = [
@@ -221,7 +221,6 @@ def _walk_one(
     try:
         subdirs: list[_Subdir] = []
         yield from _scan(entries, root, "", dest, keep, follow, attrs_for, totals, seen_dirs, subdirs)
-        walk_gate(root)
         frames.append((fd, subdirs[::-1]))
         while frames:
             parent_fd, todo = frames[-1]
@@ -416,8 +415,6 @@ def walk_part(
             subdirs: list[_Subdir] = []
             items.extend(_scan(entries, d.path, d.reldir, dest, keep, False, attrs_for, totals, None, subdirs))
             skipped.extend(totals.drain_skips())
-            if d.reldir == "" and d.after is None:
-                walk_gate(d.path)
             frames[-1] = (fd, [(WalkDir(path, rel, inode=sub[1]), sub_name, sub)
                                for path, rel, sub_name, sub in reversed(subdirs)])
     finally:
