@@ -100,8 +100,8 @@ class FileDigest:
     inode: int
     md5: str
     multipart: dict[int, str] = field(default_factory=dict)
-    #: the file's device (None when not known, e.g. from the hash cache)
-    device: int | None = None
+    #: the file's device (None when not known, e.g. from the hash cache; not compared: the cache keeps none)
+    device: int | None = field(default=None, compare=False)
 
     def multipart_etag_for(self, part_size_bytes: int) -> str | None:
         """The multipart ETag for parts of ``part_size_bytes``, or None if not computed."""

@@ -212,7 +212,7 @@ def _walk_one(
         return
     try:
         fd = open_dir(root, None, follow, (st.st_dev, st.st_ino))
-        entries = _listed(fd, root)
+        entries = _listed(fd)
     except OSError as e:
         yield _dir_error(root, "", dest, e)
         return
@@ -231,7 +231,7 @@ def _walk_one(
             path, reldir, name, ident = todo.pop()
             try:
                 fd = open_dir(name, parent_fd, follow, ident, shown=path)
-                entries = _listed(fd, path)
+                entries = _listed(fd)
             except OSError as e:
                 yield _dir_error(path, reldir, dest, e)
                 continue
@@ -244,7 +244,7 @@ def _walk_one(
             os.close(fd)
 
 
-def _listed(fd: int, path: str) -> list[os.DirEntry[str]]:
+def _listed(fd: int) -> list[os.DirEntry[str]]:
     """:func:`_list_dir` of the open directory ``fd`` (closed if the listing fails). Raises OSError."""
     try:
         return _list_dir(fd)
@@ -396,7 +396,7 @@ def walk_part(
                     fd = _open_part_start(d)
                 else:
                     fd = open_dir(name, parent_fd, False, ident, shown=d.path)
-                entries = _listed(fd, d.path)
+                entries = _listed(fd)
             except OSError as e:
                 items.append(_dir_error(d.path, d.reldir, dest, e))
                 continue
