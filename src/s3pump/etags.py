@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .config import MAX_PARTS
@@ -100,6 +100,8 @@ class FileDigest:
     inode: int
     md5: str
     multipart: dict[int, str] = field(default_factory=dict)
+    #: the file's device (None when not known, e.g. from the hash cache; not compared: the cache keeps none)
+    device: int | None = field(default=None, compare=False)
 
     def multipart_etag_for(self, part_size_bytes: int) -> str | None:
         """The multipart ETag for parts of ``part_size_bytes``, or None if not computed."""
@@ -114,7 +116,8 @@ class FileDigest:
     def merged(self, other: FileDigest) -> FileDigest:
         """This digest plus what ``other`` (of the same file version) knows."""
         return FileDigest(self.size_bytes, self.mtime_ns, self.ctime_ns, self.inode, self.md5 or other.md5,
-                          {**other.multipart, **self.multipart})
+                          {**other.multipart, **self.multipart},
+                          self.device if self.device is not None else other.device)
 
     def same_file(self, other: FileDigest) -> bool:
         return (self.size_bytes, self.mtime_ns, self.ctime_ns, self.inode) == (
@@ -150,10 +153,13 @@ class _PartHasher:
 
 
 def file_digest(
-    path: str, part_sizes: Sequence[int] = (), *, whole: bool = True, buffer_bytes: int = READ_BUFFER_BYTES
+    path: str, part_sizes: Sequence[int] = (), *, whole: bool = True, buffer_bytes: int = READ_BUFFER_BYTES,
+    opener: Callable[[str], int] | None = None,
 ) -> FileDigest:
     """Read ``path`` once; return its MD5 (unless ``whole`` is False: ``md5`` is then "") and
-    its multipart ETag for each of ``part_sizes``.
+    its multipart ETag for each of ``part_sizes``. ``opener``: opens ``path`` for reading instead of
+    ``os.open`` (sync's opens it beneath its root without following a symlink); it may raise a
+    SourceError of its own.
 
     Reads ``buffer_bytes`` at a time into one reused buffer; hashlib releases the GIL on
     such buffers, so several threads hash in parallel. The identity in the result is the
@@ -164,7 +170,7 @@ def file_digest(
         SourceChangedError: its size, mtime or ctime changed while it was read.
     """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = opener(path) if opener is not None else os.open(path, os.O_RDONLY)
     except OSError as e:
         raise SourceUnreadableError(f"{path}: {e.strerror}; check the file's permissions") from None
     try:
@@ -198,4 +204,4 @@ def file_digest(
         raise SourceChangedError(f"{path}: changed while it was hashed; rerun sync")
     return FileDigest(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                       whole_md5.hexdigest() if whole_md5 is not None else "",
-                      {p.part_size: p.etag() for p in parts})
+                      {p.part_size: p.etag() for p in parts}, st.st_dev)

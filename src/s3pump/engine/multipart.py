@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
-from ..errors import SourceChangedError, SourceUnreadableError, UsageError
-from ..fileid import FileIdentity
+from ..errors import SourceChangedError, UsageError
+from ..fileid import FileIdentity, open_version
 from ..store.body import FileRange, PartBody
 
 __all__ = [
@@ -57,12 +57,20 @@ def multipart_etag(part_md5s: list[bytes]) -> str:
 class FilePartSource:
     """Parts of a regular file, read with ``os.pread`` one part at a time (no Python per byte)."""
 
-    __slots__ = ("_fd", "_next", "_parts", "_path", "_size", "_skip", "identity", "mtime_ns", "part_size_bytes")
+    __slots__ = ("_fd", "_follow", "_next", "_parts", "_path", "_size", "_skip", "identity", "mtime_ns",
+                 "part_size_bytes")
     counts_reads = False  # awscrt reads the file ranges itself
 
     def __init__(self, path: str, size_bytes: int, mtime_ns: int, part_size_bytes: int, *,
-                 identity: FileIdentity | None = None) -> None:
+                 identity: FileIdentity | None = None, follow: bool = False) -> None:
+        """The file is opened here, as :func:`~s3pump.fileid.open_version` does (the file ``identity``
+        names; a symlink is not followed unless ``follow``); its parts are ranges of that descriptor.
+
+        Raises:
+            SourceChangedError: the path is no longer that file. SourceUnreadableError: it cannot be opened.
+        """
         self._path = path
+        self._follow = follow
         self._size = size_bytes
         self.mtime_ns = mtime_ns
         #: the version planned; :meth:`finish` requires it (without it, size and mtime)
@@ -71,10 +79,7 @@ class FilePartSource:
         self._parts = part_count(size_bytes, part_size_bytes)
         self._next = 1
         self._skip: frozenset[int] = frozenset()
-        try:
-            self._fd: int | None = os.open(path, os.O_RDONLY)
-        except OSError as e:
-            raise SourceUnreadableError(f"{path}: {e.strerror}; check the file's permissions") from None
+        self._fd: int | None = open_version(path, identity, follow=follow)
 
     def bind(self, wakeup: Callable[[], None]) -> None:
         return None
@@ -109,7 +114,7 @@ class FilePartSource:
 
     def finish(self) -> None:
         try:
-            st = os.stat(self._path)
+            st = os.stat(self._path, follow_symlinks=self._follow)
         except OSError as e:
             raise SourceChangedError(f"{self._path}: {e.strerror} before the upload completed") from None
         now = FileIdentity.of(st)

@@ -52,7 +52,6 @@ from ..errors import (
     S3PumpError,
     SourceChangedError,
     SourceError,
-    SourceUnreadableError,
     ThrottlingError,
 )
 from ..events import (
@@ -69,7 +68,7 @@ from ..events import (
     SourceRead,
     Tick,
 )
-from ..fileid import FileIdentity
+from ..fileid import FileIdentity, fd_path, open_version
 from ..items import PartSource, UploadItem
 from ..retry import RetryPolicy
 from ..store.base import CompletedPart, PutResult, Request, Store
@@ -351,7 +350,7 @@ class Engine:
             # a producer that did not stat the file: the version checked after the upload is the one
             # found now, before any byte is read (mtime_ns 0 may mean "not given", and 0 is a real mtime)
             with contextlib.suppress(OSError):
-                item.identity = FileIdentity.of_path(item.path)
+                item.identity = FileIdentity.of_path(item.path, follow=self.config.follow_symlinks)
         large = item.path is not None and item.size_bytes > self.config.multipart_threshold_bytes
         if item.parts is not None or large:
             if self._multiparts >= self.config.max_parts_in_flight:
@@ -386,14 +385,18 @@ class Engine:
                 req.handle = self.store.upload_part(
                     self.bucket, item.key, req.mp.upload_id, req.part_number, body, done
                 )
-            elif item.path is not None and bw is None:
-                req.handle = self.store.put_file(self.bucket, item.key, item.path, item.size_bytes,
-                                                 item.attrs, done)
-            elif item.path is not None and bw is not None:
-                # under --bwlimit the file is read through a paced stream instead of by awscrt itself
-                req.fd = _open_source(item.path)
-                paced = Throttled(FileRange(req.fd, 0, item.size_bytes, item.path), bw)
-                req.handle = self.store.put_bytes(self.bucket, item.key, paced, item.attrs, done)
+            elif item.path is not None:
+                # the file the walk listed, opened once (no symlink followed unless --follow-symlinks; the
+                # walk's inode): awscrt reads that open file (/proc/self/fd/N), never whatever is at the
+                # path by then; under --bwlimit, or without /proc, through a (paced) stream of it
+                req.fd = open_version(item.path, item.identity, follow=self.config.follow_symlinks)
+                by_fd = fd_path(req.fd)
+                if bw is None and by_fd is not None:
+                    req.handle = self.store.put_file(self.bucket, item.key, by_fd, item.size_bytes, item.attrs, done)
+                else:
+                    whole = FileRange(req.fd, 0, item.size_bytes, item.path)
+                    req.handle = self.store.put_bytes(self.bucket, item.key, whole if bw is None
+                                                      else Throttled(whole, bw), item.attrs, done)
             else:
                 data = item.body if item.body is not None else b""
                 req.handle = self.store.put_bytes(self.bucket, item.key,
@@ -477,7 +480,7 @@ class Engine:
         """Whether the file is no longer the version that was planned (every file is checked: an
         mtime of 0 is a valid mtime), or the PUT sent other bytes than the planner hashed."""
         try:
-            now = os.stat(item.path)  # type: ignore[arg-type]
+            now = os.stat(item.path, follow_symlinks=self.config.follow_symlinks)  # type: ignore[arg-type]
         except OSError:
             return SourceChangedError(f"{item.source}: removed while uploading; rerun to sync")
         if item.identity is not None:
@@ -498,9 +501,10 @@ class Engine:
         the bucket's ETags are no MD5s (default SSE-KMS encryption). Re-read the file once: if it
         still has that MD5, it is the latter, and ETags are not compared again in this run."""
         try:
-            with open(item.path or "", "rb", buffering=0) as f:
+            fd = open_version(item.path or "", item.identity, follow=self.config.follow_symlinks)
+            with os.fdopen(fd, "rb", buffering=0) as f:
                 now = hashlib.file_digest(f, "md5").hexdigest()
-        except OSError:
+        except (OSError, S3PumpError):
             return False
         if now != (item.md5 or "").lower():
             return False
@@ -524,7 +528,7 @@ class Engine:
                 part_size = (resume.part_size_bytes if resume is not None
                              else part_size_for(item.size_bytes, self.config.part_size_bytes))
                 mp.source = FilePartSource(item.path, item.size_bytes, item.mtime_ns, part_size,
-                                           identity=item.identity)
+                                           identity=item.identity, follow=self.config.follow_symlinks)
         except S3PumpError as e:
             self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, e))
             return
@@ -838,13 +842,6 @@ def _is_plain_md5(etag: str, sse: str | None) -> bool:
     if sse is not None and "kms" in sse.lower():
         return False
     return len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag)
-
-
-def _open_source(path: str) -> int:
-    try:
-        return os.open(path, os.O_RDONLY)
-    except OSError as e:
-        raise SourceUnreadableError(f"{path}: {e.strerror}") from None
 
 
 def _ignore(_: Any, __: Any) -> None:

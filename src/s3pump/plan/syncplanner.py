@@ -38,6 +38,7 @@ from ..events import Discovered, EntrySkipped, FileSkipped, FilesUnchanged, Uplo
 from ..fileid import FileIdentity
 from ..hashcache import HashCache
 from ..items import UploadItem
+from ..sources.dirfd import TreeChangedOSError, open_beneath
 from ..sources.handoff import Handoff, Stopped
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
@@ -228,15 +229,25 @@ class SyncPlanner:
         return local.sorted(), remote.sorted()
 
     # ------------------------------------------------------------------ hashing (pool threads)
-    @staticmethod
-    def _digest(path: str, *, whole: bool, part_sizes: list[int], known: FileDigest | None) -> tuple[FileDigest, bool]:
+    def _open_in_tree(self, path: str) -> int:
+        """Open the file at ``path`` (under the root) one component at a time from the root, without
+        following a symlink unless ``--follow-symlinks``: a file or directory that the walk listed and
+        that was replaced by a link to outside the tree since is not read (nor uploaded: the upload
+        opens the inode hashed here, see :func:`~s3pump.fileid.open_version`)."""
+        try:
+            return open_beneath(self.root, path[len(self._root_slash):], self.config.follow_symlinks)
+        except TreeChangedOSError as e:
+            raise SourceChangedError(f"{e.filename}: {e.strerror}; not uploaded") from None
+
+    def _digest(self, path: str, *, whole: bool, part_sizes: list[int],
+                known: FileDigest | None) -> tuple[FileDigest, bool]:
         """The file's MD5 (if ``whole``) and multipart ETags for ``part_sizes``: from ``known``
         (the cache, or an earlier pass) when it answers, else read once. Returns (digest, read_now)."""
         if known is not None and known.has(whole=whole, part_sizes=part_sizes):
             return known, False
         for attempt in range(3):
             try:
-                d = file_digest(path, part_sizes, whole=whole)
+                d = file_digest(path, part_sizes, whole=whole, opener=self._open_in_tree)
                 break
             except SourceChangedError:
                 if attempt == 2:
@@ -290,7 +301,7 @@ class SyncPlanner:
         stats = {}
         for a in batch:
             try:
-                stats[self._cache_path(a.key)] = os.stat(self._path(a.key))
+                stats[self._cache_path(a.key)] = os.stat(self._path(a.key), follow_symlinks=self.config.follow_symlinks)
             except OSError:
                 continue  # reported when the file is read
         return self.cache.get_many(stats)
@@ -353,7 +364,7 @@ class SyncPlanner:
             d = o.digest  # the version hashed: the upload must send exactly it (identity and MD5 checked after)
             out.put(UploadItem(key=a.key, size_bytes=d.size_bytes, source=path, path=path, attrs=attrs,
                                mtime_ns=d.mtime_ns, identity=FileIdentity(d.size_bytes, d.mtime_ns, d.ctime_ns,
-                                                                          d.inode), md5=d.md5))
+                                                                          d.inode, d.device), md5=d.md5))
 
     # ------------------------------------------------------------------ the producer
     def produce(self, out: Handoff[Any]) -> None:

@@ -50,6 +50,7 @@ from ..fileid import FileIdentity
 from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
+from .dirfd import open_dir
 from .handoff import threaded as _threaded
 
 __all__ = [
@@ -217,27 +218,61 @@ def _walk_one(
     root: str, dest: S3Url, exact_key: bool, keep: PathFilter, follow: bool,
     attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals,
 ) -> Iterator[UploadItem]:
+    """One root's walk, depth first, by directory file descriptor (see :mod:`s3pump.sources.dirfd`):
+    the directories on the current path are held open, each subdirectory is opened relative to its
+    parent's descriptor (without following a symlink, unless ``follow``) and must be the directory
+    its parent listed, so a directory replaced by a link while the walk was queued is not entered."""
     st = root_item(root, dest, exact_key, follow, attrs_for, totals)
     if isinstance(st, UploadItem):
         yield st
         return
+    try:
+        fd = open_dir(root, None, follow, (st.st_dev, st.st_ino))
+        entries = _listed(fd)
+    except OSError as e:
+        yield _dir_error(root, "", dest, e)
+        return
     seen_dirs = {(st.st_dev, st.st_ino)}
-    stack: list[tuple[str, str]] = [(root, "")]
-    while stack:
-        dirpath, reldir = stack.pop()
-        try:
-            entries = _list_dir(dirpath)
-        except OSError as e:
-            yield _dir_error(dirpath, reldir, dest, e)
-            continue
-        subdirs: list[tuple[str, str]] = []
-        yield from _scan(entries, reldir, dest, keep, follow, attrs_for, totals, seen_dirs, subdirs)
-        stack.extend(reversed(subdirs))
+    frames: list[tuple[int, list[_Subdir]]] = []
+    try:
+        subdirs: list[_Subdir] = []
+        yield from _scan(entries, root, "", dest, keep, follow, attrs_for, totals, seen_dirs, subdirs)
+        frames.append((fd, subdirs[::-1]))
+        while frames:
+            parent_fd, todo = frames[-1]
+            if not todo:
+                os.close(parent_fd)
+                frames.pop()
+                continue
+            path, reldir, name, ident = todo.pop()
+            try:
+                fd = open_dir(name, parent_fd, follow, ident, shown=path)
+                entries = _listed(fd)
+            except OSError as e:
+                yield _dir_error(path, reldir, dest, e)
+                continue
+            frames.append((fd, []))
+            subdirs = []
+            yield from _scan(entries, path, reldir, dest, keep, follow, attrs_for, totals, seen_dirs, subdirs)
+            frames[-1] = (fd, subdirs[::-1])
+    finally:
+        for fd, _ in frames:
+            os.close(fd)
 
 
-def _list_dir(dirpath: str) -> list[os.DirEntry[str]]:
-    """The entries of ``dirpath`` sorted by name (the walk's order). Raises OSError."""
-    with os.scandir(dirpath) as it:
+def _listed(fd: int) -> list[os.DirEntry[str]]:
+    """:func:`_list_dir` of the open directory ``fd`` (closed if the listing fails). Raises OSError."""
+    try:
+        return _list_dir(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _list_dir(dir_fd: int) -> list[os.DirEntry[str]]:
+    """The entries of the open directory ``dir_fd`` sorted by name (the walk's order); the
+    descriptor stays open (``scandir`` works on a duplicate). Raises OSError."""
+    with os.scandir(dir_fd) as it:
         return sorted(it, key=lambda e: e.name)
 
 
@@ -246,42 +281,52 @@ def _dir_error(dirpath: str, reldir: str, dest: S3Url, e: OSError) -> UploadItem
                        SourceUnreadableError(f"{dirpath}: {e.strerror}; skipped this directory"))
 
 
+#: A subdirectory to walk: its path, its path relative to its root (with a trailing ``/``), its name
+#: in its parent, and its ``(device, inode)`` as the parent's listing found it.
+_Subdir = tuple[str, str, str, tuple[int, int]]
+
+
 def _scan(
-    entries: Sequence[os.DirEntry[str]], reldir: str, dest: S3Url, keep: PathFilter, follow: bool,
+    entries: Sequence[os.DirEntry[str]], dirpath: str, reldir: str, dest: S3Url, keep: PathFilter, follow: bool,
     attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals, seen_dirs: set[tuple[int, int]] | None,
-    subdirs: list[tuple[str, str]],
+    subdirs: list[_Subdir],
 ) -> Iterator[UploadItem]:
-    """The items of one directory's ``entries`` (in order); its subdirectories to walk are appended
-    to ``subdirs`` as ``(path, relative path + "/")``. ``seen_dirs``: the ``(device, inode)`` of the
-    directories visited, when symlinks are followed (a directory reached twice is a loop)."""
+    """The items of one directory's ``entries`` (listed from its descriptor, in order; ``dirpath``:
+    the directory's path); its subdirectories to walk are appended to ``subdirs``. Entries are
+    stat'ed relative to the directory (``lstat``, unless ``follow``): an item's identity is that of
+    the file listed here, which the upload checks again when it opens the file. ``seen_dirs``: the
+    ``(device, inode)`` of the directories visited, when symlinks are followed (a directory reached
+    twice is a loop)."""
+    base = dirpath if dirpath.endswith("/") else dirpath + "/"  # os.path.join's paths, built faster
     for entry in entries:
         rel = f"{reldir}{entry.name}"
+        path = base + entry.name
         try:
             if entry.is_symlink() and not follow:
-                totals.skip(entry.path, "symlink")
+                totals.skip(path, "symlink")
                 continue
             if entry.is_dir(follow_symlinks=follow):
+                dst = entry.stat(follow_symlinks=follow)
+                ident = (dst.st_dev, dst.st_ino)
                 if follow and seen_dirs is not None:
-                    dst = entry.stat(follow_symlinks=True)
-                    ident = (dst.st_dev, dst.st_ino)
                     if ident in seen_dirs:
-                        yield _error_item(entry.path, join_key(dest.prefix, rel), SourceUnreadableError(
-                            f"{entry.path}: directory symlink loop (already visited); skipped"))
+                        yield _error_item(path, join_key(dest.prefix, rel), SourceUnreadableError(
+                            f"{path}: directory symlink loop (already visited); skipped"))
                         continue
                     seen_dirs.add(ident)
-                subdirs.append((entry.path, rel + "/"))
+                subdirs.append((path, rel + "/", entry.name, ident))
                 continue
             if not entry.is_file(follow_symlinks=follow):  # sockets, FIFOs, devices, dangling links
-                totals.skip(entry.path, _special_kind(entry.path))
+                totals.skip(path, _special_kind(entry))
                 continue
             if keep.active and not keep(rel):
                 continue
             est = entry.stat(follow_symlinks=follow)
         except OSError as e:
-            yield _error_item(entry.path, join_key(dest.prefix, rel),
-                              SourceUnreadableError(f"{entry.path}: {e.strerror}"))
+            yield _error_item(path, join_key(dest.prefix, rel),
+                              SourceUnreadableError(f"{path}: {e.strerror}"))
             continue
-        yield _file_item(entry.path, join_key(dest.prefix, rel), est, attrs_for, totals)
+        yield _file_item(path, join_key(dest.prefix, rel), est, attrs_for, totals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,39 +388,71 @@ def walk_part(
     keep = path_filter or PathFilter()
     attrs_for = attrs_for or attrs_by_content_type(ObjectAttributes())
     totals = WalkTotals()
-    stack = [start]
     items: list[UploadItem] = []
     frontier: list[WalkDir] = []
     skipped: list[tuple[str, str]] = []
     seen = dirs = 0
-    while stack:
-        d = stack.pop()
-        if seen >= max_entries or (split and dirs):
-            frontier.append(d)
-            continue
-        try:
-            if d.inode is not None and (found := os.stat(d.path).st_ino) != d.inode:
-                raise WorkerMismatchError(f"{d.path} is another directory here (inode {found}, not {d.inode})")
-            entries = _list_dir(d.path)
-        except OSError as e:
-            items.append(_dir_error(d.path, d.reldir, dest, e))
-            continue
-        dirs += 1
-        if d.after is not None or d.upto is not None:
-            entries = [e for e in entries if (d.after is None or e.name > d.after)
-                       and (d.upto is None or e.name <= d.upto)]
-        elif len(entries) > max_entries:  # a large directory: slices of max_entries names
-            for i in range(max_entries, len(entries), max_entries):
-                last = i + max_entries - 1
-                frontier.append(WalkDir(d.path, d.reldir, entries[i - 1].name,
-                                        entries[last].name if last < len(entries) - 1 else None, d.inode))
-            entries = entries[:max_entries]
-        seen += len(entries)
-        subdirs: list[tuple[str, str]] = []
-        items.extend(_scan(entries, d.reldir, dest, keep, False, attrs_for, totals, None, subdirs))
-        skipped.extend(totals.drain_skips())
-        stack.extend(WalkDir(path, rel, inode=inode_of(path)) for path, rel in reversed(subdirs))
+    # depth first by descriptor, as _walk_one: each frame is an open directory and its subdirectories
+    # still to walk (popped from the end), each with its name there and the (device, inode) listed
+    frames: list[tuple[int | None, list[tuple[WalkDir, str, tuple[int, int] | None]]]] = [
+        (None, [(start, start.path, None)])]
+    try:
+        while frames:
+            parent_fd, todo = frames[-1]
+            if not todo:
+                if parent_fd is not None:
+                    os.close(parent_fd)
+                frames.pop()
+                continue
+            d, name, ident = todo.pop()
+            if seen >= max_entries or (split and dirs):
+                frontier.append(d)
+                continue
+            try:
+                if parent_fd is None or ident is None:
+                    fd = _open_part_start(d)
+                else:
+                    fd = open_dir(name, parent_fd, False, ident, shown=d.path)
+                entries = _listed(fd)
+            except OSError as e:
+                items.append(_dir_error(d.path, d.reldir, dest, e))
+                continue
+            frames.append((fd, []))
+            dirs += 1
+            if d.after is not None or d.upto is not None:
+                entries = [e for e in entries if (d.after is None or e.name > d.after)
+                           and (d.upto is None or e.name <= d.upto)]
+            elif len(entries) > max_entries:  # a large directory: slices of max_entries names
+                for i in range(max_entries, len(entries), max_entries):
+                    last = i + max_entries - 1
+                    frontier.append(WalkDir(d.path, d.reldir, entries[i - 1].name,
+                                            entries[last].name if last < len(entries) - 1 else None, d.inode))
+                entries = entries[:max_entries]
+            seen += len(entries)
+            subdirs: list[_Subdir] = []
+            items.extend(_scan(entries, d.path, d.reldir, dest, keep, False, attrs_for, totals, None, subdirs))
+            skipped.extend(totals.drain_skips())
+            frames[-1] = (fd, [(WalkDir(path, rel, inode=sub[1]), sub_name, sub)
+                               for path, rel, sub_name, sub in reversed(subdirs)])
+    finally:
+        for open_fd, _ in frames:
+            if open_fd is not None:
+                os.close(open_fd)
     return WalkPart(tuple(items), tuple(skipped), tuple(frontier), totals.files, totals.bytes, dirs, seen)
+
+
+def _open_part_start(d: WalkDir) -> int:
+    """Open a part's first directory by its path (a symlink there is not followed) and check its inode
+    (another machine numbers devices its own way: the inode only). Raises OSError, WorkerMismatchError."""
+    fd = open_dir(d.path, None, False, (0, 0), shown=d.path, check=False)
+    try:
+        if d.inode is not None and (found := os.fstat(fd).st_ino) != d.inode:
+            raise WorkerMismatchError(f"{d.path} is another directory here (inode {found}, not {d.inode}; or it "
+                                      "was replaced while the walk was under way)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def inode_of(path: str) -> int | None:
@@ -387,9 +464,9 @@ def inode_of(path: str) -> int | None:
         return None
 
 
-def _special_kind(path: str) -> str:
+def _special_kind(entry: os.DirEntry[str]) -> str:
     try:
-        mode = os.stat(path).st_mode
+        mode = entry.stat(follow_symlinks=True).st_mode
     except OSError:
         return "broken symlink"
     if stat_mod.S_ISFIFO(mode):
