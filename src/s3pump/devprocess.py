@@ -8,7 +8,7 @@ Shutdown: on SIGTERM ``weed server`` runs its parts' stop hooks one after the ot
 first, the filer's gRPC graceful stop, waits for the in-process S3 gateway's metadata
 subscription until its own 15 s timeout (no flag shortens it; a second signal does nothing). So a
 "clean" stop takes 15 s, and :func:`stop_server` sends SIGKILL to the group after ``grace_s``
-(3 s). That loses nothing acknowledged: the volume files and the filer's LevelDB journal are
+(2 s). That loses nothing acknowledged: the volume files and the filer's LevelDB journal are
 written straight to the kernel (no user-space buffers), and both are read back after a crash.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 __all__ = ["STOP_GRACE_S", "is_weed", "pid_alive", "stop_server"]
 
-STOP_GRACE_S = 3.0
+STOP_GRACE_S = 2.0
 
 
 def pid_alive(pid: int) -> bool:

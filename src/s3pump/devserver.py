@@ -22,7 +22,7 @@ need the JWT keys and certificates that :mod:`.devsecurity` writes into the data
 every start, which ``weed -config_dir`` reads first; ``WEED_*`` variables (which would override
 them) and ``$HOME/.seaweedfs`` are kept from it, and it runs with umask 077.
 
-Stopping: see :mod:`.devprocess` (SIGTERM to the process group, SIGKILL after 3 s: SeaweedFS's own
+Stopping: see :mod:`.devprocess` (SIGTERM to the process group, SIGKILL after 2 s: SeaweedFS's own
 shutdown waits 15 s for nothing).
 """
 
