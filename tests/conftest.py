@@ -87,13 +87,16 @@ def pytest_configure(config: pytest.Config) -> None:
         Path(os.environ[name]).mkdir(parents=True, exist_ok=True)
 
 
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if the user's s3pump directories changed while it ran."""
+    """Fail the run if the user's s3pump directories changed while it ran; remove the temp HOME
+    (here: xdist workers may not reach pytest_unconfigure)."""
     changed = [d for d, before in _user_dirs_before.items() if _listing(Path(d)) != before]
     if changed:
         session.config.get_terminal_writer().line(
             f"the tests changed the user's s3pump directories: {changed}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    pytest_unconfigure(session.config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
