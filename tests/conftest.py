@@ -11,6 +11,7 @@ listed before and after the session; a change fails the run (``pytest_sessionfin
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,10 +32,12 @@ _ISOLATED = ("HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_
 _saved_environ: dict[str, str] = {}
 _test_home: Path | None = None
 _user_dirs_before: dict[str, list[tuple[str, int, int]]] = {}
-# files a running SeaweedFS changes by itself (its log, LevelDB's and raft's own files): the user's
-# embedded server may run while the tests do; what a test would write there (a bucket's volumes
-# <bucket>_N.dat, server.json) is still seen
-_SERVER_CHURN = ("weed.log", "LOG", "LOG.old", "CURRENT", "LOCK", "MANIFEST-", "snapshot", "log", "conf")
+# files a running SeaweedFS changes by itself: its log, LevelDB's and raft's files, and the volumes of
+# its default collection (N.dat: the filer's own metadata log). The user's embedded server may run
+# while the tests do; what a test would write through it (a bucket's volumes <bucket>_N.dat and
+# their sizes, server.json) is still compared.
+_SERVER_CHURN = re.compile(r"weed\.log|LOG|LOG\.old|CURRENT|LOCK|MANIFEST-.*|.*\.ldb|.*\.log|.*\.tmp|\d+\.\w+")
+_SERVER_CHURN_DIRS = re.compile(r"m\d+|filerldb2")  # the master's raft state, the filer's store
 
 
 def _user_s3pump_dirs() -> list[Path]:
@@ -47,21 +50,21 @@ def _user_s3pump_dirs() -> list[Path]:
 
 def _listing(root: Path) -> list[tuple[str, int, int]]:
     """Every entry under ``root``: (relative path, size, mtime_ns); empty if it does not exist. Under
-    an embedded server's directory: names only, without the files the server itself keeps changing."""
+    an embedded server's directory: no mtimes, and not the files the server itself keeps changing."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
-            if "embedded" in path.relative_to(root).parts and path.name != "server.json":
-                if not (path.name.startswith(_SERVER_CHURN) or path.suffix in (".ldb", ".log", ".tmp")):
-                    out.append((rel, 0, 0))
+            parts = path.relative_to(root).parts
+            in_server = "embedded" in parts and path.name != "server.json"
+            if in_server and (_SERVER_CHURN.fullmatch(name) or any(map(_SERVER_CHURN_DIRS.fullmatch, parts))):
                 continue
             try:
                 st = path.lstat()
             except OSError:
                 continue
-            out.append((rel, st.st_size, st.st_mtime_ns))
+            out.append((rel, st.st_size, 0 if in_server or path.is_dir() else st.st_mtime_ns))
     return sorted(out)
 
 
