@@ -25,6 +25,7 @@ The certificates are EC P-256, made with ``cryptography`` (the ``server`` extra)
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
-__all__ = ["SECURITY_FILE", "SecurityFiles", "write_security"]
+__all__ = ["SECURITY_FILE", "SecurityFiles", "master_status", "write_security"]
 
 SECURITY_FILE = "security.toml"
 _JWT_SECTIONS = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
@@ -126,3 +127,28 @@ def write_security(data: Path) -> SecurityFiles:
               f"ca = {_toml_str(files.ca_cert)}"]
     _write_private(files.config, ("\n".join(lines) + "\n").encode())
     return files
+
+
+def master_status(data: Path, master_port: int, *, timeout_s: float = 2.0) -> dict[str, object] | None:
+    """The master's ``/dir/status`` (its topology), asked over HTTPS with the owner's certificate from
+    ``data``; None when it cannot be asked (no such files: a server not started by this version)."""
+    import http.client
+    import ssl
+
+    files = SecurityFiles(config=data / SECURITY_FILE, ca_cert=data / "seaweedfs-ca.crt",
+                          cert=data / "seaweedfs.crt", key=data / "seaweedfs.key")
+    if not (files.config.exists() and files.cert.exists()):
+        return None
+    ctx = ssl.create_default_context(cafile=str(files.ca_cert))
+    ctx.check_hostname = False  # the certificate names 127.0.0.1 and localhost; weed checks no names either
+    ctx.load_cert_chain(str(files.cert), str(files.key))
+    conn = http.client.HTTPSConnection("127.0.0.1", master_port, timeout=timeout_s, context=ctx)
+    try:
+        conn.request("GET", "/dir/status")
+        resp = conn.getresponse()
+        body = resp.read()
+        return json.loads(body) if resp.status == 200 else {}
+    except (OSError, ValueError, http.client.HTTPException):
+        return {}
+    finally:
+        conn.close()

@@ -43,7 +43,7 @@ from pathlib import Path
 import platformdirs
 
 from .devprocess import STOP_GRACE_S, is_weed, pid_alive, stop_server
-from .devsecurity import write_security
+from .devsecurity import master_status, write_security
 from .errors import S3PumpError, UsageError
 
 __all__ = ["DevServer", "embedded_dir", "ensure_embedded", "find_weed", "record_server", "running_embedded",
@@ -127,11 +127,26 @@ def _wait_ready(server: DevServer, proc: subprocess.Popen[bytes] | None, timeout
             raise S3PumpError(f"SeaweedFS exited with code {proc.returncode}; see {server.data_dir}/weed.log")
         try:
             client.list_buckets()
-            return
         except Exception as e:  # not up yet: connection refused, 503 while the filer starts
             last = e
             time.sleep(0.25)
-    raise S3PumpError(f"SeaweedFS did not answer ListBuckets within {timeout_s:.0f} s ({last})")
+            continue
+        if _volume_server_registered(server):
+            return
+        last = S3PumpError("its volume server has not registered with its master yet")
+        time.sleep(0.25)
+    raise S3PumpError(f"SeaweedFS did not become ready within {timeout_s:.0f} s ({last})")
+
+
+def _volume_server_registered(server: DevServer) -> bool:
+    """Whether the master knows the volume server. S3 answers ListBuckets seconds before that (4 s after
+    a restart on a loaded machine), and until then every read of an object and every write fails (500:
+    "volume N not found", no writable volume)."""
+    status = master_status(Path(server.data_dir), server.ports[0])
+    if status is None:  # started by an s3pump without these keys: ListBuckets is all it can be asked
+        return True
+    topology = status.get("Topology")
+    return isinstance(topology, dict) and int(topology.get("Max") or 0) > 0
 
 
 def start_server(
