@@ -76,6 +76,9 @@ def test_every_port_but_s3_refuses_a_caller_without_the_keys(server: DevServer) 
     bucket = f"sec-{uuid.uuid4().hex[:10]}"
     client.create_bucket(Bucket=bucket)
     client.put_object(Bucket=bucket, Key="secret.txt", Body=BODY)
+    victim = f"{bucket}-v"  # a collection (bucket) for the master's /col/delete to try
+    client.create_bucket(Bucket=victim)
+    client.put_object(Bucket=victim, Key="kept", Body=BODY + b" (victim)")
     master, volume, filer, s3 = server.ports
     keys = Keys.load(server.data_dir)
     path = f"/buckets/{bucket}/secret.txt"
@@ -102,7 +105,7 @@ def test_every_port_but_s3_refuses_a_caller_without_the_keys(server: DevServer) 
                                                              and b"secret.txt" not in answer[1])
 
     # the master's HTTP: a write token and a fid for anyone, a collection deleted
-    for p in ("/dir/assign", f"/dir/lookup?volumeId={vid}&fileId={fid}", f"/col/delete?collection={bucket}x"):
+    for p in ("/dir/assign", f"/dir/lookup?volumeId={vid}&fileId={fid}", f"/col/delete?collection={victim}"):
         for tls in (None, no_client_cert()):
             answer = http_call(master, "GET", p, tls=tls)
             refused[f"master {'https' if tls else 'http'} {p}"] = answer is None or (
@@ -136,7 +139,8 @@ def test_every_port_but_s3_refuses_a_caller_without_the_keys(server: DevServer) 
     # nothing was planted, changed or deleted
     assert client.get_object(Bucket=bucket, Key="secret.txt")["Body"].read() == BODY
     assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]] == ["secret.txt"]
-    assert bucket in {b["Name"] for b in client.list_buckets()["Buckets"]}
+    assert {bucket, victim} <= {b["Name"] for b in client.list_buckets()["Buckets"]}
+    assert client.get_object(Bucket=victim, Key="kept")["Body"].read() == BODY + b" (victim)"
 
     # the owner's keys open each door the probes knocked on: they asked the right things
     assert keys is not None
