@@ -14,6 +14,7 @@ Start-up: this module imports only Typer and s3pump's light modules; a command i
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -604,6 +605,12 @@ def generate(
     _run(False, body)
 
 
+def _interrupt_on(*signals: signal.Signals) -> None:
+    """These signals raise KeyboardInterrupt, as SIGINT does (serve's way to stop its server)."""
+    for sig in signals:
+        signal.signal(sig, signal.default_int_handler)
+
+
 @app.command(help="Run a local S3 server (SeaweedFS) on 127.0.0.1 in the foreground, until Ctrl-C. While it runs, "
              "commands with --embedded use it."
              + _examples("s3pump serve --port 8333", "eval \"$(s3pump serve --env)\"", "s3pump serve --stop-embedded"))
@@ -649,18 +656,22 @@ def serve(
         if already is not None:
             raise UsageError(f"the embedded server already runs on {directory} ({already.endpoint_url}); use it "
                              "(s3pump serve --info), or stop it first: s3pump serve --stop-embedded")
+        # SeaweedFS runs in its own process group: SIGTERM and SIGHUP here, as Ctrl-C, stop it and all it
+        # started (a second one kills it at once), instead of leaving it running with its ports and data dir
+        _interrupt_on(signal.SIGTERM, signal.SIGHUP)
         server, proc = start_server(directory, s3_port=port)
-        if shared:
-            record_server(server)  # --embedded and serve --info see it while it runs
-        print(f"endpoint:   {server.endpoint_url}\naccess key: {server.access_key_id}\n"
-              f"secret key: {server.secret_access_key}\nregion:     {server.region}\n"
-              f"data dir:   {server.data_dir}", flush=True)
-        say("s3pump serve --env prints export lines for these; Ctrl-C stops the server")
         try:
+            if shared:
+                record_server(server)  # --embedded and serve --info see it while it runs
+            print(f"endpoint:   {server.endpoint_url}\naccess key: {server.access_key_id}\n"
+                  f"secret key: {server.secret_access_key}\nregion:     {server.region}\n"
+                  f"data dir:   {server.data_dir}", flush=True)
+            say("s3pump serve --env prints export lines for these; Ctrl-C stops the server")
             proc.wait()
         finally:
-            say("stopping the server (SeaweedFS takes about 15 s to shut down cleanly) ...")
-            stop_server(proc, grace_s=30.0)
+            if proc.poll() is None:
+                say("stopping the server ...")
+            stop_server(proc)
             if shared:
                 state_file().unlink(missing_ok=True)
         return 0

@@ -17,22 +17,21 @@ p + 10000 free and below 55535; the Iceberg and Lance listeners (fixed ports
 in 4.x) are switched off so several servers can run at once; signatures are checked against the identity file
 written here; readiness is polled with a real ListBuckets call.
 
-Shutdown: on SIGTERM ``weed server`` stops its parts one after the other. Two waits made it
-take 25 s, so a 10 s grace always ended in SIGKILL: the volume server's ``preStopSeconds``
-(10 s by default, set to 0 here) and the filer's gRPC graceful stop, which waits for the
-in-process S3 gateway's metadata subscription (``followIamChanges``) until its own 15 s
-timeout; no flag shortens that one. So a clean stop takes about 15 s, and
-:func:`stop_embedded` waits up to 30 s before it kills.
+Only the S3 gateway answers without keys: the master, volume server and filer (HTTP and gRPC)
+need the JWT keys and certificates that :mod:`.devsecurity` writes into the data directory at
+every start, which ``weed -config_dir`` reads first; ``WEED_*`` variables (which would override
+them) and ``$HOME/.seaweedfs`` are kept from it, and it runs with umask 077.
+
+Stopping: see :mod:`.devprocess` (SIGTERM to the process group, SIGKILL after 2 s: SeaweedFS's own
+shutdown waits 15 s for nothing).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import platformdirs
 
+from .devprocess import STOP_GRACE_S, is_weed, pid_alive, stop_server
+from .devsecurity import master_status, write_security
 from .errors import S3PumpError, UsageError
 
 __all__ = ["DevServer", "embedded_dir", "ensure_embedded", "find_weed", "record_server", "running_embedded",
@@ -126,11 +127,26 @@ def _wait_ready(server: DevServer, proc: subprocess.Popen[bytes] | None, timeout
             raise S3PumpError(f"SeaweedFS exited with code {proc.returncode}; see {server.data_dir}/weed.log")
         try:
             client.list_buckets()
-            return
         except Exception as e:  # not up yet: connection refused, 503 while the filer starts
             last = e
             time.sleep(0.25)
-    raise S3PumpError(f"SeaweedFS did not answer ListBuckets within {timeout_s:.0f} s ({last})")
+            continue
+        if _volume_server_registered(server):
+            return
+        last = S3PumpError("its volume server has not registered with its master yet")
+        time.sleep(0.25)
+    raise S3PumpError(f"SeaweedFS did not become ready within {timeout_s:.0f} s ({last})")
+
+
+def _volume_server_registered(server: DevServer) -> bool:
+    """Whether the master knows the volume server. S3 answers ListBuckets seconds before that (4 s after
+    a restart on a loaded machine), and until then every read of an object and every write fails (500:
+    "volume N not found", no writable volume)."""
+    status = master_status(Path(server.data_dir), server.ports[0])
+    if status is None:  # started by an s3pump without these keys: ListBuckets is all it can be asked
+        return True
+    topology = status.get("Topology")
+    return isinstance(topology, dict) and int(topology.get("Max") or 0) > 0
 
 
 def start_server(
@@ -156,13 +172,17 @@ def start_server(
         S3PumpError: it did not start.
     """
     weed = find_weed()
-    data = Path(data_dir)
+    data = Path(data_dir).absolute()  # weed runs in it: -dir and the config paths must not be relative
     (data / "data").mkdir(parents=True, exist_ok=True)
+    for private in (data, data / "data"):  # volumes, the filer's store and the keys: for this user only
+        os.chmod(private, 0o700)
     if s3_port is not None and not _port_free(s3_port):
         raise UsageError(f"--port {s3_port} is in use on 127.0.0.1; pick another")
     access_key_id = access_key_id or "s3pump" + secrets.token_hex(6)
     secret_access_key = secret_access_key or secrets.token_urlsafe(30)
     ident_path = _write_identities(data, access_key_id, secret_access_key)
+    write_security(data)
+    _write_filer_store(data)
     # A port seen free can be taken before weed binds it (another server starting, a client's
     # ephemeral port): SeaweedFS then exits with "address already in use". Ports picked here are
     # picked again, up to _START_ATTEMPTS times; ports the caller named are not.
@@ -212,12 +232,28 @@ def _write_identities(data: Path, access_key_id: str, secret_access_key: str) ->
     return ident_path
 
 
+def _write_filer_store(data: Path) -> None:
+    """``filer.toml``: the filer's LevelDB store where ``weed server`` puts it by default (data/filerldb2),
+    so that no filer.toml of the machine's (``/etc/seaweedfs``) points this server at another store."""
+    store = str(data / "data" / "filerldb2").replace("\\", "\\\\").replace('"', '\\"')
+    (data / "filer.toml").write_text(f'[leveldb2]\nenabled = true\ndir = "{store}"\n')
+
+
+def _weed_env(data: Path) -> dict[str, str]:
+    """The environment ``weed`` runs in: no ``WEED_*`` variable (each overrides its key in security.toml)
+    and HOME in the data directory (``$HOME/.seaweedfs`` is on its configuration path)."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("WEED_")}
+    env["HOME"] = str(data)
+    return env
+
+
 def _launch(weed: str, data: Path, ident_path: Path, ports: tuple[int, ...], detach: bool,
             extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """``weed server`` on ``ports`` (master, volume, filer, s3), its output appended to weed.log."""
     master, volume, filer, s3 = ports
     cmd = [
-        weed, "server", f"-dir={data / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        # its configuration (security.toml, filer.toml) from the data directory before any other place
+        weed, f"-config_dir={data}", "server", f"-dir={data / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", f"-master.port={master}", f"-volume.port={volume}",
         # every bucket is a collection that grows 7 volumes on its first write; -volume.max=0 derives the
         # limit from free disk / volume size and ran out after ~8 buckets. Volumes are not preallocated.
@@ -233,10 +269,13 @@ def _launch(weed: str, data: Path, ident_path: Path, ports: tuple[int, ...], det
         "-volume.preStopSeconds=0",
         *extra_args,
     ]
-    log = open(data / "weed.log", "ab")  # noqa: SIM115 - handed to the child process
+    log = os.fdopen(os.open(data / "weed.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     try:
+        # its own process group (a new session when detached): a terminal's Ctrl-C reaches only its owner,
+        # which stops it and all it started (devprocess.stop_server)
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=detach, cwd=str(data))
+                                start_new_session=detach, process_group=None if detach else 0,
+                                cwd=str(data), env=_weed_env(data), umask=0o077)
     finally:
         log.close()
 
@@ -251,40 +290,8 @@ def _lost_a_port(log_path: Path, offset: int) -> bool:
         return False
 
 
-def stop_server(proc: subprocess.Popen[bytes] | int, *, grace_s: float = 3.0) -> bool:
-    """SIGTERM, then SIGKILL after ``grace_s`` (a clean SeaweedFS shutdown takes ~15 s).
-    True when it stopped on SIGTERM alone."""
-    pid = proc if isinstance(proc, int) else proc.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if isinstance(proc, subprocess.Popen):
-            if proc.poll() is not None:
-                return True
-        elif not _pid_alive(pid):
-            return True
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    if isinstance(proc, subprocess.Popen):
-        proc.wait()
-    return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours still "exists": treat it as dead
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return True
+# kept for callers of the old private name (tests)
+_pid_alive = pid_alive
 
 
 def embedded_dir() -> Path:
@@ -299,14 +306,14 @@ def state_file(base: Path | None = None) -> Path:
 
 
 def running_embedded(base: Path | None = None) -> DevServer | None:
-    """The server recorded in :func:`state_file` if its process is alive, else None."""
+    """The server recorded in :func:`state_file` if its process is alive and still ``weed``, else None."""
     try:
         raw = json.loads(state_file(base).read_text())
         raw["ports"] = tuple(raw["ports"])
         server = DevServer(**raw)
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    return server if _pid_alive(server.pid) else None
+    return server if is_weed(server.pid) else None
 
 
 def record_server(server: DevServer, base: Path | None = None) -> Path:
@@ -352,22 +359,22 @@ def ensure_embedded(notify: Callable[[str], None] | None = None) -> DevServer:
     return server
 
 
-def stop_embedded(notify: Callable[[str], None] | None = None, *, grace_s: float = 30.0) -> DevServer | None:
-    """Stop the server ``--embedded`` (or ``serve``) runs, if any: SIGTERM, then wait for its clean
-    shutdown (about 15 s, see the module docstring) up to ``grace_s``, then SIGKILL. Returns what
-    it was (its data stays), None if none was running. ``notify`` gets a line per step."""
+def stop_embedded(notify: Callable[[str], None] | None = None, *, grace_s: float = STOP_GRACE_S
+                  ) -> DevServer | None:
+    """Stop the server ``--embedded`` (or ``serve``) runs, if any, and all it started: SIGTERM to its
+    process group, SIGKILL after ``grace_s`` (SeaweedFS's own shutdown waits 15 s for nothing, see
+    :mod:`.devprocess`). Returns what it was (its data stays), None if none was running. ``notify``
+    gets a line per step."""
     server = running_embedded()
     if server is None:
         state_file().unlink(missing_ok=True)
         return None
     if notify:
-        notify(f"stopping the embedded S3 server at {server.endpoint_url} (pid {server.pid}): SIGTERM sent; "
-               "SeaweedFS takes about 15 s to shut down cleanly")
+        notify(f"stopping the embedded S3 server at {server.endpoint_url} (pid {server.pid}) ...")
     t0 = time.monotonic()
-    clean = stop_server(server.pid, grace_s=grace_s)
+    stop_server(server.pid, grace_s=grace_s)
     state_file().unlink(missing_ok=True)
     if notify:
-        notify(f"stopped the embedded S3 server in {time.monotonic() - t0:.0f} s; its data stays in "
-               f"{server.data_dir}" if clean else
-               f"the embedded S3 server did not stop within {grace_s:.0f} s; killed it (SIGKILL)")
+        notify(f"stopped the embedded S3 server in {time.monotonic() - t0:.1f} s; its data stays in "
+               f"{server.data_dir}")
     return server

@@ -84,7 +84,7 @@ def test_embedded_says_what_it_started_info_env_and_clean_stop(tmp_path: Path) -
     lines = stop.stderr.decode().splitlines()
     assert stop.returncode == 0 and len(lines) == 2, lines
     assert lines[0].startswith(f"stopping the embedded S3 server at {state['endpoint_url']}")
-    assert lines[1].startswith("stopped the embedded S3 server in "), lines  # SIGTERM sufficed: no SIGKILL
-    assert elapsed < 30
+    assert lines[1].startswith("stopped the embedded S3 server in "), lines
+    assert elapsed < 5  # SIGTERM, SIGKILL after a 2 s grace (SeaweedFS's own shutdown takes 15 s)
     assert not _pid_alive(state["pid"])
     assert run_cli(["serve", "--info"], env).returncode == 1
