@@ -33,7 +33,7 @@ from ..events import (
     ShardProgress,
     SourceRead,
 )
-from ..units import format_bytes
+from ..units import format_bytes, format_rate
 
 __all__ = ["Counts", "PlainProgress", "ProgressBar", "progress_line"]
 
@@ -189,7 +189,7 @@ class ProgressBar:
 
 class PlainProgress:
     """``--progress plain``: a line on stderr every ``interval_s`` (for logs and CI), e.g.
-    ``s3pump: 1200/5000 files, 48.0 MiB/120.5 MiB, 12.3 MB/s, 2 retries, 0 failed``."""
+    ``s3pump: 1200/5000 files, 48.0 MiB/120.5 MiB, 12.3 MiB/s, 2 retries, 0 failed``."""
 
     def __init__(self, kind: str, interval_s: float = 5.0, stream: IO[str] | None = None) -> None:
         self.kind = kind
@@ -207,7 +207,7 @@ class PlainProgress:
 
     def print_line(self) -> None:
         c = self.counts
-        rate = c.bytes / c.elapsed_s / 1e6
+        rate = format_rate(c.bytes / c.elapsed_s) if c.elapsed_s > 0 else format_rate(0)
         more = "" if c.final else "+"
         if self.kind == "stream":
             what = f"read {format_bytes(c.read)}, sent {format_bytes(c.bytes)}"
@@ -216,5 +216,5 @@ class PlainProgress:
         else:
             what = (f"{c.files}/{c.total_files}{more} files, "
                     f"{format_bytes(c.bytes)}/{format_bytes(c.total_bytes)}{more}")
-        self._stream.write(f"s3pump: {what}, {rate:.1f} MB/s, {c.retries} retries, {c.failed} failed\n")
+        self._stream.write(f"s3pump: {what}, {rate}, {c.retries} retries, {c.failed} failed\n")
         self._stream.flush()

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..events import ClusterForecast, Event, StopRequested
+from ..units import format_bytes, format_rate
 from .console import say
 from .jsonlines import JsonLines
 from .progress import PlainProgress, ProgressBar
@@ -24,8 +25,8 @@ def _notices(event: Event) -> None:
     if isinstance(event, ClusterForecast):
         walk = "done" if event.walk_finished else f"{event.walk_files_per_s:,.0f} files/s"
         say(f"s3pump: cluster after {event.elapsed_s:.0f} s: {event.workers} workers upload "
-            f"{event.files_per_s:,.0f} files/s, {event.bytes_per_s / 1e6:,.1f} MB/s; walk {walk}; "
-            f"the {event.files_left:,} files ({event.bytes_left / 1e9:,.2f} GB) found and not done need "
+            f"{event.files_per_s:,.0f} files/s, {format_rate(event.bytes_per_s)}; walk {walk}; "
+            f"the {event.files_left:,} files ({format_bytes(event.bytes_left)}) found and not done need "
             f">= {event.predicted_s:,.0f} s at these rates (bound: {event.bound})")
     elif isinstance(event, StopRequested):
         if event.graceful:
