@@ -39,6 +39,7 @@ __all__ = [
     "MultipartCreating",
     "ObjectDeleted",
     "PartDone",
+    "Resuming",
     "RetryScheduled",
     "ShardProgress",
     "ShardSettled",
@@ -69,10 +70,24 @@ class SourceRead:
 @dataclass(frozen=True, slots=True)
 class StopRequested:
     """The first SIGINT/SIGTERM: the run stops at a safe point (``graceful``: after the work in
-    flight, e.g. export's batches); a second signal stops it at once."""
+    flight, e.g. export's batches); a second signal stops it at once (``again``: this is that second
+    one; ``hurry``: the run was already aborting its uploads, and now only stops waiting for the
+    requests in flight)."""
 
     signal: str
     graceful: bool
+    again: bool = False
+    hurry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Resuming:
+    """A rerun of the same command found its journal: ``files_done`` files were done in an earlier run
+    (skipped, once their objects are found in the bucket), ``uploads`` multipart uploads continue
+    from their missing parts."""
+
+    files_done: int
+    uploads: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +299,7 @@ class Tick:
 Event = (FileDone | FileFailed | FileSkipped | FilesUnchanged | EntrySkipped | PartDone | MultipartCreating
          | MultipartCreated | MultipartAborted | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted
          | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast
-         | ShardProgress | ShardSettled)
+         | ShardProgress | ShardSettled | Resuming)
 Subscriber = Callable[[Event], None]
 
 

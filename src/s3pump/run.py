@@ -209,7 +209,11 @@ class Run:
         stopping = self._cancelled.is_set() or (self._graceful_stop is not None and self._graceful_stop.is_set())
         if stopping:  # the second signal: at once
             engine = self._engine
-            if engine is not None and engine.stopping:  # it is aborting its uploads: stop waiting, not that
+            hurry = engine is not None and engine.stopping
+            self.bus.emit(StopRequested(signal.Signals(signum).name, self._graceful_stop is not None, again=True,
+                                        hurry=hurry))
+            if hurry:  # it is aborting its uploads: stop waiting, not that
+                assert engine is not None
                 engine.hurry()
                 return
             raise KeyboardInterrupt

@@ -15,7 +15,7 @@ import re
 
 from .errors import UsageError
 
-__all__ = ["format_bytes", "parse_aws_size_bytes", "parse_duration_s", "parse_size_bytes"]
+__all__ = ["format_bytes", "format_rate", "parse_aws_size_bytes", "parse_duration_s", "parse_size_bytes"]
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -67,6 +67,12 @@ def parse_duration_s(text: str | float, *, what: str = "duration") -> float:
         raise UsageError(f"{what}: {text!r} is not a duration; use e.g. 30s, 5m or 24h")
     number, unit = m.groups()
     return float(number) * _DURATION_S[(unit or "s").lower()]
+
+
+def format_rate(bytes_per_s: float) -> str:
+    """A rate in the units of :func:`format_bytes` (one unit system for sizes and rates):
+    ``format_rate(12582912) == "12.0 MiB/s"``."""
+    return format_bytes(bytes_per_s) + "/s"
 
 
 def format_bytes(n: float) -> str:

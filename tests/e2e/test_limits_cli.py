@@ -138,7 +138,7 @@ def test_metrics_scraped_during_run_match_summary(s3env: S3Env, warm_bucket: str
     assert metrics["s3pump_uploaded_bytes_total"] == summary["bytes_done"] == 300_000
     assert metrics['s3pump_objects_total{result="done"}'] == 300
     assert metrics["s3pump_request_duration_seconds_count"] == 300
-    assert "files" in err.decode() and "MB/s" in err.decode()  # --progress plain lines on stderr
+    assert "files" in err.decode() and "MiB/s" in err.decode()  # --progress plain lines on stderr
     assert os.path.getsize(metrics_file) > 0
 
 

@@ -22,7 +22,7 @@ from ..errors import (
     UsageError,
     WorkerLostError,
 )
-from ..events import Discovered, FileSkipped, Subscriber
+from ..events import Discovered, FileSkipped, Resuming, Subscriber
 from ..items import UploadItem
 from ..journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
 from ..journal_check import forget_missing_done
@@ -200,6 +200,10 @@ def upload(
             journal = _open_journal(roots if from_list is None else [f"--from-list={from_list}"],
                                     destination, run, dest, fresh=not resume)
             run.subscribe(run.guard(journal, lambda: journal.path, "resume journal"))
+            if not journal.empty:
+                counts = journal.counts()
+                if counts["done"] or counts["uploads"]:
+                    run.emit(Resuming(counts["done"], counts["uploads"]))
             assert run.uploads is not None
             try:
                 # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them

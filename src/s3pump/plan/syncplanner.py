@@ -411,8 +411,8 @@ class SyncPlanner:
 
         try:
             for a in plan(local, remote, self.mode, delete=self.delete):
-                if a.kind == "skip":
-                    self._found(out, 1, 0)
+                if a.kind == "skip":  # the totals hold every file and byte; a skipped one counts as done
+                    self._found(out, 1, a.local[1] if a.local else 0)
                     self._skipped(out, a.key, a.local[1] if a.local else 0, a.reason)
                 elif a.kind == "keep":
                     self.remote_only_kept += 1
@@ -424,7 +424,7 @@ class SyncPlanner:
                         self.delete_bytes += a.remote[1] if a.remote else 0
                 else:
                     assert a.local is not None
-                    self._found(out, 1, a.local[1] if a.kind == "upload" else 0)
+                    self._found(out, 1, a.local[1])
                     if a.kind == "upload" and self.dry_run:
                         out.put(UploadPlanned(self._path(a.key), a.key, a.local[1], a.reason))
                         continue

@@ -33,7 +33,7 @@ from ..events import (
     ShardProgress,
     SourceRead,
 )
-from ..units import format_bytes
+from ..units import format_bytes, format_rate
 
 __all__ = ["Counts", "PlainProgress", "ProgressBar", "progress_line"]
 
@@ -42,11 +42,12 @@ class Counts:
     """What the views show, counted from events. ``update`` says whether the event changed anything."""
 
     __slots__ = ("_bytes", "_files", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed", "final",
-                 "objects", "read", "retries", "rows", "started", "total_bytes", "total_files")
+                 "objects", "read", "retries", "rows", "skipped_bytes", "started", "total_bytes", "total_files")
 
     def __init__(self) -> None:
         self._files = self.failed = self.retries = self._bytes = self.objects = self.rows = self.read = 0
         self.total_files = self.total_bytes = 0
+        self.skipped_bytes = 0  # of files not sent (unchanged, done in an earlier run): in the totals, not the rate
         self._shards: dict[int, tuple[int, int]] = {}  # --cluster: files and bytes of shards in flight
         self._shard_files = self._shard_bytes = 0  # their sums, kept as they change: a view's thread reads
         # ``files``/``bytes`` while the events' threads change ``_shards``, so it must not iterate over it
@@ -64,6 +65,16 @@ class Counts:
         """Bytes sent, with those of ``--cluster`` shards still in flight."""
         return self._bytes + self._shard_bytes
 
+    @property
+    def done_bytes(self) -> int:
+        """Bytes sent or not needing to be (skipped files): what the totals are compared with."""
+        return self.bytes + self.skipped_bytes
+
+    @property
+    def shown_totals(self) -> tuple[int, int]:
+        """The totals to show: never below what is done (the walk's counts may lag its files)."""
+        return max(self.total_files, self.files), max(self.total_bytes, self.done_bytes)
+
     def update(self, event: Event) -> bool:
         if isinstance(event, FileDone):
             self._files += 1
@@ -74,8 +85,10 @@ class Counts:
             self._bytes += event.size_bytes
         elif isinstance(event, FileSkipped):
             self._files += 1
+            self.skipped_bytes += event.size_bytes
         elif isinstance(event, FilesUnchanged):
             self._files += event.files
+            self.skipped_bytes += event.size_bytes
         elif isinstance(event, FileFailed):
             self._files += 1
             self.failed += 1
@@ -106,10 +119,11 @@ class Counts:
 def _eta(c: Counts, rate_bps: float) -> str:
     if not c.final:
         return "ETA -"
-    if c.total_bytes and rate_bps > 0:
-        left_s = max(0.0, (c.total_bytes - c.bytes) / rate_bps)
-    elif c.total_files and c.files:
-        left_s = max(0.0, (c.total_files - c.files) * c.elapsed_s / c.files)
+    total_files, total_bytes = c.shown_totals
+    if total_bytes and rate_bps > 0:
+        left_s = max(0.0, (total_bytes - c.done_bytes) / rate_bps)
+    elif total_files and c.files:
+        left_s = max(0.0, (total_files - c.files) * c.elapsed_s / c.files)
     else:
         return "ETA -"
     m, s = divmod(int(left_s + 0.5), 60)
@@ -134,8 +148,10 @@ def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
                 f"checkpoint {c.checkpoint}")
     else:
         more = "" if c.final else "+"
-        head = f"{label}  {c.files:,}/{c.total_files:,}{more} files"
-        tail = f"{format_bytes(c.bytes)}/{format_bytes(c.total_bytes)}{more}  {format_bytes(rate)}/s  {_eta(c, rate)}"
+        total_files, total_bytes = c.shown_totals
+        head = f"{label}  {c.files:,}/{total_files:,}{more} files"
+        tail = (f"{format_bytes(c.done_bytes)}/{format_bytes(total_bytes)}{more}  {format_bytes(rate)}/s  "
+                f"{_eta(c, rate)}")
     if notes:
         tail += "  " + " ".join(notes)
     return head, tail
@@ -166,7 +182,7 @@ class ProgressBar:
         text.append(head)
         if room >= 10 and self.kind == "files" and self.counts.total_bytes:
             bar = min(room, 40)
-            done = min(1.0, self.counts.bytes / self.counts.total_bytes) if self.counts.final else 0.0
+            done = min(1.0, self.counts.done_bytes / self.counts.shown_totals[1]) if self.counts.final else 0.0
             filled = int(bar * done)
             text.append("  ")
             text.append("━" * filled, style="green")
@@ -189,7 +205,7 @@ class ProgressBar:
 
 class PlainProgress:
     """``--progress plain``: a line on stderr every ``interval_s`` (for logs and CI), e.g.
-    ``s3pump: 1200/5000 files, 48.0 MiB/120.5 MiB, 12.3 MB/s, 2 retries, 0 failed``."""
+    ``s3pump: 1200/5000 files, 48.0 MiB/120.5 MiB, 12.3 MiB/s, 2 retries, 0 failed``."""
 
     def __init__(self, kind: str, interval_s: float = 5.0, stream: IO[str] | None = None) -> None:
         self.kind = kind
@@ -207,14 +223,15 @@ class PlainProgress:
 
     def print_line(self) -> None:
         c = self.counts
-        rate = c.bytes / c.elapsed_s / 1e6
+        rate = format_rate(c.bytes / c.elapsed_s) if c.elapsed_s > 0 else format_rate(0)
         more = "" if c.final else "+"
         if self.kind == "stream":
             what = f"read {format_bytes(c.read)}, sent {format_bytes(c.bytes)}"
         elif self.kind == "export":
             what = f"{c.rows} rows, {c.objects} objects, {format_bytes(c.bytes)}, checkpoint {c.checkpoint}"
         else:
-            what = (f"{c.files}/{c.total_files}{more} files, "
-                    f"{format_bytes(c.bytes)}/{format_bytes(c.total_bytes)}{more}")
-        self._stream.write(f"s3pump: {what}, {rate:.1f} MB/s, {c.retries} retries, {c.failed} failed\n")
+            total_files, total_bytes = c.shown_totals
+            what = (f"{c.files}/{total_files}{more} files, "
+                    f"{format_bytes(c.done_bytes)}/{format_bytes(total_bytes)}{more}")
+        self._stream.write(f"s3pump: {what}, {rate}, {c.retries} retries, {c.failed} failed\n")
         self._stream.flush()

@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..events import Event, ObjectDeleted, UploadPlanned
 from ..report import UploadReport
-from ..units import format_bytes
+from ..units import format_bytes, format_rate
 from .console import LineConsole, print_failure, stderr_console
 from .stdout_guard import GuardedStdout
 
@@ -29,7 +29,6 @@ def print_summary(report: UploadReport, *, verb: str = "uploaded", destination: 
                   console: LineConsole | None = None) -> None:
     """The end-of-run summary of an upload on stderr, and the failures (the first 20)."""
     console = console or stderr_console()
-    rate = report.rate_bps / 1e6
     if report.dry_run:
         line = (f"dry run: would upload {report.files_skipped} files, {format_bytes(report.bytes_skipped)}; "
                 f"{report.files_failed} could not be planned (listed below); nothing was sent")
@@ -37,9 +36,11 @@ def print_summary(report: UploadReport, *, verb: str = "uploaded", destination: 
     else:
         line = (
             f"{verb} {report.files_done} files, {format_bytes(report.bytes_done)} in {report.elapsed_s:.1f} s "
-            f"({rate:.1f} MB/s); retries {report.retries}; failures {report.files_failed}; "
-            f"latency p50 {report.latency_p50_s * 1000:.1f} ms, p99 {report.latency_p99_s * 1000:.1f} ms"
+            f"({format_rate(report.rate_bps)}); retries {report.retries}; failures {report.files_failed}"
         )
+        if report.files_done or report.retries:  # percentiles of requests this run made (none: none)
+            line += (f"; latency p50 {report.latency_p50_s * 1000:.1f} ms, "
+                     f"p99 {report.latency_p99_s * 1000:.1f} ms")
     if report.files_skipped:
         line += f"; skipped {report.files_skipped}"
     console.print(line)
@@ -61,7 +62,7 @@ def _print_cluster(console: LineConsole, cluster: dict[str, Any], *, tasks: str 
                       f"found {walk['files']:,} files{failed}")
     for w in cluster["per_worker"]:
         console.print(f"  worker {w['worker']}: {w['shards']} {tasks}, {w['files']} {items}, "
-                      f"{format_bytes(w['bytes'])} in {w['busy_s']:.1f} s busy ({w['rate_bps'] / 1e6:.1f} MB/s)")
+                      f"{format_bytes(w['bytes'])} in {w['busy_s']:.1f} s busy ({format_rate(w['rate_bps'])})")
 
 
 def _print_failures(console: LineConsole, report: UploadReport, destination: str, *, verb: str) -> None:
@@ -127,7 +128,7 @@ def print_sync_summary(report: SyncReport, *, destination: str = "s3://BUCKET/",
         done = f"uploaded {report.files_done} of {report.planned_uploads} new or changed"
         if report.files_done:
             done += (f" ({format_bytes(report.bytes_done)} in {report.elapsed_s:.1f} s, "
-                     f"{report.rate_bps / 1e6:.1f} MB/s)")
+                     f"{format_rate(report.rate_bps)})")
         done += f", deleted {report.objects_deleted}"
         if report.deletes_failed:
             done += f" (failed {report.deletes_failed})"
@@ -190,7 +191,7 @@ def stream_summary(report: StreamReport) -> str:
     """The one-line summary printed on stderr."""
     how = f"{report.parts} parts" if report.parts else "a single PUT"
     return (f"streamed {format_bytes(report.bytes)} to s3://{report.bucket}/{report.key} in {report.elapsed_s:.1f} s "
-            f"({report.rate_bps / 1e6:.1f} MB/s) as {how}; "
+            f"({format_rate(report.rate_bps)}) as {how}; "
             + (f"{report.checksum_algorithm} {report.checksum} (checked by the server); " if report.checksum else "")
             + f"md5 {report.md5}" + (f"; sha256 {report.sha256}" if report.sha256 else "")
             + f"; retries {report.retries}")

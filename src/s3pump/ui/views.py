@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..events import ClusterForecast, Event, StopRequested
+from ..events import ClusterForecast, Event, Resuming, StopRequested
+from ..units import format_bytes, format_rate
 from .console import say
 from .jsonlines import JsonLines
 from .progress import PlainProgress, ProgressBar
@@ -24,11 +25,20 @@ def _notices(event: Event) -> None:
     if isinstance(event, ClusterForecast):
         walk = "done" if event.walk_finished else f"{event.walk_files_per_s:,.0f} files/s"
         say(f"s3pump: cluster after {event.elapsed_s:.0f} s: {event.workers} workers upload "
-            f"{event.files_per_s:,.0f} files/s, {event.bytes_per_s / 1e6:,.1f} MB/s; walk {walk}; "
-            f"the {event.files_left:,} files ({event.bytes_left / 1e9:,.2f} GB) found and not done need "
+            f"{event.files_per_s:,.0f} files/s, {format_rate(event.bytes_per_s)}; walk {walk}; "
+            f"the {event.files_left:,} files ({format_bytes(event.bytes_left)}) found and not done need "
             f">= {event.predicted_s:,.0f} s at these rates (bound: {event.bound})")
+    elif isinstance(event, Resuming):
+        say(f"s3pump: resuming: {event.files_done:,} files done in an earlier run (skipped where their objects "
+            f"are in the bucket), {event.uploads:,} multipart uploads continue; --no-resume starts over")
     elif isinstance(event, StopRequested):
-        if event.graceful:
+        if event.again and event.hurry:
+            say(f"s3pump: {event.signal} again: no longer waiting for requests in flight; the open uploads are "
+                "still being aborted")
+        elif event.again:
+            say(f"s3pump: {event.signal} again: stopping now; open multipart uploads are kept for the resume "
+                "journal (rerun the same command to resume)")
+        elif event.graceful:
             say(f"s3pump: {event.signal}: stopping after the in-flight batches (again to cancel now)")
         else:
             say(f"s3pump: {event.signal}: cancelling at a safe point (again to stop at once)")
