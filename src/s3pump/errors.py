@@ -12,6 +12,7 @@ code it maps to when it ends a run (``exit_code``)::
     │   │                                                 (also a SourceNotFoundError)
     │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
     │   ├── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
+    │   ├── OpenFilesError              fatal    exit 2   the process ran out of file descriptors (EMFILE/ENFILE)
     │   └── WorkerMismatchError         fatal    exit 2   a --cluster worker sees other files
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
@@ -31,11 +32,16 @@ code it maps to when it ends a run (``exit_code``)::
     │       ├── EndpointUnreachableError fatal   exit 2   the endpoint refused or never answered
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    │       ├── ClockSkewError          fatal    exit 2   403 RequestTimeTooSkewed (after one retry)
+    │       ├── ClientError             fatal             an awscrt error s3pump has no class for (a defect)
     │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
     ├── WorkerLostError                 fatal    exit 1   a --cluster shard's workers all died
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
 
 Messages are one line, name the file, key or bucket, and say what to do.
+
+``stops_run``: an error that no other item can escape (a skewed clock, no file descriptors left)
+ends the whole run with its exit code, not just the item it hit.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ __all__ = [
     "AccessDeniedError",
     "BadDigestError",
     "CancelledError",
+    "ClientError",
+    "ClockSkewError",
     "ConcurrentChangeError",
     "CredentialsError",
     "EndpointUnreachableError",
@@ -55,6 +63,7 @@ __all__ = [
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
+    "OpenFilesError",
     "PathNotFoundError",
     "RequestTimeoutError",
     "RetryableStoreError",
@@ -83,6 +92,8 @@ class S3PumpError(Exception):
 
     retryable: bool = False
     exit_code: int = EXIT_FAILURES
+    #: the whole run stops for it (see the module docstring); the one line is printed once
+    stops_run: bool = False
 
 
 class UsageError(S3PumpError):
@@ -117,6 +128,46 @@ class LocalStateError(UsageError):
     Raised before any upload when the file cannot be created; when it fails mid-run, the run stops
     first (in-flight multipart uploads are aborted, so none is left open).
     """
+
+
+class OpenFilesError(UsageError):
+    """The process ran out of file descriptors (EMFILE: ``ulimit -n``; ENFILE: the system's table).
+    Nothing a retry of the same file can fix: the run stops with one line naming the limit."""
+
+    stops_run = True
+
+
+def open_files_error(err: OSError | None = None, where: str = "") -> OpenFilesError:
+    """The one-line :class:`OpenFilesError` for an EMFILE/ENFILE (``where``: the path being opened)."""
+    import errno
+
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        limit = f"{soft}" if soft != resource.RLIM_INFINITY else "unlimited"
+    except (ImportError, OSError, ValueError):
+        limit = "?"
+    at = f" (opening {where})" if where else ""
+    if err is not None and err.errno == errno.ENFILE:
+        return OpenFilesError(f"the system ran out of open files (ENFILE){at}; close other programs or raise "
+                              "fs.file-max, or lower --concurrency")
+    return OpenFilesError(f"too many open files: this process may open only {limit} (ulimit -n){at}; raise it "
+                          "(ulimit -n 4096) or lower --concurrency")
+
+
+def is_out_of_files(err: BaseException) -> bool:
+    """Whether ``err`` is an EMFILE/ENFILE (an OSError, or one in its cause/context chain)."""
+    import errno
+
+    seen = 0
+    e: BaseException | None = err
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
 
 
 class WorkerMismatchError(UsageError):
@@ -226,6 +277,20 @@ class NoSuchUploadError(FatalStoreError):
     """The multipart upload ID is unknown to the store (completed, aborted or expired)."""
 
 
+class ClockSkewError(FatalStoreError):
+    """403 RequestTimeTooSkewed: the server finds the request's time too far from its own (AWS allows
+    15 minutes). One retry (a re-signed request) is allowed; then no request of the run can succeed:
+    it stops, naming the difference between the local clock and the server's."""
+
+    exit_code = EXIT_USAGE
+    stops_run = True
+
+
+class ClientError(FatalStoreError):
+    """An error of the S3 client library (awscrt) that s3pump has no class for: fatal for the item,
+    a defect to report; the library's error name is only in the ``--debug`` log."""
+
+
 class ConcurrentChangeError(FatalStoreError):
     """A bucket configuration s3pump read, changed and wrote back (lifecycle rules) was changed by
     someone else meanwhile: what the server holds is not what s3pump wrote. Check and run again."""
@@ -250,7 +315,6 @@ _RETRYABLE_BY_CODE: dict[str, type[RetryableStoreError]] = {
     "TooManyRequests": ThrottlingError,
     "RequestLimitExceeded": ThrottlingError,
     "RequestTimeout": RequestTimeoutError,
-    "RequestTimeTooSkewed": RequestTimeoutError,
     "InternalError": ServerError,
     "ServiceUnavailable": ServerError,
     "BadDigest": BadDigestError,
@@ -269,6 +333,7 @@ _FATAL_BY_CODE: dict[str, type[FatalStoreError]] = {
     "TokenRefreshRequired": CredentialsError,
     "AccessDenied": AccessDeniedError,
     "NoSuchUpload": NoSuchUploadError,
+    "RequestTimeTooSkewed": ClockSkewError,
 }
 
 _ADVICE: dict[type[StoreError], str] = {
