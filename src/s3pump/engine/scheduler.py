@@ -74,6 +74,7 @@ from ..items import PartSource, UploadItem
 from ..retry import RetryPolicy
 from ..store.base import CompletedPart, PutResult, Request, Store
 from ..store.body import FileRange, PartBody, Throttled
+from .completion import complete_with_retries
 from .limits import ConcurrencyDecision, EngineLimits
 from .multipart import FilePartSource, part_size_for
 from .resume import list_and_verify_parts, listing_unsupported
@@ -726,7 +727,9 @@ class Engine:
 
     def _complete(self, key: str, upload_id: str, parts: list[CompletedPart],
                   full_object_checksum: tuple[str, str] | None) -> PutResult:
-        result = self.policy.call(self._complete_once, key, upload_id, parts, full_object_checksum, what=(key, None))
+        result = complete_with_retries(
+            self.policy, lambda: self._complete_once(key, upload_id, parts, full_object_checksum), self.store,
+            self.bucket, key, parts, full_object_checksum)
         self.uploads.completed(upload_id)
         return result
 

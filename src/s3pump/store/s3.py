@@ -577,16 +577,19 @@ class S3Store:
             kwargs["KeyMarker"] = resp.get("NextKeyMarker", "")
             kwargs["UploadIdMarker"] = resp.get("NextUploadIdMarker", "")
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+    def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
+        extra = {"ChecksumMode": "ENABLED"} if checksum_mode else {}
         try:
-            resp = self._call(f"s3://{bucket}/{key}", self._boto.head_object, Bucket=bucket, Key=key)
+            resp = self._call(f"s3://{bucket}/{key}", self._boto.head_object, Bucket=bucket, Key=key, **extra)
         except StoreError as e:
             if e.status == 404:
                 return None
             raise
+        checksums = {k[len("Checksum"):]: v for k, v in resp.items()
+                     if k.startswith("Checksum") and k != "ChecksumType" and isinstance(v, str)}
         return ObjectInfo(
             key, resp["ContentLength"], resp["ETag"].strip('"'), resp["LastModified"].timestamp(),
-            dict(resp.get("Metadata", {})), resp.get("ServerSideEncryption"),
+            dict(resp.get("Metadata", {})), resp.get("ServerSideEncryption"), checksums,
         )
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
