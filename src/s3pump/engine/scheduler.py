@@ -78,6 +78,7 @@ from .completion import complete_with_retries
 from .limits import ConcurrencyDecision, EngineLimits
 from .multipart import FilePartSource, part_size_for
 from .resume import list_and_verify_parts, listing_unsupported
+from .throttle import ThrottleRate
 from .uploads import OpenUploads
 
 __all__ = ["Engine"]
@@ -203,6 +204,8 @@ class Engine:
         self.adaptive = lim.adaptive
         if self.adaptive is not None:
             self.limit = self.adaptive.limit
+        # a throttling storm lowers the request rate, as the AWS SDKs' adaptive mode (AIMD does it when adaptive)
+        self._throttle = ThrottleRate() if self.adaptive is None else None
 
     # ------------------------------------------------------------------ public
     def cancel(self) -> None:
@@ -276,6 +279,12 @@ class Engine:
         """A request may start now: under the concurrency limit and the request rate."""
         if len(self._inflight) >= self.limit:
             return False
+        throttle = self._throttle
+        if throttle is not None and throttle.enabled:
+            wait_s = throttle.wait_s()
+            if wait_s > 0.0:
+                self._rps_wait_s = wait_s
+                return False
         if self._rps is not None:
             self._rps_wait_s = self._rps.wait_s()
             return self._rps_wait_s == 0.0
@@ -374,6 +383,8 @@ class Engine:
         self._inflight[id(req)] = req
         if self._rps is not None:
             self._rps.try_take()  # _slot_free() saw the token; only this thread takes them
+        if self._throttle is not None:
+            self._throttle.sent()
         q = self._q
         bw = self._bandwidth
 
@@ -406,6 +417,8 @@ class Engine:
         """Schedule a retry of ``req`` if allowed; False if the error is final."""
         if self.adaptive is not None and isinstance(error, ThrottlingError):
             self._apply(self.adaptive.on_throttled())
+        if self._throttle is not None and isinstance(error, ThrottlingError) and self._throttle.throttled():
+            _log.debug("throttled: request rate cut to %.1f/s", self._throttle.rate_per_s)
         if self._cancel.is_set():
             return False
         delay = self.policy.decide(error, req.attempt, (req.item.key, req.part_number or None))
@@ -459,6 +472,8 @@ class Engine:
                 self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
             return
         self.policy.succeeded(req.retried_after)
+        if self._throttle is not None:
+            self._throttle.succeeded()
         if self.adaptive is not None:
             self.adaptive.on_success(item.size_bytes, time.monotonic() - req.started)
         if item.path is not None:
@@ -690,6 +705,8 @@ class Engine:
             self._release_part(req)
             return
         self.policy.succeeded(req.retried_after)
+        if self._throttle is not None:
+            self._throttle.succeeded()
         size = len(req.body or b"")
         if self.adaptive is not None:
             self.adaptive.on_success(size, time.monotonic() - req.started)
