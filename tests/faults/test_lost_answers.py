@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import time
 from pathlib import Path
@@ -135,3 +136,51 @@ def test_skewed_clock_is_one_line_exit_2_within_seconds(
     assert "clock is 30 min" in lines[0] and "ahead of the server's" in lines[0], lines[0]
     assert "AWS_ERROR" not in err
     assert len(faultproxy.entries(fault="clock_skew")) < 200
+
+
+class _TruncateOnFirst(FaultPlan):
+    """Truncates ``path`` to ``keep`` bytes when the first request of ``rtype`` arrives (its head is
+    read, its body not yet: the client is still reading the file)."""
+
+    def __init__(self, rtype: str, path: Path, keep: int) -> None:
+        super().__init__()
+        self.rtype, self.path, self.keep, self.done = rtype, path, keep, False
+
+    def choose(self, rtype, rng, key="", body_bytes=None):  # type: ignore[no-untyped-def]
+        if rtype == self.rtype and not self.done:
+            self.done = True
+            os.truncate(self.path, self.keep)
+        return None
+
+
+@pytest.mark.parametrize(("kind", "size", "keep"), [("UploadPart", 30 * MIB, 7 * MIB),
+                                                     ("PutObject", 40 * MIB, 3 * MIB)])
+def test_file_truncated_while_uploading_fails_at_once_as_changed(
+        s3env: S3Env, faultproxy: FaultProxy, bucket: str, tmp_path: Path, state_dir: Path, kind: str, size: int,
+        keep: int) -> None:
+    """A short read is a source change: the file fails within seconds with "file changed while
+    uploading", no object, no multipart upload left open (the bucket fixture checks), never retried
+    as a network outage; the other files are uploaded."""
+    src = tmp_path / "src"
+    src.mkdir()
+    victim = src / "victim.bin"
+    victim.write_bytes(b"\x09" * size)
+    (src / "other.txt").write_bytes(b"fine")
+    faultproxy.plan = _TruncateOnFirst(kind, victim, keep)
+    extra = {"S3PUMP_CONCURRENCY": "1"}
+    if kind == "PutObject":
+        extra["S3PUMP_MULTIPART_THRESHOLD"] = "64MiB"
+    t0 = time.monotonic()
+    r = run_cli(["upload", str(src), f"s3://{bucket}/t/", "--no-progress", "--failed-list", str(tmp_path / "f.jsonl")],
+                proxied_env(s3env, faultproxy, state_dir, **extra), timeout=120)
+    took = time.monotonic() - t0
+    err = r.stderr.decode()
+    assert faultproxy.plan.done
+    assert r.returncode == 1, err
+    assert "file changed while uploading" in err, err
+    assert "AWS_ERROR" not in err
+    assert took < 20, took
+    objects = list_all(s3env.boto(), bucket, "t/")
+    assert set(objects) == {"t/other.txt"}
+    retried = [e for e in faultproxy.log if e.key == "t/victim.bin" and e.type == kind]
+    assert len(retried) <= 3, len(retried)

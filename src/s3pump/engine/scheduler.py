@@ -449,6 +449,13 @@ class Engine:
                 req.handle.cancel()
 
     def _error_of(self, req: _Req, result: S3PumpError) -> S3PumpError:
+        item = req.item
+        if item.path is not None and (result.retryable or isinstance(result, SourceChangedError)):
+            # a short read (a file truncated under the request) fails the request in ways that look like
+            # the network's: a changed file is a source change, failed at once, never retried
+            changed = _source_changed(item)
+            if changed is not None:
+                return changed
         if req.timed_out:
             return RequestTimeoutError(
                 f"s3://{self.bucket}/{req.item.key}: no response within {req.timeout_s:.0f} s"
@@ -850,6 +857,20 @@ class Engine:
         elif req.mp.upload_id is not None:
             self.bus.emit(PartDone(item.key, req.mp.upload_id, req.part_number, len(req.body or b""), result.etag,
                                    result.checksum, latency))
+
+
+def _source_changed(item: UploadItem) -> SourceChangedError | None:
+    """Whether ``item``'s file is no longer the version being sent (size, mtime, ctime, inode)."""
+    try:
+        st = os.stat(item.path)  # type: ignore[arg-type]
+    except OSError as e:
+        return SourceChangedError(f"{item.source}: file changed while uploading ({e.strerror}); not completed, "
+                                  "rerun to upload the new version")
+    same = st.st_size == item.size_bytes and (item.identity is None or item.identity.matches(st))
+    if same:
+        return None
+    return SourceChangedError(f"{item.source}: file changed while uploading ({item.size_bytes} -> {st.st_size} "
+                              "bytes); not completed, rerun to upload the new version")
 
 
 def _is_plain_md5(etag: str, sse: str | None) -> bool:
