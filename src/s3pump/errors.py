@@ -12,7 +12,7 @@ code it maps to when it ends a run (``exit_code``)::
     │   │                                                 (also a SourceNotFoundError)
     │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
     │   ├── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
-    │   ├── OpenFilesError              fatal    exit 2   the process ran out of file descriptors (EMFILE/ENFILE)
+    │   │   └── OpenFilesError          fatal    exit 2   the process ran out of file descriptors (EMFILE/ENFILE)
     │   └── WorkerMismatchError         fatal    exit 2   a --cluster worker sees other files
     ├── SourceError                     fatal    exit 1   the local side
     │   ├── SourceNotFoundError         fatal    exit 1   missing path
@@ -45,6 +45,9 @@ ends the whole run with its exit code, not just the item it hit.
 """
 
 from __future__ import annotations
+
+import errno
+import resource  # imported now: when the descriptors have run out, an import cannot open its file
 
 __all__ = [
     "AccessDeniedError",
@@ -79,6 +82,9 @@ __all__ = [
     "UsageError",
     "WorkerLostError",
     "WorkerMismatchError",
+    "is_out_of_files",
+    "open_files_error",
+    "source_os_error",
 ]
 
 EXIT_OK = 0
@@ -130,7 +136,7 @@ class LocalStateError(UsageError):
     """
 
 
-class OpenFilesError(UsageError):
+class OpenFilesError(LocalStateError):
     """The process ran out of file descriptors (EMFILE: ``ulimit -n``; ENFILE: the system's table).
     Nothing a retry of the same file can fix: the run stops with one line naming the limit."""
 
@@ -139,14 +145,10 @@ class OpenFilesError(UsageError):
 
 def open_files_error(err: OSError | None = None, where: str = "") -> OpenFilesError:
     """The one-line :class:`OpenFilesError` for an EMFILE/ENFILE (``where``: the path being opened)."""
-    import errno
-
     try:
-        import resource
-
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         limit = f"{soft}" if soft != resource.RLIM_INFINITY else "unlimited"
-    except (ImportError, OSError, ValueError):
+    except (OSError, ValueError):
         limit = "?"
     at = f" (opening {where})" if where else ""
     if err is not None and err.errno == errno.ENFILE:
@@ -156,10 +158,16 @@ def open_files_error(err: OSError | None = None, where: str = "") -> OpenFilesEr
                           "(ulimit -n 4096) or lower --concurrency")
 
 
+def source_os_error(path: str, err: OSError, advice: str = "") -> SourceUnreadableError | OpenFilesError:
+    """A source that cannot be opened or read: :class:`SourceUnreadableError` for that item, or, when
+    the process is out of file descriptors, the run-wide :class:`OpenFilesError`."""
+    if is_out_of_files(err):
+        return open_files_error(err, path)
+    return SourceUnreadableError(f"{path}: {err.strerror or err}{advice}")
+
+
 def is_out_of_files(err: BaseException) -> bool:
     """Whether ``err`` is an EMFILE/ENFILE (an OSError, or one in its cause/context chain)."""
-    import errno
-
     seen = 0
     e: BaseException | None = err
     while e is not None and seen < 8:

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import time
 from pathlib import Path
 
@@ -77,8 +77,8 @@ def test_no_such_upload_after_a_lost_answer_with_another_object_fails(
     faultproxy.plan = plan
     original = faultproxy._scenario
 
-    def scenario(rtype: str, upload_id: str | None) -> str | None:
-        s = original(rtype, upload_id)
+    def scenario(rtype: str, upload_id: str | None, signed: bool = True) -> str | None:
+        s = original(rtype, upload_id, signed)
         if s == "no_such_upload":  # between the lost answer and the retry, another writer replaces the object
             client.put_object(Bucket=bucket, Key="p/a.bin", Body=b"other")
         return s

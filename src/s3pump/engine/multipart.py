@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
-from ..errors import SourceChangedError, SourceUnreadableError, UsageError
+from ..errors import SourceChangedError, UsageError, source_os_error
 from ..fileid import FileIdentity
 from ..store.body import FileRange, PartBody
 
@@ -74,7 +74,7 @@ class FilePartSource:
         try:
             self._fd: int | None = os.open(path, os.O_RDONLY)
         except OSError as e:
-            raise SourceUnreadableError(f"{path}: {e.strerror}; check the file's permissions") from None
+            raise source_os_error(path, e, "; check the file's permissions") from None
 
     def bind(self, wakeup: Callable[[], None]) -> None:
         return None

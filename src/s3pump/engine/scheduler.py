@@ -52,8 +52,8 @@ from ..errors import (
     S3PumpError,
     SourceChangedError,
     SourceError,
-    SourceUnreadableError,
     ThrottlingError,
+    source_os_error,
 )
 from ..events import (
     ConcurrencyChanged,
@@ -885,7 +885,7 @@ def _open_source(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY)
     except OSError as e:
-        raise SourceUnreadableError(f"{path}: {e.strerror}") from None
+        raise source_os_error(path, e) from None
 
 
 def _ignore(_: Any, __: Any) -> None:

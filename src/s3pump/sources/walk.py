@@ -44,6 +44,7 @@ from ..errors import (
     SourceUnreadableError,
     UsageError,
     WorkerMismatchError,
+    source_os_error,
 )
 from ..events import Discovered, EntrySkipped
 from ..fileid import FileIdentity
@@ -187,7 +188,7 @@ def root_item(
     except FileNotFoundError:
         return _error_item(root, "", SourceNotFoundError(f"{root}: no such file or directory"))
     except OSError as e:
-        return _error_item(root, "", SourceUnreadableError(f"{root}: {e.strerror}"))
+        return _error_item(root, "", source_os_error(root, e))
     if stat_mod.S_ISREG(st.st_mode):
         name = os.path.basename(root)
         key = dest.prefix if exact_key else join_key(dest.prefix, name)
@@ -227,7 +228,7 @@ def _list_dir(dirpath: str) -> list[os.DirEntry[str]]:
 
 def _dir_error(dirpath: str, reldir: str, dest: S3Url, e: OSError) -> UploadItem:
     return _error_item(dirpath, join_key(dest.prefix, reldir),
-                       SourceUnreadableError(f"{dirpath}: {e.strerror}; skipped this directory"))
+                       source_os_error(dirpath, e, "; skipped this directory"))
 
 
 def _scan(
@@ -263,7 +264,7 @@ def _scan(
             est = entry.stat(follow_symlinks=follow)
         except OSError as e:
             yield _error_item(entry.path, join_key(dest.prefix, rel),
-                              SourceUnreadableError(f"{entry.path}: {e.strerror}"))
+                              source_os_error(entry.path, e))
             continue
         yield _file_item(entry.path, join_key(dest.prefix, rel), est, attrs_for, totals)
 

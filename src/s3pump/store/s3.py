@@ -362,6 +362,28 @@ class S3Store:
             return once()
         return self.retry.call(once, what=(key or bucket, None))
 
+    def _server_date_headers(self) -> list[tuple[str, str]]:
+        """The headers (``Date``) of an unsigned HEAD of the endpoint, asked once (3 s at most): what the
+        server's clock says, for a RequestTimeTooSkewed whose own answer awscrt consumed."""
+        with self._lock:
+            probed: list[tuple[str, str]] | None = getattr(self, "_date_probe", None)
+            if probed is not None:
+                return probed
+            import http.client
+
+            cls = http.client.HTTPSConnection if self._endpoint.scheme == "https" else http.client.HTTPConnection
+            try:
+                conn = cls(self._endpoint.host, timeout=3.0)
+                try:
+                    conn.request("HEAD", "/")
+                    probed = [(k, v) for k, v in conn.getresponse().getheaders() if k.lower() == "date"]
+                finally:
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                probed = []
+            self._date_probe = probed
+            return probed
+
     def _failure_words(self, error: StoreError) -> str:
         if isinstance(error, RequestTimeoutError):
             return f"does not answer (no response in {self.config.read_timeout_s:g} s)"
@@ -448,7 +470,8 @@ class S3Store:
             mm = _MESSAGE_RE.search(body)
             message = mm.group(1).decode("utf-8", "replace") if mm else ""
         if code == "RequestTimeTooSkewed" or getattr(error, "name", None) == "AWS_ERROR_S3_REQUEST_TIME_TOO_SKEWED":
-            return clock_skew_error(what, body, headers)
+            # awscrt may consume the answer (no ServerTime, no Date): ask the endpoint its time once
+            return clock_skew_error(what, body, headers if body or headers else self._server_date_headers())
         if not status:
             return crt_error(error, what, self._endpoint.host)
         return classify_store_error(status, code, message, what=what)

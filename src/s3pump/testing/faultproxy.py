@@ -550,7 +550,8 @@ class FaultProxy:
         rec = {"seq": seq, "time_s": arrived, "method": method, "type": rtype, "bucket": bucket, "key": key,
                "part_number": part, "upload_id": upload_id, "body_bytes": body_bytes, "fault": fault}
 
-        scenario = self._scenario(rtype, upload_id) if fault is None else None  # issue 24
+        scenario = (self._scenario(rtype, upload_id, _get(headers, "Authorization") is not None)
+                    if fault is None else None)  # issue 24
         if scenario is not None:
             rec["fault"] = scenario
             body = await _read_chunked(creader) if chunked else (await creader.readexactly(length) if length else b"")
@@ -651,9 +652,10 @@ class FaultProxy:
         return not (client_close or server_close), upstream
 
     # ------------------------------------------------------------------ issue 24 scenarios
-    def _scenario(self, rtype: str, upload_id: str | None) -> str | None:
+    def _scenario(self, rtype: str, upload_id: str | None, signed: bool = True) -> str | None:
         """The plan's scenario for this request (``complete_lost``, ``no_such_upload``, ``storm``,
-        ``clock_skew``), or None."""
+        ``clock_skew``), or None. With a skewed clock, an unsigned request (a client asking the
+        server's time) gets the skewed ``Date`` too, whatever ``clock_skew_types`` says."""
         with self._lock:
             plan = self.plan
             if rtype == "CompleteMultipartUpload" and upload_id is not None:
@@ -668,7 +670,8 @@ class FaultProxy:
                     plan._storm_started = now
                 if now - plan._storm_started < plan.slowdown_storm_s:
                     return "storm"
-            if plan.clock_skew_s is not None and (plan.clock_skew_types is None or rtype in plan.clock_skew_types):
+            if plan.clock_skew_s is not None and (plan.clock_skew_types is None or rtype in plan.clock_skew_types
+                                                  or not signed):
                 return "clock_skew"
         return None
 
