@@ -142,9 +142,7 @@ def _mapped(name: str, message: str, what: str, host: str) -> S3PumpError | None
         reason = "permission denied; check the file's permissions" if "PERMISSION" in name else words
         return SourceUnreadableError(f"{what}: cannot read the source file: {reason}")
     if name in _OUT_OF_FILES:
-        error = open_files_error()
-        error.code = name
-        return error
+        return open_files_error()
     if name in _MEMORY:
         return ThrottlingError(f"{what}: the S3 client's memory limit is reached; retrying", code=name)
     if name in _BAD_ANSWER:
