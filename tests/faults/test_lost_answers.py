@@ -92,8 +92,9 @@ def test_no_such_upload_after_a_lost_answer_with_another_object_fails(
     assert failed.exists()
 
 
+@pytest.mark.parametrize("job", ["upload", "sync"])
 def test_slowdown_storm_of_20_s_costs_time_not_files(
-        s3env: S3Env, faultproxy: FaultProxy, bucket: str, tmp_path: Path, state_dir: Path) -> None:
+        s3env: S3Env, faultproxy: FaultProxy, bucket: str, tmp_path: Path, state_dir: Path, job: str) -> None:
     """20 s of 503 SlowDown on every request (the opening HeadBucket too) over ~300 files: the run waits
     it out, with concurrency backed off, and uploads every file (exit 0, nothing failed)."""
     src = tmp_path / "src"
@@ -102,7 +103,7 @@ def test_slowdown_storm_of_20_s_costs_time_not_files(
     faultproxy.plan = FaultPlan(slowdown_storm_s=20.0)
     failed = tmp_path / "failed.jsonl"
     t0 = time.monotonic()
-    r = run_cli(["upload", str(src), f"s3://{bucket}/o/", "--json", "--no-progress", "--failed-list", str(failed)],
+    r = run_cli([job, str(src), f"s3://{bucket}/o/", "--json", "--no-progress", "--failed-list", str(failed)],
                 proxied_env(s3env, faultproxy, state_dir), timeout=240)
     took = time.monotonic() - t0
     assert r.returncode == 0, r.stderr.decode()[-2000:]
