@@ -33,7 +33,7 @@ code it maps to when it ends a run (``exit_code``)::
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
     │       ├── ClockSkewError          fatal    exit 2   403 RequestTimeTooSkewed (after one retry)
-    │       ├── ClientError             fatal             an awscrt error s3pump has no class for (a defect)
+    │       ├── ClientLibraryError      fatal             an awscrt error s3pump has no class for (a defect)
     │       └── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
     ├── WorkerLostError                 fatal    exit 1   a --cluster shard's workers all died
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
@@ -53,7 +53,7 @@ __all__ = [
     "AccessDeniedError",
     "BadDigestError",
     "CancelledError",
-    "ClientError",
+    "ClientLibraryError",
     "ClockSkewError",
     "ConcurrentChangeError",
     "CredentialsError",
@@ -294,7 +294,7 @@ class ClockSkewError(FatalStoreError):
     stops_run = True
 
 
-class ClientError(FatalStoreError):
+class ClientLibraryError(FatalStoreError):
     """An error of the S3 client library (awscrt) that s3pump has no class for: fatal for the item,
     a defect to report; the library's error name is only in the ``--debug`` log."""
 

@@ -8,7 +8,7 @@ import pytest
 from awscrt.exceptions import AwsCrtError, from_code
 
 from s3pump.errors import (
-    ClientError,
+    ClientLibraryError,
     ClockSkewError,
     CredentialsError,
     NetworkError,
@@ -53,7 +53,7 @@ def test_every_name_maps_to_a_class_with_a_message_without_the_name(name: str) -
     mapped = crt_error(error, "s3://b/k", "127.0.0.1:9000")
     assert isinstance(mapped, S3PumpError)
     assert known(name), f"{name} has no mapping of its own"
-    assert not isinstance(mapped, ClientError), name
+    assert not isinstance(mapped, ClientLibraryError), name
     text = str(mapped)
     assert "AWS_ERROR" not in text and "AWS_IO" not in text and "AWS_AUTH" not in text and name not in text, text
     assert text.startswith("s3://b/k: ") or mapped.stops_run, text
@@ -90,7 +90,7 @@ def test_builtin_exceptions_awscrt_raises_are_mapped() -> None:
 def test_an_unknown_name_is_a_fatal_client_error_without_the_name() -> None:
     error = AwsCrtError(code=99999, name="AWS_ERROR_SOMETHING_NEW", message="Something new went wrong.")
     mapped = crt_error(error, "s3://b/k", "h")
-    assert type(mapped) is ClientError
+    assert type(mapped) is ClientLibraryError
     assert not mapped.retryable
     assert "AWS_ERROR" not in str(mapped)
     assert "something new went wrong" in str(mapped)

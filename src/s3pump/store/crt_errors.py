@@ -7,7 +7,7 @@ into a class of :mod:`s3pump.errors` with a one-line message; the name itself go
 ``--debug`` log and to the error's ``code`` (which the retry rules read, never a user).
 
 A name this table does not know is a defect to map, not a network error to retry: the item fails
-with :class:`~s3pump.errors.ClientError` (awscrt's own sentence, no name).
+with :class:`~s3pump.errors.ClientLibraryError` (awscrt's own sentence, no name).
 ``tests/unit/test_crt_errors.py`` checks every name of the families below against the installed
 awscrt.
 """
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from ..errors import (
     BadDigestError,
-    ClientError,
+    ClientLibraryError,
     ClockSkewError,
     CredentialsError,
     FatalStoreError,
@@ -120,7 +120,7 @@ def _sentence(message: str) -> str:
 
 
 def known(name: str) -> bool:
-    """Whether ``name`` has a mapping of its own (not :class:`~s3pump.errors.ClientError`)."""
+    """Whether ``name`` has a mapping of its own (not :class:`~s3pump.errors.ClientLibraryError`)."""
     return _mapped(name, "", "s3://b/k", "host") is not None
 
 
@@ -186,7 +186,7 @@ def crt_error(error: BaseException, what: str, host: str) -> S3PumpError:
         return mapped
     _log.debug("%s: unmapped awscrt error %s (%s)", what, name, message)
     text = _sentence(message).replace(name, "").strip() or "an error in the S3 client"
-    return ClientError(f"{what}: the S3 client failed ({text}); this is an s3pump defect, please report it "
+    return ClientLibraryError(f"{what}: the S3 client failed ({text}); this is an s3pump defect, please report it "
                        "(--debug logs the details)", code=name)
 
 
