@@ -149,6 +149,18 @@ def _run(debug: bool, fn: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         say("s3pump: cancelled")
         raise typer.Exit(EXIT_CANCELLED) from None
+    except Exception as e:  # out of file descriptors wherever it struck: one line naming the limit
+        from .errors import is_out_of_files, open_files_error
+
+        if not is_out_of_files(e):
+            raise
+        if debug:
+            import logging
+
+            logging.getLogger("s3pump").exception("failed")
+        error = open_files_error(e if isinstance(e, OSError) else None)
+        say(f"s3pump: error: {error}")
+        raise typer.Exit(error.exit_code) from None
 
 
 class _SkipCounter:

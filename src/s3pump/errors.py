@@ -12,6 +12,7 @@ code it maps to when it ends a run (``exit_code``)::
     │   │                                                 (also a SourceNotFoundError)
     │   ├── KeyClashError               fatal    exit 2   two sources of one run map to one key
     │   ├── LocalStateError             fatal    exit 2   state dir, journal or failed-list not writable
+    │   │   └── OpenFilesError          fatal    exit 2   the process ran out of file descriptors (EMFILE/ENFILE)
     │   ├── DeleteLimitError            fatal    exit 2   sync --delete would delete over --max-delete
     │   └── WorkerMismatchError         fatal    exit 2   a --cluster worker sees other files
     ├── SourceError                     fatal    exit 1   the local side
@@ -33,15 +34,23 @@ code it maps to when it ends a run (``exit_code``)::
     │       │   └── CertificateError    fatal    exit 2   an https endpoint's certificate is not trusted
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
     │       ├── NoSuchUploadError       fatal             multipart upload ID no longer exists
+    │       ├── ClockSkewError          fatal    exit 2   403 RequestTimeTooSkewed (after one retry)
+    │       ├── ClientLibraryError      fatal             an awscrt error s3pump has no class for (a defect)
     │       ├── ConcurrentChangeError   fatal             a bucket setting changed under a read-modify-write
     │       └── BrokenListingError      fatal    exit 1   a listing truncated without a token, or looping
     ├── WorkerLostError                 fatal    exit 1   a --cluster shard's workers all died
     └── CancelledError                  fatal    exit 130 Ctrl-C / SIGTERM
 
 Messages are one line, name the file, key or bucket, and say what to do.
+
+``stops_run``: an error that no other item can escape (a skewed clock, no file descriptors left)
+ends the whole run with its exit code, not just the item it hit.
 """
 
 from __future__ import annotations
+
+import errno
+import resource  # imported now: when the descriptors have run out, an import cannot open its file
 
 __all__ = [
     "AccessDeniedError",
@@ -49,6 +58,8 @@ __all__ = [
     "BrokenListingError",
     "CancelledError",
     "CertificateError",
+    "ClientLibraryError",
+    "ClockSkewError",
     "ConcurrentChangeError",
     "CredentialsError",
     "DeleteLimitError",
@@ -61,6 +72,7 @@ __all__ = [
     "NetworkError",
     "NoSuchBucketError",
     "NoSuchUploadError",
+    "OpenFilesError",
     "PathNotFoundError",
     "RequestTimeoutError",
     "RetryableStoreError",
@@ -76,6 +88,9 @@ __all__ = [
     "UsageError",
     "WorkerLostError",
     "WorkerMismatchError",
+    "is_out_of_files",
+    "open_files_error",
+    "source_os_error",
 ]
 
 EXIT_OK = 0
@@ -89,6 +104,8 @@ class S3PumpError(Exception):
 
     retryable: bool = False
     exit_code: int = EXIT_FAILURES
+    #: the whole run stops for it (see the module docstring); the one line is printed once
+    stops_run: bool = False
 
 
 class UsageError(S3PumpError):
@@ -127,6 +144,48 @@ class LocalStateError(UsageError):
 
 class DeleteLimitError(UsageError):
     """``sync --delete`` would delete more than ``--max-delete`` allows: nothing was deleted."""
+
+
+class OpenFilesError(LocalStateError):
+    """The process ran out of file descriptors (EMFILE: ``ulimit -n``; ENFILE: the system's table).
+    Nothing a retry of the same file can fix: the run stops with one line naming the limit."""
+
+    stops_run = True
+
+
+def open_files_error(err: OSError | None = None, where: str = "") -> OpenFilesError:
+    """The one-line :class:`OpenFilesError` for an EMFILE/ENFILE (``where``: the path being opened)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        limit = f"{soft}" if soft != resource.RLIM_INFINITY else "unlimited"
+    except (OSError, ValueError):
+        limit = "?"
+    at = f" (opening {where})" if where else ""
+    if err is not None and err.errno == errno.ENFILE:
+        return OpenFilesError(f"the system ran out of open files (ENFILE){at}; close other programs or raise "
+                              "fs.file-max, or lower --concurrency")
+    return OpenFilesError(f"too many open files: this process may open only {limit} (ulimit -n){at}; raise it "
+                          "(ulimit -n 4096) or lower --concurrency")
+
+
+def source_os_error(path: str, err: OSError, advice: str = "") -> SourceUnreadableError | OpenFilesError:
+    """A source that cannot be opened or read: :class:`SourceUnreadableError` for that item, or, when
+    the process is out of file descriptors, the run-wide :class:`OpenFilesError`."""
+    if is_out_of_files(err):
+        return open_files_error(err, path)
+    return SourceUnreadableError(f"{path}: {err.strerror or err}{advice}")
+
+
+def is_out_of_files(err: BaseException) -> bool:
+    """Whether ``err`` is an EMFILE/ENFILE (an OSError, or one in its cause/context chain)."""
+    seen = 0
+    e: BaseException | None = err
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
 
 
 class WorkerMismatchError(UsageError):
@@ -241,6 +300,20 @@ class NoSuchUploadError(FatalStoreError):
     """The multipart upload ID is unknown to the store (completed, aborted or expired)."""
 
 
+class ClockSkewError(FatalStoreError):
+    """403 RequestTimeTooSkewed: the server finds the request's time too far from its own (AWS allows
+    15 minutes). One retry (a re-signed request) is allowed; then no request of the run can succeed:
+    it stops, naming the difference between the local clock and the server's."""
+
+    exit_code = EXIT_USAGE
+    stops_run = True
+
+
+class ClientLibraryError(FatalStoreError):
+    """An error of the S3 client library (awscrt) that s3pump has no class for: fatal for the item,
+    a defect to report; the library's error name is only in the ``--debug`` log."""
+
+
 class ConcurrentChangeError(FatalStoreError):
     """A bucket configuration s3pump read, changed and wrote back (lifecycle rules) was changed by
     someone else meanwhile: what the server holds is not what s3pump wrote. Check and run again."""
@@ -272,7 +345,6 @@ _RETRYABLE_BY_CODE: dict[str, type[RetryableStoreError]] = {
     "TooManyRequests": ThrottlingError,
     "RequestLimitExceeded": ThrottlingError,
     "RequestTimeout": RequestTimeoutError,
-    "RequestTimeTooSkewed": RequestTimeoutError,
     "InternalError": ServerError,
     "ServiceUnavailable": ServerError,
     "BadDigest": BadDigestError,
@@ -292,6 +364,7 @@ _FATAL_BY_CODE: dict[str, type[FatalStoreError]] = {
     "AccessDenied": AccessDeniedError,
     "NoSuchUpload": NoSuchUploadError,
     "NotImplemented": FatalStoreError,  # 501: the server has no such operation; asking again cannot help
+    "RequestTimeTooSkewed": ClockSkewError,
 }
 
 _ADVICE: dict[type[StoreError], str] = {

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from .config import MAX_PARTS
 from .engine.multipart import multipart_etag, part_size_for
-from .errors import SourceChangedError, SourceUnreadableError, UsageError
+from .errors import SourceChangedError, UsageError, source_os_error
 
 __all__ = [
     "COMMON_PART_SIZES_BYTES",
@@ -172,7 +172,7 @@ def file_digest(
     try:
         fd = opener(path) if opener is not None else os.open(path, os.O_RDONLY)
     except OSError as e:
-        raise SourceUnreadableError(f"{path}: {e.strerror}; check the file's permissions") from None
+        raise source_os_error(str(path), e, "; check the file's permissions") from None
     try:
         st = os.fstat(fd)
         whole_md5 = hashlib.md5() if whole else None
@@ -196,7 +196,7 @@ def file_digest(
                 total += n
         after = os.fstat(fd)
     except OSError as e:
-        raise SourceUnreadableError(f"{path}: {e.strerror}") from None
+        raise source_os_error(str(path), e) from None
     finally:
         os.close(fd)
     if total != st.st_size or (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (

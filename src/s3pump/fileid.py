@@ -14,7 +14,7 @@ import os
 import stat
 from dataclasses import dataclass
 
-from .errors import SourceChangedError, SourceUnreadableError
+from .errors import SourceChangedError, source_os_error
 
 __all__ = ["FileIdentity", "fd_path", "open_version"]
 
@@ -74,7 +74,7 @@ def open_version(path: str, identity: FileIdentity | None, *, follow: bool) -> i
 
     Raises:
         SourceChangedError: the path is now a symlink, another file, or not a regular file.
-        SourceUnreadableError: it cannot be opened.
+        SourceUnreadableError: it cannot be opened; OpenFilesError: the process is out of descriptors.
     """
     flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
     try:
@@ -83,7 +83,7 @@ def open_version(path: str, identity: FileIdentity | None, *, follow: bool) -> i
         if e.errno == errno.ELOOP and not follow:
             raise SourceChangedError(f"{path}: replaced by a symbolic link since the walk (not followed; "
                                      "--follow-symlinks follows them); not uploaded") from None
-        raise SourceUnreadableError(f"{path}: {e.strerror}; check the file's permissions") from None
+        raise source_os_error(path, e, "; check the file's permissions") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or (identity is not None and not identity.same_file(st)):
@@ -91,7 +91,7 @@ def open_version(path: str, identity: FileIdentity | None, *, follow: bool) -> i
                                      "rerun to upload it")
     except OSError as e:
         os.close(fd)
-        raise SourceUnreadableError(f"{path}: {e.strerror}") from None
+        raise source_os_error(path, e) from None
     except BaseException:
         os.close(fd)
         raise

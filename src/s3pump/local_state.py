@@ -16,12 +16,13 @@ full. Two moments matter:
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import LocalStateError
+from .errors import LocalStateError, is_out_of_files, open_files_error
 from .events import Event, Subscriber
 
 __all__ = ["GuardedSubscriber", "is_write_refused", "probe_directory", "state_error"]
@@ -53,8 +54,25 @@ def _is_full(exc: BaseException) -> bool:
     return "full" in str(exc).lower()  # sqlite3: "database or disk is full"
 
 
+def _out_of_files(exc: BaseException) -> bool:
+    """EMFILE/ENFILE, or SQLite's CANTOPEN while this process has no file descriptor left."""
+    if is_out_of_files(exc):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None or (code & 0xFF) != 14:
+        return False
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))  # a descriptor to spare?
+    except OSError as e:
+        return is_out_of_files(e)
+    return False
+
+
 def state_error(path: str | Path, what: str, exc: BaseException) -> LocalStateError:
-    """The one-line error for ``what`` (``"resume journal"``, ``"failed-list"``) failing at ``path``."""
+    """The one-line error for ``what`` (``"resume journal"``, ``"failed-list"``) failing at ``path``;
+    when the process ran out of file descriptors, that (:class:`OpenFilesError`), not the file."""
+    if _out_of_files(exc):
+        return open_files_error(exc if isinstance(exc, OSError) else None)
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     advice = f"free space on that filesystem, or {_ADVICE[what]}" if _is_full(exc) else _ADVICE[what]
     return LocalStateError(f"{path}: cannot write the {what} ({reason}); {advice}")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import NetworkError, RequestTimeoutError, S3PumpError
+from .errors import ClockSkewError, NetworkError, RequestTimeoutError, S3PumpError, ThrottlingError
 
 __all__ = ["RetryBudget", "RetryHook", "RetryPolicy", "backoff_delay_s"]
 
@@ -36,6 +36,9 @@ OUTAGE_BACKOFF_CAP_S = 5.0
 #: Attempts an outage may add to one request (about two minutes of capped backoff): a request that fails
 #: alone, while others succeed, cannot be retried forever.
 OUTAGE_EXTRA_ATTEMPTS = 50
+#: Ceiling of one backoff in a throttling storm, whatever ``backoff_max_s`` says (at least): a storm of
+#: ``outage_tolerance_s`` must not use up a request's extra attempts.
+THROTTLE_BACKOFF_CAP_S = 1.0
 TIMEOUT_RETRY_COST = 10
 SUCCESS_REFUND = 1
 
@@ -106,6 +109,15 @@ class RetryPolicy:
     to :data:`OUTAGE_EXTRA_ATTEMPTS` more attempts per request. So an outage shorter than the
     tolerance costs time, not files. Past the tolerance the ordinary rules apply; an endpoint that
     never answered gets them from the start, so a wrong endpoint fails fast.
+
+    Throttling (:class:`~s3pump.errors.ThrottlingError`: 503 SlowDown, 429) is an answer: the endpoint
+    is there and asks for less. Until ``outage_tolerance_s`` has passed since the throttling began
+    (the first throttle after the last success), a throttled request is retried without spending
+    attempts or budget, with full jitter of at least :data:`OUTAGE_BACKOFF_MIN_S`, up to
+    :data:`OUTAGE_EXTRA_ATTEMPTS` more attempts; the engine meanwhile lowers its request rate
+    (engine/throttle.py). So a throttling storm costs time, not files.
+
+    A skewed clock (:class:`~s3pump.errors.ClockSkewError`) gets one retry (signed anew), no more.
     """
 
     def __init__(self, *, max_attempts: int = 6, backoff_base_s: float = 0.1, backoff_max_s: float = 20.0,
@@ -119,6 +131,7 @@ class RetryPolicy:
         self.outage_tolerance_s = outage_tolerance_s
         self._last_success: float | None = None  # monotonic time of the last success
         self._failures_in_a_row = 0  # connection errors and timeouts since the last success
+        self._throttled_since: float | None = None  # monotonic time of the first throttle since the last success
 
     @classmethod
     def from_config(cls, config: object, on_retry: RetryHook | None = None) -> RetryPolicy:
@@ -137,6 +150,20 @@ class RetryPolicy:
         """After attempt number ``attempt`` failed with ``error``: the delay in seconds before the
         next attempt (the budget is spent and ``on_retry`` told), or None when the error is final
         (not retryable, attempts used up, or the budget spent)."""
+        if self._throttled(error, attempt):
+            cap_s = min(OUTAGE_BACKOFF_CAP_S, max(self.backoff_max_s, THROTTLE_BACKOFF_CAP_S))
+            delay = max(OUTAGE_BACKOFF_MIN_S,
+                        backoff_delay_s(attempt, max(self.backoff_base_s, OUTAGE_BACKOFF_MIN_S), cap_s))
+            if self.on_retry is not None:
+                self.on_retry(what, attempt + 1, delay, error)
+            return delay
+        if isinstance(error, ClockSkewError):  # once, signed anew; then the run stops (errors.stops_run)
+            if attempt >= 2:
+                return None
+            delay = backoff_delay_s(attempt, self.backoff_base_s, self.backoff_max_s)
+            if self.on_retry is not None:
+                self.on_retry(what, attempt + 1, delay, error)
+            return delay
         outage = self._outage(error, attempt)
         if outage == "down":
             delay = max(OUTAGE_BACKOFF_MIN_S, backoff_delay_s(attempt, max(self.backoff_base_s, OUTAGE_BACKOFF_MIN_S),
@@ -159,6 +186,17 @@ class RetryPolicy:
         self.budget.refund(retried_after)
         self._last_success = time.monotonic()
         self._failures_in_a_row = 0
+        self._throttled_since = None
+
+    def _throttled(self, error: S3PumpError, attempt: int) -> bool:
+        """A throttled request within the tolerance of its storm: retried free (see the class docstring)."""
+        if not isinstance(error, ThrottlingError) or self.outage_tolerance_s <= 0:
+            return False
+        now = time.monotonic()
+        since = self._throttled_since
+        if since is None:  # under the GIL; the first thread to see the storm sets its start
+            since = self._throttled_since = now
+        return now - since < self.outage_tolerance_s and attempt < self.max_attempts + OUTAGE_EXTRA_ATTEMPTS
 
     def _outage(self, error: S3PumpError, attempt: int) -> str | None:
         """``"down"``, ``"flaky"`` or None (not a connection error of an endpoint that answered within the

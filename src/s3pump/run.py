@@ -41,7 +41,7 @@ from .config import TransferConfig
 from .engine.limits import EngineLimits
 from .engine.scheduler import Engine
 from .engine.uploads import OpenUploads
-from .errors import CancelledError, LocalStateError, S3PumpError, StoreError
+from .errors import CancelledError, S3PumpError, StoreError
 from .events import Event, EventBus, FileFailed, ObjectDeleted, RetryScheduled, StopRequested, Subscriber
 from .items import UploadItem
 from .local_state import GuardedSubscriber, probe_directory
@@ -103,10 +103,11 @@ class Run:
         if check_failed_list:  # a directory that refuses writes: one line, exit 2, before anything is sent
             probe_directory(self.failed_list_path.parent, "failed-list")
         self._failed = FailedListWriter(self.failed_list_path, bucket)
-        #: the first local file (failed-list, journal) that could not be written; the run stopped for it
-        self.local_error: LocalStateError | None = None
-        self.bus = EventBus(self.stats, self.guard(self._failed, lambda: self._failed.path, "failed-list"),
-                            *subscribers)
+        #: the first local file (failed-list, journal) that could not be written, or the first error no item
+        #: can escape (``stops_run``: a skewed clock, no file descriptors left); the run stopped for it
+        self.local_error: S3PumpError | None = None
+        self.bus = EventBus(self._watch_run_wide, self.stats,
+                            self.guard(self._failed, lambda: self._failed.path, "failed-list"), *subscribers)
         self.policy = RetryPolicy.from_config(config, self._on_retry)
         self._given_store = store
         self._store: Store | None = store
@@ -171,7 +172,12 @@ class Run:
         raises the :class:`~s3pump.errors.LocalStateError` (one line, exit 2)."""
         return GuardedSubscriber(subscriber, path, what, self._local_write_failed)
 
-    def _local_write_failed(self, error: LocalStateError) -> None:
+    def _watch_run_wide(self, event: Event) -> None:
+        """A FileFailed whose error ``stops_run`` stops the run (uploads aborted); :meth:`transfer` raises it."""
+        if isinstance(event, FileFailed) and event.error.stops_run:
+            self._local_write_failed(event.error)
+
+    def _local_write_failed(self, error: S3PumpError) -> None:
         if self.local_error is None:
             self.local_error = error
         engine = self._engine

@@ -10,6 +10,7 @@ in the run's :class:`~s3pump.engine.uploads.OpenUploads` like every other.
 from __future__ import annotations
 
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Store
+from .completion import complete_with_retries
 from .uploads import OpenUploads
 
 __all__ = ["COPY_OBJECT_MAX_BYTES", "replace_metadata"]
@@ -39,8 +40,9 @@ def replace_metadata(store: Store, uploads: OpenUploads, key: str, attrs: Object
             end = min(start + part_size, size_bytes)
             parts.append(store.upload_part_copy(bucket, key, upload_id, number, start, end, etag=etag,
                                                 version_id=version_id))
-        result = uploads.policy.call(store.complete_multipart_upload, bucket, key, upload_id, parts,
-                                     what=(key, None))
+        result = complete_with_retries(
+            uploads.policy, lambda: store.complete_multipart_upload(bucket, key, upload_id, parts), store, bucket,
+            key, parts, None)
     except BaseException:
         uploads.abort(key, upload_id)
         raise

@@ -73,9 +73,11 @@ from ..items import PartSource, UploadItem
 from ..retry import RetryPolicy
 from ..store.base import CompletedPart, PutResult, Request, Store
 from ..store.body import FileRange, PartBody, Throttled
+from .completion import complete_with_retries
 from .limits import ConcurrencyDecision, EngineLimits
 from .multipart import FilePartSource, part_size_for
 from .resume import list_and_verify_parts, listing_unsupported
+from .throttle import ThrottleRate
 from .uploads import OpenUploads
 
 __all__ = ["Engine"]
@@ -201,6 +203,8 @@ class Engine:
         self.adaptive = lim.adaptive
         if self.adaptive is not None:
             self.limit = self.adaptive.limit
+        # a throttling storm lowers the request rate, as the AWS SDKs' adaptive mode (AIMD does it when adaptive)
+        self._throttle = ThrottleRate() if self.adaptive is None else None
 
     # ------------------------------------------------------------------ public
     def cancel(self) -> None:
@@ -274,6 +278,12 @@ class Engine:
         """A request may start now: under the concurrency limit and the request rate."""
         if len(self._inflight) >= self.limit:
             return False
+        throttle = self._throttle
+        if throttle is not None and throttle.enabled:
+            wait_s = throttle.wait_s()
+            if wait_s > 0.0:
+                self._rps_wait_s = wait_s
+                return False
         if self._rps is not None:
             self._rps_wait_s = self._rps.wait_s()
             return self._rps_wait_s == 0.0
@@ -372,6 +382,8 @@ class Engine:
         self._inflight[id(req)] = req
         if self._rps is not None:
             self._rps.try_take()  # _slot_free() saw the token; only this thread takes them
+        if self._throttle is not None:
+            self._throttle.sent()
         q = self._q
         bw = self._bandwidth
 
@@ -408,6 +420,8 @@ class Engine:
         """Schedule a retry of ``req`` if allowed; False if the error is final."""
         if self.adaptive is not None and isinstance(error, ThrottlingError):
             self._apply(self.adaptive.on_throttled())
+        if self._throttle is not None and isinstance(error, ThrottlingError) and self._throttle.throttled():
+            _log.debug("throttled: request rate cut to %.1f/s", self._throttle.rate_per_s)
         if self._cancel.is_set():
             return False
         delay = self.policy.decide(error, req.attempt, (req.item.key, req.part_number or None))
@@ -438,6 +452,13 @@ class Engine:
                 req.handle.cancel()
 
     def _error_of(self, req: _Req, result: S3PumpError) -> S3PumpError:
+        item = req.item
+        if item.path is not None and (result.retryable or isinstance(result, SourceChangedError)):
+            # a short read (a file truncated under the request) fails the request in ways that look like
+            # the network's: a changed file is a source change, failed at once, never retried
+            changed = _source_changed(item)
+            if changed is not None:
+                return changed
         if req.timed_out:
             return RequestTimeoutError(
                 f"s3://{self.bucket}/{req.item.key}: no response within {req.timeout_s:.0f} s"
@@ -461,6 +482,8 @@ class Engine:
                 self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
             return
         self.policy.succeeded(req.retried_after)
+        if self._throttle is not None:
+            self._throttle.succeeded()
         if self.adaptive is not None:
             self.adaptive.on_success(item.size_bytes, time.monotonic() - req.started)
         if item.path is not None:
@@ -693,6 +716,8 @@ class Engine:
             self._release_part(req)
             return
         self.policy.succeeded(req.retried_after)
+        if self._throttle is not None:
+            self._throttle.succeeded()
         size = len(req.body or b"")
         if self.adaptive is not None:
             self.adaptive.on_success(size, time.monotonic() - req.started)
@@ -730,7 +755,9 @@ class Engine:
 
     def _complete(self, key: str, upload_id: str, parts: list[CompletedPart],
                   full_object_checksum: tuple[str, str] | None) -> PutResult:
-        result = self.policy.call(self._complete_once, key, upload_id, parts, full_object_checksum, what=(key, None))
+        result = complete_with_retries(
+            self.policy, lambda: self._complete_once(key, upload_id, parts, full_object_checksum), self.store,
+            self.bucket, key, parts, full_object_checksum)
         self.uploads.completed(upload_id)
         return result
 
@@ -834,6 +861,20 @@ class Engine:
         elif req.mp.upload_id is not None:
             self.bus.emit(PartDone(item.key, req.mp.upload_id, req.part_number, len(req.body or b""), result.etag,
                                    result.checksum, latency))
+
+
+def _source_changed(item: UploadItem) -> SourceChangedError | None:
+    """Whether ``item``'s file is no longer the version being sent (size, mtime, ctime, inode)."""
+    try:
+        st = os.stat(item.path)  # type: ignore[arg-type]
+    except OSError as e:
+        return SourceChangedError(f"{item.source}: file changed while uploading ({e.strerror}); not completed, "
+                                  "rerun to upload the new version")
+    same = st.st_size == item.size_bytes and (item.identity is None or item.identity.matches(st))
+    if same:
+        return None
+    return SourceChangedError(f"{item.source}: file changed while uploading ({item.size_bytes} -> {st.st_size} "
+                              "bytes); not completed, rerun to upload the new version")
 
 
 def _is_plain_md5(etag: str, sse: str | None) -> bool:

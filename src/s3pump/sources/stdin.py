@@ -47,7 +47,14 @@ from typing import Any, Protocol
 
 from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS
 from ..engine.multipart import part_size_for
-from ..errors import S3PumpError, SourceError, SourceTruncatedError, SourceUnreadableError, UsageError
+from ..errors import (
+    S3PumpError,
+    SourceError,
+    SourceTruncatedError,
+    SourceUnreadableError,
+    UsageError,
+    source_os_error,
+)
 from ..store.body import BufferSlice, FileRange, PartBody
 from ..store.checksums import FullObjectChecksum
 
@@ -194,7 +201,7 @@ class StreamPartSource:
                 os.makedirs(self._spool_root, exist_ok=True)
                 self._spool_dir = tempfile.mkdtemp(prefix="s3pump-stream-", dir=self._spool_root)
             except OSError as e:
-                raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
+                raise source_os_error(f"--spool-dir {self._spool_root}", e) from None
         if self._spool_dir is None:
             self._hashers = [_Hasher(h, self._ack) for h in (self._md5, self._sha256) if h is not None]
         _grow_pipe(self._readable)
@@ -435,7 +442,7 @@ class StreamPartSource:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as e:
-            raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
+            raise source_os_error(f"--spool-dir {self._spool_root}", e) from None
         with self._lock:
             self._spooled[part_number] = (fd, path)
         got = 0
@@ -461,7 +468,7 @@ class StreamPartSource:
                     break
         except OSError as e:
             if _is_write_error(e):
-                raise SourceUnreadableError(f"--spool-dir {self._spool_root}: {e.strerror}") from None
+                raise source_os_error(f"--spool-dir {self._spool_root}", e) from None
             raise
         if got == 0:
             with self._lock:

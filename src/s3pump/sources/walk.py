@@ -44,6 +44,7 @@ from ..errors import (
     SourceUnreadableError,
     UsageError,
     WorkerMismatchError,
+    source_os_error,
 )
 from ..events import Discovered, EntrySkipped
 from ..fileid import FileIdentity
@@ -204,7 +205,7 @@ def root_item(
     except FileNotFoundError:
         return _error_item(root, "", SourceNotFoundError(f"{root}: no such file or directory"))
     except OSError as e:
-        return _error_item(root, "", SourceUnreadableError(f"{root}: {e.strerror}"))
+        return _error_item(root, "", source_os_error(root, e))
     if stat_mod.S_ISREG(st.st_mode):
         name = os.path.basename(root)
         key = dest.prefix if exact_key else join_key(dest.prefix, name)
@@ -278,7 +279,7 @@ def _list_dir(dir_fd: int) -> list[os.DirEntry[str]]:
 
 def _dir_error(dirpath: str, reldir: str, dest: S3Url, e: OSError) -> UploadItem:
     return _error_item(dirpath, join_key(dest.prefix, reldir),
-                       SourceUnreadableError(f"{dirpath}: {e.strerror}; skipped this directory"))
+                       source_os_error(dirpath, e, "; skipped this directory"))
 
 
 #: A subdirectory to walk: its path, its path relative to its root (with a trailing ``/``), its name
@@ -323,8 +324,7 @@ def _scan(
                 continue
             est = entry.stat(follow_symlinks=follow)
         except OSError as e:
-            yield _error_item(path, join_key(dest.prefix, rel),
-                              SourceUnreadableError(f"{path}: {e.strerror}"))
+            yield _error_item(path, join_key(dest.prefix, rel), source_os_error(path, e))
             continue
         yield _file_item(path, join_key(dest.prefix, rel), est, attrs_for, totals)
 

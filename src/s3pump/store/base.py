@@ -132,6 +132,8 @@ class ObjectInfo:
     last_modified: float
     metadata: dict[str, str] = field(default_factory=dict)
     sse: str | None = None
+    #: full-object checksums the server showed (``{"CRC32C": base64}``), asked for with ``checksum_mode``
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +223,9 @@ class Store(Protocol):
         """ListMultipartUploads under ``prefix``, all pages."""
         ...
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
-        """HeadObject; None if there is no such key."""
+    def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
+        """HeadObject; None if there is no such key. ``checksum_mode``: ask for the object's checksums
+        (``x-amz-checksum-mode: ENABLED``; :attr:`ObjectInfo.checksums`)."""
         ...
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:

@@ -261,7 +261,7 @@ class MemoryStore:
             if u.key.startswith(prefix):
                 yield MultipartUploadInfo(u.key, upload_id, u.initiated)
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+    def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
         obj = self._objects(bucket).get(key)
         if obj is None:
             return None

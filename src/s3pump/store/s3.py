@@ -45,7 +45,7 @@ from ..errors import (
     FatalStoreError,
     NetworkError,
     RequestTimeoutError,
-    SourceUnreadableError,
+    S3PumpError,
     StoreError,
     UsageError,
     classify_store_error,
@@ -61,6 +61,7 @@ from .base import (
     PutResult,
 )
 from .body import StreamBody
+from .crt_errors import clock_skew_error, crt_error
 from .paging import PageGuard
 
 __all__ = ["S3Store"]
@@ -78,16 +79,6 @@ _CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
 _UPLOAD_ID_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 _ETAG_RE = re.compile(rb"<ETag>([^<]+)</ETag>")
 _MESSAGE_RE = re.compile(rb"<Message>([^<]*)</Message>")
-# awscrt transport errors that mean "the connection went away": retryable.
-# awscrt turns some S3 error responses into its own error names and drops the status and body
-# (seen with 500 InternalError, 503 SlowDown and 400 RequestTimeout): map them back, so SlowDown
-# is a ThrottlingError (the adaptive concurrency reacts to it), not a NetworkError.
-_CRT_S3_STATUS_ERRORS = {
-    "AWS_ERROR_S3_INTERNAL_ERROR": (500, "InternalError"),
-    "AWS_ERROR_S3_SLOW_DOWN": (503, "SlowDown"),
-    "AWS_ERROR_S3_REQUEST_TIMEOUT": (400, "RequestTimeout"),
-}
-_NETWORK_ERROR_HINTS = ("SOCKET", "CONNECTION", "HTTP_CONNECTION", "TLS", "IO_", "CLOSED", "TIMEOUT")
 _NO_SPLIT_BYTES = 5 * 1024 * 1024 * 1024  # awscrt must never split a PutObject itself
 _TLS_PROBE_AFTER_S = 1.5  # an https endpoint silent this long on its first request: check its certificate
 
@@ -358,13 +349,14 @@ class S3Store:
             response_headers.extend(headers)
 
         def done(error: Exception | None = None, status_code: int | None = None,
-                 error_body: bytes | None = None, **_: Any) -> None:
+                 error_body: bytes | None = None, error_headers: list[tuple[str, str]] | None = None,
+                 **_: Any) -> None:
             if error is None:
                 etag = (_header(response_headers, "ETag") or "").strip('"')
                 checksum = _header(response_headers, checksum_header) if checksum_header else None
                 on_done(PutResult(etag, checksum, _header(response_headers, "x-amz-version-id")))
             else:
-                on_done(self._crt_error(error, status_code, error_body, what))
+                on_done(self._crt_error(error, status_code, error_body, what, error_headers or response_headers))
 
         crt_request = self._crt.make_request(
             type=kind,
@@ -410,6 +402,28 @@ class S3Store:
             return once()
         return self.retry.call(once, what=(key or bucket, None))
 
+    def _server_date_headers(self) -> list[tuple[str, str]]:
+        """The headers (``Date``) of an unsigned HEAD of the endpoint, asked once (3 s at most): what the
+        server's clock says, for a RequestTimeTooSkewed whose own answer awscrt consumed."""
+        with self._lock:
+            probed: list[tuple[str, str]] | None = getattr(self, "_date_probe", None)
+            if probed is not None:
+                return probed
+            import http.client
+
+            cls = http.client.HTTPSConnection if self._endpoint.scheme == "https" else http.client.HTTPConnection
+            try:
+                conn = cls(self._endpoint.host, timeout=3.0)
+                try:
+                    conn.request("HEAD", "/")
+                    probed = [(k, v) for k, v in conn.getresponse().getheaders() if k.lower() == "date"]
+                finally:
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                probed = []
+            self._date_probe = probed
+            return probed
+
     def _failure_words(self, error: StoreError) -> str:
         if isinstance(error, RequestTimeoutError):
             return f"does not answer (no response in {self.config.read_timeout_s:g} s)"
@@ -417,7 +431,7 @@ class S3Store:
             return "refused the connection"
         if "DNS" in (error.code or ""):
             return "has a host name that does not resolve"
-        return f"cannot be reached ({error.code or error})"
+        return "cannot be reached (the connection was lost)"
 
     def _certificate_problem(self) -> str | None:
         from .tlsprobe import certificate_problem
@@ -476,8 +490,9 @@ class S3Store:
             chunks.append(bytes(chunk))
 
         def on_done(error: Exception | None = None, status_code: int | None = None,
-                    error_body: bytes | None = None, **_: Any) -> None:
-            box.append((error, status_code, error_body))
+                    error_body: bytes | None = None, error_headers: list[tuple[str, str]] | None = None,
+                    **_: Any) -> None:
+            box.append((error, status_code, error_body, error_headers))
             finished.set()
 
         crt_request = self._crt.make_request(
@@ -495,7 +510,7 @@ class S3Store:
             crt_request.cancel()
             finished.wait(5.0)  # on_done follows the cancel; do not leave awscrt a dead callback
             raise classify_store_error(None, "RequestTimeout", f"{operation} did not answer", what=what)
-        error, status, error_body = box[0]
+        error, status, error_body, error_headers = box[0]
         if status:
             self._answered.set()
         _log.debug("%s %s (%s) -> %s", method, path, operation, status if error is None else f"{status} {error}")
@@ -504,12 +519,15 @@ class S3Store:
                 code = {404: "NoSuchBucket" if key is None else "NoSuchKey", 403: "AccessDenied"}.get(status)
                 if code:
                     error_body = f"<Code>{code}</Code><Message>{_http_reason(status)}</Message>".encode()
-            raise self._crt_error(error, status, error_body, what)
+            raise self._crt_error(error, status, error_body, what, error_headers or response_headers)
         return int(status or 200), response_headers, b"".join(chunks)
 
     def _crt_error(
-        self, error: Exception, status: int | None, body: bytes | None, what: str
-    ) -> StoreError | SourceUnreadableError:
+        self, error: Exception, status: int | None, body: bytes | None, what: str,
+        headers: Sequence[tuple[str, str]] | None = None,
+    ) -> S3PumpError:
+        """The s3pump error of a failed awscrt request: by the S3 error document when there is an
+        answer, else by awscrt's error name (store/crt_errors.py: no name reaches a user)."""
         code: str | None = None
         message = ""
         if body:
@@ -517,22 +535,11 @@ class S3Store:
             code = m.group(1).decode("utf-8", "replace") if m else None
             mm = _MESSAGE_RE.search(body)
             message = mm.group(1).decode("utf-8", "replace") if mm else ""
+        if code == "RequestTimeTooSkewed" or getattr(error, "name", None) == "AWS_ERROR_S3_REQUEST_TIME_TOO_SKEWED":
+            # awscrt may consume the answer (no ServerTime, no Date): ask the endpoint its time once
+            return clock_skew_error(what, body, headers if body or headers else self._server_date_headers())
         if not status:
-            name = getattr(error, "name", type(error).__name__)
-            if name == "AWS_ERROR_S3_CANCELED":
-                return NetworkError(f"{what}: request cancelled", code=name)
-            if name in _CRT_S3_STATUS_ERRORS:  # awscrt consumed the response: restore status and code
-                crt_status, crt_code = _CRT_S3_STATUS_ERRORS[name]
-                return classify_store_error(crt_status, crt_code, "", what=what)
-            if name in ("AWS_ERROR_HTTP_RESPONSE_FIRST_BYTE_TIMEOUT", "AWS_IO_SOCKET_TIMEOUT"):
-                return classify_store_error(None, "RequestTimeout", name, what=what)
-            if any(hint in name for hint in _NETWORK_ERROR_HINTS):
-                return NetworkError(f"{what}: cannot connect to {self._endpoint.host} ({name}); check "
-                                    "--endpoint-url and that the server is up", code=name)
-            if name.startswith(("AWS_ERROR_FILE", "AWS_ERROR_NO_PERMISSION", "AWS_IO_FILE")):
-                reason = "permission denied; check the file's permissions" if "PERMISSION" in name else name
-                return SourceUnreadableError(f"{what}: cannot read the source file: {reason}")
-            return NetworkError(f"{what}: {name}", code=name)
+            return crt_error(error, what, self._endpoint.host)
         return classify_store_error(status, code, message, what=what)
 
     # ------------------------------------------------------------------ data plane
@@ -668,16 +675,19 @@ class S3Store:
                 return
             kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo | None:
+    def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
+        extra = {"ChecksumMode": "ENABLED"} if checksum_mode else {}
         try:
-            resp = self._call(f"s3://{bucket}/{key}", self._boto.head_object, Bucket=bucket, Key=key)
+            resp = self._call(f"s3://{bucket}/{key}", self._boto.head_object, Bucket=bucket, Key=key, **extra)
         except StoreError as e:
             if e.status == 404:
                 return None
             raise
+        checksums = {k[len("Checksum"):]: v for k, v in resp.items()
+                     if k.startswith("Checksum") and k != "ChecksumType" and isinstance(v, str)}
         return ObjectInfo(
             key, resp["ContentLength"], resp["ETag"].strip('"'), resp["LastModified"].timestamp(),
-            dict(resp.get("Metadata", {})), resp.get("ServerSideEncryption"),
+            dict(resp.get("Metadata", {})), resp.get("ServerSideEncryption"), checksums,
         )
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:

@@ -31,6 +31,20 @@ fault                       what the client sees
                             not part of ``all``: it is fatal by design
 ==========================  =====================================================================
 
+Scenarios set by :class:`FaultPlan` fields rather than rates (issue 24; logged with these fault names):
+
+==========================  =====================================================================
+``complete_lost``           ``lose_complete_answers=N``: the first N CompleteMultipartUpload requests
+                            are forwarded and executed, then the client connection is reset; a
+                            later Complete of the same upload is answered ``404 NoSuchUpload``
+                            (``no_such_upload``), as AWS answers for an upload already completed
+``storm``                   ``slowdown_storm_s=S``: every request is answered 503 SlowDown for S
+                            seconds from the first request under the plan
+``clock_skew``              ``clock_skew_s=S``: 403 RequestTimeTooSkewed with a ``ServerTime`` and a
+                            ``Date`` S seconds off this machine's clock (``clock_skew_types``: the
+                            request types it hits, None for all)
+==========================  =====================================================================
+
 Every request is logged (:class:`LogEntry`: type, key, part number, upload ID, body
 size, fault, upstream status), so tests can count PUTs and parts per key.
 
@@ -191,6 +205,14 @@ class FaultPlan:
     quirks: frozenset[str] = frozenset()
     credentials: tuple[str, str] | None = None  # (access key, secret): to re-sign a request a quirk changed
     # ---- end of server quirks
+    # ---- issue 24 scenarios (see the module docstring): a lost Complete answer, a SlowDown storm, a skewed clock
+    lose_complete_answers: int = 0
+    slowdown_storm_s: float = 0.0
+    clock_skew_s: float | None = None
+    clock_skew_types: frozenset[str] | None = None
+    _lost_completes: set[str] = field(default_factory=set, repr=False)
+    _storm_started: float | None = field(default=None, repr=False)
+    # ---- end of issue 24 fields
     _forced: Counter[str] = field(default_factory=Counter, repr=False)
     _spared: Counter[str] = field(default_factory=Counter, repr=False)
 
@@ -543,6 +565,17 @@ class FaultProxy:
         rec = {"seq": seq, "time_s": arrived, "method": method, "type": rtype, "bucket": bucket, "key": key,
                "part_number": part, "upload_id": upload_id, "body_bytes": body_bytes, "fault": fault}
 
+        scenario = (self._scenario(rtype, upload_id, _get(headers, "Authorization") is not None)
+                    if fault is None else None)  # issue 24
+        if scenario is not None:
+            rec["fault"] = scenario
+            body = await _read_chunked(creader) if chunked else (await creader.readexactly(length) if length else b"")
+            if scenario == "complete_lost":
+                return await self._forward(head, body, method, "reset_before_headers", rtype, aws_chunked, chunked,
+                                           client_close, rec, cwriter, upstream)
+            await self._scenario_answer(scenario, method, split.path, rec, cwriter)
+            return not client_close, upstream
+
         if fault == "reset_mid_body":
             if chunked:
                 await creader.readuntil(b"\r\n")
@@ -655,6 +688,61 @@ class FaultProxy:
             uwriter.transport.abort()
             upstream = None
         return not (client_close or server_close), upstream
+
+    # ------------------------------------------------------------------ issue 24 scenarios
+    def _scenario(self, rtype: str, upload_id: str | None, signed: bool = True) -> str | None:
+        """The plan's scenario for this request (``complete_lost``, ``no_such_upload``, ``storm``,
+        ``clock_skew``), or None. With a skewed clock, an unsigned request (a client asking the
+        server's time) gets the skewed ``Date`` too, whatever ``clock_skew_types`` says."""
+        with self._lock:
+            plan = self.plan
+            if rtype == "CompleteMultipartUpload" and upload_id is not None:
+                if upload_id in plan._lost_completes:
+                    return "no_such_upload"
+                if len(plan._lost_completes) < plan.lose_complete_answers:
+                    plan._lost_completes.add(upload_id)
+                    return "complete_lost"
+            if plan.slowdown_storm_s > 0:
+                now = time.monotonic()
+                if plan._storm_started is None:
+                    plan._storm_started = now
+                if now - plan._storm_started < plan.slowdown_storm_s:
+                    return "storm"
+            if plan.clock_skew_s is not None and (plan.clock_skew_types is None or rtype in plan.clock_skew_types
+                                                  or not signed):
+                return "clock_skew"
+        return None
+
+    async def _scenario_answer(self, scenario: str, method: str, path: str, rec: dict[str, Any],
+                               cwriter: asyncio.StreamWriter) -> None:
+        """Answer a ``no_such_upload``, ``storm`` or ``clock_skew`` request (none is forwarded)."""
+        import email.utils
+
+        extra = ""
+        server_time = time.time() + ((self.plan.clock_skew_s or 0.0) if scenario == "clock_skew" else 0.0)
+        if scenario == "no_such_upload":
+            status, reason, code, msg = (404, "Not Found", "NoSuchUpload",
+                                         "The specified upload does not exist. The upload ID may be invalid, "
+                                         "or the upload may have been aborted or completed.")
+        elif scenario == "storm":
+            status, reason, code, msg = _STATUS_FAULTS["slowdown"]
+        else:
+            status, reason, code, msg = (403, "Forbidden", "RequestTimeTooSkewed",
+                                         "The difference between the request time and the current time is too large.")
+            extra = (f"<RequestTime>{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}</RequestTime>"
+                     f"<ServerTime>{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(server_time))}</ServerTime>"
+                     "<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>")
+        payload = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{msg}</Message>'
+                   f"{extra}<Resource>{path}</Resource><RequestId>faultproxy</RequestId></Error>").encode()
+        self._record(status=status, **rec)
+        cwriter.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
+            f"Date: {email.utils.formatdate(server_time, usegmt=True)}\r\n"
+            f"Content-Length: {len(payload)}\r\nx-amz-request-id: faultproxy\r\n\r\n".encode()
+            + (b"" if method == "HEAD" else payload)
+        )
+        await cwriter.drain()
+    # ------------------------------------------------------------------ end of issue 24 scenarios
 
 
 def parse_rates(specs: Iterable[str]) -> FaultPlan:
