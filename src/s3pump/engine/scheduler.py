@@ -453,10 +453,11 @@ class Engine:
 
     def _error_of(self, req: _Req, result: S3PumpError) -> S3PumpError:
         item = req.item
-        if item.path is not None and (result.retryable or isinstance(result, SourceChangedError)):
+        if item.path is not None and result.retryable:
             # a short read (a file truncated under the request) fails the request in ways that look like
-            # the network's: a changed file is a source change, failed at once, never retried
-            changed = _source_changed(item)
+            # the network's: a changed file is a source change, failed at once, never retried (a
+            # SourceChangedError already says how it changed, e.g. replaced by a link: kept as it is)
+            changed = _source_changed(item, follow=self.config.follow_symlinks)
             if changed is not None:
                 return changed
         if req.timed_out:
@@ -863,10 +864,11 @@ class Engine:
                                    result.checksum, latency))
 
 
-def _source_changed(item: UploadItem) -> SourceChangedError | None:
-    """Whether ``item``'s file is no longer the version being sent (size, mtime, ctime, inode)."""
+def _source_changed(item: UploadItem, *, follow: bool) -> SourceChangedError | None:
+    """Whether ``item``'s file is no longer the version being sent (size, mtime, ctime, inode); a
+    symbolic link in its place is not followed (unless ``follow``: ``--follow-symlinks``)."""
     try:
-        st = os.stat(item.path)  # type: ignore[arg-type]
+        st = os.stat(item.path, follow_symlinks=follow)  # type: ignore[arg-type]
     except OSError as e:
         return SourceChangedError(f"{item.source}: file changed while uploading ({e.strerror}); not completed, "
                                   "rerun to upload the new version")
