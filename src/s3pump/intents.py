@@ -24,14 +24,14 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import NoSuchUploadError, S3PumpError
 from .events import Event, MultipartCreating
 from .journal import Journal, OpenUpload, _try_lock, abort_pending_in_journals, journal_path
 from .local_state import is_write_refused
-from .store.base import Store
+from .store.base import MultipartUploadInfo, Store
 
 __all__ = ["IntentLog", "dead_run_uploads", "intent_sweeper", "sweep_dead_runs"]
 
@@ -157,13 +157,18 @@ def sweep_dead_runs(directory: Path, store: Store, endpoint: str | None, bucket:
                                      sweep_intents=intent_sweeper(directory, store, bucket, prefix))
 
 
-def dead_run_uploads(directory: Path, endpoint: str | None, bucket: str, prefix: str = "") -> set[str]:
-    """The upload IDs under ``prefix`` that a :func:`sweep_dead_runs` would abort by their record (not
-    those of unrecorded creates), changing nothing: ``cleanup --dry-run``'s list."""
+def dead_run_uploads(directory: Path, endpoint: str | None, bucket: str, prefix: str = "",
+                     listed: Iterable[MultipartUploadInfo] = ()) -> set[str]:
+    """The upload IDs under ``prefix`` that a :func:`sweep_dead_runs` would abort, changing nothing
+    (``cleanup --dry-run``'s list): those recorded as to abort, and, among ``listed`` (the bucket's
+    ListMultipartUploads under ``prefix``), those a dead run's unsettled CreateMultipartUpload intent
+    accounts for (the same rule as :func:`intent_sweeper`: that key, initiated since the intent, held
+    by no journal)."""
     ids: set[str] = set()
     if not directory.is_dir():
         return ids
     target = json.dumps([endpoint or "", bucket])
+    creating: dict[str, float] = {}
     for marker in directory.glob("*.sqlite.aborts"):
         path = Path(str(marker)[:-len(".aborts")])
         lock = _try_lock(path)
@@ -175,6 +180,14 @@ def dead_run_uploads(directory: Path, endpoint: str | None, bucket: str, prefix:
                 if row is not None and row[0] == target:
                     ids.update(u for k, u in db.execute("SELECT key, upload_id FROM uploads WHERE state='abort'")
                                if k.startswith(prefix))
+                    for key, started in db.execute("SELECT key, started FROM creating"):
+                        if key.startswith(prefix):
+                            creating[key] = min(started, creating.get(key, started))
         finally:
             lock.release()
+    if creating:
+        known = _known_upload_ids(directory)
+        ids.update(u.upload_id for u in listed
+                   if u.key in creating and u.upload_id not in known
+                   and u.initiated >= creating[u.key] - _CLOCK_SLACK_S)
     return ids

@@ -33,6 +33,10 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _alive(pids: set[int]) -> set[int]:
     out = set()
     for pid in pids:
@@ -82,8 +86,10 @@ def test_serve_stopped_by_a_signal_stops_seaweedfs(tmp_path: Path, sig: signal.S
     """The signal to serve's pid alone (as `kill PID` or a service manager sends it): the weed process
     tree recorded before is gone and its ports free within the grace period; exit 130."""
     env = _env(tmp_path)
+    # SIGINT as a terminal's Ctrl-C delivers it: not ignored, whatever this test process inherited (a
+    # non-interactive shell starts its background commands with SIGINT ignored, and Python keeps that)
     serve = subprocess.Popen([sys.executable, "-m", "s3pump", "serve"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+                             stderr=subprocess.PIPE, preexec_fn=_sigint_default)
     pids: set[int] = set()
     try:
         _read_until(serve, b"data dir:", timeout_s=120)

@@ -73,11 +73,13 @@ def cleanup(
         journals = state_dir() / "journals"
         doomed: set[str] = set()  # a dry run's: what the sweep would abort whatever its age
         if dry_run:
-            doomed = dead_run_uploads(journals, run.config.endpoint_url, dest.bucket, dest.prefix)
+            listed = list(store.list_multipart_uploads(dest.bucket, dest.prefix))
+            doomed = dead_run_uploads(journals, run.config.endpoint_url, dest.bucket, dest.prefix, listed)
         else:  # what runs that are gone recorded as to abort, whatever its age
             for pending in sweep_dead_runs(journals, store, run.config.endpoint_url, dest.bucket, dest.prefix):
                 aborted.append((f"s3://{dest.bucket}/{pending.key}", pending.upload_id))
-        for u in store.list_multipart_uploads(dest.bucket, dest.prefix):
+            listed = list(store.list_multipart_uploads(dest.bucket, dest.prefix))
+        for u in listed:
             entry = (dest.key_url(u.key), u.upload_id)
             if u.initiated > cutoff and u.upload_id not in doomed:
                 kept.append(entry)
