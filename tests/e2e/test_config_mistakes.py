@@ -91,7 +91,8 @@ def test_configuration_mistake_is_one_line_exit_2(tmp_path: Path, silent_port: i
     assert elapsed <= 15, elapsed
 
 
-def test_virtual_addressing_falls_back_to_path_style_for_an_ip_endpoint(s3env, bucket: str, tmp_path: Path) -> None:
+def test_virtual_addressing_falls_back_to_path_style_for_an_ip_endpoint(s3env, bucket: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """``addressing_style = virtual`` with an IP endpoint: the aws cli uses path style (a bucket
     cannot be a label of an IP address); s3pump did virtual-hosted and failed to resolve the host."""
     from s3pump.awsconfig import resolve_aws
@@ -108,21 +109,13 @@ def test_virtual_addressing_falls_back_to_path_style_for_an_ip_endpoint(s3env, b
     assert p.returncode == 0, p.stderr.decode()
     assert list(list_all(s3env.boto(), bucket, "v/")) == ["v/a.txt"]
 
-    keys = ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-                      AWS_ACCESS_KEY_ID="a", AWS_SECRET_ACCESS_KEY="b")
-    try:
-        for endpoint, path_style in (("http://127.0.0.1:9000", True), ("http://localhost:9000", True),
-                                     ("http://[::1]:9000", True), ("https://s3.example.com", False)):
-            got = resolve_aws(endpoint_url=endpoint, region=None, profile=None)
-            assert got.path_style is path_style, endpoint
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    for name, value in (("AWS_CONFIG_FILE", str(config)), ("AWS_SHARED_CREDENTIALS_FILE", os.devnull),
+                        ("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "b")):
+        monkeypatch.setenv(name, value)
+    for endpoint, path_style in (("http://127.0.0.1:9000", True), ("http://localhost:9000", True),
+                                 ("http://[::1]:9000", True), ("https://s3.example.com", False)):
+        got = resolve_aws(endpoint_url=endpoint, region=None, profile=None)
+        assert got.path_style is path_style, endpoint
 
 
 @pytest.mark.parametrize("verb", ["export", "upload", "upload --from-list", "sync", "stream", "verify"])
