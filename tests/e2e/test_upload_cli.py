@@ -111,7 +111,9 @@ def test_attributes_and_metadata(s3env: S3Env, bucket: str, state_dir: Path, tmp
     assert r.returncode == 0, r.stderr.decode()
     client = s3env.boto()
     html = client.head_object(Bucket=bucket, Key="site/page.html")
-    assert html["ContentType"] == "text/html" and html["Metadata"] == {"owner": "data-team"}
+    mtime_ns = (src / "page.html").stat().st_mtime_ns  # and the file's mtime, as rclone stores it
+    assert html["ContentType"] == "text/html" and html["Metadata"] == {
+        "owner": "data-team", "mtime": f"{mtime_ns // 10**9}.{mtime_ns % 10**9:09d}"}
     assert client.head_object(Bucket=bucket, Key="site/data.bin")["ContentType"] == "application/octet-stream"
     r = run_cli(["upload", str(src / "data.bin"), f"s3://{bucket}/typed.bin", "--content-type", "x/y",
                  "--no-progress"], s3env.env(state_dir))

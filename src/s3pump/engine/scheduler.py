@@ -71,7 +71,7 @@ from ..events import (
 from ..fileid import FileIdentity, fd_path, open_version
 from ..items import PartSource, UploadItem
 from ..retry import RetryPolicy
-from ..store.base import CompletedPart, PutResult, Request, Store
+from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
 from ..store.body import FileRange, PartBody, Throttled
 from .completion import complete_with_retries
 from .limits import ConcurrencyDecision, EngineLimits
@@ -404,11 +404,12 @@ class Engine:
                 req.fd = open_version(item.path, item.identity, follow=self.config.follow_symlinks)
                 by_fd = fd_path(req.fd)
                 if bw is None and by_fd is not None:
-                    req.handle = self.store.put_file(self.bucket, item.key, by_fd, item.size_bytes, item.attrs, done)
+                    req.handle = self.store.put_file(self.bucket, item.key, by_fd, item.size_bytes,
+                                                     _sent_attrs(item), done)
                 else:
                     whole = FileRange(req.fd, 0, item.size_bytes, item.path)
                     req.handle = self.store.put_bytes(self.bucket, item.key, whole if bw is None
-                                                      else Throttled(whole, bw), item.attrs, done)
+                                                      else Throttled(whole, bw), _sent_attrs(item), done)
             else:
                 data = item.body if item.body is not None else b""
                 req.handle = self.store.put_bytes(self.bucket, item.key,
@@ -568,8 +569,8 @@ class Engine:
         """Send CreateMultipartUpload for ``mp``, announced first (MultipartCreating) so a journal
         records the intent before the upload can exist."""
         self.bus.emit(MultipartCreating(mp.item.key))
-        self._control_call(self._on_created, mp, self.uploads.create, mp.item.key, mp.item.attrs, creates=True,
-                           delay_s=delay_s)
+        self._control_call(self._on_created, mp, self.uploads.create, mp.item.key, _sent_attrs(mp.item),
+                           creates=True, delay_s=delay_s)
 
     def _on_listed(self, mp: _Multipart, result: dict[int, CompletedPart] | S3PumpError) -> None:
         """A journaled upload was checked (ListParts, and each part re-read from the file, see
@@ -862,6 +863,14 @@ class Engine:
         elif req.mp.upload_id is not None:
             self.bus.emit(PartDone(item.key, req.mp.upload_id, req.part_number, len(req.body or b""), result.etag,
                                    result.checksum, latency))
+
+
+def _sent_attrs(item: UploadItem) -> ObjectAttributes:
+    """The attributes an item's object is written with: a file's also carry its modification time
+    (``x-amz-meta-mtime``, rclone's name and format; :meth:`ObjectAttributes.with_file_mtime`)."""
+    if item.path is not None and item.mtime_ns > 0:
+        return item.attrs.with_file_mtime(item.mtime_ns)
+    return item.attrs
 
 
 def _source_changed(item: UploadItem, *, follow: bool) -> SourceChangedError | None:

@@ -98,6 +98,16 @@ class ObjectAttributes:
         merged.update(extra)
         return dataclasses.replace(self, metadata=tuple(merged.items()))
 
+    def with_file_mtime(self, mtime_ns: int) -> ObjectAttributes:
+        """A copy with the source file's modification time as ``x-amz-meta-mtime``, in rclone's format
+        (Unix seconds with nine decimals, ``1600000000.123456789``; rclone's S3 backend, "mtime"
+        metadata), which ``rclone copy``/``sync`` back to disk restore; unchanged when ``--metadata``
+        already names ``mtime``."""
+        if any(k.lower() == "mtime" for k, _ in self.metadata):
+            return self
+        seconds, nanos = divmod(mtime_ns, 1_000_000_000)
+        return dataclasses.replace(self, metadata=(*self.metadata, ("mtime", f"{seconds}.{nanos:09d}")))
+
 
 @dataclass(frozen=True, slots=True)
 class PutResult:

