@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from ..errors import SourceUnreadableError, UsageError
 from .pg_types import PgColumn, bad_row_check, convert_column, pg_column
 from .sqlite_arrow import ArrowRows
-from .table import BadRow, Column, RowBatch, TableSource, find_column, redact_url
+from .table import BadRow, Column, RowBatch, SqlTextTable, find_column, redact_url
 
 __all__ = ["PostgresTable", "is_postgres_url"]
 
@@ -59,7 +59,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class PostgresTable(TableSource):
+class PostgresTable(SqlTextTable):
     """One table of a PostgreSQL database, read through ADBC (one statement at a time)."""
 
     reads_in_any_thread = True  # every statement holds _lock
@@ -187,14 +187,6 @@ class PostgresTable(TableSource):
     # ---- the cursor column alone
     def _count_null(self) -> int:
         return int(self._one(self._sql_nulls, ()) or 0)
-
-    def _cursor_nth(self, after: Any, offset: int) -> Any:
-        if after is None:
-            return self._one(self._sql_nth, (offset,))
-        return self._one(self._sql_nth_after, (after, offset))
-
-    def _cursor_max(self, after: Any) -> Any:
-        return self._one(self._sql_max, ()) if after is None else self._one(self._sql_max_after, (after,))
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):

@@ -64,6 +64,7 @@ __all__ = [
     "BadRow",
     "Column",
     "RowBatch",
+    "SqlTextTable",
     "TableSource",
     "arrow_type_for",
     "find_column",
@@ -285,7 +286,30 @@ class TableSource:
         return RowBatch(good, first, last, bad)
 
 
-class _SqliteTable(TableSource):
+class SqlTextTable(TableSource):
+    """A table whose cursor queries are SQL text the subclass prepares (``_sql_nth``, ``_sql_nth_after``,
+    ``_sql_max``, ``_sql_max_after``) and whose one-value answers come from :meth:`_one`: SQLite's
+    reader and PostgreSQL's (``sources/postgres.py``)."""
+
+    _sql_nth: str
+    _sql_nth_after: str
+    _sql_max: str
+    _sql_max_after: str
+
+    def _cursor_nth(self, after: Any, offset: int) -> Any:
+        if after is None:
+            return self._one(self._sql_nth, (offset,))
+        return self._one(self._sql_nth_after, (after, offset))
+
+    def _cursor_max(self, after: Any) -> Any:
+        return self._one(self._sql_max, ()) if after is None else self._one(self._sql_max_after, (after,))
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first value of the first row of ``sql``'s answer, or None."""
+        raise NotImplementedError
+
+
+class _SqliteTable(SqlTextTable):
     reads_in_any_thread = True  # its connection is opened with check_same_thread=False
 
     def __init__(self, path: str, table: str, cursor_column: str | None, lock_timeout_s: float | None,
@@ -455,14 +479,6 @@ class _SqliteTable(TableSource):
     def _count_null(self) -> int:
         rows = self._run(self._sql_nulls, ())
         return int(rows[0][0]) if rows else 0
-
-    def _cursor_nth(self, after: Any, offset: int) -> Any:
-        if after is None:
-            return self._one(self._sql_nth, (offset,))
-        return self._one(self._sql_nth_after, (after, offset))
-
-    def _cursor_max(self, after: Any) -> Any:
-        return self._one(self._sql_max, ()) if after is None else self._one(self._sql_max_after, (after,))
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         try:
