@@ -227,7 +227,8 @@ def test_checkpoint_is_written_only_after_its_rows_are_stored(tmp_path: Path) ->
 def test_the_next_batch_is_read_ahead_in_a_thread_and_the_objects_are_the_same(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
     """Issue 15: an SQLite source's next batch is read (and converted) in the read-ahead thread while
-    this one is written; the objects, their bytes and the checkpoint are those of reading in turn."""
+    this one is written; the objects, their bytes and the checkpoint are those of reading in turn.
+    A source that must read on one thread is planned inline, on the engine's (issue 25)."""
     from s3pump.sources import table as table_mod
 
     db = make_db(tmp_path / "d.db", list(range(1, 1001)))
@@ -256,7 +257,8 @@ def test_the_next_batch_is_read_ahead_in_a_thread_and_the_objects_are_the_same(
         assert rep.ok and rep.checkpoint == 1000 and rep.rows_exported == 1000
         outcomes[ahead] = (data_objects(s), s.buckets["bkt"]["p/_s3pump/state/t.json"].body, list(threads))
     reads_ahead = outcomes[True][2]
-    assert len(reads_ahead) == 11 and reads_ahead[0] == "MainThread"  # 10 full batches, then the end
+    # the planner's thread reads the first batch (never the engine's), then 10 read ahead (the last: the end)
+    assert len(reads_ahead) == 11 and reads_ahead[0] == "s3pump-export-plan"
     assert all(name.startswith("s3pump-export-read") for name in reads_ahead[1:])
     assert set(outcomes[False][2]) == {"MainThread"}
     assert outcomes[True][0] == outcomes[False][0] and len(outcomes[True][0]) == 30

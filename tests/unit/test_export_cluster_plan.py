@@ -157,8 +157,8 @@ def test_the_coordinator_moves_the_checkpoint_only_past_cuts_done_in_order(tmp_p
     from s3pump.cluster.coordinator import ClusterOutcome
     from s3pump.cluster.results import ShardResult
     from s3pump.events import BatchExported, FileDone
-    from s3pump.jobs.export import _ExportJob
-    from s3pump.jobs.export_cluster import ExportRange, RangeJob, RangeResult, _plan, _Settle
+    from s3pump.export.job import ExportJob
+    from s3pump.jobs.export_cluster import ExportRange, RangeJob, RangeResult, RangeSettler
     from s3pump.run import Run
     from s3pump.urls import parse_s3_url
 
@@ -169,15 +169,15 @@ def test_the_coordinator_moves_the_checkpoint_only_past_cuts_done_in_order(tmp_p
     seen: list[Any] = []
     source = open_table(str(db), "t", "k")
     with Run("export", CONFIG, "bkt", store=store, subscribers=[seen.append]) as run:
-        x = _ExportJob(source, parse_s3_url("s3://bkt/p"), run, [], "parquet", None, False, False, None, 20, None,
-                       threading.Event())
+        x = ExportJob(source, parse_s3_url("s3://bkt/p"), run, [], "parquet", None, False, False, None, 20, None,
+                      threading.Event())
         x.begin(False)
-        cuts = _plan(x)
+        cuts = x.planner.plan_cuts()
         assert cuts == [[None, 1, 20], [20, 21, 40], [40, 41, 60], [60, 61, 80]]
         x.state.save(x.checkpoint)
         job = RangeJob(str(db), "t", "k", "s3://bkt/p", (), "parquet", None, False, 20, 300.0)
         ranges = [ExportRange(i, job, (cut,)) for i, cut in enumerate(cuts)]
-        settle, outcome = _Settle(x), ClusterOutcome(2)
+        settle, outcome = RangeSettler(x), ClusterOutcome(2)
 
         def finished(i: int) -> _Future:
             key = f"p/t/part-{cuts[i][1]}-{cuts[i][2]}.parquet"
@@ -213,8 +213,7 @@ def test_a_stop_while_planning_records_no_cut_from_a_query_it_cut_short(tmp_path
     """Ctrl-C while a planning query waits for another writer's lock: that query answers "no rows"
     (``_execute`` on stop), so ``plan_cut`` would return a cut to the table's end (or to None). It is
     not recorded: the plan holds the cuts made before the stop, and the table is not taken as whole."""
-    from s3pump.jobs.export import _ExportJob
-    from s3pump.jobs.export_cluster import _plan
+    from s3pump.export.job import ExportJob
     from s3pump.run import Run
     from s3pump.urls import parse_s3_url
 
@@ -235,9 +234,9 @@ def test_a_stop_while_planning_records_no_cut_from_a_query_it_cut_short(tmp_path
 
     source._cursor_nth = stopped_on_the_fourth_query  # type: ignore[attr-defined]
     with Run("export", CONFIG, "bkt", store=store) as run:
-        x = _ExportJob(source, parse_s3_url("s3://bkt/p"), run, [], "parquet", None, False, False, None, 20, None,
-                       threading.Event())
+        x = ExportJob(source, parse_s3_url("s3://bkt/p"), run, [], "parquet", None, False, False, None, 20, None,
+                      threading.Event())
         x.begin(False)
-        assert _plan(x) == [[None, 1, 20]]
-        assert x.checkpoint.batches == [[None, 1, 20]] and not x._whole_table
+        assert x.planner.plan_cuts() == [[None, 1, 20]]
+        assert x.checkpoint.batches == [[None, 1, 20]] and not x.whole_table
     source.close()

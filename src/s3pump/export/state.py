@@ -132,7 +132,14 @@ class StateStore:
     def save(self, cp: Checkpoint) -> None:
         """Write the checkpoint under the prefix (and to the local file, atomically)."""
         cp.updated_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        body = cp.to_json()
+        self.write(cp.to_json())
+
+    def write(self, body: bytes) -> None:
+        """Write a serialized checkpoint under the prefix (and to the local file, atomically).
+
+        Raises:
+            StoreError: the PUT failed past the retry policy.
+        """
         put_object_now(self.store, self.bucket, self.checkpoint_key, body, self.config,
                        ObjectAttributes(content_type="application/json"))
         if self.local_path is not None:
