@@ -23,7 +23,7 @@ import pytest
 from google.protobuf import text_format
 
 from s3pump.export.protogen import proto_schema, read_delimited
-from s3pump.sources.table import open_table
+from s3pump.sources.readers import open_table
 from tests.conftest import S3Env, list_all, run_cli
 
 CHINOOK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "Chinook_Sqlite.sqlite"

@@ -22,7 +22,7 @@ from s3pump.export.partition import DEFAULT_PARTITION, parse_partition, split
 from s3pump.export.protogen import proto_schema, read_delimited
 from s3pump.export.rows import to_arrow
 from s3pump.jobs.export import export_table
-from s3pump.sources.table import open_table
+from s3pump.sources.readers import open_table
 from s3pump.store.base import ObjectAttributes
 from s3pump.store.memory import MemoryStore
 

@@ -16,7 +16,8 @@ from s3pump.config import TransferConfig
 from s3pump.errors import UsageError
 from s3pump.export.state import put_object_now
 from s3pump.jobs.export import export_table
-from s3pump.sources.table import encode_cursor, open_table
+from s3pump.sources.readers import open_table
+from s3pump.sources.table import encode_cursor
 from s3pump.store.memory import MemoryStore
 
 CONFIG = TransferConfig(max_attempts=1, backoff_base_s=0.0)

@@ -33,7 +33,8 @@ from s3pump.export.protogen import proto_schema, read_delimited
 from s3pump.export.rows import to_array
 from s3pump.export.state import put_object_now
 from s3pump.jobs.export import export_table
-from s3pump.sources.table import arrow_type_for, open_table
+from s3pump.sources.readers import open_table
+from s3pump.sources.table import arrow_type_for
 from s3pump.store.base import ObjectAttributes
 from s3pump.store.memory import MemoryStore
 

@@ -223,7 +223,7 @@ def test_the_sqlalchemy_reader_gives_the_driver_values_as_they_are(tmp_path: Pat
     """SQLAlchemy's result processors changed or refused values: ``bool('false')`` is True, a DATETIME
     holding an integer or a NUMERIC holding text raised a traceback."""
     pytest.importorskip("sqlalchemy")
-    from s3pump.sources.table import open_table
+    from s3pump.sources.readers import open_table
 
     db = make(tmp_path, "CREATE TABLE t (id INTEGER PRIMARY KEY, b BOOLEAN, ts DATETIME, n NUMERIC(10,2), u)",
               [(1, "false", 1735787045, "abc", b"\x01"), (2, 1, "2025-01-02 03:04:05", 1.5, 7)])

@@ -74,7 +74,7 @@ def test_protobuf_refuses_a_column_it_has_no_field_for_before_anything_is_writte
 def test_postgres_url_without_the_driver_is_one_usage_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from s3pump.sources.table import open_table
+    from s3pump.sources.readers import open_table
 
     monkeypatch.setitem(sys.modules, "adbc_driver_postgresql.dbapi", None)  # import fails
     with pytest.raises(UsageError) as e:
@@ -87,7 +87,7 @@ def test_an_unreachable_postgres_is_one_line_without_the_password() -> None:
     import socket
 
     from s3pump.errors import SourceUnreadableError
-    from s3pump.sources.table import open_table
+    from s3pump.sources.readers import open_table
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from s3pump.export.rows import to_array_from_arrow, to_arrow
-from s3pump.sources.table import open_table
+from s3pump.sources.readers import open_table
 
 DECLARED = ["INTEGER", "REAL", "TEXT", "DATETIME", "VARCHAR(20)", "NUMERIC", "DOUBLE", "BIGINT", "TIMESTAMP",
             "DECIMAL(10,2)", "BLOB", "BOOLEAN", "DATE", ""]

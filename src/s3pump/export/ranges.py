@@ -21,7 +21,8 @@ from ..cluster.results import ShardResult
 from ..errors import S3PumpError, UsageError
 from ..events import BatchExported, ConcurrencyChanged, Event, Tick
 from ..run import Run
-from ..sources.table import decode_cursor, is_password_parameter, open_table, redact_url
+from ..sources.readers import open_table
+from ..sources.table import decode_cursor, is_password_parameter, redact_url
 from ..urls import parse_s3_url
 from .dlq import DlqEntry
 from .job import ExportJob

@@ -50,7 +50,8 @@ from ..export.report import ExportReport
 from ..lifecycle import LifecycleRule, RuleOptions
 from ..lifecycle_update import apply_rule
 from ..run import Run
-from ..sources.table import find_column, open_table
+from ..sources.readers import open_table
+from ..sources.table import find_column
 from ..store.base import Store
 from ..urls import S3Url, join_key, parse_s3_url
 

@@ -69,7 +69,7 @@ __all__ = [
     "arrow_type_for",
     "find_column",
     "is_password_parameter",
-    "open_table",
+    "open_sql_table",
     "redact_url",
 ]
 
@@ -148,7 +148,7 @@ def _quote(name: str) -> str:
 
 
 class TableSource:
-    """Reads one table in cursor order. Use :func:`open_table` to get one; close it when done."""
+    """Reads one table in cursor order. Use ``sources.readers.open_table`` to get one; close it when done."""
 
     stop: threading.Event | None = None  # set: stop waiting for a lock (the read returns no rows)
     lock_timeout_s: float | None = 300.0  # None: wait for a lock until ``stop`` is set
@@ -640,10 +640,10 @@ def redact_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
-def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,
-               stop: threading.Event | None = None) -> TableSource:
-    """Open ``table`` of ``db`` (a SQLite file path, ``sqlite:///path``, ``postgresql://…`` (ADBC, the
-    ``postgres`` extra) or any other SQLAlchemy URL).
+def open_sql_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,
+                   stop: threading.Event | None = None) -> TableSource:
+    """Open ``table`` of ``db``: a SQLite file path or ``sqlite:///path``, or any other SQLAlchemy URL
+    (``sources/readers.py``'s ``open_table`` sends ``postgresql://`` to ADBC's reader instead).
 
     ``lock_timeout_s``: how long a SQLite read waits for another writer's lock (None: until
     ``stop`` is set, then the read returns no rows).
@@ -653,10 +653,6 @@ def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_ti
         UsageError: no such table or column, no usable cursor, or SQLAlchemy missing for a URL.
         SourceUnreadableError: the database cannot be opened.
     """
-    if db.startswith(("postgresql://", "postgres://")):  # through ADBC (sources/postgres.py)
-        from .postgres import PostgresTable
-
-        return PostgresTable(db, table, cursor_column)
     if db.startswith("sqlite:///"):
         return _SqliteTable(db[len("sqlite:///"):], table, cursor_column, lock_timeout_s, stop)
     if "://" in db:

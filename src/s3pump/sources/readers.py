@@ -1,0 +1,37 @@
+"""A table to export, opened through the reader of its source, each behind one interface (``TableSource``).
+
+* SQLite (a path or ``sqlite:///path``): ``table.py``'s reader; a batch whose values all have their
+  declared storage class goes straight into Arrow through ADBC's SQLite driver (``sqlite_arrow.py``).
+* PostgreSQL (``postgresql://``): ADBC's PostgreSQL driver, straight into Arrow (``postgres.py``,
+  the ``postgres`` extra).
+* Any other SQLAlchemy URL: ``table.py``'s SQLAlchemy fallback.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .table import TableSource, open_sql_table
+
+__all__ = ["open_table"]
+
+
+def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,
+               stop: threading.Event | None = None) -> TableSource:
+    """Open ``table`` of ``db`` (a SQLite file path, ``sqlite:///path``, ``postgresql://…`` (ADBC, the
+    ``postgres`` extra) or any other SQLAlchemy URL).
+
+    ``lock_timeout_s``: how long a SQLite read waits for another writer's lock (None: until
+    ``stop`` is set, then the read returns no rows).
+
+    Raises:
+        SourceNotFoundError: the SQLite file does not exist.
+        UsageError: no such table or column, no usable cursor, or SQLAlchemy (or the ``postgres``
+            extra) missing for a URL.
+        SourceUnreadableError: the database cannot be opened.
+    """
+    if db.startswith(("postgresql://", "postgres://")):  # ADBC's driver is loaded only when asked for
+        from .postgres import PostgresTable
+
+        return PostgresTable(db, table, cursor_column)
+    return open_sql_table(db, table, cursor_column, lock_timeout_s=lock_timeout_s, stop=stop)
