@@ -346,3 +346,38 @@ def test_other_formats_on_the_cluster_write_what_one_process_writes(s3env: S3Env
     schema = {k for k in two if k.startswith("_schema/")}
     assert schema == ({"_schema/events.proto"} if fmt == "protobuf" else set())
     assert len(two) - len(schema) == report.objects_written == 20
+
+
+def test_an_evolved_schema_exported_on_the_cluster_lands_under_its_version(s3env: S3Env, bucket: str,
+                                                                            tmp_path: Path, client: Any) -> None:
+    """Issue 25: a column added between runs, then ``--schema-evolution --cluster``: the workers name the new
+    objects for version 2 (``events/_v2/…``, metadata ``s3pump-schema-version: 2``), as a single-process
+    export of the same two runs does: the same keys and bytes; the version-1 objects stay as they were."""
+    kw: dict[str, Any] = {"batch_rows": 500, "partition_by": ["column:entity"]}
+    for prefix, cluster in (("one", None), ("two", client)):
+        db = tmp_path / f"{prefix}.sqlite"
+        make_events_db(db, 1_000)
+        first = export_table(str(db), "events", f"s3://{bucket}/{prefix}", s3env.config(), cluster=cluster,
+                             cluster_options={"range_rows": 500} if cluster else None, **kw)
+        assert first.ok and first.rows_exported == 1_000
+        conn = sqlite3.connect(db)
+        conn.execute("ALTER TABLE events ADD COLUMN note TEXT")
+        conn.execute("INSERT INTO events SELECT id + 1000, ts, entity, name, amount, qty, 'note-' || id FROM events")
+        conn.commit()
+        conn.close()
+        evolved = export_table(str(db), "events", f"s3://{bucket}/{prefix}", s3env.config(), cluster=cluster,
+                               cluster_options={"range_rows": 500} if cluster else None, schema_evolution=True,
+                               **kw)
+        assert evolved.ok and evolved.rows_exported == 1_000, evolved
+    one, two = data_objects(s3env, bucket, "one/"), data_objects(s3env, bucket, "two/")
+    assert two == one
+    v2 = sorted(k for k in two if k.startswith("events/_v2/"))
+    assert len(v2) == 10 and "events/_v2/entity=entity-0/part-1001-1500.parquet" in v2
+    assert len(two) - len(v2) == 10 and not any("_v" in k for k in set(two) - set(v2))
+    s3 = s3env.boto()
+    head = s3.head_object(Bucket=bucket, Key="two/" + v2[0])
+    assert head["Metadata"]["s3pump-schema-version"] == "2"
+    body = s3.get_object(Bucket=bucket, Key="two/" + v2[0])["Body"].read()
+    assert "note" in pq.read_table(io.BytesIO(body)).column_names
+    cp = checkpoint(s3env, bucket, "two/")
+    assert cp is not None and cp["schema_version"] == 2 and cp["cursor"] == 2_000 and cp["batches"] == []
