@@ -1,5 +1,6 @@
 """``s3pump stream``: a stream (stdin, a FIFO, any readable) to one object, uploaded while it
-is still being read, in bounded memory, and never stored partially.
+is still being read, in bounded memory, and never stored partially (the limits, the single PUT,
+the digest metadata and the report in ``stream_object.py``).
 
 Read the first part(s); a stream that fits in one part is one PutObject (an empty stream is a
 0-byte object). Otherwise the engine runs one multipart upload whose parts come from
@@ -38,18 +39,13 @@ there), which is why only half of the budget goes to requests. Measured at the d
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from ..config import TransferConfig
-from ..engine.copy import replace_metadata
-from ..errors import S3PumpError, SourceError, StoreError, UsageError
+from ..errors import S3PumpError, SourceError, UsageError
 from ..events import Event, FileDone, FileFailed, Subscriber
-from ..fileid import FileIdentity
 from ..intents import IntentLog, sweep_dead_runs
 from ..items import UploadItem
 from ..run import Run
@@ -57,9 +53,18 @@ from ..session import state_dir
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
 from ..sources.walk import content_type_for
 from ..store.base import ObjectAttributes, Store
-from ..store.body import FileRange
 from ..store.checksums import FULL_OBJECT_ALGORITHMS
-from ..units import parse_size_bytes
+from ..stream_object import (
+    MD5_METADATA,
+    SHA256_METADATA,
+    STREAM_DEFAULT_CONCURRENCY,
+    StreamReport,
+    parse_tolerance,
+    part_runs,
+    single_put_item,
+    store_digests,
+    stream_limits,
+)
 from ..urls import parse_s3_url, sanitize_key
 
 __all__ = [
@@ -71,90 +76,6 @@ __all__ = [
     "stream",
     "stream_limits",
 ]
-
-_log = logging.getLogger("s3pump.stream")
-
-#: User metadata holding the hex MD5 / SHA-256 of the whole stream (``x-amz-meta-md5``, ...).
-#: ``md5`` is the key sync reads to compare a multipart object with a local file.
-MD5_METADATA = "md5"
-SHA256_METADATA = "sha256"
-
-
-#: ``--concurrency`` of ``s3pump stream`` when neither the flag nor ``S3PUMP_CONCURRENCY`` is given:
-#: 16 part buffers (8 parts in flight), 128 MiB at 8 MiB parts.
-STREAM_DEFAULT_CONCURRENCY = 16
-
-
-def parse_tolerance(text: str, expected_size_bytes: int | None) -> int:
-    """``--size-tolerance``: a size (``10MiB``) or a percentage of ``--expected-size`` (``1%``).
-
-    Raises:
-        UsageError: not a size or percentage, or a percentage without ``--expected-size``.
-    """
-    if expected_size_bytes is None:
-        raise UsageError("--size-tolerance needs --expected-size")
-    if text.strip().endswith("%"):
-        try:
-            percent = float(text.strip()[:-1])
-        except ValueError:
-            raise UsageError(f"--size-tolerance {text!r}: use e.g. 1% or 10MiB") from None
-        if percent < 0:
-            raise UsageError(f"--size-tolerance {text!r} must be >= 0")
-        return int(expected_size_bytes * percent / 100)
-    return parse_size_bytes(text, what="--size-tolerance")
-
-
-def stream_limits(concurrency: int, *, spooled: bool = False) -> tuple[int, int]:
-    """``(requests in flight, part buffers held by s3pump)`` for ``--concurrency``: together at
-    most ``concurrency`` part-sized buffers (see the module docstring). Spooled, the held parts
-    are files and only a quarter of the budget is in flight (awscrt's copies are the RAM).
-
-    Raises:
-        UsageError: ``concurrency`` < 2.
-    """
-    if concurrency < 2:
-        raise UsageError(f"stream needs --concurrency >= 2 (one part reading, one sending), got {concurrency}")
-    in_flight = max(1, concurrency // 4 if spooled else concurrency // 2)
-    return in_flight, max(2, concurrency - in_flight)
-
-
-@dataclass(frozen=True)
-class StreamReport:
-    """Outcome of :func:`stream`. Sizes in bytes, times in seconds, rate in bytes/s.
-
-    ``part_sizes`` lists ``(part size, count)`` runs in part-number order (one run for a
-    fixed part size; more as an unknown-size stream grows its parts). ``parts`` is 0 for a
-    single PUT. ``peak_parts_held`` is the most parts s3pump held at once (memory or spool).
-    """
-
-    bucket: str
-    key: str
-    bytes: int
-    parts: int
-    part_sizes: list[tuple[int, int]]
-    md5: str
-    sha256: str | None
-    etag: str
-    version_id: str | None
-    elapsed_s: float
-    retries: int
-    spooled: bool
-    peak_parts_held: int
-    concurrency: int
-    expected_size_bytes: int | None = None
-    checksum_algorithm: str | None = None
-    checksum: str | None = None
-
-    @property
-    def rate_bps(self) -> float:
-        return self.bytes / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["part_sizes"] = [{"size_bytes": s, "count": c} for s, c in self.part_sizes]
-        d["rate_bps"] = self.rate_bps
-        d["event"] = "summary"
-        return d
 
 
 class _Outcome:
@@ -256,7 +177,7 @@ def stream(
                     raise source.error
                 if not multipart:
                     source.check_size()
-                    item = _single_put_item(source, key, name, attrs)
+                    item = single_put_item(source, key, name, attrs)
                 else:
                     item = UploadItem(key=key, source=name, parts=source,
                                       size_bytes=expected_size_bytes if expected_size_bytes is not None else -1,
@@ -269,13 +190,13 @@ def stream(
             done = outcome.done
             etag, version_id = done.etag, done.version_id
             if multipart:
-                etag, version_id = _store_digests(run, key, attrs, source, done)
+                etag, version_id = store_digests(run, key, attrs, source, done)
     finally:
         source.close()
     sizes = source.part_sizes
     return StreamReport(
         bucket=dest.bucket, key=key, bytes=source.bytes_read, parts=len(sizes) if multipart else 0,
-        part_sizes=_runs(sizes, schedule) if multipart else [(source.bytes_read, 1)],
+        part_sizes=part_runs(sizes, schedule) if multipart else [(source.bytes_read, 1)],
         md5=source.md5_hex, sha256=source.sha256_hex, etag=etag, version_id=version_id,
         elapsed_s=time.monotonic() - started, retries=run.stats.retries, spooled=spool_dir is not None,
         peak_parts_held=source.peak_parts_held, concurrency=config.concurrency,
@@ -294,56 +215,3 @@ def _intent_log(run: Run, destination: str) -> IntentLog:
     intents = IntentLog(directory, "stream", [], destination, run.config.endpoint_url, run.bucket)
     run.subscribe(run.guard(intents, lambda: intents.path, "resume journal"))
     return intents
-
-
-def _digest_metadata(source: StreamPartSource) -> dict[str, str]:
-    digests = {MD5_METADATA: source.md5_hex}
-    if source.sha256_hex is not None:
-        digests[SHA256_METADATA] = source.sha256_hex
-    return digests
-
-
-def _single_put_item(source: StreamPartSource, key: str, name: str, attrs: ObjectAttributes) -> UploadItem:
-    body = source.single_body()
-    with_digests = attrs.with_metadata(_digest_metadata(source))
-    if isinstance(body, FileRange):  # spooled: the store reads the spool file itself
-        return UploadItem(key=key, size_bytes=body.length, source=name, path=body.path, attrs=with_digests,
-                          identity=FileIdentity.of(os.fstat(body.fd)))
-    return UploadItem(key=key, size_bytes=len(body), source=name, body=body, attrs=with_digests)
-
-
-def _store_digests(run: Run, key: str, attrs: ObjectAttributes, source: StreamPartSource,
-                   done: FileDone) -> tuple[str, str | None]:
-    """Put the MD5/SHA-256 metadata on the completed object; its final ETag and version ID."""
-    bucket = run.bucket
-    assert run.uploads is not None
-    try:
-        result = replace_metadata(run.store, run.uploads, key, attrs.with_metadata(_digest_metadata(source)),
-                                  size_bytes=done.size_bytes, etag=done.etag, version_id=done.version_id)
-    except StoreError as e:
-        raise type(e)(
-            f"s3://{bucket}/{key}: stored complete ({done.size_bytes} bytes, md5 {source.md5_hex}), "
-            f"but writing its digest metadata failed: {e}", status=e.status, code=e.code,
-        ) from None
-    final = result.version_id or done.version_id
-    if done.version_id and done.version_id != "null" and final != done.version_id:
-        # a versioned bucket keeps the completed upload (no digests) as a noncurrent version beside the
-        # copy: the same bytes twice. Delete that one version, so a stream leaves one version.
-        try:
-            run.store.delete_versions(bucket, [(key, done.version_id)])
-        except StoreError as e:
-            _log.warning("s3://%s/%s: could not delete the intermediate version %s (%s); it is the same "
-                         "bytes without the digest metadata", bucket, key, done.version_id, e)
-    return result.etag or done.etag, final
-
-
-def _runs(sizes: list[int], schedule: PartSchedule) -> list[tuple[int, int]]:
-    """Part sizes as ``(size, count)`` runs; the last (short) part counts under its scheduled size."""
-    runs: list[tuple[int, int]] = []
-    for n, actual in enumerate(sizes, 1):
-        size = schedule.part_size(n) if n == len(sizes) else actual
-        if runs and runs[-1][0] == size:
-            runs[-1] = (size, runs[-1][1] + 1)
-        else:
-            runs.append((size, 1))
-    return runs
