@@ -91,6 +91,10 @@ class ExportJob:
     def checkpoint(self) -> Checkpoint:
         return self.checkpointer.checkpoint
 
+    def close(self) -> None:
+        """Wait for the state writes asked so far and stop their thread (before the run's store closes)."""
+        self.checkpointer.close()
+
     # ------------------------------------------------------------------ the run
     def run(self, *, replay: bool, follow: bool, poll_interval_s: float, from_start: bool) -> ExportReport:
         self.begin(from_start)

@@ -183,7 +183,10 @@ def export_range(plugin: str, rng: ExportRange) -> RangeResult:
                 exporter = ExportJob(source, parse_s3_url(job.destination), run, list(job.specs), job.format,
                                      job.compression, job.one_object_per_row, False, None, job.batch_rows, None,
                                      threading.Event(), hold_dlq=True, schema_version=job.schema_version)
-                exporter.export_cuts(rng.cuts)
+                try:
+                    exporter.export_cuts(rng.cuts)
+                finally:
+                    exporter.close()
         finally:
             source.close()
         busy = time.monotonic() - started

@@ -178,13 +178,16 @@ def export_table(
                            rule_id=lifecycle.rule_id if lifecycle else None)
             job = ExportJob(source, dest, run, specs, format, compression, one_object_per_row,
                             dedup, dlq, batch_rows, state_file, stop, dry_run, schema_evolution=schema_evolution)
-            if cluster is not None and not dry_run:
-                from .export_cluster import export_on_cluster
+            try:
+                if cluster is not None and not dry_run:
+                    from .export_cluster import export_on_cluster
 
-                return export_on_cluster(job, db, cluster, from_start=from_start,
-                                         lock_timeout_s=lock_timeout_s, **(cluster_options or {}))
-            return job.run(replay=replay_dlq, follow=follow and not dry_run, poll_interval_s=poll_interval_s,
-                           from_start=from_start)
+                    return export_on_cluster(job, db, cluster, from_start=from_start,
+                                             lock_timeout_s=lock_timeout_s, **(cluster_options or {}))
+                return job.run(replay=replay_dlq, follow=follow and not dry_run, poll_interval_s=poll_interval_s,
+                               from_start=from_start)
+            finally:
+                job.close()
     finally:
         source.close()
 
