@@ -287,6 +287,10 @@ def sync(
     checksum: Annotated[bool, typer.Option("--checksum", metavar="", rich_help_panel=WHAT,
                                            help="Compare contents: MD5 vs ETag (multipart-aware) or the "
                                            "object's md5 metadata")] = False,
+    use_server_modtime: Annotated[bool, typer.Option(
+        "--use-server-modtime", metavar="", rich_help_panel=WHAT,
+        help="Compare the file's mtime with the object's LastModified (as aws s3 sync; no HeadObject per "
+             "object of the same size) instead of its recorded mtime (x-amz-meta-mtime, as rclone)")] = False,
     delete: Annotated[bool, typer.Option("--delete", metavar="", rich_help_panel=WHAT,
                                          help="Delete objects under the prefix with no local file")] = False,
     max_delete: Annotated[str | None, typer.Option(
@@ -320,8 +324,8 @@ def sync(
     from .jobs.sync import sync as sync_api
     from .ui.views import Views
 
-    if size_only and checksum:
-        raise typer.BadParameter("--size-only and --checksum exclude each other")
+    if size_only + checksum + use_server_modtime > 1:
+        raise typer.BadParameter("--size-only, --checksum and --use-server-modtime exclude each other")
 
     def body() -> int:
         from .ui.summary import SyncPlanPrinter, print_sync_summary
@@ -334,7 +338,8 @@ def sync(
             printer = [] if json_output else [SyncPlanPrinter(destination, dry_run=dry_run)]
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
-                else "default", delete=delete, max_delete=max_delete, dry_run=dry_run,
+                else "server-modtime" if use_server_modtime else "default", delete=delete, max_delete=max_delete,
+                dry_run=dry_run,
                 filters=filter_rules(ctx, include, exclude),
                 embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers, skipped],
                 hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster, list_unchanged=json_output,

@@ -52,6 +52,8 @@ from .syncplan import (
     Verdict,
     checksum_part_sizes,
     checksum_verdict,
+    local_is_newer,
+    mtime_verdict,
     plan,
     valid_md5,
 )
@@ -268,6 +270,8 @@ class SyncPlanner:
             if action.kind == "upload" or remote is None:
                 digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
                 return _Outcome("upload", action, action.reason, False, digest, fresh)
+            if self.mode == "default":
+                return self._examine_mtime(action, remote, cached)
             part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
             bucket, key = self.dest.bucket, action.key
             head = _Memo(lambda: self.store.head_object(bucket, key))
@@ -293,6 +297,26 @@ class SyncPlanner:
             return _Outcome("failed", action, error=e)
         return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
                         digest, fresh)
+
+    def _examine_mtime(self, action: Action, remote: RemoteRecord, cached: FileDigest | None) -> _Outcome:
+        """The default mode's compare (rclone's rule, :func:`~s3pump.plan.syncplan.mtime_verdict`): the
+        hash cache's MD5 equal to the object's ETag is the same file with no request; else HeadObject
+        and the object's recorded mtime decide (a HeadObject refused falls back to LastModified). Only
+        a file to upload is read (its MD5, for the ``md5`` metadata). Raises SourceError."""
+        if self._answered_by_cache(action, cached):
+            return _Outcome("skip", action, "same size and content (the cached MD5 is the object's ETag)",
+                            digest=cached)
+        assert action.local is not None
+        try:
+            verdict = mtime_verdict(action.local[2], self.store.head_object(self.dest.bucket, action.key), remote[3])
+        except StoreError as e:
+            newer = local_is_newer(action.local[2], remote[3])
+            verdict = Verdict(not newer, f"HeadObject failed ({e}); local file is {'' if newer else 'not '}newer "
+                              "than the object's LastModified")
+        if verdict.same:
+            return _Outcome("skip", action, verdict.reason)
+        digest, fresh = self._digest(self._path(action.key), whole=True, part_sizes=[], known=cached)
+        return _Outcome("upload", action, verdict.reason, False, digest, fresh)
 
     def _cached(self, batch: list[Action]) -> dict[str, FileDigest]:
         """The hash cache's digests of the batch's files that still match them (one query)."""
@@ -350,10 +374,10 @@ class SyncPlanner:
             size = a.local[1] if a.local else 0
             out.put(UploadItem(key=a.key, size_bytes=size, source=path, error=o.error))
             return
-        assert o.digest is not None
         if o.kind == "skip":
-            self._skipped(out, a.key, o.digest.size_bytes, o.reason)
+            self._skipped(out, a.key, o.digest.size_bytes if o.digest else a.local[1] if a.local else 0, o.reason)
             return
+        assert o.digest is not None
         if a.kind == "compare":  # now known to need an upload
             self._found(out, 0, o.digest.size_bytes)
         out.put(UploadPlanned(path, a.key, o.digest.size_bytes, o.reason, o.fallback))
