@@ -40,7 +40,7 @@ from ..hashcache import HashCache
 from ..items import UploadItem
 from ..sources.dirfd import TreeChangedOSError, open_beneath
 from ..sources.handoff import Handoff, Stopped
-from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
+from ..sources.walk import KeyNames, PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..urls import S3Url
 from .extsort import ExternalSorter, Spool
@@ -109,6 +109,7 @@ class SyncPlanner:
         root_abs = os.path.abspath(root)
         self._root_abs_slash = root_abs if root_abs.endswith("/") else root_abs + "/"
         self._prefix_len = len(key_prefix)
+        self._renamed: dict[str, str] = {}  # key -> path, where the key is not the path's (--normalize-keys nfc)
         self.dest = dest
         self.key_prefix = key_prefix
         self.store = store
@@ -140,11 +141,14 @@ class SyncPlanner:
 
     # ------------------------------------------------------------------ helpers
     def _path(self, key: str) -> str:
-        """The local path of ``key`` (as the walk built it: root + "/" + relative path)."""
+        """The local path of ``key`` (as the walk built it: root + "/" + relative path; a key whose
+        names were normalized, ``--normalize-keys nfc``, maps to the path the walk found)."""
+        if self._renamed and (path := self._renamed.get(key)) is not None:
+            return path
         return self._root_slash + key[self._prefix_len:]
 
     def _cache_path(self, key: str) -> str:
-        return self._root_abs_slash + key[self._prefix_len:]
+        return self._root_abs_slash + self._path(key)[len(self._root_slash):]
 
     def _withheld(self, key: str) -> bool:
         """A delete under a path the walk failed on would remove objects whose files may exist."""
@@ -175,7 +179,8 @@ class SyncPlanner:
             return self.walker([self.root], dest, self.path_filter, lambda: out.stopped)
         return walk_items([self.root], dest, follow_symlinks=self.config.follow_symlinks,
                           path_filter=self.path_filter, attrs_for=lambda _key: _NO_ATTRS,
-                          queue_size=self.config.walk_queue_size, totals=self.walk_totals)
+                          queue_size=self.config.walk_queue_size, totals=self.walk_totals,
+                          names=KeyNames(self.config.normalize_keys))
 
     def _sorted_sides(self, out: Handoff[Any]) -> tuple[Iterator[LocalRecord], Iterator[RemoteRecord]]:
         local = ExternalSorter(self.sort_items)
@@ -189,6 +194,7 @@ class SyncPlanner:
             except BaseException as e:
                 failure.append(e)
 
+        normalized = self.config.normalize_keys != "none"
         lister = threading.Thread(target=list_remote, name="s3pump-sync-list", daemon=True)
         lister.start()
         try:
@@ -210,6 +216,8 @@ class SyncPlanner:
                     out.put(item)
                     continue
                 local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))
+                if normalized and item.path is not None and item.path != self._path(item.key):
+                    self._renamed[item.key] = item.path
                 if out.stopped:
                     raise Stopped
             if out.stopped:  # a walk cut short is no plan: never delete on it
