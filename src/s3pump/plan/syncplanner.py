@@ -309,7 +309,8 @@ class SyncPlanner:
     def _examine_mtime(self, action: Action, remote: RemoteRecord, cached: FileDigest | None) -> _Outcome:
         """The default mode's compare (rclone's rule, :func:`~s3pump.plan.syncplan.mtime_verdict`): the
         hash cache's MD5 equal to the object's ETag is the same file with no request; else HeadObject
-        and the object's recorded mtime decide (a HeadObject refused falls back to LastModified). Only
+        and the object's recorded mtime decide (a HeadObject refused for this object, e.g. SSE-C, falls
+        back to LastModified; one that no request can escape is raised: the item fails and the run stops). Only
         a file to upload is read (its MD5, for the ``md5`` metadata). Raises SourceError."""
         if self._answered_by_cache(action, cached):
             return _Outcome("skip", action, "same size and content (the cached MD5 is the object's ETag)",
@@ -318,6 +319,8 @@ class SyncPlanner:
         try:
             verdict = mtime_verdict(action.local[2], self.store.head_object(self.dest.bucket, action.key), remote[3])
         except StoreError as e:
+            if e.stops_run or e.exit_code == 2:  # credentials, region, clock: not this object's; the run's
+                raise
             newer = local_is_newer(action.local[2], remote[3])
             verdict = Verdict(not newer, f"HeadObject failed ({e}); local file is {'' if newer else 'not '}newer "
                               "than the object's LastModified")

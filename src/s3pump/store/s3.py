@@ -682,7 +682,19 @@ class S3Store:
             kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
 
     def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
-        extra = {"ChecksumMode": "ENABLED"} if checksum_mode else {}
+        """HeadObject; None for a 404. Over awscrt (sync's compare sends one per object of the same
+        size; :func:`~s3pump.store.listing.object_info_from_head`), botocore with ``checksum_mode``."""
+        if not checksum_mode:
+            from .listing import object_info_from_head
+
+            try:
+                _, headers, _ = self._crt_call("HEAD", bucket, key, "", "HeadObject", retry=True)
+            except StoreError as e:
+                if e.status == 404:
+                    return None
+                raise
+            return object_info_from_head(key, headers)
+        extra = {"ChecksumMode": "ENABLED"}
         try:
             resp = self._call(f"s3://{bucket}/{key}", self._boto.head_object, Bucket=bucket, Key=key, **extra)
         except StoreError as e:
