@@ -756,7 +756,7 @@ def verify(
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
     no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
-    part_size: PartSize = None,
+    part_size: PartSize = None, normalize_keys: NormalizeKeys = None,
     json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT, help="One JSON event per "
                                               "problem and a summary on stdout")] = False,
     debug: Debug = False,

@@ -56,6 +56,8 @@ def test_upload_nfd_tree_nfc_keys_or_bytes_with_one_warning(s3env: S3Env, bucket
     assert nfc_warnings(r.stderr) == []
     for k, data in files.items():
         assert s3env.boto().get_object(Bucket=bucket, Key=f"n/{k}")["Body"].read() == data
+    v = run_cli(["verify", str(mac), f"s3://{bucket}/n/", "--normalize-keys", "nfc"], env)  # the same keys
+    assert v.returncode == 0, v.stderr.decode() + v.stdout.decode()
 
     r = run_cli(["upload", str(mac), f"s3://{bucket}/b/", "--no-progress"], env)
     assert r.returncode == 0, r.stderr.decode()
