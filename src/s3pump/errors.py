@@ -412,7 +412,7 @@ def classify_store_error(
         region = m.group(1) if m else None
     if region and region != signed_region and (code in _REGION_CODES or status in (301, 307, 400)):
         detail = code or f"HTTP {status}"
-        signed = f", not {signed_region}," if signed_region else ""
+        signed = f", not {signed_region}" if signed_region else ""
         return WrongRegionError(f"{what}: the server expects requests signed for region {region}{signed} (it answered "
                                 f"{detail}; not a wrong key); use --region {region} (or AWS_REGION, or the profile's "
                                 "region)", status=status, code=code)
