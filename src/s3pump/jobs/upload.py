@@ -32,7 +32,8 @@ from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
 from ..sources.failedlist import read_failed_list
-from ..sources.walk import FilterRule, KeyNames, PathFilter, attrs_by_content_type, walk_items
+from ..sources.keynames import KeyNames
+from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
 

@@ -38,7 +38,8 @@ from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
 from ..etags import file_digest, parse_etag
 from ..plan.syncplan import checksum_part_sizes, checksum_verdict
 from ..session import open_store
-from ..sources.walk import KeyNames, walk_items
+from ..sources.keynames import KeyNames
+from ..sources.walk import walk_items
 from ..store.base import ObjectInfo, Store
 from ..urls import S3Url, parse_s3_url
 

@@ -40,7 +40,8 @@ from ..hashcache import HashCache
 from ..items import UploadItem
 from ..sources.dirfd import TreeChangedOSError, open_beneath
 from ..sources.handoff import Handoff, Stopped
-from ..sources.walk import KeyNames, PathFilter, WalkTotals, attrs_by_content_type, walk_items
+from ..sources.keynames import KeyNames
+from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..urls import S3Url
 from .extsort import ExternalSorter, Spool

@@ -23,7 +23,8 @@ from ..errors import KeyClashError
 from ..items import UploadItem
 from ..plan.extsort import ExternalSorter
 from ..urls import S3Url
-from .walk import KeyNames, PathFilter, walk_items
+from .keynames import KeyNames
+from .walk import PathFilter, walk_items
 
 __all__ = ["KeyClash", "check_no_key_clashes", "find_clashes_in", "find_key_clashes", "root_order"]
 

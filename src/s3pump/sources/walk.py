@@ -15,8 +15,8 @@ Key mapping (as ``aws s3 cp --recursive``):
 * a file ``F``: ``prefix/<basename>``; but a single file sent to a destination
   that does not end in ``/`` is written to exactly that key.
 
-Key text (``--normalize-keys``, :class:`KeyNames`): a name's bytes as they are (``none``; a tree
-holding names not in Unicode NFC, as macOS writes them, is warned about once), or each name in
+Key text (``--normalize-keys``, :class:`~s3pump.sources.keynames.KeyNames`): a name's bytes as they
+are (``none``; a tree holding names not in Unicode NFC, as macOS writes them, is warned about once), or each name in
 NFC (``nfc``), so a macOS tree and a Linux tree of the same files give the same keys. Names of one
 directory that are one name in NFC are refused (the later one is an item with an error).
 
@@ -35,11 +35,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import fnmatch
-import logging
 import mimetypes
 import os
 import stat as stat_mod
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,10 +58,11 @@ from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
 from .dirfd import open_dir
 from .handoff import threaded as _threaded
+from .keynames import AS_IS as _AS_IS
+from .keynames import KeyNames
 
 __all__ = [
     "FilterRule",
-    "KeyNames",
     "PathFilter",
     "WalkDir",
     "WalkPart",
@@ -78,7 +77,6 @@ __all__ = [
 ]
 
 _BATCH = 256
-log = logging.getLogger("s3pump.walk")
 
 
 #: Skipped entries kept for events until the consumer drains them; beyond, they are only counted.
@@ -122,34 +120,6 @@ def skipped_line(skipped: dict[str, int]) -> str | None:
         parts.append(f"{n} {noun}" + (" (not followed; --follow-symlinks follows them)" if kind == "symlink" else ""))
     return "skipped " + ", ".join(parts) + ": not regular files"
 
-
-class KeyNames:
-    """A file name's text in its key (``--normalize-keys``): ``form`` ``"nfc"``, the name in Unicode
-    NFC; ``"none"``, the name as it is, and the first name not in NFC (a macOS tree's NFD names) is
-    warned about once (logging, on stderr), with the flag that maps it to the NFC key."""
-
-    __slots__ = ("nfc", "warned")
-
-    def __init__(self, form: str = "none") -> None:
-        self.nfc = form == "nfc"
-        self.warned = False
-
-    def __call__(self, name: str, path: str) -> str:
-        """``name``'s text in the key (``path``: the file's, for the warning)."""
-        if name.isascii():
-            return name
-        if self.nfc:
-            return unicodedata.normalize("NFC", name)
-        if not self.warned and not unicodedata.is_normalized("NFC", name):
-            self.warned = True
-            shown = os.fsencode(path).decode("utf-8", "backslashreplace")
-            log.warning("%s: its name is not in Unicode NFC (NFD, as macOS writes names); keys keep the names' "
-                        "bytes, so the same files from a Linux tree (NFC) get other keys; --normalize-keys nfc "
-                        "writes NFC keys", shown)
-        return name
-
-
-_AS_IS = KeyNames()
 
 
 FilterRule = tuple[str, str]
