@@ -149,7 +149,9 @@ class SyncPlanner:
         return self._root_slash + key[self._prefix_len:]
 
     def _cache_path(self, key: str) -> str:
-        return self._root_abs_slash + self._path(key)[len(self._root_slash):]
+        if self._renamed:
+            return self._root_abs_slash + self._path(key)[len(self._root_slash):]
+        return self._root_abs_slash + key[self._prefix_len:]
 
     def _withheld(self, key: str) -> bool:
         """A delete under a path the walk failed on would remove objects whose files may exist."""
@@ -314,8 +316,7 @@ class SyncPlanner:
         back to LastModified; one that no request can escape is raised: the item fails and the run stops). Only
         a file to upload is read (its MD5, for the ``md5`` metadata). Raises SourceError."""
         if self._answered_by_cache(action, cached):
-            return _Outcome("skip", action, "same size and content (the cached MD5 is the object's ETag)",
-                            digest=cached)
+            return _Outcome("skip", action, _SAME_CONTENT, digest=cached)
         assert action.local is not None
         try:
             verdict = mtime_verdict(action.local[2], self.store.head_object(self.dest.bucket, action.key), remote[3])
@@ -433,8 +434,16 @@ class SyncPlanner:
                 cached = self._cached(batch)
                 answered: list[Action] = []
                 rest: list[Action] = []
+                by_mtime = self.mode == "default"
                 for a in batch:
-                    (answered if self._answered_by_cache(a, cached.get(self._cache_path(a.key))) else rest).append(a)
+                    digest = cached.get(self._cache_path(a.key))
+                    if not self._answered_by_cache(a, digest):
+                        rest.append(a)
+                    elif by_mtime and digest is not None:  # the same bytes: said here, with no outcome to build
+                        self.cache_hits += 1
+                        self._skipped(out, a.key, digest.size_bytes, _SAME_CONTENT)
+                    else:
+                        answered.append(a)
                 for o in self._examine_batch(answered, cached):
                     self._emit_outcome(o, out)
                 batch = rest
@@ -504,6 +513,8 @@ class SyncPlanner:
 
 
 _NO_ATTRS = ObjectAttributes()
+#: Why a file of the default mode is unchanged without a HeadObject.
+_SAME_CONTENT = "same size and content (the cached MD5 is the object's ETag)"
 
 
 class _Memo:
