@@ -57,8 +57,10 @@ from .options import (
     MetricsPort,
     MinConcurrency,
     NoProgress,
+    NormalizeKeys,
     NoVerifySsl,
     PartSize,
+    PreserveAttrs,
     Profile,
     ProgressMode,
     ReadTimeout,
@@ -212,7 +214,8 @@ def upload(
         "--from-list", metavar="FILE", rich_help_panel=WHAT,
         help="Upload exactly the entries of a failed-list (or a file of paths)")] = None,
     failed_list: FailedList = None,
-    follow_symlinks: FollowSymlinks = False,
+    follow_symlinks: FollowSymlinks = False, preserve_attrs: PreserveAttrs = False,
+    normalize_keys: NormalizeKeys = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", rich_help_panel=OUTPUT,
                                           help="List what would be uploaded; send nothing")] = False,
     no_resume: Annotated[bool, typer.Option("--no-resume", metavar="", rich_help_panel=SAFETY,
@@ -284,6 +287,10 @@ def sync(
     checksum: Annotated[bool, typer.Option("--checksum", metavar="", rich_help_panel=WHAT,
                                            help="Compare contents: MD5 vs ETag (multipart-aware) or the "
                                            "object's md5 metadata")] = False,
+    use_server_modtime: Annotated[bool, typer.Option(
+        "--use-server-modtime", metavar="", rich_help_panel=WHAT,
+        help="Compare the file's mtime with the object's LastModified (as aws s3 sync; no HeadObject per "
+             "object of the same size) instead of its recorded mtime (x-amz-meta-mtime, as rclone)")] = False,
     delete: Annotated[bool, typer.Option("--delete", metavar="", rich_help_panel=WHAT,
                                          help="Delete objects under the prefix with no local file")] = False,
     max_delete: Annotated[str | None, typer.Option(
@@ -297,7 +304,8 @@ def sync(
     no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", metavar="", rich_help_panel=SAFETY,
                                                 help="Hash every file again (no local MD5 cache)")] = False,
     failed_list: FailedList = None,
-    follow_symlinks: FollowSymlinks = False,
+    follow_symlinks: FollowSymlinks = False, preserve_attrs: PreserveAttrs = False,
+    normalize_keys: NormalizeKeys = None,
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
     no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
@@ -316,8 +324,8 @@ def sync(
     from .jobs.sync import sync as sync_api
     from .ui.views import Views
 
-    if size_only and checksum:
-        raise typer.BadParameter("--size-only and --checksum exclude each other")
+    if size_only + checksum + use_server_modtime > 1:
+        raise typer.BadParameter("--size-only, --checksum and --use-server-modtime exclude each other")
 
     def body() -> int:
         from .ui.summary import SyncPlanPrinter, print_sync_summary
@@ -330,7 +338,8 @@ def sync(
             printer = [] if json_output else [SyncPlanPrinter(destination, dry_run=dry_run)]
             report = sync_api(
                 source_dir, destination, config, mode="size-only" if size_only else "checksum" if checksum
-                else "default", delete=delete, max_delete=max_delete, dry_run=dry_run,
+                else "server-modtime" if use_server_modtime else "default", delete=delete, max_delete=max_delete,
+                dry_run=dry_run,
                 filters=filter_rules(ctx, include, exclude),
                 embedded=embedded, failed_list=failed_list, subscribers=[*printer, *views.subscribers, skipped],
                 hash_cache=not no_hash_cache, handle_signals=True, cluster=cluster, list_unchanged=json_output,
@@ -747,7 +756,7 @@ def verify(
     endpoint_url: Endpoint = None, region: Region = None, profile: Profile = None, ca_bundle: CaBundle = None,
     no_verify_ssl: NoVerifySsl = False, embedded: Embedded = False,
     connect_timeout: ConnectTimeout = None, read_timeout: ReadTimeout = None,
-    part_size: PartSize = None,
+    part_size: PartSize = None, normalize_keys: NormalizeKeys = None,
     json_output: Annotated[bool, typer.Option("--json", metavar="", rich_help_panel=OUTPUT, help="One JSON event per "
                                               "problem and a summary on stdout")] = False,
     debug: Debug = False,

@@ -46,6 +46,8 @@ ACLS = (
     "bucket-owner-read",
     "bucket-owner-full-control",
 )
+#: ``--normalize-keys``: keep a name's bytes, or Unicode NFC.
+NORMALIZE_KEYS = ("none", "nfc")
 SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
 
 
@@ -157,6 +159,16 @@ class TransferConfig:
     # --- local side ------------------------------------------------------------------
     follow_symlinks: bool = False
     """Follow symbolic links while walking; off by default (links are skipped)."""
+    preserve_attrs: bool = False
+    """``--preserve-attrs``: a file's object also carries its mode, owner and group as user metadata
+    under the names of rclone's local backend metadata: ``x-amz-meta-mode`` (``st_mode`` in octal as
+    rclone writes it, ``100644``), ``x-amz-meta-uid`` and ``x-amz-meta-gid`` (decimal), which
+    ``rclone copy --metadata`` restores (the owner only as root). Off by default (as aws and rclone)."""
+    normalize_keys: str = "none"
+    """``--normalize-keys``: ``none`` keeps a file name's bytes in its key (a tree holding names not in
+    Unicode NFC, as macOS writes them, is warned about once); ``nfc`` writes keys in NFC, so a macOS
+    tree (NFD names) and a Linux tree (NFC) of the same files map to the same keys, and sync compares
+    them that way."""
 
     # --- limits (engine/limits.py) -----------------------------------------------------
     max_rps: float | None = None
@@ -201,6 +213,8 @@ class TransferConfig:
             self.checksum_algorithm in CHECKSUM_ALGORITHMS,
             f"checksum must be one of {', '.join(CHECKSUM_ALGORITHMS)}, got {self.checksum_algorithm!r}",
         )
+        need(self.normalize_keys in NORMALIZE_KEYS,
+             f"--normalize-keys must be one of {', '.join(NORMALIZE_KEYS)}, got {self.normalize_keys!r}")
         need(self.acl is None or self.acl in ACLS, f"acl must be one of {', '.join(ACLS)}")
         need(self.sse is None or self.sse in SSE_MODES, f"sse must be one of {', '.join(SSE_MODES)}")
         need(

@@ -30,6 +30,7 @@ code it maps to when it ends a run (``exit_code``)::
     │   └── FatalStoreError             fatal
     │       ├── NoSuchBucketError       fatal    exit 2   the bucket does not exist
     │       ├── CredentialsError        fatal    exit 2   bad/expired credentials, bad signature
+    │       ├── WrongRegionError        fatal    exit 2   signed for another region than the bucket's
     │       ├── EndpointUnreachableError fatal   exit 2   the endpoint refused or never answered
     │       │   └── CertificateError    fatal    exit 2   an https endpoint's certificate is not trusted
     │       ├── AccessDeniedError       fatal             403 AccessDenied on one key
@@ -50,6 +51,7 @@ ends the whole run with its exit code, not just the item it hit.
 from __future__ import annotations
 
 import errno
+import re
 import resource  # imported now: when the descriptors have run out, an import cannot open its file
 
 __all__ = [
@@ -88,6 +90,7 @@ __all__ = [
     "UsageError",
     "WorkerLostError",
     "WorkerMismatchError",
+    "WrongRegionError",
     "is_out_of_files",
     "open_files_error",
     "source_os_error",
@@ -280,6 +283,16 @@ class CredentialsError(FatalStoreError):
     exit_code = EXIT_USAGE
 
 
+class WrongRegionError(FatalStoreError):
+    """The server says the bucket is in another region than the one requests are signed for (400
+    AuthorizationHeaderMalformed with its ``<Region>``, a 301 PermanentRedirect, or a 400/301 with an
+    ``x-amz-bucket-region`` header; S3 API reference, "Error responses"): not a wrong secret key, and
+    no request of the run can succeed. One line naming the region, exit 2."""
+
+    exit_code = EXIT_USAGE
+    stops_run = True
+
+
 class EndpointUnreachableError(FatalStoreError):
     """The endpoint refused the connection or never answered a request, even after a retry: a
     wrong ``--endpoint-url``/profile endpoint, a server that is down, or a firewall."""
@@ -377,14 +390,32 @@ _ADVICE: dict[type[StoreError], str] = {
 }
 
 
+#: Error codes of a request sent to (or signed for) another region than the bucket's.
+_REGION_CODES = frozenset({"AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException"})
+_EXPECTING = re.compile(r"expecting '([a-z0-9-]+)'")
+
+
 def classify_store_error(
-    status: int | None, code: str | None, message: str, *, what: str
+    status: int | None, code: str | None, message: str, *, what: str, region: str | None = None,
+    signed_region: str | None = None,
 ) -> StoreError:
     """Map an HTTP status and S3 error code to the right class of the tree.
 
     ``what`` names the bucket or key (``s3://bucket/key``) for the one-line message.
-    S3 error codes follow the S3 API reference, "Error responses".
+    S3 error codes follow the S3 API reference, "Error responses". ``region``: the region the answer
+    names (its ``<Region>`` element or ``x-amz-bucket-region`` header); with a 301/400 or a region
+    error code and a region other than ``signed_region`` (the one requests are signed for), the
+    error is a :class:`WrongRegionError` that names it.
     """
+    if region is None and code == "AuthorizationHeaderMalformed":
+        m = _EXPECTING.search(message)  # "...; the region 'us-east-1' is wrong; expecting 'eu-west-1'"
+        region = m.group(1) if m else None
+    if region and region != signed_region and (code in _REGION_CODES or status in (301, 307, 400)):
+        detail = code or f"HTTP {status}"
+        signed = f", not {signed_region}" if signed_region else ""
+        return WrongRegionError(f"{what}: the server expects requests signed for region {region}{signed} (it answered "
+                                f"{detail}; not a wrong key); use --region {region} (or AWS_REGION, or the profile's "
+                                "region)", status=status, code=code)
     cls: type[StoreError]
     if code in _FATAL_BY_CODE:
         cls = _FATAL_BY_CODE[code]

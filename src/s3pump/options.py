@@ -89,6 +89,12 @@ Include = Annotated[list[str] | None, _opt("--include", metavar="GLOB", panel=WH
 Exclude = Annotated[list[str] | None, _opt("--exclude", metavar="GLOB", panel=WHAT, help="Glob of paths to skip; "
                                            "with --include, applied in order, the last match wins (as aws)")]
 FollowSymlinks = Annotated[bool, _opt("--follow-symlinks", panel=WHAT, help="Follow symbolic links")]
+PreserveAttrs = Annotated[bool, _opt("--preserve-attrs", panel=WHAT, help=(
+    "Also store each file's mode, uid and gid as metadata (rclone's names: mode, uid, gid), which "
+    "rclone copy --metadata restores"))]
+NormalizeKeys = Annotated[str | None, _opt("--normalize-keys", metavar="nfc|none", panel=WHAT, help=note(
+    "Unicode form of the keys: nfc (a macOS tree's NFD names and a Linux tree's NFC names give the same "
+    "keys) or none (a name's bytes; a tree holding NFD names is warned about)", default="none"))]
 # ---- how fast ----
 Concurrency = Annotated[str | None, _opt("--concurrency", "-c", metavar="N|auto", panel=SPEED, help=note(
     "Requests in flight, or 'auto' (adaptive)", default=64, env="S3PUMP_CONCURRENCY"))]
@@ -131,7 +137,8 @@ _CONFIG_FLAGS = frozenset({
     "endpoint_url", "region", "profile", "concurrency", "part_size", "checksum_algorithm", "content_type", "acl",
     "sse", "sse_kms_key_id", "storage_class", "metadata", "follow_symlinks", "max_rps", "rps_burst", "bwlimit",
     "min_concurrency", "max_concurrency", "connect_timeout", "read_timeout", "cache_control", "content_encoding",
-    "content_disposition", "content_language", "expires", "tagging", "ca_bundle",
+    "content_disposition", "content_language", "expires", "tagging", "ca_bundle", "preserve_attrs",
+    "normalize_keys",
 })
 
 
@@ -159,8 +166,11 @@ def config_from(params: dict[str, Any], **overrides: Any) -> TransferConfig:
             flags["concurrency"] = int(concurrency)
         else:
             raise UsageError(f"--concurrency {concurrency!r}: give a number or 'auto'")
-    if flags.get("follow_symlinks") is False:
-        flags["follow_symlinks"] = None  # an unset flag keeps the environment's value
+    for name in ("follow_symlinks", "preserve_attrs"):
+        if flags.get(name) is False:
+            flags[name] = None  # an unset flag keeps the environment's value
+    if isinstance(flags.get("normalize_keys"), str):
+        flags["normalize_keys"] = flags["normalize_keys"].lower()
     if flags.get("max_bandwidth_bps") is not None:
         flags["max_bandwidth_bps"] = parse_size_bytes(flags["max_bandwidth_bps"], what="--bwlimit")
     for name in ("connect_timeout_s", "read_timeout_s"):

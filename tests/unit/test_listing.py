@@ -162,3 +162,17 @@ def test_the_fast_reader_takes_the_pages_servers_send(raw: bytes) -> None:
 def test_a_page_the_fast_reader_does_not_know_is_read_by_elementtree(raw: bytes) -> None:
     assert listing._parse_plain(raw) is None
     assert parse_list_page(raw) == listing._parse_tree(raw, "s3://b/p/")
+
+
+def test_head_answer_headers_read_as_botocore_reads_them() -> None:
+    """Issue 26: HeadObject over awscrt (sync's compare by recorded mtime) reads its headers as botocore does."""
+    info = listing.object_info_from_head("k", [
+        ("Content-Length", "10"), ("Etag", '"0123456789abcdef0123456789abcdef-2"'),
+        ("Last-Modified", "Mon, 07 Dec 2026 09:29:20 GMT"), ("X-Amz-Meta-Mtime", "1600000000.000000001"),
+        ("x-amz-meta-MD5", "ab"), ("x-amz-server-side-encryption", "AES256"), ("x-amz-checksum-crc32c", "AAAA"),
+        ("x-amz-checksum-type", "FULL_OBJECT")])
+    assert (info.size_bytes, info.etag, info.last_modified) == (10, "0123456789abcdef0123456789abcdef-2", 1796635760.0)
+    assert info.metadata == {"mtime": "1600000000.000000001", "md5": "ab"} and info.sse == "AES256"
+    assert info.checksums == {"CRC32C": "AAAA"}
+    with pytest.raises(FatalStoreError):
+        listing.object_info_from_head("k", [("Content-Length", "1")])

@@ -16,7 +16,15 @@ from s3pump.errors import FatalStoreError
 from s3pump.etags import candidate_part_sizes, file_digest, parse_etag
 from s3pump.hashcache import HashCache
 from s3pump.plan.extsort import ExternalSorter, Spool
-from s3pump.plan.syncplan import checksum_verdict, decide, local_is_newer, merge_join, plan
+from s3pump.plan.syncplan import (
+    checksum_verdict,
+    decide,
+    local_is_newer,
+    merge_join,
+    mtime_verdict,
+    plan,
+    recorded_mtime_ns,
+)
 from s3pump.store.base import ObjectInfo
 
 MIB = 1024 * 1024
@@ -86,8 +94,13 @@ def test_decide_default_size_only_checksum() -> None:
     assert decide(None, same_old, "default", False).kind == "keep"
     assert decide(None, same_old, "default", True).kind == "delete"
     assert decide(loc, (b"k", 11, "e", 3e9), "default", False).reason.startswith("size differs")
-    assert decide(loc, same_old, "default", False).kind == "upload"  # local newer
-    assert decide(loc, (b"k", 10, "e", 3e9), "default", False).kind == "skip"  # object newer
+    # the aws cli's rule is the server-modtime mode's (default before issue 26)
+    assert decide(loc, same_old, "server-modtime", False).kind == "upload"  # local newer
+    assert decide(loc, (b"k", 10, "e", 3e9), "server-modtime", False).kind == "skip"  # object newer
+    assert decide(loc, (b"k", 11, "e", 3e9), "server-modtime", False).reason.startswith("size differs")
+    # the default (rclone's rule): the same size is compared with the object's recorded mtime
+    assert decide(loc, same_old, "default", False).kind == "compare"
+    assert decide(loc, (b"k", 10, "e", 3e9), "default", False).kind == "compare"
     assert decide(loc, same_old, "size-only", False).kind == "skip"
     assert decide(loc, same_old, "checksum", False).kind == "compare"
     assert decide(loc, (b"k", 9, "e", 0.0), "checksum", False).kind == "upload"
@@ -103,8 +116,29 @@ def test_newer_compares_like_awscli_in_microseconds() -> None:
 def test_plan_in_key_order() -> None:
     local = [(b"p/a", 1, 0), (b"p/c", 2, 0)]
     remote = [(b"p/b", 1, "e", 0.0), (b"p/c", 2, "e", 9e9)]
-    assert [(a.kind, a.key) for a in plan(local, remote, "default", delete=True)] == [
+    assert [(a.kind, a.key) for a in plan(local, remote, "server-modtime", delete=True)] == [
         ("upload", "p/a"), ("delete", "p/b"), ("skip", "p/c")]
+    assert [(a.kind, a.key) for a in plan(local, remote, "default", delete=True)] == [
+        ("upload", "p/a"), ("delete", "p/b"), ("compare", "p/c")]
+
+
+def test_mtime_verdict_is_rclones_rule_with_the_aws_rule_as_fallback() -> None:
+    """Issue 26: the recorded mtime (rclone's format) decides to the nanosecond; LastModified only
+    without one."""
+    ns = 1_600_000_000_123_456_789
+    info = ObjectInfo("k", 10, "e", 1.0, {"mtime": "1600000000.123456789"})
+    assert recorded_mtime_ns("1600000000.123456789") == ns and recorded_mtime_ns("1600000000") == 1_600_000_000 * 10**9
+    assert recorded_mtime_ns("1600000000.5") == 1_600_000_000_500_000_000
+    assert recorded_mtime_ns("2024-01-01T00:00:00Z") is None and recorded_mtime_ns(None) is None
+    assert mtime_verdict(ns, info, 9e9).same  # LastModified later or earlier: the recorded mtime decides
+    assert mtime_verdict(ns, info, 1.0).same
+    changed = mtime_verdict(ns - 1, info, 9e9)
+    assert not changed.same and "older" in changed.reason
+    assert "newer" in mtime_verdict(ns + 1000, info, 9e9).reason
+    plain = ObjectInfo("k", 10, "e", 1_600_000_000.0, {})
+    assert not mtime_verdict(ns, plain, 1_600_000_000.0).same  # no recorded mtime: the aws rule
+    assert mtime_verdict(ns, plain, 1_700_000_000.0).same
+    assert not mtime_verdict(ns, None, 0.0).same
 
 
 # ---------------------------------------------------------------- ETags

@@ -110,7 +110,8 @@ def walk_entries_from_env(env: dict[str, str] | None = None) -> int:
 
 def walk_on_workers(config: TransferConfig, env: dict[str, str] | None = None) -> bool:
     """Whether ``upload --cluster`` and ``sync --cluster`` walk their tree on the workers: yes,
-    unless symlinks are followed (loop detection needs the whole walk's order) or
+    unless symlinks are followed (loop detection needs the whole walk's order), keys are
+    normalized (``--normalize-keys nfc``: the walk tasks map names as they are) or
     ``S3PUMP_CLUSTER_WALK=coordinator`` asks for the coordinator's walk.
 
     Raises:
@@ -119,7 +120,7 @@ def walk_on_workers(config: TransferConfig, env: dict[str, str] | None = None) -
     where = (env if env is not None else os.environ).get("S3PUMP_CLUSTER_WALK", "workers")
     if where not in ("workers", "coordinator"):
         raise UsageError(f"S3PUMP_CLUSTER_WALK={where!r}: use 'workers' or 'coordinator'")
-    return where == "workers" and not config.follow_symlinks
+    return where == "workers" and not config.follow_symlinks and config.normalize_keys == "none"
 
 
 def walk_task(spec: WalkSpec, start: WalkDir, split: bool) -> WalkResult:

@@ -405,11 +405,12 @@ class Engine:
                 by_fd = fd_path(req.fd)
                 if bw is None and by_fd is not None:
                     req.handle = self.store.put_file(self.bucket, item.key, by_fd, item.size_bytes,
-                                                     _sent_attrs(item), done)
+                                                     _sent_attrs(item, self.config, req.fd), done)
                 else:
                     whole = FileRange(req.fd, 0, item.size_bytes, item.path)
                     req.handle = self.store.put_bytes(self.bucket, item.key, whole if bw is None
-                                                      else Throttled(whole, bw), _sent_attrs(item), done)
+                                                      else Throttled(whole, bw), _sent_attrs(item, self.config, req.fd),
+                                                      done)
             else:
                 data = item.body if item.body is not None else b""
                 req.handle = self.store.put_bytes(self.bucket, item.key,
@@ -569,7 +570,7 @@ class Engine:
         """Send CreateMultipartUpload for ``mp``, announced first (MultipartCreating) so a journal
         records the intent before the upload can exist."""
         self.bus.emit(MultipartCreating(mp.item.key))
-        self._control_call(self._on_created, mp, self.uploads.create, mp.item.key, _sent_attrs(mp.item),
+        self._control_call(self._on_created, mp, self.uploads.create, mp.item.key, _sent_attrs(mp.item, self.config),
                            creates=True, delay_s=delay_s)
 
     def _on_listed(self, mp: _Multipart, result: dict[int, CompletedPart] | S3PumpError) -> None:
@@ -865,12 +866,22 @@ class Engine:
                                    result.checksum, latency))
 
 
-def _sent_attrs(item: UploadItem) -> ObjectAttributes:
+def _sent_attrs(item: UploadItem, config: TransferConfig, fd: int | None = None) -> ObjectAttributes:
     """The attributes an item's object is written with: a file's also carry its modification time
-    (``x-amz-meta-mtime``, rclone's name and format; :meth:`ObjectAttributes.with_file_mtime`)."""
-    if item.path is not None and item.mtime_ns > 0:
-        return item.attrs.with_file_mtime(item.mtime_ns)
-    return item.attrs
+    (``x-amz-meta-mtime``, rclone's name and format; :meth:`ObjectAttributes.with_file_mtime`) and,
+    with ``--preserve-attrs``, its mode, uid and gid (:meth:`ObjectAttributes.with_file_owner`), read
+    from the open file ``fd`` when given, else from its path (a file that cannot be read fails its
+    upload later, with its own error)."""
+    if item.path is None:
+        return item.attrs
+    attrs = item.attrs.with_file_mtime(item.mtime_ns) if item.mtime_ns > 0 else item.attrs
+    if config.preserve_attrs:
+        try:
+            st = os.fstat(fd) if fd is not None else os.stat(item.path, follow_symlinks=config.follow_symlinks)
+        except OSError:
+            return attrs
+        attrs = attrs.with_file_owner(st.st_mode, st.st_uid, st.st_gid)
+    return attrs
 
 
 def _source_changed(item: UploadItem, *, follow: bool) -> SourceChangedError | None:

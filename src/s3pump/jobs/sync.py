@@ -131,8 +131,11 @@ def sync(
 ) -> SyncReport:
     """Upload the new and changed files of ``source_dir`` to ``destination`` (``s3://bucket/prefix``).
 
-    ``mode``: ``"default"`` (as ``aws s3 sync``: size differs or the file's mtime is later
-    than the object's LastModified), ``"size-only"``, or ``"checksum"`` (MD5 against the
+    ``mode``: ``"default"`` (as ``rclone sync``: size differs, or the mtime recorded on the object,
+    ``x-amz-meta-mtime``, read by one HeadObject per object of the same size unless the hash cache
+    shows the same bytes, differs from the file's; an object without one: the aws cli's rule),
+    ``"server-modtime"`` (as ``aws s3 sync``, no HeadObject: size differs or the file's mtime is
+    later than the object's LastModified), ``"size-only"``, or ``"checksum"`` (MD5 against the
     ETag, a recomputed multipart ETag, or the ``md5`` metadata; when none can decide, the
     file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
     the prefix that have no local file (after the uploads). ``max_delete``: a count (``10``) or a

@@ -32,6 +32,7 @@ from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
 from ..sources.failedlist import read_failed_list
+from ..sources.keynames import KeyNames
 from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import S3Url, parse_s3_url, sanitize_key
@@ -157,6 +158,7 @@ def upload(
     attrs = ObjectAttributes.of(config)
     path_filter = PathFilter(include, exclude, rules=filters)  # the walk's and the clash check's: one filter
     roots = [str(p) for p in paths]
+    names = KeyNames(config.normalize_keys)  # one for the clash check and the walk: a warning once
     with contextlib.ExitStack() as stack:
         walk: Any = None  # the distributed walk's counts (WalkStats), when the workers walk
         if cluster is not None and not dry_run and from_list is None:
@@ -179,7 +181,7 @@ def upload(
                                        cancelled=cancelled)
             return walk_items(roots, dest, follow_symlinks=config.follow_symlinks, path_filter=path_filter,
                               attrs_for=attrs_by_content_type(attrs), queue_size=config.walk_queue_size,
-                              discovered=True)
+                              discovered=True, names=names)
 
         # two sources that map to one key: refuse before sending (only several roots, or a list, can have them)
         if from_list is not None:
@@ -188,7 +190,7 @@ def upload(
             check_no_key_clashes(find_clashes_in(whole_walk(tree()), order=root_order(roots)), dest)
         elif len(paths) > 1:
             check_no_key_clashes(find_key_clashes(roots, dest, follow_symlinks=config.follow_symlinks,
-                                                  path_filter=path_filter), dest)
+                                                  path_filter=path_filter, names=names), dest)
         run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
                   failed_list=failed_list, handle_signals=handle_signals, check_bucket=not dry_run,
                   check_failed_list=True)

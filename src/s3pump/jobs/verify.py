@@ -38,6 +38,7 @@ from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
 from ..etags import file_digest, parse_etag
 from ..plan.syncplan import checksum_part_sizes, checksum_verdict
 from ..session import open_store
+from ..sources.keynames import KeyNames
 from ..sources.walk import walk_items
 from ..store.base import ObjectInfo, Store
 from ..urls import S3Url, parse_s3_url
@@ -107,7 +108,7 @@ def verify(
         remote = {o.key: o for o in store.list_objects(dest.bucket, prefix)}
         local: list[tuple[str, str, int]] = []
         for item in walk_items([root], S3Url(dest.bucket, prefix), follow_symlinks=config.follow_symlinks,
-                               threaded=False):
+                               threaded=False, names=KeyNames(config.normalize_keys)):
             if item.error is not None:
                 report.unverified.append((item.source, item.key, str(item.error)))
             else:

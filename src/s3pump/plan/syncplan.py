@@ -8,8 +8,14 @@ the two streams pairs each key with its local file, its object, or both, and dec
 * remote only: ``delete`` with ``--delete``, else ``keep``;
 * both: by mode,
 
-  - ``default`` (as ``aws s3 sync``): ``upload`` when the sizes differ or the local
-    mtime is later than the object's LastModified, else ``skip``;
+  - ``default`` (as ``rclone sync``): ``upload`` when the sizes differ, else ``compare``: the
+    object's recorded modification time (``x-amz-meta-mtime``, rclone's, which s3pump writes too)
+    read by HeadObject decides (:func:`mtime_verdict`): equal to the file's, ``skip``; else
+    ``upload``. An object without one falls back to the aws cli's rule below. A HeadObject per
+    object of the same size is rclone's cost too; the hash cache saves it when it holds the file's
+    MD5 and that equals the object's ETag (the same bytes);
+  - ``server-modtime`` (as ``aws s3 sync``, rclone's ``--use-server-modtime``): ``upload`` when the
+    sizes differ or the local mtime is later than the object's LastModified, else ``skip``;
   - ``size-only``: ``upload`` when the sizes differ, else ``skip``;
   - ``checksum``: ``upload`` when the sizes differ, else ``compare`` (the file is
     hashed and :func:`checksum_verdict` decides).
@@ -41,12 +47,14 @@ __all__ = [
     "decide",
     "local_is_newer",
     "merge_join",
+    "mtime_verdict",
     "plan",
+    "recorded_mtime_ns",
     "valid_md5",
 ]
 
-SyncMode = Literal["default", "size-only", "checksum"]
-MODES: tuple[SyncMode, ...] = ("default", "size-only", "checksum")
+SyncMode = Literal["default", "server-modtime", "size-only", "checksum"]
+MODES: tuple[SyncMode, ...] = ("default", "server-modtime", "size-only", "checksum")
 ActionKind = Literal["upload", "compare", "skip", "delete", "keep"]
 LocalRecord = tuple[bytes, int, int]
 RemoteRecord = tuple[bytes, int, str, float]
@@ -116,7 +124,7 @@ def decide(local: LocalRecord | None, remote: RemoteRecord | None, mode: SyncMod
         return Action("upload", key, local, remote, f"size differs (local {local[1]}, remote {remote[1]} bytes)")
     if mode == "size-only":
         return Action("skip", key, local, remote, "same size")
-    if mode == "checksum":
+    if mode in ("checksum", "default"):
         return Action("compare", key, local, remote, "same size")
     if local_is_newer(local[2], remote[3]):
         return Action("upload", key, local, remote, "local file is newer than the object")
@@ -129,6 +137,36 @@ def plan(
     """One :class:`Action` per key present on either side, in key order."""
     for lrec, rrec in merge_join(local, remote):
         yield decide(lrec, rrec, mode, delete)
+
+
+def recorded_mtime_ns(text: str | None) -> int | None:
+    """An object's recorded modification time (``x-amz-meta-mtime``: Unix seconds with up to nine
+    decimals, rclone's format, ``1600000000.123456789``) in nanoseconds; None when absent or not
+    of that form (another tool's metadata)."""
+    if not text:
+        return None
+    whole, _, frac = text.strip().partition(".")
+    if not whole.isdigit() or len(frac) > 9 or (frac and not frac.isdigit()):
+        return None
+    return int(whole) * 1_000_000_000 + int(frac.ljust(9, "0") or "0")
+
+
+def mtime_verdict(local_mtime_ns: int, info: ObjectInfo | None, last_modified_s: float) -> Verdict:
+    """The default mode's comparison of a file with an object of the same size (rclone's rule): the
+    object's recorded mtime (``info``: HeadObject's answer) equal to the file's to the nanosecond is
+    the same file; a different one is a changed file. Without a recorded mtime (an object written by
+    another tool), the aws cli's rule (:func:`local_is_newer` than ``last_modified_s``)."""
+    if info is None:
+        return Verdict(False, "the object disappeared since the listing")
+    recorded = recorded_mtime_ns(info.metadata.get("mtime"))
+    if recorded is None:
+        if local_is_newer(local_mtime_ns, last_modified_s):
+            return Verdict(False, "local file is newer than the object (no recorded mtime)")
+        return Verdict(True, "same size, not newer (no recorded mtime)")
+    if recorded == local_mtime_ns:
+        return Verdict(True, "same size and mtime as recorded on the object")
+    side = "newer" if local_mtime_ns > recorded else "older"
+    return Verdict(False, f"local file is {side} than the object's recorded mtime")
 
 
 def valid_md5(text: str) -> str | None:

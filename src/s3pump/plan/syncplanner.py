@@ -40,6 +40,7 @@ from ..hashcache import HashCache
 from ..items import UploadItem
 from ..sources.dirfd import TreeChangedOSError, open_beneath
 from ..sources.handoff import Handoff, Stopped
+from ..sources.keynames import KeyNames
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..urls import S3Url
@@ -52,6 +53,8 @@ from .syncplan import (
     Verdict,
     checksum_part_sizes,
     checksum_verdict,
+    local_is_newer,
+    mtime_verdict,
     plan,
     valid_md5,
 )
@@ -107,6 +110,7 @@ class SyncPlanner:
         root_abs = os.path.abspath(root)
         self._root_abs_slash = root_abs if root_abs.endswith("/") else root_abs + "/"
         self._prefix_len = len(key_prefix)
+        self._renamed: dict[str, str] = {}  # key -> path, where the key is not the path's (--normalize-keys nfc)
         self.dest = dest
         self.key_prefix = key_prefix
         self.store = store
@@ -138,10 +142,15 @@ class SyncPlanner:
 
     # ------------------------------------------------------------------ helpers
     def _path(self, key: str) -> str:
-        """The local path of ``key`` (as the walk built it: root + "/" + relative path)."""
+        """The local path of ``key`` (as the walk built it: root + "/" + relative path; a key whose
+        names were normalized, ``--normalize-keys nfc``, maps to the path the walk found)."""
+        if self._renamed and (path := self._renamed.get(key)) is not None:
+            return path
         return self._root_slash + key[self._prefix_len:]
 
     def _cache_path(self, key: str) -> str:
+        if self._renamed:
+            return self._root_abs_slash + self._path(key)[len(self._root_slash):]
         return self._root_abs_slash + key[self._prefix_len:]
 
     def _withheld(self, key: str) -> bool:
@@ -173,7 +182,8 @@ class SyncPlanner:
             return self.walker([self.root], dest, self.path_filter, lambda: out.stopped)
         return walk_items([self.root], dest, follow_symlinks=self.config.follow_symlinks,
                           path_filter=self.path_filter, attrs_for=lambda _key: _NO_ATTRS,
-                          queue_size=self.config.walk_queue_size, totals=self.walk_totals)
+                          queue_size=self.config.walk_queue_size, totals=self.walk_totals,
+                          names=KeyNames(self.config.normalize_keys))
 
     def _sorted_sides(self, out: Handoff[Any]) -> tuple[Iterator[LocalRecord], Iterator[RemoteRecord]]:
         local = ExternalSorter(self.sort_items)
@@ -187,6 +197,7 @@ class SyncPlanner:
             except BaseException as e:
                 failure.append(e)
 
+        normalized = self.config.normalize_keys != "none"
         lister = threading.Thread(target=list_remote, name="s3pump-sync-list", daemon=True)
         lister.start()
         try:
@@ -208,6 +219,8 @@ class SyncPlanner:
                     out.put(item)
                     continue
                 local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))
+                if normalized and item.path is not None and item.path != self._path(item.key):
+                    self._renamed[item.key] = item.path
                 if out.stopped:
                     raise Stopped
             if out.stopped:  # a walk cut short is no plan: never delete on it
@@ -268,6 +281,8 @@ class SyncPlanner:
             if action.kind == "upload" or remote is None:
                 digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
                 return _Outcome("upload", action, action.reason, False, digest, fresh)
+            if self.mode == "default":
+                return self._examine_mtime(action, remote, cached)
             part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
             bucket, key = self.dest.bucket, action.key
             head = _Memo(lambda: self.store.head_object(bucket, key))
@@ -293,6 +308,28 @@ class SyncPlanner:
             return _Outcome("failed", action, error=e)
         return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
                         digest, fresh)
+
+    def _examine_mtime(self, action: Action, remote: RemoteRecord, cached: FileDigest | None) -> _Outcome:
+        """The default mode's compare (rclone's rule, :func:`~s3pump.plan.syncplan.mtime_verdict`): the
+        hash cache's MD5 equal to the object's ETag is the same file with no request; else HeadObject
+        and the object's recorded mtime decide (a HeadObject refused for this object, e.g. SSE-C, falls
+        back to LastModified; one that no request can escape is raised: the item fails and the run stops). Only
+        a file to upload is read (its MD5, for the ``md5`` metadata). Raises SourceError."""
+        if self._answered_by_cache(action, cached):
+            return _Outcome("skip", action, _SAME_CONTENT, digest=cached)
+        assert action.local is not None
+        try:
+            verdict = mtime_verdict(action.local[2], self.store.head_object(self.dest.bucket, action.key), remote[3])
+        except StoreError as e:
+            if e.stops_run or e.exit_code == 2:  # credentials, region, clock: not this object's; the run's
+                raise
+            newer = local_is_newer(action.local[2], remote[3])
+            verdict = Verdict(not newer, f"HeadObject failed ({e}); local file is {'' if newer else 'not '}newer "
+                              "than the object's LastModified")
+        if verdict.same:
+            return _Outcome("skip", action, verdict.reason)
+        digest, fresh = self._digest(self._path(action.key), whole=True, part_sizes=[], known=cached)
+        return _Outcome("upload", action, verdict.reason, False, digest, fresh)
 
     def _cached(self, batch: list[Action]) -> dict[str, FileDigest]:
         """The hash cache's digests of the batch's files that still match them (one query)."""
@@ -350,10 +387,10 @@ class SyncPlanner:
             size = a.local[1] if a.local else 0
             out.put(UploadItem(key=a.key, size_bytes=size, source=path, error=o.error))
             return
-        assert o.digest is not None
         if o.kind == "skip":
-            self._skipped(out, a.key, o.digest.size_bytes, o.reason)
+            self._skipped(out, a.key, o.digest.size_bytes if o.digest else a.local[1] if a.local else 0, o.reason)
             return
+        assert o.digest is not None
         if a.kind == "compare":  # now known to need an upload
             self._found(out, 0, o.digest.size_bytes)
         out.put(UploadPlanned(path, a.key, o.digest.size_bytes, o.reason, o.fallback))
@@ -397,8 +434,16 @@ class SyncPlanner:
                 cached = self._cached(batch)
                 answered: list[Action] = []
                 rest: list[Action] = []
+                by_mtime = self.mode == "default"
                 for a in batch:
-                    (answered if self._answered_by_cache(a, cached.get(self._cache_path(a.key))) else rest).append(a)
+                    digest = cached.get(self._cache_path(a.key))
+                    if not self._answered_by_cache(a, digest):
+                        rest.append(a)
+                    elif by_mtime and digest is not None:  # the same bytes: said here, with no outcome to build
+                        self.cache_hits += 1
+                        self._skipped(out, a.key, digest.size_bytes, _SAME_CONTENT)
+                    else:
+                        answered.append(a)
                 for o in self._examine_batch(answered, cached):
                     self._emit_outcome(o, out)
                 batch = rest
@@ -468,6 +513,8 @@ class SyncPlanner:
 
 
 _NO_ATTRS = ObjectAttributes()
+#: Why a file of the default mode is unchanged without a HeadObject.
+_SAME_CONTENT = "same size and content (the cached MD5 is the object's ETag)"
 
 
 class _Memo:

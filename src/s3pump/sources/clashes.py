@@ -23,6 +23,7 @@ from ..errors import KeyClashError
 from ..items import UploadItem
 from ..plan.extsort import ExternalSorter
 from ..urls import S3Url
+from .keynames import KeyNames
 from .walk import PathFilter, walk_items
 
 __all__ = ["KeyClash", "check_no_key_clashes", "find_clashes_in", "find_key_clashes", "root_order"]
@@ -41,7 +42,7 @@ class KeyClash:
 
 def find_key_clashes(
     roots: Sequence[str], dest: S3Url, *, follow_symlinks: bool = False, path_filter: PathFilter | None = None,
-    max_in_memory: int = 100_000, tmp_dir: str | None = None,
+    max_in_memory: int = 100_000, tmp_dir: str | None = None, names: KeyNames | None = None,
 ) -> Iterator[KeyClash]:
     """Every key that more than one file under ``roots`` maps to, in key order.
 
@@ -54,7 +55,7 @@ def find_key_clashes(
     if len(roots) < 2:
         return
     walk = walk_items(list(roots), dest, follow_symlinks=follow_symlinks, path_filter=path_filter,
-                      threaded=False)
+                      threaded=False, names=names)
     yield from find_clashes_in(walk, max_in_memory=max_in_memory, tmp_dir=tmp_dir)
 
 

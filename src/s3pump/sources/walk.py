@@ -15,6 +15,11 @@ Key mapping (as ``aws s3 cp --recursive``):
 * a file ``F``: ``prefix/<basename>``; but a single file sent to a destination
   that does not end in ``/`` is written to exactly that key.
 
+Key text (``--normalize-keys``, :class:`~s3pump.sources.keynames.KeyNames`): a name's bytes as they
+are (``none``; a tree holding names not in Unicode NFC, as macOS writes them, is warned about once), or each name in
+NFC (``nfc``), so a macOS tree and a Linux tree of the same files give the same keys. Names of one
+directory that are one name in NFC are refused (the later one is an item with an error).
+
 Filters (the aws cli's rule): ``--include``/``--exclude`` globs (fnmatch, ``*`` crosses ``/``)
 match the path relative to its root, and apply in the order given: every file starts taken,
 and the last filter that matches decides. So ``--exclude '*' --include '*.txt'`` takes only
@@ -53,6 +58,8 @@ from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
 from .dirfd import open_dir
 from .handoff import threaded as _threaded
+from .keynames import AS_IS as _AS_IS
+from .keynames import KeyNames
 
 __all__ = [
     "FilterRule",
@@ -112,6 +119,7 @@ def skipped_line(skipped: dict[str, int]) -> str | None:
         noun = kind if n == 1 else f"{kind}s"
         parts.append(f"{n} {noun}" + (" (not followed; --follow-symlinks follows them)" if kind == "symlink" else ""))
     return "skipped " + ", ".join(parts) + ": not regular files"
+
 
 
 FilterRule = tuple[str, str]
@@ -195,11 +203,11 @@ def exact_key_for(roots: Sequence[str], dest: S3Url) -> bool:
 
 def root_item(
     root: str, dest: S3Url, exact_key: bool, follow: bool,
-    attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals,
+    attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals, names: KeyNames = _AS_IS,
 ) -> UploadItem | os.stat_result:
     """What a root is: a file (its item, keyed as described in the module docstring; ``exact_key``:
-    see :func:`exact_key_for`), one that cannot be walked (an item with ``error`` set), or a
-    directory (its ``stat`` result, to walk)."""
+    see :func:`exact_key_for`; ``names``: :class:`KeyNames`), one that cannot be walked (an item
+    with ``error`` set), or a directory (its ``stat`` result, to walk)."""
     try:
         st = os.stat(root) if follow or not os.path.islink(root) else os.lstat(root)
     except FileNotFoundError:
@@ -208,7 +216,7 @@ def root_item(
         return _error_item(root, "", source_os_error(root, e))
     if stat_mod.S_ISREG(st.st_mode):
         name = os.path.basename(root)
-        key = dest.prefix if exact_key else join_key(dest.prefix, name)
+        key = dest.prefix if exact_key else join_key(dest.prefix, names(name, root))
         return _file_item(root, key, st, attrs_for, totals)
     if not stat_mod.S_ISDIR(st.st_mode):
         return _error_item(root, "", SourceUnreadableError(f"{root}: not a regular file or directory"))
@@ -217,13 +225,13 @@ def root_item(
 
 def _walk_one(
     root: str, dest: S3Url, exact_key: bool, keep: PathFilter, follow: bool,
-    attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals,
+    attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals, names: KeyNames,
 ) -> Iterator[UploadItem]:
     """One root's walk, depth first, by directory file descriptor (see :mod:`s3pump.sources.dirfd`):
     the directories on the current path are held open, each subdirectory is opened relative to its
     parent's descriptor (without following a symlink, unless ``follow``) and must be the directory
     its parent listed, so a directory replaced by a link while the walk was queued is not entered."""
-    st = root_item(root, dest, exact_key, follow, attrs_for, totals)
+    st = root_item(root, dest, exact_key, follow, attrs_for, totals, names)
     if isinstance(st, UploadItem):
         yield st
         return
@@ -237,7 +245,7 @@ def _walk_one(
     frames: list[tuple[int, list[_Subdir]]] = []
     try:
         subdirs: list[_Subdir] = []
-        yield from _scan(entries, root, "", dest, keep, follow, attrs_for, totals, seen_dirs, subdirs)
+        yield from _scan(entries, root, "", dest, keep, follow, attrs_for, totals, seen_dirs, subdirs, names)
         frames.append((fd, subdirs[::-1]))
         while frames:
             parent_fd, todo = frames[-1]
@@ -254,7 +262,8 @@ def _walk_one(
                 continue
             frames.append((fd, []))
             subdirs = []
-            yield from _scan(entries, path, reldir, dest, keep, follow, attrs_for, totals, seen_dirs, subdirs)
+            yield from _scan(entries, path, reldir, dest, keep, follow, attrs_for, totals, seen_dirs, subdirs,
+                             names)
             frames[-1] = (fd, subdirs[::-1])
     finally:
         for fd, _ in frames:
@@ -290,18 +299,26 @@ _Subdir = tuple[str, str, str, tuple[int, int]]
 def _scan(
     entries: Sequence[os.DirEntry[str]], dirpath: str, reldir: str, dest: S3Url, keep: PathFilter, follow: bool,
     attrs_for: Callable[[str], ObjectAttributes], totals: WalkTotals, seen_dirs: set[tuple[int, int]] | None,
-    subdirs: list[_Subdir],
+    subdirs: list[_Subdir], names: KeyNames = _AS_IS,
 ) -> Iterator[UploadItem]:
     """The items of one directory's ``entries`` (listed from its descriptor, in order; ``dirpath``:
     the directory's path); its subdirectories to walk are appended to ``subdirs``. Entries are
     stat'ed relative to the directory (``lstat``, unless ``follow``): an item's identity is that of
     the file listed here, which the upload checks again when it opens the file. ``seen_dirs``: the
     ``(device, inode)`` of the directories visited, when symlinks are followed (a directory reached
-    twice is a loop)."""
+    twice is a loop). ``names``: each name's text in its key (:class:`KeyNames`)."""
     base = dirpath if dirpath.endswith("/") else dirpath + "/"  # os.path.join's paths, built faster
+    taken: dict[str, str] | None = {} if names.nfc else None  # NFC name -> the entry that has it
     for entry in entries:
-        rel = f"{reldir}{entry.name}"
         path = base + entry.name
+        name = names(entry.name, path)
+        rel = f"{reldir}{name}"
+        if taken is not None:
+            if name in taken:
+                yield _error_item(path, join_key(dest.prefix, rel), InvalidKeyError(
+                    f"{path}: its name in Unicode NFC is that of {base + taken[name]} (--normalize-keys nfc); skipped"))
+                continue
+            taken[name] = entry.name
         try:
             if entry.is_symlink() and not follow:
                 totals.skip(path, "symlink")
@@ -506,6 +523,7 @@ def walk_items(
     totals: WalkTotals | None = None,
     threaded: bool = True,
     discovered: bool = False,
+    names: KeyNames | None = None,
 ) -> Iterator[Any]:
     """Walk ``roots`` and yield one :class:`UploadItem` per regular file (or per error), and a
     :class:`~s3pump.events.Discovered` with the totals so far every few hundred files and at the end
@@ -514,8 +532,10 @@ def walk_items(
 
     Errors never stop the walk: a missing root, an unreadable directory, a symlink
     loop or an invalid key becomes an item with ``error`` set, which the engine
-    reports as failed for that path alone.
+    reports as failed for that path alone. ``names``: the names' text in the keys (:class:`KeyNames`;
+    default: as they are, warned about once if not in NFC).
     """
+    names = names if names is not None else KeyNames()
     keep = path_filter or PathFilter()
     totals = totals if totals is not None else WalkTotals()
     attrs_for = attrs_for or attrs_by_content_type(ObjectAttributes())
@@ -524,7 +544,7 @@ def walk_items(
     def generate() -> Iterator[UploadItem | Discovered | EntrySkipped]:
         reported = 0
         for root in roots:
-            for item in _walk_one(root, dest, exact_key, keep, follow_symlinks, attrs_for, totals):
+            for item in _walk_one(root, dest, exact_key, keep, follow_symlinks, attrs_for, totals, names):
                 if discovered:
                     for path, kind in totals.drain_skips():
                         yield EntrySkipped(path, kind)

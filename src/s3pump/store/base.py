@@ -108,6 +108,15 @@ class ObjectAttributes:
         seconds, nanos = divmod(mtime_ns, 1_000_000_000)
         return dataclasses.replace(self, metadata=(*self.metadata, ("mtime", f"{seconds}.{nanos:09d}")))
 
+    def with_file_owner(self, mode: int, uid: int, gid: int) -> ObjectAttributes:
+        """A copy with a file's ``st_mode``, owner and group as rclone's local backend metadata names
+        them (``mode``: octal, file type bits included, ``100644``; ``uid``, ``gid``: decimal; rclone's
+        ``backend/local/metadata*.go``), which ``rclone copy --metadata`` sets on the files it writes;
+        a name ``--metadata`` already gives keeps its value."""
+        given = {k.lower() for k, _ in self.metadata}
+        extra = [(k, v) for k, v in (("mode", f"{mode:o}"), ("uid", str(uid)), ("gid", str(gid))) if k not in given]
+        return dataclasses.replace(self, metadata=(*self.metadata, *extra))
+
 
 @dataclass(frozen=True, slots=True)
 class PutResult:

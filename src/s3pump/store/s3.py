@@ -75,6 +75,7 @@ _CRT_ALGORITHMS = {
     "SHA1": s3.S3ChecksumAlgorithm.SHA1,
     "SHA256": s3.S3ChecksumAlgorithm.SHA256,
 }
+_REGION_RE = re.compile(rb"<Region>([a-z0-9-]+)</Region>")
 _CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
 _UPLOAD_ID_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 _ETAG_RE = re.compile(rb"<ETag>([^<]+)</ETag>")
@@ -147,7 +148,10 @@ def _boto_error(err: Exception, what: str, settings: AwsSettings | None = None) 
         if code == str(status):  # HEAD requests carry no body: the "code" is the status
             code = {404: "NoSuchBucket", 403: "AccessDenied"}.get(status)
         message = resp.get("Error", {}).get("Message", "")
-        return classify_store_error(status, code, message, what=what)
+        region = resp.get("Error", {}).get("Region") or \
+            resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
+        return classify_store_error(status, code, message, what=what, region=region,
+                                    signed_region=settings.region if settings else None)
     if isinstance(err, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         return CredentialsError(
             f"{what}: {NO_CREDENTIALS_MESSAGE}")
@@ -540,7 +544,9 @@ class S3Store:
             return clock_skew_error(what, body, headers if body or headers else self._server_date_headers())
         if not status:
             return crt_error(error, what, self._endpoint.host)
-        return classify_store_error(status, code, message, what=what)
+        rm = _REGION_RE.search(body) if body else None
+        region = rm.group(1).decode("ascii", "replace") if rm else _header(headers, "x-amz-bucket-region")
+        return classify_store_error(status, code, message, what=what, region=region, signed_region=self.region)
 
     # ------------------------------------------------------------------ data plane
     def put_file(
@@ -676,7 +682,19 @@ class S3Store:
             kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
 
     def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
-        extra = {"ChecksumMode": "ENABLED"} if checksum_mode else {}
+        """HeadObject; None for a 404. Over awscrt (sync's compare sends one per object of the same
+        size; :func:`~s3pump.store.listing.object_info_from_head`), botocore with ``checksum_mode``."""
+        if not checksum_mode:
+            from .listing import object_info_from_head
+
+            try:
+                _, headers, _ = self._crt_call("HEAD", bucket, key, "", "HeadObject", retry=True)
+            except StoreError as e:
+                if e.status == 404:
+                    return None
+                raise
+            return object_info_from_head(key, headers)
+        extra = {"ChecksumMode": "ENABLED"}
         try:
             resp = self._call(f"s3://{bucket}/{key}", self._boto.head_object, Bucket=bucket, Key=key, **extra)
         except StoreError as e:

@@ -188,7 +188,8 @@ class FaultPlan:
     ``{"UploadPart"}``, an upload created, failed and aborted). Doomed requests count as faults.
     ``quirks`` (names in :data:`s3pump.testing.quirks.QUIRKS`) make the server truncate, loop, stall or
     ignore parameters on every request of a kind (logged as the entry's ``fault``); ``credentials``
-    (access key, secret) re-sign the requests a quirk strips a parameter from.
+    (access key, secret) re-sign the requests a quirk strips a parameter from; ``quirk_types``, if
+    given, restricts the quirks to those request types (e.g. ``{"PutObject"}``: the bucket check passes).
     """
 
     rates: dict[str, float] = field(default_factory=dict)
@@ -204,6 +205,7 @@ class FaultPlan:
     # ---- server quirks (testing/quirks.py): how a server answers every request of a kind
     quirks: frozenset[str] = frozenset()
     credentials: tuple[str, str] | None = None  # (access key, secret): to re-sign a request a quirk changed
+    quirk_types: frozenset[str] | None = None  # the request types the quirks act on (None: every type)
     # ---- end of server quirks
     # ---- issue 24 scenarios (see the module docstring): a lost Complete answer, a SlowDown storm, a skewed clock
     lose_complete_answers: int = 0
@@ -225,6 +227,10 @@ class FaultPlan:
         if self.total_rate is not None and not 0.0 <= self.total_rate <= 1.0:
             raise ValueError(f"total rate must be 0..1, got {self.total_rate}")
         _quirks.check(self.quirks)
+
+    def quirks_on(self, rtype: str) -> bool:
+        """Whether the quirks act on a request of type ``rtype`` (:attr:`quirk_types`)."""
+        return self.quirk_types is None or rtype in self.quirk_types
 
     @classmethod
     def single(cls, fault: str, rate: float, **kwargs: Any) -> FaultPlan:
@@ -585,7 +591,8 @@ class FaultProxy:
             raise _Reset
         body = await _read_chunked(creader) if chunked else (await creader.readexactly(length) if length else b"")
 
-        if self.plan.quirks:  # ---- server quirks (testing/quirks.py): answered here, or the request changed
+        # ---- server quirks (testing/quirks.py): answered here, or the request changed
+        if self.plan.quirks and self.plan.quirks_on(rtype):
             answer, head, quirk = self._quirk_state.on_request(self.plan.quirks, self.plan.credentials, method,
                                                                 rtype, bucket, query, head)
             if quirk is not None and fault is None:
@@ -669,7 +676,7 @@ class FaultProxy:
         if fault == "reset_before_headers":
             self._record(status=None, **rec)
             raise _Reset
-        if self.plan.quirks:  # ---- server quirks (testing/quirks.py): the answer changed
+        if self.plan.quirks and self.plan.quirks_on(rtype):  # ---- server quirks (testing/quirks.py): the answer
             rhead, rbody, stall, quirk = self._quirk_state.on_answer(self.plan.quirks, rtype, rec["bucket"], status,
                                                                       rhead, rbody)
             if quirk is not None and fault is None:

@@ -26,6 +26,12 @@ quirk                           what the client sees
 ``ignores_prefix``              ListMultipartUploads and ListObjects(V2) are sent without ``prefix``
                                 (re-signed): the whole bucket is listed
 ``list_uploads_not_implemented`` ListMultipartUploads answered ``501 NotImplemented`` (not forwarded)
+``wrong_region``                the buckets live in :data:`QUIRK_REGION` (``eu-west-1``): a request signed
+                                for another region is answered as AWS answers it, ``400
+                                AuthorizationHeaderMalformed`` with ``<Region>eu-west-1</Region>`` (a
+                                HEAD: no body, ``x-amz-bucket-region``); one signed for it is forwarded
+``permanent_redirect``          as ``wrong_region``, answered ``301 PermanentRedirect`` with the header
+                                ``x-amz-bucket-region: eu-west-1`` (a regional endpoint of another region)
 ==============================  =====================================================================
 
 The quirks that drop a query parameter must re-sign the request (SigV4 signs the query):
@@ -38,7 +44,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["ENDLESS_TOKEN", "QUIRKS", "REPEAT_TOKEN", "QuirkState"]
+__all__ = ["ENDLESS_TOKEN", "QUIRKS", "QUIRK_REGION", "REPEAT_TOKEN", "QuirkState"]
 
 QUIRKS = (
     "list_truncated_no_token",
@@ -49,7 +55,13 @@ QUIRKS = (
     "head_ignores_part_number",
     "ignores_prefix",
     "list_uploads_not_implemented",
+    "wrong_region",
+    "permanent_redirect",
 )
+
+#: The region of the buckets behind ``wrong_region`` and ``permanent_redirect``.
+QUIRK_REGION = "eu-west-1"
+_SIGNED_REGION = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/")
 
 #: The continuation token of ``list_repeat_token``.
 REPEAT_TOKEN = "faultproxy-repeat"
@@ -70,9 +82,30 @@ def check(quirks: frozenset[str]) -> None:
             raise ValueError(f"unknown quirk {q!r}; one of {', '.join(QUIRKS)}")
 
 
-def _http(status: int, reason: str, body: bytes, extra: str = "") -> bytes:
+def _http(status: int, reason: str, body: bytes, extra: str = "", headers: str = "") -> bytes:
     return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n"
-            f"x-amz-request-id: faultproxy{extra}\r\n\r\n").encode() + body
+            f"x-amz-request-id: faultproxy{extra}\r\n{headers}\r\n").encode() + body
+
+
+def _region_answer(quirk: str, method: str, bucket: str, head: bytes) -> bytes | None:
+    """AWS's answer to a request signed for a region other than :data:`QUIRK_REGION` (``wrong_region``:
+    400 AuthorizationHeaderMalformed; ``permanent_redirect``: 301 PermanentRedirect), or None when it
+    is signed for that region (or not signed)."""
+    m = _SIGNED_REGION.search(head.decode("latin-1"))
+    if m is None or m.group(1) == QUIRK_REGION:
+        return None
+    where = f"x-amz-bucket-region: {QUIRK_REGION}\r\n"
+    if quirk == "wrong_region":
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AuthorizationHeaderMalformed</Code>'
+                f"<Message>The authorization header is malformed; the region '{m.group(1)}' is wrong; expecting "
+                f"'{QUIRK_REGION}'</Message><Region>{QUIRK_REGION}</Region><RequestId>faultproxy</RequestId>"
+                f"</Error>").encode()
+        return _http(400, "Bad Request", b"" if method == "HEAD" else body, headers=where if method == "HEAD" else "")
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you '
+            f"are attempting to access must be addressed using the specified endpoint. Please send all future "
+            f"requests to this endpoint.</Message><Endpoint>{bucket}.s3.{QUIRK_REGION}.amazonaws.com</Endpoint>"
+            f"<Bucket>{bucket}</Bucket><RequestId>faultproxy</RequestId></Error>").encode()
+    return _http(301, "Moved Permanently", b"" if method == "HEAD" else body, headers=where)
 
 
 class QuirkState:
@@ -88,6 +121,9 @@ class QuirkState:
         query: Mapping[str, list[str]], head: bytes,
     ) -> tuple[bytes | None, bytes, str | None]:
         """(an answer to send instead of forwarding, or None; the head to forward; the quirk that acted)."""
+        for region_quirk in ("wrong_region", "permanent_redirect"):
+            if region_quirk in quirks and (answer := _region_answer(region_quirk, method, bucket, head)) is not None:
+                return answer, head, region_quirk
         if "list_uploads_not_implemented" in quirks and rtype == "ListMultipartUploads":
             body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code><Message>A header '
                     b"you provided implies functionality that is not implemented</Message>"
