@@ -1,0 +1,103 @@
+"""Issue 26: the total appears long before the walk gets there. A count of names and sizes only runs
+ahead of the upload (sources/countahead.py): it finds what the walk finds (filters, symlinks, loops),
+never leaves the named tree, and its final total reaches the progress view while most files are
+still to do; the walk's own lagging totals never overwrite it, its final one stands."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from s3pump.config import TransferConfig
+from s3pump.events import Discovered, FileDone, FileSkipped
+from s3pump.jobs.upload import upload
+from s3pump.sources.countahead import count_tree, counted_ahead
+from s3pump.sources.walk import PathFilter, WalkTotals, walk_items
+from s3pump.store.memory import MemoryStore
+from s3pump.urls import parse_s3_url
+
+
+def _tree(tmp_path: Path) -> Path:
+    root = tmp_path / "t"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "one.txt").write_bytes(b"1" * 100)
+    (root / "a" / "two.log").write_bytes(b"2" * 2000)
+    (root / "three.txt").write_bytes(b"3" * 30)
+    (root / "skip.tmp").write_bytes(b"4" * 7)
+    outside = tmp_path / "outside"  # links lead here: a count that leaves the tree finds 1 MB more
+    outside.mkdir()
+    (outside / "big.bin").write_bytes(b"x" * 1_000_000)
+    os.symlink(outside, root / "a" / "out")
+    os.symlink(outside / "big.bin", root / "big-link.bin")
+    os.symlink(root, root / "a" / "loop")  # followed: a loop, counted once
+    os.mkfifo(root / "pipe")
+    return root
+
+
+@pytest.mark.parametrize("follow", [False, True])
+@pytest.mark.parametrize("rules", [None, [("exclude", "*.tmp")], [("exclude", "*"), ("include", "a/*")]])
+def test_the_count_finds_what_the_walk_finds(tmp_path: Path, follow: bool, rules: list | None) -> None:
+    root = _tree(tmp_path)
+    keep = PathFilter(rules=rules) if rules else None
+    totals = WalkTotals()
+    for _ in walk_items([str(root)], parse_s3_url("s3://bkt/"), follow_symlinks=follow, path_filter=keep,
+                        totals=totals, threaded=False):
+        pass
+    counted = count_tree([str(root)], follow_symlinks=follow, path_filter=keep)
+    assert counted == (totals.files, totals.bytes)
+    if not follow:
+        assert counted[1] < 1_000_000  # the links to outside the tree were not followed
+    if rules is None:
+        assert counted[0] == (6 if follow else 4)
+
+
+def test_a_file_root_counts_and_a_missing_root_does_not(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"abc")
+    assert count_tree([str(tmp_path / "f"), str(tmp_path / "missing")]) == (1, 3)
+
+
+def test_totals_come_ahead_of_a_held_back_walk(tmp_path: Path) -> None:
+    for i in range(3000):
+        (tmp_path / f"d{i % 30}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 30}" / f"f{i}").write_bytes(b"x" * (i % 7))
+    emitted: list[Discovered] = []
+    walk = walk_items([str(tmp_path)], parse_s3_url("s3://bkt/"), queue_size=256, discovered=True)
+    it = counted_ahead(walk, [str(tmp_path)], emitted.append)
+    next(it)  # the upload has taken one item; the walk is held back by its queue
+    deadline = time.monotonic() + 5.0
+    while not (emitted and emitted[-1].final) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    want = (3000, sum(i % 7 for i in range(3000)))
+    assert emitted and emitted[-1].final and (emitted[-1].files, emitted[-1].bytes) == want, emitted[-3:]
+    passed = [obj for obj in it if isinstance(obj, Discovered)]
+    assert [(d.files, d.bytes, d.final) for d in passed] == [(*want, True)]  # the walk's lagging totals dropped
+
+
+def test_an_upload_shows_its_total_while_most_files_are_to_do(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(400):
+        (src / f"f{i:03d}").write_bytes(b"y" * 100)
+    store = MemoryStore()
+    store.create_bucket("bkt")
+    store.fault = lambda op, key: time.sleep(0.003)  # type: ignore[func-returns-value]  # a slow server
+    done_when_total_known: list[int] = []
+    done = [0]
+    lock = threading.Lock()
+
+    def watch(event: object) -> None:
+        with lock:
+            if isinstance(event, (FileDone, FileSkipped)):
+                done[0] += 1
+            elif isinstance(event, Discovered) and event.final and not done_when_total_known:
+                assert (event.files, event.bytes) == (400, 40_000)
+                done_when_total_known.append(done[0])
+
+    config = TransferConfig(concurrency=4, walk_queue_size=10_000)
+    report = upload([src], "s3://bkt/p/", config, store=store, subscribers=[watch], failed_list=tmp_path / "fl")
+    assert report.files_done == 400
+    assert done_when_total_known and done_when_total_known[0] < 100, done_when_total_known
