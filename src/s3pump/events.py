@@ -288,12 +288,15 @@ class ConcurrencyChanged:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """The engine's state, about twice a second: for metrics gauges and plain progress."""
+    """The engine's state, about twice a second: for metrics gauges and plain progress.
+    ``sending_bytes``: the bytes of the requests in flight sent so far (counted under ``--bwlimit``,
+    where bodies are paced as they are read; 0 otherwise): progress moves within a long part."""
 
     requests_in_flight: int
     concurrency_limit: int
     part_buffers: int
     retry_tokens: int
+    sending_bytes: int = 0
 
 
 Event = (FileDone | FileFailed | FileSkipped | FilesUnchanged | EntrySkipped | PartDone | MultipartCreating

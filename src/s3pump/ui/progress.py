@@ -32,6 +32,7 @@ from ..events import (
     RetryScheduled,
     ShardProgress,
     SourceRead,
+    Tick,
 )
 from ..units import format_bytes, format_rate
 
@@ -41,12 +42,14 @@ __all__ = ["Counts", "PlainProgress", "ProgressBar", "progress_line"]
 class Counts:
     """What the views show, counted from events. ``update`` says whether the event changed anything."""
 
-    __slots__ = ("_bytes", "_files", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed", "final",
+    __slots__ = ("_bytes", "_files", "_sending", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed",
+                 "final",
                  "objects", "read", "retries", "rows", "skipped_bytes", "started", "total_bytes", "total_files")
 
     def __init__(self) -> None:
         self._files = self.failed = self.retries = self._bytes = self.objects = self.rows = self.read = 0
         self.total_files = self.total_bytes = 0
+        self._sending = 0  # bytes of requests in flight sent so far (the engine's last Tick; --bwlimit)
         self.skipped_bytes = 0  # of files not sent (unchanged, done in an earlier run): in the totals, not the rate
         self._shards: dict[int, tuple[int, int]] = {}  # --cluster: files and bytes of shards in flight
         self._shard_files = self._shard_bytes = 0  # their sums, kept as they change: a view's thread reads
@@ -62,8 +65,9 @@ class Counts:
 
     @property
     def bytes(self) -> int:
-        """Bytes sent, with those of ``--cluster`` shards still in flight."""
-        return self._bytes + self._shard_bytes
+        """Bytes sent: of requests finished, of requests in flight so far (as the last ``Tick`` counted them;
+        under ``--bwlimit``), and of ``--cluster`` shards still in flight."""
+        return self._bytes + self._sending + self._shard_bytes
 
     @property
     def done_bytes(self) -> int:
@@ -81,8 +85,12 @@ class Counts:
             self.objects += 1
             if not event.parts:  # multipart bytes come part by part
                 self._bytes += event.size_bytes
+                self._sending = max(0, self._sending - event.size_bytes)  # no longer in flight: never twice
         elif isinstance(event, PartDone):
             self._bytes += event.size_bytes
+            self._sending = max(0, self._sending - event.size_bytes)
+        elif isinstance(event, Tick):
+            self._sending = event.sending_bytes
         elif isinstance(event, FileSkipped):
             self._files += 1
             self.skipped_bytes += event.size_bytes
