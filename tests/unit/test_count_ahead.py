@@ -101,3 +101,35 @@ def test_an_upload_shows_its_total_while_most_files_are_to_do(tmp_path: Path) ->
     report = upload([src], "s3://bkt/p/", config, store=store, subscribers=[watch], failed_list=tmp_path / "fl")
     assert report.files_done == 400
     assert done_when_total_known and done_when_total_known[0] < 100, done_when_total_known
+
+
+def test_a_sync_says_its_total_after_the_walk_and_ends_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s3pump import sync
+    from s3pump.ui.progress import Counts
+
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(600):
+        (src / f"f{i:03d}").write_bytes(b"a" * 100)
+    store = MemoryStore()
+    store.create_bucket("bkt")
+    config = TransferConfig(checksum_algorithm="none", concurrency=4)
+    sync(src, "s3://bkt/p/", config, store=store)  # all 600 in the bucket
+    for i in range(0, 600, 2):  # half of them changed, same size: --checksum compares and uploads them
+        (src / f"f{i:03d}").write_bytes(b"b" * 100)
+    store.fault = lambda op, key: time.sleep(0.005)  # type: ignore[func-returns-value]  # a slow server
+    counts = Counts()
+    sent_when_total_known: list[int] = []
+
+    def watch(event: object) -> None:
+        counts.update(event)  # type: ignore[arg-type]
+        if isinstance(event, Discovered) and event.final and not sent_when_total_known:
+            assert (event.files, event.bytes) == (600, 60_000)
+            sent_when_total_known.append(counts.objects)
+
+    report = sync(src, "s3://bkt/p/", config, store=store, subscribers=[watch], mode="checksum")
+    assert report.files_done == 300
+    assert sent_when_total_known == [0]  # said before the first upload
+    assert (counts.files, counts.done_bytes) == (600, 60_000)
+    assert counts.shown_totals == (600, 60_000)  # the end reads 600/600 files, 58.6 KiB/58.6 KiB
