@@ -6,6 +6,7 @@ still to do; the walk's own lagging totals never overwrite it, its final one sta
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -133,3 +134,18 @@ def test_a_sync_says_its_total_after_the_walk_and_ends_whole(tmp_path: Path, mon
     assert sent_when_total_known == [0]  # said before the first upload
     assert (counts.files, counts.done_bytes) == (600, 60_000)
     assert counts.shown_totals == (600, 60_000)  # the end reads 600/600 files, 58.6 KiB/58.6 KiB
+
+
+def test_an_eta_while_the_count_goes_on_is_a_lower_bound_marked_plus() -> None:
+    from s3pump.ui.progress import Counts, progress_line
+
+    c = Counts()
+    c.started -= 10.0  # 10 s into the run
+    c.update(Discovered(200_000, 200_000 * 4096))  # the count is under way
+    c.update(FileDone("/d/a", "p/a", 10 * 2**20, "etag", 0.01, 1))  # 10 MiB in 10 s: 1 MiB/s
+    head, tail = progress_line("files", c, "upload")
+    assert "1/200,000+ files" in head
+    assert re.search(r"ETA 0:12:5\d\+$", tail), tail  # (781.25 MiB - 10 MiB) at 1 MiB/s: 771 s, at least
+    c.update(Discovered(200_000, 200_000 * 4096, final=True))
+    tail = progress_line("files", c, "upload")[1]
+    assert re.search(r"ETA 0:12:5\d$", tail), tail

@@ -125,8 +125,8 @@ class Counts:
 
 
 def _eta(c: Counts, rate_bps: float) -> str:
-    if not c.final:
-        return "ETA -"
+    """The time left at ``rate_bps``; while the totals are still growing (not ``final``), the time left
+    for what is counted so far, a lower bound, marked ``+`` as the totals are (``ETA 0:04:10+``)."""
     total_files, total_bytes = c.shown_totals
     if total_bytes and rate_bps > 0:
         left_s = max(0.0, (total_bytes - c.done_bytes) / rate_bps)
@@ -136,7 +136,7 @@ def _eta(c: Counts, rate_bps: float) -> str:
         return "ETA -"
     m, s = divmod(int(left_s + 0.5), 60)
     h, m = divmod(m, 60)
-    return f"ETA {h}:{m:02d}:{s:02d}"
+    return f"ETA {h}:{m:02d}:{s:02d}" + ("" if c.final else "+")
 
 
 def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
