@@ -18,6 +18,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -43,6 +44,7 @@ def main() -> None:
     args = ap.parse_args()
 
     bench = Bench()
+    os.environ["S3PUMP_STATE_DIR"] = str(bench.dir / "state")  # the journals: the benchmark's, not the user's
     try:
         src = Path(tempfile.mkdtemp(prefix="s3pump-bench-count-")) / "tree"
         generate(src, count=args.files, size_bytes=4096, seed=7)

@@ -41,6 +41,7 @@ __all__ = [
     "PartDone",
     "Resuming",
     "RetryScheduled",
+    "RowsFound",
     "ShardProgress",
     "ShardSettled",
     "SourceRead",
@@ -88,6 +89,14 @@ class Resuming:
 
     files_done: int
     uploads: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowsFound:
+    """An export counted the rows it is to read this run (those past its checkpoint's cursor, counted
+    at its start): the progress view's total of rows."""
+
+    rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +311,7 @@ class Tick:
 Event = (FileDone | FileFailed | FileSkipped | FilesUnchanged | EntrySkipped | PartDone | MultipartCreating
          | MultipartCreated | MultipartAborted | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted
          | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast
-         | ShardProgress | ShardSettled | Resuming)
+         | ShardProgress | ShardSettled | Resuming | RowsFound)
 Subscriber = Callable[[Event], None]
 
 

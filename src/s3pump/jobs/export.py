@@ -42,7 +42,7 @@ import pyarrow as pa
 
 from ..config import TransferConfig
 from ..errors import S3PumpError, UsageError
-from ..events import BatchExported, Event, FileDone, FileFailed, FileSkipped, Subscriber
+from ..events import BatchExported, Event, FileDone, FileFailed, FileSkipped, RowsFound, Subscriber
 from ..export.dlq import DeadLetterQueue, DlqEntry
 from ..export.formats import FORMATS, Serializer, make_serializer
 from ..export.partition import (
@@ -338,6 +338,8 @@ class _ExportJob:
         if replay:
             replayed = self._replay()
         else:
+            if not follow:  # a total to go by (following, the rows keep coming: none)
+                self.say_rows_total()
             old_keys = set(self._stored_rows)
             while True:
                 self.source.check_cursor_not_null()  # a NULL added while following stops the run here
@@ -352,6 +354,13 @@ class _ExportJob:
             if self._complete():
                 self._delete_superseded(old_keys)
         return self._report(replayed)
+
+    def say_rows_total(self) -> None:
+        """Count the rows this run reads (past the checkpoint's cursor; every row with ``--dedup``) and say
+        it (``RowsFound``), for the progress view's total and ETA."""
+        rows = self.source.count_after(None if self.dedup else decode_cursor(self.checkpoint.cursor))
+        if rows is not None:
+            self.bus.emit(RowsFound(rows))
 
     def begin(self, from_start: bool) -> None:
         """Load the checkpoint (or, ``from_start``, list what it supersedes); check the table's schema

@@ -246,6 +246,7 @@ def export_on_cluster(exporter: _ExportJob, db: str, cluster: Any, *, from_start
                    exporter.batch_rows, lock_timeout_s)
     range_rows = range_rows or _range_rows_from_env()
     exporter.begin(from_start)
+    exporter.say_rows_total()
     if exporter.checkpoint.schema_version > 1:  # the workers name their objects for version 1
         raise UsageError(f"--cluster: {exporter.table} is exported in schema version "
                          f"{exporter.checkpoint.schema_version} (--schema-evolution), which --cluster does not "

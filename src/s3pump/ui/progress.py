@@ -30,6 +30,7 @@ from ..events import (
     FilesUnchanged,
     PartDone,
     RetryScheduled,
+    RowsFound,
     ShardProgress,
     SourceRead,
     Tick,
@@ -43,12 +44,13 @@ class Counts:
     """What the views show, counted from events. ``update`` says whether the event changed anything."""
 
     __slots__ = ("_bytes", "_files", "_sending", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed",
-                 "final",
-                 "objects", "read", "retries", "rows", "skipped_bytes", "started", "total_bytes", "total_files")
+                 "final", "objects", "read", "retries", "rows", "skipped_bytes", "started", "total_bytes",
+                 "total_files", "total_rows")
 
     def __init__(self) -> None:
         self._files = self.failed = self.retries = self._bytes = self.objects = self.rows = self.read = 0
         self.total_files = self.total_bytes = 0
+        self.total_rows: int | None = None  # an export's rows to read this run, once counted
         self._sending = 0  # bytes of requests in flight sent so far (the engine's last Tick; --bwlimit)
         self.skipped_bytes = 0  # of files not sent (unchanged, done in an earlier run): in the totals, not the rate
         self._shards: dict[int, tuple[int, int]] = {}  # --cluster: files and bytes of shards in flight
@@ -112,6 +114,8 @@ class Counts:
             self.total_files, self.total_bytes, self.final = event.files, event.bytes, event.final
         elif isinstance(event, SourceRead):
             self.read += event.size_bytes
+        elif isinstance(event, RowsFound):
+            self.total_rows = event.rows
         elif isinstance(event, BatchExported):
             self.rows += event.rows
             self.checkpoint = event.checkpoint
@@ -139,6 +143,22 @@ def _eta(c: Counts, rate_bps: float) -> str:
     return f"ETA {h}:{m:02d}:{s:02d}" + ("" if c.final else "+")
 
 
+def _rows_done(c: Counts) -> str:
+    """``1,200/5,000`` (rows exported of the total counted; never over it: rows added meanwhile are more)."""
+    if c.total_rows is None:
+        return f"{c.rows:,}"
+    return f"{c.rows:,}/{max(c.total_rows, c.rows):,}"
+
+
+def _rows_eta(c: Counts) -> str:
+    """``ETA 0:01:05  `` by the rows' rate, once the total is counted and rows have been exported."""
+    if c.total_rows is None or not c.rows:
+        return ""
+    m, s = divmod(int(max(0, c.total_rows - c.rows) * c.elapsed_s / c.rows + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"ETA {h}:{m:02d}:{s:02d}  "
+
+
 def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
     """The view's text for ``kind``, as (head, tail): a bar goes between them when there is room."""
     rate = c.bytes / c.elapsed_s
@@ -151,9 +171,9 @@ def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
         head = f"{label}  read {format_bytes(c.read)}"
         tail = f"sent {format_bytes(c.bytes)}  {format_bytes(rate)}/s"
     elif kind == "export":
-        head = f"{label}  {c.rows:,} rows"
+        head = f"{label}  {_rows_done(c)} rows"
         tail = (f"{c.objects:,} objects  {format_bytes(c.bytes)}  {c.rows / c.elapsed_s:,.0f} rows/s  "
-                f"checkpoint {c.checkpoint}")
+                f"{_rows_eta(c)}checkpoint {c.checkpoint}")
     else:
         more = "" if c.final else "+"
         total_files, total_bytes = c.shown_totals
@@ -236,7 +256,9 @@ class PlainProgress:
         if self.kind == "stream":
             what = f"read {format_bytes(c.read)}, sent {format_bytes(c.bytes)}"
         elif self.kind == "export":
-            what = f"{c.rows} rows, {c.objects} objects, {format_bytes(c.bytes)}, checkpoint {c.checkpoint}"
+            what = (f"{_rows_done(c).replace(',', '')} rows, {c.objects} objects, {format_bytes(c.bytes)}, "
+                    f"{_rows_eta(c).strip()}{', ' if c.total_rows is not None and c.rows else ''}"
+                    f"checkpoint {c.checkpoint}")
         else:
             total_files, total_bytes = c.shown_totals
             what = (f"{c.files}/{total_files}{more} files, "
