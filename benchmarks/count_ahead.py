@@ -4,7 +4,8 @@ early (src/s3pump/sources/countahead.py), against the upload it runs beside.
 One tree of ``--files`` W1-like files (4 KiB, 1,000 a directory), one SeaweedFS. Measured:
 
 * the count alone, in this thread: wall and CPU seconds (the tree was just written: its metadata is
-  in the page cache, as it is for the upload's own walk a moment later);
+  in the page cache, as it is for the upload's own walk a moment later), and when its first pass (names
+  only) says the files' total;
 * the upload of the tree (the library's ``upload``, the CLI's job, no progress view) with the count
   beside it and without it (the count replaced by nothing), alternating, ``--rounds`` each.
 
@@ -29,12 +30,27 @@ from harness import Bench
 
 import s3pump.jobs.upload as upload_job
 from s3pump.config import TransferConfig
+from s3pump.events import Discovered
 from s3pump.jobs.generate import generate
-from s3pump.sources.countahead import count_tree
+from s3pump.sources.countahead import CountAhead, count_tree
 
 
 def _no_count(items, *_args, **_kwargs):  # type: ignore[no-untyped-def]
     return items
+
+
+def _names_pass_s(src: Path) -> float:
+    """Seconds until a count ahead of ``src`` says its files' total (the first pass: names only)."""
+    t0 = time.perf_counter()
+    at: list[float] = []
+
+    def emit(event: Discovered) -> None:
+        if event.files_final and not at:
+            at.append(time.perf_counter() - t0)
+
+    counter = CountAhead([str(src)], emit).start()
+    counter._thread.join()
+    return at[0]
 
 
 def main() -> None:
@@ -56,8 +72,10 @@ def main() -> None:
         assert found == (args.files, args.files * 4096), found
         count_wall_s = statistics.median(w for w, _ in counts)
         count_cpu_s = statistics.median(c for _, c in counts)
+        names_s = statistics.median(_names_pass_s(src) for _ in range(3))
         print(f"count: {found[0]:,} files, {count_wall_s:.3f} s wall, {count_cpu_s:.3f} s CPU "
-              f"({found[0] / count_wall_s:,.0f} files/s)", file=sys.stderr)
+              f"({found[0] / count_wall_s:,.0f} files/s); the files' total (names only) after {names_s:.3f} s",
+              file=sys.stderr)
 
         bucket = bench.bucket("bench-count-ahead")
         config = TransferConfig(endpoint_url=bench.endpoint, region=bench.server.region,

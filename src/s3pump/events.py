@@ -54,11 +54,13 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Discovered:
     """A source found more work: ``files`` and ``bytes`` found so far in all (cumulative);
-    ``final`` once it has found everything."""
+    ``final`` once it has found everything; ``files_final``: the count of files is final, the bytes
+    are still being counted (upload's count ahead counts names first, then sizes)."""
 
     files: int
     bytes: int
     final: bool = False
+    files_final: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,3 +149,23 @@ def test_an_eta_while_the_count_goes_on_is_a_lower_bound_marked_plus() -> None:
     c.update(Discovered(200_000, 200_000 * 4096, final=True))
     tail = progress_line("files", c, "upload")[1]
     assert re.search(r"ETA 0:12:5\d$", tail), tail
+
+
+def test_the_files_total_comes_first_then_the_sizes(tmp_path: Path) -> None:
+    from s3pump.sources.countahead import CountAhead
+    from s3pump.ui.progress import Counts, progress_line
+
+    for i in range(2000):
+        (tmp_path / f"d{i % 20}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 20}" / f"f{i}").write_bytes(b"x" * 10)
+    emitted: list[Discovered] = []
+    counter = CountAhead([str(tmp_path)], emitted.append, interval_s=0.0).start()
+    counter._thread.join(10)
+    assert counter.finished
+    names_done = [e for e in emitted if e.files_final and not e.final]
+    assert names_done and names_done[0].files == 2000 and names_done[0].bytes == 0, emitted[:3]
+    assert emitted.index(names_done[0]) < len(emitted) - 1 and emitted[-1] == Discovered(2000, 20_000, final=True)
+    c = Counts()
+    c.update(names_done[0])
+    head, tail = progress_line("files", c, "upload")
+    assert head.endswith("0/2,000 files") and "+" in tail, (head, tail)  # the files known, the bytes still counted

@@ -7,8 +7,10 @@ The count lists the same directories as :func:`~s3pump.sources.walk.walk_items`,
 following a symlink unless ``follow_symlinks``, and only if it is the directory its parent listed),
 with the same filter and symlink rule, so it never leaves the named tree. It holds no items: two
 counters, and the open directories of the current path with their subdirectories' names still to
-count. Its totals are :class:`~s3pump.events.Discovered` events, every ``interval_s`` and once at
-the end (``final``).
+count. It counts in two passes: names only first (the directories' listings, no file's ``stat``:
+about four times as fast), which fixes the number of files (``files_final``), then the sizes. Its
+totals are :class:`~s3pump.events.Discovered` events, every ``interval_s``, at the end of the first
+pass, and once at the end (``final``).
 
 :func:`counted_ahead` runs it beside a walk: the walk's own non-final totals (which lag behind) are
 dropped while the count's are in force; the walk's final totals, what it really found, end the count
@@ -47,6 +49,8 @@ class CountAhead:
         self.interval_s = interval_s
         self.files = 0
         self.bytes = 0
+        self.files_total: int | None = None  # the first pass's count (names only), once it is done
+        self._sizes = False  # the second pass: files are stat'ed for their sizes
         self.finished = False  # the count reached the end of every root (and said so, unless stopped)
         self._emit = emit
         self._lock = threading.Lock()
@@ -68,9 +72,15 @@ class CountAhead:
         return self._stopped.is_set()
 
     def _say(self, final: bool) -> None:
+        if final:
+            event = Discovered(self.files, self.bytes, final=True)
+        elif self.files_total is not None:  # counting sizes: the files' total is known
+            event = Discovered(self.files_total, self.bytes, files_final=True)
+        else:
+            event = Discovered(self.files, 0)
         with self._lock:
             if not self._stopped.is_set():
-                self._emit(Discovered(self.files, self.bytes, final=final))
+                self._emit(event)
 
     def _tick(self) -> bool:
         """Say the totals so far when ``interval_s`` has passed; False once stopped."""
@@ -83,9 +93,15 @@ class CountAhead:
     def _run(self) -> None:
         try:
             self._last_s = time.monotonic()
-            for root in self.roots:
-                if not self._count_root(root):
-                    return
+            for sizes in (False, True):
+                self._sizes = sizes
+                self.files = self.bytes = 0
+                for root in self.roots:
+                    if not self._count_root(root):
+                        return
+                if not sizes:
+                    self.files_total = self.files
+                    self._say(False)
             self.finished = True
             self._say(True)
         except Exception:  # a count is a hint: the walk's own totals stand in for it
@@ -137,6 +153,7 @@ class CountAhead:
         trailing ``/``); its subdirectories as ``(name, relative path/, (device, inode))``."""
         follow = self.follow
         keep = self.keep if self.keep.active else None
+        sizes = self._sizes
         subdirs = []
         files = size = 0
         try:
@@ -156,7 +173,8 @@ class CountAhead:
                         elif entry.is_file(follow_symlinks=follow):
                             if keep is not None and not keep(f"{reldir}{entry.name}"):
                                 continue
-                            size += entry.stat(follow_symlinks=follow).st_size
+                            if sizes:
+                                size += entry.stat(follow_symlinks=follow).st_size
                             files += 1
                     except OSError:
                         continue

@@ -44,8 +44,8 @@ class Counts:
     """What the views show, counted from events. ``update`` says whether the event changed anything."""
 
     __slots__ = ("_bytes", "_files", "_sending", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed",
-                 "final", "objects", "read", "retries", "rows", "skipped_bytes", "started", "total_bytes",
-                 "total_files", "total_rows")
+                 "files_final", "final", "objects", "read", "retries", "rows", "skipped_bytes", "started",
+                 "total_bytes", "total_files", "total_rows")
 
     def __init__(self) -> None:
         self._files = self.failed = self.retries = self._bytes = self.objects = self.rows = self.read = 0
@@ -57,6 +57,7 @@ class Counts:
         self._shard_files = self._shard_bytes = 0  # their sums, kept as they change: a view's thread reads
         # ``files``/``bytes`` while the events' threads change ``_shards``, so it must not iterate over it
         self.final = False
+        self.files_final = False  # the files' total is final (the bytes' may still grow)
         self.checkpoint: Any = None
         self.started = time.monotonic()
 
@@ -112,6 +113,7 @@ class Counts:
             self.retries += 1
         elif isinstance(event, Discovered):
             self.total_files, self.total_bytes, self.final = event.files, event.bytes, event.final
+            self.files_final = event.final or event.files_final
         elif isinstance(event, SourceRead):
             self.read += event.size_bytes
         elif isinstance(event, RowsFound):
@@ -132,10 +134,13 @@ def _eta(c: Counts, rate_bps: float) -> str:
     """The time left at ``rate_bps``; while the totals are still growing (not ``final``), the time left
     for what is counted so far, a lower bound, marked ``+`` as the totals are (``ETA 0:04:10+``)."""
     total_files, total_bytes = c.shown_totals
+    by_files = (total_files - c.files) * c.elapsed_s / c.files if total_files and c.files else None
     if total_bytes and rate_bps > 0:
         left_s = max(0.0, (total_bytes - c.done_bytes) / rate_bps)
-    elif total_files and c.files:
-        left_s = max(0.0, (total_files - c.files) * c.elapsed_s / c.files)
+        if not c.final and c.files_final and by_files is not None:  # the sizes still counted: the files say more
+            left_s = max(left_s, by_files)
+    elif by_files is not None:
+        left_s = max(0.0, by_files)
     else:
         return "ETA -"
     m, s = divmod(int(left_s + 0.5), 60)
@@ -177,7 +182,7 @@ def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
     else:
         more = "" if c.final else "+"
         total_files, total_bytes = c.shown_totals
-        head = f"{label}  {c.files:,}/{total_files:,}{more} files"
+        head = f"{label}  {c.files:,}/{total_files:,}{'' if c.files_final else '+'} files"
         tail = (f"{format_bytes(c.done_bytes)}/{format_bytes(total_bytes)}{more}  {format_bytes(rate)}/s  "
                 f"{_eta(c, rate)}")
     if notes:
@@ -261,7 +266,7 @@ class PlainProgress:
                     f"checkpoint {c.checkpoint}")
         else:
             total_files, total_bytes = c.shown_totals
-            what = (f"{c.files}/{total_files}{more} files, "
+            what = (f"{c.files}/{total_files}{'' if c.files_final else '+'} files, "
                     f"{format_bytes(c.done_bytes)}/{format_bytes(total_bytes)}{more}")
         self._stream.write(f"s3pump: {what}, {rate}, {c.retries} retries, {c.failed} failed\n")
         self._stream.flush()
