@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -61,8 +62,9 @@ def main() -> None:
 
     bench = Bench()
     os.environ["S3PUMP_STATE_DIR"] = str(bench.dir / "state")  # the journals: the benchmark's, not the user's
+    data = Path(tempfile.mkdtemp(prefix="s3pump-bench-count-"))
     try:
-        src = Path(tempfile.mkdtemp(prefix="s3pump-bench-count-")) / "tree"
+        src = data / "tree"
         generate(src, count=args.files, size_bytes=4096, seed=7)
         counts = []
         for _ in range(3):
@@ -100,6 +102,7 @@ def main() -> None:
               f"{count_wall_s / without_s:.2%} | {with_s / without_s:.3f} |")
     finally:
         bench.close()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
