@@ -41,6 +41,7 @@ __all__ = [
     "PartDone",
     "Resuming",
     "RetryScheduled",
+    "RowsFound",
     "ShardProgress",
     "ShardSettled",
     "SourceRead",
@@ -53,11 +54,13 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Discovered:
     """A source found more work: ``files`` and ``bytes`` found so far in all (cumulative);
-    ``final`` once it has found everything."""
+    ``final`` once it has found everything; ``files_final``: the count of files is final, the bytes
+    are still being counted (upload's count ahead counts names first, then sizes)."""
 
     files: int
     bytes: int
     final: bool = False
+    files_final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,14 @@ class Resuming:
 
     files_done: int
     uploads: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowsFound:
+    """An export counted the rows it is to read this run (those past its checkpoint's cursor, counted
+    at its start): the progress view's total of rows."""
+
+    rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,18 +299,21 @@ class ConcurrencyChanged:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """The engine's state, about twice a second: for metrics gauges and plain progress."""
+    """The engine's state, about twice a second: for metrics gauges and plain progress.
+    ``sending_bytes``: the bytes of the requests in flight sent so far (counted under ``--bwlimit``,
+    where bodies are paced as they are read; 0 otherwise): progress moves within a long part."""
 
     requests_in_flight: int
     concurrency_limit: int
     part_buffers: int
     retry_tokens: int
+    sending_bytes: int = 0
 
 
 Event = (FileDone | FileFailed | FileSkipped | FilesUnchanged | EntrySkipped | PartDone | MultipartCreating
          | MultipartCreated | MultipartAborted | MultipartAbortFailed | RetryScheduled | UploadPlanned | ObjectDeleted
          | ConcurrencyChanged | Tick | Discovered | SourceRead | BatchExported | StopRequested | ClusterForecast
-         | ShardProgress | ShardSettled | Resuming)
+         | ShardProgress | ShardSettled | Resuming | RowsFound)
 Subscriber = Callable[[Event], None]
 
 

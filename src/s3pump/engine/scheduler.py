@@ -72,7 +72,7 @@ from ..fileid import FileIdentity, fd_path, open_version
 from ..items import PartSource, UploadItem
 from ..retry import RetryPolicy
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Request, Store
-from ..store.body import FileRange, PartBody, Throttled
+from ..store.body import FileRange, PartBody, SentBytes, Throttled
 from .completion import complete_with_retries
 from .limits import ConcurrencyDecision, EngineLimits
 from .multipart import FilePartSource, part_size_for
@@ -125,6 +125,7 @@ class _Req:
     retried_after: S3PumpError | None = None  # the error of the last retry (its cost is refunded on success)
     timeout_s: float = 0.0
     fd: int | None = None  # a file opened for a paced (--bwlimit) single PUT
+    sent: SentBytes | None = None  # the bytes of a paced body read so far (this attempt)
 
 
 @dataclass(slots=True)
@@ -297,7 +298,8 @@ class Engine:
         if now - self._last_tick < 0.5:
             return
         self._last_tick = now
-        self.bus.emit(Tick(len(self._inflight), self.limit, self._buffers, self.policy.budget.tokens))
+        sending = sum(req.sent.n for req in self._inflight.values() if req.sent is not None)
+        self.bus.emit(Tick(len(self._inflight), self.limit, self._buffers, self.policy.budget.tokens, sending))
 
     def _apply(self, decision: ConcurrencyDecision | None) -> None:
         if decision is None:
@@ -386,6 +388,7 @@ class Engine:
             self._throttle.sent()
         q = self._q
         bw = self._bandwidth
+        req.sent = None if bw is None else SentBytes()
 
         def done(result: PutResult | S3PumpError) -> None:
             q.put(_Settled(req, result))
@@ -393,7 +396,7 @@ class Engine:
         try:
             if req.mp is not None:
                 assert req.mp.upload_id is not None and req.body is not None
-                body = req.body if bw is None else Throttled(req.body, bw)
+                body = req.body if bw is None else Throttled(req.body, bw, sent=req.sent)
                 req.handle = self.store.upload_part(
                     self.bucket, item.key, req.mp.upload_id, req.part_number, body, done
                 )
@@ -408,13 +411,14 @@ class Engine:
                                                      _sent_attrs(item, self.config, req.fd), done)
                 else:
                     whole = FileRange(req.fd, 0, item.size_bytes, item.path)
-                    req.handle = self.store.put_bytes(self.bucket, item.key, whole if bw is None
-                                                      else Throttled(whole, bw), _sent_attrs(item, self.config, req.fd),
-                                                      done)
+                    body = whole if bw is None else Throttled(whole, bw, sent=req.sent)
+                    req.handle = self.store.put_bytes(self.bucket, item.key, body,
+                                                      _sent_attrs(item, self.config, req.fd), done)
             else:
                 data = item.body if item.body is not None else b""
                 req.handle = self.store.put_bytes(self.bucket, item.key,
-                                                  data if bw is None else Throttled(data, bw), item.attrs, done)
+                                                  data if bw is None else Throttled(data, bw, sent=req.sent),
+                                                  item.attrs, done)
         except S3PumpError as e:  # refused before it started (e.g. credentials, unreadable file)
             done(e)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..events import Event
+from ..events import Event, RowsFound
 from ..items import UploadItem
 from ..run import Run
 from ..sources.table import TableSource, decode_cursor
@@ -102,6 +102,8 @@ class ExportJob:
         if replay:
             replayed = self._replay()
         else:
+            if not follow:  # a total to go by (following, the rows keep coming: none)
+                self.say_rows_total()
             old_keys = set(self.ledger.stored_rows)
             while True:
                 self.source.check_cursor_not_null()  # a NULL added while following stops the run here
@@ -116,6 +118,13 @@ class ExportJob:
             if self.complete():
                 self.delete_superseded(old_keys)
         return self.report(replayed)
+
+    def say_rows_total(self) -> None:
+        """Count the rows this run reads (past the checkpoint's cursor; every row with ``--dedup``) and
+        say it (``RowsFound``), for the progress view's total and ETA."""
+        rows = self.source.count_after(None if self.dedup else decode_cursor(self.checkpoint.cursor))
+        if rows is not None:
+            self.bus.emit(RowsFound(rows))
 
     def begin(self, from_start: bool) -> None:
         """Load the checkpoint (or, ``from_start``, list what it supersedes); check the table's schema

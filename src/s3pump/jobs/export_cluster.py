@@ -99,6 +99,7 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
     db = worker_db(db)
     range_rows = range_rows or _range_rows_from_env()
     exporter.begin(from_start)
+    exporter.say_rows_total()
     cp = exporter.checkpoint
     job = RangeJob(db, exporter.table, exporter.source.cursor.name, str(exporter.dest), tuple(exporter.specs),
                    exporter.fmt, exporter.compression, exporter.one_per_row, exporter.batch_rows, lock_timeout_s,

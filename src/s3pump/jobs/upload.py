@@ -31,6 +31,7 @@ from ..report import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
+from ..sources.countahead import counted_ahead
 from ..sources.failedlist import read_failed_list
 from ..sources.keynames import KeyNames
 from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
@@ -196,6 +197,9 @@ def upload(
                   check_failed_list=True)
         items: Iterable[UploadItem | Discovered] = (
             read_failed_list(from_list, dest, attrs) if from_list is not None else tree(walk, lambda: run.cancelled))
+        if from_list is None and walk is None and not dry_run:  # totals now, not when the walk gets there
+            items = counted_ahead(items, roots, run.bus.emit, follow_symlinks=config.follow_symlinks,
+                                  path_filter=path_filter, on_stop=run.on_cancel)
         if dry_run:
             return _dry_run(run, items)
         with run:

@@ -20,6 +20,7 @@ import concurrent.futures as cf
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,8 @@ _BATCH_FILES = 64
 _BATCH_BYTES = 16 * 1024 * 1024
 #: Unchanged files counted into one FilesUnchanged event (``list_unchanged=False``).
 _UNCHANGED_PER_EVENT = 1000
+#: Seconds between the totals said while the walk goes on (every 256 files at most).
+_SAY_EVERY_S = 0.25
 #: Walk errors remembered to withhold deletes under them; beyond this, no delete at all.
 _MAX_ERROR_KEYS = 10_000
 
@@ -200,6 +203,8 @@ class SyncPlanner:
         normalized = self.config.normalize_keys != "none"
         lister = threading.Thread(target=list_remote, name="s3pump-sync-list", daemon=True)
         lister.start()
+        walked = [0, 0]  # files and bytes the walk found: the run's totals, said as they grow (issue 26)
+        say_at = time.monotonic() + _SAY_EVERY_S
         try:
             for item in self._walk(out):
                 if failure:  # the listing failed: its error, not a plan
@@ -221,12 +226,20 @@ class SyncPlanner:
                 local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))
                 if normalized and item.path is not None and item.path != self._path(item.key):
                     self._renamed[item.key] = item.path
+                walked[0] += 1
+                walked[1] += item.size_bytes
+                if walked[0] % 256 == 0 and time.monotonic() >= say_at:
+                    say_at = time.monotonic() + _SAY_EVERY_S
+                    out.put(Discovered(walked[0], walked[1]))
+                    out.flush()
                 if out.stopped:
                     raise Stopped
             if out.stopped:  # a walk cut short is no plan: never delete on it
                 raise Stopped
             for path, kind in self.walk_totals.drain_skips():
                 out.put(EntrySkipped(path, kind))
+            # every local file is planned once (unchanged, to upload, or to compare): the walk's count is the total
+            out.put(Discovered(walked[0], walked[1], final=True))
             out.flush()
             while lister.is_alive():  # a cancel is seen within 0.2 s, however long a listing page takes
                 if out.stopped:
@@ -391,8 +404,6 @@ class SyncPlanner:
             self._skipped(out, a.key, o.digest.size_bytes if o.digest else a.local[1] if a.local else 0, o.reason)
             return
         assert o.digest is not None
-        if a.kind == "compare":  # now known to need an upload
-            self._found(out, 0, o.digest.size_bytes)
         out.put(UploadPlanned(path, a.key, o.digest.size_bytes, o.reason, o.fallback))
         if o.fallback:
             log.info("uploading %s: %s", self.dest.key_url(a.key), o.reason)
@@ -505,11 +516,10 @@ class SyncPlanner:
             counted[:] = [0, 0]
 
     def _found(self, out: Handoff[Any], files: int, size_bytes: int) -> None:
-        """Count planned files and bytes to upload; a Discovered event every 256 files."""
+        """Count planned files and bytes (the totals were said after the walk; the final ``Discovered``
+        at the end of the plan says these counts, the same unless the tree changed)."""
         self.found_files += files
         self.found_bytes += size_bytes
-        if files and self.found_files % 256 == 0:
-            out.put(Discovered(self.found_files, self.found_bytes))
 
 
 _NO_ATTRS = ObjectAttributes()

@@ -123,6 +123,8 @@ class PostgresTable(SqlTextTable):
         self._sql_nth_after = f"SELECT {q} FROM {self.relation} WHERE {q} > $1 ORDER BY {q} OFFSET $2 LIMIT 1"
         self._sql_max = f"SELECT max({q}) FROM {self.relation}"
         self._sql_max_after = f"SELECT max({q}) FROM {self.relation} WHERE {q} > $1"
+        self._sql_count = f"SELECT count({q}) FROM {self.relation}"
+        self._sql_count_after = f"SELECT count(*) FROM {self.relation} WHERE {q} > $1"
 
     # ---- statements
     def _arrow(self, sql: str, params: tuple[Any, ...]) -> pa.Table:

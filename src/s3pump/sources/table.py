@@ -224,6 +224,16 @@ class TableSource:
         """The largest cursor value in the table (None if it is empty)."""
         return self._cursor_max(None)
 
+    def count_after(self, after: Any) -> int | None:
+        """How many rows have a cursor value > ``after`` (not NULL, if None): what an export from there
+        reads (``SELECT count(*)``, an index range scan where the cursor is indexed); None when the reader
+        cannot count.
+
+        Raises:
+            SourceUnreadableError: the query failed.
+        """
+        return None
+
     def null_cursor_rows(self) -> int:
         """How many rows hold NULL in the cursor column (0 without a query when the column cannot)."""
         if not self.cursor.nullable:
@@ -295,6 +305,8 @@ class SqlTextTable(TableSource):
     _sql_nth_after: str
     _sql_max: str
     _sql_max_after: str
+    _sql_count: str
+    _sql_count_after: str
 
     def _cursor_nth(self, after: Any, offset: int) -> Any:
         if after is None:
@@ -303,6 +315,10 @@ class SqlTextTable(TableSource):
 
     def _cursor_max(self, after: Any) -> Any:
         return self._one(self._sql_max, ()) if after is None else self._one(self._sql_max_after, (after,))
+
+    def count_after(self, after: Any) -> int | None:
+        n = self._one(self._sql_count, ()) if after is None else self._one(self._sql_count_after, (after,))
+        return int(n or 0)
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         """The first value of the first row of ``sql``'s answer, or None."""
@@ -360,6 +376,8 @@ class _SqliteTable(SqlTextTable):
         self._sql_nth_after = f"SELECT {c} FROM {_quote(table)} WHERE {c} > ? ORDER BY {c} LIMIT 1 OFFSET ?"
         self._sql_max = f"SELECT MAX({c}) FROM {_quote(table)}"
         self._sql_max_after = f"SELECT MAX({c}) FROM {_quote(table)} WHERE {c} > ?"
+        self._sql_count = f"SELECT COUNT({c}) FROM {_quote(table)}"
+        self._sql_count_after = f"SELECT COUNT(*) FROM {_quote(table)} WHERE {c} > ?"
         # with text_factory=bytes, TEXT values of every non-BLOB column come back as bytes
         self._text = {i for i, col in enumerate(columns) if not pa.types.is_binary(col.arrow_type)}
         self._arrow: ArrowBatchReader | None = None
@@ -569,6 +587,12 @@ class _SqlAlchemyTable(TableSource):
         q = self._sa.select(c).where(c.is_not(None) if after is None else c > after).order_by(c)
         rows = self._execute(q.offset(offset).limit(1))
         return rows[0][0] if rows else None
+
+    def count_after(self, after: Any) -> int | None:
+        c = self._cursor_raw
+        q = self._sa.select(self._sa.func.count()).select_from(self.t).where(c.is_not(None) if after is None
+                                                                              else c > after)
+        return int(self._execute(q)[0][0])
 
     def _cursor_max(self, after: Any) -> Any:
         c = self._cursor_raw

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from ..errors import SourceChangedError, SourceUnreadableError
 
-__all__ = ["BufferSlice", "FileRange", "PartBody", "StreamBody", "Throttled"]
+__all__ = ["BufferSlice", "FileRange", "PartBody", "SentBytes", "StreamBody", "Throttled"]
 
 
 class FileRange:
@@ -169,34 +169,53 @@ class Pacer(Protocol):
     def take(self, n: float) -> None: ...
 
 
+class SentBytes:
+    """How many bytes of one request's body the store has read so far (a counter the engine reads while
+    the request is in flight: progress shows bytes as they are sent, not only when a part ends)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 class Throttled:
     """A body whose bytes are paced by a bandwidth limiter as the store reads them.
 
     awscrt pulls the bytes from this body's reader on its own threads; each read is capped at
     ``chunk_bytes`` and paid for in limiter tokens (one per byte) before it returns, so the cap
-    holds on bytes as they are sent, for single PUTs, parts and streams alike.
+    holds on bytes as they are sent, for single PUTs, parts and streams alike. ``sent``: counts the
+    bytes handed to the store so far (the reader's position: a seek back on a retry counts down).
     """
 
-    __slots__ = ("chunk_bytes", "inner", "pacer")
+    __slots__ = ("chunk_bytes", "inner", "pacer", "sent")
 
-    def __init__(self, inner: bytes | FileRange | BufferSlice, pacer: Pacer, chunk_bytes: int = 256 * 1024) -> None:
+    def __init__(self, inner: bytes | FileRange | BufferSlice, pacer: Pacer, chunk_bytes: int = 256 * 1024,
+                 sent: SentBytes | None = None) -> None:
         self.inner = inner
         self.pacer = pacer
         self.chunk_bytes = chunk_bytes
+        self.sent = sent if sent is not None else SentBytes()
 
     def __len__(self) -> int:
         return len(self.inner)
 
     def read(self) -> bytes:
+        """All the bytes (for stores that keep them), paced and counted a chunk at a time."""
         data = self.inner if isinstance(self.inner, bytes) else self.inner.read()
-        self.pacer.take(len(data))
+        self.sent.n = 0
+        for start in range(0, len(data), self.chunk_bytes):
+            n = min(self.chunk_bytes, len(data) - start)
+            self.pacer.take(n)
+            self.sent.n += n
         return data
 
     def reader(self) -> _ThrottledReader:
         import io
 
         inner = io.BytesIO(self.inner) if isinstance(self.inner, bytes) else self.inner.reader()
-        return _ThrottledReader(inner, self.pacer, self.chunk_bytes)
+        self.sent.n = 0
+        return _ThrottledReader(inner, self.pacer, self.chunk_bytes, self.sent)
 
 
 class _Reader(Protocol):
@@ -208,27 +227,32 @@ class _Reader(Protocol):
 
 
 class _ThrottledReader:
-    __slots__ = ("_chunk", "_inner", "_pacer")
+    __slots__ = ("_chunk", "_inner", "_pacer", "_sent")
 
-    def __init__(self, inner: _Reader, pacer: Pacer, chunk_bytes: int) -> None:
+    def __init__(self, inner: _Reader, pacer: Pacer, chunk_bytes: int, sent: SentBytes) -> None:
         self._inner = inner
         self._pacer = pacer
         self._chunk = chunk_bytes
+        self._sent = sent
 
     def readinto(self, buffer: memoryview) -> int:
         n = self._inner.readinto(buffer[: self._chunk]) or 0
         if n:
             self._pacer.take(n)
+            self._sent.n += n
         return n
 
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(min(size, self._chunk) if size >= 0 else self._chunk)
         if data:
             self._pacer.take(len(data))
+            self._sent.n += len(data)
         return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._inner.seek(offset, whence)
+        pos = self._inner.seek(offset, whence)
+        self._sent.n = pos
+        return pos
 
 
 class StreamBody(Protocol):

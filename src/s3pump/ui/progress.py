@@ -30,8 +30,10 @@ from ..events import (
     FilesUnchanged,
     PartDone,
     RetryScheduled,
+    RowsFound,
     ShardProgress,
     SourceRead,
+    Tick,
 )
 from ..units import format_bytes, format_rate
 
@@ -41,17 +43,21 @@ __all__ = ["Counts", "PlainProgress", "ProgressBar", "progress_line"]
 class Counts:
     """What the views show, counted from events. ``update`` says whether the event changed anything."""
 
-    __slots__ = ("_bytes", "_files", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed", "final",
-                 "objects", "read", "retries", "rows", "skipped_bytes", "started", "total_bytes", "total_files")
+    __slots__ = ("_bytes", "_files", "_sending", "_shard_bytes", "_shard_files", "_shards", "checkpoint", "failed",
+                 "files_final", "final", "objects", "read", "retries", "rows", "skipped_bytes", "started",
+                 "total_bytes", "total_files", "total_rows")
 
     def __init__(self) -> None:
         self._files = self.failed = self.retries = self._bytes = self.objects = self.rows = self.read = 0
         self.total_files = self.total_bytes = 0
+        self.total_rows: int | None = None  # an export's rows to read this run, once counted
+        self._sending = 0  # bytes of requests in flight sent so far (the engine's last Tick; --bwlimit)
         self.skipped_bytes = 0  # of files not sent (unchanged, done in an earlier run): in the totals, not the rate
         self._shards: dict[int, tuple[int, int]] = {}  # --cluster: files and bytes of shards in flight
         self._shard_files = self._shard_bytes = 0  # their sums, kept as they change: a view's thread reads
         # ``files``/``bytes`` while the events' threads change ``_shards``, so it must not iterate over it
         self.final = False
+        self.files_final = False  # the files' total is final (the bytes' may still grow)
         self.checkpoint: Any = None
         self.started = time.monotonic()
 
@@ -62,8 +68,9 @@ class Counts:
 
     @property
     def bytes(self) -> int:
-        """Bytes sent, with those of ``--cluster`` shards still in flight."""
-        return self._bytes + self._shard_bytes
+        """Bytes sent: of requests finished, of requests in flight so far (as the last ``Tick`` counted them;
+        under ``--bwlimit``), and of ``--cluster`` shards still in flight."""
+        return self._bytes + self._sending + self._shard_bytes
 
     @property
     def done_bytes(self) -> int:
@@ -81,8 +88,12 @@ class Counts:
             self.objects += 1
             if not event.parts:  # multipart bytes come part by part
                 self._bytes += event.size_bytes
+                self._sending = max(0, self._sending - event.size_bytes)  # no longer in flight: never twice
         elif isinstance(event, PartDone):
             self._bytes += event.size_bytes
+            self._sending = max(0, self._sending - event.size_bytes)
+        elif isinstance(event, Tick):
+            self._sending = event.sending_bytes
         elif isinstance(event, FileSkipped):
             self._files += 1
             self.skipped_bytes += event.size_bytes
@@ -102,8 +113,11 @@ class Counts:
             self.retries += 1
         elif isinstance(event, Discovered):
             self.total_files, self.total_bytes, self.final = event.files, event.bytes, event.final
+            self.files_final = event.final or event.files_final
         elif isinstance(event, SourceRead):
             self.read += event.size_bytes
+        elif isinstance(event, RowsFound):
+            self.total_rows = event.rows
         elif isinstance(event, BatchExported):
             self.rows += event.rows
             self.checkpoint = event.checkpoint
@@ -117,18 +131,37 @@ class Counts:
 
 
 def _eta(c: Counts, rate_bps: float) -> str:
-    if not c.final:
-        return "ETA -"
+    """The time left at ``rate_bps``; while the totals are still growing (not ``final``), the time left
+    for what is counted so far, a lower bound, marked ``+`` as the totals are (``ETA 0:04:10+``)."""
     total_files, total_bytes = c.shown_totals
+    by_files = (total_files - c.files) * c.elapsed_s / c.files if total_files and c.files else None
     if total_bytes and rate_bps > 0:
         left_s = max(0.0, (total_bytes - c.done_bytes) / rate_bps)
-    elif total_files and c.files:
-        left_s = max(0.0, (total_files - c.files) * c.elapsed_s / c.files)
+        if not c.final and c.files_final and by_files is not None:  # the sizes still counted: the files say more
+            left_s = max(left_s, by_files)
+    elif by_files is not None:
+        left_s = max(0.0, by_files)
     else:
         return "ETA -"
     m, s = divmod(int(left_s + 0.5), 60)
     h, m = divmod(m, 60)
-    return f"ETA {h}:{m:02d}:{s:02d}"
+    return f"ETA {h}:{m:02d}:{s:02d}" + ("" if c.final else "+")
+
+
+def _rows_done(c: Counts) -> str:
+    """``1,200/5,000`` (rows exported of the total counted; never over it: rows added meanwhile are more)."""
+    if c.total_rows is None:
+        return f"{c.rows:,}"
+    return f"{c.rows:,}/{max(c.total_rows, c.rows):,}"
+
+
+def _rows_eta(c: Counts) -> str:
+    """``ETA 0:01:05  `` by the rows' rate, once the total is counted and rows have been exported."""
+    if c.total_rows is None or not c.rows:
+        return ""
+    m, s = divmod(int(max(0, c.total_rows - c.rows) * c.elapsed_s / c.rows + 0.5), 60)
+    h, m = divmod(m, 60)
+    return f"ETA {h}:{m:02d}:{s:02d}  "
 
 
 def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
@@ -143,13 +176,13 @@ def progress_line(kind: str, c: Counts, label: str) -> tuple[str, str]:
         head = f"{label}  read {format_bytes(c.read)}"
         tail = f"sent {format_bytes(c.bytes)}  {format_bytes(rate)}/s"
     elif kind == "export":
-        head = f"{label}  {c.rows:,} rows"
+        head = f"{label}  {_rows_done(c)} rows"
         tail = (f"{c.objects:,} objects  {format_bytes(c.bytes)}  {c.rows / c.elapsed_s:,.0f} rows/s  "
-                f"checkpoint {c.checkpoint}")
+                f"{_rows_eta(c)}checkpoint {c.checkpoint}")
     else:
         more = "" if c.final else "+"
         total_files, total_bytes = c.shown_totals
-        head = f"{label}  {c.files:,}/{total_files:,}{more} files"
+        head = f"{label}  {c.files:,}/{total_files:,}{'' if c.files_final else '+'} files"
         tail = (f"{format_bytes(c.done_bytes)}/{format_bytes(total_bytes)}{more}  {format_bytes(rate)}/s  "
                 f"{_eta(c, rate)}")
     if notes:
@@ -228,10 +261,12 @@ class PlainProgress:
         if self.kind == "stream":
             what = f"read {format_bytes(c.read)}, sent {format_bytes(c.bytes)}"
         elif self.kind == "export":
-            what = f"{c.rows} rows, {c.objects} objects, {format_bytes(c.bytes)}, checkpoint {c.checkpoint}"
+            what = (f"{_rows_done(c).replace(',', '')} rows, {c.objects} objects, {format_bytes(c.bytes)}, "
+                    f"{_rows_eta(c).strip()}{', ' if c.total_rows is not None and c.rows else ''}"
+                    f"checkpoint {c.checkpoint}")
         else:
             total_files, total_bytes = c.shown_totals
-            what = (f"{c.files}/{total_files}{more} files, "
+            what = (f"{c.files}/{total_files}{'' if c.files_final else '+'} files, "
                     f"{format_bytes(c.done_bytes)}/{format_bytes(total_bytes)}{more}")
         self._stream.write(f"s3pump: {what}, {rate}, {c.retries} retries, {c.failed} failed\n")
         self._stream.flush()
