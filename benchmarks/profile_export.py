@@ -90,7 +90,7 @@ def profile(db: str, fmt: str, out: Path, extra: list[str], table: str = "events
 def profile_postgres(args: argparse.Namespace) -> None:
     """The PostgreSQL workload of ``export.py --source postgres`` under py-spy."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgserver
-    from export import make_pg_events
+    from export_pg import make_pg_events
 
     from tests.pgserver import start_postgres, stop_postgres
 
