@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SourceUnreadableError, UsageError
-from .pg_types import PgColumn, bad_row_check, convert_column, pg_column
+from .pg_types import PgColumn, as_cursor, bad_row_check, convert_column, pg_column
 from .sqlite_arrow import ArrowRows
 from .table import BadRow, Column, RowBatch, SqlTextTable, find_column
 
@@ -104,6 +104,8 @@ class PostgresTable(SqlTextTable):
             self.pg.append(c)
             columns.append(Column(att, declared, c.arrow_type, not notnull, pk))
         cursor = _pick_cursor(self.where, rel, columns, cursor_column)
+        at = columns.index(cursor)
+        self.pg[at] = as_cursor(self.pg[at])
         super().__init__(self.where, rel, columns, cursor)
         q = _quote(cursor.name)
         check = bad_row_check(self.pg)
