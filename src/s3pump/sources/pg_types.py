@@ -106,7 +106,8 @@ def pg_column(name: str, declared: str, typname: str, typtype: str, typmod: int,
     if typname == "numeric":
         ps = _numeric_typmod(typmod)
         not_special = f"{q} NOT IN ('NaN'::numeric, 'Infinity'::numeric, '-Infinity'::numeric)"
-        if ps is not None:
+        if ps is not None:  # with a typmod: no infinities ("numeric field overflow"), NaN only
+            not_special = f"{q} <> 'NaN'::numeric"  # (PostgreSQL's NaN equals NaN)
             p, s = ps
             typ = pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
             if p <= 18:  # the unscaled value as an int8: ADBC reads it 3-4 times faster than the text
