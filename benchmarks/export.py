@@ -48,7 +48,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-from export_pg import check_rows, find_sling, make_pg_events, pg_tools
+from export_pg import find_sling, pg_workload
 from harness import Bench, Sample, Series, alternate, s3pump_cli
 
 DLT_SCRIPT = r'''
@@ -81,24 +81,13 @@ def make_events_db(path: Path, rows: int) -> None:
 
 
 def main_postgres(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgserver
-    from tests.pgserver import start_postgres, stop_postgres
-
     bench = Bench()
-    pg = start_postgres()
     work = Path(tempfile.mkdtemp(prefix="s3pump-bench-export-pg-"))
     try:
-        t0 = time.monotonic()
-        make_pg_events(pg.url, args.rows)
-        print(f"generated {args.rows:,} rows in PostgreSQL in {time.monotonic() - t0:.1f} s", file=sys.stderr)
-        bucket = bench.bucket(f"bench-export-pg-{args.format}")
-        tools = pg_tools(bench, pg.url, bucket, args.format, work, tools=set(args.tools.split(",")),
-                         dlt_python=args.dlt_python, sling=find_sling(args.sling),
-                         s3pump_args=tuple(args.s3pump_args.split()))
-        series = alternate(args.rounds, tools)
-        check_rows(bench, bucket, args.format, list(tools), args.rounds, args.rows)
+        series = pg_workload(bench, work, args.rows, args.rounds, args.format, set(args.tools.split(",")),
+                             dlt_python=args.dlt_python, sling=find_sling(args.sling),
+                             s3pump_args=tuple(args.s3pump_args.split()))
     finally:
-        stop_postgres(pg)
         bench.close()
         import shutil
 

@@ -31,10 +31,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import Bench, Sample, s3pump_cli
+from harness import Bench, Sample, Series, alternate, s3pump_cli
 
 TABLE = "pgevents"
 HERE = Path(__file__).resolve().parent
@@ -173,3 +174,25 @@ def check_rows(bench: Bench, bucket: str, fmt: str, tools: list[str], rounds: in
         for r in range(rounds):
             got = rows_under(bench, bucket, PREFIX[name].format(r=r), fmt)
             assert got == expected, f"{name} round {r + 1}: {got:,} rows, expected {expected:,}"
+
+
+def pg_workload(bench: Bench, work: Path, rows: int, rounds: int, fmt: str, tools: set[str], *,
+                dlt_python: str, sling: str | None, s3pump_args: tuple[str, ...] = ()) -> dict[str, Series]:
+    """A PostgreSQL of its own with ``rows`` rows of ``pgevents``; ``rounds`` alternating rounds of
+    the chosen tools exporting it as ``fmt`` to a bucket of ``bench``'s server; every run checked."""
+    sys.path.insert(0, str(HERE.parent))  # tests.pgserver
+    from tests.pgserver import start_postgres, stop_postgres
+
+    pg = start_postgres()
+    try:
+        t0 = time.monotonic()
+        make_pg_events(pg.url, rows)
+        print(f"generated {rows:,} rows in PostgreSQL in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        bucket = bench.bucket(f"bench-export-pg-{fmt}")
+        chosen = pg_tools(bench, pg.url, bucket, fmt, work, tools=tools, dlt_python=dlt_python, sling=sling,
+                          s3pump_args=s3pump_args)
+        series = alternate(rounds, chosen)
+        check_rows(bench, bucket, fmt, list(chosen), rounds, rows)
+        return series
+    finally:
+        stop_postgres(pg)
