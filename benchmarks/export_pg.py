@@ -14,10 +14,18 @@ Tools (each a child process, timed by ``harness.Bench.time``):
   floor (for JSON Lines the server builds each line with ``row_to_json``);
 - ``dlt``: ``sql_table`` (SQLAlchemy + psycopg2) → ``filesystem`` destination; Parquet through its
   ``pyarrow`` backend, JSON Lines (gzip, dlt's default) through its default row backend; from
-  ``--dlt-python`` (``python -m venv /tmp/dlt-venv && /tmp/dlt-venv/bin/pip install
-  'dlt[filesystem,sql_database,parquet]' psycopg2-binary``);
+  ``--dlt-python``: ``python -m venv /tmp/dlt-venv && /tmp/dlt-venv/bin/pip install
+  'dlt[filesystem,sql_database,parquet]' sqlalchemy psycopg2-binary`` (dlt 1.31's extra no longer
+  brings SQLAlchemy);
 - ``sling``: ``sling run`` from the PyPI package ``sling-linux-amd64`` (its Go binary), stream
-  ``public.pgevents`` to ``jsonlines`` + gzip or ``parquet``, 500,000 rows a file.
+  ``public.pgevents`` to ``jsonlines`` + gzip or ``parquet``, 500,000 rows a file. Sling writes
+  Parquet through the DuckDB CLI and its S3 extensions, which it downloads at run time (fails
+  offline); the same come from PyPI: ``python -m venv /tmp/sling-venv && /tmp/sling-venv/bin/pip
+  install sling-linux-amd64 duckdb-cli==1.4.4 duckdb-ext-aws==1.4.4.20260205
+  duckdb-ext-httpfs==1.4.4.20260205 duckdb-ext-json==1.4.4.20260205 duckdb-ext-icu==1.4.4.20260205
+  && chmod +x /tmp/sling-venv/bin/duckdb`` (that wheel installs the binary without its x bit);
+  ``pg_tools`` points Sling at it (``DUCKDB_PATH``, ``DUCKDB_VERSION``) and copies the extensions
+  where DuckDB looks (``$HOME/.duckdb/extensions``, ``HOME`` a directory of the run).
 
 A peer whose program is missing is skipped with a note. Every run is checked afterwards: the rows
 under its prefix (Parquet rows, or JSON lines) add up to the table's row count.
@@ -163,7 +171,8 @@ def rows_under(bench: Bench, bucket: str, prefix: str, fmt: str) -> int:
         body = bench.client.get_object(Bucket=bucket, Key=k)["Body"].read()
         if body[:2] == b"\x1f\x8b":
             body = gzip.decompress(body)
-        json.loads(body[:body.find(b"\n")])  # JSON, not still compressed: its first line is a JSON object
+        if body.strip():  # JSON, not still compressed: its first line parses (Sling may write an empty last file)
+            json.loads(body.split(b"\n", 1)[0])
         rows += body.count(b"\n") + (0 if not body or body.endswith(b"\n") else 1)
     return rows
 

@@ -145,11 +145,14 @@ def as_cursor(c: PgColumn) -> PgColumn:
     return c
 
 
-def bad_row_check(columns: Sequence[PgColumn]) -> str | None:
+def bad_row_check(columns: Sequence[PgColumn], row: str | None = None) -> str | None:
     """A SQL expression: NULL for a row every column of which can be stored, else the reason (the
-    first column that cannot, and its value as text)."""
+    first column that cannot, and its value as text); with ``row`` (an expression of text with no
+    newline, e.g. ``row_to_json(t)::text``) ``row``, a newline, then the reason: one value per row,
+    the check evaluated once."""
+    before = f"{row} || E'\\n' || " if row is not None else ""
     whens = [f"WHEN {c.column} IS NOT NULL AND NOT {c.check} THEN "
-             f"'column {_sql_text(c.name)} ({_sql_text(c.declared)}): ' || {_reason(c)}"
+             f"{before}'column {_sql_text(c.name)} ({_sql_text(c.declared)}): ' || {_reason(c)}"
              for c in columns if c.check is not None]
     return f"CASE {' '.join(whens)} END" if whens else None
 

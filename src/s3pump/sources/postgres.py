@@ -30,7 +30,7 @@ from .table import BadRow, Column, RowBatch, SqlTextTable, find_column
 
 __all__ = ["PostgresTable", "is_postgres_url"]
 
-_BAD, _ROW = "s3pump_bad", "s3pump_row"
+_BAD = "s3pump_bad"
 
 _CATALOG = """
 SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typtype::text,
@@ -108,11 +108,9 @@ class PostgresTable(SqlTextTable):
         self.pg[at] = as_cursor(self.pg[at])
         super().__init__(self.where, rel, columns, cursor)
         q = _quote(cursor.name)
-        check = bad_row_check(self.pg)
-        extra = ""
-        if check is not None:
-            extra = (f", {check} AS {_BAD}, "
-                     f"CASE WHEN ({check}) IS NOT NULL THEN row_to_json(s3pump_t)::text END AS {_ROW}")
+        # one column, NULL for a good row: a bad row's JSON (row_to_json escapes every newline), "\n", its reason
+        check = bad_row_check(self.pg, row="row_to_json(s3pump_t)::text")
+        extra = f", {check} AS {_BAD}" if check is not None else ""
         self._checked = check is not None
         select = f"SELECT {', '.join(c.expr for c in self.pg)}{extra} FROM {self.relation} AS s3pump_t"
         # statements as (SQL pieces, to join around their values: ``_statement``)
@@ -159,13 +157,13 @@ class PostgresTable(SqlTextTable):
         first, last = cursor[0].as_py(), cursor[-1].as_py()
         bad: list[BadRow] = []
         if self._checked:
-            reasons = raw.column(_BAD)
-            if reasons.null_count < raw.num_rows:
-                bad_at = pc.indices_nonzero(pc.is_valid(reasons)).to_pylist()
-                for i in bad_at:
-                    bad.append(BadRow(_cursor_value(cursor, i), reasons[i].as_py(), raw.column(_ROW)[i].as_py()))
-                raw = raw.filter(pc.is_null(reasons))
-            raw = raw.drop_columns([_BAD, _ROW])
+            found = raw.column(_BAD)
+            if found.null_count < raw.num_rows:
+                for i in pc.indices_nonzero(pc.is_valid(found)).to_pylist():
+                    row, _, reason = found[i].as_py().partition("\n")
+                    bad.append(BadRow(_cursor_value(cursor, i), reason, row))
+                raw = raw.filter(pc.is_null(found))
+            raw = raw.drop_columns([_BAD])
         arrays = [convert_column(col.combine_chunks(), c) for col, c in zip(raw.columns, self.pg, strict=True)]
         table = pa.Table.from_arrays(arrays, names=[c.name for c in self.pg])
         return RowBatch(ArrowRows(table), first, last, bad, table=table)
