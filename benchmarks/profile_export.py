@@ -71,18 +71,39 @@ def summarize(path: Path, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def profile(db: Path, fmt: str, out: Path, extra: list[str]) -> None:
-    """Run ``s3pump export`` under ``py-spy record`` against a fresh SeaweedFS; raw samples to ``out``."""
+def profile(db: str, fmt: str, out: Path, extra: list[str], table: str = "events") -> None:
+    """Run ``s3pump export`` under ``py-spy record`` against a fresh SeaweedFS; raw samples to ``out``
+    (``db``: a SQLite file, partitioned by day, or a PostgreSQL URL, not partitioned)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     bench = Bench()
     try:
         bucket = bench.bucket("bench-profile")
         argv = [spy, "record", "-r", "100", "--native", "-f", "raw", "-o", str(out), "--",
-                *s3pump_cli(), "export", str(db), f"s3://{bucket}/p", "--table", "events",
-                "--partition-by", "time:ts:day", "--format", fmt, "--no-progress", *extra]
+                *s3pump_cli(), "export", db, f"s3://{bucket}/p", "--table", table,
+                *([] if "://" in db else ["--partition-by", "time:ts:day"]), "--format", fmt, "--no-progress",
+                *extra]
         subprocess.run(argv, env=bench.env, check=True)
     finally:
         bench.close()
+
+
+def profile_postgres(args: argparse.Namespace) -> None:
+    """The PostgreSQL workload of ``export.py --source postgres`` under py-spy."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.pgserver
+    from export_pg import make_pg_events
+
+    from tests.pgserver import start_postgres, stop_postgres
+
+    pg = start_postgres()
+    work = Path(tempfile.mkdtemp(prefix="s3pump-profile-"))
+    try:
+        make_pg_events(pg.url, args.rows)
+        out = args.out or work / f"{args.format}.txt"
+        profile(pg.url, args.format, out, args.s3pump_args.split(), table="pgevents")
+        print(summarize(out))
+    finally:
+        stop_postgres(pg)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -92,9 +113,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="where py-spy's raw samples go (default: a temporary file)")
     ap.add_argument("--summarize", type=Path, help="only summarize this earlier profile")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump export")
+    ap.add_argument("--source", default="sqlite", choices=("sqlite", "postgres"),
+                    help="postgres: export.py's PostgreSQL table (pgevents) from a PostgreSQL of its own")
     args = ap.parse_args()
     if args.summarize:
         print(summarize(args.summarize))
+        return
+    if args.source == "postgres":
+        profile_postgres(args)
         return
     work = Path(tempfile.mkdtemp(prefix="s3pump-profile-"))
     try:
@@ -103,7 +129,7 @@ def main() -> None:
         make_events_db(db, args.rows)
         print(f"generated {args.rows:,} rows in {time.monotonic() - t0:.1f} s", file=sys.stderr)
         out = args.out or work / f"{args.format}.txt"
-        profile(db, args.format, out, args.s3pump_args.split())
+        profile(str(db), args.format, out, args.s3pump_args.split())
         print(summarize(out))
     finally:
         shutil.rmtree(work, ignore_errors=True)

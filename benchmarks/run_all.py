@@ -7,6 +7,12 @@ Workloads (full size / ``--quick``) and peers:
   export-jsonl    2,000,000 / 50,000 rows, JSON Lines gzip   dlt (jsonl), Sling (jsonlines, gzip)
   export-parquet  10,000,000 / 100,000 rows, Parquet         dlt (parquet)
   stream          4 GiB / 64 MiB from stdin                  s5cmd pipe
+  pg-parquet      2,000,000 / 50,000 PostgreSQL rows, Parquet      the ADBC reference, dlt, Sling
+  pg-jsonl        2,000,000 / 50,000 PostgreSQL rows, JSON Lines gzip  the ADBC reference, dlt, Sling
+
+The two PostgreSQL workloads (issue 25) start a PostgreSQL of their own (tests/pgserver.py, the
+``postgres`` and test extras) and are described in export_pg.py; their reference peer
+(pg_reference.py, ADBC → pyarrow → S3) always runs: the issue's Parquet target is relative to it.
 
 Every tool runs as a child process (wall, client CPU = user + system, peak RSS = its own VmHWM:
 ``harness.Bench.time``); each round runs every tool once, the order rotated round by round
@@ -42,14 +48,17 @@ from pathlib import Path
 from typing import TextIO
 
 from export import DLT_SCRIPT, make_events_db
+from export_pg import find_sling, pg_workload
 from harness import Bench, Sample, Series, alternate, aws_cli, s3pump_cli, s5cmd_binary
 from stream import PRODUCER
 
 from s3pump.jobs.generate import generate
 
 MIB = 2**20
-FULL = {"W1": 5000, "sync-noop": 25_000, "export-jsonl": 2_000_000, "export-parquet": 10_000_000, "stream": 4096 * MIB}
-QUICK = {"W1": 500, "sync-noop": 2000, "export-jsonl": 50_000, "export-parquet": 100_000, "stream": 64 * MIB}
+FULL = {"W1": 5000, "sync-noop": 25_000, "export-jsonl": 2_000_000, "export-parquet": 10_000_000, "stream": 4096 * MIB,
+        "pg-parquet": 2_000_000, "pg-jsonl": 2_000_000}
+QUICK = {"W1": 500, "sync-noop": 2000, "export-jsonl": 50_000, "export-parquet": 100_000, "stream": 64 * MIB,
+         "pg-parquet": 50_000, "pg-jsonl": 50_000}
 WORKLOADS = list(FULL)
 
 #: where each tool writes the table's objects in round 0 (checked for their row count)
@@ -65,19 +74,6 @@ class Result:
 
     def __init__(self, workload: str, what: str, series: dict[str, Series], n: int) -> None:
         self.workload, self.what, self.series, self.n = workload, what, series, n
-
-
-def _find_sling(given: str | None) -> str | None:
-    candidates = [given] if given else []
-    candidates += [shutil.which("sling") or "",
-                   *map(str, Path("/tmp/sling-venv/lib").glob("python3*/site-packages/sling_linux_amd64/bin/sling*"))]
-    try:  # the binary inside the PyPI package sling-linux-amd64, in this environment
-        import sling_linux_amd64  # type: ignore[import-not-found]
-
-        candidates += map(str, (Path(sling_linux_amd64.__file__).parent / "bin").glob("sling*"))
-    except ImportError:
-        pass
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 def _jsonl_rows(bench: Bench, bucket: str, prefix: str) -> int:
@@ -189,7 +185,7 @@ def export_jsonl(bench: Bench, work: Path, n: int, rounds: int, peers: set[str],
     }
     if "dlt" in peers:
         tools["dlt"] = _dlt(bench, work, args, DLT_JSONL_SCRIPT, db, bucket, "dlt")
-    sling = _find_sling(args.sling)
+    sling = find_sling(args.sling)
     if "sling" in peers and sling:
         s = bench.server
         bench.env["RUNALL_SQLITE"] = f"sqlite://{db}"
@@ -246,6 +242,14 @@ def stream(bench: Bench, work: Path, size: int, rounds: int, peers: set[str]) ->
     return Result("stream", f"stream {size / MIB:,.0f} MiB from stdin", series, size)
 
 
+def export_pg(bench: Bench, work: Path, n: int, rounds: int, peers: set[str], args: argparse.Namespace,
+              fmt: str) -> Result:
+    tools = {"s3pump", "reference"} | (peers & {"dlt", "sling"})
+    series = pg_workload(bench, work, n, rounds, fmt, tools, dlt_python=args.dlt_python, sling=find_sling(args.sling))
+    what = f"export {n:,} PostgreSQL rows, " + ("Parquet" if fmt == "parquet" else "JSON Lines gzip")
+    return Result(f"pg-{fmt}", what, series, n)
+
+
 # ---------------------------------------------------------------- report
 #: issue 15's table: the figures before the work ("today", measured 2026-11-21) and the targets
 ISSUE_TODAY = {
@@ -254,6 +258,8 @@ ISSUE_TODAY = {
     "export-jsonl": "104-112k rows/s (1.26 x Sling)",
     "export-parquet": "372k rows/s (1.4 x dlt)",
     "stream": "0.95 x s5cmd pipe; client 3.3 CPU-s/GiB (s5cmd 3.2)",
+    "pg-parquet": "(issue 25: new)",
+    "pg-jsonl": "(issue 25: new)",
 }
 
 
@@ -284,6 +290,14 @@ def _target(result: Result) -> tuple[str, str, bool | None]:
         vs = f" ({dlt.median('wall_s') / wall:.2f} x dlt)" if dlt else ""
         return (">= 400k rows/s, RSS <= 300 MB", f"{rate / 1000:,.0f}k rows/s{vs}, {rss:.0f} MB",
                 rate >= 400_000 and rss <= 300)
+    if result.workload == "pg-parquet":
+        ref = result.series["reference"]
+        speed, cpu_ratio = ref.median("wall_s") / wall, cpu / ref.median("cpu_s")
+        return (">= 0.9 x reference rows/s; CPU <= 1.3 x", f"{result.n / wall / 1000:,.0f}k rows/s = {speed:.2f} x; "
+                f"CPU {cpu:.1f} / {ref.median('cpu_s'):.1f} s = {cpu_ratio:.2f} x", speed >= 0.9 and cpu_ratio <= 1.3)
+    if result.workload == "pg-jsonl":
+        rate = result.n / wall
+        return ">= 300k rows/s", f"{rate / 1000:,.0f}k rows/s (CPU {cpu:.1f} s)", rate >= 300_000
     gib = result.n / 2**30
     if not s5:
         return "client <= 0.8 x s5cmd CPU-s/GiB; wall >= 1.05 x", f"{cpu / gib:.2f} CPU-s/GiB", None
@@ -352,6 +366,8 @@ def main() -> None:
             "export-jsonl": lambda: export_jsonl(bench, work, sizes["export-jsonl"], rounds, peers, args),
             "export-parquet": lambda: export_parquet(bench, work, sizes["export-parquet"], rounds, peers, args),
             "stream": lambda: stream(bench, work, sizes["stream"], rounds, peers),
+            "pg-parquet": lambda: export_pg(bench, work, sizes["pg-parquet"], rounds, peers, args, "parquet"),
+            "pg-jsonl": lambda: export_pg(bench, work, sizes["pg-jsonl"], rounds, peers, args, "jsonl"),
         }
         for name in chosen:
             print(f"== {name} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)

@@ -97,6 +97,7 @@ BAD = {
     7: "(d) VALUES ('0044-03-15 BC')",
     8: "(tstz) VALUES ('-infinity')",
     9: "(tstz, n) VALUES ('0100-01-01 00:00:00+00 BC', 1)",
+    10: "(n102) VALUES ('NaN')",  # read as a scaled int8 (pg_types): the check still sees the NaN
 }
 
 
@@ -216,7 +217,12 @@ def test_every_type_exports_exactly_what_psycopg_reads(
             assert row[k] == want[k], (k, row[k], want[k])
     bad = dlq_rows(client, bucket, "x/_dlq/")
     assert sorted(bad) == sorted(BAD)
-    assert "infinity" in bad[6] and "BC" in bad[7] and "infinity" in bad[8] and "BC" in bad[9]
+    for key in list_all(client, bucket, "x/_dlq/"):  # each with the whole row, as the server's JSON
+        for r in json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())["rows"]:
+            values = r["values"] if isinstance(r["values"], dict) else json.loads(r["values"])
+            assert values["id"] == r["cursor"] and set(values) == {"id", *COLUMNS}, r
+            assert "\n" not in r["error"] and r["error"].startswith("column "), r
+    assert "infinity" in bad[6] and "BC" in bad[7] and "infinity" in bad[8] and "BC" in bad[9] and "NaN" in bad[10]
     if fmt == "parquet":  # the declared types, from the catalog
         body = client.get_object(Bucket=bucket, Key="x/alltypes/part-1-3.parquet")["Body"].read()
         schema = pq.read_schema(io.BytesIO(body))

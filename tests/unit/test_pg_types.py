@@ -13,7 +13,7 @@ import pytest
 from s3pump.errors import UsageError
 from s3pump.export.formats import ParquetSerializer
 from s3pump.export.protogen import proto_schema
-from s3pump.sources.pg_types import convert_column, pg_column
+from s3pump.sources.pg_types import as_cursor, bad_row_check, convert_column, pg_column
 
 
 def typmod(precision: int, scale: int) -> int:
@@ -43,6 +43,23 @@ def test_catalog_types_map_to_arrow_types(typname: str, mod: int, elem: str | No
 def test_an_enum_or_a_domain_is_read_as_its_output_text() -> None:
     c = pg_column("c", "mood", "mood", "e", -1, None, '"c"')
     assert c.arrow_type == pa.string() and "format('%s'" in c.expr
+
+
+def test_numeric_up_to_18_digits_is_read_as_its_unscaled_int8_and_stored_as_the_exact_decimal() -> None:
+    c = pg_column("p", "numeric(18,4)", "numeric", "b", typmod(18, 4), None, '"p"')
+    assert c.kind == "scaled_int" and "::int8" in c.expr and c.column == '"p"'
+    assert "NaN" in c.expr  # a NaN (a dead-letter row: bad_row_check reads the column) is NULL here, no error
+    unscaled = pa.array([1, -99999999999999_9999, None, 0, 99999999999999_9999], pa.int64())
+    got = convert_column(unscaled, c)
+    assert got.type == pa.decimal128(18, 4)
+    assert got.to_pylist() == [decimal.Decimal("0.0001"), decimal.Decimal("-99999999999999.9999"), None,
+                               decimal.Decimal("0.0000"), decimal.Decimal("99999999999999.9999")]
+    assert convert_column(unscaled.slice(1, 2), c).to_pylist() == got.to_pylist()[1:3]  # an offset array
+    assert '"p" IS NOT NULL' in (bad_row_check([c]) or "")
+    # as the cursor column its values go back into WHERE clauses: read as itself
+    assert as_cursor(c).expr == '"p"' and as_cursor(c).kind == "decimal"
+    wide = pg_column("w", "numeric(19,2)", "numeric", "b", typmod(19, 2), None, '"w"')
+    assert wide.kind == "decimal" and wide.expr == '"w"'
 
 
 def test_bare_numeric_is_decimal128_38_when_the_batch_fits_else_its_exact_text() -> None:

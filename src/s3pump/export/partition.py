@@ -191,7 +191,7 @@ def split(table: pa.Table, specs: list[PartitionSpec]) -> list[tuple[str, pa.Arr
     if not n:
         return []
     if not specs:
-        return [("", pa.array(range(n), pa.int64()), table)]
+        return [("", pc.indices_nonzero(pa.repeat(True, n)).cast(pa.int64()), table)]  # 0..n-1, no Python ints
     segments = [_segments(table, s) for s in specs]
     paths = segments[0] if len(segments) == 1 else pc.binary_join_element_wise(*segments, "/")
     order = pc.sort_indices(paths)  # stable: rows keep cursor order within a group

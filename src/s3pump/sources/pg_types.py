@@ -10,7 +10,9 @@ PostgreSQL              selected as                                   Arrow
 smallint/int/bigint     the column                                    int16 / int32 / int64
 boolean                 the column                                    bool
 real / double           the column                                    float32 / float64
-numeric(p,s)            the column (ADBC: the decimal text)           decimal128(p,s) (decimal256 p>38)
+numeric(p,s), p <= 18   ``(col * 10^s)::int8`` (exact: the unscaled   decimal128(p,s)
+                        value), NULL for NaN
+numeric(p,s), p > 18    the column (ADBC: the decimal text)           decimal128(p,s) (decimal256 p>38)
 numeric (bare), money   ``col`` / ``col::numeric`` (decimal text)     decimal128(38,s) for a batch whose
                                                                       values all fit, s its largest
                                                                       scale; else the decimal text
@@ -42,12 +44,12 @@ numeric columns, arrays of more than one dimension. The rest of the batch is sto
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["BARE_NUMERIC", "PgColumn", "bad_row_check", "convert_column", "pg_column"]
+__all__ = ["BARE_NUMERIC", "PgColumn", "as_cursor", "bad_row_check", "convert_column", "pg_column"]
 
 #: The declared Arrow type of a bare ``numeric`` (and ``money``) column: its decimal text; a batch
 #: whose values all fit ``decimal128(38, s)`` is stored as that (:func:`convert_column`).
@@ -68,7 +70,9 @@ _TIMES = ("date", "timestamp", "timestamptz")
 class PgColumn:
     """A column as the catalog declares it, and how it is read: ``expr`` selects it (a quoted name,
     perhaps with a cast), ``arrow_type`` is its declared Arrow type; ``kind`` says how the ADBC
-    column is converted (``native``, ``decimal``, ``bare_numeric``, ``json``, ``text``, ``list``)."""
+    column is converted (``native``, ``decimal``, ``scaled_int``, ``bare_numeric``, ``json``, ``text``,
+    ``list``); ``raw`` is the column itself where ``expr`` is a computation the dead-letter check
+    must not see through (a NaN numeric is NULL in its ``scaled_int`` expression)."""
 
     name: str
     declared: str  # format_type(): "numeric(10,2)", "timestamp with time zone", "integer[]"
@@ -77,6 +81,11 @@ class PgColumn:
     expr: str
     kind: str
     check: str | None  # a SQL condition true when the value can be stored (None: always)
+    raw: str = ""  # the quoted column, when ``expr`` is not it (empty: ``expr``)
+
+    @property
+    def column(self) -> str:
+        return self.raw or self.expr
 
 
 def _numeric_typmod(typmod: int) -> tuple[int, int] | None:
@@ -97,9 +106,13 @@ def pg_column(name: str, declared: str, typname: str, typtype: str, typmod: int,
     if typname == "numeric":
         ps = _numeric_typmod(typmod)
         not_special = f"{q} NOT IN ('NaN'::numeric, 'Infinity'::numeric, '-Infinity'::numeric)"
-        if ps is not None:
+        if ps is not None:  # with a typmod: no infinities ("numeric field overflow"), NaN only
+            not_special = f"{q} <> 'NaN'::numeric"  # (PostgreSQL's NaN equals NaN)
             p, s = ps
             typ = pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
+            if p <= 18:  # the unscaled value as an int8: ADBC reads it 3-4 times faster than the text
+                unscaled = f"CASE WHEN {not_special} THEN ({q} * 1{'0' * s})::int8 END"
+                return PgColumn(name, declared, typname, typ, unscaled, "scaled_int", not_special, raw=q)
             return PgColumn(name, declared, typname, typ, q, "decimal", not_special)
         return PgColumn(name, declared, typname, BARE_NUMERIC, q, "bare_numeric", not_special)
     if typname == "money":
@@ -124,21 +137,32 @@ def pg_column(name: str, declared: str, typname: str, typtype: str, typmod: int,
     return PgColumn(name, declared, typname, pa.string(), text, "text", None)
 
 
-def bad_row_check(columns: Sequence[PgColumn]) -> str | None:
+def as_cursor(c: PgColumn) -> PgColumn:
+    """``c`` read as itself when it is the cursor column: its values name batches and go back into
+    ``WHERE`` clauses, so a ``scaled_int`` numeric is read as its decimal text instead."""
+    if c.kind == "scaled_int":
+        return replace(c, expr=c.raw, kind="decimal", raw="")
+    return c
+
+
+def bad_row_check(columns: Sequence[PgColumn], row: str | None = None) -> str | None:
     """A SQL expression: NULL for a row every column of which can be stored, else the reason (the
-    first column that cannot, and its value as text)."""
-    whens = [f"WHEN {c.expr} IS NOT NULL AND NOT {c.check} THEN "
-             f"'column {_sql_text(c.name)} ({_sql_text(c.declared)}): ' || {_reason(c)}"
+    first column that cannot, and its value as text); with ``row`` (an expression of text with no
+    newline, e.g. ``row_to_json(t)::text``) ``row``, a newline, then the reason: one value per row,
+    the check evaluated once."""
+    before = f"{row} || E'\\n' || " if row is not None else ""
+    whens = [f"WHEN {c.column} IS NOT NULL AND NOT {c.check} THEN "
+             f"{before}'column {_sql_text(c.name)} ({_sql_text(c.declared)}): ' || {_reason(c)}"
              for c in columns if c.check is not None]
     return f"CASE {' '.join(whens)} END" if whens else None
 
 
 def _reason(c: PgColumn) -> str:
     if c.kind == "list":
-        return f"'an array of ' || array_ndims({c.expr}) || ' dimensions has no Arrow list form'"
+        return f"'an array of ' || array_ndims({c.column}) || ' dimensions has no Arrow list form'"
     what = ("no export format holds it exactly (infinity, NaN, or a date outside years 1-9999, "
             "e.g. BC)")
-    return f"{c.expr}::text || ': {what}'"
+    return f"{c.column}::text || ': {what}'"
 
 
 def _sql_text(s: str) -> str:
@@ -157,6 +181,11 @@ def convert_column(col: pa.Array, c: PgColumn) -> pa.Array:
             return pa.nulls(len(col), c.arrow_type)
         col = _storage(col)
         return col if col.type == c.arrow_type else col.cast(c.arrow_type)
+    if c.kind == "scaled_int":  # int8 unscaled values: a decimal's 128-bit storage is just that
+        if pa.types.is_null(col.type):
+            return pa.nulls(len(col), c.arrow_type)
+        wide = _storage(col).cast(pa.int64()).cast(pa.decimal128(19, 0))
+        return pa.Array.from_buffers(c.arrow_type, len(wide), wide.buffers(), offset=wide.offset)
     if c.kind == "bare_numeric":
         text = _storage(col).cast(pa.string())
         return _narrowest_decimal(text)

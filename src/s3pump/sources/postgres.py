@@ -15,6 +15,7 @@ statement; the rest of its batch is stored.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,13 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import SourceUnreadableError, UsageError
-from .pg_types import PgColumn, bad_row_check, convert_column, pg_column
+from .pg_types import PgColumn, as_cursor, bad_row_check, convert_column, pg_column
 from .sqlite_arrow import ArrowRows
-from .table import BadRow, Column, RowBatch, SqlTextTable, find_column, redact_url
+from .table import BadRow, Column, RowBatch, SqlTextTable, find_column
 
 __all__ = ["PostgresTable", "is_postgres_url"]
 
-_BAD, _ROW = "s3pump_bad", "s3pump_row"
+_BAD = "s3pump_bad"
 
 _CATALOG = """
 SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typtype::text,
@@ -65,7 +66,7 @@ class PostgresTable(SqlTextTable):
     reads_in_any_thread = True  # every statement holds _lock
 
     def __init__(self, url: str, table: str, cursor_column: str | None) -> None:
-        where = redact_url(url)
+        where = _redact(url)
         try:
             import adbc_driver_postgresql.dbapi as adbc
         except ImportError:
@@ -103,22 +104,24 @@ class PostgresTable(SqlTextTable):
             self.pg.append(c)
             columns.append(Column(att, declared, c.arrow_type, not notnull, pk))
         cursor = _pick_cursor(self.where, rel, columns, cursor_column)
+        at = columns.index(cursor)
+        self.pg[at] = as_cursor(self.pg[at])
         super().__init__(self.where, rel, columns, cursor)
         q = _quote(cursor.name)
-        check = bad_row_check(self.pg)
-        extra = ""
-        if check is not None:
-            extra = (f", {check} AS {_BAD}, "
-                     f"CASE WHEN ({check}) IS NOT NULL THEN row_to_json(s3pump_t)::text END AS {_ROW}")
+        # one column, NULL for a good row: a bad row's JSON (row_to_json escapes every newline), "\n", its reason
+        check = bad_row_check(self.pg, row="row_to_json(s3pump_t)::text")
+        extra = f", {check} AS {_BAD}" if check is not None else ""
         self._checked = check is not None
         select = f"SELECT {', '.join(c.expr for c in self.pg)}{extra} FROM {self.relation} AS s3pump_t"
-        self._sql_first = f"{select} WHERE {q} IS NOT NULL ORDER BY {q} LIMIT $1"
-        self._sql_after = f"{select} WHERE {q} > $1 ORDER BY {q} LIMIT $2"
-        self._sql_range = f"{select} WHERE {q} >= $1 AND {q} <= $2 ORDER BY {q}"
-        self._sql_upto = f"{select} WHERE {q} <= $1 ORDER BY {q}"
-        self._sql_between = f"{select} WHERE {q} > $1 AND {q} <= $2 ORDER BY {q}"
-        self._sql_ties = f"SELECT count(*) FROM {self.relation} WHERE {q} = $1"
+        # statements as (SQL pieces, to join around their values: ``_statement``)
+        self._sql_first = (f"{select} WHERE {q} IS NOT NULL ORDER BY {q} LIMIT ", "")
+        self._sql_after = (f"{select} WHERE {q} > ", f" ORDER BY {q} LIMIT ", "")
+        self._sql_range = (f"{select} WHERE {q} >= ", f" AND {q} <= ", f" ORDER BY {q}")
+        self._sql_upto = (f"{select} WHERE {q} <= ", f" ORDER BY {q}")
+        self._sql_between = (f"{select} WHERE {q} > ", f" AND {q} <= ", f" ORDER BY {q}")
+        self._sql_ties = (f"SELECT count(*) FROM {self.relation} WHERE {q} = ", "")
         self._sql_nulls = f"SELECT count(*) FROM {self.relation} WHERE {q} IS NULL"
+        # (a few statements per export: as SqlTextTable declares them, with $n parameters)
         self._sql_nth = f"SELECT {q} FROM {self.relation} WHERE {q} IS NOT NULL ORDER BY {q} OFFSET $1 LIMIT 1"
         self._sql_nth_after = f"SELECT {q} FROM {self.relation} WHERE {q} > $1 ORDER BY {q} OFFSET $2 LIMIT 1"
         self._sql_max = f"SELECT max({q}) FROM {self.relation}"
@@ -127,7 +130,10 @@ class PostgresTable(SqlTextTable):
         self._sql_count_after = f"SELECT count(*) FROM {self.relation} WHERE {q} > $1"
 
     # ---- statements
-    def _arrow(self, sql: str, params: tuple[Any, ...]) -> pa.Table:
+    def _arrow(self, sql: str | tuple[str, ...], params: tuple[Any, ...]) -> pa.Table:
+        """One statement's whole answer; ``sql`` as pieces gets ``params`` through :func:`_statement`."""
+        if isinstance(sql, tuple):
+            sql, params = _statement(sql, params)
         try:
             with self._lock, self.conn.cursor() as cur:
                 cur.execute(sql, params or None)
@@ -135,11 +141,11 @@ class PostgresTable(SqlTextTable):
         except Exception as e:
             raise SourceUnreadableError(f"{self.where}: reading {self.table} failed ({_one_line(e)})") from None
 
-    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str | tuple[str, ...], params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         t = self._arrow(sql, params)
         return list(zip(*(c.to_pylist() for c in t.columns), strict=True))
 
-    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+    def _one(self, sql: str | tuple[str, ...], params: tuple[Any, ...]) -> Any:
         rows = self._rows(sql, params)
         return rows[0][0] if rows else None
 
@@ -153,13 +159,13 @@ class PostgresTable(SqlTextTable):
         first, last = cursor[0].as_py(), cursor[-1].as_py()
         bad: list[BadRow] = []
         if self._checked:
-            reasons = raw.column(_BAD)
-            if reasons.null_count < raw.num_rows:
-                bad_at = pc.indices_nonzero(pc.is_valid(reasons)).to_pylist()
-                for i in bad_at:
-                    bad.append(BadRow(_cursor_value(cursor, i), reasons[i].as_py(), raw.column(_ROW)[i].as_py()))
-                raw = raw.filter(pc.is_null(reasons))
-            raw = raw.drop_columns([_BAD, _ROW])
+            found = raw.column(_BAD)
+            if found.null_count < raw.num_rows:
+                for i in pc.indices_nonzero(pc.is_valid(found)).to_pylist():
+                    row, _, reason = found[i].as_py().partition("\n")
+                    bad.append(BadRow(_cursor_value(cursor, i), reason, row))
+                raw = raw.filter(pc.is_null(found))
+            raw = raw.drop_columns([_BAD])
         arrays = [convert_column(col.combine_chunks(), c) for col, c in zip(raw.columns, self.pg, strict=True)]
         table = pa.Table.from_arrays(arrays, names=[c.name for c in self.pg])
         return RowBatch(ArrowRows(table), first, last, bad, table=table)
@@ -195,11 +201,40 @@ class PostgresTable(SqlTextTable):
             self.conn.close()
 
 
+def _statement(pieces: tuple[str, ...], values: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """``pieces`` joined around ``values``: an integer as its literal, anything else as a ``$n``
+    parameter. ADBC reads a statement without parameters by binary COPY, and one with parameters
+    through a libpq result (``PQexecParams``), which costs 20-25 % more client CPU per row
+    (docs/benchmarks.md): an integer cursor (the usual one) and every LIMIT/OFFSET go inline."""
+    sql, params = [pieces[0]], []
+    for value, piece in zip(values, pieces[1:], strict=True):
+        if type(value) is int:  # (not bool: True would read as 1)
+            sql.append(str(value))
+        else:
+            params.append(value)
+            sql.append(f"${len(params)}")
+        sql.append(piece)
+    return "".join(sql), tuple(params)
+
+
 def _cursor_value(cursor: pa.ChunkedArray, i: int) -> Any:
     try:
         return cursor[i].as_py()
     except (OverflowError, ValueError):  # an infinite or BC timestamp as the cursor: its text
         return str(cursor[i])
+
+
+def _redact(url: str) -> str:
+    """``url`` without its passwords (the user part's and the query's), for messages: what
+    :func:`.table.redact_url` gives, without importing SQLAlchemy (0.3 s of a run's start)."""
+    scheme, sep, rest = url.partition("://")
+    end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+    netloc, tail = rest[:end], rest[end:]
+    creds, at, host = netloc.rpartition("@")
+    if at and ":" in creds:
+        netloc = f"{creds.split(':', 1)[0]}:***@{host}"
+    tail = re.sub(r"([?&][^=&#]*(?:pass|pwd)[^=&#]*=)[^&#]*", r"\1***", tail, flags=re.I)
+    return f"{scheme}{sep}{netloc}{tail}"
 
 
 def _one_line(e: BaseException) -> str:
