@@ -75,7 +75,7 @@ def test_the_plain_line_has_the_total_too() -> None:
 
 def test_every_reader_counts_the_rows_past_a_cursor(tmp_path: Path) -> None:
     pytest.importorskip("sqlalchemy")
-    from s3pump.sources.table import open_table
+    from s3pump.sources.readers import open_table
 
     db = _db(tmp_path / "db.sqlite", range(1, 501))
     for source in (open_table(db, "t"), open_table(f"sqlite+pysqlite:///{db}", "t")):

@@ -131,17 +131,15 @@ def sync(
 ) -> SyncReport:
     """Upload the new and changed files of ``source_dir`` to ``destination`` (``s3://bucket/prefix``).
 
-    ``mode``: ``"default"`` (as ``rclone sync``: size differs, or the mtime recorded on the object,
-    ``x-amz-meta-mtime``, read by one HeadObject per object of the same size unless the hash cache
-    shows the same bytes, differs from the file's; an object without one: the aws cli's rule),
-    ``"server-modtime"`` (as ``aws s3 sync``, no HeadObject: size differs or the file's mtime is
-    later than the object's LastModified), ``"size-only"``, or ``"checksum"`` (MD5 against the
-    ETag, a recomputed multipart ETag, or the ``md5`` metadata; when none can decide, the
-    file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
-    the prefix that have no local file (after the uploads). ``max_delete``: a count (``10``) or a
-    share of the objects under the prefix (``"5%"``); a plan that deletes more deletes nothing and
-    raises (rclone's ``--max-delete``; the uploads are done by then). ``dry_run``: list the plan
-    as events (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.
+    ``mode``: ``"default"`` (as ``rclone sync``: size or ``x-amz-meta-mtime`` differs, one HeadObject
+    per same-size object the hash cache cannot clear; no recorded mtime: the aws rule), ``"server-modtime"``
+    (as ``aws s3 sync``: size differs or the file is newer than LastModified), ``"size-only"``, or
+    ``"checksum"`` (MD5 against the ETag, a recomputed multipart ETag, or the ``md5`` metadata; when none
+    can decide, the file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
+    the prefix that have no local file (after the uploads). ``max_delete``: a count (``10``) or a share of
+    the objects under the prefix (``"5%"``); a plan that deletes more deletes nothing and raises (rclone's
+    ``--max-delete``; the uploads are done by then). ``dry_run``: list the plan as events
+    (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.
     ``filters``: ``("include"|"exclude", glob)`` in order, the aws cli's rule (last match wins;
     :class:`~s3pump.sources.walk.PathFilter`); without it, ``include``/``exclude`` as two lists.
     ``include``/``exclude``: globs on the path relative to ``source_dir``, applied to both
