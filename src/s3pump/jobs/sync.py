@@ -149,16 +149,15 @@ def sync(
     uploads run on Dask workers (``local:N``, ``tcp://host:8786`` or a ``distributed.Client``;
     needs ``s3pump[dask]``), and so does the walk (unless ``config.follow_symlinks``); the listing,
     planning, hashing, deletes and the report stay here (docs/cluster.md). ``list_unchanged``: one
-    ``FileSkipped`` event per unchanged file (True), or ``FilesUnchanged`` counts of a thousand
-    (False: what a no-op sync of many files wants; the report's counts are the same).
+    ``FileSkipped`` event per unchanged file (True), or ``FilesUnchanged`` counts of a thousand (False:
+    what a no-op sync of many files wants; the report's counts are the same).
 
     Returns:
         SyncReport: uploads (done/failed/unchanged), deletes, hashing, plan counts.
 
     Raises:
-        UsageError: bad destination, mode or config (exit 2).
+        UsageError: bad destination, mode or config, or ``source_dir`` not a directory (exit 2).
         PathNotFoundError: ``source_dir`` does not exist (a UsageError and SourceNotFoundError, exit 2).
-        UsageError: ``source_dir`` is not a directory (exit 2).
         DeleteLimitError: the plan deletes more than ``max_delete`` (exit 2, nothing deleted).
         NoSuchBucketError, CredentialsError: the bucket check or the listing failed (exit 2).
         CancelledError: cancelled (``handle_signals``: the first SIGINT/SIGTERM); open multipart
