@@ -109,7 +109,7 @@ def test_same_objects_as_single_process(s3env: S3Env, bucket: str, state_dir: Pa
     assert sum(w["files"] for w in c["per_worker"]) == total
     done_lines = [json.loads(x) for x in r.stdout.decode().splitlines()[:-1]]
     assert Counter(x["event"] for x in done_lines)["done"] == total  # one --json line per file, as today
-    assert "cluster: 2 workers" in err and err.count("  worker tcp://") == 2  # per-worker rates
+    assert "cluster: 2 workers" in err and err.count("  worker tls://127.0.0.1:") == 2  # per-worker rates
     assert c["walk"]["on"] == "workers" and c["walk"]["files"] == total  # the workers walked
     assert f"  walk on the workers: {c['walk']['tasks']:,} tasks" in err and f"found {total:,} files" in err
     assert open_uploads(s3env, bucket) == []

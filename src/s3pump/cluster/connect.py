@@ -28,6 +28,22 @@ def _quiet_dask() -> None:
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
+#: Dask's HTTP routes (dashboard, /info, /json, /metrics, proxy) off in a local cluster: none serves data.
+_NO_HTTP_ROUTES = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+
+
+def dask_config() -> Any:
+    """``dask.config`` (imported with ``distributed``)."""
+    import dask.config
+    return dask.config
+
+
+def _temporary_security(distributed: ModuleType) -> Any:
+    """A ``distributed.security.Security`` with a CA and certificates made for one local cluster (mutual
+    TLS: a process without them cannot connect; Dask docs, "TLS/SSL", ``Security.temporary``)."""
+    return distributed.security.Security.temporary()
+
+
 def require_distributed() -> ModuleType:
     """``distributed``, imported now (it costs ~0.3 s, so only when a cluster is asked for).
 
@@ -80,10 +96,16 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
         return
     kind, workers = parse_cluster_address(str(cluster))
     if kind == "local":
-        # dashboard on a free port: its default, 8787, warns on stderr when another cluster holds it
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=":0", silence_logs=logging.CRITICAL,
-                                      env={**QUIET_WORKERS_ENV, **(local_env or {})}) as local, \
+        # Nothing listens without authentication: the scheduler, nannies and workers speak TLS with
+        # certificates of a CA made for this cluster alone (both sides show one), on 127.0.0.1 only; their
+        # HTTP servers (Dask starts one each, dashboard or not) serve no route, on 127.0.0.1 and a free port.
+        with dask_config().set(_NO_HTTP_ROUTES), \
+                distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                         host="127.0.0.1", security=_temporary_security(distributed),
+                                         dashboard_address="127.0.0.1:0", worker_dashboard_address=None,
+                                         scheduler_kwargs={"dashboard": False},
+                                         silence_logs=logging.CRITICAL,
+                                         env={**QUIET_WORKERS_ENV, **(local_env or {})}) as local, \
                 distributed.Client(local) as client:
             yield client
         return
