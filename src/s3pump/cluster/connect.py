@@ -29,7 +29,7 @@ def _quiet_dask() -> None:
 
 
 #: Dask's HTTP routes (dashboard, /info, /json, /metrics, proxy) off in a local cluster: none serves data.
-_NO_HTTP_ROUTES = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+_NO_HTTP_ROUTES: dict[str, list[str]] = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
 
 
 def dask_config() -> Any:
