@@ -1,5 +1,6 @@
 """Issue 25: generated rows in a real PostgreSQL 18, read by ADBC's reader (``postgresql://``,
-``sources/postgres.py``) and by the SQLAlchemy fallback (``postgresql+psycopg://``), compared value
+``sources/postgres.py``) and by the SQLAlchemy fallback (``open_sql_table`` on ``postgresql+psycopg://``,
+which ``open_table`` routes to ADBC as well since this test found the fallback's limits), compared value
 by value with what psycopg reads directly (docs/export.md, "PostgreSQL", "Types").
 
 ADBC's reader: every good row equals psycopg's after the documented mapping (``uuid`` as its
@@ -13,6 +14,7 @@ The SQLAlchemy fallback types columns by their declared names (SQLite's affinity
 ``jsonb``, arrays and a bare ``numeric`` become ``double``), so it is compared on a view of the
 columns those rules cover: each value it stores equals psycopg's; a ``NaN`` ``numeric(10,2)`` is its
 only dead-lettered row; an infinite or BC time stops its read (psycopg cannot load one), as the docs say.
+That is why no URL of PostgreSQL reaches it through ``open_table``, which this test checks too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hypothesis import strategies as st
 from s3pump.errors import SourceUnreadableError
 from s3pump.export.rows import to_arrow
 from s3pump.sources.readers import open_table
+from s3pump.sources.table import open_sql_table
 
 pytestmark = pytest.mark.e2e
 
@@ -115,9 +118,11 @@ def _psycopg(url: str, sql: str, ids: list[int]) -> dict[int, tuple[Any, ...]]:
         return {r[0]: r[1:] for r in conn.execute(sql, (ids,)).fetchall()}
 
 
-def _read_all(url: str, table: str, limit: int, cursor: str | None = None) -> tuple[list[Any], list[Any]]:
-    """Every batch of ``table`` through ``open_table(url)``: (batches, the reader's schema)."""
-    src = open_table(url, table, cursor)
+def _read_all(url: str, table: str, limit: int, cursor: str | None = None, *,
+              fallback: bool = False) -> tuple[list[Any], list[Any]]:
+    """Every batch of ``table`` through ``open_table(url)`` (``fallback``: the SQLAlchemy reader, which
+    ``open_table`` no longer picks for PostgreSQL): (batches, the reader's schema)."""
+    src = open_sql_table(url, table, cursor) if fallback else open_table(url, table, cursor)
     batches, after = [], None
     try:
         while (batch := src.read_after(after, limit)) is not None:
@@ -178,9 +183,14 @@ def _check_adbc(url: str, rows: list[tuple[Any, ...]], limit: int) -> None:
 
 def _check_sqlalchemy(url: str, rows: list[tuple[Any, ...]], limit: int) -> None:
     sa_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    routed = open_table(sa_url, "prop_sa", "id")  # SQLAlchemy's form of the URL: ADBC's reader
+    try:
+        assert type(routed).__name__ == "PostgresTable", type(routed)
+    finally:
+        routed.close()
     stops = any(isinstance(r[4], Special) or isinstance(r[5], Special) for r in rows)  # ts, d
     try:
-        batches, (schema, cursor_index) = _read_all(sa_url, "prop_sa", limit, "id")
+        batches, (schema, cursor_index) = _read_all(sa_url, "prop_sa", limit, "id", fallback=True)
     except SourceUnreadableError as e:
         assert stops and "psycopg.DataError" in str(e) and "\n" not in str(e), e
         event("sqlalchemy: stopped by an infinite or BC time")

@@ -28,7 +28,7 @@ from .pg_types import PgColumn, as_cursor, bad_row_check, convert_column, pg_col
 from .sqlite_arrow import ArrowRows
 from .table import BadRow, Column, RowBatch, SqlTextTable, find_column
 
-__all__ = ["PostgresTable", "is_postgres_url"]
+__all__ = ["PostgresTable", "is_postgres_url", "libpq_url"]
 
 _BAD = "s3pump_bad"
 
@@ -51,9 +51,18 @@ ORDER BY pg_table_is_visible(c.oid) DESC, n.nspname
 
 
 def is_postgres_url(db: str) -> bool:
-    """``postgresql://…`` or ``postgres://…`` (a SQLAlchemy URL naming a driver, such as
-    ``postgresql+psycopg://``, stays with SQLAlchemy)."""
-    return db.startswith(("postgresql://", "postgres://"))
+    """``postgresql://…``, ``postgres://…``, or a SQLAlchemy URL naming a driver (``postgresql+psycopg://``,
+    ``postgresql+psycopg2://``…): every one is read through ADBC (the SQLAlchemy fallback types columns
+    by their declared names and cannot load an infinite or BC time; docs/export.md)."""
+    scheme = db.partition("://")[0].lower()
+    return bool(db.partition("://")[1]) and scheme.partition("+")[0] in ("postgresql", "postgres")
+
+
+def libpq_url(db: str) -> str:
+    """``db`` as libpq takes it: a driver named after ``+`` (SQLAlchemy's form) removed
+    (``postgresql+psycopg://u@h/db`` → ``postgresql://u@h/db``; PostgreSQL docs, "Connection URIs")."""
+    scheme, sep, rest = db.partition("://")
+    return f"{scheme.partition('+')[0]}{sep}{rest}"
 
 
 def _quote(name: str) -> str:
@@ -75,7 +84,7 @@ class PostgresTable(SqlTextTable):
         self._lock = threading.Lock()
         self.where = where
         try:
-            self.conn = adbc.connect(url, autocommit=True)
+            self.conn = adbc.connect(libpq_url(url), autocommit=True)
         except Exception as e:
             raise SourceUnreadableError(f"{where}: cannot connect to PostgreSQL ({_one_line(e)})") from None
         try:

@@ -2,8 +2,8 @@
 
 * SQLite (a path or ``sqlite:///path``): ``table.py``'s reader; a batch whose values all have their
   declared storage class goes straight into Arrow through ADBC's SQLite driver (``sqlite_arrow.py``).
-* PostgreSQL (``postgresql://``): ADBC's PostgreSQL driver, straight into Arrow (``postgres.py``,
-  the ``postgres`` extra).
+* PostgreSQL (``postgresql://``, ``postgres://``, or SQLAlchemy's ``postgresql+<driver>://``): ADBC's
+  PostgreSQL driver, straight into Arrow (``postgres.py``, the ``postgres`` extra).
 * Any other SQLAlchemy URL: ``table.py``'s SQLAlchemy fallback.
 """
 
@@ -30,7 +30,9 @@ def open_table(db: str, table: str, cursor_column: str | None = None, *, lock_ti
             extra) missing for a URL.
         SourceUnreadableError: the database cannot be opened.
     """
-    if db.startswith(("postgresql://", "postgres://")):  # ADBC's driver is loaded only when asked for
+    from .postgres import is_postgres_url  # ADBC's driver is loaded only when asked for
+
+    if is_postgres_url(db):
         from .postgres import PostgresTable
 
         return PostgresTable(db, table, cursor_column)
