@@ -5,6 +5,7 @@ Security). The scheduler, nannies and workers speak mutual TLS with a CA made fo
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import urllib.error
@@ -20,14 +21,13 @@ from s3pump.cluster.connect import connect  # noqa: E402
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-def _listening(pid: int) -> list[tuple[int, str, int]]:
-    """(pid, address, port) of every listening inet socket of ``pid`` and its descendants."""
-    me = psutil.Process(pid)
-    found = []
-    for p in [me, *me.children(recursive=True)]:
-        for c in p.net_connections(kind="inet"):
+def _listening(pids: list[int]) -> set[tuple[int, str, int]]:
+    """(pid, address, port) of every listening inet socket of the processes ``pids``."""
+    found = set()
+    for pid in pids:
+        for c in psutil.Process(pid).net_connections(kind="inet"):
             if c.status == psutil.CONN_LISTEN:
-                found.append((p.pid, c.laddr.ip, c.laddr.port))
+                found.add((pid, c.laddr.ip, c.laddr.port))
     return found
 
 
@@ -54,12 +54,16 @@ def _tls_without_certificate(host: str, port: int) -> str:
 
 
 def test_a_local_cluster_listens_on_loopback_only_and_refuses_a_client_without_its_certificate() -> None:
+    me = os.getpid()
+    before = _listening([me])  # this process's own (a session's servers may run in it): not the cluster's
     with connect("local:2") as client:
         assert client.submit(sum, [1, 2, 3]).result(timeout=60) == 6
         address = client.scheduler.address
         assert address.startswith("tls://127.0.0.1:"), address
-        sockets = _listening(psutil.Process().pid)
-        assert len(sockets) >= 3  # the scheduler, and a worker and a nanny per worker
+        workers = list(client.run(os.getpid).values())  # processes; the scheduler and nannies run here
+        assert len(set(workers)) == 2 and {psutil.Process(pid).ppid() for pid in workers} == {me}, workers
+        sockets = (_listening([me]) - before) | _listening(workers)
+        assert len(sockets) >= 6  # the scheduler's comm and HTTP server, a nanny and a worker per worker
         assert {ip for _, ip, _ in sockets} == {"127.0.0.1"}, sockets
         # a process without the cluster's certificate: plain TCP, and TLS without a client certificate
         with pytest.raises((OSError, TimeoutError)):

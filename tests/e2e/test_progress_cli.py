@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -36,17 +37,21 @@ def test_from_list_progress_shows_the_lists_totals(s3env: S3Env, bucket: str, tm
 
 
 def _tmux_screen(cmd: str, width: int, env: dict[str, str], wait_s: float) -> list[str]:
-    """Run ``cmd`` in a detached tmux of ``width`` columns; the screen's lines after ``wait_s``."""
-    name = f"s3pump-{uuid.uuid4().hex[:8]}"
+    """Run ``cmd`` in a detached tmux of ``width`` columns, on a tmux server of its own (a socket in a
+    temporary directory: never the user's server); the screen's lines after ``wait_s``."""
     exports = " ".join(f"{k}={v!r}" for k, v in env.items() if k.startswith(("AWS_", "S3PUMP_")))
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", str(width), "-y", "20",
-                    f"env {exports} {cmd}; sleep 30"], check=True)
-    try:
-        time.sleep(wait_s)
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", name], capture_output=True, check=True, text=True)
-        return out.stdout.splitlines()
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False)
+    with tempfile.TemporaryDirectory() as home:
+        tmux = ["tmux", "-S", os.path.join(home, "tmux.sock"), "-f", "/dev/null"]
+        tmux_env = {**env, "HOME": home}
+        subprocess.run([*tmux, "new-session", "-d", "-x", str(width), "-y", "20",
+                        f"env {exports} {cmd}; sleep 30"], check=True, env=tmux_env)
+        try:
+            time.sleep(wait_s)
+            out = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, check=True, text=True,
+                                 env=tmux_env)
+            return out.stdout.splitlines()
+        finally:
+            subprocess.run([*tmux, "kill-server"], check=False, env=tmux_env, capture_output=True)
 
 
 @pytest.mark.timing

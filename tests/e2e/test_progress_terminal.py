@@ -8,6 +8,8 @@ not when the request ends)."""
 from __future__ import annotations
 
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,6 +75,49 @@ def test_total_and_eta_within_3s_on_a_400_file_upload_at_80_columns(s3env: S3Env
         _never_over_the_total(term)
         last = _progress(term.lines)
         assert last is not None and last[:3] == (400, 400, True), term.lines
+    assert len(list_all(s3env.boto(), warm_bucket, "p/")) == 400
+
+
+@pytest.mark.timing
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (the pty test above runs anyway)")
+def test_total_and_eta_within_3s_in_tmux_at_80_columns(s3env: S3Env, warm_bucket: str, tmp_path: Path,
+                                                       state_dir: Path) -> None:
+    """The same in a real tmux window of 80 columns, on a tmux server of the test's own (its socket in
+    ``tmp_path``: never the user's server), the command's whole environment written to its script."""
+    src = _tree(tmp_path / "src", 400, 10 * KIB)
+    argv = [sys.executable, "-m", "s3pump", "upload", str(src), f"s3://{warm_bucket}/p/", "--bwlimit", "1MiB",
+            "--concurrency", "4"]
+    script = tmp_path / "run.sh"
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in s3env.env(state_dir).items())
+    script.write_text(f"{exports}{shlex.join(argv)}\necho exit=$?\nsleep 60\n")
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TERM": "xterm-256color"}
+    subprocess.run([*tmux, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24", "sh", str(script)],
+                   check=True, env=env)
+    started = time.monotonic()
+    try:
+        def screen() -> list[str]:
+            out = subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True, check=True, env=env)
+            return out.stdout.splitlines()
+
+        shown, lines = None, []
+        while shown is None and time.monotonic() - started < 3.0:
+            lines = screen()
+            p = _progress(lines)
+            if p and p[1] == 400 and p[2] and re.search(r"ETA \d+:\d\d:\d\d", p[5]):
+                shown = p
+            time.sleep(0.1)
+        assert shown, f"after {time.monotonic() - started:.1f} s:\n" + "\n".join(lines)
+        assert shown[0] < 300 and len(shown[5]) <= 80, shown[5]
+        while "exit=" not in " ".join(lines) and time.monotonic() - started < 60:
+            time.sleep(0.3)
+            lines = screen()
+            p = _progress(lines)
+            assert p is None or (p[0] <= p[1] and p[3] <= p[4] * 1.001), lines
+        assert "exit=0" in " ".join(lines), lines
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False, env=env, capture_output=True)
     assert len(list_all(s3env.boto(), warm_bucket, "p/")) == 400
 
 
