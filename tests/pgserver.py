@@ -3,7 +3,7 @@
 ``start_postgres`` runs ``initdb`` and ``pg_ctl start`` on a free 127.0.0.1 port, with trust
 authentication for ``postgres``, and waits until the server answers (``pg_ctl -w``, then
 ``pg_isready``). PostgreSQL refuses to run as root: under root the binaries run as ``nobody``
-(``runuser``), and the data directory lives under a fresh temp directory that only root and
+(setuid in the child process), and the data directory lives under a fresh temp directory that only root and
 ``nobody`` can reach (``mkdtemp`` is 0700; it is chowned to ``nobody``). ``stop_postgres`` stops it
 with ``pg_ctl stop -m fast`` and, if that fails, by the PID in ``postmaster.pid``.
 
@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,15 @@ def _bindir() -> Path:
     return Path(c.POSTGRES_BIN_PATH)
 
 
-def _as_server_user() -> list[str]:
-    return ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+def _as_server_user() -> dict[str, Any]:
+    """``subprocess`` arguments that run a binary as ``nobody`` when the tests run as root (setuid and
+    setgid in the child, no helper binary: ``runuser`` is in /usr/sbin, not on every PATH)."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
 
 
 def _free_port() -> int:
@@ -69,15 +77,15 @@ def start_postgres(timeout_s: float = 60.0) -> PgServer:
     run = _as_server_user()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C.UTF-8"
-    subprocess.run([*run, str(bindir / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres",
+    subprocess.run([str(bindir / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres",
                     "--encoding=UTF8", "--locale=C.UTF-8"], check=True, capture_output=True, env=env,
-                   timeout=timeout_s)
+                   timeout=timeout_s, **run)
     port = _free_port()
     opts = (f"-h 127.0.0.1 -p {port} -k {pgdata} -c fsync=off -c synchronous_commit=off "
             "-c full_page_writes=off -c max_connections=50")
-    subprocess.run([*run, str(bindir / "pg_ctl"), "-D", str(pgdata), "-w", "-t", str(int(timeout_s)),
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-w", "-t", str(int(timeout_s)),
                     "-l", str(pgdata / "server.log"), "-o", opts, "start"], check=True, capture_output=True,
-                   env=env, timeout=timeout_s + 10)
+                   env=env, timeout=timeout_s + 10, **run)
     server = PgServer(f"postgresql://postgres@127.0.0.1:{port}/postgres", port, base, bindir)
     deadline = time.monotonic() + timeout_s
     while subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
@@ -93,8 +101,9 @@ def stop_postgres(server: PgServer) -> None:
     """``pg_ctl stop -m fast``; if it fails, SIGKILL the postmaster by its PID; then remove the data."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     try:
-        subprocess.run([*_as_server_user(), str(server.bindir / "pg_ctl"), "-D", str(server.pgdata), "-m", "fast",
-                        "-w", "-t", "30", "stop"], check=True, capture_output=True, env=env, timeout=40)
+        subprocess.run([str(server.bindir / "pg_ctl"), "-D", str(server.pgdata), "-m", "fast",
+                        "-w", "-t", "30", "stop"], check=True, capture_output=True, env=env, timeout=40,
+                       **_as_server_user())
     except (subprocess.SubprocessError, OSError):
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int((server.pgdata / "postmaster.pid").read_text().splitlines()[0])
