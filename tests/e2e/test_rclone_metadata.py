@@ -43,12 +43,7 @@ def test_rclone_copy_restores_the_mtime_s3pump_stored(s3env: S3Env, bucket: str,
         assert meta["mtime"] == f"{ns // 10**9}.{ns % 10**9:09d}", (name, meta)
 
     back = tmp_path / "back"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
-    env.update(RCLONE_CONFIG_S3P_TYPE="s3", RCLONE_CONFIG_S3P_PROVIDER="Other",
-               RCLONE_CONFIG_S3P_ACCESS_KEY_ID=s3env.server.access_key_id,
-               RCLONE_CONFIG_S3P_SECRET_ACCESS_KEY=s3env.server.secret_access_key,
-               RCLONE_CONFIG_S3P_ENDPOINT=s3env.endpoint_url, RCLONE_CONFIG_S3P_REGION=s3env.server.region,
-               RCLONE_CONFIG_S3P_FORCE_PATH_STYLE="true")
+    env = _rclone_env(s3env)
     config = tmp_path / "rclone.conf"
     config.write_text("")
     assert rclone is not None
