@@ -78,13 +78,23 @@ def test_totals_come_ahead_of_a_held_back_walk(tmp_path: Path) -> None:
     assert [(d.files, d.bytes, d.final) for d in passed] == [(*want, True)]  # the walk's lagging totals dropped
 
 
-def test_an_upload_shows_its_total_while_most_files_are_to_do(tmp_path: Path) -> None:
-    src = tmp_path / "src"
+def _flat_tree(src: Path, files: int, fill: bytes) -> Path:
+    """``files`` files of 100 bytes of ``fill`` directly in ``src``: ``f000`` …"""
     src.mkdir()
-    for i in range(400):
-        (src / f"f{i:03d}").write_bytes(b"y" * 100)
+    for i in range(files):
+        (src / f"f{i:03d}").write_bytes(fill * 100)
+    return src
+
+
+def _store() -> MemoryStore:
     store = MemoryStore()
     store.create_bucket("bkt")
+    return store
+
+
+def test_an_upload_shows_its_total_while_most_files_are_to_do(tmp_path: Path) -> None:
+    src = _flat_tree(tmp_path / "src", 400, b"y")
+    store = _store()
     store.fault = lambda op, key: time.sleep(0.003)  # type: ignore[func-returns-value]  # a slow server
     done_when_total_known: list[int] = []
     done = [0]
@@ -109,12 +119,8 @@ def test_a_sync_says_its_total_after_the_walk_and_ends_whole(tmp_path: Path, mon
     from s3pump.ui.progress import Counts
 
     monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
-    src = tmp_path / "src"
-    src.mkdir()
-    for i in range(600):
-        (src / f"f{i:03d}").write_bytes(b"a" * 100)
-    store = MemoryStore()
-    store.create_bucket("bkt")
+    src = _flat_tree(tmp_path / "src", 600, b"a")
+    store = _store()
     config = TransferConfig(checksum_algorithm="none", concurrency=4)
     sync(src, "s3://bkt/p/", config, store=store)  # all 600 in the bucket
     for i in range(0, 600, 2):  # half of them changed, same size: --checksum compares and uploads them

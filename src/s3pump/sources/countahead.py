@@ -127,7 +127,8 @@ class CountAhead:
         # depth first, as the walk: each frame is an open directory and its subdirectories still to count
         frames: list[tuple[int, list[tuple[str, str, tuple[int, int]]]]] = []
         try:
-            frames.append((fd, self._scan(fd, "", seen)))
+            frames.append((fd, []))  # registered before its scan: the finally closes it, whatever happens
+            frames[-1] = (fd, self._scan(fd, "", seen))
             while frames:
                 if not self._tick():
                     return False
@@ -141,7 +142,7 @@ class CountAhead:
                     fd = open_dir(name, parent_fd, follow, ident)
                 except OSError:
                     continue
-                frames.append((fd, []))
+                frames.append((fd, []))  # as the root's: registered before its scan
                 frames[-1] = (fd, self._scan(fd, rel, seen))
         finally:
             for open_fd, _ in frames:
