@@ -18,10 +18,10 @@ from typing import Protocol
 
 from .errors import S3PumpError
 from .fileid import FileIdentity
-from .store.base import CompletedPart, ObjectAttributes
+from .store.base import CompletedPart, ObjectAttributes, PutResult
 from .store.body import BufferSlice, PartBody
 
-__all__ = ["PartSource", "ResumeRecord", "UploadItem"]
+__all__ = ["PartSource", "PutCheck", "ResumeRecord", "UploadItem"]
 
 _DEFAULT_ATTRS = ObjectAttributes()
 
@@ -48,13 +48,17 @@ class PartSource(Protocol):
     CompleteMultipartUpload and raises a SourceError if the source is not whole (a file that
     changed, a stream shorter than expected). ``counts_reads`` is True for a source whose
     parts are read by the source itself (a stream): the engine then reports each part handed
-    out as a :class:`~s3pump.events.SourceRead`. A source may also offer ``full_object_checksum``
-    (``(algorithm, base64)`` of the whole object, read after :meth:`finish`): the engine then sends it
-    with CompleteMultipartUpload for the server to check.
+    out as a :class:`~s3pump.events.SourceRead`. ``full_object_checksum`` is ``(algorithm, base64)``
+    of the whole object, read after :meth:`finish`, or None: when given, the engine sends it with
+    CompleteMultipartUpload for the server to check. Every member is required (the engine calls
+    them without looking first).
     """
 
     part_size_bytes: int
     counts_reads: bool
+
+    @property
+    def full_object_checksum(self) -> tuple[str, str] | None: ...
 
     def bind(self, wakeup: Callable[[], None]) -> None: ...
 
@@ -84,8 +88,9 @@ class UploadItem:
     ``identity`` is the file's :class:`~s3pump.fileid.FileIdentity` when it was planned: after
     a single PUT, and before CompleteMultipartUpload, the file must still have it, else the
     object is removed (or the upload aborted) and the file fails. Without it, size and mtime
-    are compared. ``md5`` (sync) is the hex MD5 the planner hashed: a single PUT whose ETag is
-    another MD5 sent other bytes and fails the same way.
+    are compared. ``md5`` (sync) is the hex MD5 the planner hashed. ``check_put`` (the planner's,
+    e.g. sync's comparison of the ETag with that MD5) is asked after a single PUT whose file still
+    has its identity: False means other bytes were sent, and the file fails the same way.
     """
 
     key: str
@@ -100,3 +105,14 @@ class UploadItem:
     resume: ResumeRecord | None = None
     identity: FileIdentity | None = None
     md5: str | None = None
+    check_put: PutCheck | None = None
+
+
+class PutCheck(Protocol):
+    """A planner's check of a single PUT, set on :attr:`UploadItem.check_put`: called by the engine
+    (on its scheduler thread: it must be quick, or rare) with the item and the PUT's answer once the
+    file is known to be the version planned. True when the object holds the bytes planned; False
+    fails the file as changed (the object is deleted). Picklable: items travel to cluster workers.
+    """
+
+    def __call__(self, item: UploadItem, result: PutResult) -> bool: ...

@@ -30,6 +30,9 @@ MIB = 1024 * 1024
 class BytesStream:
     """Parts of 5 MiB of a bytes object, handed out one by one, like a chunked stdin."""
 
+    counts_reads = False
+    full_object_checksum = None
+
     def __init__(self, data: bytes, part_size_bytes: int = 5 * MIB) -> None:
         self.data = data
         self.part_size_bytes = part_size_bytes
@@ -44,6 +47,9 @@ class BytesStream:
             raise StopIteration
         self._next += 1
         return self._next, self.data[offset:offset + self.part_size_bytes]
+
+    def release(self, part_number: int) -> None:
+        return None
 
     def finish(self) -> None:
         return None

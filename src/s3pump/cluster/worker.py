@@ -228,7 +228,8 @@ class WorkerRuntime(WorkerPlugin):
                 continue
             path = local_path(item.path, self._paths) if item.path else None
             out.append(UploadItem(key=item.key, size_bytes=item.size_bytes, source=item.source, path=path,
-                                  attrs=item.attrs, mtime_ns=item.mtime_ns, resume=item.resume, md5=item.md5))
+                                  attrs=item.attrs, mtime_ns=item.mtime_ns, resume=item.resume, md5=item.md5,
+                                  check_put=item.check_put))
         return out
 
 

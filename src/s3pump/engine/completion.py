@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from ..errors import NoSuchUploadError, S3PumpError
+from ..errors import BadDigestError, FatalStoreError, NoSuchUploadError, S3PumpError
 from ..retry import RetryPolicy
 from ..store.base import CompletedPart, PutResult, Store
 from .multipart import multipart_etag
 
-__all__ = ["complete_with_retries", "expected_etag", "verify_completed"]
+__all__ = ["complete_upload", "complete_with_retries", "expected_etag", "verify_completed"]
 
 _log = logging.getLogger("s3pump.engine")
 
@@ -92,3 +92,23 @@ def complete_with_retries(policy: RetryPolicy, complete_once: Callable[[], PutRe
             raise
 
     return policy.call(once, what=(key, None))
+
+
+def complete_upload(policy: RetryPolicy, store: Store, bucket: str, key: str, upload_id: str,
+                    parts: Sequence[CompletedPart], full_object_checksum: tuple[str, str] | None) -> PutResult:
+    """CompleteMultipartUpload of ``upload_id`` with ``parts``, retried (:func:`complete_with_retries`).
+    A BadDigest (the whole object's checksum is not the source's) is fatal: the parts are stored, and
+    sending the same completion again cannot fix that (the engine aborts the upload).
+
+    Raises:
+        FatalStoreError: BadDigest. S3PumpError: the last error, once it is final.
+    """
+    def once() -> PutResult:
+        try:
+            return store.complete_multipart_upload(bucket, key, upload_id, list(parts), full_object_checksum)
+        except BadDigestError as e:
+            algorithm = full_object_checksum[0] if full_object_checksum else ""
+            raise FatalStoreError(f"{e}; the object's {algorithm} checksum is not the source's: not stored",
+                                  status=e.status, code=e.code) from None
+
+    return complete_with_retries(policy, once, store, bucket, key, parts, full_object_checksum)

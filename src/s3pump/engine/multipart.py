@@ -60,6 +60,7 @@ class FilePartSource:
     __slots__ = ("_fd", "_follow", "_next", "_parts", "_path", "_size", "_skip", "identity", "mtime_ns",
                  "part_size_bytes")
     counts_reads = False  # awscrt reads the file ranges itself
+    full_object_checksum: tuple[str, str] | None = None  # none: the store reads the file, part by part
 
     def __init__(self, path: str, size_bytes: int, mtime_ns: int, part_size_bytes: int, *,
                  identity: FileIdentity | None = None, follow: bool = False) -> None:

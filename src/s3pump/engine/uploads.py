@@ -13,14 +13,18 @@ Thread-safe: the engine's scheduler thread and its control-plane threads both us
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from ..errors import S3PumpError
+from ..events import EventBus, MultipartAborted, MultipartAbortFailed
 from ..retry import RetryPolicy
 from ..store.base import Store
 
-__all__ = ["OpenUploads"]
+__all__ = ["OpenUploads", "report_abort"]
+
+_log = logging.getLogger("s3pump.engine")
 
 #: Clock slack when looking for uploads a lost CreateMultipartUpload response may have created.
 _CLOCK_SLACK_S = 60.0
@@ -118,3 +122,16 @@ class OpenUploads:
             if self.abort(u.key, u.upload_id) is None:
                 aborted += 1
         return aborted
+
+
+def report_abort(bus: EventBus, bucket: str, key: str, upload_id: str, error: S3PumpError | None,
+                 reason: str) -> None:
+    """MultipartAborted, or (``error``) MultipartAbortFailed and a warning: the registry keeps the
+    upload (the run's final sweep tries again), and so does the journal."""
+    if error is None:
+        bus.emit(MultipartAborted(key, upload_id, reason))
+        return
+    _log.warning("s3://%s/%s: aborting multipart upload %s failed (%s); it stays open until a rerun "
+                 "or `s3pump cleanup s3://%s/%s --older-than 0s` aborts it", bucket, key, upload_id,
+                 error, bucket, key)
+    bus.emit(MultipartAbortFailed(key, upload_id, error))

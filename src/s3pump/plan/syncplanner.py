@@ -46,6 +46,7 @@ from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_i
 from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..urls import S3Url
 from .extsort import ExternalSorter, Spool
+from .putcheck import Md5Check
 from .syncplan import (
     Action,
     LocalRecord,
@@ -129,6 +130,8 @@ class SyncPlanner:
         self.walk_totals = WalkTotals()  # the walk's counts, and the entries it passed over
         self.found_bytes = 0
         self.attrs_for = attrs_by_content_type(ObjectAttributes.of(config))
+        # after a single PUT, the engine asks it whether the ETag is the MD5 hashed here
+        self.put_check = Md5Check(dest.bucket, config.sse, config.follow_symlinks)
         self.deletes = Spool()
         self.error_keys: list[str] = []
         self.error_keys_overflow = False
@@ -412,7 +415,8 @@ class SyncPlanner:
             d = o.digest  # the version hashed: the upload must send exactly it (identity and MD5 checked after)
             out.put(UploadItem(key=a.key, size_bytes=d.size_bytes, source=path, path=path, attrs=attrs,
                                mtime_ns=d.mtime_ns, identity=FileIdentity(d.size_bytes, d.mtime_ns, d.ctime_ns,
-                                                                          d.inode, d.device), md5=d.md5))
+                                                                          d.inode, d.device), md5=d.md5,
+                               check_put=self.put_check))
 
     # ------------------------------------------------------------------ the producer
     def produce(self, out: Handoff[Any]) -> None:
