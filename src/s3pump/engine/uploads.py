@@ -89,7 +89,8 @@ class OpenUploads:
         self.completed(upload_id)
 
     def abort(self, key: str, upload_id: str) -> S3PumpError | None:
-        """AbortMultipartUpload (retried by the policy; an unknown upload ID counts as aborted).
+        """AbortMultipartUpload, retried here by the policy (the store does not retry aborts:
+        :meth:`~s3pump.store.base.Store.abort_multipart_upload`); an unknown upload ID counts as aborted.
         Forgotten only when it succeeded; returns the error otherwise (the upload stays registered,
         so a later :meth:`abort_all` tries again)."""
         self.register(key, upload_id)

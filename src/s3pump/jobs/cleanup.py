@@ -87,8 +87,8 @@ def cleanup(
             if dry_run:
                 aborted.append(entry)
                 continue
-            try:  # another run's orphan: the one abort outside a run's own registry
-                store.abort_multipart_upload(dest.bucket, u.key, u.upload_id)
+            try:  # another run's orphan: the one abort outside a run's own registry (retried by its policy)
+                run.policy.call(store.abort_multipart_upload, dest.bucket, u.key, u.upload_id, what=(u.key, None))
             except S3PumpError as e:
                 failed.append((*entry, str(e)))
                 continue

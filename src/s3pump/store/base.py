@@ -231,7 +231,15 @@ class Store(Protocol):
         ...
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        """AbortMultipartUpload; an unknown upload ID is not an error."""
+        """AbortMultipartUpload; an unknown upload ID is not an error.
+
+        One request: a store never retries an abort itself. The caller retries it, once, with its
+        policy: a run's aborts go through :meth:`~s3pump.engine.uploads.OpenUploads.abort`
+        (``RetryPolicy.call``, so each retry is budgeted and told as a ``RetryScheduled``), and
+        ``s3pump cleanup``'s through the run's policy; the other callers (the sweeps of dead runs'
+        journals, ``rb --force``) send it once, a failure staying recorded for the next sweep (or
+        failing the command). Retrying in both layers made one abort up to ``max_attempts`` squared
+        requests."""
         ...
 
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[CompletedPart]:

@@ -640,9 +640,8 @@ class S3Store:
         return PutResult(_etag_in(body), None, _header(headers, "x-amz-version-id"))
 
     def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        try:
-            self._crt_call("DELETE", bucket, key, f"uploadId={quote(upload_id, safe='')}", "AbortMultipartUpload",
-                           retry=True)
+        try:  # one request, not retried here: the caller retries an abort (Store.abort_multipart_upload)
+            self._crt_call("DELETE", bucket, key, f"uploadId={quote(upload_id, safe='')}", "AbortMultipartUpload")
         except StoreError as e:
             if e.code != "NoSuchUpload":
                 raise
