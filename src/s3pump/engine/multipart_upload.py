@@ -20,15 +20,7 @@ from typing import Literal
 
 from ..config import TransferConfig
 from ..errors import NoSuchUploadError, S3PumpError, SourceError
-from ..events import (
-    EventBus,
-    FileDone,
-    FileFailed,
-    MultipartCreated,
-    MultipartCreating,
-    PartDone,
-    SourceRead,
-)
+from ..events import EventBus, FileDone, FileFailed, MultipartCreated, MultipartCreating, PartDone, SourceRead
 from ..items import PartSource, UploadItem
 from ..retry import RetryPolicy
 from ..store.base import CompletedPart, PutResult, Store
