@@ -36,7 +36,7 @@ import botocore.exceptions
 from ..config import TransferConfig
 from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
 from ..etags import file_digest, parse_etag
-from ..plan.syncplan import checksum_part_sizes, checksum_verdict
+from ..plan.syncplan import RemoteRecord, checksum_part_sizes, checksum_verdict
 from ..session import open_store
 from ..sources.keynames import KeyNames
 from ..sources.walk import walk_items
@@ -148,7 +148,7 @@ class _Checker:
         try:
             if self.download:
                 return self._download(path, key)
-            record = (key.encode(), info.size_bytes, info.etag, info.last_modified)
+            record = RemoteRecord(key.encode(), info.size_bytes, info.etag, info.last_modified)
             parsed = parse_etag(info.etag)
             exact = self._part_size(key, info.size_bytes, parsed[1]) if parsed is not None and parsed[1] else None
             part_sizes = [exact] if exact else checksum_part_sizes(record, self.config.part_size_bytes)
