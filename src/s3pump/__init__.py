@@ -30,26 +30,25 @@ from .errors import (
 
 if TYPE_CHECKING:  # the lazy names below, for type checkers
     from .config import TransferConfig
-    from .export.report import ExportReport
     from .jobs.export import export_table
-    from .jobs.stream import StreamReport, stream
-    from .jobs.sync import SyncReport, sync
+    from .jobs.stream import stream
+    from .jobs.sync import sync
     from .jobs.upload import upload
-    from .report import FailedFile, UploadReport
+    from .reports import ExportReport, FailedFile, StreamReport, SyncReport, UploadReport
 
 # Load lazily (PEP 562): `import s3pump` or the CLI must not pay for pyarrow when uploading, nor for
 # the config and reports when printing its version.
 _LAZY = {
     "TransferConfig": ".config",
-    "FailedFile": ".report",
-    "UploadReport": ".report",
+    "FailedFile": ".reports",
+    "UploadReport": ".reports",
     "upload": ".jobs.upload",
     "sync": ".jobs.sync",
-    "SyncReport": ".jobs.sync",
+    "SyncReport": ".reports",
     "stream": ".jobs.stream",
-    "StreamReport": ".jobs.stream",
+    "StreamReport": ".reports",
     "export_table": ".jobs.export",
-    "ExportReport": ".export.report",
+    "ExportReport": ".reports",
 }
 
 

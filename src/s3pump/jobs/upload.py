@@ -27,7 +27,7 @@ from ..items import UploadItem
 from ..journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
 from ..journal_check import forget_missing_done
 from ..local_state import is_write_refused, state_error
-from ..report import UploadReport
+from ..reports import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
