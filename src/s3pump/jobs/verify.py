@@ -40,11 +40,12 @@ from ..session import open_store
 from ..sources.keynames import KeyNames
 from ..sources.walk import walk_items
 from ..store.base import ObjectInfo, Store
+from ..units import MIB
 from ..urls import S3Url, parse_s3_url
 
 __all__ = ["verify"]
 
-_READ_BYTES = 1024 * 1024
+_READ_BYTES = MIB
 _CRC_FIELDS = ("ChecksumCRC64NVME", "ChecksumCRC32C", "ChecksumCRC32")
 
 

@@ -44,6 +44,7 @@ from ..sources.handoff import Handoff, Stopped
 from ..sources.keynames import KeyNames
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
+from ..units import MIB
 from ..urls import S3Url
 from .extsort import ExternalSorter, Spool
 from .syncplan import (
@@ -71,7 +72,7 @@ log = logging.getLogger("s3pump.sync")
 
 #: A hashing task: up to this many files, or this many bytes.
 _BATCH_FILES = 64
-_BATCH_BYTES = 16 * 1024 * 1024
+_BATCH_BYTES = 16 * MIB
 #: Unchanged files counted into one FilesUnchanged event (``list_unchanged=False``).
 _UNCHANGED_PER_EVENT = 1000
 #: Seconds between the totals said while the walk goes on (every 256 files at most).

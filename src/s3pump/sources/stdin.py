@@ -57,10 +57,10 @@ from ..errors import (
 )
 from ..store.body import BufferSlice, FileRange, PartBody
 from ..store.checksums import FullObjectChecksum
+from ..units import MIB
 
 __all__ = ["PartSchedule", "Readable", "StreamPartSource", "share_malloc_arenas"]
 
-MIB = 1024 * 1024
 #: Reads of a spooled part: the Python memory a spooled stream uses for data.
 SPOOL_CHUNK_BYTES = MIB
 
