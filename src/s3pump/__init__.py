@@ -7,25 +7,48 @@ Public API (everything else is private and may change)::
     stream(readable, "s3://bucket/key", config, expected_size_bytes=None) -> StreamReport
     export_table(db, table, "s3://bucket/prefix", config, ...) -> ExportReport
     TransferConfig                      one frozen, validated config (units in names)
-    errors: S3PumpError and its tree    see s3pump.errors
+    errors: S3PumpError and its tree    every class of s3pump.errors, importable from s3pump
 """
 
 from typing import TYPE_CHECKING
 
-from .errors import (
+from .errors import (  # the whole error tree (errors.py is loaded by any job anyway)
     AccessDeniedError,
+    BadDigestError,
+    BrokenListingError,
     CancelledError,
+    CertificateError,
+    ClientLibraryError,
+    ClockSkewError,
+    ConcurrentChangeError,
     CredentialsError,
+    DeleteLimitError,
+    EndpointUnreachableError,
+    FatalStoreError,
     InvalidKeyError,
+    JournalBusyError,
+    KeyClashError,
+    LocalStateError,
     NetworkError,
     NoSuchBucketError,
+    NoSuchUploadError,
+    OpenFilesError,
+    PathNotFoundError,
+    RequestTimeoutError,
     RetryableStoreError,
     S3PumpError,
+    ServerError,
     SourceChangedError,
     SourceError,
+    SourceNotFoundError,
+    SourceTruncatedError,
+    SourceUnreadableError,
     StoreError,
     ThrottlingError,
     UsageError,
+    WorkerLostError,
+    WorkerMismatchError,
+    WrongRegionError,
 )
 
 if TYPE_CHECKING:  # the lazy names below, for type checkers
@@ -67,17 +90,37 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError",
+    "BadDigestError",
+    "BrokenListingError",
     "CancelledError",
+    "CertificateError",
+    "ClientLibraryError",
+    "ClockSkewError",
+    "ConcurrentChangeError",
     "CredentialsError",
+    "DeleteLimitError",
+    "EndpointUnreachableError",
     "ExportReport",
     "FailedFile",
+    "FatalStoreError",
     "InvalidKeyError",
+    "JournalBusyError",
+    "KeyClashError",
+    "LocalStateError",
     "NetworkError",
     "NoSuchBucketError",
+    "NoSuchUploadError",
+    "OpenFilesError",
+    "PathNotFoundError",
+    "RequestTimeoutError",
     "RetryableStoreError",
     "S3PumpError",
+    "ServerError",
     "SourceChangedError",
     "SourceError",
+    "SourceNotFoundError",
+    "SourceTruncatedError",
+    "SourceUnreadableError",
     "StoreError",
     "StreamReport",
     "SyncReport",
@@ -85,6 +128,9 @@ __all__ = [
     "TransferConfig",
     "UploadReport",
     "UsageError",
+    "WorkerLostError",
+    "WorkerMismatchError",
+    "WrongRegionError",
     "__version__",
     "export_table",
     "stream",
