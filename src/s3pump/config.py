@@ -32,8 +32,6 @@ MAX_PARTS = 10_000
 MIN_PART_SIZE_BYTES = 5 * MIB
 #: A part is at most 5 GiB (S3 API reference, UploadPart).
 MAX_PART_SIZE_BYTES = 5 * GIB
-#: The multipart ceiling: 10,000 parts of 5 GiB = 48.8 TiB (S3's maximum object size).
-MAX_OBJECT_SIZE_BYTES = MAX_PARTS * MAX_PART_SIZE_BYTES
 
 CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256", "none")
 ACLS = (

@@ -213,8 +213,7 @@ def upload(
             assert run.uploads is not None
             try:
                 # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
-                planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
-                                          multipart_threshold_bytes=run.config.multipart_threshold_bytes)
+                planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort)
                 try:
                     if cluster is not None:
                         from ..cluster.coordinator import transfer_on_cluster
