@@ -22,19 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
-from .units import parse_duration_s, parse_size_bytes
+from .units import GIB, MIB, parse_duration_s, parse_size_bytes
 
 __all__ = ["CHECKSUM_ALGORITHMS", "MAX_PARTS", "MAX_PART_SIZE_BYTES", "MIN_PART_SIZE_BYTES", "TransferConfig"]
 
-MIB = 1024 * 1024
 #: S3 allows 1 to 10,000 parts; see the S3 API reference, UploadPart.
 MAX_PARTS = 10_000
 #: Every part but the last is at least 5 MiB (S3 API reference, UploadPart).
 MIN_PART_SIZE_BYTES = 5 * MIB
 #: A part is at most 5 GiB (S3 API reference, UploadPart).
-MAX_PART_SIZE_BYTES = 5 * 1024 * MIB
-#: The multipart ceiling: 10,000 parts of 5 GiB = 48.8 TiB (S3's maximum object size).
-MAX_OBJECT_SIZE_BYTES = MAX_PARTS * MAX_PART_SIZE_BYTES
+MAX_PART_SIZE_BYTES = 5 * GIB
 
 CHECKSUM_ALGORITHMS = ("CRC32C", "CRC32", "CRC64NVME", "SHA1", "SHA256", "none")
 ACLS = (

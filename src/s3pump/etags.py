@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from .config import MAX_PARTS
 from .engine.multipart import multipart_etag, part_size_for
 from .errors import SourceChangedError, UsageError, source_os_error
+from .units import MIB
 
 __all__ = [
     "COMMON_PART_SIZES_BYTES",
@@ -35,7 +36,6 @@ __all__ = [
     "parse_etag",
 ]
 
-MIB = 1024 * 1024
 #: Part sizes of common uploaders: 5 MiB (S3's minimum), 8 MiB (aws s3 cp, s3pump),
 #: 16 MiB, 50 MiB (s5cmd), 64 MiB, 100 MiB.
 COMMON_PART_SIZES_BYTES = (5 * MIB, 8 * MIB, 16 * MIB, 50 * MIB, 64 * MIB, 100 * MIB)

@@ -364,16 +364,6 @@ class Journal:
         }
 
     # ------------------------------------------------------------------ recording
-    @property
-    def multipart_planned(self) -> bool:
-        """Some run of this journal planned a multipart upload (so orphans are possible)."""
-        return self.db.execute("SELECT 1 FROM meta WHERE name='multipart'").fetchone() is not None
-
-    def mark_multipart(self) -> None:
-        """Record, before any CreateMultipartUpload, that this command uploads large files."""
-        self.flush()
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('multipart', '1')")
-
     def expect(self, key: str, identity: FileIdentity) -> None:
         """The planner hands ``key``'s identity over before the engine starts it (it is recorded
         with its multipart upload and its done row, so a rerun can tell whether the file changed)."""
@@ -512,7 +502,6 @@ def _target(endpoint: str | None, bucket: str) -> str:
 
 def skip_and_resume(
     items: Iterable[UploadItem], journal: Journal, bus: EventBus, abort: Abort,
-    *, multipart_threshold_bytes: int | None = None,
 ) -> Iterator[UploadItem]:
     """Filter planned items through the journal of an earlier run of the same command.
 
@@ -525,18 +514,13 @@ def skip_and_resume(
     * every other file passes unchanged. Each passing file's identity is handed to the
       journal (:meth:`Journal.expect`) for the uploads it creates.
 
-    A journal that was empty when opened (a first run) is not asked per file. The first file
-    over ``multipart_threshold_bytes`` marks the journal (:meth:`Journal.mark_multipart`).
+    A journal that was empty when opened (a first run) is not asked per file.
     """
     lookup = not journal.empty
-    marked = multipart_threshold_bytes is None
     for item in items:
         if item.error is not None or item.path is None:
             yield item
             continue
-        if not marked and item.size_bytes > multipart_threshold_bytes:  # type: ignore[operator]
-            journal.mark_multipart()
-            marked = True
         identity = item.identity or FileIdentity(item.size_bytes, item.mtime_ns, -1, -1, None)
         if not lookup:
             journal.expect(item.key, identity)

@@ -9,7 +9,7 @@ A job reads as "validate -> produce items -> ``run.transfer(items)`` -> ``run.re
 The :class:`Run` owns, for that one run:
 
 * the **store**'s lifecycle (opened, with the bucket checked, and closed; or one given);
-* the **event bus** with its standard subscribers: statistics (:class:`~s3pump.report.RunStats`),
+* the **event bus** with its standard subscribers: statistics (:class:`~s3pump.runstats.RunStats`),
   the failed-list, the resume journal if the job attaches one, and the caller's views;
 * the one **retry policy** (:class:`~s3pump.retry.RetryPolicy`) of the engine, the store's
   synchronous calls and the run's own PUTs and deletes; each retry is a ``RetryScheduled`` event;
@@ -45,8 +45,9 @@ from .errors import CancelledError, S3PumpError, StoreError
 from .events import Event, EventBus, FileFailed, ObjectDeleted, RetryScheduled, StopRequested, Subscriber
 from .items import UploadItem
 from .local_state import GuardedSubscriber, probe_directory
-from .report import FailedListWriter, RunStats, UploadReport
+from .reports import UploadReport
 from .retry import RetryPolicy
+from .runstats import FailedListWriter, RunStats
 from .store.base import ObjectAttributes, PutResult, Store
 from .store.waiting import put_and_wait
 
@@ -322,7 +323,7 @@ class Run:
         self.bus.emit(RetryScheduled(what[0], what[1], attempt, delay_s, error))
 
     def report(self, *, dry_run: bool = False) -> UploadReport:
-        """The run's :class:`~s3pump.report.UploadReport` (counts, bytes, retries, latency, failures)."""
+        """The run's :class:`~s3pump.reports.UploadReport` (counts, bytes, retries, latency, failures)."""
         if self.local_error is not None:  # a dry run, which has no transfer to stop
             raise self.local_error
         return UploadReport.from_stats(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from .engine.copy import replace_metadata
 from .errors import StoreError, UsageError
@@ -29,7 +27,6 @@ __all__ = [
     "MD5_METADATA",
     "SHA256_METADATA",
     "STREAM_DEFAULT_CONCURRENCY",
-    "StreamReport",
     "digest_metadata",
     "parse_tolerance",
     "part_runs",
@@ -82,45 +79,6 @@ def stream_limits(concurrency: int, *, spooled: bool = False) -> tuple[int, int]
         raise UsageError(f"stream needs --concurrency >= 2 (one part reading, one sending), got {concurrency}")
     in_flight = max(1, concurrency // 4 if spooled else concurrency // 2)
     return in_flight, max(2, concurrency - in_flight)
-
-
-@dataclass(frozen=True)
-class StreamReport:
-    """Outcome of :func:`stream`. Sizes in bytes, times in seconds, rate in bytes/s.
-
-    ``part_sizes`` lists ``(part size, count)`` runs in part-number order (one run for a
-    fixed part size; more as an unknown-size stream grows its parts). ``parts`` is 0 for a
-    single PUT. ``peak_parts_held`` is the most parts s3pump held at once (memory or spool).
-    """
-
-    bucket: str
-    key: str
-    bytes: int
-    parts: int
-    part_sizes: list[tuple[int, int]]
-    md5: str
-    sha256: str | None
-    etag: str
-    version_id: str | None
-    elapsed_s: float
-    retries: int
-    spooled: bool
-    peak_parts_held: int
-    concurrency: int
-    expected_size_bytes: int | None = None
-    checksum_algorithm: str | None = None
-    checksum: str | None = None
-
-    @property
-    def rate_bps(self) -> float:
-        return self.bytes / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["part_sizes"] = [{"size_bytes": s, "count": c} for s, c in self.part_sizes]
-        d["rate_bps"] = self.rate_bps
-        d["event"] = "summary"
-        return d
 
 
 def digest_metadata(source: StreamPartSource) -> dict[str, str]:

@@ -15,7 +15,14 @@ import re
 
 from .errors import UsageError
 
-__all__ = ["format_bytes", "format_rate", "parse_aws_size_bytes", "parse_duration_s", "parse_size_bytes"]
+__all__ = [
+    "GIB", "KIB", "MIB", "format_bytes", "format_rate", "parse_aws_size_bytes", "parse_duration_s", "parse_size_bytes",
+]
+
+#: Binary units in bytes, the one home of these constants: ``8 * MIB`` is 8,388,608 bytes.
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from s3pump.config import TransferConfig
-from s3pump.export.report import ExportReport
 from s3pump.jobs.export import export_table
+from s3pump.reports import ExportReport
 from s3pump.store.memory import MemoryStore
 
 CONFIG = TransferConfig(max_attempts=1, backoff_base_s=0.0)

@@ -17,6 +17,8 @@ from s3pump.etags import candidate_part_sizes, file_digest, parse_etag
 from s3pump.hashcache import HashCache
 from s3pump.plan.extsort import ExternalSorter, Spool
 from s3pump.plan.syncplan import (
+    LocalRecord,
+    RemoteRecord,
     checksum_verdict,
     decide,
     local_is_newer,
@@ -72,8 +74,8 @@ def test_s3_key_order_is_not_directory_order() -> None:
 # ---------------------------------------------------------------- merge-join and decisions
 @given(st.sets(st.integers(0, 60)), st.sets(st.integers(0, 60)))
 def test_merge_join_pairs_every_key_once(local_ids: set[int], remote_ids: set[int]) -> None:
-    local = [(f"k{i:03d}".encode(), i, 0) for i in sorted(local_ids)]
-    remote = [(f"k{i:03d}".encode(), i, "e", 0.0) for i in sorted(remote_ids)]
+    local = [LocalRecord(f"k{i:03d}".encode(), i, 0) for i in sorted(local_ids)]
+    remote = [RemoteRecord(f"k{i:03d}".encode(), i, "e", 0.0) for i in sorted(remote_ids)]
     pairs = list(merge_join(local, remote))
     keys = [(lr or rr)[0] for lr, rr in pairs]  # type: ignore[index]
     assert keys == sorted({f"k{i:03d}".encode() for i in local_ids | remote_ids})
@@ -84,26 +86,26 @@ def test_merge_join_pairs_every_key_once(local_ids: set[int], remote_ids: set[in
 
 def test_merge_join_refuses_unsorted_input() -> None:
     with pytest.raises(ValueError, match="not sorted"):
-        list(merge_join([(b"b", 1, 0), (b"a", 1, 0)], []))
+        list(merge_join([LocalRecord(b"b", 1, 0), LocalRecord(b"a", 1, 0)], []))
 
 
 def test_decide_default_size_only_checksum() -> None:
-    loc = (b"k", 10, 2_000_000_000_000_000_000)
-    same_old = (b"k", 10, "e", 1_000_000_000.0)
+    loc = LocalRecord(b"k", 10, 2_000_000_000_000_000_000)
+    same_old = RemoteRecord(b"k", 10, "e", 1_000_000_000.0)
     assert decide(loc, None, "default", False).kind == "upload"
     assert decide(None, same_old, "default", False).kind == "keep"
     assert decide(None, same_old, "default", True).kind == "delete"
-    assert decide(loc, (b"k", 11, "e", 3e9), "default", False).reason.startswith("size differs")
+    assert decide(loc, RemoteRecord(b"k", 11, "e", 3e9), "default", False).reason.startswith("size differs")
     # the aws cli's rule is the server-modtime mode's (default before issue 26)
     assert decide(loc, same_old, "server-modtime", False).kind == "upload"  # local newer
-    assert decide(loc, (b"k", 10, "e", 3e9), "server-modtime", False).kind == "skip"  # object newer
-    assert decide(loc, (b"k", 11, "e", 3e9), "server-modtime", False).reason.startswith("size differs")
+    assert decide(loc, RemoteRecord(b"k", 10, "e", 3e9), "server-modtime", False).kind == "skip"  # object newer
+    assert decide(loc, RemoteRecord(b"k", 11, "e", 3e9), "server-modtime", False).reason.startswith("size differs")
     # the default (rclone's rule): the same size is compared with the object's recorded mtime
     assert decide(loc, same_old, "default", False).kind == "compare"
-    assert decide(loc, (b"k", 10, "e", 3e9), "default", False).kind == "compare"
+    assert decide(loc, RemoteRecord(b"k", 10, "e", 3e9), "default", False).kind == "compare"
     assert decide(loc, same_old, "size-only", False).kind == "skip"
     assert decide(loc, same_old, "checksum", False).kind == "compare"
-    assert decide(loc, (b"k", 9, "e", 0.0), "checksum", False).kind == "upload"
+    assert decide(loc, RemoteRecord(b"k", 9, "e", 0.0), "checksum", False).kind == "upload"
 
 
 def test_newer_compares_like_awscli_in_microseconds() -> None:
@@ -114,8 +116,8 @@ def test_newer_compares_like_awscli_in_microseconds() -> None:
 
 
 def test_plan_in_key_order() -> None:
-    local = [(b"p/a", 1, 0), (b"p/c", 2, 0)]
-    remote = [(b"p/b", 1, "e", 0.0), (b"p/c", 2, "e", 9e9)]
+    local = [LocalRecord(b"p/a", 1, 0), LocalRecord(b"p/c", 2, 0)]
+    remote = [RemoteRecord(b"p/b", 1, "e", 0.0), RemoteRecord(b"p/c", 2, "e", 9e9)]
     assert [(a.kind, a.key) for a in plan(local, remote, "server-modtime", delete=True)] == [
         ("upload", "p/a"), ("delete", "p/b"), ("skip", "p/c")]
     assert [(a.kind, a.key) for a in plan(local, remote, "default", delete=True)] == [
@@ -196,8 +198,8 @@ def test_verdict_single_part(tmp_path: Path) -> None:
     def no_head() -> ObjectInfo:
         raise AssertionError("no HeadObject needed")
 
-    assert checksum_verdict(d, (b"k", 5, md5, 0.0), [], no_head).same
-    v = checksum_verdict(d, (b"k", 5, "f" * 32, 0.0), [], lambda: _info())
+    assert checksum_verdict(d, RemoteRecord(b"k", 5, md5, 0.0), [], no_head).same
+    v = checksum_verdict(d, RemoteRecord(b"k", 5, "f" * 32, 0.0), [], lambda: _info())
     assert not v.same and not v.fallback and "differs" in v.reason
 
 
@@ -205,26 +207,26 @@ def test_verdict_multipart_recomputed_or_metadata_or_fallback(tmp_path: Path) ->
     data = os.urandom(12 * MIB)
     d = _digest(tmp_path, data, [5 * MIB, 8 * MIB])
     real = _multipart_of(data, 8 * MIB)
-    assert checksum_verdict(d, (b"k", len(data), real, 0.0), [5 * MIB, 8 * MIB], lambda: None).same
+    assert checksum_verdict(d, RemoteRecord(b"k", len(data), real, 0.0), [5 * MIB, 8 * MIB], lambda: None).same
     other = "a" * 32 + "-2"
-    assert checksum_verdict(d, (b"k", len(data), other, 0.0), [8 * MIB], lambda: _info(d.md5)).same
-    v = checksum_verdict(d, (b"k", len(data), other, 0.0), [8 * MIB], lambda: _info())
+    assert checksum_verdict(d, RemoteRecord(b"k", len(data), other, 0.0), [8 * MIB], lambda: _info(d.md5)).same
+    v = checksum_verdict(d, RemoteRecord(b"k", len(data), other, 0.0), [8 * MIB], lambda: _info())
     assert not v.same and v.fallback and "matches no part size" in v.reason
-    v = checksum_verdict(d, (b"k", len(data), other, 0.0), [8 * MIB], lambda: _info("b" * 32))
+    v = checksum_verdict(d, RemoteRecord(b"k", len(data), other, 0.0), [8 * MIB], lambda: _info("b" * 32))
     assert not v.same and not v.fallback
 
 
 def test_verdict_sse_kms_and_sse_c(tmp_path: Path) -> None:
     d = _digest(tmp_path, b"secret")
     kms_etag = "c" * 32  # not the MD5 of the plaintext
-    assert checksum_verdict(d, (b"k", 6, kms_etag, 0.0), [], lambda: _info(d.md5, "aws:kms")).same
-    v = checksum_verdict(d, (b"k", 6, kms_etag, 0.0), [], lambda: _info(None, "aws:kms"))
+    assert checksum_verdict(d, RemoteRecord(b"k", 6, kms_etag, 0.0), [], lambda: _info(d.md5, "aws:kms")).same
+    v = checksum_verdict(d, RemoteRecord(b"k", 6, kms_etag, 0.0), [], lambda: _info(None, "aws:kms"))
     assert not v.same and v.fallback and "aws:kms" in v.reason
 
     def refused() -> ObjectInfo:
         raise FatalStoreError("s3://b/k: HTTP 400", status=400)
 
-    v = checksum_verdict(d, (b"k", 6, kms_etag, 0.0), [], refused)
+    v = checksum_verdict(d, RemoteRecord(b"k", 6, kms_etag, 0.0), [], refused)
     assert not v.same and v.fallback and "SSE-C" in v.reason
 
 

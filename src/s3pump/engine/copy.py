@@ -10,14 +10,15 @@ in the run's :class:`~s3pump.engine.uploads.OpenUploads` like every other.
 from __future__ import annotations
 
 from ..store.base import CompletedPart, ObjectAttributes, PutResult, Store
+from ..units import GIB, MIB
 from .completion import complete_with_retries
 from .uploads import OpenUploads
 
 __all__ = ["COPY_OBJECT_MAX_BYTES", "replace_metadata"]
 
 #: CopyObject's limit (S3 API reference, CopyObject).
-COPY_OBJECT_MAX_BYTES = 5 * 1024 * 1024 * 1024
-_MIN_COPY_PART_BYTES = 512 * 1024 * 1024
+COPY_OBJECT_MAX_BYTES = 5 * GIB
+_MIN_COPY_PART_BYTES = 512 * MIB
 
 
 def replace_metadata(store: Store, uploads: OpenUploads, key: str, attrs: ObjectAttributes, *, size_bytes: int,

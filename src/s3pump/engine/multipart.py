@@ -15,6 +15,7 @@ from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES
 from ..errors import SourceChangedError, UsageError
 from ..fileid import FileIdentity, open_version
 from ..store.body import FileRange, PartBody
+from ..units import MIB
 
 __all__ = [
     "FilePartSource",
@@ -25,7 +26,6 @@ __all__ = [
     "part_size_for",
 ]
 
-MIB = 1024 * 1024
 
 
 def part_size_for(size_bytes: int, part_size_bytes: int) -> int:

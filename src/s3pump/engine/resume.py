@@ -22,11 +22,12 @@ import os
 from ..errors import BrokenListingError, S3PumpError, SourceChangedError
 from ..items import ResumeRecord
 from ..store.base import CompletedPart, Store
+from ..units import MIB
 from .multipart import FilePartSource
 
 __all__ = ["list_and_verify_parts", "listing_unsupported"]
 
-_READ_BYTES = 1024 * 1024
+_READ_BYTES = MIB
 
 
 def listing_unsupported(error: S3PumpError) -> bool:

@@ -19,11 +19,13 @@ from typing import Any
 from ..errors import UsageError
 from ..events import Event, RowsFound
 from ..items import UploadItem
+from ..reports import ExportReport
 from ..run import Run
 from ..sources.table import TableSource, decode_cursor
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key
 from .checkpointer import Checkpointer
+from .counters import ExportCounters
 from .dlq import DeadLetterQueue, DlqEntry
 from .formats import Serializer, make_serializer
 from .ledger import Ledger
@@ -31,7 +33,6 @@ from .objects import BatchWriter, ObjectLayout, schema_hash
 from .partition import PartitionSpec, escape_name
 from .plan import CutPlanner, PlanThread
 from .protogen import proto_schema
-from .report import ExportCounters, ExportReport
 from .schema_check import check_schema, schema_columns, version_proto_name
 from .state import Checkpoint, StateStore
 from .superseded import delete_superseded, drop_older_versions

@@ -20,8 +20,8 @@ from typing import Any
 from ..events import BatchExported, Event, EventBus, FileDone, FileFailed
 from ..sources.table import encode_cursor
 from .checkpointer import Checkpointer
+from .counters import ExportCounters
 from .dlq import DlqEntry
-from .report import ExportCounters
 
 __all__ = ["Ledger", "PendingBatch"]
 

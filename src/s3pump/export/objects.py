@@ -25,11 +25,11 @@ from ..items import UploadItem
 from ..sources.table import BadRow, RowBatch, TableSource, encode_cursor
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
+from .counters import ExportCounters
 from .dlq import DlqEntry
 from .formats import Serializer
 from .ledger import Ledger, PendingBatch
 from .partition import PartitionSpec, escape_cursor, escape_name, escape_value, object_key, split, timestamps_of
-from .report import ExportCounters
 from .rows import to_arrow
 from .schema_check import version_dir
 from .time_text import drop_untimed

@@ -15,33 +15,18 @@ abort: the aborts that failed in earlier runs, and the uploads of a killed ``syn
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 from ..config import TransferConfig
 from ..errors import S3PumpError, UsageError
 from ..intents import dead_run_uploads, sweep_dead_runs
 from ..journal import forget_uploads
+from ..reports import CleanupReport
 from ..run import Run
 from ..session import state_dir
 from ..store.base import Store
 from ..urls import parse_s3_url
 
-__all__ = ["CleanupReport", "cleanup"]
-
-
-@dataclass(frozen=True)
-class CleanupReport:
-    """What cleanup did: ``aborted`` and ``kept`` (too recent) as ``s3://bucket/key`` + upload ID,
-    and ``failed`` (abort refused) with the error."""
-
-    aborted: list[tuple[str, str]] = field(default_factory=list)
-    kept: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str, str]] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+__all__ = ["cleanup"]
 
 
 def cleanup(

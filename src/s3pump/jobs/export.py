@@ -46,9 +46,9 @@ from ..events import Subscriber
 from ..export.formats import FORMATS
 from ..export.job import ExportJob
 from ..export.partition import PartitionSpec, check_time_column, escape_name, parse_partition
-from ..export.report import ExportReport
 from ..lifecycle import LifecycleRule, RuleOptions
 from ..lifecycle_update import apply_rule
+from ..reports import ExportReport
 from ..run import Run
 from ..sources.readers import open_table
 from ..sources.table import find_column

@@ -68,7 +68,7 @@ from ..export.ranges import (
     group_cuts,
     worker_db,
 )
-from ..export.report import ExportReport
+from ..reports import ExportReport
 from ..run import Run
 from ..sources.table import decode_cursor
 from ..urls import join_key

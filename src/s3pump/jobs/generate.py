@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from ..units import MIB
 
 __all__ = ["GenerateReport", "generate"]
 
-_POOL_BYTES = 4 * 1024 * 1024
-_CHUNK_BYTES = 4 * 1024 * 1024
+_POOL_BYTES = 4 * MIB
+_CHUNK_BYTES = 4 * MIB
 
 
 @dataclass(frozen=True, slots=True)

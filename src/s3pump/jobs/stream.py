@@ -48,6 +48,7 @@ from ..errors import S3PumpError, SourceError, UsageError
 from ..events import Event, FileDone, FileFailed, Subscriber
 from ..intents import IntentLog, sweep_dead_runs
 from ..items import UploadItem
+from ..reports import StreamReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
@@ -58,7 +59,6 @@ from ..stream_object import (
     MD5_METADATA,
     SHA256_METADATA,
     STREAM_DEFAULT_CONCURRENCY,
-    StreamReport,
     parse_tolerance,
     part_runs,
     single_put_item,
@@ -71,7 +71,6 @@ __all__ = [
     "MD5_METADATA",
     "SHA256_METADATA",
     "STREAM_DEFAULT_CONCURRENCY",
-    "StreamReport",
     "parse_tolerance",
     "stream",
     "stream_limits",

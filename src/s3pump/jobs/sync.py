@@ -11,7 +11,7 @@ Reads top to bottom:
 4. **Delete** (``--delete``) the objects with no local file: DeleteObjects in batches of
    1,000, after the uploads. Objects under a directory the walk could not read are never
    deleted (they are counted as withheld).
-5. **Report**: :class:`SyncReport`.
+5. **Report**: :class:`~s3pump.reports.SyncReport`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from ..intents import IntentLog, sweep_dead_runs
 from ..plan.deletelimit import DeleteLimit
 from ..plan.syncplan import MODES, SyncMode
 from ..plan.syncplanner import SyncPlanner, Walker
-from ..report import UploadReport
+from ..reports import SyncReport, UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.handoff import Handoff
@@ -41,47 +40,12 @@ from ..sources.walk import FilterRule, PathFilter
 from ..store.base import Store
 from ..urls import S3Url, join_key, parse_s3_url
 
-__all__ = ["SyncReport", "SyncStats", "sync"]
+__all__ = ["SyncStats", "sync"]
 
 log = logging.getLogger("s3pump.sync")
 
 #: Records per side kept in memory by the sort before it spills a run to disk (~250 bytes each).
 SORT_ITEMS_IN_MEMORY = 100_000
-
-
-@dataclass(frozen=True)
-class SyncReport(UploadReport):
-    """Outcome of :func:`s3pump.sync`: the upload figures of :class:`UploadReport`
-    (``files_done`` = objects uploaded, ``files_skipped`` = unchanged files) and the plan.
-
-    ``planned_uploads``: files found new or changed (uploaded, failed, or listed by
-    --dry-run); ``fallback_uploads``: those uploaded because their contents could not be
-    compared exactly (see the ``planned`` events for why); ``objects_deleted`` /
-    ``deletes_failed`` / ``deletes_withheld`` (under a local directory that could not be
-    read); ``planned_delete_bytes``: the size of the objects the plan deletes;
-    ``remote_only_kept``: objects with no local file, without --delete;
-    ``files_hashed`` / ``bytes_hashed`` / ``hash_cache_hits``: the hashing work.
-    """
-
-    mode: str = "default"
-    local_files: int = 0
-    remote_objects: int = 0
-    planned_uploads: int = 0
-    fallback_uploads: int = 0
-    planned_deletes: int = 0
-    planned_delete_bytes: int = 0
-    objects_deleted: int = 0
-    deletes_failed: int = 0
-    deletes_withheld: int = 0
-    remote_only_kept: int = 0
-    files_hashed: int = 0
-    bytes_hashed: int = 0
-    hash_cache_hits: int = 0
-    sort_runs_spilled: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.files_failed == 0 and self.deletes_failed == 0
 
 
 class SyncStats:

@@ -27,7 +27,7 @@ from ..items import UploadItem
 from ..journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
 from ..journal_check import forget_missing_done
 from ..local_state import is_write_refused, state_error
-from ..report import UploadReport
+from ..reports import UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
@@ -213,8 +213,7 @@ def upload(
             assert run.uploads is not None
             try:
                 # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
-                planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort,
-                                          multipart_threshold_bytes=run.config.multipart_threshold_bytes)
+                planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort)
                 try:
                     if cluster is not None:
                         from ..cluster.coordinator import transfer_on_cluster

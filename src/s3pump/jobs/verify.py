@@ -25,59 +25,28 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import botocore.exceptions
 
 from ..config import TransferConfig
 from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
 from ..etags import file_digest, parse_etag
-from ..plan.syncplan import checksum_part_sizes, checksum_verdict
+from ..plan.syncplan import RemoteRecord, checksum_part_sizes, checksum_verdict
+from ..reports import VerifyReport
 from ..session import open_store
 from ..sources.keynames import KeyNames
 from ..sources.walk import walk_items
 from ..store.base import ObjectInfo, Store
+from ..units import MIB
 from ..urls import S3Url, parse_s3_url
 
-__all__ = ["VerifyReport", "verify"]
+__all__ = ["verify"]
 
-_READ_BYTES = 1024 * 1024
+_READ_BYTES = MIB
 _CRC_FIELDS = ("ChecksumCRC64NVME", "ChecksumCRC32C", "ChecksumCRC32")
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    """What verify found. ``missing``/``different``/``unverified``: ``(source path, key, reason)``;
-    ``extra``: keys. ``ok`` only when every file matched and nothing is extra."""
-
-    destination: str
-    matched: int = 0
-    missing: list[tuple[str, str, str]] = field(default_factory=list)
-    different: list[tuple[str, str, str]] = field(default_factory=list)
-    unverified: list[tuple[str, str, str]] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.different or self.unverified or self.extra)
-
-    def events(self, bucket: str) -> Iterable[dict[str, Any]]:
-        """One JSON event per problem, in key order (``--json``)."""
-        for kind, rows in (("missing", self.missing), ("different", self.different),
-                           ("unverified", self.unverified)):
-            for source, key, reason in rows:
-                yield {"event": kind, "source": source, "key": key, "url": f"s3://{bucket}/{key}", "reason": reason}
-        for key in self.extra:
-            yield {"event": "extra", "key": key, "url": f"s3://{bucket}/{key}"}
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event": "summary", "destination": self.destination, "ok": self.ok, "matched": self.matched,
-                "missing": len(self.missing), "different": len(self.different),
-                "unverified": len(self.unverified), "extra": len(self.extra)}
 
 
 def verify(
@@ -148,7 +117,7 @@ class _Checker:
         try:
             if self.download:
                 return self._download(path, key)
-            record = (key.encode(), info.size_bytes, info.etag, info.last_modified)
+            record = RemoteRecord(key.encode(), info.size_bytes, info.etag, info.last_modified)
             parsed = parse_etag(info.etag)
             exact = self._part_size(key, info.size_bytes, parsed[1]) if parsed is not None and parsed[1] else None
             part_sizes = [exact] if exact else checksum_part_sizes(record, self.config.part_size_bytes)

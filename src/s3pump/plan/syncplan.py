@@ -20,16 +20,16 @@ the two streams pairs each key with its local file, its object, or both, and dec
   - ``checksum``: ``upload`` when the sizes differ, else ``compare`` (the file is
     hashed and :func:`checksum_verdict` decides).
 
-Records are plain tuples so a million of them stay small:
-``LocalRecord = (key_bytes, size_bytes, mtime_ns)`` and
-``RemoteRecord = (key_bytes, size_bytes, etag, last_modified_s)``.
+Records are named tuples (:class:`LocalRecord`, :class:`RemoteRecord`): as small as plain tuples
+(no per-record dict), so a million of them stay small. The external sort holds and spills them as
+plain tuples (``marshal`` takes no named tuple); the planner names them as they come out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..errors import StoreError
 from ..etags import FileDigest, candidate_part_sizes, parse_etag
@@ -56,8 +56,24 @@ __all__ = [
 SyncMode = Literal["default", "server-modtime", "size-only", "checksum"]
 MODES: tuple[SyncMode, ...] = ("default", "server-modtime", "size-only", "checksum")
 ActionKind = Literal["upload", "compare", "skip", "delete", "keep"]
-LocalRecord = tuple[bytes, int, int]
-RemoteRecord = tuple[bytes, int, str, float]
+
+
+class LocalRecord(NamedTuple):
+    """A local file: its key's UTF-8 bytes (the sort key), size and modification time."""
+
+    key_utf8: bytes
+    size_bytes: int
+    mtime_ns: int
+
+
+class RemoteRecord(NamedTuple):
+    """An object of the listing: its key's UTF-8 bytes (the sort key), size, ETag (as listed,
+    quotes and all) and LastModified in Unix seconds."""
+
+    key_utf8: bytes
+    size_bytes: int
+    etag: str
+    last_modified_s: float
 
 
 @dataclass(slots=True)
@@ -83,23 +99,23 @@ def merge_join(
     lrec, rrec = next(li, None), next(ri, None)
     last_l = last_r = None
     while lrec is not None or rrec is not None:
-        if lrec is not None and (rrec is None or lrec[0] < rrec[0]):
-            out: tuple[LocalRecord | None, RemoteRecord | None] = (lrec, None)
-        elif rrec is not None and (lrec is None or rrec[0] < lrec[0]):
-            out = (None, rrec)
+        if lrec is not None and (rrec is None or lrec.key_utf8 < rrec.key_utf8):
+            pair_l, pair_r = lrec, None
+        elif rrec is not None and (lrec is None or rrec.key_utf8 < lrec.key_utf8):
+            pair_l, pair_r = None, rrec
         else:
-            out = (lrec, rrec)
-        if out[0] is not None:
-            if last_l is not None and out[0][0] <= last_l:
-                raise ValueError(f"local stream not sorted at {out[0][0]!r}")
-            last_l = out[0][0]
+            pair_l, pair_r = lrec, rrec
+        if pair_l is not None:
+            if last_l is not None and pair_l.key_utf8 <= last_l:
+                raise ValueError(f"local stream not sorted at {pair_l.key_utf8!r}")
+            last_l = pair_l.key_utf8
             lrec = next(li, None)
-        if out[1] is not None:
-            if last_r is not None and out[1][0] <= last_r:
-                raise ValueError(f"remote stream not sorted at {out[1][0]!r}")
-            last_r = out[1][0]
+        if pair_r is not None:
+            if last_r is not None and pair_r.key_utf8 <= last_r:
+                raise ValueError(f"remote stream not sorted at {pair_r.key_utf8!r}")
+            last_r = pair_r.key_utf8
             rrec = next(ri, None)
-        yield out
+        yield pair_l, pair_r
 
 
 def local_is_newer(mtime_ns: int, last_modified_s: float) -> bool:
@@ -115,18 +131,19 @@ def decide(local: LocalRecord | None, remote: RemoteRecord | None, mode: SyncMod
     """The action for one key (see the module docstring)."""
     rec = local if local is not None else remote
     assert rec is not None
-    key = rec[0].decode("utf-8")
+    key = rec.key_utf8.decode("utf-8")
     if remote is None:
         return Action("upload", key, local, None, "new file")
     if local is None:
         return Action("delete" if delete else "keep", key, None, remote, "no local file")
-    if local[1] != remote[1]:
-        return Action("upload", key, local, remote, f"size differs (local {local[1]}, remote {remote[1]} bytes)")
+    if local.size_bytes != remote.size_bytes:
+        return Action("upload", key, local, remote,
+                      f"size differs (local {local.size_bytes}, remote {remote.size_bytes} bytes)")
     if mode == "size-only":
         return Action("skip", key, local, remote, "same size")
     if mode in ("checksum", "default"):
         return Action("compare", key, local, remote, "same size")
-    if local_is_newer(local[2], remote[3]):
+    if local_is_newer(local.mtime_ns, remote.last_modified_s):
         return Action("upload", key, local, remote, "local file is newer than the object")
     return Action("skip", key, local, remote, "same size, not newer")
 
@@ -178,10 +195,10 @@ def valid_md5(text: str) -> str | None:
 def checksum_part_sizes(remote: RemoteRecord, own_part_size_bytes: int) -> list[int]:
     """The part sizes whose multipart ETag must be computed to compare with ``remote``
     (empty for a single-part ETag)."""
-    parsed = parse_etag(remote[2])
+    parsed = parse_etag(remote.etag)
     if parsed is None or parsed[1] is None:
         return []
-    return candidate_part_sizes(remote[1], parsed[1], own_part_size_bytes)
+    return candidate_part_sizes(remote.size_bytes, parsed[1], own_part_size_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +225,7 @@ def checksum_verdict(
        object; a ``fallback`` when it is a multipart ETag no candidate matches, an SSE-KMS
        ETag, an object HeadObject refuses (SSE-C needs the key), or an opaque ETag.
     """
-    etag = remote[2].strip('"').lower()
+    etag = remote.etag.strip('"').lower()
     parsed = parse_etag(etag)
     if parsed is not None and parsed[1] is None and digest.md5 and parsed[0] == digest.md5:
         return Verdict(True, "MD5 equals the ETag")

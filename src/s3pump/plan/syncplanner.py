@@ -44,6 +44,7 @@ from ..sources.handoff import Handoff, Stopped
 from ..sources.keynames import KeyNames
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
+from ..units import MIB
 from ..urls import S3Url
 from .extsort import ExternalSorter, Spool
 from .putcheck import Md5Check
@@ -72,7 +73,7 @@ log = logging.getLogger("s3pump.sync")
 
 #: A hashing task: up to this many files, or this many bytes.
 _BATCH_FILES = 64
-_BATCH_BYTES = 16 * 1024 * 1024
+_BATCH_BYTES = 16 * MIB
 #: Unchanged files counted into one FilesUnchanged event (``list_unchanged=False``).
 _UNCHANGED_PER_EVENT = 1000
 #: Seconds between the totals said while the walk goes on (every 256 files at most).
@@ -179,6 +180,7 @@ class SyncPlanner:
                 continue
             if keep.active and not keep(info.key[n:]):
                 continue
+            # a RemoteRecord's fields as a plain tuple: the sort's run files are marshal, which takes no named tuple
             sorter.add((info.key.encode("utf-8"), info.size_bytes, info.etag, info.last_modified))
 
     def _walk(self, out: Handoff[Any]) -> Iterable[Any]:
@@ -226,7 +228,7 @@ class SyncPlanner:
                         self.error_keys_overflow = True
                     out.put(item)
                     continue
-                local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))
+                local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))  # a LocalRecord's fields
                 if normalized and item.path is not None and item.path != self._path(item.key):
                     self._renamed[item.key] = item.path
                 walked[0] += 1
@@ -255,7 +257,8 @@ class SyncPlanner:
             raise failure[0]
         self.local_files, self.remote_objects = local.count, remote.count
         self.sort_runs = local.runs + remote.runs
-        return local.sorted(), remote.sorted()
+        # named as they leave the sort (it holds and spills plain tuples)
+        return map(LocalRecord._make, local.sorted()), map(RemoteRecord._make, remote.sorted())
 
     # ------------------------------------------------------------------ hashing (pool threads)
     def _open_in_tree(self, path: str) -> int:
@@ -302,7 +305,7 @@ class SyncPlanner:
             part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
             bucket, key = self.dest.bucket, action.key
             head = _Memo(lambda: self.store.head_object(bucket, key))
-            etag = remote[2].strip('"').lower()
+            etag = remote.etag.strip('"').lower()
             if not part_sizes:  # a single-part (or opaque) ETag: the MD5 decides, HeadObject only if it differs
                 digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
             elif cached is not None and any(cached.multipart_etag_for(p) == etag for p in part_sizes):
@@ -313,7 +316,7 @@ class SyncPlanner:
                 stored = _stored_md5(head)
                 digest, fresh = self._digest(path, whole=stored is not None, part_sizes=[] if stored else part_sizes,
                                              known=cached)
-            if digest.size_bytes != remote[1]:
+            if digest.size_bytes != remote.size_bytes:
                 verdict = Verdict(False, "size differs (file changed since the walk)")
             else:
                 verdict = checksum_verdict(digest, remote, part_sizes, head)
@@ -335,11 +338,12 @@ class SyncPlanner:
             return _Outcome("skip", action, _SAME_CONTENT, digest=cached)
         assert action.local is not None
         try:
-            verdict = mtime_verdict(action.local[2], self.store.head_object(self.dest.bucket, action.key), remote[3])
+            verdict = mtime_verdict(action.local.mtime_ns, self.store.head_object(self.dest.bucket, action.key),
+                                    remote.last_modified_s)
         except StoreError as e:
             if e.stops_run or e.exit_code == 2:  # credentials, region, clock: not this object's; the run's
                 raise
-            newer = local_is_newer(action.local[2], remote[3])
+            newer = local_is_newer(action.local.mtime_ns, remote.last_modified_s)
             verdict = Verdict(not newer, f"HeadObject failed ({e}); local file is {'' if newer else 'not '}newer "
                               "than the object's LastModified")
         if verdict.same:
@@ -364,9 +368,9 @@ class SyncPlanner:
         object's single-part ETag is its MD5, or its multipart ETag is one it holds (a warm
         ``--checksum`` sync's common case, decided in the producer thread: handing such files to
         the hash pool cost more in thread switches than the decision itself)."""
-        if cached is None or a.kind != "compare" or a.remote is None or cached.size_bytes != a.remote[1]:
+        if cached is None or a.kind != "compare" or a.remote is None or cached.size_bytes != a.remote.size_bytes:
             return False
-        etag = a.remote[2].strip('"').lower()
+        etag = a.remote.etag.strip('"').lower()
         parsed = parse_etag(etag)
         if parsed is None:
             return False
@@ -400,11 +404,12 @@ class SyncPlanner:
             self.cache_hits += 1
         if o.kind == "failed":
             assert o.error is not None
-            size = a.local[1] if a.local else 0
+            size = a.local.size_bytes if a.local else 0
             out.put(UploadItem(key=a.key, size_bytes=size, source=path, error=o.error))
             return
         if o.kind == "skip":
-            self._skipped(out, a.key, o.digest.size_bytes if o.digest else a.local[1] if a.local else 0, o.reason)
+            size = o.digest.size_bytes if o.digest else a.local.size_bytes if a.local else 0
+            self._skipped(out, a.key, size, o.reason)
             return
         assert o.digest is not None
         out.put(UploadPlanned(path, a.key, o.digest.size_bytes, o.reason, o.fallback))
@@ -472,8 +477,8 @@ class SyncPlanner:
         try:
             for a in plan(local, remote, self.mode, delete=self.delete):
                 if a.kind == "skip":  # the totals hold every file and byte; a skipped one counts as done
-                    self._found(out, 1, a.local[1] if a.local else 0)
-                    self._skipped(out, a.key, a.local[1] if a.local else 0, a.reason)
+                    self._found(out, 1, a.local.size_bytes if a.local else 0)
+                    self._skipped(out, a.key, a.local.size_bytes if a.local else 0, a.reason)
                 elif a.kind == "keep":
                     self.remote_only_kept += 1
                 elif a.kind == "delete":
@@ -481,15 +486,15 @@ class SyncPlanner:
                         self.deletes_withheld += 1
                     else:
                         self.deletes.append(a.key)
-                        self.delete_bytes += a.remote[1] if a.remote else 0
+                        self.delete_bytes += a.remote.size_bytes if a.remote else 0
                 else:
                     assert a.local is not None
-                    self._found(out, 1, a.local[1])
+                    self._found(out, 1, a.local.size_bytes)
                     if a.kind == "upload" and self.dry_run:
-                        out.put(UploadPlanned(self._path(a.key), a.key, a.local[1], a.reason))
+                        out.put(UploadPlanned(self._path(a.key), a.key, a.local.size_bytes, a.reason))
                         continue
                     batch.append(a)
-                    batch_bytes += a.local[1]
+                    batch_bytes += a.local.size_bytes
                     if len(batch) >= _BATCH_FILES or batch_bytes >= _BATCH_BYTES:
                         submit()
             submit()

@@ -29,7 +29,6 @@ With P = 8 MiB that reaches 40.3 TiB in 10,000 parts (the ceiling is 48.8 TiB, w
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import errno
@@ -57,10 +56,10 @@ from ..errors import (
 )
 from ..store.body import BufferSlice, FileRange, PartBody
 from ..store.checksums import FullObjectChecksum
+from ..units import MIB
 
 __all__ = ["PartSchedule", "Readable", "StreamPartSource", "share_malloc_arenas"]
 
-MIB = 1024 * 1024
 #: Reads of a spooled part: the Python memory a spooled stream uses for data.
 SPOOL_CHUNK_BYTES = MIB
 
@@ -249,10 +248,6 @@ class StreamPartSource:
     @property
     def md5_hex(self) -> str:
         return self._md5.hexdigest()
-
-    @property
-    def md5_base64(self) -> str:
-        return base64.b64encode(self._md5.digest()).decode()
 
     @property
     def sha256_hex(self) -> str | None:

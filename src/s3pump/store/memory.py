@@ -28,6 +28,7 @@ from ..errors import (
     StoreError,
 )
 from ..retry import RetryPolicy
+from ..units import MIB
 from .base import (
     CompletedPart,
     DoneCallback,
@@ -77,7 +78,7 @@ class _Done:
 class MemoryStore:
     """A thread-safe in-memory Store. Data-plane calls complete synchronously."""
 
-    def __init__(self, *, min_part_size_bytes: int = 5 * 1024 * 1024, fault: FaultHook | None = None):
+    def __init__(self, *, min_part_size_bytes: int = 5 * MIB, fault: FaultHook | None = None):
         self.min_part_size_bytes = min_part_size_bytes
         self.fault = fault
         self.buckets: dict[str, dict[str, StoredObject]] = {}

@@ -51,6 +51,7 @@ from ..errors import (
     classify_store_error,
 )
 from ..retry import RetryPolicy
+from ..units import GIB
 from .base import (
     CompletedPart,
     DoneCallback,
@@ -80,7 +81,7 @@ _CODE_RE = re.compile(rb"<Code>([^<]+)</Code>")
 _UPLOAD_ID_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 _ETAG_RE = re.compile(rb"<ETag>([^<]+)</ETag>")
 _MESSAGE_RE = re.compile(rb"<Message>([^<]*)</Message>")
-_NO_SPLIT_BYTES = 5 * 1024 * 1024 * 1024  # awscrt must never split a PutObject itself
+_NO_SPLIT_BYTES = 5 * GIB  # awscrt must never split a PutObject itself
 _TLS_PROBE_AFTER_S = 1.5  # an https endpoint silent this long on its first request: check its certificate
 
 

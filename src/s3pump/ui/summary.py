@@ -7,16 +7,13 @@ from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any
 
 from ..events import Event, ObjectDeleted, UploadPlanned
-from ..report import UploadReport
+from ..reports import UploadReport
 from ..units import format_bytes, format_rate
 from .console import LineConsole, print_failure, stderr_console
 from .stdout_guard import GuardedStdout
 
 if TYPE_CHECKING:
-    from ..export.report import ExportReport
-    from ..jobs.cleanup import CleanupReport
-    from ..jobs.stream import StreamReport
-    from ..jobs.sync import SyncReport
+    from ..reports import CleanupReport, ExportReport, StreamReport, SyncReport
 
 __all__ = [
     "SyncPlanPrinter", "print_cleanup", "print_export_dry_run", "print_export_summary", "print_summary",

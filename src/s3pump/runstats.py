@@ -1,7 +1,7 @@
-"""Run statistics and reports, built from the event stream.
+"""Run statistics, built from the event stream, and the failed-list file.
 
 :class:`RunStats` is an event subscriber; jobs turn it into their report
-(:class:`UploadReport` here; other jobs extend it). Latency percentiles come from
+(:class:`~s3pump.reports.UploadReport`, :mod:`s3pump.reports`). Latency percentiles come from
 a log-bucket histogram (about 2 % resolution, constant memory), so a run of a
 million files costs no more memory than a run of ten.
 """
@@ -13,13 +13,13 @@ import math
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from .events import Event, FileDone, FileFailed, FileSkipped, FilesUnchanged, PartDone, RetryScheduled
+from .reports import FailedFile
 
-__all__ = ["FailedFile", "FailedListWriter", "LatencyHistogram", "RunStats", "UploadReport"]
+__all__ = ["FailedListWriter", "LatencyHistogram", "RunStats"]
 
 #: Failures kept in memory for the report; all of them go to the failed-list file.
 MAX_FAILED_IN_REPORT = 1000
@@ -52,16 +52,6 @@ class LatencyHistogram:
             if seen > rank:
                 return self._MIN_S if b == 0 else self._MIN_S * self._BASE ** (b - 0.5)
         return 0.0  # pragma: no cover
-
-
-@dataclass(frozen=True, slots=True)
-class FailedFile:
-    """A source that was not uploaded, and why."""
-
-    source: str
-    key: str
-    error: str
-    error_type: str
 
 
 class RunStats:
@@ -106,51 +96,6 @@ class RunStats:
     @property
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
-
-
-@dataclass(frozen=True)
-class UploadReport:
-    """Outcome of :func:`s3pump.upload`. Sizes in bytes, times in seconds, rate in bytes/s."""
-
-    files_done: int
-    files_failed: int
-    files_skipped: int
-    bytes_done: int
-    elapsed_s: float
-    retries: int
-    latency_p50_s: float
-    latency_p99_s: float
-    failed: list[FailedFile] = field(default_factory=list)
-    failed_list_path: str | None = None
-    dry_run: bool = False
-    bytes_skipped: int = 0
-    #: ``--cluster`` runs: workers, shards planned/done/failed, and per-worker rates (``per_worker``)
-    cluster: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.files_failed == 0
-
-    @property
-    def rate_bps(self) -> float:
-        return self.bytes_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    @classmethod
-    def from_stats(cls, stats: RunStats, *, failed_list_path: str | None, dry_run: bool = False) -> UploadReport:
-        return cls(
-            files_done=stats.files_done, files_failed=stats.files_failed, files_skipped=stats.files_skipped,
-            bytes_done=stats.bytes_done, elapsed_s=stats.elapsed_s, retries=stats.retries,
-            latency_p50_s=stats.latency.quantile(0.5), latency_p99_s=stats.latency.quantile(0.99),
-            failed=list(stats.failed), failed_list_path=failed_list_path, dry_run=dry_run,
-            bytes_skipped=stats.bytes_skipped,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["failed"] = [asdict(f) for f in self.failed]
-        d["rate_bps"] = self.rate_bps
-        d["event"] = "summary"
-        return d
 
 
 class FailedListWriter:
