@@ -282,13 +282,18 @@ class Run:
         """Report ``item`` as failed without sending it (e.g. a dry run's unreadable file)."""
         self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
 
-    def put_now(self, key: str, body: bytes, attrs: ObjectAttributes | None = None) -> PutResult:
-        """PutObject ``body`` to ``key`` and wait (retried by the run's policy).
+    def put_now(self, key: str, body: bytes, attrs: ObjectAttributes | None = None, *,
+                bucket: str | None = None) -> PutResult:
+        """PutObject ``body`` to ``key`` (in ``bucket``, default the run's) and wait, at most
+        ``request_timeout_s`` per attempt: the one synchronous PUT of every job (export's checkpoint,
+        dedup hashes, dead-letter entries and schema). Retried by the run's policy, each retry a
+        ``RetryScheduled`` event. Thread-safe: it reads only what is fixed once the run is entered
+        (the policy and the bus lock for themselves), so export calls it from its state thread.
 
         Raises:
-            StoreError: the PUT failed for good.
+            StoreError: the PUT failed for good (fatally, or past the policy's attempts or budget).
         """
-        return put_and_wait(self.store, self.bucket, key, body, attrs or ObjectAttributes(),
+        return put_and_wait(self.store, bucket or self.bucket, key, body, attrs or ObjectAttributes(),
                             timeout_s=self.config.request_timeout_s, policy=self.policy)
 
     def delete(self, keys: Iterable[str]) -> None:
