@@ -10,7 +10,10 @@ The :class:`Run` owns, for that one run:
 
 * the **store**'s lifecycle (opened, with the bucket checked, and closed; or one given);
 * the **event bus** with its standard subscribers: statistics (:class:`~s3pump.runstats.RunStats`),
-  the failed-list, the resume journal if the job attaches one, and the caller's views;
+  the failed-list, the resume journal (during a transfer), and the caller's views;
+* the **resume journal**, when the job gives one (``resume=``, :class:`~s3pump.resume.ResumeJournal`):
+  each :meth:`transfer` opens it, skips what an earlier run did (checked against the bucket),
+  resumes its multipart uploads, and settles it;
 * the one **retry policy** (:class:`~s3pump.retry.RetryPolicy`) of the engine, the store's
   synchronous calls and the run's own PUTs and deletes; each retry is a ``RetryScheduled`` event;
 * the one **registry of multipart uploads** to abort (:class:`~s3pump.engine.uploads.OpenUploads`);
@@ -35,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import TransferConfig
 from .engine.limits import EngineLimits
@@ -50,6 +53,9 @@ from .retry import RetryPolicy
 from .runstats import FailedListWriter, RunStats
 from .store.base import ObjectAttributes, PutResult, Store
 from .store.waiting import put_and_wait
+
+if TYPE_CHECKING:
+    from .resume import ResumeJournal
 
 __all__ = ["Run", "default_failed_list_path"]
 
@@ -83,6 +89,7 @@ class Run:
         graceful_stop: set by the first signal instead of cancelling (the job stops by itself).
         check_failed_list: make sure now that the failed-list's directory takes a file (jobs whose
             items may fail: upload, sync).
+        resume: the resume journal :meth:`transfer` applies (``upload``'s).
 
     Raises:
         LocalStateError: ``check_failed_list`` and the failed-list's directory refuses writes.
@@ -95,7 +102,8 @@ class Run:
                  embedded: bool = False, subscribers: Iterable[Subscriber] = (),
                  failed_list: str | Path | None = None, handle_signals: bool = False,
                  graceful_stop: threading.Event | None = None, check_bucket: bool = True,
-                 check_failed_list: bool = False, limits: EngineLimits | None = None) -> None:
+                 check_failed_list: bool = False, limits: EngineLimits | None = None,
+                 resume: ResumeJournal | None = None) -> None:
         self.job = job
         self.config = config
         self.bucket = bucket
@@ -122,6 +130,7 @@ class Run:
         self._cancelled = threading.Event()
         self._on_cancel: list[Callable[[], None]] = []
         self._kept_for_resume = False
+        self.resume = resume
         self.uploads: OpenUploads | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -247,14 +256,31 @@ class Run:
             else:
                 emit(obj)
 
-    def transfer(self, items: Iterable[Any], *, keep_uploads_on_cancel: bool = False) -> None:
-        """Write every item (events interleaved in ``items`` are emitted) through one engine.
+    def transfer(self, items: Iterable[Any], *, keep_uploads_on_cancel: bool | None = None,
+                 through: Callable[[Iterable[UploadItem]], Any] | None = None) -> Any:
+        """Write every item (events interleaved in ``items`` are emitted) through one engine, or
+        ``through(items)`` (``upload --cluster``: its workers), returning what that returns. With a
+        resume journal (``resume=``), the items are first filtered through it (see :mod:`s3pump.resume`).
 
-        ``keep_uploads_on_cancel``: on cancel, leave open multipart uploads for the resume journal.
+        ``keep_uploads_on_cancel``: on cancel, leave open multipart uploads for the resume journal
+        (default: when the resume journal resumes them).
 
         Raises:
             CancelledError: :meth:`cancel`, a signal, or KeyboardInterrupt.
+            JournalBusyError, LocalStateError: the resume journal is held by a live run, or not writable.
         """
+        keep = keep_uploads_on_cancel
+        if keep is None:
+            keep = self.resume is not None and self.resume.keeps_uploads
+
+        def send(planned: Iterable[UploadItem]) -> Any:
+            return through(planned) if through is not None else self._run_engine(planned, keep)
+
+        if self.resume is not None:
+            return self.resume.transfer(self, self.emitting(items), send)
+        return send(self.emitting(items))
+
+    def _run_engine(self, items: Iterable[UploadItem], keep_uploads_on_cancel: bool) -> None:
         if self._cancelled.is_set():
             raise CancelledError("cancelled before the transfer started")
         assert self.uploads is not None
@@ -264,7 +290,7 @@ class Run:
         try:
             if self._cancelled.is_set():  # a signal between the check above and here
                 engine.cancel()
-            engine.run(self.emitting(items))
+            engine.run(items)
         except CancelledError:
             if self.local_error is not None:
                 raise self.local_error from None
@@ -283,13 +309,18 @@ class Run:
         """Report ``item`` as failed without sending it (e.g. a dry run's unreadable file)."""
         self.bus.emit(FileFailed(item.source, item.key, item.size_bytes, error))
 
-    def put_now(self, key: str, body: bytes, attrs: ObjectAttributes | None = None) -> PutResult:
-        """PutObject ``body`` to ``key`` and wait (retried by the run's policy).
+    def put_now(self, key: str, body: bytes, attrs: ObjectAttributes | None = None, *,
+                bucket: str | None = None) -> PutResult:
+        """PutObject ``body`` to ``key`` (in ``bucket``, default the run's) and wait, at most
+        ``request_timeout_s`` per attempt: the one synchronous PUT of every job (export's checkpoint,
+        dedup hashes, dead-letter entries and schema). Retried by the run's policy, each retry a
+        ``RetryScheduled`` event. Thread-safe: it reads only what is fixed once the run is entered
+        (the policy and the bus lock for themselves), so export calls it from its state thread.
 
         Raises:
-            StoreError: the PUT failed for good.
+            StoreError: the PUT failed for good (fatally, or past the policy's attempts or budget).
         """
-        return put_and_wait(self.store, self.bucket, key, body, attrs or ObjectAttributes(),
+        return put_and_wait(self.store, bucket or self.bucket, key, body, attrs or ObjectAttributes(),
                             timeout_s=self.config.request_timeout_s, policy=self.policy)
 
     def delete(self, keys: Iterable[str]) -> None:

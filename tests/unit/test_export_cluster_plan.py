@@ -14,11 +14,12 @@ import pytest
 
 from s3pump.config import TransferConfig
 from s3pump.errors import UsageError
-from s3pump.export.state import put_object_now
 from s3pump.jobs.export import export_table
 from s3pump.sources.readers import open_table
 from s3pump.sources.table import encode_cursor
+from s3pump.store.base import ObjectAttributes
 from s3pump.store.memory import MemoryStore
+from s3pump.store.waiting import put_and_wait
 
 CONFIG = TransferConfig(max_attempts=1, backoff_base_s=0.0)
 
@@ -94,7 +95,7 @@ def test_single_process_rerun_skips_the_cuts_a_cluster_marked_done(tmp_path: Pat
     key = "p/_s3pump/state/t.json"
     cp = json.loads(store.get_object("bkt", key))
     cp.update(cursor=None, batches=cuts, done=[cuts[1], cuts[3]], rows_exported=0, objects_written=0)
-    put_object_now(store, "bkt", key, json.dumps(cp).encode(), CONFIG)
+    put_and_wait(store, "bkt", key, json.dumps(cp).encode(), ObjectAttributes(), timeout_s=CONFIG.request_timeout_s)
     for k in data:
         store.delete_objects("bkt", [k])
 

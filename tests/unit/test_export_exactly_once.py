@@ -31,12 +31,12 @@ from s3pump.errors import NetworkError, UsageError
 from s3pump.export.partition import parse_partition
 from s3pump.export.protogen import proto_schema, read_delimited
 from s3pump.export.rows import to_array
-from s3pump.export.state import put_object_now
 from s3pump.jobs.export import export_table
 from s3pump.sources.readers import open_table
 from s3pump.sources.table import arrow_type_for
 from s3pump.store.base import ObjectAttributes
 from s3pump.store.memory import MemoryStore
+from s3pump.store.waiting import put_and_wait
 
 CONFIG = TransferConfig(max_attempts=1, backoff_base_s=0.0)
 CHINOOK = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "Chinook_Sqlite.sqlite"
@@ -480,7 +480,8 @@ def test_a_checkpoint_from_before_cuts_resumes_after_its_cursor(tmp_path: Path) 
     s = KillingStore()
     legacy = {"version": 1, "table": "t", "cursor_column": "id", "cursor": 20, "format": "parquet",
               "partition_by": [], "schema_hash": "", "rows_exported": 20, "objects_written": 1, "updated_at": ""}
-    put_object_now(s, "bkt", "p/_s3pump/state/t.json", json.dumps(legacy).encode(), CONFIG)
+    put_and_wait(s, "bkt", "p/_s3pump/state/t.json", json.dumps(legacy).encode(), ObjectAttributes(),
+                 timeout_s=CONFIG.request_timeout_s)
     rep = export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=100, store=s)
     assert rep.rows_exported == 10 and sorted(k for k in s.buckets["bkt"] if k.startswith("p/t/")) == [
         "p/t/part-21-30.parquet"]

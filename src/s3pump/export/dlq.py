@@ -24,13 +24,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import TransferConfig
-from ..store.base import ObjectAttributes, Store
+from ..store.base import ObjectAttributes
 from ..urls import join_key, parse_s3_url
 from .partition import escape_cursor, escape_name
-from .state import get_object_or_none, put_object_now
+from .state import get_object_or_none
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 __all__ = ["DeadLetterQueue", "DlqEntry"]
 
@@ -63,12 +65,13 @@ class DlqEntry:
 
 
 class DeadLetterQueue:
-    """A dead-letter queue in a local directory or under ``s3://bucket/prefix``."""
+    """A dead-letter queue in a local directory or under ``s3://bucket/prefix`` (any bucket of
+    ``run``'s store; PUT by :meth:`~s3pump.run.Run.put_now`)."""
 
-    def __init__(self, location: str, store: Store, config: TransferConfig) -> None:
+    def __init__(self, location: str, run: Run) -> None:
         self.location = location
-        self.store = store
-        self.config = config
+        self.run = run
+        self.store = run.store
         if location.startswith("s3://"):
             url = parse_s3_url(location)
             self.bucket: str | None = url.bucket
@@ -98,8 +101,7 @@ class DeadLetterQueue:
             return str(path)
         assert self.bucket is not None
         key = join_key(self.prefix, name)
-        put_object_now(self.store, self.bucket, key, body, self.config,
-                       ObjectAttributes(content_type="application/json"))
+        self.run.put_now(key, body, ObjectAttributes(content_type="application/json"), bucket=self.bucket)
         return f"s3://{self.bucket}/{key}"
 
     def entries(self, table: str) -> Iterator[tuple[str, DlqEntry]]:

@@ -64,8 +64,8 @@ class ExportJob:
         serializer: Serializer = make_serializer(fmt, compression, proto=self.proto, delimited=not one_per_row)
         attrs = dataclasses.replace(ObjectAttributes.of(config), content_type=config.content_type
                                     or serializer.content_type)
-        self.state = StateStore(run.store, dest.bucket, dest.prefix, self.table, config, state_file)
-        self.dlq = DeadLetterQueue(dlq or f"s3://{dest.bucket}/{join_key(dest.prefix, '_dlq/')}", run.store, config)
+        self.state = StateStore(run, dest.bucket, dest.prefix, self.table, state_file)
+        self.dlq = DeadLetterQueue(dlq or f"s3://{dest.bucket}/{join_key(dest.prefix, '_dlq/')}", run)
         self.stats, self.bus = run.stats, run.bus
         self.dlq_entries: list[str] = []
         self.held_dlq: list[tuple[DlqEntry, Any, Any]] | None = [] if hold_dlq else None

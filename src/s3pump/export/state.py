@@ -15,8 +15,9 @@ disk too.
 to a 128-bit BLAKE2b hash of its values and the key of the object holding it; about 100
 bytes per row in memory while exporting.
 
-State objects are small and written synchronously (:func:`put_object_now`), through the
-same awscrt data plane as the data objects.
+State objects are small and written synchronously, by the run's one synchronous PUT
+(:meth:`~s3pump.run.Run.put_now`: the run's retry policy, through the same awscrt data plane as the
+data objects).
 """
 
 from __future__ import annotations
@@ -27,29 +28,19 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import TransferConfig
 from ..errors import StoreError, UsageError
-from ..store.base import ObjectAttributes, PutResult, Store
-from ..store.waiting import put_and_wait
+from ..store.base import ObjectAttributes, Store
 from ..urls import join_key
 
-__all__ = ["Checkpoint", "StateStore", "get_object_or_none", "put_object_now"]
+if TYPE_CHECKING:
+    from ..run import Run
 
-
-def put_object_now(store: Store, bucket: str, key: str, body: bytes, config: TransferConfig,
-                   attrs: ObjectAttributes | None = None) -> PutResult:
-    """PutObject and wait for it, retried by the store's (the run's) retry policy.
-
-    Raises:
-        StoreError: the PUT failed past the retry policy, or fatally.
-        SourceError: the body could not be read.
-    """
-    return put_and_wait(store, bucket, key, body, attrs or ObjectAttributes(), timeout_s=config.request_timeout_s)
+__all__ = ["Checkpoint", "StateStore", "get_object_or_none"]
 
 
 def get_object_or_none(store: Store, bucket: str, key: str) -> bytes | None:
@@ -109,13 +100,13 @@ class Checkpoint:
 
 
 class StateStore:
-    """Reads and writes the checkpoint and dedup hashes of one table under ``prefix``."""
+    """Reads and writes the checkpoint and dedup hashes of one table under ``s3://bucket/prefix``
+    with ``run``'s store (writes through :meth:`~s3pump.run.Run.put_now`)."""
 
-    def __init__(self, store: Store, bucket: str, prefix: str, table: str, config: TransferConfig,
-                 local_path: str | Path | None = None) -> None:
-        self.store = store
+    def __init__(self, run: Run, bucket: str, prefix: str, table: str, local_path: str | Path | None = None) -> None:
+        self.run = run
+        self.store = run.store
         self.bucket = bucket
-        self.config = config
         base = join_key(prefix, f"_s3pump/state/{table}")
         self.checkpoint_key = base + ".json"
         self.dedup_key = base + ".dedup.parquet"
@@ -140,8 +131,8 @@ class StateStore:
         Raises:
             StoreError: the PUT failed past the retry policy.
         """
-        put_object_now(self.store, self.bucket, self.checkpoint_key, body, self.config,
-                       ObjectAttributes(content_type="application/json"))
+        self.run.put_now(self.checkpoint_key, body, ObjectAttributes(content_type="application/json"),
+                         bucket=self.bucket)
         if self.local_path is not None:
             self.local_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.local_path.with_name(self.local_path.name + ".tmp")
@@ -169,5 +160,5 @@ class StateStore:
                       "key": pa.array([k for _, k in hashes.values()], pa.string()).dictionary_encode()})
         sink = pa.BufferOutputStream()
         pq.write_table(t, sink, compression="zstd")
-        put_object_now(self.store, self.bucket, self.dedup_key, sink.getvalue().to_pybytes(), self.config,
-                       ObjectAttributes(content_type="application/vnd.apache.parquet"))
+        self.run.put_now(self.dedup_key, sink.getvalue().to_pybytes(),
+                         ObjectAttributes(content_type="application/vnd.apache.parquet"), bucket=self.bucket)

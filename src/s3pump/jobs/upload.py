@@ -1,7 +1,8 @@
 """``s3pump upload``: files and directory trees to ``s3://bucket/prefix``, in parallel.
 
-Parse the destination, plan the items (a streaming walk, or a failed-list from an
-earlier run), hand them to the engine, report.
+Validate (the destination, the paths, two sources for one key), plan the items (a streaming
+walk, or a failed-list from an earlier run), transfer them (the run applies the resume journal,
+:mod:`s3pump.resume`), report.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,59 +18,23 @@ from ..config import TransferConfig
 from ..errors import (
     InvalidKeyError,
     PathNotFoundError,
-    S3PumpError,
     UsageError,
     WorkerLostError,
 )
-from ..events import Discovered, FileSkipped, Resuming, Subscriber
+from ..events import Discovered, FileSkipped, Subscriber
 from ..items import UploadItem
-from ..journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
-from ..journal_check import forget_missing_done
-from ..local_state import is_write_refused, state_error
 from ..reports import UploadReport
+from ..resume import ResumeJournal
 from ..run import Run
-from ..session import state_dir
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
 from ..sources.countahead import counted_ahead
 from ..sources.failedlist import read_failed_list
 from ..sources.keynames import KeyNames
 from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, Store
-from ..urls import S3Url, parse_s3_url, sanitize_key
+from ..urls import parse_s3_url, sanitize_key
 
 __all__ = ["check_paths_exist", "read_failed_list", "upload"]
-
-
-def _open_journal(sources: list[str], destination: str, run: Run, dest: S3Url, *, fresh: bool) -> Journal:
-    """The resume journal of this command, locked for this run; aborts that failed in earlier runs
-    are retried, and the files it has as done but whose objects are missing or changed are forgotten
-    (uploaded again). With ``fresh``, its uploads (and any it created without learning their ID) are
-    aborted and it restarts.
-
-    Raises:
-        JournalBusyError: a live run of the same command holds it (exit 2).
-        LocalStateError: the journal cannot be created or written (read-only state dir, full disk).
-    """
-    assert run.uploads is not None
-    path = journal_path(state_dir(), "upload", sources, destination, run.config.endpoint_url)
-    try:
-        journal = Journal(path, checksum_algorithm=run.config.checksum_algorithm, bucket=dest.bucket,
-                          endpoint=run.config.endpoint_url)
-        with contextlib.suppress(S3PumpError):
-            abort_pending(journal, run.store, dest.bucket, run.uploads.abort)
-        if fresh:
-            for u in journal.open_uploads():
-                abort_recorded(journal, run.uploads.abort, u)
-            with contextlib.suppress(S3PumpError):
-                abort_orphans(journal, run.store, dest.bucket, dest.prefix, run.uploads.abort)
-            journal.restart()
-        elif not journal.empty:  # never trust the journal over the bucket: skip only what is still there
-            forget_missing_done(journal, run.store, dest.bucket)
-    except (OSError, sqlite3.Error) as e:
-        if not is_write_refused(e):
-            raise
-        raise state_error(path, "resume journal", e) from None
-    return journal
 
 
 def check_paths_exist(paths: Iterable[str | Path]) -> None:
@@ -194,7 +158,9 @@ def upload(
                                                   path_filter=path_filter, names=names), dest)
         run = Run("upload", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
                   failed_list=failed_list, handle_signals=handle_signals, check_bucket=not dry_run,
-                  check_failed_list=True)
+                  check_failed_list=True, resume=ResumeJournal(
+                      roots if from_list is None else [f"--from-list={from_list}"], destination, fresh=not resume,
+                      workers_create=cluster is not None))
         items: Iterable[UploadItem | Discovered] = (
             read_failed_list(from_list, dest, attrs) if from_list is not None else tree(walk, lambda: run.cancelled))
         if from_list is None and walk is None and not dry_run:  # totals now, not when the walk gets there
@@ -202,38 +168,14 @@ def upload(
                                   path_filter=path_filter, on_stop=run.on_cancel)
         if dry_run:
             return _dry_run(run, items)
-        with run:
-            journal = _open_journal(roots if from_list is None else [f"--from-list={from_list}"],
-                                    destination, run, dest, fresh=not resume)
-            run.subscribe(run.guard(journal, lambda: journal.path, "resume journal"))
-            if not journal.empty:
-                counts = journal.counts()
-                if counts["done"] or counts["uploads"]:
-                    run.emit(Resuming(counts["done"], counts["uploads"]))
-            assert run.uploads is not None
-            try:
-                # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
-                planned = skip_and_resume(run.emitting(items), journal, run.bus, run.uploads.abort)
-                try:
-                    if cluster is not None:
-                        from ..cluster.coordinator import transfer_on_cluster
+        with run:  # Ctrl-C keeps open multipart uploads for the journal to resume; --no-resume aborts them
+            if cluster is not None:
+                from ..cluster.coordinator import transfer_on_cluster
 
-                        # workers create the multipart uploads, and a killed one never reports its upload:
-                        # record the intent here, before any worker can create it (abort_orphans sweeps it)
-                        planned = _announce_multipart(planned, journal, run.config.multipart_threshold_bytes)
-                        outcome = transfer_on_cluster(run, planned, cluster, walk=walk, **(cluster_options or {}))
-                    else:
-                        run.transfer(planned, keep_uploads_on_cancel=resume)
-                except (OSError, sqlite3.Error) as e:  # the planner's journal lookups (the engine aborted)
-                    if not is_write_refused(e):
-                        raise
-                    raise state_error(journal.path, "resume journal", e) from None
-                with contextlib.suppress(S3PumpError):  # uploads a killed or retried Create left unknown
-                    abort_orphans(journal, run.store, dest.bucket, dest.prefix, run.uploads.abort)
-                if run.stats.files_failed == 0 and journal.settled:
-                    journal.delete()
-            finally:
-                journal.close()
+                outcome = run.transfer(items, through=lambda planned: transfer_on_cluster(
+                    run, planned, cluster, walk=walk, **(cluster_options or {})))
+            else:
+                run.transfer(items)
     if cluster is not None:
         return dataclasses.replace(run.report(), cluster=outcome.to_json())
     return run.report()
@@ -251,15 +193,6 @@ def whole_walk(items: Iterable[Any]) -> Iterator[Any]:
         if isinstance(item, UploadItem) and isinstance(item.error, WorkerLostError):
             raise WorkerLostError(f"{item.source}: the key-clash check could not walk this directory (the workers "
                                   "that walked it were lost); nothing was uploaded; rerun the command")
-        yield item
-
-
-def _announce_multipart(items: Iterable[UploadItem], journal: Journal, threshold_bytes: int) -> Iterator[UploadItem]:
-    """Pass ``items`` on; record in the journal a CreateMultipartUpload intent for each file that
-    will go as a multipart upload (see :class:`~s3pump.events.MultipartCreating`)."""
-    for item in items:
-        if item.path is not None and item.error is None and item.size_bytes > threshold_bytes:
-            journal.intend_create(item.key)
         yield item
 
 
