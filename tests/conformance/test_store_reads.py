@@ -41,7 +41,8 @@ def test_list_buckets_holds_the_bucket(store: tuple[Store, str]) -> None:
     s, b = store
     buckets = {x.name: x for x in s.list_buckets()}
     assert b in buckets
-    assert buckets[b].created is None or buckets[b].created > 1_600_000_000
+    created = buckets[b].created
+    assert created is None or created > 1_600_000_000
 
 
 def test_list_level_gives_prefixes_and_objects_of_one_level(store: tuple[Store, str]) -> None:

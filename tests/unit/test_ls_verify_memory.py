@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from s3pump.config import TransferConfig
 from s3pump.jobs.ls import format_entry, ls
@@ -112,3 +114,55 @@ def test_ls_lists_buckets_one_level_and_recursively() -> None:
         ("d/a.txt", 1), ("d/b.txt", 10), ("d/sub/c.bin", 2048), ("d/sub/deep/e", 3)]
     assert list(ls("s3://lake/nothing/", CFG, store=store)) == []
     assert ("ListObjectsV2", "d/") in store.request_log
+
+
+def test_s3_object_stream_resumes_a_broken_body_at_the_byte_reached() -> None:
+    """S3Store's streamed GetObject (store/s3_reads.py): a body that breaks after 100 bytes is asked
+    again from byte 100 (``Range``), only while it is the same object (``If-Match``), the read
+    retried by the store's policy; the bytes come out whole."""
+    import urllib3.exceptions
+
+    from s3pump.retry import RetryPolicy
+    from s3pump.store.s3_reads import _BotoObjectStream
+
+    data = os.urandom(1000)
+    calls: list[dict[str, object]] = []
+    retries: list[int] = []
+
+    class Body:
+        def __init__(self, rest: bytes, break_after: int | None) -> None:
+            self.rest, self.break_after = rest, break_after
+
+        def read(self, n: int) -> bytes:
+            if self.break_after is not None and self.break_after <= 0:
+                raise urllib3.exceptions.ProtocolError("Connection broken: reset by peer")
+            n = min(n, self.break_after) if self.break_after is not None else n
+            out, self.rest = self.rest[:n], self.rest[n:]
+            if self.break_after is not None:
+                self.break_after -= len(out)
+            return out
+
+        def close(self) -> None:
+            return None
+
+    class Client:
+        def get_object(self, **kw: object) -> dict[str, object]:
+            calls.append(kw)
+            start = int(str(kw.get("Range", "bytes=0-"))[6:-1])
+            return {"ETag": '"e1"', "ContentLength": len(data) - start,
+                    "Body": Body(data[start:], 100 if not start else None)}
+
+    class Host:
+        retry = RetryPolicy(max_attempts=3, backoff_base_s=0.0, backoff_max_s=0.0,
+                            on_retry=lambda what, attempt, delay, err: retries.append(attempt))
+        _boto = Client()
+
+        def _call_once(self, what: str, fn: Callable[..., Any], **kw: Any) -> Any:
+            return fn(**kw)
+
+    stream = _BotoObjectStream(Host(), "bkt", "k")  # type: ignore[arg-type]
+    assert (stream.size_bytes, stream.etag) == (1000, "e1")
+    got = stream.read(600) + stream.read(600)
+    assert got == data
+    assert calls[1] == {"Bucket": "bkt", "Key": "k", "Range": "bytes=100-", "IfMatch": '"e1"'}
+    assert retries == [2]
