@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import S3PumpError, StoreError
-from ..session import open_store
-from ..store.paging import PageGuard
+from ..run import Run
+from ..store.base import CommonPrefix, Store
 from ..urls import parse_s3_url
 
 __all__ = ["LsEntry", "format_entry", "format_summary", "human_readable_size", "ls"]
@@ -86,70 +85,36 @@ def format_summary(objects: int, size_bytes: int, *, human_readable: bool = Fals
 
 
 def ls(url: str | None, config: TransferConfig | None = None, *, recursive: bool = False,
-       embedded: bool = False) -> Iterator[LsEntry]:
-    """Stream the entries of ``url`` (None or ``s3://``: the buckets), page by page.
+       embedded: bool = False, store: Store | None = None) -> Iterator[LsEntry]:
+    """Stream the entries of ``url`` (None or ``s3://``: the buckets), page by page, through one
+    :class:`~s3pump.run.Run` (its retry policy retries each page; ``store``: a store to use instead
+    of opening one, e.g. a MemoryStore).
 
     Raises:
         UsageError: a bad URL or config (exit 2).
         NoSuchBucketError, CredentialsError, EndpointUnreachableError: as for any job (exit 2).
+        BrokenListingError: a listing truncated without a token, or looping (exit 1).
     """
     config = config or TransferConfig.from_env()
     target = parse_s3_url(url) if url and url.rstrip("/") not in ("s3:", "s3:/") else None
     # with a bucket, HeadBucket first: a wrong bucket or an endpoint that never answers fails fast
-    store, _ = open_store(config, target.bucket if target else "", embedded=embedded,
-                          check_bucket=target is not None)
-    try:
+    with Run("ls", config, target.bucket if target else "", store=store, embedded=embedded,
+             check_bucket=target is not None) as run:
         if target is None:
-            for page in _pages(store.boto_client, "list_buckets", "s3://"):  # type: ignore[attr-defined]
-                for b in page.get("Buckets", []):
-                    yield LsEntry("bucket", b["Name"], time=b.get("CreationDate"))
-            return
-        if recursive:  # the engine's lister (awscrt, store/listing.py), and no botocore client: its
-            # parse of each object's LastModified cost about 0.15 ms of CPU per line
-            for o in store.list_objects(target.bucket, target.prefix):
-                yield LsEntry("object", o.key, o.key, o.size_bytes,
-                              dt.datetime.fromtimestamp(o.last_modified, dt.UTC) if o.last_modified else None,
-                              o.etag)
-            return
-        guard = PageGuard(str(target), "ListObjectsV2", "NextContinuationToken", target.prefix)
-        for page in _level_pages(store.boto_client, target.bucket, target.prefix, guard):  # type: ignore[attr-defined]
-            for p in page.get("CommonPrefixes", []):
-                if guard.keep(p["Prefix"]):
-                    yield LsEntry("prefix", p["Prefix"].split("/")[-2] + "/", p["Prefix"])
-            for o in page.get("Contents", []):
-                if guard.keep(o["Key"]):
-                    yield LsEntry("object", o["Key"].split("/")[-1], o["Key"], int(o["Size"]),
-                                  o.get("LastModified"), o.get("ETag", "").strip('"'))
-    finally:
-        store.close()
+            for b in run.store.list_buckets():
+                yield LsEntry("bucket", b.name, time=_time(b.created))
+        elif recursive:  # the engine's lister (awscrt, store/listing.py)
+            for o in run.store.list_objects(target.bucket, target.prefix):
+                yield LsEntry("object", o.key, o.key, o.size_bytes, _time(o.last_modified), o.etag)
+        else:
+            for e in run.store.list_level(target.bucket, target.prefix, "/"):
+                if isinstance(e, CommonPrefix):
+                    yield LsEntry("prefix", e.prefix.split("/")[-2] + "/", e.prefix)
+                else:
+                    yield LsEntry("object", e.key.split("/")[-1], e.key, e.size_bytes, _time(e.last_modified),
+                                  e.etag)
 
 
-def _level_pages(client: Any, bucket: str, prefix: str, guard: PageGuard) -> Iterator[dict[str, Any]]:
-    """One level's ListObjectsV2 pages (``Delimiter=/``). Not botocore's paginator: it takes a page
-    truncated without a token as the last one, and sees a repeated token only when it comes twice
-    in a row; the guard stops on either (:mod:`s3pump.store.paging`)."""
-    args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
-    while True:
-        page = next(_pages(client, "list_objects_v2", guard.what, once=True, **args))
-        contents = page.get("Contents", [])  # (an object is listed once; a common prefix may not be)
-        token = guard.next(bool(page.get("IsTruncated")), page.get("NextContinuationToken"),
-                           contents[0]["Key"] if contents else None)
-        yield page
-        if token is None:
-            return
-        args["ContinuationToken"] = token
-
-
-def _pages(client: Any, operation: str, what: str, *, once: bool = False, **args: Any) -> Iterator[dict[str, Any]]:
-    import botocore.exceptions
-
-    from ..store.s3 import _boto_error
-
-    try:
-        if once:
-            yield getattr(client, operation)(**args)
-            return
-        yield from client.get_paginator(operation).paginate(**args)
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-        error: StoreError | S3PumpError = _boto_error(e, what)
-        raise error from None
+def _time(epoch_s: float | None) -> dt.datetime | None:
+    """An aware UTC datetime of epoch seconds; None for none (or 0: not given)."""
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC) if epoch_s else None

@@ -29,14 +29,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import botocore.exceptions
-
 from ..config import TransferConfig
 from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
 from ..etags import file_digest, parse_etag
 from ..plan.syncplan import RemoteRecord, checksum_part_sizes, checksum_verdict
 from ..reports import VerifyReport
-from ..session import open_store
+from ..run import Run
 from ..sources.keynames import KeyNames
 from ..sources.walk import walk_items
 from ..store.base import ObjectInfo, Store
@@ -46,7 +44,8 @@ from ..urls import S3Url, parse_s3_url
 __all__ = ["verify"]
 
 _READ_BYTES = MIB
-_CRC_FIELDS = ("ChecksumCRC64NVME", "ChecksumCRC32C", "ChecksumCRC32")
+#: the full-object checksums verify compares, in this order (ObjectInfo.checksums' names)
+_CRC_NAMES = ("CRC64NVME", "CRC32C", "CRC32")
 
 
 def verify(
@@ -69,11 +68,9 @@ def verify(
         raise UsageError(f"{root}: not a directory; verify takes a directory")
     dest = parse_s3_url(destination)
     prefix = dest.prefix if not dest.prefix or dest.prefix.endswith("/") else dest.prefix + "/"
-    own_store = store is None
-    if store is None:
-        store, config = open_store(config, dest.bucket, embedded=embedded)
     report = VerifyReport(destination)
-    try:
+    with Run("verify", config, dest.bucket, store=store, embedded=embedded) as run:
+        store, config = run.store, run.config
         remote = {o.key: o for o in store.list_objects(dest.bucket, prefix)}
         local: list[tuple[str, str, int]] = []
         for item in walk_items([root], S3Url(dest.bucket, prefix), follow_symlinks=config.follow_symlinks,
@@ -94,9 +91,6 @@ def verify(
                 getattr(report, kind).append((source, key, reason))
         for rows in (report.missing, report.different, report.unverified):
             rows.sort(key=lambda r: r[1])
-    finally:
-        if own_store:
-            store.close()
     return report
 
 
@@ -143,8 +137,7 @@ class _Checker:
             return "unverified", f"cannot read the object: {e}"
 
     def _download(self, path: str, key: str) -> tuple[str, str]:
-        client = self.store.boto_client  # type: ignore[attr-defined]
-        body = client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        body = self.store.get_object_stream(self.bucket, key)
         offset = 0
         try:
             with open(path, "rb") as f:
@@ -168,48 +161,49 @@ class _Checker:
         """The size of part 1 of a multipart object of ``size_bytes`` in ``parts`` parts (HeadObject
         ``partNumber=1``; S3 API reference, HeadObject): the part size its uploader used. None when
         the store does not answer it, or answers as if ``partNumber`` were not there: a part-1 answer
-        carries ``x-amz-mp-parts-count`` (botocore's ``PartsCount``), and a server that ignores the
-        parameter (some small S3 servers, some gateways) sends the whole object's headers, whose
+        carries ``x-amz-mp-parts-count`` (:attr:`ObjectInfo.parts_count`), and a server that ignores
+        the parameter (some small S3 servers, some gateways) sends the whole object's headers, whose
         length taken as the part size would call an intact object different. The answer is used only
         when its parts count is the ETag's and the length fits it."""
-        client = self.store.boto_client  # type: ignore[attr-defined]
         try:
-            head = client.head_object(Bucket=self.bucket, Key=key, PartNumber=1)
-            size, count = int(head["ContentLength"]), head.get("PartsCount")
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, KeyError, ValueError):
+            head = self.store.head_object(self.bucket, key, part_number=1)
+        except StoreError:
             return None
+        if head is None:
+            return None
+        size, count = head.size_bytes, head.parts_count
         if count is None:
             self.ignored_part_number[key] = True
             return None
         fits = size > 0 and size * (parts - 1) < size_bytes <= size * parts
-        return size if int(count) == parts and fits else None
+        return size if count == parts and fits else None
 
     def _full_object_checksum(self, path: str, key: str) -> tuple[str, str] | None:
         """Compare a stored full-object CRC with the file's; None when the object has none."""
-        client = self.store.boto_client  # type: ignore[attr-defined]
         try:
-            head = client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            head = self.store.head_object(self.bucket, key, checksum_mode=True)
+        except StoreError:
             return None  # a store without checksum support: nothing more to compare
-        if head.get("ChecksumType") not in (None, "FULL_OBJECT"):  # COMPOSITE: a checksum of part checksums
+        if head is None or head.checksum_type not in (None, "FULL_OBJECT"):  # COMPOSITE: of the parts' checksums
             return None
-        for name in _CRC_FIELDS:
-            stored = head.get(name)
+        for name in _CRC_NAMES:
+            stored = head.checksums.get(name)
             if stored and "-" not in stored:
                 local = _file_crc(path, name)
                 if local == stored:
-                    return "match", f"full-object {name[8:]} equals the file's"
-                return "different", f"content differs (full-object {name[8:]})"
+                    return "match", f"full-object {name} equals the file's"
+                return "different", f"content differs (full-object {name})"
         return None
 
 
-def _file_crc(path: str, field_name: str) -> str:
-    """The base64 big-endian CRC of a file, as S3 stores ``x-amz-checksum-crc*``."""
+def _file_crc(path: str, algorithm: str) -> str:
+    """The base64 big-endian CRC (``algorithm``: one of :data:`_CRC_NAMES`) of a file, as S3 stores
+    ``x-amz-checksum-crc*``."""
     from awscrt import checksums
 
-    fn: Callable[[bytes, int], int] = {"ChecksumCRC32": checksums.crc32, "ChecksumCRC32C": checksums.crc32c,
-                                       "ChecksumCRC64NVME": checksums.crc64nvme}[field_name]
-    width = 8 if field_name == "ChecksumCRC64NVME" else 4
+    fn: Callable[[bytes, int], int] = {"CRC32": checksums.crc32, "CRC32C": checksums.crc32c,
+                                       "CRC64NVME": checksums.crc64nvme}[algorithm]
+    width = 8 if algorithm == "CRC64NVME" else 4
     crc = 0
     try:
         with open(path, "rb") as f:

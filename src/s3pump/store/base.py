@@ -26,10 +26,13 @@ from ..errors import S3PumpError
 from .body import StreamBody
 
 __all__ = [
+    "BucketInfo",
+    "CommonPrefix",
     "CompletedPart",
     "MultipartUploadInfo",
     "ObjectAttributes",
     "ObjectInfo",
+    "ObjectStream",
     "ObjectVersion",
     "PutResult",
     "Request",
@@ -143,7 +146,8 @@ class CompletedPart:
 
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """What ListObjectsV2/HeadObject tell about an object. ``last_modified`` is epoch seconds."""
+    """What ListObjectsV2/HeadObject tell about an object. ``last_modified`` is epoch seconds;
+    ``etag`` unquoted. A listing fills the first four fields only."""
 
     key: str
     size_bytes: int
@@ -151,8 +155,53 @@ class ObjectInfo:
     last_modified: float
     metadata: dict[str, str] = field(default_factory=dict)
     sse: str | None = None
-    #: full-object checksums the server showed (``{"CRC32C": base64}``), asked for with ``checksum_mode``
+    #: the checksums the server showed, by algorithm (``{"CRC32C": base64}``: CRC32, CRC32C, CRC64NVME,
+    #: SHA1, SHA256), asked for with ``checksum_mode``; a COMPOSITE one ends in ``-<parts>``
     checksums: dict[str, str] = field(default_factory=dict)
+    #: ``x-amz-checksum-type`` of those: ``FULL_OBJECT`` or ``COMPOSITE`` (a checksum of the parts'
+    #: checksums); None when the server did not say
+    checksum_type: str | None = None
+    #: ``x-amz-mp-parts-count``: the object's number of parts, sent only for a HeadObject with
+    #: ``part_number`` of a multipart object (None otherwise, and from a server that ignores it)
+    parts_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommonPrefix:
+    """A "directory" of a delimiter listing (ListObjectsV2 ``CommonPrefixes``): the keys under the
+    prefix asked for that hold the delimiter after it, rolled up to ``prefix``, which ends with the
+    delimiter (``logs/2026/`` listed under ``logs/``)."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class BucketInfo:
+    """One bucket of ListBuckets: its name and CreationDate (epoch seconds; None when not given)."""
+
+    name: str
+    created: float | None = None
+
+
+class ObjectStream(Protocol):
+    """A GetObject body being read (:meth:`Store.get_object_stream`). ``size_bytes`` and ``etag``
+    (unquoted) are the object's, from the answer's headers."""
+
+    size_bytes: int
+    etag: str
+
+    def read(self, size_bytes: int) -> bytes:
+        """The next ``size_bytes`` bytes; fewer only at the end of the object, ``b""`` after it.
+
+        Raises:
+            StoreError: the body could not be read (a retryable failure is retried first; an object
+                replaced meanwhile is 412 PreconditionFailed).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connection (the rest of the body is not read)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,9 +299,20 @@ class Store(Protocol):
         """ListMultipartUploads under ``prefix``, all pages."""
         ...
 
-    def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
-        """HeadObject; None if there is no such key. ``checksum_mode``: ask for the object's checksums
-        (``x-amz-checksum-mode: ENABLED``; :attr:`ObjectInfo.checksums`)."""
+    def head_object(self, bucket: str, key: str, *, part_number: int | None = None,
+                    checksum_mode: bool = False) -> ObjectInfo | None:
+        """HeadObject (S3 API reference, HeadObject); None if there is no such key.
+
+        ``checksum_mode``: ask for the object's checksums (``x-amz-checksum-mode: ENABLED``;
+        :attr:`ObjectInfo.checksums`, :attr:`ObjectInfo.checksum_type`). ``part_number`` (1 to
+        10,000): ask about that part of a multipart object (``?partNumber=N``): ``size_bytes`` is then
+        the part's length and :attr:`ObjectInfo.parts_count` the object's number of parts; part 1 of
+        a single-part object is the whole object, without a parts count.
+
+        Raises:
+            StoreError: the request failed (a part number past the object's parts: 416, or 400
+                from some servers); retryable failures are retried by the store's policy first.
+        """
         ...
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -264,8 +324,42 @@ class Store(Protocol):
         """
         ...
 
+    def list_level(self, bucket: str, prefix: str = "", delimiter: str = "/") -> Iterator[ObjectInfo | CommonPrefix]:
+        """One level under ``prefix``: ListObjectsV2 with ``delimiter`` (S3 API reference,
+        ListObjectsV2), all pages, streamed. Each page gives its :class:`CommonPrefix` entries, then
+        its objects (only the first four fields of :class:`ObjectInfo`); as for :meth:`list_objects`,
+        the order across pages is the server's.
+
+        Raises:
+            BrokenListingError: a page truncated without a continuation token, or a token (or a
+                page's first key) seen before (:mod:`s3pump.store.paging`); keys and prefixes
+                outside ``prefix`` (a server that ignores it) are dropped.
+            NoSuchBucketError, StoreError: the request failed (retryable failures retried first).
+        """
+        ...
+
+    def list_buckets(self) -> list[BucketInfo]:
+        """ListBuckets: the buckets the credentials own, all pages (S3 API reference, ListBuckets).
+
+        Raises:
+            CredentialsError, AccessDeniedError, StoreError: the request failed (retryable failures
+                retried first).
+        """
+        ...
+
     def get_object(self, bucket: str, key: str) -> bytes:
         """GetObject, whole body (for verification and small state objects)."""
+        ...
+
+    def get_object_stream(self, bucket: str, key: str) -> ObjectStream:
+        """GetObject, the body read as the caller asks (``verify --download``: any size, little
+        memory). The request is sent now; a read that fails (a reset, a timeout) is retried from
+        the byte reached (``Range``, with ``If-Match`` the first answer's ETag, so the bytes are
+        all of one object).
+
+        Raises:
+            StoreError: the request failed (404 NoSuchKey: no such object), after the store's retries.
+        """
         ...
 
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:

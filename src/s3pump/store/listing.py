@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus
 from ..errors import FatalStoreError
 from .base import ObjectInfo
 
-__all__ = ["object_info_from_head", "parse_list_page"]
+__all__ = ["object_info_from_head", "parse_common_prefixes", "parse_list_page"]
 
 #: The root element of a ListObjectsV2 answer (its local name; any namespace, or none).
 _ROOT = "ListBucketResult"
@@ -167,6 +167,26 @@ def _parse_tree(raw: bytes, what: str) -> Page:
     return objects, truncated, root.findtext(f"{ns}NextContinuationToken")
 
 
+def parse_common_prefixes(raw: bytes) -> list[str]:
+    """The ``CommonPrefixes`` of a ListObjectsV2 page asked with a delimiter, URL-decoded when the
+    page says ``EncodingType`` url (as botocore decodes them). Call it on a page
+    :func:`parse_list_page` read (it checked the page is a listing); a page without any is not parsed
+    again. Few pages of a one-level listing hold many prefixes, so ElementTree reads them."""
+    if b"CommonPrefixes" not in raw:
+        return []
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(raw)
+    ns, _, _ = root.tag.rpartition("}")
+    ns = f"{ns}}}" if ns else ""
+    url_encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
+    out = []
+    for common in root.iter(f"{ns}CommonPrefixes"):
+        prefix = common.findtext(f"{ns}Prefix") or ""
+        out.append(unquote_plus(prefix) if url_encoded and ("%" in prefix or "+" in prefix) else prefix)
+    return out
+
+
 def _timestamp(stamp: str) -> float:
     """LastModified (ISO 8601, ``Z`` or an offset) as epoch seconds; 0.0 when absent."""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else 0.0
@@ -175,15 +195,16 @@ def _timestamp(stamp: str) -> float:
 def object_info_from_head(key: str, headers: list[tuple[str, str]]) -> ObjectInfo:
     """What a HeadObject answer's headers say of ``key`` (S3 API reference, HeadObject), as botocore
     reads them: ``x-amz-meta-*`` as metadata (names in lower case), ``x-amz-checksum-*`` by algorithm
-    (``CRC32C``, ...). Sync asks one HeadObject per object of the same size (their recorded mtime),
-    sent by awscrt: about a quarter of botocore's time and a fifth of its CPU each.
+    (``CRC32C``, ...), ``x-amz-checksum-type`` and ``x-amz-mp-parts-count``. Sync asks one HeadObject
+    per object of the same size (their recorded mtime), sent by awscrt: about a quarter of botocore's
+    time and a fifth of its CPU each.
 
     Raises:
         FatalStoreError: the answer lacks Content-Length, ETag or a readable Last-Modified.
     """
     from email.utils import parsedate_to_datetime
 
-    size = etag = modified = sse = None
+    size = etag = modified = sse = checksum_type = parts = None
     metadata: dict[str, str] = {}
     checksums: dict[str, str] = {}
     for name, value in headers:
@@ -198,12 +219,16 @@ def object_info_from_head(key: str, headers: list[tuple[str, str]]) -> ObjectInf
             modified = value
         elif low == "x-amz-server-side-encryption":
             sse = value
-        elif low.startswith("x-amz-checksum-") and low != "x-amz-checksum-type":
+        elif low == "x-amz-checksum-type":
+            checksum_type = value
+        elif low.startswith("x-amz-checksum-") and low != "x-amz-checksum-mode":
             checksums[low[15:].upper()] = value
+        elif low == "x-amz-mp-parts-count":
+            parts = value
     try:
         if size is not None and etag is not None and modified is not None:
             return ObjectInfo(key, int(size), etag, parsedate_to_datetime(modified).timestamp(), metadata, sse,
-                              checksums)
+                              checksums, checksum_type, int(parts) if parts is not None else None)
     except (ValueError, TypeError):
         pass
     raise FatalStoreError(f"{key}: HeadObject answered without Content-Length, ETag or Last-Modified")

@@ -40,6 +40,7 @@ from .base import (
 )
 from .body import StreamBody
 from .checksums import full_checksum
+from .memory_reads import MemoryReads
 
 __all__ = ["MemoryStore", "StoredObject"]
 
@@ -58,6 +59,10 @@ class StoredObject:
     version_id: str | None = None
     attrs: ObjectAttributes = field(default_factory=ObjectAttributes)
     """Everything the writer sent (headers and tags), as S3 keeps it."""
+    part_sizes: tuple[int, ...] = ()
+    """The parts' lengths of a multipart object (``()``: a single PUT)."""
+    full_checksum: tuple[str, str] | None = None
+    """(algorithm, base64) given at CompleteMultipartUpload for a FULL_OBJECT checksum."""
 
 
 @dataclass(slots=True)
@@ -75,8 +80,10 @@ class _Done:
         return None
 
 
-class MemoryStore:
-    """A thread-safe in-memory Store. Data-plane calls complete synchronously."""
+class MemoryStore(MemoryReads):
+    """A thread-safe in-memory Store. Data-plane calls complete synchronously. HeadObject, the
+    one-level listing, ListBuckets and the streamed GetObject are in
+    :class:`~s3pump.store.memory_reads.MemoryReads`."""
 
     def __init__(self, *, min_part_size_bytes: int = 5 * MIB, fault: FaultHook | None = None):
         self.min_part_size_bytes = min_part_size_bytes
@@ -90,6 +97,7 @@ class MemoryStore:
         self.noncurrent: dict[str, list[tuple[str, StoredObject]]] = {}
         self._lock = threading.Lock()
         self._next_upload = 0
+        self._created = time.time()
         self.retry = RetryPolicy(max_attempts=6, backoff_base_s=0.0, backoff_max_s=0.0)
 
     def use_retry_policy(self, policy: RetryPolicy) -> None:
@@ -123,7 +131,8 @@ class MemoryStore:
             if err is not None:
                 raise err
 
-    def _store(self, bucket: str, key: str, body: bytes, etag: str, attrs: ObjectAttributes) -> str | None:
+    def _store(self, bucket: str, key: str, body: bytes, etag: str, attrs: ObjectAttributes,
+               part_sizes: tuple[int, ...] = (), full: tuple[str, str] | None = None) -> str | None:
         """Store the object; in a versioned bucket the one it replaces becomes noncurrent.
         Returns the new version ID (None when versioning was never enabled, as S3 sends none)."""
         with self._lock:
@@ -134,7 +143,7 @@ class MemoryStore:
             if old is not None and status and not (status == "Suspended" and old.version_id in (None, "null")):
                 self.noncurrent.setdefault(bucket, []).append((key, old))
             objects[key] = StoredObject(
-                body, etag, time.time(), dict(attrs.metadata), attrs.content_type, version_id, attrs
+                body, etag, time.time(), dict(attrs.metadata), attrs.content_type, version_id, attrs, part_sizes, full
             )
             return version_id
 
@@ -240,7 +249,8 @@ class MemoryStore:
                                   "is not the one given", status=400, code="BadDigest")
         digest = hashlib.md5(b"".join(bytes.fromhex(hashlib.md5(b).hexdigest()) for b in bodies))
         etag = f"{digest.hexdigest()}-{len(bodies)}"
-        version_id = self._store(bucket, key, b"".join(bodies), etag, upload.attrs)
+        version_id = self._store(bucket, key, b"".join(bodies), etag, upload.attrs,
+                                 tuple(len(b) for b in bodies), full_object_checksum)
         with self._lock:
             del self.uploads[bucket][upload_id]
         return PutResult(etag, None, version_id)
@@ -261,12 +271,6 @@ class MemoryStore:
         for upload_id, u in sorted(self.uploads.get(bucket, {}).items()):
             if u.key.startswith(prefix):
                 yield MultipartUploadInfo(u.key, upload_id, u.initiated)
-
-    def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
-        obj = self._objects(bucket).get(key)
-        if obj is None:
-            return None
-        return ObjectInfo(key, len(obj.body), obj.etag, obj.last_modified, dict(obj.metadata))
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         objects = self._objects(bucket)

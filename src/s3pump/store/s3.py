@@ -4,10 +4,11 @@
   reads the bytes itself (``send_filepath``); Python only builds the request.
   awscrt's own retries and multipart splitting are off: the s3pump engine owns
   retries (counted, budgeted) and multipart (journaled, resumable).
-* Control plane: multipart create/complete/abort, HeadBucket, ListObjectsV2, CopyObject and
-  UploadPartCopy also through awscrt (:meth:`S3Store._crt_call`), so an upload or a stream never
-  loads boto3; the rarer calls (ListParts, ListMultipartUploads, HeadObject, GetObject,
-  DeleteObjects, CreateBucket) through a botocore client, created on first use.
+* Control plane: multipart create/complete/abort, HeadBucket, HeadObject, ListObjectsV2 (also with a
+  delimiter), CopyObject and UploadPartCopy also through awscrt (:meth:`S3Store._crt_call`), so an
+  upload or a stream never loads boto3; the rarer calls (ListParts, ListMultipartUploads, ListBuckets,
+  GetObject, DeleteObjects, CreateBucket) through a botocore client, created on first use, that no
+  code outside ``store/`` sees.
 * Both take endpoint, region, addressing style and credentials from one
   :func:`s3pump.awsconfig.resolve_aws` (botocore's session, the aws cli's rules).
 * Retries: awscrt's and botocore's own are off; the idempotent control-plane calls are retried by
@@ -64,6 +65,7 @@ from .base import (
 from .body import StreamBody
 from .crt_errors import clock_skew_error, crt_error
 from .paging import PageGuard
+from .s3_reads import S3Reads
 
 __all__ = ["S3Store"]
 
@@ -200,8 +202,10 @@ class _CrtRequest:
         self._request.cancel()
 
 
-class S3Store:
-    """Store over S3: awscrt for PUT/UploadPart, boto3 for the control plane.
+class S3Store(S3Reads):
+    """Store over S3: awscrt for PUT/UploadPart, boto3 for the control plane. The calls that read
+    without writing (HeadObject, ListBuckets, a one-level listing, a streamed GetObject) are in
+    :class:`~s3pump.store.s3_reads.S3Reads`.
 
     Raises:
         UsageError: a bad endpoint URL or unknown profile.
@@ -586,19 +590,20 @@ class S3Store:
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         """A botocore call (all of them idempotent), retried by :attr:`retry`."""
+        return self.retry.call(lambda: self._call_once(what, fn, **kwargs), what=(what, None))
+
+    def _call_once(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """One botocore call; its failure as the store's error (:func:`_boto_error`)."""
         import botocore.exceptions
 
-        def once() -> Any:
-            try:
-                result = fn(**kwargs)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                if isinstance(e, botocore.exceptions.ClientError):
-                    self._answered.set()
-                raise _boto_error(e, what, self.settings) from None
-            self._answered.set()
-            return result
-
-        return self.retry.call(once, what=(what, None))
+        try:
+            result = fn(**kwargs)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            if isinstance(e, botocore.exceptions.ClientError):
+                self._answered.set()
+            raise _boto_error(e, what, self.settings) from None
+        self._answered.set()
+        return result
 
     def _new_object_headers(self, attrs: ObjectAttributes) -> list[tuple[str, str]]:
         """The headers that fix a new object's attributes (CreateMultipartUpload, CopyObject)."""
@@ -680,33 +685,6 @@ class S3Store:
             if markers is None:
                 return
             kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
-
-    def head_object(self, bucket: str, key: str, *, checksum_mode: bool = False) -> ObjectInfo | None:
-        """HeadObject; None for a 404. Over awscrt (sync's compare sends one per object of the same
-        size; :func:`~s3pump.store.listing.object_info_from_head`), botocore with ``checksum_mode``."""
-        if not checksum_mode:
-            from .listing import object_info_from_head
-
-            try:
-                _, headers, _ = self._crt_call("HEAD", bucket, key, "", "HeadObject", retry=True)
-            except StoreError as e:
-                if e.status == 404:
-                    return None
-                raise
-            return object_info_from_head(key, headers)
-        extra = {"ChecksumMode": "ENABLED"}
-        try:
-            resp = self._call(f"s3://{bucket}/{key}", self._boto.head_object, Bucket=bucket, Key=key, **extra)
-        except StoreError as e:
-            if e.status == 404:
-                return None
-            raise
-        checksums = {k[len("Checksum"):]: v for k, v in resp.items()
-                     if k.startswith("Checksum") and k != "ChecksumType" and isinstance(v, str)}
-        return ObjectInfo(
-            key, resp["ContentLength"], resp["ETag"].strip('"'), resp["LastModified"].timestamp(),
-            dict(resp.get("Metadata", {})), resp.get("ServerSideEncryption"), checksums,
-        )
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """ListObjectsV2 over awscrt, 1,000 keys a page, parsed by store/listing.py (sync, ``ls --recursive``)."""
@@ -854,11 +832,6 @@ class S3Store:
         if version_id:
             source += f"?versionId={quote(version_id, safe='')}"
         return [("x-amz-copy-source", source), ("x-amz-copy-source-if-match", f'"{etag}"')]
-
-    @property
-    def boto_client(self) -> Any:
-        """The boto3 client of the control plane (for jobs that need an operation not listed here)."""
-        return self._boto
 
     def close(self) -> None:
         if not self._closed.is_set():
