@@ -34,12 +34,13 @@ def mb(
     def body() -> int:
         from ..jobs.buckets import make_bucket
         from ..run import Run
+        from ..ui.buckets_view import print_bucket_done
         from .config import config_from
 
         bucket = bucket_name(bucket_url, "mb")
         with Run("mb", config_from(endpoint), bucket, check_bucket=False) as r:
             make_bucket(r.store, bucket, versioning=versioning)
-        print(f"make_bucket: {bucket}")
+        print_bucket_done("make_bucket", bucket)
         return 0
 
     run(debug, body)
@@ -55,12 +56,13 @@ def rb(
     def body() -> int:
         from ..jobs.buckets import remove_bucket
         from ..run import Run
+        from ..ui.buckets_view import print_bucket_done
         from .config import config_from
 
         bucket = bucket_name(bucket_url, "rb")
         with Run("rb", config_from(endpoint), bucket) as r:
             remove_bucket(r.store, bucket, force=force)
-        print(f"remove_bucket: {bucket}")
+        print_bucket_done("remove_bucket", bucket)
         return 0
 
     run(debug, body)
@@ -78,7 +80,7 @@ def versioning(
     def body() -> int:
         from ..jobs.buckets import set_versioning
         from ..run import Run
-        from ..ui.lifecycle_view import print_versioning
+        from ..ui.buckets_view import print_versioning
         from .config import config_from
 
         if enable and suspend:

@@ -47,7 +47,7 @@ def lifecycle(
         from ..lifecycle import RuleOptions
         from ..lifecycle_update import apply_rule, rules_for_prefix
         from ..run import Run
-        from ..ui.lifecycle_view import print_change, print_rules
+        from ..ui.buckets_view import print_change, print_rules
         from ..urls import parse_s3_url
         from .config import config_from
 

@@ -1,6 +1,7 @@
-"""What the bucket verbs print: ``lifecycle``'s rules and change, ``versioning``'s status.
+"""What the bucket verbs print: ``lifecycle``'s rules and change, ``versioning``'s status, and the
+line ``mb``/``rb`` end with (as the aws cli's).
 
-Rules and changes go to stdout (``--json``: one JSON object), the notes and the outcome to stderr.
+Rules, changes and statuses go to stdout (``--json``: one JSON object), notes and outcomes to stderr.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from ..lifecycle_update import LifecycleChange
     from ..urls import S3Url
 
-__all__ = ["print_change", "print_rules", "print_versioning"]
+__all__ = ["print_bucket_done", "print_change", "print_rules", "print_versioning"]
 
 
 def print_rules(rules: list[tuple[dict[str, Any], str]], dest: S3Url, *, json_output: bool) -> None:
@@ -56,3 +57,8 @@ def print_versioning(bucket: str, status: str | None, *, json_output: bool) -> N
         print(json.dumps({"event": "versioning", "bucket": bucket, "status": status}))
     else:
         print(f"s3://{bucket}: versioning {status or 'never enabled'}")
+
+
+def print_bucket_done(action: str, bucket: str) -> None:
+    """``make_bucket: NAME`` / ``remove_bucket: NAME`` on stdout, as ``aws s3 mb``/``rb`` print."""
+    print(f"{action}: {bucket}")
