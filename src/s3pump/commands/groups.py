@@ -13,7 +13,6 @@ and therefore Typer read); every parameter becomes keyword-only, as Typer passes
 
 from __future__ import annotations
 
-import functools
 import inspect
 import typing
 from collections.abc import Callable
@@ -49,31 +48,57 @@ class OptionGroup(Opts):
 
 def spliced(func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` as Typer should see it: each parameter that defaults to an :class:`OptionGroup`
-    replaced by the group's options (see the module docstring).
+    replaced by the group's options (see the module docstring). The signature is built when first
+    asked for (when Typer builds the command line), not at import.
 
-    Raises:
+    Raises (on that first use):
         TypeError: two parameters (the command's own, or a group's) have the same name.
     """
-    hints = typing.get_type_hints(func, include_extras=True)
-    params: list[inspect.Parameter] = []
-    groups: dict[str, list[str]] = {}
-    for p in inspect.signature(func).parameters.values():
-        if isinstance(p.default, OptionGroup):
-            groups[p.name] = list(p.default)
-            params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=p.default[name],
-                                         annotation=p.default.types[name]) for name in p.default]
-        else:
-            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation)))
-    names = [p.name for p in params]
-    if len(set(names)) != len(names):
-        raise TypeError(f"{func.__name__}: a parameter name is used twice: {sorted(names)}")
+    return _Spliced(func)
 
-    @functools.wraps(func)
-    def command(**values: Any) -> Any:
-        for group, members in groups.items():
+
+class _Spliced:
+    """A command function with its groups spliced into its signature (see :func:`spliced`)."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self._func = func
+        self._groups: dict[str, list[str]] = {}
+        self._signature: inspect.Signature | None = None
+        self.__name__ = func.__name__
+        self.__qualname__ = func.__qualname__
+        self.__module__ = func.__module__
+        self.__doc__ = func.__doc__
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        if self._signature is None:
+            self._signature = self._splice()
+        return self._signature
+
+    @property
+    def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+    def _splice(self) -> inspect.Signature:
+        func = self._func
+        hints = typing.get_type_hints(func, include_extras=True)
+        params: list[inspect.Parameter] = []
+        for p in inspect.signature(func).parameters.values():
+            if isinstance(p.default, OptionGroup):
+                self._groups[p.name] = list(p.default)
+                params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=p.default[name],
+                                             annotation=p.default.types[name]) for name in p.default]
+            else:
+                params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=hints.get(p.name, p.annotation)))
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            raise TypeError(f"{func.__name__}: a parameter name is used twice: {sorted(names)}")
+        return inspect.Signature(params)
+
+    def __call__(self, **values: Any) -> Any:
+        if self._signature is None:
+            self._signature = self._splice()
+        for group, members in self._groups.items():
             values[group] = Opts({name: values.pop(name) for name in members})
-        return func(**values)
-
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command
+        return self._func(**values)
