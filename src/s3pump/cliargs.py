@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
+
+from .commands.base import Command
 
 __all__ = ["OrderedArgsCommand", "filter_rules"]
 
@@ -20,8 +21,8 @@ _META_KEY = "s3pump.raw_args"
 _FILTERS = {"--include": "include", "--exclude": "exclude"}
 
 
-class OrderedArgsCommand(TyperCommand):
-    """A Typer command that remembers its raw arguments in ``ctx.meta``."""
+class OrderedArgsCommand(Command):
+    """A command (:class:`~s3pump.commands.base.Command`) that remembers its raw arguments in ``ctx.meta``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta[_META_KEY] = list(args)

@@ -1,9 +1,10 @@
-"""The command line's options, declared once, grouped into help panels, and mapped onto config.
+"""The command line's shared options, declared once, in their help panels, and in groups.
 
 Each option's help ends with its default and the environment variable that sets it, written as
-``\\[default: …]`` / ``\\[env: …]`` (escaped: rich would take the brackets for markup). The
-commands in :mod:`s3pump.cli` take these as parameters and hand their values to :func:`config_from`,
-which maps flag names onto :class:`~s3pump.config.TransferConfig` fields.
+``\\[default: …]`` / ``\\[env: …]`` (escaped: rich would take the brackets for markup). A command
+takes a single option as a parameter annotated with its type here (``debug: Debug = False``), or a
+whole group as one parameter defaulting to the group (``where: Opts = WHERE_OPTS``; see
+:mod:`s3pump.commands.groups`), and hands the values to :func:`s3pump.commands.config.config_from`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
-from .config import TransferConfig
-from .errors import UsageError
-from .units import parse_duration_s, parse_size_bytes
+from .groups import OptionGroup
 
-__all__ = ["config_from", "note"]
+__all__ = ["ENDPOINT_OPTS", "FILTER_OPTS", "HEADER_OPTS", "METRICS_OPTS", "OBJECT_OPTS", "OUTPUT_OPTS", "RATE_OPTS",
+           "SCALE_OPTS", "SPEED_OPTS", "TREE_OPTS", "WHERE_OPTS", "note"]
 
 WHERE = "Where (endpoint, credentials)"
 WHAT = "What to send"
@@ -129,79 +129,26 @@ MetricsFile = Annotated[Path | None, _opt("--metrics-file", metavar="FILE", pane
                                           help="Write the final summary and metrics as JSON")]
 Debug = Annotated[bool, _opt("--debug", panel=OUTPUT, help="Debug logs on stderr (secrets redacted)")]
 
-#: flag parameter -> TransferConfig field, for the flags whose names differ
-_FIELDS = {"part_size": "part_size_bytes", "bwlimit": "max_bandwidth_bps", "connect_timeout": "connect_timeout_s",
-           "read_timeout": "read_timeout_s"}
-#: every TransferConfig field a flag can set
-_CONFIG_FLAGS = frozenset({
-    "endpoint_url", "region", "profile", "concurrency", "part_size", "checksum_algorithm", "content_type", "acl",
-    "sse", "sse_kms_key_id", "storage_class", "metadata", "follow_symlinks", "max_rps", "rps_burst", "bwlimit",
-    "min_concurrency", "max_concurrency", "connect_timeout", "read_timeout", "cache_control", "content_encoding",
-    "content_disposition", "content_language", "expires", "tagging", "ca_bundle", "preserve_attrs",
-    "normalize_keys",
-})
-
-
-def config_from(params: dict[str, Any], **overrides: Any) -> TransferConfig:
-    """Defaults < environment < flags: the config of a command's parameters (``locals()`` of the
-    command; only the flags above are read). Sizes, rates and ``--concurrency auto`` are parsed here.
-
-    Raises:
-        UsageError: a flag's value is malformed.
-    """
-    flags: dict[str, Any] = {_FIELDS.get(k, k): v for k, v in params.items() if k in _CONFIG_FLAGS}
-    flags.update(overrides)
-    if params.get("no_verify_ssl"):
-        import sys
-
-        flags["verify_ssl"] = False
-        print("s3pump: warning: --no-verify-ssl: the endpoint's TLS certificate is not checked; anyone on "
-              "the way can read and change the data", file=sys.stderr)
-    concurrency = flags.get("concurrency")
-    if isinstance(concurrency, str):
-        if concurrency.lower() == "auto":
-            flags["concurrency"] = None
-            flags["adaptive_concurrency"] = True
-        elif concurrency.isdigit():
-            flags["concurrency"] = int(concurrency)
-        else:
-            raise UsageError(f"--concurrency {concurrency!r}: give a number or 'auto'")
-    for name in ("follow_symlinks", "preserve_attrs"):
-        if flags.get(name) is False:
-            flags[name] = None  # an unset flag keeps the environment's value
-    if isinstance(flags.get("normalize_keys"), str):
-        flags["normalize_keys"] = flags["normalize_keys"].lower()
-    if flags.get("max_bandwidth_bps") is not None:
-        flags["max_bandwidth_bps"] = parse_size_bytes(flags["max_bandwidth_bps"], what="--bwlimit")
-    for name in ("connect_timeout_s", "read_timeout_s"):
-        if isinstance(flags.get(name), str):
-            flags[name] = parse_duration_s(flags[name], what="--" + name[:-2].replace("_", "-"))
-    if flags.get("expires"):
-        flags["expires"] = _http_date(flags["expires"])
-    if flags.get("part_size_bytes") is not None:
-        flags["part_size_bytes"] = parse_size_bytes(flags["part_size_bytes"], what="--part-size")
-    if "metadata" in flags:
-        flags["metadata"] = _metadata_pairs(flags["metadata"]) or None
-    return TransferConfig.from_env(**flags)
-
-
-def _http_date(text: str) -> str:
-    """``--expires``: an ISO 8601 time becomes an HTTP date; anything else is sent as given."""
-    import datetime as dt
-    from email.utils import format_datetime
-
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return text
-    return format_datetime(when if when.tzinfo else when.replace(tzinfo=dt.UTC), usegmt=True)
-
-
-def _metadata_pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in items or []:
-        k, sep, v = item.partition("=")
-        if not sep or not k:
-            raise UsageError(f"--metadata {item!r}: use key=value")
-        pairs.append((k, v))
-    return tuple(pairs)
+# ---- the groups commands share (each in its panel's order; a group is spliced where a parameter defaults to it)
+ENDPOINT_OPTS = OptionGroup(endpoint_url=(Endpoint, None), region=(Region, None), profile=(Profile, None),
+                            ca_bundle=(CaBundle, None), no_verify_ssl=(NoVerifySsl, False))
+WHERE_OPTS = ENDPOINT_OPTS + OptionGroup(embedded=(Embedded, False), connect_timeout=(ConnectTimeout, None),
+                                         read_timeout=(ReadTimeout, None))
+FILTER_OPTS = OptionGroup(include=(Include, None), exclude=(Exclude, None))
+TREE_OPTS = OptionGroup(follow_symlinks=(FollowSymlinks, False), preserve_attrs=(PreserveAttrs, False),
+                        normalize_keys=(NormalizeKeys, None))
+HEADER_OPTS = OptionGroup(content_type=(ContentType, None), acl=(Acl, None), sse=(Sse, None),
+                          sse_kms_key_id=(SseKms, None), storage_class=(StorageClass, None),
+                          metadata=(Metadata, None))
+OBJECT_OPTS = HEADER_OPTS + OptionGroup(
+    cache_control=(CacheControl, None), content_encoding=(ContentEncoding, None),
+    content_disposition=(ContentDisposition, None), content_language=(ContentLanguage, None),
+    expires=(Expires, None), tagging=(Tagging, None))
+RATE_OPTS = OptionGroup(max_rps=(MaxRps, None), rps_burst=(RpsBurst, None), bwlimit=(BwLimit, None))
+SCALE_OPTS = OptionGroup(min_concurrency=(MinConcurrency, None), max_concurrency=(MaxConcurrency, None),
+                         cluster=(Cluster, None))
+SPEED_OPTS = OptionGroup(concurrency=(Concurrency, None), part_size=(PartSize, None)) + RATE_OPTS + SCALE_OPTS
+METRICS_OPTS = OptionGroup(metrics_port=(MetricsPort, None), metrics_file=(MetricsFile, None),
+                           progress=(ProgressMode, None))
+OUTPUT_OPTS = METRICS_OPTS + OptionGroup(json_output=(Json, False), no_progress=(NoProgress, False),
+                                         debug=(Debug, False))
