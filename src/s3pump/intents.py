@@ -29,8 +29,9 @@ from pathlib import Path
 
 from .errors import NoSuchUploadError, S3PumpError
 from .events import Event, MultipartCreating
-from .journal import Journal, OpenUpload, _try_lock, abort_pending_in_journals, journal_path
+from .journal import Journal, OpenUpload, _try_lock, abort_pending_in_journals, abort_upload, journal_path
 from .local_state import is_write_refused
+from .retry import RetryPolicy
 from .store.base import MultipartUploadInfo, Store
 
 __all__ = ["IntentLog", "dead_run_uploads", "intent_sweeper", "sweep_dead_runs"]
@@ -108,8 +109,8 @@ def _known_upload_ids(directory: Path) -> set[str]:
     return known
 
 
-def intent_sweeper(directory: Path, store: Store, bucket: str, prefix: str = "") -> Callable[
-        [sqlite3.Connection], list[OpenUpload]]:
+def intent_sweeper(directory: Path, store: Store, bucket: str, prefix: str = "",
+                   policy: RetryPolicy | None = None) -> Callable[[sqlite3.Connection], list[OpenUpload]]:
     """The intents' part of a dead run's sweep (see :func:`~s3pump.journal.abort_pending_in_journals`):
     for its journal's recorded CreateMultipartUpload intents of keys under ``prefix``, abort the uploads
     of exactly that key initiated since the intent (60 s of clock slack) that no journal in ``directory``
@@ -134,7 +135,7 @@ def intent_sweeper(directory: Path, store: Store, bucket: str, prefix: str = "")
             if started is None or u.upload_id in known or u.initiated < started - _CLOCK_SLACK_S:
                 continue
             try:
-                store.abort_multipart_upload(bucket, u.key, u.upload_id)
+                abort_upload(store, policy, bucket, u.key, u.upload_id)
             except NoSuchUploadError:
                 pass
             except S3PumpError:
@@ -148,13 +149,14 @@ def intent_sweeper(directory: Path, store: Store, bucket: str, prefix: str = "")
 
 
 def sweep_dead_runs(directory: Path, store: Store, endpoint: str | None, bucket: str,
-                    prefix: str = "") -> list[OpenUpload]:
+                    prefix: str = "", policy: RetryPolicy | None = None) -> list[OpenUpload]:
     """Abort what the runs that are gone left open in ``bucket`` under ``prefix``: the uploads the
     journals in ``directory`` record as to abort (a killed ``sync``'s or ``stream``'s, a failed abort of
     any run's), and the uploads of a killed ``sync``'s or ``stream``'s unsettled intents. Journals held
-    by live runs are left alone. Returns the uploads aborted (or found gone); failures stay recorded."""
-    return abort_pending_in_journals(directory, store, endpoint, bucket, prefix=prefix,
-                                     sweep_intents=intent_sweeper(directory, store, bucket, prefix))
+    by live runs are left alone; each abort is retried by ``policy`` (the run's). Returns the uploads
+    aborted (or found gone); failures stay recorded."""
+    return abort_pending_in_journals(directory, store, endpoint, bucket, prefix=prefix, policy=policy,
+                                     sweep_intents=intent_sweeper(directory, store, bucket, prefix, policy))
 
 
 def dead_run_uploads(directory: Path, endpoint: str | None, bucket: str, prefix: str = "",

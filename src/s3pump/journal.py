@@ -68,12 +68,22 @@ from .events import (
 )
 from .fileid import FileIdentity
 from .items import ResumeRecord, UploadItem
+from .retry import RetryPolicy
 from .statefs import sqlite_journal_mode
 from .store.base import CompletedPart, Store
 
 __all__ = [
-    "Journal", "OpenUpload", "ResumeRecord", "abort_orphans", "abort_pending", "abort_pending_in_journals",
-    "abort_recorded", "forget_uploads", "journal_path", "skip_and_resume",
+    "Journal",
+    "OpenUpload",
+    "ResumeRecord",
+    "abort_orphans",
+    "abort_pending",
+    "abort_pending_in_journals",
+    "abort_recorded",
+    "abort_upload",
+    "forget_uploads",
+    "journal_path",
+    "skip_and_resume",
 ]
 
 _VERSION = 2
@@ -606,13 +616,15 @@ def abort_pending(journal: Journal, store: Store, bucket: str, abort: Abort) -> 
 
 def abort_pending_in_journals(directory: Path, store: Store, endpoint: str | None, bucket: str, *,
                               skip: Path | None = None, prefix: str = "",
-                              sweep_intents: SweepIntents | None = None) -> list[OpenUpload]:
+                              sweep_intents: SweepIntents | None = None,
+                              policy: RetryPolicy | None = None) -> list[OpenUpload]:
     """Retry the failed aborts recorded in the journals in ``directory`` for ``endpoint`` and
     ``bucket`` that no live run holds (``s3pump cleanup`` and every upload run call this), of keys
     under ``prefix``; a journal that is not resumable (a dead sync's or stream's, :mod:`s3pump.intents`)
     holds only uploads to abort. ``sweep_intents`` (if given) also aborts what such a journal's
     recorded CreateMultipartUpload intents left unknown; a journal of a dead run with nothing left is
-    deleted. Returns the uploads aborted now (or found gone); failures stay recorded."""
+    deleted. Each abort is retried by ``policy`` (the store sends one request). Returns the uploads
+    aborted now (or found gone); failures stay recorded."""
     aborted: list[OpenUpload] = []
     if not directory.is_dir():
         return aborted
@@ -620,7 +632,7 @@ def abort_pending_in_journals(directory: Path, store: Store, endpoint: str | Non
     for marker in sorted(directory.glob(f"*.sqlite{_PENDING_SUFFIX}")):
         path = Path(str(marker)[:-len(_PENDING_SUFFIX)])
         if path != skip:
-            aborted += _abort_pending_in(path, target, store, bucket, prefix, sweep_intents)
+            aborted += _abort_pending_in(path, target, store, bucket, prefix, sweep_intents, policy)
     return aborted
 
 
@@ -629,8 +641,18 @@ def abort_pending_in_journals(directory: Path, store: Store, endpoint: str | Non
 SweepIntents = Callable[[sqlite3.Connection], "list[OpenUpload]"]
 
 
+def abort_upload(store: Store, policy: RetryPolicy | None, bucket: str, key: str, upload_id: str) -> None:
+    """AbortMultipartUpload of another run's upload, retried by ``policy`` when given (the store sends
+    one request: :meth:`~s3pump.store.base.Store.abort_multipart_upload`)."""
+    if policy is None:
+        store.abort_multipart_upload(bucket, key, upload_id)
+    else:
+        policy.call(store.abort_multipart_upload, bucket, key, upload_id, what=(key, None))
+
+
 def _abort_pending_in(path: Path, target: str, store: Store, bucket: str, prefix: str = "",
-                      sweep_intents: SweepIntents | None = None) -> list[OpenUpload]:
+                      sweep_intents: SweepIntents | None = None,
+                      policy: RetryPolicy | None = None) -> list[OpenUpload]:
     lock = _try_lock(path)
     if lock is None:
         return []  # a live run holds it: its uploads are its own
@@ -651,7 +673,7 @@ def _abort_pending_in(path: Path, target: str, store: Store, bucket: str, prefix
                 if not key.startswith(prefix):
                     continue
                 try:
-                    store.abort_multipart_upload(bucket, key, upload_id)
+                    abort_upload(store, policy, bucket, key, upload_id)
                 except NoSuchUploadError:
                     pass
                 except S3PumpError:

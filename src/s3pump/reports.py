@@ -8,6 +8,7 @@ them from here and never from the jobs.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import Field, asdict, dataclass, field, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from .runstats import RunStats
 
 __all__ = [
-    "CleanupReport", "ExportReport", "FailedFile", "Report", "StreamReport", "SyncReport", "UploadReport",
+    "CleanupReport", "ExportReport", "FailedFile", "LsEntry", "Report", "StreamReport", "SyncReport", "UploadReport",
     "VerifyReport",
 ]
 
@@ -269,3 +270,27 @@ class VerifyReport(Report):
     def _json_values(self) -> dict[str, Any]:
         return {"missing": len(self.missing), "different": len(self.different),
                 "unverified": len(self.unverified), "extra": len(self.extra), "ok": self.ok}
+
+
+@dataclass(frozen=True, slots=True)
+class LsEntry:
+    """One line of ``ls``: ``kind`` is ``bucket``, ``prefix`` or ``object``. ``name`` is what the
+    line shows (a bucket, ``dir/``, a basename or, recursive, the full key); ``key`` the full key or
+    prefix; ``size_bytes`` and ``time`` (aware datetime: LastModified or CreationDate) where known."""
+
+    kind: str
+    name: str
+    key: str = ""
+    size_bytes: int = 0
+    time: dt.datetime | None = None
+    etag: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.kind, "name": self.name}
+        if self.kind == "object":
+            out.update(key=self.key, size=self.size_bytes, etag=self.etag)
+        elif self.kind == "prefix":
+            out["prefix"] = self.key
+        if self.time is not None:
+            out["last_modified" if self.kind == "object" else "created"] = self.time.isoformat()
+        return out

@@ -16,6 +16,7 @@ from s3pump.errors import CancelledError, FatalStoreError, ServerError, StoreErr
 from s3pump.events import Event, EventBus, MultipartAbortFailed, PartDone, RetryScheduled
 from s3pump.items import UploadItem
 from s3pump.retry import RetryPolicy
+from s3pump.store.base import ObjectAttributes
 from s3pump.store.memory import MemoryStore
 
 BUCKET = "bkt"
@@ -126,3 +127,28 @@ def test_the_aborts_of_a_cancel_run_on_the_control_pool() -> None:
         engine.run([_item()])
     assert len(threads) == 1 and threads[0].startswith("s3pump-control"), threads
     assert not store.uploads[BUCKET]
+
+
+def test_rb_force_retries_a_refused_abort_by_the_runs_policy() -> None:
+    """An abort outside a run's registry (rb --force's; the sweeps' are the same call, journal.abort_upload)
+    is retried by the run's policy too: a 500 on the first AbortMultipartUpload, then the bucket goes."""
+    from s3pump.jobs.buckets import remove_bucket
+    from s3pump.run import Run
+
+    refused: list[str] = []
+
+    def refuse_once(op: str, key: str) -> StoreError | None:
+        if op == "AbortMultipartUpload" and not refused:
+            refused.append(key)
+            return ServerError("We encountered an internal error", status=500, code="InternalError")
+        return None
+
+    store = MemoryStore(fault=refuse_once)
+    store.create_bucket(BUCKET)
+    store.create_multipart_upload(BUCKET, "half", ObjectAttributes())
+    events: list[Event] = []
+    with Run("rb", CONFIG, BUCKET, store=store, subscribers=[events.append]) as run:
+        remove_bucket(run.store, BUCKET, force=True, policy=run.policy)
+    assert refused == ["half"] and _aborts(store) == 2
+    assert [(e.key, e.part_number) for e in events if isinstance(e, RetryScheduled)] == [("half", None)]
+    assert BUCKET not in store.buckets

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from s3pump.config import TransferConfig
-from s3pump.jobs.ls import format_entry, ls
+from s3pump.jobs.ls import ls
 from s3pump.jobs.verify import verify
 from s3pump.store.base import CompletedPart, ObjectAttributes, PutResult
 from s3pump.store.memory import MemoryStore
+from s3pump.ui.listing import format_entry
 
 MIB = 2**20
 CFG = TransferConfig()

@@ -61,7 +61,7 @@ def rb(
 
         bucket = bucket_name(bucket_url, "rb")
         with Run("rb", config_from(endpoint), bucket) as r:
-            remove_bucket(r.store, bucket, force=force)
+            remove_bucket(r.store, bucket, force=force, policy=r.policy)
         print_bucket_done("remove_bucket", bucket)
         return 0
 

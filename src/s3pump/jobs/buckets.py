@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..errors import FatalStoreError, StoreError
+from ..journal import abort_upload
+from ..retry import RetryPolicy
 from ..store.base import MultipartUploadInfo, Store
 
 __all__ = ["make_bucket", "remove_bucket", "set_versioning"]
@@ -28,10 +30,11 @@ def make_bucket(store: Store, bucket: str, *, versioning: bool = False) -> None:
         store.put_bucket_versioning(bucket, True)
 
 
-def remove_bucket(store: Store, bucket: str, *, force: bool = False) -> int:
+def remove_bucket(store: Store, bucket: str, *, force: bool = False, policy: RetryPolicy | None = None) -> int:
     """DeleteBucket. With ``force``, first abort its multipart uploads and delete every object,
     every object version and delete marker (all of them: the bucket is going). Returns how many
-    objects and versions were deleted.
+    objects and versions were deleted. Each abort is retried by ``policy`` (the run's; the store
+    sends one request).
 
     Raises:
         FatalStoreError: ``BucketNotEmpty`` without ``force``; NoSuchBucketError.
@@ -41,7 +44,7 @@ def remove_bucket(store: Store, bucket: str, *, force: bool = False) -> int:
         _refuse_if_not_empty(store, bucket)
     if force:
         for u in _multipart_uploads(store, bucket):
-            store.abort_multipart_upload(bucket, u.key, u.upload_id)
+            abort_upload(store, policy, bucket, u.key, u.upload_id)
         keys = [o.key for o in store.list_objects(bucket)]
         store.delete_objects(bucket, keys)
         deleted += len(keys)

@@ -61,7 +61,8 @@ def cleanup(
             listed = list(store.list_multipart_uploads(dest.bucket, dest.prefix))
             doomed = dead_run_uploads(journals, run.config.endpoint_url, dest.bucket, dest.prefix, listed)
         else:  # what runs that are gone recorded as to abort, whatever its age
-            for pending in sweep_dead_runs(journals, store, run.config.endpoint_url, dest.bucket, dest.prefix):
+            for pending in sweep_dead_runs(journals, store, run.config.endpoint_url, dest.bucket, dest.prefix,
+                                           policy=run.policy):
                 aborted.append((f"s3://{dest.bucket}/{pending.key}", pending.upload_id))
             listed = list(store.list_multipart_uploads(dest.bucket, dest.prefix))
         for u in listed:

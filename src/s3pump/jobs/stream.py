@@ -210,7 +210,8 @@ def _intent_log(run: Run, destination: str) -> IntentLog:
     next run or ``cleanup`` cannot abort (:mod:`s3pump.intents`)."""
     directory = state_dir()
     with contextlib.suppress(S3PumpError, OSError):
-        sweep_dead_runs(directory / "journals", run.store, run.config.endpoint_url, run.bucket)
+        sweep_dead_runs(directory / "journals", run.store, run.config.endpoint_url, run.bucket,
+                        policy=run.policy)
     intents = IntentLog(directory, "stream", [], destination, run.config.endpoint_url, run.bucket)
     run.subscribe(run.guard(intents, lambda: intents.path, "resume journal"))
     return intents

@@ -220,7 +220,7 @@ def _intent_log(run: Run, root: str, destination: str) -> IntentLog:
     """Abort what killed runs left open in the bucket (their journals, no live run's), then record this
     run's multipart intents and uploads, so a kill leaves none that the next run cannot abort."""
     with contextlib.suppress(S3PumpError, OSError):
-        sweep_dead_runs(state_dir() / "journals", run.store, run.config.endpoint_url, run.bucket)
+        sweep_dead_runs(state_dir() / "journals", run.store, run.config.endpoint_url, run.bucket, policy=run.policy)
     intents = IntentLog(state_dir(), "sync", [root], destination, run.config.endpoint_url, run.bucket)
     run.subscribe(run.guard(intents, lambda: intents.path, "resume journal"))
     return intents
