@@ -50,7 +50,21 @@ __all__ = ["DevServer", "embedded_dir", "ensure_embedded", "find_weed", "record_
            "start_server", "state_file", "stop_embedded", "stop_server"]
 
 EMBEDDED_REGION = "us-east-1"
-_PORT_LOW, _PORT_HIGH = 20000, 45000  # p + 10000 stays below 55535
+_PORT_LOW, _PORT_HIGH = 20000, 45000  # p + 10000 stays below 55535 (where no ephemeral range is known)
+_GRPC_OFFSET = 10000  # SeaweedFS's gRPC port for a port p
+
+
+def _port_window() -> tuple[int, int]:
+    """Where to pick ports: p and p + 10000 both below the kernel's ephemeral range
+    (``ip_local_port_range``), so no client connection's source port can take one while the server is
+    down, as it is between a kill and a restart on the same ports; the fixed window otherwise."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _PORT_LOW, _PORT_HIGH
+    if low - _GRPC_OFFSET - 10000 < 2000:  # too little room below it: the fixed window
+        return _PORT_LOW, _PORT_HIGH
+    return 10000, low - _GRPC_OFFSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +108,16 @@ def _port_free(port: int) -> bool:
 def pick_ports(count: int = 4, *, s3_port: int | None = None) -> tuple[int, ...]:
     """``count`` ports p with p and p + 10000 free (SeaweedFS gRPC), the last one ``s3_port`` if given."""
     rng = secrets.SystemRandom()
+    window = _port_window()
     chosen: list[int] = []
     want = count - (1 if s3_port else 0)
     for _ in range(10_000):
         if len(chosen) == want:
             break
-        p = rng.randrange(_PORT_LOW, _PORT_HIGH)
-        if p in chosen or p == s3_port or (s3_port and p + 10000 == s3_port):
+        p = rng.randrange(*window)
+        if p in chosen or p == s3_port or (s3_port and p + _GRPC_OFFSET == s3_port):
             continue
-        if _port_free(p) and _port_free(p + 10000):
+        if _port_free(p) and _port_free(p + _GRPC_OFFSET):
             chosen.append(p)
     if len(chosen) != want:
         raise S3PumpError("could not find free ports for SeaweedFS on 127.0.0.1")
