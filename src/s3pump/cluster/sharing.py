@@ -32,6 +32,8 @@ __all__ = ["IDLE_FRACTION", "SHARE_EVERY_S", "LimitSharer", "Share", "apply_shar
 
 #: Seconds between two looks at which workers hold a task of the run.
 SHARE_EVERY_S = 0.25
+#: Seconds between two looks until the first shard is seen on a worker.
+FIRST_LOOKS_S = 0.05
 #: The share of the total a worker without a task of the run keeps (a token bucket needs a rate > 0).
 IDLE_FRACTION = 0.001
 
@@ -109,6 +111,7 @@ class LimitSharer:
         self._sent: dict[str, Share] = shares(config, workers, set(workers), worker_bwlimit_bps)
         self._initial = next(iter(self._sent.values()), (None, None, None))
         self._stop = threading.Event()
+        self._seen = False  # a worker held a shard at some look
         #: how many times shares were sent to workers (a change of the busy set)
         self.changes = 0
 
@@ -123,6 +126,7 @@ class LimitSharer:
         busy = {w for w, keys in processing.items() if any(str(k).startswith(self._prefix) for k in keys)}
         if not busy:
             return  # between shards, or the walk: keep the shares where the work was
+        self._seen = True
         want = shares(self._config, sorted(processing), busy, self._cap)
         changed = {w: s for w, s in want.items() if s != self._sent.get(w, self._initial)}
         if not changed:
@@ -138,9 +142,9 @@ class LimitSharer:
         self.changes += 1
 
     def _loop(self) -> None:
-        wait_s = 0.05  # the first look soon after the first shards went out
-        while not self._stop.wait(wait_s):
-            wait_s = SHARE_EVERY_S
+        # until the first shards are seen on their workers, look often: the start is when one worker may
+        # hold all the work of a small tree at its even share
+        while not self._stop.wait(SHARE_EVERY_S if self._seen else FIRST_LOOKS_S):
             with contextlib.suppress(Exception):  # a worker gone, a closing cluster: the next look retries
                 self.step()
 
