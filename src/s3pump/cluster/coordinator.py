@@ -38,6 +38,7 @@ from .connect import connect
 from .forecast import Observed, forecast
 from .results import ShardResult, WorkerRates, sample_evenly
 from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
+from .sharing import LimitSharer, worker_config
 from .treewalk import WalkStats
 
 __all__ = ["ClusterOutcome", "credentials_env", "drive", "limits_from_env", "transfer_on_cluster", "worker_config"]
@@ -50,21 +51,6 @@ SAMPLE_SIZE = 32
 FORECAST_AFTER_S = 60
 #: Seconds the coordinator waits, after a cancel, for running shards to abort their uploads.
 CANCEL_WAIT_S = 60.0
-
-
-def worker_config(config: TransferConfig, workers: int, worker_bwlimit_bps: int | None = None) -> TransferConfig:
-    """The config one of ``workers`` workers runs with: no credentials (each worker uses its own
-    environment's), and ``--bwlimit``/``--max-rps``/``--rps-burst`` split evenly so the totals hold
-    over the cluster. ``worker_bwlimit_bps`` caps each worker further (benchmarks and tests)."""
-    bw = config.max_bandwidth_bps // workers if config.max_bandwidth_bps else None
-    if worker_bwlimit_bps:
-        bw = min(bw, worker_bwlimit_bps) if bw else worker_bwlimit_bps
-    return config.replace(
-        access_key_id=None, secret_access_key=None, session_token=None,
-        max_bandwidth_bps=max(1024, bw) if bw else None,
-        max_rps=config.max_rps / workers if config.max_rps else None,
-        rps_burst=max(1, config.rps_burst // workers) if config.rps_burst else None,
-    )
 
 
 class ClusterOutcome:
@@ -194,7 +180,7 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         outcome = ClusterOutcome(len(workers), walk)
         run.subscribe(outcome)
         shards = cut_shards(_plain_files(run, items), max_files=shard_files or DEFAULT_SHARD_FILES,
-                            max_bytes=shard_bytes or DEFAULT_SHARD_BYTES)
+                            max_bytes=shard_bytes or DEFAULT_SHARD_BYTES, spread=slots)
         first = next(shards, None)
         if run.cancelled:  # a signal, or a producer that failed (sync's planner) while planning
             raise CancelledError("cancelled before any shard was submitted")
@@ -210,8 +196,9 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         client.subscribe_topic(progress_topic(name), progress)
         started = time.monotonic()
         try:
-            drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
-                  float(forecast_after_s or FORECAST_AFTER_S), progress=progress)
+            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps).running():
+                drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
+                      float(forecast_after_s or FORECAST_AFTER_S), progress=progress)
         finally:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(progress_topic(name))

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 
 from ..items import UploadItem
 
-__all__ = ["DEFAULT_SHARD_BYTES", "DEFAULT_SHARD_FILES", "Shard", "cut_shards"]
+__all__ = ["DEFAULT_SHARD_BYTES", "DEFAULT_SHARD_FILES", "SPREAD_MIN_BYTES", "SPREAD_MIN_FILES", "Shard", "cut_shards"]
 
 DEFAULT_SHARD_FILES = 2000
 DEFAULT_SHARD_BYTES = 4 * 1024**3
+#: The least bytes, or files, of each shard a tail is cut again into to spread it over the workers.
+SPREAD_MIN_BYTES = 8 * 1024**2
+SPREAD_MIN_FILES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +51,26 @@ class Shard:
 
 
 def cut_shards(items: Iterable[UploadItem], *, max_files: int = DEFAULT_SHARD_FILES,
-               max_bytes: int = DEFAULT_SHARD_BYTES) -> Iterator[Shard]:
+               max_bytes: int = DEFAULT_SHARD_BYTES, spread: int = 1) -> Iterator[Shard]:
     """Group ``items`` (plain files, in planning order) into shards of at most ``max_files`` files
     and ``max_bytes`` bytes; a file of ``max_bytes`` or more is a shard by itself.
 
-    Lazy: a shard is yielded as soon as it is full, so memory holds one shard being filled.
+    ``spread``: how many shards can run at once (the cluster's worker threads). The last shards'
+    worth of files (up to ``spread - 1`` full shards and the one being filled) is held back until
+    the items end, then cut again into as many shards as greedy cutting makes, or more, up to
+    ``spread``, where the tail is large enough (:data:`SPREAD_MIN_BYTES` or :data:`SPREAD_MIN_FILES`
+    each), of about equal bytes: 60 MiB in 60 files on 2 workers is 2 shards of 30 MiB, and a
+    large tree's last shards end together. ``spread=1``: plain greedy cutting.
+
+    Lazy: a shard is yielded as soon as ``spread`` of them are full, so memory holds that many.
 
     Raises:
-        ValueError: ``max_files`` or ``max_bytes`` below 1.
+        ValueError: ``max_files``, ``max_bytes`` or ``spread`` below 1.
     """
-    if max_files < 1 or max_bytes < 1:
-        raise ValueError("a shard holds at least one file and one byte")
+    if max_files < 1 or max_bytes < 1 or spread < 1:
+        raise ValueError("a shard holds at least one file and one byte, and at least one runs at once")
     index = 0
+    held: list[list[UploadItem]] = []  # full shards held back (at most spread - 1)
     batch: list[UploadItem] = []
     size = 0
     for item in items:
@@ -68,10 +79,46 @@ def cut_shards(items: Iterable[UploadItem], *, max_files: int = DEFAULT_SHARD_FI
             index += 1
             continue
         if batch and (len(batch) >= max_files or size + item.size_bytes > max_bytes):
-            yield Shard(index, tuple(batch))
-            index += 1
+            held.append(batch)
             batch, size = [], 0
+            if len(held) >= spread:
+                yield Shard(index, tuple(held.pop(0)))
+                index += 1
         batch.append(item)
         size += item.size_bytes
-    if batch:
-        yield Shard(index, tuple(batch))
+    tail = [i for b in held for i in b] + batch
+    if not tail:
+        return
+    greedy = len(held) + 1
+    tail_bytes = sum(i.size_bytes for i in tail)
+    wide = min(spread, len(tail), max(tail_bytes // SPREAD_MIN_BYTES, len(tail) // SPREAD_MIN_FILES))
+    chunks = _even(tail, max(greedy, wide), max_files) if wide > greedy else [*held, batch]
+    for chunk in chunks:
+        yield Shard(index, tuple(chunk))
+        index += 1
+
+
+def _even(items: list[UploadItem], n: int, max_files: int) -> list[list[UploadItem]]:
+    """``items`` cut, in order, into ``n`` (<= len) chunks of about equal bytes and at most
+    ``max_files`` files each (``n >= ceil(len / max_files)``)."""
+    out: list[list[UploadItem]] = []
+    left = sum(i.size_bytes for i in items)
+    pos = 0
+    for k in range(n, 0, -1):
+        target = left / k
+        chunk: list[UploadItem] = []
+        size = 0
+        while pos < len(items):
+            s = items[pos].size_bytes
+            if chunk and len(chunk) >= max_files:
+                break
+            after = len(items) - pos  # this one and those after it
+            must = after > (k - 1) * max_files  # the later chunks cannot hold them all
+            if chunk and not must and (after <= k - 1 or size + s / 2 > target):
+                break
+            chunk.append(items[pos])
+            size += s
+            pos += 1
+        out.append(chunk)
+        left -= size
+    return [c for c in out if c]

@@ -82,7 +82,7 @@ class WorkerRuntime(WorkerPlugin):
         name: the plugin's name, unique per run (tasks find the plugin by it).
         job: the job's name (``upload``, ``sync``).
         config: the run's config for one worker: no credentials, and ``--bwlimit``/``--max-rps``
-            already this worker's share.
+            this worker's first share (then moved to the workers with work: :mod:`.sharing`).
         bucket: the destination bucket.
         workers: how many workers the run started with (adaptive concurrency starts at a share).
     """

@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 
 __all__ = ["AdaptiveConcurrency", "ConcurrencyDecision", "EngineLimits", "TokenBucket"]
 
+#: Longest sleep in :meth:`TokenBucket.take` before it looks at the rate again (seconds).
+_TAKE_STEP_S = 0.1
+
 
 class TokenBucket:
     """Thread-safe token bucket. ``rate_per_s`` > 0; ``burst`` >= 1 is the bucket's capacity."""
 
-    __slots__ = ("_lock", "_rate", "_stamp", "_tokens", "burst")
+    __slots__ = ("_filled", "_lock", "_rate", "_stamp", "_tokens", "burst")
 
     def __init__(self, rate_per_s: float, burst: float | None = None) -> None:
         if rate_per_s <= 0:
@@ -33,6 +36,7 @@ class TokenBucket:
         self._rate = float(rate_per_s)
         self.burst = float(burst if burst is not None else max(1.0, rate_per_s / 10))
         self._tokens = self.burst
+        self._filled = 0.0  # tokens added since creation, burst cap or not (a debtor waits for its mark)
         self._stamp = time.monotonic()
         self._lock = threading.Lock()
 
@@ -41,8 +45,27 @@ class TokenBucket:
         return self._rate
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self._rate)
+        added = (now - self._stamp) * self._rate
+        self._filled += added
+        self._tokens = min(self.burst, self._tokens + added)
         self._stamp = now
+
+    def set_rate(self, rate_per_s: float, burst: float | None = None) -> None:
+        """From now on ``rate_per_s`` tokens a second and at most ``burst`` saved up (None: as at
+        creation, a tenth of the rate); tokens saved beyond the new burst are dropped. A caller
+        sleeping in :meth:`take` sees the new rate within 0.1 s (a cluster's shares, see
+        :mod:`s3pump.cluster.sharing`).
+
+        Raises:
+            ValueError: ``rate_per_s`` <= 0.
+        """
+        if rate_per_s <= 0:
+            raise ValueError("rate must be > 0")
+        with self._lock:
+            self._refill(time.monotonic())
+            self._rate = float(rate_per_s)
+            self.burst = float(burst if burst is not None else max(1.0, rate_per_s / 10))
+            self._tokens = min(self._tokens, self.burst)
 
     def try_take(self, n: float = 1.0) -> float:
         """Take ``n`` tokens if they are there and return 0.0; else take nothing and return the
@@ -65,12 +88,19 @@ class TokenBucket:
         """Take ``n`` tokens, sleeping as long as needed (the debt model: a take larger than the
         burst is allowed and paid back by sleeping, so large reads need no splitting)."""
         with self._lock:
-            now = time.monotonic()
-            self._refill(now)
+            self._refill(time.monotonic())
             self._tokens -= n
-            wait = -self._tokens / self._rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            time.sleep(wait)
+            if self._tokens >= 0:
+                return
+            mark = self._filled - self._tokens  # paid back once this many tokens have been added
+        while True:  # in steps, so a new rate (set_rate) applies to a debt already owed
+            with self._lock:
+                self._refill(time.monotonic())
+                owed = mark - self._filled
+                rate = self._rate
+            if owed <= 0:
+                return
+            time.sleep(min(owed / rate, _TAKE_STEP_S))
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +257,7 @@ class EngineLimits:
         they can back off where one process would) and slow-starts from that floor.
         """
         rps = TokenBucket(config.max_rps, config.rps_burst) if config.max_rps else None
-        # a quarter second of burst: awscrt's threads do other work between reads, and tokens that
-        # overflow a smaller bucket meanwhile would be lost (the run would average under the cap)
-        bandwidth = (TokenBucket(config.max_bandwidth_bps, max(256 * 1024, config.max_bandwidth_bps / 4))
+        bandwidth = (TokenBucket(config.max_bandwidth_bps, _bandwidth_burst(config.max_bandwidth_bps))
                      if config.max_bandwidth_bps else None)
         # --concurrency auto starts at 16 (within the bounds) and slow-starts from there
         share = max(1, share)
@@ -240,3 +268,18 @@ class EngineLimits:
         adaptive = (AdaptiveConcurrency(initial=initial, minimum=minimum, maximum=config.max_concurrency)
                     if config.adaptive_concurrency else None)
         return cls(rps, bandwidth, adaptive)
+
+    def reshare(self, bandwidth_bps: float | None, rps: float | None, rps_burst: float | None) -> None:
+        """This process's new share of a cluster's global limits (bytes/s, requests/s, requests), set
+        while engines run (:mod:`s3pump.cluster.sharing`); a limit that is off here stays off."""
+        if self.bandwidth is not None and bandwidth_bps:
+            self.bandwidth.set_rate(bandwidth_bps, _bandwidth_burst(bandwidth_bps))
+        if self.rps is not None and rps:
+            self.rps.set_rate(rps, rps_burst)
+
+
+def _bandwidth_burst(bps: float) -> float:
+    """The bandwidth bucket's burst for a cap of ``bps`` bytes/s: a quarter second (at least 256 KiB).
+    awscrt's threads do other work between reads, and tokens that overflow a smaller bucket meanwhile
+    would be lost (the run would average under the cap)."""
+    return max(256 * 1024, bps / 4)

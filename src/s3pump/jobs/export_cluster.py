@@ -137,6 +137,7 @@ def _range_rows_from_env() -> int:
 def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[ExportRange], cluster: Any,
                 settle: RangeSettler, worker_bwlimit_bps: int | None) -> ClusterOutcome:
     from ..cluster.connect import connect
+    from ..cluster.sharing import LimitSharer
     from ..cluster.worker import WorkerRuntime
 
     worker_bwlimit_bps = worker_bwlimit_bps or limits_from_env()["worker_bwlimit_bps"]
@@ -163,8 +164,9 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
 
         started = time.monotonic()
         try:
-            drive(client, run, name, export_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
-                  float("inf"), settle)
+            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps).running():
+                drive(client, run, name, export_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
+                      float("inf"), settle)
         finally:
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
