@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any

@@ -1,0 +1,85 @@
+"""What used to stay on the coordinator of ``--cluster``, now on the workers: ``sync --checksum``'s
+reads (the MD5 and multipart ETags) and the ``--follow-symlinks`` walk."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from s3pump import sync  # noqa: E402
+from s3pump.jobs.upload import upload  # noqa: E402
+from tests.conftest import S3Env, list_all  # noqa: E402
+from tests.e2e.localcluster import local_cluster_client  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+MIB = 1024 * 1024
+
+
+def objects(s3env: S3Env, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+    return {k[len(prefix):]: (o["Size"], o["ETag"]) for k, o in list_all(s3env.boto(), bucket, prefix).items()}
+
+
+@pytest.fixture(scope="module")
+def client(s3env: S3Env) -> Iterator[object]:
+    with local_cluster_client(s3env) as c:
+        yield c
+
+
+def test_sync_checksum_on_the_cluster_reads_the_files_on_the_workers(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two prefixes hold the same upload; then files change content but not size or mtime (only
+    ``--checksum`` sees it, a multipart one among them), and new files appear. ``sync --checksum``
+    in one process and on ``local:2``: the same uploads and objects. On the cluster the coordinator
+    reads no file (its ``file_digest`` fails the test); the hash tasks ran in the workers'
+    processes (their PIDs, not this one's) and read every file."""
+    import s3pump.etags as etags
+    import s3pump.plan.syncplanner as planner
+
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    rng = random.Random(31)
+    root = tmp_path / "tree"
+    files = []
+    for i in range(40):
+        p = root / f"d{i % 3}" / f"f{i:02d}.bin"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rng.randbytes(rng.randrange(1, 5000)))
+        files.append(p)
+    big = root / "big.bin"
+    big.write_bytes(rng.randbytes(6 * MIB + 5))
+    config = s3env.config(multipart_threshold_bytes=5 * MIB, part_size_bytes=5 * MIB)
+    for prefix in ("a/", "b/"):
+        assert upload([root], f"s3://{bucket}/{prefix}", config).files_done == 41
+    for p in [*files[::8], big]:  # same size, same mtime, other bytes
+        st = p.stat()
+        data = bytearray(p.read_bytes())
+        data[0] ^= 0xFF
+        p.write_bytes(bytes(data))
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    for i in range(3):
+        (root / f"new{i}.txt").write_text(f"new {i}")
+    one = sync(root, f"s3://{bucket}/a/", config, mode="checksum", hash_cache=False)
+
+    def no_reads(*a: object, **k: object) -> None:
+        raise AssertionError("the coordinator read a file: hashing belongs on the workers")
+
+    monkeypatch.setattr(etags, "file_digest", no_reads)
+    monkeypatch.setattr(planner, "file_digest", no_reads)
+    two = sync(root, f"s3://{bucket}/b/", config, mode="checksum", hash_cache=False, cluster=client)
+    assert one.ok and two.ok, two.failures
+    assert one.planned_uploads == two.planned_uploads == 5 + 1 + 3 and two.files_done == 9
+    assert two.files_skipped == one.files_skipped == 35
+    assert objects(s3env, bucket, "b/") == objects(s3env, bucket, "a/")
+    hashed = two.cluster["hash"]
+    assert hashed["on"] == "workers" and hashed["files"] == 44 and hashed["failed_tasks"] == 0
+    assert hashed["pids"] and os.getpid() not in hashed["pids"]
+    workers = client.scheduler_info()["workers"]  # type: ignore[attr-defined]
+    assert set(hashed["per_worker"]) <= set(workers)
+    assert set(hashed["pids"]) <= set(client.run(os.getpid).values())  # type: ignore[attr-defined]
+    assert two.files_hashed == 44 and two.bytes_hashed == one.bytes_hashed
