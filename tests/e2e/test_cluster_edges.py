@@ -83,3 +83,6 @@ def test_sync_checksum_on_the_cluster_reads_the_files_on_the_workers(
     assert set(hashed["per_worker"]) <= set(workers)
     assert set(hashed["pids"]) <= set(client.run(os.getpid).values())  # type: ignore[attr-defined]
     assert two.files_hashed == 44 and two.bytes_hashed == one.bytes_hashed
+    # the dashboard groups the run's tasks by kind (Dask's task prefixes)
+    prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))  # type: ignore[attr-defined]
+    assert {"s3pump-walk", "s3pump-hash", "s3pump-sync-shard"} <= set(prefixes), prefixes

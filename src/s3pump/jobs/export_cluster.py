@@ -164,7 +164,7 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
         started = time.monotonic()
         try:
             drive(client, run, name, export_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
-                  float("inf"), settle)
+                  float("inf"), settle, kind="range")
         finally:
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
