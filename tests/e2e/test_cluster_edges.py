@@ -86,3 +86,55 @@ def test_sync_checksum_on_the_cluster_reads_the_files_on_the_workers(
     # the dashboard groups the run's tasks by kind (Dask's task prefixes)
     prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))  # type: ignore[attr-defined]
     assert {"s3pump-walk", "s3pump-hash", "s3pump-sync-shard"} <= set(prefixes), prefixes
+
+
+def test_follow_symlinks_on_the_cluster_walks_what_one_process_walks(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``upload --follow-symlinks`` of a tree with a link to a directory that sorts before it (the
+    link's path wins, the real directory is then the "loop", as in one process), a link to a sibling
+    directory after it, a loop to an ancestor, a link to a directory outside the tree, a link to a
+    file and a dangling one: on ``local:2`` the same objects, the same failed paths and skipped entries
+    as one process. The coordinator scans no directory's files (its ``_scan`` fails the test): the
+    workers did, in scan tasks."""
+    from s3pump.sources import walk as walk_module
+
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("S3PUMP_WALK_TASK_ENTRIES", "3")
+    root, outside = tmp_path / "tree", tmp_path / "outside"
+    for d, n in (("a", 3), ("z", 2), ("c/deep", 2), ("c/deeper/x", 1)):
+        (root / d).mkdir(parents=True)
+        for i in range(n):
+            (root / d / f"f{i}.txt").write_text(f"{d} {i}\n" * (i + 1))
+    (outside / "o").mkdir(parents=True)
+    (outside / "o" / "out.txt").write_text("outside")
+    (root / "0link").symlink_to("z")  # claims z's directory before z itself is listed
+    (root / "b").symlink_to("a")  # a second way to a: a loop
+    (root / "c" / "up").symlink_to("..")  # to the root: a loop
+    (root / "c" / "out").symlink_to(outside)  # outside the tree: followed
+    (root / "flink.txt").symlink_to(root / "a" / "f0.txt")
+    (root / "dangling").symlink_to(root / "nowhere")
+    config = s3env.config(follow_symlinks=True)
+    seen: dict[str, set[tuple[str, str]]] = {"one": set(), "two": set()}
+
+    def skips(name: str) -> object:
+        return lambda e: seen[name].add((e.path, e.kind)) if type(e).__name__ == "EntrySkipped" else None
+
+    single = upload([root], f"s3://{bucket}/one/", config, subscribers=[skips("one")],
+                    failed_list=tmp_path / "f1.jsonl")
+
+    def no_scan(*a: object, **k: object) -> None:
+        raise AssertionError("the coordinator scanned a directory's files: that belongs on the workers")
+
+    monkeypatch.setattr(walk_module, "_scan", no_scan)
+    report = upload([root], f"s3://{bucket}/two/", config, cluster=client, subscribers=[skips("two")],
+                    failed_list=tmp_path / "f2.jsonl", cluster_options={"shard_files": 4})
+    one, two = objects(s3env, bucket, "one/"), objects(s3env, bucket, "two/")
+    assert two == one
+    assert {"0link/f0.txt", "a/f2.txt", "c/out/o/out.txt", "flink.txt", "c/deeper/x/f0.txt"} <= set(one)
+    assert not any(k.startswith(("z/", "b/", "c/up/")) for k in one)
+    failed = {f.source: f.error for f in single.failed}
+    assert set(failed) == {str(root / "z"), str(root / "b"), str(root / "c" / "up")}
+    assert {f.source: f.error for f in report.failed} == failed
+    assert seen["two"] == seen["one"] == {(str(root / "dangling"), "broken symlink")}
+    walk = report.cluster["walk"]
+    assert walk["on"] == "workers" and walk["files"] == len(two) and walk["tasks"] >= 3

@@ -173,7 +173,8 @@ def sync(
                 walk = WalkStats()
 
                 def walker(roots: Sequence[str], to: S3Url, keep: PathFilter, stopped: Callable[[], bool]) -> Any:
-                    return walk_on_cluster(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped)
+                    return walk_on_cluster(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped,
+                                           follow_symlinks=config.follow_symlinks)
 
         limit = DeleteLimit.parse(max_delete)
         handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")

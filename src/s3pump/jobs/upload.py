@@ -143,7 +143,7 @@ def upload(
                 from ..cluster.treewalk import walk_on_cluster
 
                 return walk_on_cluster(cluster, roots, dest, path_filter=path_filter, attrs=attrs, stats=stats,
-                                       cancelled=cancelled)
+                                       cancelled=cancelled, follow_symlinks=config.follow_symlinks)
             return walk_items(roots, dest, follow_symlinks=config.follow_symlinks, path_filter=path_filter,
                               attrs_for=attrs_by_content_type(attrs), queue_size=config.walk_queue_size,
                               discovered=True, names=names)
