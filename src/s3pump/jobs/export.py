@@ -194,7 +194,7 @@ def export_table(
 
 def _check_cluster_flags(*, follow: bool, dedup: bool, replay_dlq: bool, store: Store | None) -> None:
     """Refuse what ``--cluster`` does not do, before anything is read (exit 2)."""
-    for flag, given in (("--follow", follow), ("--dedup", dedup), ("--replay-dlq", replay_dlq)):
+    for flag, given in (("--follow", follow), ("--replay-dlq", replay_dlq)):
         if given:
             raise UsageError(f"--cluster with {flag}: a cluster export runs once over the rows there are, "
                              f"without {flag}; run {flag} without --cluster")
