@@ -121,8 +121,8 @@ def export_table(
         cluster: export on Dask distributed workers (``local:N``, ``tcp://host:8786`` or a
             ``distributed.Client``; the ``dask`` extra): the batch cuts are planned here and recorded,
             ranges of them exported by the workers, the checkpoint kept here (``jobs.export_cluster``,
-            docs/cluster.md). The objects are those of a single-process export. Not with ``follow``,
-            ``dedup`` or ``replay_dlq``; ignored with ``dry_run``. ``cluster_options``: ``range_rows``
+            docs/cluster.md). The objects are those of a single-process export (``dedup`` too). Not
+            with ``follow`` or ``replay_dlq``; ignored with ``dry_run``. ``cluster_options``: ``range_rows``
             (rows per task, default 100,000) and ``worker_bwlimit_bps``.
         schema_evolution: when the table's schema differs from the one recorded in the checkpoint, write
             the new objects under the next schema version (``prefix/T/_v<N>/``) instead of stopping
