@@ -92,3 +92,43 @@ def test_a_user_started_scheduler_and_a_worker_joining_mid_run_upload_what_one_p
     assert set(rows) == {first, second}, rows
     assert rows[second]["shards"] >= 1 and rows[second]["files"] >= 1  # the joining worker did shards
     assert sum(r["files"] for r in rows.values()) == 48 and c["shards_failed"] == 0
+
+
+@pytest.mark.slow  # a second scheduler and worker: ~15 s on the loaded 2-core machine
+def test_a_user_started_tls_cluster_with_certificates_from_dask_config(
+        s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path) -> None:
+    """docs/cluster.md's TLS recipe: ``dask scheduler --protocol tls`` and ``dask worker`` with
+    certificates of the user's CA; s3pump reaches ``tls://`` with its client certificate from Dask's
+    configuration (``DASK_DISTRIBUTED__COMM__TLS__*``): the upload works. Without them: one line
+    saying what to set, exit 2 (was: a TypeError traceback from Dask, exit 1)."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    ca.cert_pem.write_to_path(str(pki / "ca.pem"))
+    cert.private_key_pem.write_to_path(str(pki / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(pki / "cert.pem"))
+    tls = ["--tls-ca-file", str(pki / "ca.pem"), "--tls-cert", str(pki / "cert.pem"), "--tls-key", str(pki / "key.pem")]
+    root = tmp_path / "tree"
+    root.mkdir()
+    for i in range(5):
+        (root / f"f{i}.txt").write_text(f"file {i}\n" * (i + 1))
+    env = {**s3env.env(state_dir), "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(pki / "ca.pem"),
+           "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(pki / "cert.pem"),
+           "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(pki / "key.pem"),
+           "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "true"}
+    with user_cluster(tmp_path / "dask", tls) as cluster:
+        assert cluster.address.startswith("tls://")
+        cluster.worker("w1", env_credentials(s3env))
+        r = run_cli(["upload", str(root), f"s3://{bucket}/t/", "--cluster", cluster.address, "--json"], env,
+                    timeout=90)
+        assert r.returncode == 0, r.stderr.decode() + cluster.log("w1")
+        plain = {k: v for k, v in env.items() if not k.startswith("DASK_")}
+        refused = run_cli(["upload", str(root), f"s3://{bucket}/u/", "--cluster", cluster.address], plain,
+                          timeout=90)
+    assert sorted(_objects(s3env, bucket, "t/")) == [f"f{i}.txt" for i in range(5)]
+    err = refused.stderr.decode()
+    assert refused.returncode == 2 and "Traceback" not in err, err
+    assert f"--cluster {cluster.address}: a tls:// scheduler needs this process's certificates" in err
+    assert _objects(s3env, bucket, "u/") == {}

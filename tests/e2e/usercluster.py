@@ -60,15 +60,17 @@ class UserCluster:
     """``dask scheduler`` on a free port; :meth:`worker` starts ``dask worker`` processes. Each process
     is in a session of its own, stopped (with its nanny's child) by its PID's process group."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, tls: list[str] | None = None) -> None:
         self.tmp = tmp
         self.port = free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.tls = tls or []  # --tls-ca-file/--tls-cert/--tls-key for the scheduler and every worker
+        self.address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
         sched_dir = tmp / "scheduler"
         sched_dir.mkdir(parents=True)
         proc = self._start([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port",
-                            str(self.port), "--no-dashboard"], sched_dir, base_env())
+                            str(self.port), "--no-dashboard", *(["--protocol", "tls", *self.tls] if tls else [])],
+                           sched_dir, base_env())
         _wait_port(self.port, 20, proc)
 
     def _start(self, argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -87,8 +89,8 @@ class UserCluster:
         port = free_port()
         proc = self._start([sys.executable, "-m", "dask", "worker", self.address, "--nthreads", "1",
                             "--host", "127.0.0.1", "--worker-port", str(port), "--no-dashboard", "--no-nanny",
-                            "--name", name, "--local-directory", str(cwd / "dask-scratch")], cwd, env)
-        return f"tcp://127.0.0.1:{port}", proc
+                            "--name", name, "--local-directory", str(cwd / "dask-scratch"), *self.tls], cwd, env)
+        return f"{self.address.split(':', 1)[0]}://127.0.0.1:{port}", proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:
@@ -110,8 +112,8 @@ class UserCluster:
 
 
 @contextlib.contextmanager
-def user_cluster(tmp: Path) -> Iterator[UserCluster]:
-    cluster = UserCluster(tmp)
+def user_cluster(tmp: Path, tls: list[str] | None = None) -> Iterator[UserCluster]:
+    cluster = UserCluster(tmp, tls)
     try:
         yield cluster
     finally:
