@@ -163,11 +163,10 @@ def _rebased(part: WalkPart, local: str, shown: str) -> WalkPart:
 def walk_on_cluster(
     client: Any, roots: Sequence[str], dest: S3Url, *, path_filter: PathFilter | None = None,
     attrs: ObjectAttributes | None = None, max_entries: int | None = None, stats: WalkStats | None = None,
-    cancelled: Callable[[], bool] = lambda: False, follow_symlinks: bool = False,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[UploadItem | Discovered | EntrySkipped]:
     """Walk ``roots`` on ``client``'s workers; yield what :func:`~s3pump.sources.walk.walk_items`
     yields with ``discovered`` set (items, ``Discovered`` totals, ``EntrySkipped``), in another order.
-    ``follow_symlinks``: :func:`~.followwalk.walk_followed_on_cluster` (directories listed here).
 
     Lazy: walk tasks are submitted as the consumer asks for files, at most one per worker thread in
     flight. A walk task that fails as a whole (its workers died) makes its directory one failed
@@ -180,12 +179,6 @@ def walk_on_cluster(
             process stats; below it: the one the parent's walk task saw), e.g. an unmounted
             filesystem's empty mount point (exit 2). Nothing from that walk is used.
     """
-    if follow_symlinks:
-        from .followwalk import walk_followed_on_cluster
-
-        yield from walk_followed_on_cluster(client, roots, dest, path_filter=path_filter, attrs=attrs,
-                                            max_entries=max_entries, stats=stats, cancelled=cancelled)
-        return
     keep = path_filter or PathFilter()
     base = attrs or ObjectAttributes()
     spec = WalkSpec(dest, keep, base, max_entries or walk_entries_from_env())

@@ -168,13 +168,15 @@ def sync(
             cluster = stack.enter_context(connect(cluster, local_env=credentials_env(config)))
             hasher = ClusterHasher(cluster)
             if on_workers:
+                from ..cluster.followwalk import walk_followed_on_cluster
                 from ..cluster.treewalk import walk_on_cluster
+
+                walk_tree = walk_followed_on_cluster if config.follow_symlinks else walk_on_cluster
 
                 walk = WalkStats()
 
                 def walker(roots: Sequence[str], to: S3Url, keep: PathFilter, stopped: Callable[[], bool]) -> Any:
-                    return walk_on_cluster(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped,
-                                           follow_symlinks=config.follow_symlinks)
+                    return walk_tree(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped)
 
         limit = DeleteLimit.parse(max_delete)
         handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")
