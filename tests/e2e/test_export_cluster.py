@@ -254,6 +254,42 @@ def test_from_start_on_the_cluster_rewrites_and_deletes_the_superseded_objects(
     assert cp is not None and cp["superseded"] is None and cp["batches"] == []
 
 
+def test_dedup_on_the_cluster_writes_what_one_process_writes_and_a_rerun_adds_no_duplicate(
+        s3env: S3Env, bucket: str, tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``export --dedup`` of a SQLite table partitioned by day, in one process and on ``local:2``: the
+    same keys, ETags and rows. Two rows then change and rows are appended; both export again: the
+    cluster rewrites the same objects as one process (only those holding changed or new rows) and
+    skips the rest, each row stored once. A third run on the cluster finds nothing changed: no object
+    written, no row stored twice."""
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 3_000)
+    kw: dict[str, Any] = {"batch_rows": 500, "partition_by": ["time:ts:day"], "dedup": True}
+    on_cluster: dict[str, Any] = {"cluster": client, "cluster_options": {"range_rows": 1000}}
+
+    def both() -> tuple[Any, Any]:
+        one = export_table(str(db), "events", f"s3://{bucket}/one", s3env.config(), **kw)
+        two = export_table(str(db), "events", f"s3://{bucket}/two", s3env.config(), **kw, **on_cluster)
+        assert one.ok and two.ok
+        assert data_objects(s3env, bucket, "two/") == data_objects(s3env, bucket, "one/")
+        assert read_rows(s3env, bucket, "two/").equals(read_rows(s3env, bucket, "one/"))
+        return one, two
+
+    one, two = both()
+    assert two.cluster is not None and two.cluster["shards_done"] == 3
+    assert two.objects_written == one.objects_written and two.rows_exported == one.rows_exported == 3_000
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE events SET qty = qty + 1000 WHERE id IN (7, 2222)")
+    make_events_db(db, 100, start_id=3_001)
+    one, two = both()
+    assert two.objects_written == one.objects_written and 2 < two.objects_written < 8  # changed and new groups
+    assert two.objects_skipped == one.objects_skipped > 0 and two.rows_unchanged == one.rows_unchanged
+    assert read_rows(s3env, bucket, "two/").column("id").to_pylist() == list(range(1, 3_101))  # each row once
+    again = export_table(str(db), "events", f"s3://{bucket}/two", s3env.config(), **kw, **on_cluster)
+    assert again.ok and again.objects_written == 0 and again.rows_unchanged == 3_100
+    assert read_rows(s3env, bucket, "two/").column("id").to_pylist() == list(range(1, 3_101))
+
+
 @pytest.mark.slow  # two clusters' start and a worker restart: ~60 s on the loaded 2-core machine
 def test_a_worker_killed_mid_export_loses_and_duplicates_nothing(s3env: S3Env, bucket: str, state_dir: Path,
                                                                  tmp_path: Path) -> None:

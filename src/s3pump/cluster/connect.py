@@ -75,6 +75,22 @@ def parse_cluster_address(address: str) -> tuple[str, int | None]:
     return "scheduler", None
 
 
+def _check_tls_config(distributed: ModuleType, address: str) -> None:
+    """A ``tls://`` scheduler needs this process's certificates in Dask's configuration.
+
+    Raises:
+        UsageError: the address is ``tls://`` and Dask's config names no CA or client certificate.
+    """
+    if not address.startswith("tls://"):
+        return
+    security = distributed.security.Security()
+    if not (security.tls_ca_file and security.tls_client_cert):
+        raise UsageError(f"--cluster {address}: a tls:// scheduler needs this process's certificates: set "
+                         "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT and "
+                         "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY (or distributed.comm.tls in Dask's config; "
+                         "docs/cluster.md)")
+
+
 @contextlib.contextmanager
 def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterator[Any]:
     """A ``distributed.Client`` for ``cluster`` (an address, or a Client used as given and not
@@ -86,8 +102,8 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
     the workers' environment when they start, never sent in a task.
 
     Raises:
-        UsageError: no ``distributed``, a bad address, or a scheduler that cannot be reached or has
-            no worker within 30 s.
+        UsageError: no ``distributed``, a bad address, a ``tls://`` address without certificates in
+            Dask's config, or a scheduler that cannot be reached or has no worker within 30 s.
     """
     distributed = require_distributed()
     _quiet_dask()
@@ -109,9 +125,10 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
                 distributed.Client(local) as client:
             yield client
         return
+    _check_tls_config(distributed, str(cluster))
     try:
         client = distributed.Client(str(cluster), timeout=CONNECT_TIMEOUT_S)
-    except (OSError, TimeoutError, ValueError) as e:
+    except (OSError, TimeoutError, ValueError, TypeError) as e:  # TypeError: Dask's, for a TLS setting it lacks
         raise UsageError(f"--cluster {cluster}: cannot reach the Dask scheduler ({e}); check the address "
                          "and that the scheduler runs") from None
     with client:

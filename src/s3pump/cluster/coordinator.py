@@ -41,7 +41,8 @@ from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
 from .sharing import LimitSharer, worker_config
 from .treewalk import WalkStats
 
-__all__ = ["ClusterOutcome", "credentials_env", "drive", "limits_from_env", "transfer_on_cluster", "worker_config"]
+__all__ = ["ClusterOutcome", "credentials_env", "drive", "limits_from_env", "task_key", "transfer_on_cluster",
+           "worker_config"]
 
 #: Shards in flight per worker thread: one running, one queued behind it (no idle gap between shards).
 WINDOW_PER_SLOT = 2
@@ -208,10 +209,18 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     return outcome
 
 
+def task_key(name: str, kind: str, index: int) -> str:
+    """The Dask key of task ``index`` of run ``name`` (``s3pump-<job>-<id>``): ``s3pump-<job>-<kind>-<id>-<index>``,
+    so the dashboard groups the run's tasks under the prefix ``s3pump-<job>-<kind>`` (Dask's ``key_split``
+    stops at the id), e.g. ``s3pump-upload-shard``, ``s3pump-sync-shard``, ``s3pump-export-range``."""
+    base, _, run_id = name.rpartition("-")
+    return f"{base}-{kind}-{run_id}-{index}"
+
+
 def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Iterator[Any], window: int,
           outcome: ClusterOutcome, forecast_after_s: float,
           settle: Callable[[Run, Any, Any, ClusterOutcome], None] | None = None,
-          progress: _Progress | None = None) -> None:
+          progress: _Progress | None = None, kind: str = "shard") -> None:
     """Keep ``window`` shards in flight; replay each result, release its future, submit the next;
     after ``forecast_after_s`` seconds, emit the forecast once.
 
@@ -219,6 +228,7 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
     of files; ``export --cluster`` sends ranges of batch cuts); ``settle(run, future, shard, outcome)``
     takes each finished future (default: replay an upload shard's events, or fail its files).
     ``progress``: the running shards' progress, told which shards are in flight (upload and sync).
+    ``kind``: the tasks' name on the dashboard (:func:`task_key`).
     """
     settle = settle or _settle
     started = time.monotonic()
@@ -235,7 +245,7 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
             return False
         if progress is not None:
             progress.started(shard.index)
-        fut = client.submit(task, name, shard, key=f"{name}-shard-{shard.index}", pure=False)
+        fut = client.submit(task, name, shard, key=task_key(name, kind, shard.index), pure=False)
         inflight[fut.key] = (fut, shard)
         outcome.shards_planned += 1
         fut.add_done_callback(done.put)

@@ -16,9 +16,10 @@ holds is a few tasks' results (``max_entries`` files each) and the frontier (dir
 files), however many files the tree has. The files then go the same way as a coordinator walk's:
 journal skip, key-clash pre-pass (when several roots), shards.
 
-Not with ``--follow-symlinks``: the single walk reports a directory reached a second time
-through links as a loop, and which time is "second" depends on the order of the whole walk, which
-parallel tasks do not share; the job walks on the coordinator then (docs/cluster.md).
+With ``--follow-symlinks`` the single walk reports a directory reached a second time through
+links as a loop, and which time is "second" depends on the order of the whole walk, which
+parallel tasks do not share: the coordinator then lists the directories and the workers scan
+their other entries (:mod:`.followwalk`, docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -110,9 +111,10 @@ def walk_entries_from_env(env: dict[str, str] | None = None) -> int:
 
 def walk_on_workers(config: TransferConfig, env: dict[str, str] | None = None) -> bool:
     """Whether ``upload --cluster`` and ``sync --cluster`` walk their tree on the workers: yes,
-    unless symlinks are followed (loop detection needs the whole walk's order), keys are
-    normalized (``--normalize-keys nfc``: the walk tasks map names as they are) or
-    ``S3PUMP_CLUSTER_WALK=coordinator`` asks for the coordinator's walk.
+    unless keys are normalized (``--normalize-keys nfc``: the walk tasks map names as they are)
+    or ``S3PUMP_CLUSTER_WALK=coordinator`` asks for the coordinator's walk. With
+    ``--follow-symlinks`` the coordinator lists the directories and the workers scan the rest
+    (:mod:`.followwalk`: loop detection needs the whole walk's order).
 
     Raises:
         UsageError: ``S3PUMP_CLUSTER_WALK`` is neither ``workers`` nor ``coordinator``.
@@ -120,7 +122,7 @@ def walk_on_workers(config: TransferConfig, env: dict[str, str] | None = None) -
     where = (env if env is not None else os.environ).get("S3PUMP_CLUSTER_WALK", "workers")
     if where not in ("workers", "coordinator"):
         raise UsageError(f"S3PUMP_CLUSTER_WALK={where!r}: use 'workers' or 'coordinator'")
-    return where == "workers" and not config.follow_symlinks and config.normalize_keys == "none"
+    return where == "workers" and config.normalize_keys == "none"
 
 
 def walk_task(spec: WalkSpec, start: WalkDir, split: bool) -> WalkResult:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cluster.results import ShardResult
+from ..cluster.worker import WorkerRuntime
 from ..errors import S3PumpError, UsageError
 from ..events import BatchExported, ConcurrencyChanged, Event, Tick
 from ..run import Run
@@ -28,8 +29,8 @@ from .dlq import DlqEntry
 from .job import ExportJob
 from .partition import PartitionSpec
 
-__all__ = ["COUNTERS", "DEFAULT_RANGE_ROWS", "ExportRange", "RangeJob", "RangeResult", "check_source", "describe",
-           "export_range", "group_cuts", "worker_db"]
+__all__ = ["COUNTERS", "DEFAULT_RANGE_ROWS", "ExportRange", "ExportRuntime", "RangeJob", "RangeResult", "check_source",
+           "describe", "export_range", "group_cuts", "worker_db"]
 
 
 #: Rows per range (one Dask task), in whole cuts: a few seconds of one worker's time.
@@ -56,6 +57,8 @@ class RangeJob:
     lock_timeout_s: float | None
     #: the schema version the objects are named for (``prefix/T/_v<N>/`` above 1), the coordinator's
     schema_version: int = 1
+    #: ``--dedup``: objects whose rows are all unchanged since the last run are not written
+    dedup: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,20 @@ class RangeResult:
     shard: ShardResult
     counters: dict[str, int]
     dlq: tuple[tuple[DlqEntry, Any, Any], ...]
+    #: ``--dedup``: each row read, ``repr(cursor) -> (row hash, key holding it)``, as the range left it
+    hashes: dict[str, tuple[bytes, str]] | None = None
+    #: ``--dedup``: the keys the range wrote or found unchanged (not superseded)
+    seen_keys: tuple[str, ...] = ()
+
+
+class ExportRuntime(WorkerRuntime):
+    """An export's :class:`~s3pump.cluster.worker.WorkerRuntime`, with ``--dedup``'s row hashes of the
+    last run (``repr(cursor) -> (hash, key)``; sent once per worker with the plugin, not per range)."""
+
+    def __init__(self, name: str, config: Any, bucket: str, workers: int,
+                 hashes: dict[str, tuple[bytes, str]] | None = None) -> None:
+        super().__init__(name, "export", config, bucket, workers)
+        self.hashes = hashes
 
 
 COUNTERS = ("rows_read", "rows_exported", "rows_failed", "rows_unchanged", "objects_written", "objects_failed",
@@ -160,8 +177,6 @@ def export_range(plugin: str, rng: ExportRange) -> RangeResult:
     """The task: export ``rng``'s cuts on this worker's :class:`~s3pump.cluster.worker.WorkerRuntime`."""
     from distributed import get_worker
 
-    from ..cluster.worker import WorkerRuntime
-
     worker = get_worker()
     runtime = worker.plugins[plugin]
     assert isinstance(runtime, WorkerRuntime)
@@ -181,8 +196,10 @@ def export_range(plugin: str, rng: ExportRange) -> RangeResult:
                      failed_list=os.devnull, check_bucket=False, limits=runtime.limits) as run, \
                     runtime.cancelled_with(key, run):
                 exporter = ExportJob(source, parse_s3_url(job.destination), run, list(job.specs), job.format,
-                                     job.compression, job.one_object_per_row, False, None, job.batch_rows, None,
+                                     job.compression, job.one_object_per_row, job.dedup, None, job.batch_rows, None,
                                      threading.Event(), hold_dlq=True, schema_version=job.schema_version)
+                if job.dedup:  # the last run's hashes: a group whose rows are all unchanged is not written
+                    exporter.ledger.load_hashes(dict(getattr(runtime, "hashes", None) or {}))
                 try:
                     exporter.export_cuts(rng.cuts)
                 finally:
@@ -192,4 +209,9 @@ def export_range(plugin: str, rng: ExportRange) -> RangeResult:
         busy = time.monotonic() - started
     c = exporter.counters
     shard = ShardResult(rng.index, runtime.address, tuple(events), busy, c.objects_written, c.bytes_written)
-    return RangeResult(shard, {k: int(getattr(c, k)) for k in COUNTERS}, tuple(exporter.held_dlq or ()))
+    counts = {k: int(getattr(c, k)) for k in COUNTERS}
+    if not job.dedup:
+        return RangeResult(shard, counts, tuple(exporter.held_dlq or ()))
+    seen = exporter.writer.seen_rows
+    hashes = {cur: value for cur, value in exporter.ledger.hashes.items() if cur in seen}
+    return RangeResult(shard, counts, tuple(exporter.held_dlq or ()), hashes, tuple(sorted(exporter.ledger.seen_keys)))

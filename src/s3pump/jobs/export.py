@@ -121,8 +121,8 @@ def export_table(
         cluster: export on Dask distributed workers (``local:N``, ``tcp://host:8786`` or a
             ``distributed.Client``; the ``dask`` extra): the batch cuts are planned here and recorded,
             ranges of them exported by the workers, the checkpoint kept here (``jobs.export_cluster``,
-            docs/cluster.md). The objects are those of a single-process export. Not with ``follow``,
-            ``dedup`` or ``replay_dlq``; ignored with ``dry_run``. ``cluster_options``: ``range_rows``
+            docs/cluster.md). The objects are those of a single-process export (``dedup`` too). Not
+            with ``follow`` or ``replay_dlq``; ignored with ``dry_run``. ``cluster_options``: ``range_rows``
             (rows per task, default 100,000) and ``worker_bwlimit_bps``.
         schema_evolution: when the table's schema differs from the one recorded in the checkpoint, write
             the new objects under the next schema version (``prefix/T/_v<N>/``) instead of stopping
@@ -194,7 +194,7 @@ def export_table(
 
 def _check_cluster_flags(*, follow: bool, dedup: bool, replay_dlq: bool, store: Store | None) -> None:
     """Refuse what ``--cluster`` does not do, before anything is read (exit 2)."""
-    for flag, given in (("--follow", follow), ("--dedup", dedup), ("--replay-dlq", replay_dlq)):
+    for flag, given in (("--follow", follow), ("--replay-dlq", replay_dlq)):
         if given:
             raise UsageError(f"--cluster with {flag}: a cluster export runs once over the rows there are, "
                              f"without {flag}; run {flag} without --cluster")

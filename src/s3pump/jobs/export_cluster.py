@@ -103,10 +103,12 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
     cp = exporter.checkpoint
     job = RangeJob(db, exporter.table, exporter.source.cursor.name, str(exporter.dest), tuple(exporter.specs),
                    exporter.fmt, exporter.compression, exporter.one_per_row, exporter.batch_rows, lock_timeout_s,
-                   schema_version=cp.schema_version)
+                   schema_version=cp.schema_version, dedup=exporter.dedup)
+    old_keys = set(exporter.ledger.stored_rows)  # --dedup: the keys the last run's hashes name
     cuts = exporter.planner.plan_cuts()
     exporter.counters.checkpoint = cp.cursor
-    todo = [cut for cut in cuts if cut not in cp.done]
+    # --dedup reads every cut each run (unchanged groups are not written): none is skipped as done
+    todo = cuts if exporter.dedup else [cut for cut in cuts if cut not in cp.done]
     ranges = [ExportRange(i, job, group) for i, group in
               enumerate(group_cuts(todo, exporter.batch_rows, range_rows))]
     run = exporter.run_
@@ -115,8 +117,14 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
     if ranges and not exporter.stop.is_set():
         outcome = _run_ranges(run, exporter, job, ranges, cluster, settle, worker_bwlimit_bps)
     settle.advance()  # cuts a killed run left done behind an unfinished one, now all done
+    if exporter.dedup:
+        exporter.ledger.hashes.update(settle.hashes)
+        exporter.writer.seen_rows.update(settle.hashes)
+        exporter.ledger.seen_keys.update(settle.seen_keys)
+        if not exporter.complete():
+            exporter.state.save_hashes(exporter.ledger.hashes)  # what was read; a complete run prunes first
     if exporter.complete():
-        exporter.delete_superseded(set())
+        exporter.delete_superseded(old_keys if exporter.dedup else set())
     return dataclasses.replace(exporter.report(0), cluster=outcome.to_json())
 
 
@@ -138,7 +146,7 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
                 settle: RangeSettler, worker_bwlimit_bps: int | None) -> ClusterOutcome:
     from ..cluster.connect import connect
     from ..cluster.sharing import LimitSharer
-    from ..cluster.worker import WorkerRuntime
+    from ..export.ranges import ExportRuntime
 
     worker_bwlimit_bps = worker_bwlimit_bps or limits_from_env()["worker_bwlimit_bps"]
     with connect(cluster, local_env=credentials_env(run.config)) as client:
@@ -154,7 +162,8 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
         exporter.save_checkpoint()  # the plan: every cut fixed before any object is written
         name = f"s3pump-export-{uuid.uuid4().hex[:12]}"
         config = worker_config(run.config, len(workers), worker_bwlimit_bps)
-        client.register_plugin(WorkerRuntime(name, "export", config, run.bucket, len(workers)), name=name)
+        hashes = exporter.ledger.hashes if exporter.dedup else None  # the last run's: once per worker
+        client.register_plugin(ExportRuntime(name, config, run.bucket, len(workers), hashes), name=name)
 
         def rest() -> Iterator[ExportRange]:
             for rng in ranges[1:]:
@@ -166,7 +175,7 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
         try:
             with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps).running():
                 drive(client, run, name, export_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
-                      float("inf"), settle)
+                      float("inf"), settle, kind="range")
         finally:
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
@@ -183,6 +192,11 @@ class RangeSettler:
     def __init__(self, exporter: ExportJob) -> None:
         self.x = exporter
         self.reported_rows = 0
+        #: --dedup: the ranges' rows (``repr(cursor) -> (hash, key)``) and keys written or unchanged
+        self.hashes: dict[str, tuple[bytes, str]] = {}
+        self.seen_keys: set[str] = set()
+        #: --dedup: cuts done in this run (never saved as done: each run reads every cut again)
+        self.done: set[tuple[Any, ...]] = set()
 
     def __call__(self, run: Run, fut: Any, rng: ExportRange, outcome: ClusterOutcome) -> None:
         x, cp = self.x, self.x.checkpoint
@@ -198,7 +212,12 @@ class RangeSettler:
             cp.objects_written += result.counters["objects_written"]
             for entry, first, last in result.dlq:
                 x.record_dlq(entry, first, last)
-            cp.done.extend(cut for cut in rng.cuts if cut not in cp.done)
+            if x.dedup:
+                self.hashes.update(result.hashes or {})
+                self.seen_keys.update(result.seen_keys)
+                self.done.update(tuple(cut) for cut in rng.cuts)
+            else:
+                cp.done.extend(cut for cut in rng.cuts if cut not in cp.done)
             outcome.rates.add(result.shard)
             outcome.shards_done += 1
             self.advance(save=True)
@@ -221,7 +240,13 @@ class RangeSettler:
         """Move the cursor past the leading done cuts; save the checkpoint if anything changed (or ``save``)."""
         x, cp = self.x, self.x.checkpoint
         moved = False
-        while cp.batches and cp.batches[0] in cp.done:
+        if x.dedup:  # every cut stays recorded (the next run reads them all): the cursor moves over them
+            for cut in cp.batches:
+                if tuple(cut) not in self.done:
+                    break
+                if cp.cursor != cut[2]:
+                    cp.cursor, moved = cut[2], True
+        while not x.dedup and cp.batches and cp.batches[0] in cp.done:
             cut = cp.batches.pop(0)
             cp.done.remove(cut)
             cp.cursor = cut[2]

@@ -111,8 +111,9 @@ def sync(
     state directory, a path, or False. Memory: at most ``sort_items_in_memory`` records
     per side (~250 bytes each) before the sort spills to a temporary file. ``cluster``: the
     uploads run on Dask workers (``local:N``, ``tcp://host:8786`` or a ``distributed.Client``;
-    needs ``s3pump[dask]``), and so does the walk (unless ``config.follow_symlinks``); the listing,
-    planning, hashing, deletes and the report stay here (docs/cluster.md). ``list_unchanged``: one
+    needs ``s3pump[dask]``), and so do the walk and the reading of files to hash (``--checksum``, the
+    MD5 each upload carries); the listing, planning, hash cache, deletes and the report stay here
+    (docs/cluster.md). ``list_unchanged``: one
     ``FileSkipped`` event per unchanged file (True), or ``FilesUnchanged`` counts of a thousand (False:
     what a no-op sync of many files wants; the report's counts are the same).
 
@@ -155,20 +156,27 @@ def sync(
     with contextlib.ExitStack() as stack:
         if cache is not None:  # closed however this ends (a bad S3PUMP_CLUSTER_WALK, a scheduler not reached)
             stack.callback(cache.close)
+        hasher: Any = None  # the workers' hash tasks (ClusterHasher), with --cluster
         if cluster is not None and not dry_run:
+            from ..cluster.connect import connect
+            from ..cluster.coordinator import credentials_env
+            from ..cluster.hashing import ClusterHasher
             from ..cluster.treewalk import WalkStats, walk_on_workers
 
-            if walk_on_workers(config):
-                from ..cluster.connect import connect
-                from ..cluster.coordinator import credentials_env
+            on_workers = walk_on_workers(config)  # checks S3PUMP_CLUSTER_WALK before connecting
+            # one connection for the planner's walk, its hash tasks and the shards
+            cluster = stack.enter_context(connect(cluster, local_env=credentials_env(config)))
+            hasher = ClusterHasher(cluster)
+            if on_workers:
+                from ..cluster.followwalk import walk_followed_on_cluster
                 from ..cluster.treewalk import walk_on_cluster
 
-                # one connection for the planner's walk and the shards
-                cluster = stack.enter_context(connect(cluster, local_env=credentials_env(config)))
+                walk_tree = walk_followed_on_cluster if config.follow_symlinks else walk_on_cluster
+
                 walk = WalkStats()
 
                 def walker(roots: Sequence[str], to: S3Url, keep: PathFilter, stopped: Callable[[], bool]) -> Any:
-                    return walk_on_cluster(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped)
+                    return walk_tree(cluster, roots, to, path_filter=keep, stats=walk, cancelled=stopped)
 
         limit = DeleteLimit.parse(max_delete)
         handoff: Handoff[Any] = Handoff(name="s3pump-sync-plan")
@@ -180,7 +188,7 @@ def sync(
                 delete=delete, dry_run=dry_run, cache=cache,
                 path_filter=PathFilter(tuple(include), tuple(exclude), rules=filters),
                 sort_items=sort_items_in_memory, hash_workers=hash_workers or max(4, os.cpu_count() or 1),
-                walker=walker, list_unchanged=list_unchanged,
+                walker=walker, list_unchanged=list_unchanged, hasher=hasher,
             )
             intents = None if dry_run else _intent_log(run, root, destination)
             run.on_cancel(handoff.stop)  # Ctrl-C reaches the planner, even while its listing stalls or loops
@@ -195,6 +203,8 @@ def sync(
                     limit.check(len(planner.deletes), planner.remote_objects, dest)
                 else:
                     cluster_info = _transfer(run, handoff, cluster, walk)
+                    if cluster_info is not None and hasher is not None:
+                        cluster_info["hash"] = hasher.to_json()
                     limit.check(len(planner.deletes), planner.remote_objects, dest)
                     run.delete(planner.deletes)
             finally:

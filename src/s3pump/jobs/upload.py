@@ -140,10 +140,12 @@ def upload(
         def tree(stats: Any = None, cancelled: Any = lambda: False) -> Iterable[Any]:
             """The walk of ``roots``: on the cluster's workers, or in a thread of this process."""
             if walk is not None:
+                from ..cluster.followwalk import walk_followed_on_cluster
                 from ..cluster.treewalk import walk_on_cluster
 
-                return walk_on_cluster(cluster, roots, dest, path_filter=path_filter, attrs=attrs, stats=stats,
-                                       cancelled=cancelled)
+                walker = walk_followed_on_cluster if config.follow_symlinks else walk_on_cluster
+                return walker(cluster, roots, dest, path_filter=path_filter, attrs=attrs, stats=stats,
+                              cancelled=cancelled)
             return walk_items(roots, dest, follow_symlinks=config.follow_symlinks, path_filter=path_filter,
                               attrs_for=attrs_by_content_type(attrs), queue_size=config.walk_queue_size,
                               discovered=True, names=names)

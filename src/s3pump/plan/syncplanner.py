@@ -30,8 +30,6 @@ from ..errors import (
     S3PumpError,
     SourceChangedError,
     SourceError,
-    SourceNotFoundError,
-    SourceUnreadableError,
     StoreError,
 )
 from ..etags import FileDigest, file_digest, parse_etag
@@ -39,13 +37,13 @@ from ..events import Discovered, EntrySkipped, FileSkipped, FilesUnchanged, Uplo
 from ..fileid import FileIdentity
 from ..hashcache import HashCache
 from ..items import UploadItem
-from ..sources.dirfd import TreeChangedOSError, open_beneath
 from ..sources.handoff import Handoff, Stopped
 from ..sources.keynames import KeyNames
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
 from ..store.base import ObjectAttributes, ObjectInfo, Store
 from ..units import MIB
 from ..urls import S3Url
+from .digests import Hasher, HashRequest, NeedsRead, read_digest
 from .extsort import ExternalSorter, Spool
 from .putcheck import Md5Check
 from .syncplan import (
@@ -106,8 +104,11 @@ class SyncPlanner:
         self, *, root: str, dest: S3Url, key_prefix: str, store: Store, config: TransferConfig, mode: SyncMode,
         delete: bool, dry_run: bool, path_filter: PathFilter, cache: HashCache | None, sort_items: int,
         hash_workers: int, walker: Walker | None = None, list_unchanged: bool = True,
+        hasher: Hasher | None = None,
     ) -> None:
         self.root = root
+        #: reads files elsewhere (``--cluster``'s workers); None: the pool threads here read them
+        self.hasher = hasher
         self.walker = walker
         self.list_unchanged = list_unchanged
         self._unchanged = [0, 0]  # files and bytes counted and not yet handed out (list_unchanged=False)
@@ -261,39 +262,43 @@ class SyncPlanner:
         return map(LocalRecord._make, local.sorted()), map(RemoteRecord._make, remote.sorted())
 
     # ------------------------------------------------------------------ hashing (pool threads)
-    def _open_in_tree(self, path: str) -> int:
-        """Open the file at ``path`` (under the root) one component at a time from the root, without
-        following a symlink unless ``--follow-symlinks``: a file or directory that the walk listed and
-        that was replaced by a link to outside the tree since is not read (nor uploaded: the upload
-        opens the inode hashed here, see :func:`~s3pump.fileid.open_version`)."""
-        try:
-            return open_beneath(self.root, path[len(self._root_slash):], self.config.follow_symlinks)
-        except TreeChangedOSError as e:
-            raise SourceChangedError(f"{e.filename}: {e.strerror}; not uploaded") from None
-
     def _digest(self, path: str, *, whole: bool, part_sizes: list[int],
                 known: FileDigest | None) -> tuple[FileDigest, bool]:
         """The file's MD5 (if ``whole``) and multipart ETags for ``part_sizes``: from ``known``
-        (the cache, or an earlier pass) when it answers, else read once. Returns (digest, read_now)."""
+        (the cache, or an earlier pass) when it answers, else read once (opened beneath the root, see
+        :func:`~s3pump.plan.digests.read_digest`: the upload then opens the inode hashed here).
+        Returns (digest, read_now).
+
+        Raises:
+            NeedsRead: the planner has a :attr:`hasher`: the read is its to do.
+            SourceError: the file cannot be read as walked.
+        """
         if known is not None and known.has(whole=whole, part_sizes=part_sizes):
             return known, False
-        for attempt in range(3):
-            try:
-                d = file_digest(path, part_sizes, whole=whole, opener=self._open_in_tree)
-                break
-            except SourceChangedError:
-                if attempt == 2:
-                    raise
-            except SourceUnreadableError:
-                if not os.path.exists(path):
-                    raise SourceNotFoundError(f"{path}: removed since the walk; not uploaded") from None
-                raise
+        if self.hasher is not None:
+            raise NeedsRead(part_sizes)
+        d = read_digest(self.root, path, part_sizes, whole=whole, follow_symlinks=self.config.follow_symlinks,
+                        digest=file_digest)
         if known is not None and known.same_file(d):
             d = d.merged(known)
         return d, True
 
-    def _examine(self, action: Action, cached: FileDigest | None) -> _Outcome:
-        """Hash (or take from ``cached``) and decide one upload or compare action."""
+    def _head(self, key: str, heads: dict[str, _Memo] | None) -> _Memo:
+        """HeadObject of ``key``, at most once per ``heads`` (a batch examined in rounds)."""
+        bucket = self.dest.bucket
+        memo = heads.get(key) if heads is not None else None
+        if memo is None:
+            memo = _Memo(lambda: self.store.head_object(bucket, key))
+            if heads is not None:
+                heads[key] = memo
+        return memo
+
+    def _examine(self, action: Action, cached: FileDigest | None, heads: dict[str, _Memo] | None = None) -> _Outcome:
+        """Hash (or take from ``cached``) and decide one upload or compare action.
+
+        Raises:
+            NeedsRead: the file must be read, by the :attr:`hasher`.
+        """
         path = self._path(action.key)
         remote = action.remote
         try:
@@ -301,10 +306,9 @@ class SyncPlanner:
                 digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
                 return _Outcome("upload", action, action.reason, False, digest, fresh)
             if self.mode == "default":
-                return self._examine_mtime(action, remote, cached)
+                return self._examine_mtime(action, remote, cached, heads)
             part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
-            bucket, key = self.dest.bucket, action.key
-            head = _Memo(lambda: self.store.head_object(bucket, key))
+            head = self._head(action.key, heads)
             etag = remote.etag.strip('"').lower()
             if not part_sizes:  # a single-part (or opaque) ETag: the MD5 decides, HeadObject only if it differs
                 digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
@@ -328,7 +332,8 @@ class SyncPlanner:
         return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
                         digest, fresh)
 
-    def _examine_mtime(self, action: Action, remote: RemoteRecord, cached: FileDigest | None) -> _Outcome:
+    def _examine_mtime(self, action: Action, remote: RemoteRecord, cached: FileDigest | None,
+                       heads: dict[str, _Memo] | None = None) -> _Outcome:
         """The default mode's compare (rclone's rule, :func:`~s3pump.plan.syncplan.mtime_verdict`): the
         hash cache's MD5 equal to the object's ETag is the same file with no request; else HeadObject
         and the object's recorded mtime decide (a HeadObject refused for this object, e.g. SSE-C, falls
@@ -338,8 +343,7 @@ class SyncPlanner:
             return _Outcome("skip", action, _SAME_CONTENT, digest=cached)
         assert action.local is not None
         try:
-            verdict = mtime_verdict(action.local.mtime_ns, self.store.head_object(self.dest.bucket, action.key),
-                                    remote.last_modified_s)
+            verdict = mtime_verdict(action.local.mtime_ns, self._head(action.key, heads)(), remote.last_modified_s)
         except StoreError as e:
             if e.stops_run or e.exit_code == 2:  # credentials, region, clock: not this object's; the run's
                 raise
@@ -383,6 +387,8 @@ class SyncPlanner:
         """Pool task: one cache query for the batch (unless ``cached`` is given), then each action."""
         if cached is None:
             cached = self._cached(batch)
+        if self.hasher is not None:
+            return self._examine_elsewhere(batch, cached, self.hasher)
         out = []
         for a in batch:
             try:
@@ -390,6 +396,48 @@ class SyncPlanner:
             except StoreError as e:  # HeadObject failed hard (not a per-object refusal)
                 out.append(_Outcome("failed", a, error=e))
         return out
+
+    def _examine_elsewhere(self, batch: list[Action], cached: dict[str, FileDigest], hasher: Hasher) -> list[_Outcome]:
+        """:meth:`_examine_batch` with every read done by ``hasher`` (another process): examine each
+        action; those that must read a file are read together in one request (the MD5 always, so the
+        upload's metadata needs no second read), then examined again with what was read (their
+        HeadObject is not sent twice). Two rounds at most: the second has every digest it asks for."""
+        known = dict(cached)
+        heads: dict[str, _Memo] = {}
+        outcomes: dict[int, _Outcome] = {}
+        read: set[str] = set()  # cache paths read in this batch (their outcomes are fresh)
+        todo = list(range(len(batch)))
+        for _round in range(3):
+            need: dict[int, tuple[int, ...]] = {}
+            for i in todo:
+                a = batch[i]
+                try:
+                    o = self._examine(a, known.get(self._cache_path(a.key)), heads)
+                except NeedsRead as n:
+                    need[i] = n.part_sizes
+                    continue
+                except StoreError as e:
+                    o = _Outcome("failed", a, error=e)
+                o.fresh = o.fresh or (o.digest is not None and self._cache_path(a.key) in read)
+                outcomes[i] = o
+            if not need:
+                break
+            answers = hasher([HashRequest(self.root, self._path(batch[i].key), p) for i, p in need.items()],
+                             self.config.follow_symlinks)
+            for i, answer in zip(need, answers, strict=True):
+                a = batch[i]
+                if isinstance(answer, S3PumpError):
+                    outcomes[i] = _Outcome("failed", a, error=answer)
+                    continue
+                cpath = self._cache_path(a.key)
+                prev = known.get(cpath)
+                known[cpath] = answer.merged(prev) if prev is not None and prev.same_file(answer) else answer
+                read.add(cpath)
+            todo = [i for i in need if i not in outcomes]
+        for i in todo:  # a digest that answered nothing twice (cannot happen: it holds what was asked)
+            outcomes.setdefault(i, _Outcome("failed", batch[i], error=SourceChangedError(
+                f"{self._path(batch[i].key)}: could not be hashed; not uploaded")))
+        return [outcomes[i] for i in range(len(batch))]
 
     # ------------------------------------------------------------------ outcomes (producer thread)
     def _emit_outcome(self, o: _Outcome, out: Handoff[Any]) -> None:
