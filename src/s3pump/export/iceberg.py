@@ -34,9 +34,22 @@ from ..sources.table import RowBatch, TableSource, encode_cursor
 from ..urls import S3Url, join_key
 from .counters import ExportCounters
 from .dlq import DeadLetterQueue, DlqEntry
-from .iceberg_table import (CURSOR_AFTER, CURSOR_LAST, NAMESPACE, RUN_ID, SOURCE_TABLE, check_schema_change,
-                            default_catalog_uri, io_properties, last_cursor, open_catalog, open_table,
-                            orphan_data_keys, table_location)
+from .iceberg_table import (
+    CURSOR_AFTER,
+    CURSOR_LAST,
+    NAMESPACE,
+    RUN_ID,
+    SOURCE_TABLE,
+    abort_dead_uploads,
+    check_schema_change,
+    default_catalog_uri,
+    io_properties,
+    last_cursor,
+    open_catalog,
+    open_table,
+    orphan_data_keys,
+    table_location,
+)
 from .partition import PartitionSpec
 from .rows import to_array_from_arrow, to_arrow
 
@@ -71,7 +84,7 @@ class IcebergExport:
     # ------------------------------------------------------------------ the run
     def begin(self) -> None:
         """Open (or create) the table, evolve its schema for added columns, read the committed cursor,
-        and delete the data files of commits that never happened.
+        and delete the data files (and abort the multipart uploads) of commits that never happened.
 
         Raises:
             UsageError: a retyped or (without ``--schema-evolution``) dropped column; the table is elsewhere.
@@ -89,6 +102,7 @@ class IcebergExport:
                 tx.set_properties({key: str(self.target_file_size_bytes)})
         self.after = last_cursor(self.table)
         self.counters.checkpoint = encode_cursor(self.after)
+        abort_dead_uploads(self.run_, self.dest, self.name)
         orphans = orphan_data_keys(self.run_, self.dest, self.table, self.name)
         if orphans:
             self.run_.delete(orphans)
@@ -162,8 +176,8 @@ class IcebergExport:
     def _commit(self, table: pa.Table, batch: RowBatch) -> None:
         """One Iceberg commit of ``table`` carrying the batch's cursor range (an empty commit when every row
         of the batch was bad: the cursor still moves past it)."""
-        props = {CURSOR_AFTER: json.dumps(encode_cursor(self.after)), CURSOR_LAST: json.dumps(encode_cursor(batch.last)),
-                 SOURCE_TABLE: self.name, RUN_ID: self.run_id}
+        props = {CURSOR_AFTER: json.dumps(encode_cursor(self.after)),
+                 CURSOR_LAST: json.dumps(encode_cursor(batch.last)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
         if table.num_rows:
             self.table.append(table, snapshot_properties=props)
         else:

@@ -30,8 +30,8 @@ from ..sources.table import decode_cursor
 from ..urls import S3Url, join_key
 from .partition import PartitionSpec, escape_name
 
-__all__ = ["NAMESPACE", "check_schema_change", "default_catalog_uri", "io_properties", "last_cursor", "open_catalog",
-           "open_table", "orphan_data_keys"]
+__all__ = ["NAMESPACE", "abort_dead_uploads", "check_schema_change", "default_catalog_uri", "io_properties",
+           "last_cursor", "open_catalog", "open_table", "orphan_data_keys", "table_location"]
 
 NAMESPACE = "s3pump"
 CURSOR_LAST, CURSOR_AFTER, SOURCE_TABLE, RUN_ID = ("s3pump.cursor-last", "s3pump.cursor-after", "s3pump.source-table",
@@ -170,6 +170,19 @@ def orphan_data_keys(run: Run, dest: S3Url, table: Any, name: str) -> list[str]:
     base = join_key(dest.prefix, escape_name(name) + "/data/")
     return sorted(o.key for o in run.store.list_objects(dest.bucket, base)
                   if f"s3://{dest.bucket}/{o.key}" not in referenced)
+
+
+def abort_dead_uploads(run: Run, dest: S3Url, name: str) -> int:
+    """Abort the multipart uploads under ``prefix/<Table>/`` (pyarrow's S3 client writes a file as a multipart
+    upload): those of a run killed while writing a file. Returns how many. One writer per table is assumed,
+    as for the orphans."""
+    from ..journal import abort_upload
+
+    base = join_key(dest.prefix, escape_name(name) + "/")
+    uploads = list(run.store.list_multipart_uploads(dest.bucket, base))
+    for u in uploads:
+        abort_upload(run.store, run.policy, dest.bucket, u.key, u.upload_id)
+    return len(uploads)
 
 
 def check_schema_change(table: Any, schema: pa.Schema, *, evolution: bool, name: str) -> tuple[list[str], list[str]]:
