@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import UsageError
+from ..errors import S3PumpError, StoreError, UsageError
 from ..events import Subscriber
 from ..reports import ExportReport
 from ..run import Run
@@ -38,11 +38,31 @@ def export_iceberg(source: TableSource, dest: S3Url, config: TransferConfig, spe
                    stop: threading.Event, catalog_uri: str | None, schema_evolution: bool, dlq: str | None,
                    target_file_size_bytes: int, follow: bool, poll_interval_s: float, store: Store | None,
                    embedded: bool, subscribers: Iterable[Subscriber], handle_signals: bool) -> ExportReport:
-    """One Iceberg export of ``source`` (see ``export/iceberg.py``)."""
+    """One Iceberg export of ``source`` (see ``export/iceberg.py``).
+
+    Raises:
+        UsageError: a schema change it does not follow, a partition Iceberg cannot express (exit 2).
+        StoreError: pyiceberg, pyarrow's S3 client or the catalog failed (one line; nothing half-committed).
+    """
     from ..export.iceberg import IcebergExport
 
     with Run("export", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
              handle_signals=handle_signals, graceful_stop=stop) as run:
         job = IcebergExport(source, dest, run, specs, batch_rows=batch_rows, stop=stop, catalog_uri=catalog_uri,
                             schema_evolution=schema_evolution, dlq=dlq, target_file_size_bytes=target_file_size_bytes)
-        return job.run(follow=follow, poll_interval_s=poll_interval_s)
+        try:
+            return job.run(follow=follow, poll_interval_s=poll_interval_s)
+        except S3PumpError:
+            raise
+        except Exception as e:
+            if not _from_the_libraries(e):
+                raise
+            # pyiceberg's and pyarrow's own errors (a refused commit, an S3 request that failed after
+            # pyarrow's retries, an unreachable catalog): one line; the next run resumes from the table
+            text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise StoreError(f"iceberg table {job.describe()['table']} at {job.describe()['location']}: "
+                             f"{type(e).__name__}: {text}") from None
+
+
+def _from_the_libraries(e: BaseException) -> bool:
+    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in ("pyiceberg", "pyarrow", "sqlalchemy")
