@@ -53,7 +53,42 @@ from .iceberg_table import (
 from .partition import PartitionSpec
 from .rows import to_array_from_arrow, to_arrow
 
-__all__ = ["IcebergExport"]
+__all__ = ["FileSizer", "IcebergExport"]
+
+TARGET_KEY = "write.target-file-size-bytes"
+
+
+class FileSizer:
+    """How many bytes of Arrow make a data file of ``target_bytes`` of Parquet.
+
+    pyiceberg cuts files by their Arrow (in-memory) size. The ratio of Arrow bytes to Parquet bytes is
+    measured: first by writing a sample (the first batch, up to 20,000 rows) with Parquet's writer (zstd,
+    as pyiceberg writes) and taking the bytes it wrote, then from the sizes of the files committed so far
+    (their ``added-files-size``, the bytes the writer wrote), over the Arrow bytes they held.
+    """
+
+    def __init__(self, target_bytes: int) -> None:
+        self.target_bytes = target_bytes
+        self.arrow_bytes = self.parquet_bytes = 0
+        self.ratio: float | None = None
+
+    def arrow_target_bytes(self, sample: pa.Table) -> int:
+        if self.ratio is None:
+            import pyarrow.parquet as pq
+
+            part = sample.slice(0, 20_000)
+            sink = pa.BufferOutputStream()
+            pq.write_table(part, sink, compression="zstd")
+            self.ratio = max(part.nbytes, 1) / max(sink.tell(), 1)
+        return max(1, int(self.target_bytes * self.ratio))
+
+    def measured(self, arrow_bytes: int, parquet_bytes: int) -> None:
+        """A commit of ``arrow_bytes`` of Arrow was written as ``parquet_bytes`` of data files."""
+        if parquet_bytes <= 0:
+            return
+        self.arrow_bytes += arrow_bytes
+        self.parquet_bytes += parquet_bytes
+        self.ratio = self.arrow_bytes / self.parquet_bytes
 
 
 class IcebergExport:
@@ -79,7 +114,11 @@ class IcebergExport:
         self.run_id = uuid.uuid4().hex
         self.dropped: list[str] = []
         self.table: Any = None
-        self.after: Any = None
+        self.after: Any = None  # the cursor read up to
+        self.committed: Any = None  # the cursor committed up to
+        self.pending: list[pa.Table] = []  # read since the last commit
+        self.pending_read = False  # a batch was read since (perhaps all bad rows)
+        self.sizer = FileSizer(target_file_size_bytes)
 
     # ------------------------------------------------------------------ the run
     def begin(self) -> None:
@@ -96,11 +135,10 @@ class IcebergExport:
         if added:
             with self.table.update_schema() as update:
                 update.union_by_name(self.schema)
-        key = "write.target-file-size-bytes"
-        if self.table.properties.get(key) != str(self.target_file_size_bytes):
+        if self.table.properties.get(TARGET_KEY) != str(self.target_file_size_bytes):  # for the other writers
             with self.table.transaction() as tx:
-                tx.set_properties({key: str(self.target_file_size_bytes)})
-        self.after = last_cursor(self.table)
+                tx.set_properties({TARGET_KEY: str(self.target_file_size_bytes)})
+        self.after = self.committed = last_cursor(self.table)
         self.counters.checkpoint = encode_cursor(self.after)
         abort_dead_uploads(self.run_, self.dest, self.name)
         orphans = orphan_data_keys(self.run_, self.dest, self.table, self.name)
@@ -119,6 +157,7 @@ class IcebergExport:
             self.source.check_cursor_not_null()
             while not self.stop.is_set() and self._one_batch():
                 pass
+            self._flush()  # caught up (or stopped): what was read is committed now, however small
             if not follow or self.stop.is_set():
                 break
             self.stop.wait(poll_interval_s)
@@ -127,7 +166,8 @@ class IcebergExport:
         return self.report()
 
     def _one_batch(self) -> bool:
-        """Read, convert and commit the next batch; False when there was none, or it was the last."""
+        """Read and convert the next batch (bad rows to the dead-letter queue) into the group to commit,
+        committed once it reaches the target file size; False when there was none, or it was the last."""
         batch, converted = self._read()
         if batch is None:
             return False
@@ -143,12 +183,23 @@ class IcebergExport:
                              rows=[{"cursor": encode_cursor(b.cursor), "error": b.error, "values": b.values}
                                    for b in bad_rows])
             self.dlq_entries.append(self.dlq.put(entry, batch.first, batch.last))
-        self._commit(self._with_dropped(table), batch)
-        c.rows_exported += table.num_rows
-        self.after = batch.last
-        c.checkpoint = encode_cursor(batch.last)
-        self.run_.emit(BatchExported(table.num_rows, c.checkpoint))
+        self.pending.append(self._with_dropped(table))
+        self.after, self.pending_read = batch.last, True
+        if sum(t.nbytes for t in self.pending) >= self.sizer.arrow_target_bytes(self.pending[0]):
+            self._flush()
         return batch.count >= self.batch_rows
+
+    def _flush(self) -> None:
+        """Commit the batches read since the last commit as one append (cursor range in its summary)."""
+        if not self.pending_read:
+            return
+        table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
+        self._commit(table)
+        self.pending, self.pending_read = [], False
+        self.committed = self.after
+        self.counters.rows_exported += table.num_rows
+        self.counters.checkpoint = encode_cursor(self.after)
+        self.run_.emit(BatchExported(table.num_rows, self.counters.checkpoint))
 
     def _read(self) -> tuple[RowBatch | None, Any]:
         got = self.source.read_arrow_after(self.after, self.batch_rows, to_array_from_arrow)
@@ -173,19 +224,30 @@ class IcebergExport:
             table = table.append_column(target.field(name), pa.nulls(table.num_rows, target.field(name).type))
         return table
 
-    def _commit(self, table: pa.Table, batch: RowBatch) -> None:
-        """One Iceberg commit of ``table`` carrying the batch's cursor range (an empty commit when every row
-        of the batch was bad: the cursor still moves past it)."""
-        props = {CURSOR_AFTER: json.dumps(encode_cursor(self.after)),
-                 CURSOR_LAST: json.dumps(encode_cursor(batch.last)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
+    def _commit(self, table: pa.Table) -> None:
+        """One Iceberg commit of ``table`` carrying the cursor range ``committed < C <= after`` (an empty commit
+        when every row read was bad: the cursor still moves past them). Its data files are cut by
+        :class:`FileSizer` (one per partition when the group is about the target size)."""
+        props = {CURSOR_AFTER: json.dumps(encode_cursor(self.committed)),
+                 CURSOR_LAST: json.dumps(encode_cursor(self.after)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
+        from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+
+        meta = self.table.metadata
         if table.num_rows:
-            self.table.append(table, snapshot_properties=props)
-        else:
-            with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append():
-                pass
+            _check_pyarrow_schema_compatible(meta.schema(), provided_schema=table.schema,
+                                             format_version=meta.format_version)
+            target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1)
+            meta = meta.model_copy(update={"properties": {**meta.properties, TARGET_KEY: str(target)}})
+        with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as app:
+            if table.num_rows:
+                for data_file in _dataframe_to_data_files(table_metadata=meta, write_uuid=app.commit_uuid, df=table,
+                                                          io=self.table.io):
+                    app.append_data_file(data_file)
         summary = self.table.current_snapshot().summary
-        self.counters.objects_written += int(summary["added-data-files"] or 0)
-        self.counters.bytes_written += int(summary["added-files-size"] or 0)
+        files, size = int(summary["added-data-files"] or 0), int(summary["added-files-size"] or 0)
+        self.counters.objects_written += files
+        self.counters.bytes_written += size
+        self.sizer.measured(table.nbytes, size)
 
     def report(self) -> ExportReport:
         c = self.counters
