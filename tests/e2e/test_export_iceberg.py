@@ -228,3 +228,44 @@ def test_target_file_size_is_met_by_the_parquet_bytes_written(
     off = [n for n in sizes[:-1] if abs(n - 96 * 1024) > 0.2 * 96 * 1024]
     assert not off, f"data files off the 96 KiB target by more than 20 %: {sizes}"
     assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 40_001))
+
+
+def test_follow_commits_a_quiet_tables_rows_once_they_reach_max_file_age(
+    s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--follow polling every 0.1 s while a row arrives every 0.1 s: the rows are committed once the first
+    of them is --max-file-age (1 s) old, not at every poll; a stop commits the rest. Every row once."""
+    import threading
+
+    from s3pump.events import BatchExported
+    from s3pump.jobs.export import export_table
+
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(state_dir))
+    db = tmp_path / "events.db"
+    make_events_db(db, 5)
+    stop = threading.Event()
+    out: list[Any] = []
+    committed = threading.Event()
+    thread = threading.Thread(target=lambda: out.append(export_table(
+        str(db), "events", f"s3://{bucket}/w", s3env.config(), table_format="iceberg", follow=True,
+        poll_interval_s=0.1, max_file_age_s=1.0, stop=stop,
+        subscribers=[lambda e: committed.set() if isinstance(e, BatchExported) else None])))
+    thread.start()
+    assert committed.wait(120), "the first 5 rows were never committed while following"
+    started = time.monotonic()
+    for i in range(6, 36):
+        make_events_db(db, 1, start_id=i)
+        time.sleep(0.1)
+    elapsed_s = time.monotonic() - started
+    stop.set()
+    thread.join(timeout=120)
+    rep = out[0]
+    table = load_table(s3env, {"iceberg": rep.iceberg})
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, rep.checkpoint + 1))
+    assert rep.checkpoint >= 20  # most rows arrived while it followed (a loaded machine may miss the last)
+    commits = len(table.snapshots())
+    assert 1 <= commits <= elapsed_s / 1.0 + 3, (commits, elapsed_s)  # not one per poll (about 30)
+    # the rows that arrived after its last poll: the next run, each row once
+    export_table(str(db), "events", f"s3://{bucket}/w", s3env.config(), table_format="iceberg")
+    table = load_table(s3env, {"iceberg": rep.iceberg})
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 36))

@@ -71,6 +71,9 @@ def export(
         default="a SQLite file in the state directory"))] = None,
     target_file_size: Annotated[str, typer.Option("--target-file-size", metavar="SIZE", show_default=False, help=note(
         "Iceberg data file size", default="128MiB"))] = "128MiB",
+    max_file_age: Annotated[str, typer.Option("--max-file-age", metavar="DURATION", show_default=False, help=note(
+        "Iceberg with --follow: commit rows read this long ago even below --target-file-size",
+        default="5m"))] = "5m",
     lifecycle_items: Annotated[list[str] | None, typer.Option(
         "--lifecycle", metavar="NAME=VALUE", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), "
         "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
@@ -108,6 +111,7 @@ def export(
                 cluster=scale.cluster, schema_evolution=schema_evolution, table_format=table_format,
                 catalog_uri=catalog_uri,
                 target_file_size_bytes=parse_size_bytes(target_file_size, what="--target-file-size"),
+                max_file_age_s=parse_duration_s(max_file_age, what="--max-file-age"),
             )
             if dry_run and not out.json_output:
                 print_export_dry_run(report)

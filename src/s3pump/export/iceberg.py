@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -95,13 +96,14 @@ class IcebergExport:
     """Exports ``source`` into the Iceberg table ``s3pump.<Table>`` at ``dest/<Table>`` within ``run``.
 
     ``catalog_uri``: None for the SQLite catalog in the state directory (:attr:`catalog_uri` says which).
-    ``target_file_size_bytes``: the table's ``write.target-file-size-bytes`` (pyiceberg splits a commit's
-    rows into files of about that size, estimated from their Arrow size).
+    ``target_file_size_bytes``: a commit's data files, in bytes of Parquet (:class:`FileSizer`).
+    ``max_file_age_s``: following (``run(follow=True)``), commit the rows read once the first of them was read
+    this many seconds ago, even below the target size; a one-shot run commits when it has caught up.
     """
 
     def __init__(self, source: TableSource, dest: S3Url, run: Run, specs: list[PartitionSpec], *, batch_rows: int,
                  stop: threading.Event, catalog_uri: str | None, schema_evolution: bool, dlq: str | None,
-                 target_file_size_bytes: int) -> None:
+                 target_file_size_bytes: int, max_file_age_s: float = 300.0) -> None:
         self.source, self.dest, self.run_, self.specs = source, dest, run, specs
         self.batch_rows, self.stop, self.schema_evolution = batch_rows, stop, schema_evolution
         self.name, self.schema = source.table, source.schema
@@ -119,6 +121,8 @@ class IcebergExport:
         self.pending: list[pa.Table] = []  # read since the last commit
         self.pending_read = False  # a batch was read since (perhaps all bad rows)
         self.sizer = FileSizer(target_file_size_bytes)
+        self.max_file_age_s = max_file_age_s
+        self.pending_since: float | None = None  # time.monotonic() of the first batch read since the last commit
 
     # ------------------------------------------------------------------ the run
     def begin(self) -> None:
@@ -157,12 +161,14 @@ class IcebergExport:
             self.source.check_cursor_not_null()
             while not self.stop.is_set() and self._one_batch():
                 pass
-            self._flush()  # caught up (or stopped): what was read is committed now, however small
             if not follow or self.stop.is_set():
                 break
+            if self.pending_since is not None and time.monotonic() - self.pending_since >= self.max_file_age_s:
+                self._flush()  # following a quiet table: what was read is committed once it is this old
             self.stop.wait(poll_interval_s)
             if self.stop.is_set():
                 break
+        self._flush()  # caught up (or stopped): what was read is committed now, however small
         return self.report()
 
     def _one_batch(self) -> bool:
@@ -185,6 +191,8 @@ class IcebergExport:
             self.dlq_entries.append(self.dlq.put(entry, batch.first, batch.last))
         self.pending.append(self._with_dropped(table))
         self.after, self.pending_read = batch.last, True
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
         if sum(t.nbytes for t in self.pending) >= self.sizer.arrow_target_bytes(self.pending[0]):
             self._flush()
         return batch.count >= self.batch_rows
@@ -195,7 +203,7 @@ class IcebergExport:
             return
         table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
         self._commit(table)
-        self.pending, self.pending_read = [], False
+        self.pending, self.pending_read, self.pending_since = [], False, None
         self.committed = self.after
         self.counters.rows_exported += table.num_rows
         self.counters.checkpoint = encode_cursor(self.after)

@@ -92,6 +92,7 @@ def export_table(
     table_format: str = "files",
     catalog_uri: str | None = None,
     target_file_size_bytes: int = 128 * 1024 * 1024,
+    max_file_age_s: float = 300.0,
 ) -> ExportReport:
     """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
 
@@ -139,7 +140,10 @@ def export_table(
             ``lifecycle``).
         catalog_uri: the Iceberg catalog: a SQLAlchemy URL (SQL catalog) or an ``http(s)://`` REST catalog;
             None: a SQLite file in the state directory (``report.iceberg["catalog"]``).
-        target_file_size_bytes: Iceberg's ``write.target-file-size-bytes`` (bytes; default 128 MiB).
+        target_file_size_bytes: the size of Iceberg's data files in bytes of Parquet (default 128 MiB;
+            also the table's ``write.target-file-size-bytes``).
+        max_file_age_s: ``table_format="iceberg"`` with ``follow``: commit the rows read once the first of
+            them is this many seconds old, even below the target size (default 300 s).
 
     Progress: objects are ``FileDone`` events, each stored and checkpointed batch a ``BatchExported``.
 
@@ -166,6 +170,8 @@ def export_table(
         "--state-file": state_file is not None, "--lifecycle": lifecycle is not None})
     if target_file_size_bytes < 1:
         raise UsageError(f"--target-file-size must be >= 1 byte, got {target_file_size_bytes}")
+    if max_file_age_s <= 0:
+        raise UsageError("--max-file-age must be > 0")
     if format not in FORMATS:
         raise UsageError(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     if poll_interval_s <= 0:
@@ -192,7 +198,8 @@ def export_table(
         if table_format == "iceberg":
             return export_iceberg(source, dest, config, specs, batch_rows=batch_rows, stop=stop,
                                   catalog_uri=catalog_uri, schema_evolution=schema_evolution, dlq=dlq,
-                                  target_file_size_bytes=target_file_size_bytes, follow=follow,
+                                  target_file_size_bytes=target_file_size_bytes, max_file_age_s=max_file_age_s,
+                                  follow=follow,
                                   poll_interval_s=poll_interval_s, store=store, embedded=embedded,
                                   subscribers=subscribers, handle_signals=handle_signals)
         rule = _lifecycle_rule(lifecycle, dest, source.table, specs, one_object_per_row) if lifecycle else None

@@ -36,8 +36,9 @@ def check_iceberg_flags(table_format: str, flags: dict[str, Any]) -> None:
 
 def export_iceberg(source: TableSource, dest: S3Url, config: TransferConfig, specs: list[Any], *, batch_rows: int,
                    stop: threading.Event, catalog_uri: str | None, schema_evolution: bool, dlq: str | None,
-                   target_file_size_bytes: int, follow: bool, poll_interval_s: float, store: Store | None,
-                   embedded: bool, subscribers: Iterable[Subscriber], handle_signals: bool) -> ExportReport:
+                   target_file_size_bytes: int, max_file_age_s: float, follow: bool, poll_interval_s: float,
+                   store: Store | None, embedded: bool, subscribers: Iterable[Subscriber],
+                   handle_signals: bool) -> ExportReport:
     """One Iceberg export of ``source`` (see ``export/iceberg.py``).
 
     Raises:
@@ -49,7 +50,8 @@ def export_iceberg(source: TableSource, dest: S3Url, config: TransferConfig, spe
     with Run("export", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
              handle_signals=handle_signals, graceful_stop=stop) as run:
         job = IcebergExport(source, dest, run, specs, batch_rows=batch_rows, stop=stop, catalog_uri=catalog_uri,
-                            schema_evolution=schema_evolution, dlq=dlq, target_file_size_bytes=target_file_size_bytes)
+                            schema_evolution=schema_evolution, dlq=dlq, target_file_size_bytes=target_file_size_bytes,
+                            max_file_age_s=max_file_age_s)
         try:
             return job.run(follow=follow, poll_interval_s=poll_interval_s)
         except S3PumpError:
