@@ -35,6 +35,7 @@ from ..sources.table import RowBatch, TableSource, encode_cursor
 from ..urls import S3Url, join_key
 from .counters import ExportCounters
 from .dlq import DeadLetterQueue, DlqEntry
+from .iceberg_compact import compact_small_files
 from .iceberg_table import (
     CURSOR_AFTER,
     CURSOR_LAST,
@@ -122,6 +123,7 @@ class IcebergExport:
         self.pending_read = False  # a batch was read since (perhaps all bad rows)
         self.sizer = FileSizer(target_file_size_bytes)
         self.max_file_age_s = max_file_age_s
+        self.compacted = 0  # small data files replaced by compaction commits (following)
         self.pending_since: float | None = None  # time.monotonic() of the first batch read since the last commit
 
     # ------------------------------------------------------------------ the run
@@ -165,6 +167,8 @@ class IcebergExport:
                 break
             if self.pending_since is not None and time.monotonic() - self.pending_since >= self.max_file_age_s:
                 self._flush()  # following a quiet table: what was read is committed once it is this old
+                self.compacted += compact_small_files(self.table, self.sizer.target_bytes,
+                                                      self.sizer.arrow_target_bytes)
             self.stop.wait(poll_interval_s)
             if self.stop.is_set():
                 break
@@ -272,4 +276,5 @@ class IcebergExport:
         snapshot = self.table.current_snapshot() if self.table is not None else None
         return {"table": f"{NAMESPACE}.{self.name}", "location": table_location(self.dest, self.name),
                 "catalog": re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", self.catalog_uri),
-                "snapshot_id": snapshot.snapshot_id if snapshot is not None else None}
+                "snapshot_id": snapshot.snapshot_id if snapshot is not None else None,
+                "files_compacted": self.compacted}
