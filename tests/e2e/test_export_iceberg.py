@@ -274,3 +274,22 @@ def test_follow_commits_a_quiet_tables_rows_once_they_reach_max_file_age(
     export_table(str(db), "events", f"s3://{bucket}/w", s3env.config(), table_format="iceberg")
     table = load_table(s3env, {"iceberg": rep.iceberg})
     assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 36))
+
+
+def test_a_location_holding_a_table_of_another_catalog_is_refused_and_left_alone(
+    s3env: S3Env, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun from another state directory (so another default catalog) must not create a second table
+    over the first one's files (which would then be orphans to delete): one line, exit 2, nothing touched."""
+    from s3pump.errors import UsageError
+    from s3pump.jobs.export import export_table
+
+    db = tmp_path / "events.db"
+    make_events_db(db, 10)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "a"))
+    export_table(str(db), "events", f"s3://{bucket}/o", s3env.config(), table_format="iceberg")
+    before = list_all(s3env.boto(), bucket)
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "b"))
+    with pytest.raises(UsageError, match=r"already holds an Iceberg table .* --catalog-uri"):
+        export_table(str(db), "events", f"s3://{bucket}/o", s3env.config(), table_format="iceberg")
+    assert list_all(s3env.boto(), bucket).keys() == before.keys()

@@ -135,7 +135,7 @@ class IcebergExport:
             UsageError: a retyped or (without ``--schema-evolution``) dropped column; the table is elsewhere.
         """
         catalog = open_catalog(self.catalog_uri, self.dest, io_properties(self.run_))
-        self.table = open_table(catalog, self.dest, self.name, self.schema, self.specs)
+        self.table = open_table(catalog, self.dest, self.name, self.schema, self.specs, self.run_)
         added, self.dropped = check_schema_change(self.table, self.schema, evolution=self.schema_evolution,
                                                   name=self.name)
         if added:

@@ -90,11 +90,14 @@ def table_location(dest: S3Url, table: str) -> str:
     return f"s3://{dest.bucket}/{join_key(dest.prefix, escape_name(table))}"
 
 
-def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: list[PartitionSpec]) -> Any:
+def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: list[PartitionSpec],
+               run: Run) -> Any:
     """The Iceberg table of ``table`` (created from ``schema`` and ``specs`` on the first run).
 
     Raises:
-        UsageError: the catalog's table lives elsewhere, or a partition spec Iceberg cannot express.
+        UsageError: the catalog's table lives elsewhere; the location already holds a table this catalog
+            does not know (another catalog's: creating a second one there would make the first one's files
+            orphans); a partition spec Iceberg cannot express.
     """
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -108,6 +111,12 @@ def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: 
             raise UsageError(f"iceberg table {NAMESPACE}.{table} of this catalog is at {found.location()}, not "
                              f"{location}; use another --catalog-uri")
         return found
+    base = join_key(dest.prefix, escape_name(table) + "/metadata/")
+    held = next((o.key for o in run.store.list_objects(dest.bucket, base) if o.key.endswith(".metadata.json")), None)
+    if held is not None:
+        raise UsageError(f"{location} already holds an Iceberg table (s3://{dest.bucket}/{held}) that the catalog "
+                         f"of this run does not know; give the --catalog-uri that holds it, or register its newest "
+                         "metadata file in this catalog (pyiceberg: catalog.register_table)")
     from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
 
     unsupported = [f"{f.name} ({f.type})" for f in schema if pa.types.is_interval(f.type)]
@@ -155,9 +164,12 @@ def last_cursor(table: Any) -> Any:
 
 def referenced_files(table: Any) -> set[str]:
     """The path of every data file that any snapshot of ``table`` references (deleted entries included)."""
-    io, paths = table.io, set()
+    io, paths, seen = table.io, set(), set()
     for snapshot in table.snapshots():
         for manifest in snapshot.manifests(io):
+            if manifest.manifest_path in seen:  # a manifest is shared by the snapshots after it: read once
+                continue
+            seen.add(manifest.manifest_path)
             for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
                 paths.add(entry.data_file.file_path)
     return paths
