@@ -52,13 +52,11 @@ from .iceberg_table import (
     orphan_data_keys,
     table_location,
 )
+from .iceberg_write import TARGET_KEY, data_files
 from .partition import PartitionSpec
 from .rows import to_array_from_arrow, to_arrow
 
 __all__ = ["FileSizer", "IcebergExport"]
-
-TARGET_KEY = "write.target-file-size-bytes"
-
 
 class FileSizer:
     """How many bytes of Arrow make a data file of ``target_bytes`` of Parquet.
@@ -242,19 +240,16 @@ class IcebergExport:
         :class:`FileSizer` (one per partition when the group is about the target size)."""
         props = {CURSOR_AFTER: json.dumps(encode_cursor(self.committed)),
                  CURSOR_LAST: json.dumps(encode_cursor(self.after)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
-        from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
+        from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
 
-        meta = self.table.metadata
         if table.num_rows:
+            meta = self.table.metadata
             _check_pyarrow_schema_compatible(meta.schema(), provided_schema=table.schema,
                                              format_version=meta.format_version)
-            target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1)
-            meta = meta.model_copy(update={"properties": {**meta.properties, TARGET_KEY: str(target)}})
+        target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1) if table.num_rows else 1
         with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as app:
-            if table.num_rows:
-                for data_file in _dataframe_to_data_files(table_metadata=meta, write_uuid=app.commit_uuid, df=table,
-                                                          io=self.table.io):
-                    app.append_data_file(data_file)
+            for data_file in data_files(self.table, table, target, app.commit_uuid):
+                app.append_data_file(data_file)
         summary = self.table.current_snapshot().summary
         files, size = int(summary["added-data-files"] or 0), int(summary["added-files-size"] or 0)
         self.counters.objects_written += files

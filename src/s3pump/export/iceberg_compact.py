@@ -17,7 +17,6 @@ from typing import Any
 __all__ = ["COMPACTION", "compact_small_files"]
 
 COMPACTION = "s3pump.compaction"
-TARGET_KEY = "write.target-file-size-bytes"
 
 
 def compact_small_files(table: Any, target_bytes: int, arrow_target_bytes: Any, *, min_files: int = 4) -> int:
@@ -25,7 +24,9 @@ def compact_small_files(table: Any, target_bytes: int, arrow_target_bytes: Any, 
     many files were replaced (0: no commit). ``arrow_target_bytes(table)``: the Arrow bytes that make a file
     of ``target_bytes`` of Parquet (``export/iceberg.py``'s ``FileSizer``)."""
     from pyiceberg.expressions import AlwaysTrue
-    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    from .iceberg_write import data_files
 
     small = target_bytes * 3 // 4
     groups: dict[tuple[int, str], list[Any]] = {}
@@ -40,10 +41,8 @@ def compact_small_files(table: Any, target_bytes: int, arrow_target_bytes: Any, 
     with table.transaction() as tx, tx.update_snapshot(snapshot_properties={COMPACTION: "1"}).overwrite() as rewrite:
         for tasks in picked:
             rows = ArrowScan(meta, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
-            target = max(arrow_target_bytes(rows), 1) if rows.nbytes > arrow_target_bytes(rows) else rows.nbytes + 1
-            cut = meta.model_copy(update={"properties": {**meta.properties, TARGET_KEY: str(target)}})
-            for data_file in _dataframe_to_data_files(table_metadata=cut, write_uuid=rewrite.commit_uuid, df=rows,
-                                                      io=table.io):
+            target = arrow_target_bytes(rows) if rows.nbytes > arrow_target_bytes(rows) else rows.nbytes + 1
+            for data_file in data_files(table, rows, target, rewrite.commit_uuid):
                 rewrite.append_data_file(data_file)
             for task in tasks:
                 rewrite.delete_data_file(task.file)
