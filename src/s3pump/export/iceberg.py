@@ -58,6 +58,10 @@ from .rows import to_array_from_arrow, to_arrow
 
 __all__ = ["FileSizer", "IcebergExport"]
 
+#: a group held in memory is committed at this many bytes of Arrow even below the target file size
+MAX_GROUP_BYTES = 1 << 30
+
+
 class FileSizer:
     """How many bytes of Arrow make a data file of ``target_bytes`` of Parquet.
 
@@ -195,7 +199,7 @@ class IcebergExport:
         self.after, self.pending_read = batch.last, True
         if self.pending_since is None:
             self.pending_since = time.monotonic()
-        if sum(t.nbytes for t in self.pending) >= self.sizer.arrow_target_bytes(self.pending[0]):
+        if sum(t.nbytes for t in self.pending) >= min(self.sizer.arrow_target_bytes(self.pending[0]), MAX_GROUP_BYTES):
             self._flush()
         return batch.count >= self.batch_rows
 
