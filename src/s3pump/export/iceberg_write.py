@@ -11,6 +11,7 @@ caller measured.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,5 +57,7 @@ def _partitions(meta: Any, rows: pa.Table) -> Iterator[pa.Table]:
     keyed = pa.table({**keys, "row": pa.array(range(rows.num_rows), type=pa.int64())})
     groups = keyed.group_by(list(keys), use_threads=False).aggregate([("row", "list")])
     lists = groups["row_list"].combine_chunks()
-    for i in range(len(lists)):
-        yield rows.take(lists[i].values)
+    ordered = rows.take(lists.flatten())  # one take: the rows grouped by partition, in cursor order within each
+    offsets = lists.offsets.to_pylist()
+    for start, end in itertools.pairwise(offsets):
+        yield ordered.slice(start - offsets[0], end - start)
