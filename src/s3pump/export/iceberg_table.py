@@ -51,12 +51,12 @@ def io_properties(run: Run) -> dict[str, str]:
     """pyiceberg FileIO properties for the run's endpoint, region, addressing and credentials.
 
     Raises:
-        UsageError: the run's store is no S3 endpoint (``--embedded`` or a test store).
+        UsageError: the run's store is no S3 endpoint (a store object given to the API, as tests do).
     """
     settings = getattr(run.store, "settings", None)
     if settings is None:
         raise UsageError("--table-format iceberg needs an S3 endpoint (pyiceberg writes through pyarrow's "
-                         "S3 client); it cannot write to --embedded")
+                         "S3 client); this run's store has none")
     frozen = settings.credentials.get_frozen_credentials()
     props = {"py-io-impl": "s3pump.export.iceberg_io.EndpointFileIO", "s3.region": settings.region,
              "s3.access-key-id": frozen.access_key, "s3.secret-access-key": frozen.secret_key,
