@@ -9,6 +9,10 @@ run from its own virtualenv (``--dlt-python``, e.g. one made with
 ``python -m venv /tmp/dlt-venv && /tmp/dlt-venv/bin/pip install 'dlt[filesystem,sql_database,parquet]'``);
 it is skipped if that interpreter is missing.
 
+``--tools s3pump,s3pump-iceberg,dlt-iceberg`` (issue 29): s3pump's ``--table-format iceberg`` (the same
+batches, one Iceberg table) against dlt's filesystem destination with ``table_format="iceberg"`` (its
+virtualenv needs ``pyiceberg``), next to s3pump's plain Parquet.
+
 ``--format jsonl``: s3pump writes gzip JSON Lines (``--format jsonl``) instead; dlt is not run
 (its peer on JSON Lines is Sling, in ``run_all.py``).
 
@@ -60,7 +64,7 @@ dest = filesystem(bucket_url=bucket_url, credentials={"aws_access_key_id": key, 
                                                       "endpoint_url": endpoint, "region_name": "us-east-1"})
 source = sql_table(credentials=f"sqlite:///{db}", table="events", backend="pyarrow", chunk_size=100_000)
 pipe = dlt.pipeline(pipeline_name="bench", destination=dest, dataset_name="d", pipelines_dir=workdir)
-info = pipe.run(source, loader_file_format="parquet")
+info = pipe.run(source, loader_file_format="parquet", **({"table_format": "iceberg"} if len(sys.argv) > 7 else {}))
 info.raise_on_failed_jobs()
 '''
 
@@ -150,20 +154,36 @@ def main() -> None:
             return bench.time([args.dlt_python, str(script), str(db), f"s3://{bucket}/dlt-{r}", s.endpoint_url,
                                s.access_key_id, s.secret_access_key, str(work / f"dlt-{r}")])
 
-        tools = {"s3pump": s3pump, "s3pump-base": s3pump_base, "dlt": dlt}
+        def s3pump_iceberg(r: int) -> Sample:  # issue 29: the same batches into an Iceberg table
+            return bench.time([*s3pump_cli(), "export", str(db), f"s3://{bucket}/s3pump-iceberg-{r}", "--table",
+                               "events", "--partition-by", "time:ts:day", "--table-format", "iceberg",
+                               "--no-progress", *args.s3pump_args.split()])
+
+        def dlt_iceberg(r: int) -> Sample:  # dlt's filesystem destination with table_format="iceberg"
+            script = work / "dlt_run.py"
+            script.write_text(DLT_SCRIPT)
+            return bench.time([args.dlt_python, str(script), str(db), f"s3://{bucket}/dlt-iceberg-{r}", s.endpoint_url,
+                               s.access_key_id, s.secret_access_key, str(work / f"dlt-iceberg-{r}"), "iceberg"])
+
+        tools = {"s3pump": s3pump, "s3pump-base": s3pump_base, "dlt": dlt, "s3pump-iceberg": s3pump_iceberg,
+                 "dlt-iceberg": dlt_iceberg}
         chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
         if "s3pump-base" in chosen and not args.base_src:
             raise SystemExit("--tools s3pump-base needs --base-src")
-        if "dlt" in chosen and args.format != "parquet":
-            del chosen["dlt"]
-        if "dlt" in chosen and not os.path.exists(args.dlt_python):
-            print(f"dlt: {args.dlt_python} not found; skipping the peer", file=sys.stderr)
-            del chosen["dlt"]
+        for peer in ("dlt", "dlt-iceberg"):
+            if peer in chosen and args.format != "parquet":
+                del chosen[peer]
+            if peer in chosen and not os.path.exists(args.dlt_python):
+                print(f"{peer}: {args.dlt_python} not found; skipping the peer", file=sys.stderr)
+                del chosen[peer]
         series = alternate(args.rounds, chosen)
         for name in chosen:  # every run really wrote every row
             for r in range(args.rounds):
                 if args.format == "jsonl":
                     n = count_json_lines(bench, bucket, f"{name}-{r}/events/")
+                elif name.endswith("iceberg"):  # the data files (no orphans: each run is one clean run)
+                    root = f"{bucket}/{name}-{r}/" + ("events/data" if name == "s3pump-iceberg" else "d/events/data")
+                    n = ds.dataset(root, filesystem=fs, format="parquet").count_rows()
                 else:
                     root = f"{bucket}/{name}-{r}/events" if name != "dlt" else f"{bucket}/dlt-{r}/d/events"
                     n = ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive").count_rows()

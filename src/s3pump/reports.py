@@ -210,6 +210,9 @@ class ExportReport(Report):
     would_delete: list[str] = field(default_factory=list)  # --dry-run: what ``deleted`` would have been
     #: ``--cluster``: workers, ranges ("shards") planned/done/failed, per-worker objects, bytes and busy seconds
     cluster: dict[str, Any] | None = None
+    #: ``--table-format iceberg``: ``table`` (namespace.name), ``location``, ``catalog`` (its URI, no password),
+    #: ``snapshot_id`` (the current snapshot after the run)
+    iceberg: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

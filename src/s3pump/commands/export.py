@@ -62,6 +62,18 @@ def export(
         "--schema-evolution", metavar="",
         help="When the table's schema changed since the last run, write new objects under the next schema "
              "version (PREFIX/TABLE/_vN/) instead of stopping")] = False,
+    table_format: Annotated[str, typer.Option(
+        "--table-format", metavar="FORMAT", show_default=False, help=note(
+            "files, or iceberg: append to an Iceberg table at PREFIX/TABLE (needs s3pump\\[iceberg])",
+            default="files"))] = "files",
+    catalog_uri: Annotated[str | None, typer.Option("--catalog-uri", metavar="URI", help=note(
+        "Iceberg catalog: an SQLAlchemy URL or an http(s):// REST catalog",
+        default="a SQLite file in the state directory"))] = None,
+    target_file_size: Annotated[str, typer.Option("--target-file-size", metavar="SIZE", show_default=False, help=note(
+        "Iceberg data file size", default="128MiB"))] = "128MiB",
+    max_file_age: Annotated[str, typer.Option("--max-file-age", metavar="DURATION", show_default=False, help=note(
+        "Iceberg with --follow: commit rows read this long ago even below --target-file-size",
+        default="5m"))] = "5m",
     lifecycle_items: Annotated[list[str] | None, typer.Option(
         "--lifecycle", metavar="NAME=VALUE", help="Install a lifecycle rule for the table's objects (PREFIX/TABLE/), "
         "keeping the bucket's other rules: expire-after=365d, transition=STANDARD_IA:30d, "
@@ -76,11 +88,13 @@ def export(
 ) -> None:
     def body() -> int:
         need("pyarrow", "export", "export")
+        if table_format == "iceberg":
+            need("pyiceberg", "iceberg", "export --table-format iceberg")
         from ..errors import EXIT_CANCELLED
         from ..jobs.export import export_table
         from ..lifecycle import parse_rule_items
         from ..ui.summary import print_export_dry_run, print_export_summary
-        from ..units import parse_duration_s
+        from ..units import parse_duration_s, parse_size_bytes
         from .config import config_from
 
         rule_options = parse_rule_items(lifecycle_items) if lifecycle_items else None
@@ -94,7 +108,10 @@ def export(
                 follow=follow, poll_interval_s=parse_duration_s(poll_interval, what="--poll-interval"),
                 state_file=state_file, from_start=from_start, embedded=where.embedded,
                 subscribers=v.subscribers, handle_signals=True, lifecycle=rule_options, dry_run=dry_run,
-                cluster=scale.cluster, schema_evolution=schema_evolution,
+                cluster=scale.cluster, schema_evolution=schema_evolution, table_format=table_format,
+                catalog_uri=catalog_uri,
+                target_file_size_bytes=parse_size_bytes(target_file_size, what="--target-file-size"),
+                max_file_age_s=parse_duration_s(max_file_age, what="--max-file-age"),
             )
             if dry_run and not out.json_output:
                 print_export_dry_run(report)

@@ -54,6 +54,7 @@ from ..sources.readers import open_table
 from ..sources.table import find_column
 from ..store.base import Store
 from ..urls import S3Url, join_key, parse_s3_url
+from .export_iceberg import check_iceberg_flags, export_iceberg
 
 __all__ = ["export_table"]
 
@@ -88,6 +89,10 @@ def export_table(
     cluster: Any = None,
     cluster_options: dict[str, Any] | None = None,
     schema_evolution: bool = False,
+    table_format: str = "files",
+    catalog_uri: str | None = None,
+    target_file_size_bytes: int = 128 * 1024 * 1024,
+    max_file_age_s: float = 300.0,
 ) -> ExportReport:
     """Export ``table`` of ``db`` (a SQLite path or SQLAlchemy URL) to ``destination`` (``s3://bucket/prefix``).
 
@@ -126,7 +131,19 @@ def export_table(
             (rows per task, default 100,000) and ``worker_bwlimit_bps``.
         schema_evolution: when the table's schema differs from the one recorded in the checkpoint, write
             the new objects under the next schema version (``prefix/T/_v<N>/``) instead of stopping
-            (``export/schema_check.py``).
+            (``export/schema_check.py``). With ``table_format="iceberg"``: accept a dropped column (NULL
+            in later rows); an added column is always an Iceberg add-column.
+        table_format: ``files`` (objects and a checkpoint, above) or ``iceberg`` (the ``iceberg`` extra): an
+            Iceberg table at ``prefix/<table>/``, one append commit per batch carrying the cursor range in its
+            snapshot summary (``export/iceberg.py``; not with ``format`` other than parquet, ``dedup``,
+            ``one_object_per_row``, ``replay_dlq``, ``from_start``, ``dry_run``, ``cluster``, ``state_file``,
+            ``lifecycle``).
+        catalog_uri: the Iceberg catalog: a SQLAlchemy URL (SQL catalog) or an ``http(s)://`` REST catalog;
+            None: a SQLite file in the state directory (``report.iceberg["catalog"]``).
+        target_file_size_bytes: the size of Iceberg's data files in bytes of Parquet (default 128 MiB;
+            also the table's ``write.target-file-size-bytes``).
+        max_file_age_s: ``table_format="iceberg"`` with ``follow``: commit the rows read once the first of
+            them is this many seconds old, even below the target size (default 300 s).
 
     Progress: objects are ``FileDone`` events, each stored and checkpointed batch a ``BatchExported``.
 
@@ -147,6 +164,14 @@ def export_table(
     dest = parse_s3_url(destination)
     if batch_rows < 1:
         raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
+    check_iceberg_flags(table_format, {
+        "--format " + format: format != "parquet", "--dedup": dedup, "--one-object-per-row": one_object_per_row,
+        "--replay-dlq": replay_dlq, "--from-start": from_start, "--dry-run": dry_run, "--cluster": cluster is not None,
+        "--state-file": state_file is not None, "--lifecycle": lifecycle is not None})
+    if target_file_size_bytes < 1:
+        raise UsageError(f"--target-file-size must be >= 1 byte, got {target_file_size_bytes}")
+    if max_file_age_s <= 0:
+        raise UsageError("--max-file-age must be > 0")
     if format not in FORMATS:
         raise UsageError(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     if poll_interval_s <= 0:
@@ -170,6 +195,13 @@ def export_table(
         if one_object_per_row and not any(s.kind == "time" for s in specs):
             raise UsageError("--one-object-per-row needs --partition-by time:COLUMN:day (its date=…/…_<unix> "
                              "layout comes from the row's timestamp)")
+        if table_format == "iceberg":
+            return export_iceberg(source, dest, config, specs, batch_rows=batch_rows, stop=stop,
+                                  catalog_uri=catalog_uri, schema_evolution=schema_evolution, dlq=dlq,
+                                  target_file_size_bytes=target_file_size_bytes, max_file_age_s=max_file_age_s,
+                                  follow=follow,
+                                  poll_interval_s=poll_interval_s, store=store, embedded=embedded,
+                                  subscribers=subscribers, handle_signals=handle_signals)
         rule = _lifecycle_rule(lifecycle, dest, source.table, specs, one_object_per_row) if lifecycle else None
         with Run("export", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
                  handle_signals=handle_signals, graceful_stop=stop) as run:

@@ -160,6 +160,9 @@ def print_export_summary(r: ExportReport, console: LineConsole | None = None) ->
     if r.replayed_entries:
         line += f"; replayed {r.replayed_entries} dead-letter entries"
     console.print(line, markup=False)
+    if r.iceberg:
+        console.print(f"iceberg table {r.iceberg['table']} at {r.iceberg['location']}, catalog {r.iceberg['catalog']}",
+                      markup=False)
     if r.stopped:
         console.print("stopped on request after the in-flight batches; rerun to continue", markup=False)
     if r.cluster and r.cluster["workers"]:

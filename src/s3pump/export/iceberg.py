@@ -1,0 +1,279 @@
+"""``export --table-format iceberg``: rows appended to an Iceberg table, each batch one commit.
+
+Exactly-once through the table itself: each batch of up to ``--batch-rows`` rows (cursor order, as
+the plain export reads them) is one Iceberg append whose snapshot summary carries the cursor range
+(``s3pump.cursor-after``, ``s3pump.cursor-last``), the source table and a run id, as the Iceberg sinks
+of Kafka Connect and Flink keep their offsets. A run starts after the ``cursor-last`` of the newest
+snapshot carrying one (``export/iceberg_table.py``): there is no separate checkpoint. pyiceberg
+writes a commit's data files first and commits by one catalog update (a SQL transaction, or the REST
+catalog's commit), so a kill leaves either the whole commit or nothing visible; the data files of a
+commit that never happened are listed (every data file no snapshot references) and deleted at the
+start of the next run.
+
+pyiceberg does the writes itself through pyarrow's S3 client (see ``export/iceberg_table.py``): the
+run's ``Store`` lists and deletes the orphans and writes the dead-letter queue.
+
+Bad rows go to the dead-letter queue as in the plain export, written *before* the batch's commit
+(the entry's key is a function of the batch's range, so a rerun after a kill overwrites it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+import pyarrow as pa
+
+from ..events import BatchExported, RowsFound
+from ..reports import ExportReport
+from ..run import Run
+from ..sources.table import RowBatch, TableSource, encode_cursor
+from ..urls import S3Url, join_key
+from .counters import ExportCounters
+from .dlq import DeadLetterQueue, DlqEntry
+from .iceberg_compact import compact_small_files
+from .iceberg_table import (
+    CURSOR_AFTER,
+    CURSOR_LAST,
+    NAMESPACE,
+    RUN_ID,
+    SOURCE_TABLE,
+    abort_dead_uploads,
+    check_schema_change,
+    default_catalog_uri,
+    io_properties,
+    last_cursor,
+    open_catalog,
+    open_table,
+    orphan_data_keys,
+    table_location,
+)
+from .iceberg_write import TARGET_KEY, data_files
+from .partition import PartitionSpec
+from .rows import to_array_from_arrow, to_arrow
+
+__all__ = ["FileSizer", "IcebergExport"]
+
+#: a group held in memory is committed at this many bytes of Arrow even below the target file size
+MAX_GROUP_BYTES = 1 << 30
+
+
+class FileSizer:
+    """How many bytes of Arrow make a data file of ``target_bytes`` of Parquet.
+
+    pyiceberg cuts files by their Arrow (in-memory) size. The ratio of Arrow bytes to Parquet bytes is
+    measured: first by writing a sample (the first batch, up to 20,000 rows) with Parquet's writer (zstd,
+    as pyiceberg writes) and taking the bytes it wrote, then from the sizes of the files committed so far
+    (their ``added-files-size``, the bytes the writer wrote), over the Arrow bytes they held.
+    """
+
+    def __init__(self, target_bytes: int) -> None:
+        self.target_bytes = target_bytes
+        self.arrow_bytes = self.parquet_bytes = 0
+        self.ratio: float | None = None
+
+    def arrow_target_bytes(self, sample: pa.Table) -> int:
+        if self.ratio is None:
+            import pyarrow.parquet as pq
+
+            part = sample.slice(0, 20_000)
+            sink = pa.BufferOutputStream()
+            pq.write_table(part, sink, compression="zstd")
+            self.ratio = max(part.nbytes, 1) / max(sink.tell(), 1)
+        return max(1, int(self.target_bytes * self.ratio))
+
+    def measured(self, arrow_bytes: int, parquet_bytes: int) -> None:
+        """A commit of ``arrow_bytes`` of Arrow was written as ``parquet_bytes`` of data files."""
+        if parquet_bytes <= 0:
+            return
+        self.arrow_bytes += arrow_bytes
+        self.parquet_bytes += parquet_bytes
+        self.ratio = self.arrow_bytes / self.parquet_bytes
+
+
+class IcebergExport:
+    """Exports ``source`` into the Iceberg table ``s3pump.<Table>`` at ``dest/<Table>`` within ``run``.
+
+    ``catalog_uri``: None for the SQLite catalog in the state directory (:attr:`catalog_uri` says which).
+    ``target_file_size_bytes``: a commit's data files, in bytes of Parquet (:class:`FileSizer`).
+    ``max_file_age_s``: following (``run(follow=True)``), commit the rows read once the first of them was read
+    this many seconds ago, even below the target size; a one-shot run commits when it has caught up.
+    """
+
+    def __init__(self, source: TableSource, dest: S3Url, run: Run, specs: list[PartitionSpec], *, batch_rows: int,
+                 stop: threading.Event, catalog_uri: str | None, schema_evolution: bool, dlq: str | None,
+                 target_file_size_bytes: int, max_file_age_s: float = 300.0) -> None:
+        self.source, self.dest, self.run_, self.specs = source, dest, run, specs
+        self.batch_rows, self.stop, self.schema_evolution = batch_rows, stop, schema_evolution
+        self.name, self.schema = source.table, source.schema
+        self.catalog_uri = catalog_uri or default_catalog_uri(dest)
+        self.target_file_size_bytes = target_file_size_bytes
+        self.dlq = DeadLetterQueue(dlq or f"s3://{dest.bucket}/{join_key(dest.prefix, '_dlq/')}", run)
+        self.dlq_entries: list[str] = []
+        self.deleted: list[str] = []
+        self.counters = ExportCounters()
+        self.run_id = uuid.uuid4().hex
+        self.dropped: list[str] = []
+        self.table: Any = None
+        self.after: Any = None  # the cursor read up to
+        self.committed: Any = None  # the cursor committed up to
+        self.pending: list[pa.Table] = []  # read since the last commit
+        self.pending_read = False  # a batch was read since (perhaps all bad rows)
+        self.sizer = FileSizer(target_file_size_bytes)
+        self.max_file_age_s = max_file_age_s
+        self.compacted = 0  # small data files replaced by compaction commits (following)
+        self.pending_since: float | None = None  # time.monotonic() of the first batch read since the last commit
+
+    # ------------------------------------------------------------------ the run
+    def begin(self) -> None:
+        """Open (or create) the table, evolve its schema for added columns, read the committed cursor,
+        and delete the data files (and abort the multipart uploads) of commits that never happened.
+
+        Raises:
+            UsageError: a retyped or (without ``--schema-evolution``) dropped column; the table is elsewhere.
+        """
+        catalog = open_catalog(self.catalog_uri, self.dest, io_properties(self.run_))
+        self.table = open_table(catalog, self.dest, self.name, self.schema, self.specs, self.run_)
+        added, self.dropped = check_schema_change(self.table, self.schema, evolution=self.schema_evolution,
+                                                  name=self.name)
+        if added:
+            with self.table.update_schema() as update:
+                update.union_by_name(self.schema)
+        if self.table.properties.get(TARGET_KEY) != str(self.target_file_size_bytes):  # for the other writers
+            with self.table.transaction() as tx:
+                tx.set_properties({TARGET_KEY: str(self.target_file_size_bytes)})
+        self.after = self.committed = last_cursor(self.table)
+        self.counters.checkpoint = encode_cursor(self.after)
+        abort_dead_uploads(self.run_, self.dest, self.name)
+        orphans = orphan_data_keys(self.run_, self.dest, self.table, self.name)
+        if orphans:
+            self.run_.delete(orphans)
+            self.deleted = orphans
+
+    def run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
+        """Export the rows past the committed cursor (``follow``: until ``stop`` is set)."""
+        self.begin()
+        if not follow:
+            rows = self.source.count_after(self.after)
+            if rows is not None:
+                self.run_.emit(RowsFound(rows))
+        while True:
+            self.source.check_cursor_not_null()
+            while not self.stop.is_set() and self._one_batch():
+                pass
+            if not follow or self.stop.is_set():
+                break
+            if self.pending_since is not None and time.monotonic() - self.pending_since >= self.max_file_age_s:
+                self._flush()  # following a quiet table: what was read is committed once it is this old
+                self.compacted += compact_small_files(self.table, self.sizer.target_bytes,
+                                                      self.sizer.arrow_target_bytes)
+            self.stop.wait(poll_interval_s)
+            if self.stop.is_set():
+                break
+        self._flush()  # caught up (or stopped): what was read is committed now, however small
+        return self.report()
+
+    def _one_batch(self) -> bool:
+        """Read and convert the next batch (bad rows to the dead-letter queue) into the group to commit,
+        committed once it reaches the target file size; False when there was none, or it was the last."""
+        batch, converted = self._read()
+        if batch is None:
+            return False
+        table, _positions, bad = converted
+        bad_rows = list(batch.bad) + bad
+        c = self.counters
+        c.rows_read += batch.count
+        c.batches += 1
+        if bad_rows:
+            c.rows_failed += len(bad_rows)
+            entry = DlqEntry("rows", self.name, self.source.cursor.name, encode_cursor(batch.first),
+                             encode_cursor(batch.last), f"{len(bad_rows)} rows could not be exported",
+                             rows=[{"cursor": encode_cursor(b.cursor), "error": b.error, "values": b.values}
+                                   for b in bad_rows])
+            self.dlq_entries.append(self.dlq.put(entry, batch.first, batch.last))
+        self.pending.append(self._with_dropped(table))
+        self.after, self.pending_read = batch.last, True
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+        if sum(t.nbytes for t in self.pending) >= min(self.sizer.arrow_target_bytes(self.pending[0]), MAX_GROUP_BYTES):
+            self._flush()
+        return batch.count >= self.batch_rows
+
+    def _flush(self) -> None:
+        """Commit the batches read since the last commit as one append (cursor range in its summary)."""
+        if not self.pending_read:
+            return
+        table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
+        self._commit(table)
+        self.pending, self.pending_read, self.pending_since = [], False, None
+        self.committed = self.after
+        self.counters.rows_exported += table.num_rows
+        self.counters.checkpoint = encode_cursor(self.after)
+        self.run_.emit(BatchExported(table.num_rows, self.counters.checkpoint))
+
+    def _read(self) -> tuple[RowBatch | None, Any]:
+        got = self.source.read_arrow_after(self.after, self.batch_rows, to_array_from_arrow)
+        if got is not None and (got[0] is None or got[1] is not None):
+            batch, table = got
+            return batch, (table, [], []) if batch is not None else None
+        batch = got[0] if got is not None else self.source.read_after(self.after, self.batch_rows)
+        if batch is None:
+            return None, None
+        if batch.table is not None:
+            return batch, (batch.table, [], [])
+        return batch, to_arrow(batch.rows, self.schema, self.source.cursor_index)
+
+    def _with_dropped(self, table: pa.Table) -> pa.Table:
+        """``table`` with the columns the source dropped (``--schema-evolution``), NULL."""
+        if not self.dropped:
+            return table
+        from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+        target = schema_to_pyarrow(self.table.schema())
+        for name in self.dropped:
+            table = table.append_column(target.field(name), pa.nulls(table.num_rows, target.field(name).type))
+        return table
+
+    def _commit(self, table: pa.Table) -> None:
+        """One Iceberg commit of ``table`` carrying the cursor range ``committed < C <= after`` (an empty commit
+        when every row read was bad: the cursor still moves past them). Its data files are cut by
+        :class:`FileSizer` (one per partition when the group is about the target size)."""
+        props = {CURSOR_AFTER: json.dumps(encode_cursor(self.committed)),
+                 CURSOR_LAST: json.dumps(encode_cursor(self.after)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
+        from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
+
+        if table.num_rows:
+            meta = self.table.metadata
+            _check_pyarrow_schema_compatible(meta.schema(), provided_schema=table.schema,
+                                             format_version=meta.format_version)
+        target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1) if table.num_rows else 1
+        with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as app:
+            for data_file in data_files(self.table, table, target, app.commit_uuid):
+                app.append_data_file(data_file)
+        summary = self.table.current_snapshot().summary
+        files, size = int(summary["added-data-files"] or 0), int(summary["added-files-size"] or 0)
+        self.counters.objects_written += files
+        self.counters.bytes_written += size
+        self.sizer.measured(table.nbytes, size)
+
+    def report(self) -> ExportReport:
+        c = self.counters
+        return ExportReport(
+            table=self.name, destination=str(self.dest), format="iceberg", rows_read=c.rows_read,
+            rows_exported=c.rows_exported, rows_failed=c.rows_failed, rows_unchanged=0,
+            objects_written=c.objects_written, objects_failed=0, objects_skipped=0, bytes_written=c.bytes_written,
+            batches=c.batches, elapsed_s=c.elapsed_s, retries=self.run_.stats.retries, checkpoint=c.checkpoint,
+            dlq=self.dlq.location, dlq_entries=list(dict.fromkeys(self.dlq_entries)), stopped=self.stop.is_set(),
+            deleted=list(self.deleted), iceberg=self.describe())
+
+    def describe(self) -> dict[str, Any]:
+        """Where the table is: its name in the catalog, its location, the catalog (without a password)."""
+        snapshot = self.table.current_snapshot() if self.table is not None else None
+        return {"table": f"{NAMESPACE}.{self.name}", "location": table_location(self.dest, self.name),
+                "catalog": re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", self.catalog_uri),
+                "snapshot_id": snapshot.snapshot_id if snapshot is not None else None,
+                "files_compacted": self.compacted}
