@@ -11,7 +11,9 @@ not record. :func:`candidate_part_sizes` lists the sizes worth trying for an obj
 50, 64, 100 MiB; ``aws s3 cp`` uses 8 MiB, s5cmd 50 MiB), each grown the way the
 tools grow them for very large objects, and the smallest whole-MiB size that gives
 exactly ``N`` parts. :func:`file_digest` then hashes the file once and computes its
-MD5 and the multipart ETag for every candidate in the same pass.
+MD5 and the multipart ETag for every candidate in the same pass, and, when asked, the file's
+CRC32C/CRC32/CRC64NVME (awscrt, C, several GB/s), to compare with an object's stored full-object
+checksum (:mod:`s3pump.plan.crccheck`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from .config import MAX_PARTS
 from .engine.multipart import multipart_etag, part_size_for
 from .errors import SourceChangedError, UsageError, source_os_error
+from .store.checksums import FullObjectChecksum
 from .units import MIB
 
 __all__ = [
@@ -91,8 +94,9 @@ def candidate_part_sizes(size_bytes: int, parts: int, own_part_size_bytes: int) 
 @dataclass(frozen=True, slots=True)
 class FileDigest:
     """What :func:`file_digest` found: the identity of the file it read (size in bytes,
-    mtime/ctime in ns, inode), its hex MD5 ("" when not computed), and ``multipart``:
-    part size in bytes -> ETag."""
+    mtime/ctime in ns, inode), its hex MD5 ("" when not computed), ``multipart``: part size in
+    bytes -> ETag, and ``crcs``: algorithm (``CRC32C``, ``CRC32``, ``CRC64NVME``) -> the file's CRC
+    as S3 writes it (base64 of the big-endian value), for those computed."""
 
     size_bytes: int
     mtime_ns: int
@@ -102,6 +106,7 @@ class FileDigest:
     multipart: dict[int, str] = field(default_factory=dict)
     #: the file's device (None when not known, e.g. from the hash cache; not compared: the cache keeps none)
     device: int | None = field(default=None, compare=False)
+    crcs: dict[str, str] = field(default_factory=dict)
 
     def multipart_etag_for(self, part_size_bytes: int) -> str | None:
         """The multipart ETag for parts of ``part_size_bytes``, or None if not computed."""
@@ -109,15 +114,16 @@ class FileDigest:
             return multipart_etag([bytes.fromhex(self.md5)]) if self.md5 else None
         return self.multipart.get(part_size_bytes)
 
-    def has(self, *, whole: bool, part_sizes: Sequence[int]) -> bool:
-        """Whether this digest already answers for the MD5 (``whole``) and every part size."""
-        return (not whole or bool(self.md5)) and all(self.multipart_etag_for(p) is not None for p in part_sizes)
+    def has(self, *, whole: bool, part_sizes: Sequence[int], crcs: Sequence[str] = ()) -> bool:
+        """Whether this digest already answers for the MD5 (``whole``), every part size and every CRC."""
+        return ((not whole or bool(self.md5)) and all(self.multipart_etag_for(p) is not None for p in part_sizes)
+                and all(c in self.crcs for c in crcs))
 
     def merged(self, other: FileDigest) -> FileDigest:
         """This digest plus what ``other`` (of the same file version) knows."""
         return FileDigest(self.size_bytes, self.mtime_ns, self.ctime_ns, self.inode, self.md5 or other.md5,
                           {**other.multipart, **self.multipart},
-                          self.device if self.device is not None else other.device)
+                          self.device if self.device is not None else other.device, {**other.crcs, **self.crcs})
 
     def same_file(self, other: FileDigest) -> bool:
         return (self.size_bytes, self.mtime_ns, self.ctime_ns, self.inode) == (
@@ -154,10 +160,11 @@ class _PartHasher:
 
 def file_digest(
     path: str, part_sizes: Sequence[int] = (), *, whole: bool = True, buffer_bytes: int = READ_BUFFER_BYTES,
-    opener: Callable[[str], int] | None = None,
+    opener: Callable[[str], int] | None = None, crcs: Sequence[str] = (),
 ) -> FileDigest:
-    """Read ``path`` once; return its MD5 (unless ``whole`` is False: ``md5`` is then "") and
-    its multipart ETag for each of ``part_sizes``. ``opener``: opens ``path`` for reading instead of
+    """Read ``path`` once; return its MD5 (unless ``whole`` is False: ``md5`` is then ""),
+    its multipart ETag for each of ``part_sizes`` and its CRC for each algorithm of ``crcs``
+    (:data:`~s3pump.store.checksums.FULL_OBJECT_ALGORITHMS`). ``opener``: opens ``path`` for reading instead of
     ``os.open`` (sync's opens it beneath its root without following a symlink); it may raise a
     SourceError of its own.
 
@@ -180,6 +187,7 @@ def file_digest(
         if one_part and whole_md5 is None:  # a one-part ETag is the md5 of the MD5: needs the MD5
             whole_md5 = hashlib.md5()
         parts = [_PartHasher(p) for p in dict.fromkeys(part_sizes) if 0 < p < st.st_size]
+        running = [FullObjectChecksum(a) for a in dict.fromkeys(crcs)]
         buf = bytearray(min(buffer_bytes, max(st.st_size, 1)))
         view = memoryview(buf)
         total = 0
@@ -193,6 +201,8 @@ def file_digest(
                     whole_md5.update(chunk)
                 for p in parts:
                     p.update(chunk)
+                for c in running:
+                    c.update(chunk)
                 total += n
         after = os.fstat(fd)
     except OSError as e:
@@ -204,4 +214,4 @@ def file_digest(
         raise SourceChangedError(f"{path}: changed while it was hashed; rerun sync")
     return FileDigest(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                       whole_md5.hexdigest() if whole_md5 is not None else "",
-                      {p.part_size: p.etag() for p in parts}, st.st_dev)
+                      {p.part_size: p.etag() for p in parts}, st.st_dev, {c.algorithm: c.base64() for c in running})

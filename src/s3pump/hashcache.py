@@ -1,10 +1,16 @@
-"""A local cache of file MD5s (and multipart ETags), so a repeated ``sync --checksum`` reads
-no unchanged file again.
+"""A local cache of file MD5s (and multipart ETags, and full-object CRCs), so a repeated
+``sync --checksum`` reads no unchanged file again.
 
 One SQLite table keyed by absolute path. An entry is used only while the file's size,
 mtime_ns, inode and ctime_ns are all unchanged. ctime is part of the key because a
 user can reset mtime (``touch -d``, ``os.utime``) after changing a file, but nobody can
 set ctime: any write or utime moves it. So a stale digest is never trusted.
+
+Columns: ``md5`` (hex, "" when not computed), ``multipart`` (``size:etag,...``) and ``crcs``
+(``ALGORITHM:base64,...``: the file's CRC32C/CRC32/CRC64NVME, compared with an object's
+full-object checksum). ``crcs`` was added in issue 28: a cache without it gets the column
+(``ALTER TABLE``, empty for the old entries) when opened; an older s3pump then finds 8 columns
+where it writes 7, and runs without the cache (``error`` says so), hashing every file.
 
 Threading: :meth:`HashCache.get` may be called from many threads at once (each gets
 its own read connection; WAL mode lets them read while the writer writes; on a network
@@ -33,15 +39,30 @@ CREATE TABLE IF NOT EXISTS digests (
     ctime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
     md5 TEXT NOT NULL,
-    multipart TEXT NOT NULL
+    multipart TEXT NOT NULL,
+    crcs TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID
 """
+#: Caches written before issue 28 have no ``crcs`` column.
+_ADD_CRCS = "ALTER TABLE digests ADD COLUMN crcs TEXT NOT NULL DEFAULT ''"
 _FLUSH_EVERY = 2000
 _MAX_QUERY_PARAMS = 500
 
 
 def _encode_multipart(multipart: dict[int, str]) -> str:
     return ",".join(f"{size}:{etag}" for size, etag in sorted(multipart.items()))
+
+
+def _encode_crcs(crcs: dict[str, str]) -> str:
+    return ",".join(f"{name}:{value}" for name, value in sorted(crcs.items()))
+
+
+def _decode_crcs(text: str) -> dict[str, str]:
+    return {name: value for name, sep, value in (item.partition(":") for item in text.split(",")) if sep}
+
+
+def _digest(row: tuple[int, int, int, int, str, str, str]) -> FileDigest:
+    return FileDigest(row[0], row[1], row[2], row[3], row[4], _decode_multipart(row[5]), crcs=_decode_crcs(row[6]))
 
 
 def _decode_multipart(text: str) -> dict[int, str]:
@@ -54,7 +75,8 @@ def _decode_multipart(text: str) -> dict[int, str]:
 
 
 class HashCache:
-    """MD5 cache at ``path`` (created if missing). Close it to write the last entries.
+    """Digest cache at ``path`` (created if missing; an older one gains the ``crcs`` column). Close it
+    to write the last entries.
 
     Raises:
         sqlite3.Error: never for a corrupt or locked cache: the cache is then off for
@@ -67,7 +89,7 @@ class HashCache:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._pending: list[tuple[str, int, int, int, int, str, str]] = []
+        self._pending: list[tuple[str, int, int, int, int, str, str, str]] = []
         self._writer: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +97,9 @@ class HashCache:
             # WAL on a local disk; the rollback journal on NFS/Lustre/GPFS, where WAL fails (statefs.py)
             self._writer.execute(f"PRAGMA journal_mode={sqlite_journal_mode(self.path)}")
             self._writer.execute(_SCHEMA)
+            columns = {row[1] for row in self._writer.execute("PRAGMA table_info(digests)")}
+            if "crcs" not in columns:
+                self._writer.execute(_ADD_CRCS)
             self._writer.commit()
         except (sqlite3.Error, OSError) as e:
             self._disable(e)
@@ -110,14 +135,14 @@ class HashCache:
             return None
         try:
             row = self._reader().execute(
-                "SELECT size_bytes, mtime_ns, ctime_ns, inode, md5, multipart FROM digests WHERE path = ?",
+                "SELECT size_bytes, mtime_ns, ctime_ns, inode, md5, multipart, crcs FROM digests WHERE path = ?",
                 (path,),
             ).fetchone()
         except sqlite3.Error:
             return None
         if row is None or tuple(row[:4]) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
             return None
-        return FileDigest(row[0], row[1], row[2], row[3], row[4], _decode_multipart(row[5]))
+        return _digest(row)
 
     def get_many(self, stats: dict[str, os.stat_result]) -> dict[str, FileDigest]:
         """:meth:`get` for many paths in one query: path -> digest, for the hits only."""
@@ -130,13 +155,13 @@ class HashCache:
             for i in range(0, len(paths), _MAX_QUERY_PARAMS):
                 chunk = paths[i:i + _MAX_QUERY_PARAMS]
                 rows = conn.execute(
-                    "SELECT path, size_bytes, mtime_ns, ctime_ns, inode, md5, multipart FROM digests "
+                    "SELECT path, size_bytes, mtime_ns, ctime_ns, inode, md5, multipart, crcs FROM digests "
                     f"WHERE path IN ({','.join('?' * len(chunk))})", chunk,
                 ).fetchall()
                 for row in rows:
                     st = stats[row[0]]
                     if tuple(row[1:5]) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
-                        out[row[0]] = FileDigest(row[1], row[2], row[3], row[4], row[5], _decode_multipart(row[6]))
+                        out[row[0]] = _digest(row[1:])
         except sqlite3.Error:
             return out
         return out
@@ -146,7 +171,7 @@ class HashCache:
         if self._writer is None:
             return
         self._pending.append((path, digest.size_bytes, digest.mtime_ns, digest.ctime_ns, digest.inode,
-                              digest.md5, _encode_multipart(digest.multipart)))
+                              digest.md5, _encode_multipart(digest.multipart), _encode_crcs(digest.crcs)))
         if len(self._pending) >= _FLUSH_EVERY:
             self.flush()
 
@@ -155,7 +180,7 @@ class HashCache:
             return
         rows, self._pending = self._pending, []
         try:
-            self._writer.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._writer.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._writer.commit()
         except sqlite3.Error as e:
             self._disable(e)

@@ -146,6 +146,8 @@ class StreamReport(Report):
     ``part_sizes`` lists ``(part size, count)`` runs in part-number order (one run for a
     fixed part size; more as an unknown-size stream grows its parts). ``parts`` is 0 for a
     single PUT. ``peak_parts_held`` is the most parts s3pump held at once (memory or spool).
+    ``md5`` / ``sha256``: hex digests of the whole stream, None when not computed (``--md5``,
+    ``--sha256``); ``checksum``: the full-object CRC (base64), None without one.
     """
 
     bucket: str
@@ -153,7 +155,7 @@ class StreamReport(Report):
     bytes: int
     parts: int
     part_sizes: list[tuple[int, int]]
-    md5: str
+    md5: str | None
     sha256: str | None
     etag: str
     version_id: str | None

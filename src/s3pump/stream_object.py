@@ -4,7 +4,8 @@
 ``--concurrency`` budget split into requests in flight and part buffers (:func:`stream_limits`,
 see ``jobs/stream.py`` for the memory bound), ``--size-tolerance`` (:func:`parse_tolerance`), the
 single PUT of a stream that fits one part (:func:`single_put_item`), the MD5/SHA-256 metadata a
-multipart object gets by a metadata-replacing copy (:func:`store_digests`), and the report.
+multipart object gets by a metadata-replacing copy (:func:`store_digests`; only with ``--md5`` or
+``--sha256``: without them there is nothing to copy), and the report.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ __all__ = [
 
 _log = logging.getLogger("s3pump.stream")
 
-#: User metadata holding the hex MD5 / SHA-256 of the whole stream (``x-amz-meta-md5``, ...).
-#: ``md5`` is the key sync reads to compare a multipart object with a local file.
+#: User metadata holding the hex MD5 / SHA-256 of the whole stream (``x-amz-meta-md5``, ...), written
+#: with ``--md5`` / ``--sha256``. ``md5`` is a key sync and verify read to compare a multipart object
+#: with a local file (the full-object CRC is the other, and a stream's default).
 MD5_METADATA = "md5"
 SHA256_METADATA = "sha256"
 
@@ -82,15 +84,18 @@ def stream_limits(concurrency: int, *, spooled: bool = False) -> tuple[int, int]
 
 
 def digest_metadata(source: StreamPartSource) -> dict[str, str]:
-    """The user metadata of the whole stream's digests (``md5``, and ``sha256`` if computed)."""
-    digests = {MD5_METADATA: source.md5_hex}
+    """The user metadata of the whole stream's digests: ``md5`` and ``sha256``, each if computed
+    (empty when neither was asked for)."""
+    digests = {}
+    if source.md5_hex is not None:
+        digests[MD5_METADATA] = source.md5_hex
     if source.sha256_hex is not None:
         digests[SHA256_METADATA] = source.sha256_hex
     return digests
 
 
 def single_put_item(source: StreamPartSource, key: str, name: str, attrs: ObjectAttributes) -> UploadItem:
-    """The one PutObject of a stream that fits in its first part, its digests in its metadata."""
+    """The one PutObject of a stream that fits in its first part, its digests (if any) in its metadata."""
     body = source.single_body()
     with_digests = attrs.with_metadata(digest_metadata(source))
     if isinstance(body, FileRange):  # spooled: the store reads the spool file itself
@@ -101,7 +106,8 @@ def single_put_item(source: StreamPartSource, key: str, name: str, attrs: Object
 
 def store_digests(run: Run, key: str, attrs: ObjectAttributes, source: StreamPartSource,
                    done: FileDone) -> tuple[str, str | None]:
-    """Put the MD5/SHA-256 metadata on the completed object; its final ETag and version ID."""
+    """Put the MD5/SHA-256 metadata (:func:`digest_metadata`, not empty) on the completed object; its
+    final ETag and version ID."""
     bucket = run.bucket
     assert run.uploads is not None
     try:
@@ -109,7 +115,8 @@ def store_digests(run: Run, key: str, attrs: ObjectAttributes, source: StreamPar
                                   size_bytes=done.size_bytes, etag=done.etag, version_id=done.version_id)
     except StoreError as e:
         raise type(e)(
-            f"s3://{bucket}/{key}: stored complete ({done.size_bytes} bytes, md5 {source.md5_hex}), "
+            f"s3://{bucket}/{key}: stored complete ({done.size_bytes} bytes, "
+            + ", ".join(f"{k} {v}" for k, v in digest_metadata(source).items()) + "), "
             f"but writing its digest metadata failed: {e}", status=e.status, code=e.code,
         ) from None
     final = result.version_id or done.version_id

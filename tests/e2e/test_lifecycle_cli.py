@@ -247,12 +247,13 @@ def test_upload_and_stream_report_version_ids(server: Any, new_bucket: str, stat
 
 
 def test_a_multipart_stream_leaves_one_version(server: Any, new_bucket: str, state_dir: Path) -> None:
-    """A multipart stream gets its md5 metadata by a copy onto itself after completion; in a
+    """A multipart stream gets its md5 metadata (--md5) by a copy onto itself after completion; in a
     versioned bucket that copy is a second version of the same bytes. Only the final one stays."""
     env = server.env(state_dir)
     server.boto().put_bucket_versioning(Bucket=new_bucket, VersioningConfiguration={"Status": "Enabled"})
     body = bytes(range(256)) * (44 * 1024)  # 11 MiB: three 5 MiB parts
-    st = run_cli(["stream", f"s3://{new_bucket}/big", "--part-size", "5MiB", "--json", "--no-progress"], env,
+    st = run_cli(["stream", f"s3://{new_bucket}/big", "--part-size", "5MiB", "--json", "--no-progress", "--md5"],
+                 env,
                  input=body)
     assert st.returncode == 0, st.stderr
     report = json.loads(st.stdout)

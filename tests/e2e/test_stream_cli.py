@@ -65,7 +65,8 @@ def test_chinook_dump_through_gzip(s3env: S3Env, bucket: str, state_dir: Path, t
 def test_multipart_stream_roundtrip(s3env: S3Env, bucket: str, state_dir: Path) -> None:
     data = os.urandom(17 * MIB + 5)
     proc = run_cli(["stream", f"s3://{bucket}/s.bin", "--part-size", "5MiB", "--json", "--metadata", "team=db",
-                    "--content-type", "application/octet-stream", "--sha256"], s3env.env(state_dir), input=data)
+                    "--content-type", "application/octet-stream", "--sha256", "--md5"], s3env.env(state_dir),
+                   input=data)
     assert proc.returncode == 0, proc.stderr.decode()
     report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     assert report["parts"] == 4 and report["bytes"] == len(data)
@@ -163,7 +164,8 @@ def test_growing_part_sizes_on_s3(s3env: S3Env, bucket: str) -> None:
     schedule = PartSchedule(start_bytes=5 * MIB, flat_parts=2, double_every_parts=1, max_parts=4)
     assert schedule.capacity_bytes() == 40 * MIB
     data = os.urandom(38 * MIB)
-    report = stream(io.BytesIO(data), f"s3://{bucket}/grow.bin", s3env.config(concurrency=4), schedule=schedule)
+    report = stream(io.BytesIO(data), f"s3://{bucket}/grow.bin", s3env.config(concurrency=4), schedule=schedule,
+                    md5=True)
     assert report.part_sizes == [(5 * MIB, 2), (10 * MIB, 1), (20 * MIB, 1)] and report.parts == 4
     client = s3env.boto()
     assert client.get_object(Bucket=bucket, Key="grow.bin")["Body"].read() == data

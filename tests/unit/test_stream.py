@@ -72,7 +72,8 @@ class RaisingReader(io.RawIOBase):
 
 def test_small_stream_is_one_put_with_digests() -> None:
     store, data = _store(), _data(700)
-    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, sha256=True)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, sha256=True,
+                    md5=True)
     obj = store.buckets[BUCKET]["k"]
     assert obj.body == data
     assert obj.metadata == {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}
@@ -97,7 +98,7 @@ def test_empty_stream_is_a_zero_byte_object() -> None:
 def test_multipart_stream_bytes_and_digests() -> None:
     store, data = _store(), _data(20 * KIB + 123)
     report = stream(io.BufferedReader(io.BytesIO(data)), f"s3://{BUCKET}/k", CONFIG, store=store,
-                    schedule=SMALL, sha256=True)
+                    schedule=SMALL, sha256=True, md5=True)
     obj = store.buckets[BUCKET]["k"]
     assert obj.body == data
     assert obj.etag.endswith("-21") and report.etag == obj.etag and report.parts == 21
@@ -127,7 +128,7 @@ def test_raw_readable_short_reads_are_joined() -> None:
 def test_user_attributes_survive_the_digest_copy() -> None:
     store, data = _store(), _data(5 * KIB)
     cfg = CONFIG.replace(metadata=(("owner", "db-team"),), content_type="application/gzip")
-    stream(io.BytesIO(data), f"s3://{BUCKET}/k", cfg, store=store, schedule=SMALL)
+    stream(io.BytesIO(data), f"s3://{BUCKET}/k", cfg, store=store, schedule=SMALL, md5=True)
     obj = store.buckets[BUCKET]["k"]
     assert obj.metadata["owner"] == "db-team" and obj.content_type == "application/gzip"
     assert obj.metadata["md5"] == hashlib.md5(data).hexdigest()
@@ -331,7 +332,7 @@ def test_retried_parts_are_read_again_from_their_buffer(monkeypatch: pytest.Monk
 
     store, data = _store(fault=fault), _data(32 * KIB + 17)
     report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG.replace(max_attempts=3), store=store,
-                    schedule=SMALL)
+                    schedule=SMALL, md5=True)
     assert store.get_object(BUCKET, "k") == data and report.retries >= 16
     assert store.buckets[BUCKET]["k"].metadata["md5"] == hashlib.md5(data).hexdigest()
     assert log.distinct() <= stream_limits(CONFIG.concurrency)[1]
@@ -411,15 +412,45 @@ def test_parse_tolerance() -> None:
         parse_tolerance("x%", 100)
 
 
-def test_sha256_is_an_option_md5_and_the_full_object_crc_are_not() -> None:
-    """By default: md5 metadata (sync compares with it) and the whole stream's CRC32C sent at
-    completion (the server checks it); the SHA-256 only with sha256=True."""
+def test_md5_and_sha256_are_options_the_full_object_crc_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default (issue 28): no MD5 is computed (no hashlib.md5 in the stream's source), no md5
+    metadata and no metadata copy; the whole stream's CRC32C is sent at completion (the server
+    checks it) and stays on the object as its FULL_OBJECT checksum."""
+    import s3pump.sources.stdin as stdin
+
+    def no_md5(*a: object, **kw: object) -> object:
+        raise AssertionError("the stream computed an MD5")
+
+    import types
+
+    monkeypatch.setattr(stdin, "hashlib", types.SimpleNamespace(md5=no_md5, sha256=hashlib.sha256))
     store, data = _store(), _data(20 * KIB + 123)
     report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL)
     assert store.get_object(BUCKET, "k") == data and report.parts == 21
-    assert store.buckets[BUCKET]["k"].metadata == {"md5": hashlib.md5(data).hexdigest()}
-    assert report.sha256 is None and report.checksum_algorithm == "CRC32C"
-    assert report.checksum == full_checksum("CRC32C", data)[1]
+    assert store.buckets[BUCKET]["k"].metadata == {} and ("CopyObject", "k") not in store.request_log
+    assert report.md5 is None and report.sha256 is None and report.checksum_algorithm == "CRC32C"
+    assert report.checksum == full_checksum("CRC32C", data)[1] and report.to_json()["md5"] is None
+    head = store.head_object(BUCKET, "k", checksum_mode=True)
+    assert head is not None and head.checksum_type == "FULL_OBJECT" and head.checksums == {"CRC32C": report.checksum}
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+def test_md5_option_restores_the_md5_metadata(tmp_path: Path, spooled: bool) -> None:
+    store, data = _store(), _data(20 * KIB + 123)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG, store=store, schedule=SMALL, md5=True,
+                    spool_dir=str(tmp_path / "spool") if spooled else None)
+    assert store.buckets[BUCKET]["k"].metadata == {"md5": hashlib.md5(data).hexdigest()} and report.parts == 21
+    assert report.md5 == hashlib.md5(data).hexdigest() and report.checksum == full_checksum("CRC32C", data)[1]
+
+
+@pytest.mark.parametrize("algorithm", ["SHA256", "none"])
+def test_without_a_full_object_crc_the_md5_is_stored_anyway(algorithm: str) -> None:
+    """SHA1/SHA256/none have no FULL_OBJECT form: the MD5 stays the whole stream's record."""
+    store, data = _store(), _data(5 * KIB + 3)
+    report = stream(io.BytesIO(data), f"s3://{BUCKET}/k", CONFIG.replace(checksum_algorithm=algorithm),
+                    store=store, schedule=SMALL)
+    assert report.checksum is None and report.md5 == hashlib.md5(data).hexdigest()
+    assert store.buckets[BUCKET]["k"].metadata == {"md5": report.md5}
 
 
 @pytest.mark.parametrize("spooled", [False, True])

@@ -36,7 +36,7 @@ class HashAnswer:
 
 
 def hash_task(requests: tuple[HashRequest, ...], follow_symlinks: bool) -> HashAnswer:
-    """The task: read each requested file on this worker (its MD5, and the asked multipart ETags).
+    """The task: read each requested file on this worker (its MD5, and the asked multipart ETags and CRCs).
     Digests carry no device number (another host numbers devices its own way)."""
     from distributed import get_worker
 
@@ -48,7 +48,7 @@ def hash_task(requests: tuple[HashRequest, ...], follow_symlinks: bool) -> HashA
         root = local_path(r.root, mapping)
         path = local_path(r.path, mapping)
         try:
-            d = read_digest(root, path, r.part_sizes, whole=True, follow_symlinks=follow_symlinks)
+            d = read_digest(root, path, r.part_sizes, whole=True, follow_symlinks=follow_symlinks, crcs=r.crcs)
         except SourceError as e:
             out.append(e)
             continue

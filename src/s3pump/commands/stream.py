@@ -33,8 +33,8 @@ HELP = ("Upload stdin (or --input) to one object while it is still being read: b
         "no size ceiling, and nothing stored unless the whole stream arrived (a read error, a count other "
         "than --expected-size, Ctrl-C or SIGTERM abort the upload). An empty stdin creates a 0-byte object. "
         "The server checks each part's checksum and, for a multipart stream, the whole object's "
-        "(FULL_OBJECT CRC); the object's md5 metadata holds the MD5 of the whole stream (and sha256 "
-        "the SHA-256, with --sha256)."
+        "(FULL_OBJECT CRC), which stays on the object for verify and sync --checksum; with --md5 the "
+        "object's md5 metadata holds the MD5 of the whole stream (and sha256 the SHA-256, with --sha256)."
         + examples("pg_dump mydb | gzip | s3pump stream s3://bucket/backups/mydb.sql.gz",
                    "s3pump stream s3://bucket/big.tar --input big.fifo --expected-size 200GiB"))
 
@@ -71,6 +71,11 @@ def stream(
     sha256: Annotated[bool, typer.Option("--sha256", metavar="", rich_help_panel=SAFETY,
                                          help="Also store the SHA-256 of the whole stream as sha256 metadata "
                                          "(about 0.6 CPU-s/GiB more)")] = False,
+    md5: Annotated[bool, typer.Option("--md5", metavar="", rich_help_panel=SAFETY, envvar="S3PUMP_STREAM_MD5",
+                                      show_envvar=False,
+                                      help=note("Also compute the MD5 of the whole stream and store it as md5 "
+                                                "metadata (about 1.8 CPU-s/GiB more; always on without a "
+                                                "full-object CRC)", env="S3PUMP_STREAM_MD5=1"))] = False,
     no_progress: NoProgress = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", rich_help_panel=OUTPUT,
                                         help="No progress and no summary line; errors only")] = False,
@@ -116,7 +121,7 @@ def stream(
                 report = stream_api(
                     readable, destination, config, expected_size_bytes=expected, size_tolerance_bytes=tolerance,
                     spool_dir=str(spool_dir) if spool_dir is not None else None, embedded=where.embedded,
-                    subscribers=v.subscribers, name=name, handle_signals=True, sha256=sha256,
+                    subscribers=v.subscribers, name=name, handle_signals=True, sha256=sha256, md5=md5,
                 )
                 v.finish(report.to_json())
         finally:

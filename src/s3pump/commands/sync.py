@@ -38,8 +38,8 @@ def sync(
     size_only: Annotated[bool, typer.Option("--size-only", metavar="", rich_help_panel=WHAT,
                                             help="Upload only when the size differs")] = False,
     checksum: Annotated[bool, typer.Option("--checksum", metavar="", rich_help_panel=WHAT,
-                                           help="Compare contents: MD5 vs ETag (multipart-aware) or the "
-                                           "object's md5 metadata")] = False,
+                                           help="Compare contents: MD5 vs ETag (multipart-aware), the "
+                                           "object's full-object CRC (a stream's) or its md5 metadata")] = False,
     use_server_modtime: Annotated[bool, typer.Option(
         "--use-server-modtime", metavar="", rich_help_panel=WHAT,
         help="Compare the file's mtime with the object's LastModified (as aws s3 sync; no HeadObject per "

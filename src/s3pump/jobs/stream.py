@@ -12,12 +12,16 @@ Integrity, checked by the server: every part (or the single PUT) carries its che
 (``--checksum-algorithm``, CRC32C by default), and a multipart stream is a FULL_OBJECT upload
 (CRC32C, CRC32 or CRC64NVME): the reader computes the whole stream's CRC as it reads it and sends it
 with CompleteMultipartUpload, and a server that checks it refuses a mismatch, so no object is
-stored (see docs/stream.md for which servers check). The MD5 of the whole stream is stored as the
-object's ``md5`` user metadata (hex; sync compares with it), and with ``sha256=True`` the SHA-256
-as ``sha256``. A single PUT carries them; a multipart object gets them afterwards by a
-metadata-replacing copy onto itself (:func:`~s3pump.engine.copy.replace_metadata`), since S3 fixes
-metadata at CreateMultipartUpload, before the stream has been read. The ETag and version ID
-reported are those of that final object.
+stored (see docs/stream.md for which servers check). That CRC stays on the object and is what
+``verify`` and ``sync --checksum`` compare a local file with. With ``md5=True`` (``--md5``) the MD5
+of the whole stream is computed too (1.8 CPU-s/GiB, the largest cost of a stream, so it is opt-in)
+and stored as the object's ``md5`` user metadata (hex), and with ``sha256=True`` the SHA-256 as
+``sha256``; without a full-object CRC (``--checksum-algorithm SHA1|SHA256|none``) the MD5 is always
+computed and stored, so an object never lacks a whole-stream digest. A single PUT carries them; a
+multipart object gets them afterwards by a metadata-replacing copy onto itself
+(:func:`~s3pump.engine.copy.replace_metadata`), since S3 fixes metadata at CreateMultipartUpload,
+before the stream has been read (no copy when there is no digest to store). The ETag and version
+ID reported are those of that final object.
 
 Memory bound (``c`` = ``--concurrency``, default 16; ``P`` = the largest part size used)::
 
@@ -59,6 +63,7 @@ from ..stream_object import (
     MD5_METADATA,
     SHA256_METADATA,
     STREAM_DEFAULT_CONCURRENCY,
+    digest_metadata,
     parse_tolerance,
     part_runs,
     single_put_item,
@@ -106,6 +111,7 @@ def stream(
     name: str = "stdin",
     handle_signals: bool = False,
     sha256: bool = False,
+    md5: bool = False,
 ) -> StreamReport:
     """Upload everything ``readable`` yields to ``destination`` (``s3://bucket/key``) as one object.
 
@@ -117,11 +123,14 @@ def stream(
     Progress: each part read is a :class:`~s3pump.events.SourceRead` event. ``handle_signals``:
     SIGINT/SIGTERM cancel (the CLI's setting; by default no handler is installed). ``sha256``:
     compute the SHA-256 of the whole stream too and store it as ``sha256`` metadata (about 0.6
-    CPU-s/GiB more).
+    CPU-s/GiB more). ``md5``: compute the MD5 of the whole stream and store it as ``md5`` metadata
+    (about 1.8 CPU-s/GiB more); it is computed whatever ``md5`` says when the checksum algorithm has
+    no full-object form (SHA1, SHA256, none).
 
     Returns:
-        StreamReport: bytes, parts and part sizes, MD5 (and SHA-256), the full-object checksum the
-        server checked (``checksum_algorithm``, ``checksum``: base64), final ETag and version ID.
+        StreamReport: bytes, parts and part sizes, MD5 and SHA-256 (None when not computed), the
+        full-object checksum the server checked (``checksum_algorithm``, ``checksum``: base64; None
+        for SHA1/SHA256/none), final ETag and version ID.
 
     Raises:
         UsageError: bad destination (no key), config, or expected size (exit 2).
@@ -159,7 +168,7 @@ def stream(
     source = StreamPartSource(
         readable, schedule, buffers=buffers, name=name, spool_dir=spool_dir,
         expected_size_bytes=expected_size_bytes, size_tolerance_bytes=size_tolerance_bytes,
-        sha256=sha256, full_object_algorithm=full,
+        sha256=sha256, full_object_algorithm=full, md5=md5 or full is None,
     )
     started = time.monotonic()
     outcome = _Outcome()
@@ -188,7 +197,7 @@ def stream(
                 raise outcome.failed.error if outcome.failed is not None else SourceError(f"{name}: not stored")
             done = outcome.done
             etag, version_id = done.etag, done.version_id
-            if multipart:
+            if multipart and digest_metadata(source):
                 etag, version_id = store_digests(run, key, attrs, source, done)
     finally:
         source.close()

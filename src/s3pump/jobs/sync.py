@@ -98,9 +98,10 @@ def sync(
     ``mode``: ``"default"`` (as ``rclone sync``: size or ``x-amz-meta-mtime`` differs, one HeadObject
     per same-size object the hash cache cannot clear; no recorded mtime: the aws rule), ``"server-modtime"``
     (as ``aws s3 sync``: size differs or the file is newer than LastModified), ``"size-only"``, or
-    ``"checksum"`` (MD5 against the ETag, a recomputed multipart ETag, or the ``md5`` metadata; when none
-    can decide, the file is uploaded and the ``planned`` event says why). ``delete``: remove objects under
-    the prefix that have no local file (after the uploads). ``max_delete``: a count (``10``) or a share of
+    ``"checksum"`` (MD5 against the ETag, a recomputed multipart ETag, the file's CRC against the
+    object's full-object checksum, or the ``md5`` metadata; when none can decide, the file is uploaded
+    and the ``planned`` event says why). ``delete``: remove objects under the prefix that have no local
+    file (after the uploads). ``max_delete``: a count (``10``) or a share of
     the objects under the prefix (``"5%"``); a plan that deletes more deletes nothing and raises (rclone's
     ``--max-delete``; the uploads are done by then). ``dry_run``: list the plan as events
     (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.

@@ -4,16 +4,20 @@ For every regular file under ``DIR`` (keys as ``upload``/``sync`` make them), th
 ``prefix/<relative path>`` must exist, have the file's size, and the same content. Content is
 compared, in order, by what the object can prove:
 
+0. for a multipart object, first its full-object CRC32/CRC32C/CRC64NVME checksum (HeadObject with
+   ``x-amz-checksum-mode: ENABLED``, ``ChecksumType`` FULL_OBJECT; S3 User Guide, "Checking
+   object integrity"; what ``s3pump stream`` stores, and its only record without ``--md5``): the
+   file's CRC of that algorithm, one pass, no part size to know (:mod:`s3pump.plan.crccheck`);
 1. the ETag: a single-part ETag is the MD5 of the body; a multipart ETag is recomputed for the
    part size of the object's part 1 (HeadObject ``partNumber=1``), or where the store cannot tell,
    for the part sizes that give its part count (s3pump's, the common tools' defaults, the
    smallest fitting size; :mod:`s3pump.etags`) — all from one read of the file;
-2. the ``md5`` user metadata (s3pump's sync and stream uploads write it) when the ETag cannot
-   decide (SSE-KMS, an unknown part size): the same rule as ``sync --checksum``
+2. the ``md5`` user metadata (s3pump's sync uploads and ``stream --md5`` write it) when the ETag
+   cannot decide (SSE-KMS, an unknown part size): the same rule as ``sync --checksum``
    (:func:`s3pump.plan.syncplan.checksum_verdict`);
-3. a full-object CRC32/CRC32C/CRC64NVME checksum stored with the object (HeadObject with
-   ``x-amz-checksum-mode: ENABLED``, ``ChecksumType`` FULL_OBJECT; S3 User Guide, "Checking
-   object integrity"), when 1 and 2 cannot decide.
+3. a single-part object's stored full-object CRC, when 1 and 2 cannot decide (SSE-KMS).
+
+A COMPOSITE checksum (``<base64>-N``, the checksum of the parts' checksums) is not compared.
 
 With ``download``, the bytes themselves are fetched and compared instead. An object none of
 these can judge is ``unverified`` (rerun with ``--download``). Objects under the prefix with
@@ -23,15 +27,14 @@ bytes per object).
 
 from __future__ import annotations
 
-import base64
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..config import TransferConfig
 from ..errors import PathNotFoundError, SourceError, StoreError, UsageError
 from ..etags import file_digest, parse_etag
+from ..plan.crccheck import HeadMemo, head_with_checksums
 from ..plan.syncplan import RemoteRecord, checksum_part_sizes, checksum_verdict
 from ..reports import VerifyReport
 from ..run import Run
@@ -44,8 +47,6 @@ from ..urls import S3Url, parse_s3_url
 __all__ = ["verify"]
 
 _READ_BYTES = MIB
-#: the full-object checksums verify compares, in this order (ObjectInfo.checksums' names)
-_CRC_NAMES = ("CRC64NVME", "CRC32C", "CRC32")
 
 
 def verify(
@@ -113,18 +114,21 @@ class _Checker:
                 return self._download(path, key)
             record = RemoteRecord(key.encode(), info.size_bytes, info.etag, info.last_modified)
             parsed = parse_etag(info.etag)
+            head = HeadMemo(lambda: head_with_checksums(self.store, self.bucket, key))
+            multipart = parsed is None or parsed[1] is not None
+            if multipart and (crc := self._full_object_checksum(path, head)) is not None:
+                return crc  # one CRC pass, and no part size or md5 metadata needed
             exact = self._part_size(key, info.size_bytes, parsed[1]) if parsed is not None and parsed[1] else None
             part_sizes = [exact] if exact else checksum_part_sizes(record, self.config.part_size_bytes)
             digest = file_digest(path, part_sizes, whole=True)
-            verdict = checksum_verdict(digest, record, part_sizes, lambda: self.store.head_object(self.bucket, key))
+            verdict = checksum_verdict(digest, record, part_sizes, head)
             if verdict.same:
                 return "match", verdict.reason
             if not verdict.fallback:
                 return "different", verdict.reason
             if exact and verdict.reason.startswith("multipart ETag"):  # the part size is known, not guessed
                 return "different", f"content differs (multipart ETag recomputed with the object's {exact}-byte parts)"
-            crc = self._full_object_checksum(path, key)
-            if crc is not None:
+            if not multipart and (crc := self._full_object_checksum(path, head)) is not None:
                 return crc
             if self.ignored_part_number.get(key):
                 return "unverified", (f"{verdict.reason}; the server ignored partNumber=1 on HeadObject (no "
@@ -178,37 +182,13 @@ class _Checker:
         fits = size > 0 and size * (parts - 1) < size_bytes <= size * parts
         return size if count == parts and fits else None
 
-    def _full_object_checksum(self, path: str, key: str) -> tuple[str, str] | None:
-        """Compare a stored full-object CRC with the file's; None when the object has none."""
-        try:
-            head = self.store.head_object(self.bucket, key, checksum_mode=True)
-        except StoreError:
-            return None  # a store without checksum support: nothing more to compare
-        if head is None or head.checksum_type not in (None, "FULL_OBJECT"):  # COMPOSITE: of the parts' checksums
+    def _full_object_checksum(self, path: str, head: HeadMemo) -> tuple[str, str] | None:
+        """Compare the object's stored full-object CRC with the file's; None when it has none (or
+        HeadObject failed: the other rules, or ``unverified``, then say why)."""
+        crc = head.crc()
+        if crc is None:
             return None
-        for name in _CRC_NAMES:
-            stored = head.checksums.get(name)
-            if stored and "-" not in stored:
-                local = _file_crc(path, name)
-                if local == stored:
-                    return "match", f"full-object {name} equals the file's"
-                return "different", f"content differs (full-object {name})"
-        return None
-
-
-def _file_crc(path: str, algorithm: str) -> str:
-    """The base64 big-endian CRC (``algorithm``: one of :data:`_CRC_NAMES`) of a file, as S3 stores
-    ``x-amz-checksum-crc*``."""
-    from awscrt import checksums
-
-    fn: Callable[[bytes, int], int] = {"CRC32": checksums.crc32, "CRC32C": checksums.crc32c,
-                                       "CRC64NVME": checksums.crc64nvme}[algorithm]
-    width = 8 if algorithm == "CRC64NVME" else 4
-    crc = 0
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_READ_BYTES):
-                crc = fn(chunk, crc)
-    except OSError as e:
-        raise SourceError(f"{path}: {e.strerror}") from None
-    return base64.b64encode(crc.to_bytes(width, "big")).decode()
+        name, stored = crc
+        if file_digest(path, (), whole=False, crcs=[name]).crcs[name] == stored:
+            return "match", f"full-object {name} equals the file's"
+        return "different", f"content differs (full-object {name})"

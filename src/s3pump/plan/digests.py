@@ -21,12 +21,14 @@ __all__ = ["HashRequest", "Hasher", "NeedsRead", "read_digest"]
 
 @dataclass(frozen=True, slots=True)
 class HashRequest:
-    """Read ``path`` (under sync root ``root``, both as the coordinator names them): its MD5 and the
-    multipart ETag for each of ``part_sizes`` (bytes)."""
+    """Read ``path`` (under sync root ``root``, both as the coordinator names them): its MD5, the
+    multipart ETag for each of ``part_sizes`` (bytes) and the full-object CRC of each of ``crcs``
+    (``CRC32C``, ``CRC32``, ``CRC64NVME``)."""
 
     root: str
     path: str
     part_sizes: tuple[int, ...] = ()
+    crcs: tuple[str, ...] = ()
 
 
 Hasher = Callable[[Sequence[HashRequest], bool], list[FileDigest | S3PumpError]]
@@ -37,16 +39,18 @@ WorkerLostError when the process reading it died)."""
 
 class NeedsRead(Exception):
     """The planner would read a file here, but reads go to its :data:`Hasher` (``part_sizes``: the
-    multipart ETags it needs besides the MD5)."""
+    multipart ETags it needs besides the MD5; ``crcs``: the full-object CRCs)."""
 
-    def __init__(self, part_sizes: Sequence[int]) -> None:
+    def __init__(self, part_sizes: Sequence[int], crcs: Sequence[str] = ()) -> None:
         super().__init__("read elsewhere")
         self.part_sizes = tuple(part_sizes)
+        self.crcs = tuple(crcs)
 
 
 def read_digest(root: str, path: str, part_sizes: Sequence[int], *, whole: bool, follow_symlinks: bool,
-                digest: Callable[..., FileDigest] = file_digest) -> FileDigest:
-    """``path``'s digest (``whole``: its MD5; and a multipart ETag per ``part_sizes``), read once,
+                digest: Callable[..., FileDigest] = file_digest, crcs: Sequence[str] = ()) -> FileDigest:
+    """``path``'s digest (``whole``: its MD5; a multipart ETag per ``part_sizes``; the CRCs named in
+    ``crcs``), read once,
     opened one component at a time from ``root`` (``path`` is ``root/...``) without following a
     symlink unless ``follow_symlinks``: a file replaced by a link to outside the tree is not read.
     A file that changes while read is read again (3 times at most). ``digest``: the read
@@ -67,7 +71,7 @@ def read_digest(root: str, path: str, part_sizes: Sequence[int], *, whole: bool,
 
     for attempt in range(3):
         try:
-            return digest(path, part_sizes, whole=whole, opener=opener)
+            return digest(path, part_sizes, whole=whole, opener=opener, crcs=crcs)
         except SourceChangedError:
             if attempt == 2:
                 raise

@@ -34,6 +34,7 @@ from typing import Literal, NamedTuple
 from ..errors import StoreError
 from ..etags import FileDigest, candidate_part_sizes, parse_etag
 from ..store.base import ObjectInfo
+from .crccheck import full_object_crc
 
 __all__ = [
     "MODES",
@@ -204,7 +205,7 @@ def checksum_part_sizes(remote: RemoteRecord, own_part_size_bytes: int) -> list[
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The outcome of a checksum comparison. ``fallback``: the bytes could not be compared
-    exactly (no candidate part size, an SSE-KMS/SSE-C ETag, no md5 metadata), so the
+    exactly (no candidate part size, an SSE-KMS/SSE-C ETag, no md5 metadata nor full-object CRC), so the
     file is uploaded to be safe; ``reason`` says which."""
 
     same: bool
@@ -219,8 +220,10 @@ def checksum_verdict(
 
     1. A single-part ETag equal to the file's MD5, or a multipart ETag equal to the one
        recomputed for one of ``part_sizes``: same.
-    2. Otherwise HeadObject (``head()``): the object's ``md5`` user metadata (written by
-       every s3pump sync upload) decides when present.
+    2. Otherwise HeadObject (``head()``; with checksum mode, :mod:`s3pump.plan.crccheck`): the
+       object's full-object CRC decides when the digest holds the file's CRC of that algorithm
+       (``digest.crcs``; ``s3pump stream`` objects); else its ``md5`` user metadata (written by
+       every s3pump sync upload, and by ``stream --md5``) decides when present.
     3. Otherwise upload: plainly changed when the ETag is a plain MD5 of an unencrypted
        object; a ``fallback`` when it is a multipart ETag no candidate matches, an SSE-KMS
        ETag, an object HeadObject refuses (SSE-C needs the key), or an opaque ETag.
@@ -239,6 +242,11 @@ def checksum_verdict(
         return Verdict(False, f"HeadObject failed ({e}); the object may be SSE-C encrypted; uploading", True)
     if info is None:
         return Verdict(False, "the object disappeared since the listing")
+    crc = full_object_crc(info)
+    if crc is not None and crc[0] in digest.crcs:
+        if digest.crcs[crc[0]] == crc[1]:
+            return Verdict(True, f"full-object {crc[0]} equals the file's")
+        return Verdict(False, f"content differs (full-object {crc[0]})")
     stored = valid_md5(info.metadata.get("md5") or "")
     if stored and digest.md5:
         if stored == digest.md5:

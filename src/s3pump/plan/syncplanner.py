@@ -9,7 +9,8 @@ Runs in a producer thread (:class:`~s3pump.sources.handoff.Handoff`), in bounded
 - the merge-join (:mod:`s3pump.plan.syncplan`) decides upload / compare / skip / delete;
 - files to upload or compare are hashed on a thread pool (hashlib releases the GIL), through the
   :class:`~s3pump.hashcache.HashCache`; ``--checksum`` compares the MD5 or recomputed multipart
-  ETag with the object's ETag, then its ``md5`` metadata;
+  ETag with the object's ETag, then (HeadObject with checksum mode) the file's CRC with the
+  object's full-object checksum (:mod:`s3pump.plan.crccheck`; a stream's), then its ``md5`` metadata;
 - every upload carries the file's MD5 as ``x-amz-meta-md5``, so later checksum syncs are exact
   even for multipart objects.
 """
@@ -40,9 +41,10 @@ from ..items import UploadItem
 from ..sources.handoff import Handoff, Stopped
 from ..sources.keynames import KeyNames
 from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
-from ..store.base import ObjectAttributes, ObjectInfo, Store
+from ..store.base import ObjectAttributes, Store
 from ..units import MIB
 from ..urls import S3Url
+from .crccheck import HeadMemo, head_with_checksums
 from .digests import Hasher, HashRequest, NeedsRead, read_digest
 from .extsort import ExternalSorter, Spool
 from .putcheck import Md5Check
@@ -263,37 +265,39 @@ class SyncPlanner:
 
     # ------------------------------------------------------------------ hashing (pool threads)
     def _digest(self, path: str, *, whole: bool, part_sizes: list[int],
-                known: FileDigest | None) -> tuple[FileDigest, bool]:
-        """The file's MD5 (if ``whole``) and multipart ETags for ``part_sizes``: from ``known``
-        (the cache, or an earlier pass) when it answers, else read once (opened beneath the root, see
-        :func:`~s3pump.plan.digests.read_digest`: the upload then opens the inode hashed here).
+                known: FileDigest | None, crcs: Sequence[str] = ()) -> tuple[FileDigest, bool]:
+        """The file's MD5 (if ``whole``), multipart ETags for ``part_sizes`` and CRCs of ``crcs``: from
+        ``known`` (the cache, or an earlier pass) when it answers, else read once (opened beneath the
+        root, see :func:`~s3pump.plan.digests.read_digest`: the upload then opens the inode hashed here).
         Returns (digest, read_now).
 
         Raises:
             NeedsRead: the planner has a :attr:`hasher`: the read is its to do.
             SourceError: the file cannot be read as walked.
         """
-        if known is not None and known.has(whole=whole, part_sizes=part_sizes):
+        if known is not None and known.has(whole=whole, part_sizes=part_sizes, crcs=crcs):
             return known, False
         if self.hasher is not None:
-            raise NeedsRead(part_sizes)
+            raise NeedsRead(part_sizes, crcs)
         d = read_digest(self.root, path, part_sizes, whole=whole, follow_symlinks=self.config.follow_symlinks,
-                        digest=file_digest)
+                        digest=file_digest, crcs=crcs)
         if known is not None and known.same_file(d):
             d = d.merged(known)
         return d, True
 
-    def _head(self, key: str, heads: dict[str, _Memo] | None) -> _Memo:
-        """HeadObject of ``key``, at most once per ``heads`` (a batch examined in rounds)."""
-        bucket = self.dest.bucket
+    def _head(self, key: str, heads: dict[str, HeadMemo] | None) -> HeadMemo:
+        """HeadObject of ``key``, at most once per ``heads`` (a batch examined in rounds); with checksum
+        mode for ``--checksum`` (the stored CRC can decide), without it for the default mode's mtime."""
+        bucket, store = self.dest.bucket, self.store
         memo = heads.get(key) if heads is not None else None
         if memo is None:
-            memo = _Memo(lambda: self.store.head_object(bucket, key))
+            memo = HeadMemo((lambda: store.head_object(bucket, key)) if self.mode == "default"
+                            else (lambda: head_with_checksums(store, bucket, key)))
             if heads is not None:
                 heads[key] = memo
         return memo
 
-    def _examine(self, action: Action, cached: FileDigest | None, heads: dict[str, _Memo] | None = None) -> _Outcome:
+    def _examine(self, action: Action, cached: FileDigest | None, heads: dict[str, HeadMemo] | None = None) -> _Outcome:
         """Hash (or take from ``cached``) and decide one upload or compare action.
 
         Raises:
@@ -314,6 +318,9 @@ class SyncPlanner:
                 digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
             elif cached is not None and any(cached.multipart_etag_for(p) == etag for p in part_sizes):
                 digest, fresh = cached, False  # a cached multipart ETag matches: no HeadObject
+            elif crc := head.crc():
+                # a full-object CRC (a stream's): one CRC pass (awscrt, ~0.15 CPU-s/GiB), no part size to guess
+                digest, fresh = self._digest(path, whole=False, part_sizes=[], crcs=[crc[0]], known=cached)
             else:
                 # a multipart ETag: the md5 metadata (s3pump's own uploads) needs only the MD5; without it,
                 # only the candidate multipart ETags. Either way one MD5 pass per byte in the common case.
@@ -324,6 +331,11 @@ class SyncPlanner:
                 verdict = Verdict(False, "size differs (file changed since the walk)")
             else:
                 verdict = checksum_verdict(digest, remote, part_sizes, head)
+                if verdict.fallback and (crc := head.crc()) and crc[0] not in digest.crcs:
+                    # the ETag could not decide (SSE-KMS, an unknown part size): the stored CRC can
+                    digest, again = self._digest(path, whole=False, part_sizes=[], crcs=[crc[0]], known=digest)
+                    fresh = fresh or again
+                    verdict = checksum_verdict(digest, remote, part_sizes, head)
             if not verdict.same and not digest.md5:  # the upload needs the MD5 for its metadata
                 digest, again = self._digest(path, whole=True, part_sizes=[], known=digest)
                 fresh = fresh or again
@@ -333,7 +345,7 @@ class SyncPlanner:
                         digest, fresh)
 
     def _examine_mtime(self, action: Action, remote: RemoteRecord, cached: FileDigest | None,
-                       heads: dict[str, _Memo] | None = None) -> _Outcome:
+                       heads: dict[str, HeadMemo] | None = None) -> _Outcome:
         """The default mode's compare (rclone's rule, :func:`~s3pump.plan.syncplan.mtime_verdict`): the
         hash cache's MD5 equal to the object's ETag is the same file with no request; else HeadObject
         and the object's recorded mtime decide (a HeadObject refused for this object, e.g. SSE-C, falls
@@ -403,18 +415,18 @@ class SyncPlanner:
         upload's metadata needs no second read), then examined again with what was read (their
         HeadObject is not sent twice). Two rounds at most: the second has every digest it asks for."""
         known = dict(cached)
-        heads: dict[str, _Memo] = {}
+        heads: dict[str, HeadMemo] = {}
         outcomes: dict[int, _Outcome] = {}
         read: set[str] = set()  # cache paths read in this batch (their outcomes are fresh)
         todo = list(range(len(batch)))
         for _round in range(3):
-            need: dict[int, tuple[int, ...]] = {}
+            need: dict[int, tuple[tuple[int, ...], tuple[str, ...]]] = {}
             for i in todo:
                 a = batch[i]
                 try:
                     o = self._examine(a, known.get(self._cache_path(a.key)), heads)
                 except NeedsRead as n:
-                    need[i] = n.part_sizes
+                    need[i] = (n.part_sizes, n.crcs)
                     continue
                 except StoreError as e:
                     o = _Outcome("failed", a, error=e)
@@ -422,7 +434,7 @@ class SyncPlanner:
                 outcomes[i] = o
             if not need:
                 break
-            answers = hasher([HashRequest(self.root, self._path(batch[i].key), p) for i, p in need.items()],
+            answers = hasher([HashRequest(self.root, self._path(batch[i].key), p, c) for i, (p, c) in need.items()],
                              self.config.follow_symlinks)
             for i, answer in zip(need, answers, strict=True):
                 a = batch[i]
@@ -584,28 +596,7 @@ _NO_ATTRS = ObjectAttributes()
 _SAME_CONTENT = "same size and content (the cached MD5 is the object's ETag)"
 
 
-class _Memo:
-    """HeadObject at most once per compared object; an error is raised again on every call."""
-
-    def __init__(self, fn: Callable[[], ObjectInfo | None]) -> None:
-        self._fn = fn
-        self._done = False
-        self._value: ObjectInfo | None = None
-        self._error: StoreError | None = None
-
-    def __call__(self) -> ObjectInfo | None:
-        if not self._done:
-            self._done = True
-            try:
-                self._value = self._fn()
-            except StoreError as e:
-                self._error = e
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-def _stored_md5(head: _Memo) -> str | None:
+def _stored_md5(head: HeadMemo) -> str | None:
     """The object's ``md5`` user metadata, if HeadObject works and it is a valid hex MD5."""
     try:
         info = head()

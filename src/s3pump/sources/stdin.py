@@ -3,9 +3,10 @@ behind ``s3pump stream``.
 
 One reader thread reads the stream a whole part at a time (``readable.readinto(buffer)``: the
 C buffered reader fills a part buffer straight from the pipe, no Python per chunk) and hands
-each part to the engine while it reads the next. Two hasher threads update the MD5 and the
-SHA-256 of the whole stream with whole parts, in order (hashlib releases the GIL), so hashing
-runs beside reading and uploading instead of between reads.
+each part to the engine while it reads the next. Hasher threads update the MD5 and the SHA-256
+of the whole stream (each only when asked for: ``md5=True``, ``sha256=True``) with whole parts, in
+order (hashlib releases the GIL), so hashing runs beside reading and uploading instead of between
+reads. The whole stream's CRC (``full_object_algorithm``) is computed in the reader itself.
 
 Memory bound. The reader takes a *buffer slot* before it reads a part and the slot comes back
 only when that part is uploaded (the engine calls :meth:`StreamPartSource.release`) and
@@ -138,8 +139,9 @@ class StreamPartSource:
 
     Call :meth:`start`, then :meth:`wait_first` to learn whether the stream fits in one part;
     hand the source to the engine (or take :meth:`single_body` for one PUT), which calls
-    :meth:`release` as parts are stored; :meth:`close` at the end. ``md5_hex``,
-    ``sha256_hex`` and ``bytes_read`` are final once the reader is done.
+    :meth:`release` as parts are stored; :meth:`close` at the end. ``md5_hex`` (None unless
+    ``md5``), ``sha256_hex`` (None unless ``sha256``), :attr:`full_object_checksum` and
+    ``bytes_read`` are final once the reader is done.
     """
 
     counts_reads = True  # the engine reports each part handed out as a SourceRead
@@ -156,6 +158,7 @@ class StreamPartSource:
         size_tolerance_bytes: int = 0,
         sha256: bool = True,
         full_object_algorithm: str | None = None,
+        md5: bool = True,
     ) -> None:
         if buffers < 2:
             raise UsageError("a stream needs at least 2 part buffers (--concurrency >= 2)")
@@ -181,7 +184,7 @@ class StreamPartSource:
         self._wakeup: Callable[[], None] = _noop
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._md5 = hashlib.md5()
+        self._md5 = hashlib.md5() if md5 else None
         self._sha256 = hashlib.sha256() if sha256 else None
         self._hashers: list[_Hasher] = []
         # the whole stream's CRC, computed in the reader as each part is read (C, several GB/s)
@@ -246,8 +249,8 @@ class StreamPartSource:
         self._slots.release()
 
     @property
-    def md5_hex(self) -> str:
-        return self._md5.hexdigest()
+    def md5_hex(self) -> str | None:
+        return self._md5.hexdigest() if self._md5 is not None else None
 
     @property
     def sha256_hex(self) -> str | None:
@@ -451,7 +454,8 @@ class StreamPartSource:
                 if not n:
                     break
                 chunk = memoryview(self._chunk)[:n]
-                self._md5.update(chunk)
+                if self._md5 is not None:
+                    self._md5.update(chunk)
                 if self._sha256 is not None:
                     self._sha256.update(chunk)
                 if self._full is not None:

@@ -193,8 +193,8 @@ def stream_summary(report: StreamReport) -> str:
     return (f"streamed {format_bytes(report.bytes)} to s3://{report.bucket}/{report.key} in {report.elapsed_s:.1f} s "
             f"({format_rate(report.rate_bps)}) as {how}; "
             + (f"{report.checksum_algorithm} {report.checksum} (checked by the server); " if report.checksum else "")
-            + f"md5 {report.md5}" + (f"; sha256 {report.sha256}" if report.sha256 else "")
-            + f"; retries {report.retries}")
+            + (f"md5 {report.md5}; " if report.md5 else "") + (f"sha256 {report.sha256}; " if report.sha256 else "")
+            + f"retries {report.retries}")
 
 
 def print_cleanup(report: CleanupReport, *, older_than: str, json_output: bool) -> None:
