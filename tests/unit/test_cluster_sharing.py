@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from s3pump.cluster.coordinator import task_key, task_prefix
 from s3pump.cluster.shards import cut_shards
 from s3pump.cluster.sharing import IDLE_FRACTION, LimitSharer, shares
 from s3pump.config import TransferConfig
@@ -54,8 +55,10 @@ class _FakeClient:
 
 def test_the_sharer_lowers_before_it_raises_and_sends_only_changes() -> None:
     client = _FakeClient()
-    sharer = LimitSharer(client, "run1", LIMITS, ["a", "b"])
-    client.busy = {"a": ["run1-shard-0", "run1-shard-1"], "b": ["walk-task"]}  # b: another kind of task
+    name = "s3pump-upload-0123456789ab"  # the keys the coordinator gives its shards (task_key)
+    sharer = LimitSharer(client, name, LIMITS, ["a", "b"], task_prefix=task_prefix(name, "shard"))
+    client.busy = {"a": [task_key(name, "shard", 0), task_key(name, "shard", 1)],
+                   "b": [task_key(name, "walk", 0)]}  # b: another kind of task
     sharer.step()
     assert [w for w, _ in client.calls] == [["b"], ["a"]]  # b lowered first, then a raised: never above
     bw = client.limits["a"].bandwidth
@@ -65,7 +68,7 @@ def test_the_sharer_lowers_before_it_raises_and_sends_only_changes() -> None:
     client.busy = {"a": [], "b": []}  # between shards: the shares stay where the work was
     sharer.step()
     assert len(client.calls) == 2
-    client.busy = {"a": [], "b": ["run1-shard-2"]}
+    client.busy = {"a": [], "b": [task_key(name, "shard", 2)]}
     sharer.step()
     assert [w for w, _ in client.calls[2:]] == [["a"], ["b"]]
     b_bw = client.limits["b"].bandwidth

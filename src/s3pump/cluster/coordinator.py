@@ -197,7 +197,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         client.subscribe_topic(progress_topic(name), progress)
         started = time.monotonic()
         try:
-            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps).running():
+            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps,
+                             task_prefix=task_prefix(name, "shard")).running():
                 drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
                       float(forecast_after_s or FORECAST_AFTER_S), progress=progress)
         finally:
@@ -209,12 +210,18 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
     return outcome
 
 
+def task_prefix(name: str, kind: str) -> str:
+    """What the Dask keys of run ``name``'s (``s3pump-<job>-<id>``) tasks of ``kind`` start with:
+    ``s3pump-<job>-<kind>-<id>-`` (:func:`task_key`)."""
+    base, _, run_id = name.rpartition("-")
+    return f"{base}-{kind}-{run_id}-"
+
+
 def task_key(name: str, kind: str, index: int) -> str:
     """The Dask key of task ``index`` of run ``name`` (``s3pump-<job>-<id>``): ``s3pump-<job>-<kind>-<id>-<index>``,
     so the dashboard groups the run's tasks under the prefix ``s3pump-<job>-<kind>`` (Dask's ``key_split``
     stops at the id), e.g. ``s3pump-upload-shard``, ``s3pump-sync-shard``, ``s3pump-export-range``."""
-    base, _, run_id = name.rpartition("-")
-    return f"{base}-{kind}-{run_id}-{index}"
+    return f"{task_prefix(name, kind)}{index}"
 
 
 def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Iterator[Any], window: int,

@@ -95,17 +95,19 @@ class LimitSharer:
 
     Args:
         client: the run's ``distributed.Client``.
-        plugin: the run's plugin name; its tasks' keys start with ``{plugin}-shard-``.
+        plugin: the run's plugin name.
         config: the run's config (the global limits).
         workers: the workers present at the start (each holds an even share).
         worker_bwlimit_bps: a per-worker cap (bytes/s), or None.
+        task_prefix: what the keys of the run's transfer tasks start with
+            (:func:`~s3pump.cluster.coordinator.task_prefix`): a worker holding one is busy.
     """
 
     def __init__(self, client: Any, plugin: str, config: TransferConfig, workers: list[str],
-                 worker_bwlimit_bps: int | None = None) -> None:
+                 worker_bwlimit_bps: int | None = None, *, task_prefix: str) -> None:
         self._client = client
         self._plugin = plugin
-        self._prefix = f"{plugin}-shard-"
+        self._prefix = task_prefix
         self._config = config
         self._cap = worker_bwlimit_bps
         self._sent: dict[str, Share] = shares(config, workers, set(workers), worker_bwlimit_bps)

@@ -51,6 +51,7 @@ from ..cluster.coordinator import (
     credentials_env,
     drive,
     limits_from_env,
+    task_prefix,
     worker_config,
 )
 from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
@@ -173,7 +174,8 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
 
         started = time.monotonic()
         try:
-            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps).running():
+            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps,
+                             task_prefix=task_prefix(name, "range")).running():
                 drive(client, run, name, export_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
                       float("inf"), settle, kind="range")
         finally:
