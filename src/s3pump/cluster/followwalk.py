@@ -42,7 +42,7 @@ from ..sources.walk import (
 )
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key
-from .treewalk import WalkResult, WalkSpec, WalkStats, _rebased, walk_entries_from_env
+from .treewalk import WalkResult, WalkSpec, WalkStats, _rebased, next_done, walk_entries_from_env
 
 __all__ = ["ScanJob", "scan_task", "walk_followed_on_cluster"]
 
@@ -198,14 +198,9 @@ def walk_followed_on_cluster(
 
     def settle() -> Iterator[UploadItem | Discovered | EntrySkipped]:
         nonlocal files, size
-        while True:
-            if cancelled():
-                return
-            try:
-                fut = done.get(timeout=0.5)
-                break
-            except queue.Empty:
-                continue
+        fut = next_done(done, cancelled)
+        if fut is None:
+            return
         _, jobs = inflight.pop(fut.key)
         stats.tasks += 1
         try:

@@ -125,6 +125,17 @@ def walk_on_workers(config: TransferConfig, env: dict[str, str] | None = None) -
     return where == "workers" and config.normalize_keys == "none"
 
 
+def next_done(done: queue.Queue[Any], cancelled: Callable[[], bool]) -> Any | None:
+    """The next finished future put in ``done`` (by ``add_done_callback``), or None once ``cancelled()``
+    (looked at every 0.5 s)."""
+    while not cancelled():
+        try:
+            return done.get(timeout=0.5)
+        except queue.Empty:
+            continue
+    return None
+
+
 def walk_task(spec: WalkSpec, start: WalkDir, split: bool) -> WalkResult:
     """The task: walk part of the tree under ``start`` on this worker (paths as the coordinator
     names them; ``S3PUMP_CLUSTER_PATH_MAP`` applies). Identities carry no device number: another
@@ -211,14 +222,9 @@ def walk_on_cluster(
                 submitted += 1
                 inflight[fut.key] = (fut, start)
                 fut.add_done_callback(done.put)
-            while True:
-                if cancelled():
-                    return
-                try:
-                    fut = done.get(timeout=0.5)
-                    break
-                except queue.Empty:
-                    continue
+            fut = next_done(done, cancelled)
+            if fut is None:
+                return
             _, start = inflight.pop(fut.key)
             stats.tasks += 1
             try:
