@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SourceUnreadableError, WorkerLostError, WorkerMismatchError, source_os_error
+from ..errors import SourceUnreadableError, WorkerMismatchError, source_os_error
 from ..events import Discovered, EntrySkipped
 from ..items import UploadItem
 from ..sources.dirfd import open_dir
@@ -42,7 +42,7 @@ from ..sources.walk import (
 )
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key
-from .treewalk import WalkResult, WalkSpec, WalkStats, _rebased, next_done, walk_entries_from_env
+from .treewalk import WalkResult, WalkSpec, WalkStats, _rebased, next_done, walk_entries_from_env, walk_lost
 
 __all__ = ["ScanJob", "scan_task", "walk_followed_on_cluster"]
 
@@ -210,9 +210,7 @@ def walk_followed_on_cluster(
         except Exception as e:  # the workers that ran it died, or the scheduler lost it
             stats.failed += 1
             for job in jobs:
-                yield UploadItem(key=join_key(dest.prefix, job.reldir), size_bytes=0, source=job.path,
-                                 error=WorkerLostError(f"{job.path}: the walk of this directory did not finish "
-                                                       f"({type(e).__name__}: {e}); rerun the command"))
+                yield walk_lost(dest, job.reldir, job.path, e)
             return
         finally:
             fut.release()

@@ -136,6 +136,14 @@ def next_done(done: queue.Queue[Any], cancelled: Callable[[], bool]) -> Any | No
     return None
 
 
+def walk_lost(dest: S3Url, reldir: str, path: str, error: Exception) -> UploadItem:
+    """The failed item of a directory whose walk task was lost (its workers died, the scheduler lost
+    it): listed in the failed-list, so a rerun walks it again."""
+    return UploadItem(key=join_key(dest.prefix, reldir), size_bytes=0, source=path,
+                      error=WorkerLostError(f"{path}: the walk of this directory did not finish "
+                                            f"({type(error).__name__}: {error}); rerun the command"))
+
+
 def walk_task(spec: WalkSpec, start: WalkDir, split: bool) -> WalkResult:
     """The task: walk part of the tree under ``start`` on this worker (paths as the coordinator
     names them; ``S3PUMP_CLUSTER_PATH_MAP`` applies). Identities carry no device number: another
@@ -233,9 +241,7 @@ def walk_on_cluster(
                 raise
             except Exception as e:  # the workers that ran it died, or the scheduler lost it
                 stats.failed += 1
-                yield UploadItem(key=join_key(dest.prefix, start.reldir), size_bytes=0, source=start.path,
-                                 error=WorkerLostError(f"{start.path}: the walk of this directory did not finish "
-                                                       f"({type(e).__name__}: {e}); rerun the command"))
+                yield walk_lost(dest, start.reldir, start.path, e)
                 continue
             finally:
                 fut.release()
