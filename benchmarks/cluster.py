@@ -1,4 +1,4 @@
-"""``--cluster`` scaling: 1 and 2 Dask worker processes with a per-worker bandwidth cap, measured
+"""``--cluster`` scaling: 1, 2 and 3 Dask worker processes with a per-worker bandwidth cap, measured
 against the throughput model's prediction, on one SeaweedFS.
 
 The machine has 2 cores shared by the server and the workers, so uncapped workers only share the
@@ -7,7 +7,7 @@ bound, as on a real cluster. The model (s3pump/cluster/forecast.py, docs/cluster
 workers at N x the cap (bounded by S3's 3,500 PUT/s per prefix, far off here), and the 1-worker run's
 own observed rate x N. Transfer time excludes the per-run start (path check, plugin: ~0.1-1 s).
 
-    python benchmarks/cluster.py [--files 24] [--mib 2] [--cap-mib 4] [--rounds 3]
+    python benchmarks/cluster.py [--files 24] [--mib 2] [--cap-mib 4] [--rounds 3] [--workers 1,2,3]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--mib", type=int, default=2, help="MiB per file")
     ap.add_argument("--cap-mib", type=float, default=4.0, help="per-worker cap, MiB/s")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", default="1,2,3", help="worker counts, comma-separated (1 first: the model's base)")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="s3pump-bench-cluster-"))
     server, proc = start_server(base / "server")
@@ -56,14 +57,15 @@ def main() -> None:
                       "AWS_REGION": server.region}
         cap = int(args.cap_mib * MIB)
         total = args.files * args.mib * MIB
-        times: dict[int, list[float]] = {1: [], 2: []}
+        counts = sorted({1, *(int(n) for n in args.workers.split(","))})
+        times: dict[int, list[float]] = {n: [] for n in counts}
         clusters = {n: distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                dashboard_address=None, env=worker_env) for n in (1, 2)}
+                                                dashboard_address=None, env=worker_env) for n in counts}
         clients = {n: distributed.Client(c) for n, c in clusters.items()}
         try:
             run = 0
             for _ in range(args.rounds):
-                for n in (1, 2):  # alternate, so drift on the shared machine hits both alike
+                for n in counts:  # alternate, so drift on the shared machine hits both alike
                     run += 1
                     report = upload([tree], f"s3://bench-cluster/r{run}/", config, cluster=clients[n],
                                     failed_list=base / f"failed-{run}.jsonl",
@@ -76,13 +78,14 @@ def main() -> None:
                 c.close()
             for cl in clusters.values():
                 cl.close()
-        t1, t2 = statistics.median(times[1]), statistics.median(times[2])
+        medians = {n: statistics.median(times[n]) for n in counts}
+        t1 = medians[1]
         r1 = total / t1
         print(f"{args.files} files x {args.mib} MiB, per-worker cap {args.cap_mib} MiB/s, "
               f"medians of {args.rounds} (transfer time)")
         print(f"{'workers':>7} {'seconds':>8} {'MiB/s':>7} {'speed-up':>8} {'model: N x cap':>15} "
               f"{'model: N x 1-worker rate':>25}")
-        for n, t in ((1, t1), (2, t2)):
+        for n, t in medians.items():
             by_cap = min(n * cap, S3_PUTS_PER_S_PER_PREFIX * args.mib * MIB) / MIB
             print(f"{n:>7} {t:>8.2f} {total / t / MIB:>7.2f} {t1 / t:>8.2f} {by_cap:>11.2f} MiB/s "
                   f"{n * r1 / MIB:>21.2f} MiB/s")
