@@ -182,7 +182,8 @@ def _adaptive(s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, count:
 @pytest.mark.e2e
 def test_adaptive_concurrency_finds_capacity(s3env: S3Env, warm_bucket: str, state_dir: Path,
                                              tmp_path: Path) -> None:
-    _adaptive(s3env, warm_bucket, state_dir, tmp_path, 1500, [4, 8, 16])
+    # the best fixed concurrency is 8 or 16 (the server serves 8 at once; 4 reach at most half of it)
+    _adaptive(s3env, warm_bucket, state_dir, tmp_path, 1500, [8, 16])
 
 
 @pytest.mark.e2e
