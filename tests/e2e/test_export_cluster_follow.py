@@ -1,0 +1,88 @@
+"""``export --cluster local:2 --follow``: rows inserted in rounds while it runs are exported by the workers;
+SIGINT stops it as one process's ``--follow`` stops (exit 0, checkpoint saved); the objects hold each
+source row once, and a rerun without ``--follow`` adds nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from tests.conftest import S3Env, run_cli  # noqa: E402
+from tests.e2e.test_export_cli import make_events_db  # noqa: E402
+from tests.e2e.test_export_cluster import checkpoint, data_objects, read_rows, summary  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+def _wait(what: str, ok: object, p: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ok():  # type: ignore[operator]
+        assert p.poll() is None, f"exited while waiting for {what}: {p.stderr.read().decode() if p.stderr else ''}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("dedup", [False, True], ids=["plain", "dedup"])
+def test_follow_on_the_cluster_exports_each_new_row_once_and_stops_on_sigint(
+        s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, dedup: bool) -> None:
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 300)
+    env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": "100"}
+    args = ["export", str(db), f"s3://{bucket}/f/", "--table", "events", "--partition-by", "time:ts:day",
+            "--batch-rows", "100", "--cluster", "local:2", "--json", "--no-progress", *(["--dedup"] * dedup)]
+
+    def cursor() -> object:
+        cp = checkpoint(s3env, bucket, "f/")
+        return cp and cp["cursor"]
+
+    p = subprocess.Popen([sys.executable, "-m", "s3pump", *args, "--follow", "--poll-interval", "0.3s"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait("the first 300 rows", lambda: cursor() == 300, p)
+        total = 300
+        for n in (150, 30, 120):  # a writer appends rows in rounds while --follow runs
+            make_events_db(db, n, start_id=total + 1)
+            total += n
+            _wait(f"rows up to {total}", lambda t=total: cursor() == t, p)  # type: ignore[misc]
+        if dedup:  # an updated row is read again by the next pass and its object rewritten
+            with sqlite3.connect(db) as conn:
+                conn.execute("UPDATE events SET amount = 12345.5 WHERE id = 7")
+            _wait("the updated row", lambda: 12345.5 in read_rows(s3env, bucket, "f/").column("amount").to_pylist(), p)
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 0, err.decode()  # as one process's --follow on a stop request
+    assert "Traceback" not in err.decode(), err.decode()
+    s = json.loads(out.decode().strip().splitlines()[-1])
+    assert s["stopped"] and s["checkpoint"] == total and s["cluster"]["shards_failed"] == 0
+    assert s["cluster"]["shards_done"] >= 6  # ranges of the first pass and of every poll
+
+    rows = read_rows(s3env, bucket, "f/")
+    assert rows.column("id").to_pylist() == list(range(1, total + 1))  # every source row, each once
+    with sqlite3.connect(db) as conn:
+        amounts = [a for (a,) in conn.execute("SELECT amount FROM events ORDER BY id")]
+    assert rows.column("amount").to_pylist() == amounts
+    cp = checkpoint(s3env, bucket, "f/")
+    assert cp is not None and cp["cursor"] == total and cp["done"] == []
+    if not dedup:
+        assert cp["batches"] == [] and cp["rows_exported"] == total
+
+    before = data_objects(s3env, bucket, "f/")
+    r = run_cli(args, env)  # the same command without --follow: nothing new
+    assert r.returncode == 0, r.stderr.decode()
+    s2 = summary(r)
+    assert s2["objects_written"] == 0 and s2["objects_failed"] == 0
+    assert data_objects(s3env, bucket, "f/") == before
+    assert read_rows(s3env, bucket, "f/").column("id").to_pylist() == list(range(1, total + 1))
