@@ -11,22 +11,32 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 distributed = pytest.importorskip("distributed")
 
 from tests.conftest import S3Env, run_cli  # noqa: E402
+from tests.e2e.localcluster import local_cluster_client  # noqa: E402
 from tests.e2e.test_export_cli import make_events_db  # noqa: E402
 from tests.e2e.test_export_cluster import checkpoint, data_objects, read_rows, summary  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
-def _wait(what: str, ok: object, p: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+@pytest.fixture(scope="module")
+def client(s3env: S3Env) -> Iterator[Any]:
+    """One LocalCluster of 2 worker processes for the module's runs (each run would start its own)."""
+    with local_cluster_client(s3env) as c:
+        yield c
+
+
+def _wait(what: str, ok: Callable[[], bool], p: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while not ok():  # type: ignore[operator]
+    while not ok():
         assert p.poll() is None, f"exited while waiting for {what}: {p.stderr.read().decode() if p.stderr else ''}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
@@ -34,26 +44,30 @@ def _wait(what: str, ok: object, p: subprocess.Popen[bytes], timeout_s: float = 
 
 @pytest.mark.parametrize("dedup", [False, True], ids=["plain", "dedup"])
 def test_follow_on_the_cluster_exports_each_new_row_once_and_stops_on_sigint(
-        s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, dedup: bool) -> None:
+        s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, client: Any, dedup: bool) -> None:
     db = tmp_path / "events.sqlite"
     make_events_db(db, 300)
     env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": "100"}
     args = ["export", str(db), f"s3://{bucket}/f/", "--table", "events", "--partition-by", "time:ts:day",
-            "--batch-rows", "100", "--cluster", "local:2", "--json", "--no-progress", *(["--dedup"] * dedup)]
+            "--batch-rows", "100", "--cluster", client.scheduler.address, "--json", "--no-progress",
+            *(["--dedup"] * dedup)]
 
-    def cursor() -> object:
+    def cursor() -> Any:
         cp = checkpoint(s3env, bucket, "f/")
         return cp and cp["cursor"]
+
+    def reached(rows: int) -> Callable[[], bool]:
+        return lambda: bool(cursor() == rows)
 
     p = subprocess.Popen([sys.executable, "-m", "s3pump", *args, "--follow", "--poll-interval", "0.3s"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        _wait("the first 300 rows", lambda: cursor() == 300, p)
+        _wait("the first 300 rows", reached(300), p)
         total = 300
         for n in (150, 30, 120):  # a writer appends rows in rounds while --follow runs
             make_events_db(db, n, start_id=total + 1)
             total += n
-            _wait(f"rows up to {total}", lambda t=total: cursor() == t, p)  # type: ignore[misc]
+            _wait(f"rows up to {total}", reached(total), p)
         if dedup:  # an updated row is read again by the next pass and its object rewritten
             with sqlite3.connect(db) as conn:
                 conn.execute("UPDATE events SET amount = 12345.5 WHERE id = 7")
