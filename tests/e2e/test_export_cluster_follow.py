@@ -1,6 +1,7 @@
-"""``export --cluster local:2 --follow``: rows inserted in rounds while it runs are exported by the workers;
+"""``export --cluster --follow``: rows inserted in rounds while it runs are exported by the workers;
 SIGINT stops it as one process's ``--follow`` stops (exit 0, checkpoint saved); the objects hold each
-source row once, and a rerun without ``--follow`` adds nothing."""
+source row once, and a rerun without ``--follow`` adds nothing. And the cluster's cuts at Hive partition
+boundaries: fewer objects than one process, the same rows."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from s3pump.jobs.export import export_table  # noqa: E402
 from tests.conftest import S3Env, run_cli  # noqa: E402
 from tests.e2e.localcluster import local_cluster_client  # noqa: E402
 from tests.e2e.test_export_cli import make_events_db  # noqa: E402
@@ -100,3 +102,25 @@ def test_follow_on_the_cluster_exports_each_new_row_once_and_stops_on_sigint(
     assert s2["objects_written"] == 0 and s2["objects_failed"] == 0
     assert data_objects(s3env, bucket, "f/") == before
     assert read_rows(s3env, bucket, "f/").column("id").to_pylist() == list(range(1, total + 1))
+
+
+def test_cuts_at_day_boundaries_write_fewer_objects_than_one_process(s3env: S3Env, bucket: str, tmp_path: Path,
+                                                                    client: Any) -> None:
+    """Partitioned by day on the cursor column (``--cursor-column ts --partition-by time:ts:day``, ~2,335 rows
+    a day): one process's 2,500-row batches straddle each day boundary (8 objects); the cluster ends its cuts
+    at the boundaries (5 objects, one cut per day). The same rows, each once; a one-process rerun adds nothing."""
+    db = tmp_path / "events.sqlite"
+    make_events_db(db, 10_000)
+    kw: dict[str, Any] = {"cursor_column": "ts", "batch_rows": 2_500, "partition_by": ["time:ts:day"]}
+    single = export_table(str(db), "events", f"s3://{bucket}/one", s3env.config(), **kw)
+    assert single.ok and single.objects_written == len(data_objects(s3env, bucket, "one/")) == 8
+    two = export_table(str(db), "events", f"s3://{bucket}/two", s3env.config(), cluster=client,
+                       cluster_options={"range_rows": 5_000}, **kw)
+    assert two.ok and two.rows_exported == 10_000
+    objects = data_objects(s3env, bucket, "two/")
+    assert len(objects) == two.objects_written == 5 < single.objects_written
+    rows = read_rows(s3env, bucket, "two/")
+    assert rows.column("id").to_pylist() == list(range(1, 10_001))  # every row, each once
+    assert rows.equals(read_rows(s3env, bucket, "one/"))
+    again = export_table(str(db), "events", f"s3://{bucket}/two", s3env.config(), **kw)  # one process
+    assert again.ok and again.objects_written == 0 and data_objects(s3env, bucket, "two/") == objects

@@ -58,6 +58,7 @@ from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, W
 from ..events import BatchExported, FileDone, FileFailed
 from ..export.job import ExportJob
 from ..export.partition import escape_name
+from ..export.partition_cuts import PartitionCutter, partition_cuts_wanted
 from ..export.ranges import (
     DEFAULT_RANGE_ROWS,
     ExportRange,
@@ -83,7 +84,7 @@ __all__ = ["DEFAULT_RANGE_ROWS", "ExportRange", "RangeJob", "RangeResult", "Rang
 def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start: bool,
                       lock_timeout_s: float | None, range_rows: int | None = None,
                       worker_bwlimit_bps: int | None = None, follow: bool = False,
-                      poll_interval_s: float = 30.0) -> ExportReport:
+                      poll_interval_s: float = 30.0, partition_cuts: bool | None = None) -> ExportReport:
     """Export the table on ``cluster``'s workers (see the module docstring); the report adds ``cluster``.
 
     Args:
@@ -95,6 +96,8 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
         follow: once the cuts planned now are settled, poll for new rows every ``poll_interval_s``
             seconds and export them the same way until ``exporter.stop`` is set
             (``jobs/export_cluster_follow.py``).
+        partition_cuts: end cuts at Hive partition boundaries (``export/partition_cuts.py``); None: when
+            every ``--partition-by`` column is the cursor column, or as ``S3PUMP_EXPORT_PARTITION_CUTS`` says.
 
     Raises:
         UsageError: no ``distributed``, an unreachable scheduler, a database URL with a password.
@@ -113,12 +116,14 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
                    schema_version=cp.schema_version, dedup=exporter.dedup)
     old_keys = set(exporter.ledger.stored_rows)  # --dedup: the keys the last run's hashes name
     exporter.counters.checkpoint = cp.cursor
-    ranges = plan_ranges(exporter, job, range_rows, 0)
+    cutter = (PartitionCutter(exporter.planner, exporter.specs) if partition_cuts_wanted(
+        exporter.specs, exporter.source.cursor.name, exporter.one_per_row, partition_cuts) else None)
+    ranges = plan_ranges(exporter, job, range_rows, 0, cutter)
     run = exporter.run_
     settle = RangeSettler(exporter)
     outcome = ClusterOutcome(0)
     if (ranges or follow) and not exporter.stop.is_set():
-        polls = Polls(poll_interval_s, range_rows) if follow else None
+        polls = Polls(poll_interval_s, range_rows, cutter) if follow else None
         outcome = _run_ranges(run, exporter, job, ranges, cluster, settle, worker_bwlimit_bps, polls)
     settle.advance()  # cuts a killed run left done behind an unfinished one, now all done
     if exporter.dedup:

@@ -32,23 +32,27 @@ __all__ = ["Polls", "follow_ranges", "plan_ranges", "update_hashes"]
 
 @dataclass(frozen=True, slots=True)
 class Polls:
-    """``--follow`` on the cluster: poll every ``interval_s`` seconds; ranges of about ``range_rows`` rows."""
+    """``--follow`` on the cluster: poll every ``interval_s`` seconds; ranges of about ``range_rows`` rows;
+    ``cutter`` as for :func:`plan_ranges`."""
 
     interval_s: float
     range_rows: int
+    cutter: Callable[[Any], list[tuple[Any, Any]]] | None = None
 
 
-def plan_ranges(exporter: ExportJob, job: RangeJob, range_rows: int, start: int) -> list[ExportRange]:
+def plan_ranges(exporter: ExportJob, job: RangeJob, range_rows: int, start: int,
+                cutter: Callable[[Any], list[tuple[Any, Any]]] | None = None) -> list[ExportRange]:
     """Plan the cuts to the end of the table (recorded in the checkpoint, not saved) and group those to
     export now into ranges numbered from ``start``: the cuts not done (every cut with ``--dedup``, which
-    reads every cut each pass; unchanged groups are not written).
+    reads every cut each pass; unchanged groups are not written). ``cutter``: cuts at partition
+    boundaries (``export/partition_cuts.py``), else one process's batches.
 
     Raises:
         UsageError: a NULL in the cursor column.
         SourceUnreadableError: the database failed.
     """
     cp = exporter.checkpoint
-    cuts = exporter.planner.plan_cuts()
+    cuts = exporter.planner.plan_cuts(cutter)
     todo = cuts if exporter.dedup else [cut for cut in cuts if cut not in cp.done]
     return [ExportRange(start + i, job, group) for i, group in
             enumerate(group_cuts(todo, exporter.batch_rows, range_rows))]
@@ -78,7 +82,7 @@ def follow_ranges(exporter: ExportJob, job: RangeJob, settle: Any, polls: Polls,
             _merge_hashes(exporter, settle, push_hashes)
         if exporter.stop.wait(polls.interval_s) or run.cancelled:
             return
-        ranges = plan_ranges(exporter, job, polls.range_rows, index)
+        ranges = plan_ranges(exporter, job, polls.range_rows, index, polls.cutter)
         if exporter.stop.is_set() or run.cancelled:
             return
         if not ranges:
