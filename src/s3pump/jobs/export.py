@@ -129,7 +129,9 @@ def export_table(
             docs/cluster.md). The objects are those of a single-process export (``dedup`` too); with
             ``follow`` new rows are polled for and sent to the workers the same way. Not with ``replay_dlq``;
             ignored with ``dry_run``. ``cluster_options``: ``range_rows``
-            (rows per task, default 100,000) and ``worker_bwlimit_bps``.
+            (rows per task, default 100,000), ``worker_bwlimit_bps`` and ``partition_cuts`` (end cuts at Hive
+            partition boundaries, ``export/partition_cuts.py``; default: when every partition column is the
+            cursor column).
         schema_evolution: when the table's schema differs from the one recorded in the checkpoint, write
             the new objects under the next schema version (``prefix/T/_v<N>/``) instead of stopping
             (``export/schema_check.py``). With ``table_format="iceberg"``: accept a dropped column (NULL
