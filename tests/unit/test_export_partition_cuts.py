@@ -24,8 +24,8 @@ from s3pump.store.memory import MemoryStore
 from s3pump.urls import parse_s3_url
 
 DAY_S = 86_400
-#: rows per day, in cursor order: day 0 holds 7 rows, day 1 3, day 2 12, day 3 2
-DAYS = [7, 3, 12, 2]
+#: rows per day, in cursor order: day 0 holds 7 rows, day 1 4, day 2 12, day 3 4
+DAYS = [7, 4, 12, 4]
 
 
 def make_db(path: Path) -> list[int]:
@@ -70,9 +70,13 @@ def test_monotone_partitions_are_cut_at_their_boundaries(tmp_path: Path, cursor:
         cuts = [[None if c[0] is None else ts[c[0] - 1], ts[c[1] - 1], ts[c[2] - 1]] for c in cuts]
     groups = rows_of(ts, cuts)
     assert [t for g in groups for t in g] == ts  # every row in one cut, in order
-    assert all(0 < len(g) <= 5 and len({t // DAY_S for t in g}) == 1 for g in groups)  # one day each
-    assert [len(g) for g in groups] == [5, 2, 3, 5, 5, 2, 2]  # ceil(rows / 5) cuts per day
+    assert [len(g) for g in groups] == [5, 2, 4, 5, 5, 2, 4]  # at most batch_rows each
     assert all(c[1] == g[0] for c, g in zip(cuts, groups, strict=True))  # first: the cut's first row
+    objects = {(i, t // DAY_S) for i, g in enumerate(groups) for t in g}  # (cut, day): one object each
+    per_day = [sum(1 for _i, d in objects if d == day) for day in range(len(DAYS))]
+    assert per_day == [-(-n // 5) for n in DAYS]  # ceil(rows / batch_rows) objects a day: 7 in all
+    one_process = {(i // 5, t // DAY_S) for i, t in enumerate(ts)}  # batches of 5 rows wherever they fall
+    assert len(objects) == 7 < len(one_process) == 9
 
 
 def test_interleaved_partitions_keep_one_process_batches(tmp_path: Path) -> None:
@@ -81,7 +85,7 @@ def test_interleaved_partitions_keep_one_process_batches(tmp_path: Path) -> None
     specs = [parse_partition("column:entity")]
     with planner_of(db, "rid", specs, 5) as x:
         cuts = x.planner.plan_cuts(PartitionCutter(x.planner, specs))
-    assert cuts == [[None, 1, 5], [5, 6, 10], [10, 11, 15], [15, 16, 20], [20, 21, 24]]
+    assert cuts == [[None, 1, 5], [5, 6, 10], [10, 11, 15], [15, 16, 20], [20, 21, 25], [25, 26, 27]]
 
 
 def test_when_partition_cuts_apply(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,13 +6,16 @@ objects. When the partition is monotone in the cursor (the cursor column *is* th
 or a time column that grows with the cursor), the coordinator can end each cut at a boundary instead:
 
 * **The rule.** Read the next window of ``--batch-rows`` rows after the last cut (as one process reads
-  a batch), split it by partition. If every partition's rows are one contiguous run in cursor order,
-  each run but the last becomes a cut (the last may go on past the window: the next window starts
-  with it; at the end of the table it is a cut too). If the window holds one partition, or the
-  partitions interleave (``column:entity`` over an ID cursor), the window is one cut, as in one process.
-* **Fewer objects.** Cut that way, a partition of ``P`` rows is ``ceil(P / batch_rows)`` objects; one
-  process writes at least that many for it (its ``batch_rows`` multiples inside the partition, plus
-  one), and one more per boundary inside a batch. So for monotone data the cluster writes no more
+  a batch), split it by partition. If every partition's rows are one contiguous run in cursor order
+  and there are several, the cut ends where the last run starts (that partition may go on past the
+  window: the next cut starts with it). If the window holds one partition, the partitions interleave
+  (``column:entity`` over an ID cursor), or the table ends in it, the window is the cut, as in one
+  process. So a cut holds whole partitions and at most one partition's first ``--batch-rows`` rows,
+  and there are about as many cuts as one process's batches.
+* **Fewer objects.** Cut that way, a partition of ``P`` rows is ``ceil(P / batch_rows)`` objects (its
+  full windows, then its rest, at the start of the next cut); one process writes at least that many for
+  it (its ``batch_rows`` multiples inside the partition, plus one), and one more per boundary inside a
+  batch. So for monotone data the cluster writes no more
   objects than one process, and fewer wherever a batch would straddle a boundary. Each object still
   holds at most ``--batch-rows`` rows; a cut is still recorded before any of its objects is written,
   so exactly once holds as before.
@@ -86,12 +89,7 @@ class PartitionCutter:
                 return whole
             runs.append((lo, hi))
         runs.sort()
-        end_of_table = batch.count < self.planner.batch_rows
-        if not end_of_table:
-            runs = runs[:-1]  # the last partition may go on past the window: the next window starts with it
-        rows, ci = batch.rows, self.cursor_index
-        cuts = [(rows[positions[lo]][ci], rows[positions[hi]][ci]) for lo, hi in runs]
-        cuts[0] = (batch.first, cuts[0][1])  # rows before the first converted one (bad rows) are in it too
-        if end_of_table:  # and those after the last one in the last cut
-            cuts[-1] = (cuts[-1][0], batch.last)
-        return cuts
+        if batch.count < self.planner.batch_rows:  # the end of the table: the window is the last cut
+            return whole
+        end = runs[-1][0] - 1  # the last partition may go on past the window: the next cut starts with it
+        return [(batch.first, batch.rows[positions[end]][self.cursor_index])]
