@@ -31,6 +31,10 @@ checkpoint; the rerun (with or without ``--cluster``) exports those again to the
 overwrite, never a second copy. A range whose workers all died stays unfinished: its cuts are
 reported failed (exit 1) and the next run exports them.
 
+``--follow`` (``export_cluster_follow.py``): after the first pass, poll every ``--poll-interval`` and
+run steps 1-4 for the new cuts. Where partitions are runs in cursor order, cuts end at their
+boundaries (``export/partition_cuts.py``: fewer objects than one process's batches).
+
 No credentials travel: the workers' config has them removed (as for ``upload --cluster``), and a
 database URL holding a password is refused (the workers take it from their environment instead).
 """
