@@ -131,12 +131,12 @@ def test_what_a_worker_is_sent_to_open(tmp_path: Path, monkeypatch: pytest.Monke
     assert [c for g in group_cuts(cuts, 10, 25) for c in g] == cuts
 
 
-def test_cluster_refuses_follow_and_replay(tmp_path: Path) -> None:
+def test_cluster_refuses_replay(tmp_path: Path) -> None:
     db = tmp_path / "t.sqlite"
     make_db(db, [1, 2, 3])
-    for flag in ("follow", "replay_dlq"):  # --dedup runs on the cluster (test_export_cluster.py)
-        with pytest.raises(UsageError, match=f"--cluster with --{flag.replace('_', '-')}"):
-            export_table(str(db), "t", "s3://bkt/p", CONFIG, cluster="local:1", **{flag: True})
+    # --dedup (test_export_cluster.py) and --follow (test_export_cluster_follow.py) run on the cluster
+    with pytest.raises(UsageError, match="--cluster with --replay-dlq"):
+        export_table(str(db), "t", "s3://bkt/p", CONFIG, cluster="local:1", replay_dlq=True)
 
 
 class _Future:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from ..events import Event
@@ -115,24 +115,28 @@ class CutPlanner:
         if not self.dry_run:
             self.checkpointer.save()
 
-    def plan_cuts(self) -> list[list[Any]]:
+    def plan_cuts(self, cutter: Callable[[Any], list[tuple[Any, Any]]] | None = None) -> list[list[Any]]:
         """``export --cluster``'s plan: the recorded cuts, then new ones to the end of the table from the
         cursor column alone (each the ``--batch-rows``-th cursor value after the last), added to the
-        checkpoint (not saved: the coordinator saves it once the workers can read the table)."""
+        checkpoint (not saved: the coordinator saves it once the workers can read the table).
+
+        ``cutter(after)``: the next cuts' ``(first, last)`` cursor values after ``after`` instead (``[]``
+        at the end of the table), e.g. cuts at partition boundaries (``export/partition_cuts.py``)."""
         cp = self.checkpointer.checkpoint
         self.source.check_cursor_not_null()
         after = decode_cursor(cp.cursor)
         for cut in cp.batches:
             after = decode_cursor(cut[2])
         while not self.stop.is_set():
-            nxt = self.source.plan_cut(after, self.batch_rows)
+            one = self.source.plan_cut(after, self.batch_rows) if cutter is None else None
+            nxt = cutter(after) if cutter is not None else [one] if one is not None else []
             # a stop while a query waited for a lock answers "no rows": what it returned is not a cut
-            if nxt is None or self.stop.is_set():
+            if not nxt or self.stop.is_set():
                 break
-            first, last = nxt
             with self.checkpointer.lock:
-                cp.batches.append([encode_cursor(after), encode_cursor(first), encode_cursor(last)])
-            after = last
+                for first, last in nxt:
+                    cp.batches.append([encode_cursor(after), encode_cursor(first), encode_cursor(last)])
+                    after = last
         self.whole_table = not self.stop.is_set()
         return [list(cut) for cut in cp.batches]
 

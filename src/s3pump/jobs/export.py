@@ -126,9 +126,12 @@ def export_table(
         cluster: export on Dask distributed workers (``local:N``, ``tcp://host:8786`` or a
             ``distributed.Client``; the ``dask`` extra): the batch cuts are planned here and recorded,
             ranges of them exported by the workers, the checkpoint kept here (``jobs.export_cluster``,
-            docs/cluster.md). The objects are those of a single-process export (``dedup`` too). Not
-            with ``follow`` or ``replay_dlq``; ignored with ``dry_run``. ``cluster_options``: ``range_rows``
-            (rows per task, default 100,000) and ``worker_bwlimit_bps``.
+            docs/cluster.md). The objects are those of a single-process export (``dedup`` too); with
+            ``follow`` new rows are polled for and sent to the workers the same way. Not with ``replay_dlq``;
+            ignored with ``dry_run``. ``cluster_options``: ``range_rows``
+            (rows per task, default 100,000), ``worker_bwlimit_bps`` and ``partition_cuts`` (end cuts at Hive
+            partition boundaries, ``export/partition_cuts.py``; default: when every partition column is the
+            cursor column).
         schema_evolution: when the table's schema differs from the one recorded in the checkpoint, write
             the new objects under the next schema version (``prefix/T/_v<N>/``) instead of stopping
             (``export/schema_check.py``). With ``table_format="iceberg"``: accept a dropped column (NULL
@@ -181,7 +184,7 @@ def export_table(
         lifecycle.rule(dest.prefix)  # refuse a bad rule before anything is read or sent
     stop = stop or threading.Event()
     if cluster is not None and not dry_run:
-        _check_cluster_flags(follow=follow, dedup=dedup, replay_dlq=replay_dlq, store=store)
+        _check_cluster_flags(replay_dlq=replay_dlq, store=store)
 
     source = open_table(db, table, cursor_column, lock_timeout_s=None if follow else lock_timeout_s, stop=stop)
     try:
@@ -214,8 +217,9 @@ def export_table(
                 if cluster is not None and not dry_run:
                     from .export_cluster import export_on_cluster
 
-                    return export_on_cluster(job, db, cluster, from_start=from_start,
-                                             lock_timeout_s=lock_timeout_s, **(cluster_options or {}))
+                    return export_on_cluster(job, db, cluster, from_start=from_start, lock_timeout_s=lock_timeout_s,
+                                             follow=follow, poll_interval_s=poll_interval_s,
+                                             **(cluster_options or {}))
                 return job.run(replay=replay_dlq, follow=follow and not dry_run, poll_interval_s=poll_interval_s,
                                from_start=from_start)
             finally:
@@ -224,12 +228,11 @@ def export_table(
         source.close()
 
 
-def _check_cluster_flags(*, follow: bool, dedup: bool, replay_dlq: bool, store: Store | None) -> None:
+def _check_cluster_flags(*, replay_dlq: bool, store: Store | None) -> None:
     """Refuse what ``--cluster`` does not do, before anything is read (exit 2)."""
-    for flag, given in (("--follow", follow), ("--replay-dlq", replay_dlq)):
-        if given:
-            raise UsageError(f"--cluster with {flag}: a cluster export runs once over the rows there are, "
-                             f"without {flag}; run {flag} without --cluster")
+    if replay_dlq:
+        raise UsageError("--cluster with --replay-dlq: a cluster export exports the table's rows, not the "
+                         "dead-letter entries; run --replay-dlq without --cluster")
     if store is not None:
         raise UsageError("--cluster: the workers open their own store; a store object cannot be shared")
     from ..cluster.connect import require_distributed

@@ -31,6 +31,10 @@ checkpoint; the rerun (with or without ``--cluster``) exports those again to the
 overwrite, never a second copy. A range whose workers all died stays unfinished: its cuts are
 reported failed (exit 1) and the next run exports them.
 
+``--follow`` (``export_cluster_follow.py``): after the first pass, poll every ``--poll-interval`` and
+run steps 1-4 for the new cuts. Where partitions are runs in cursor order, cuts end at their
+boundaries (``export/partition_cuts.py``: fewer objects than one process's batches).
+
 No credentials travel: the workers' config has them removed (as for ``upload --cluster``), and a
 database URL holding a password is refused (the workers take it from their environment instead).
 """
@@ -58,6 +62,7 @@ from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, W
 from ..events import BatchExported, FileDone, FileFailed
 from ..export.job import ExportJob
 from ..export.partition import escape_name
+from ..export.partition_cuts import PartitionCutter, partition_cuts_wanted
 from ..export.ranges import (
     DEFAULT_RANGE_ROWS,
     ExportRange,
@@ -73,6 +78,7 @@ from ..reports import ExportReport
 from ..run import Run
 from ..sources.table import decode_cursor
 from ..urls import join_key
+from .export_cluster_follow import Polls, follow_ranges, plan_ranges, update_hashes
 
 __all__ = ["DEFAULT_RANGE_ROWS", "ExportRange", "RangeJob", "RangeResult", "RangeSettler", "check_source",
            "export_on_cluster", "export_range", "group_cuts", "worker_db"]
@@ -81,7 +87,8 @@ __all__ = ["DEFAULT_RANGE_ROWS", "ExportRange", "RangeJob", "RangeResult", "Rang
 # ---------------------------------------------------------------------- the coordinator side
 def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start: bool,
                       lock_timeout_s: float | None, range_rows: int | None = None,
-                      worker_bwlimit_bps: int | None = None) -> ExportReport:
+                      worker_bwlimit_bps: int | None = None, follow: bool = False,
+                      poll_interval_s: float = 30.0, partition_cuts: bool | None = None) -> ExportReport:
     """Export the table on ``cluster``'s workers (see the module docstring); the report adds ``cluster``.
 
     Args:
@@ -90,6 +97,11 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
         cluster: ``local:N``, a scheduler address, or a ``distributed.Client``.
         range_rows: rows per task (whole cuts; default ``S3PUMP_EXPORT_RANGE_ROWS``, else 100,000).
         worker_bwlimit_bps: a per-worker bandwidth cap on top of ``--bwlimit``'s share.
+        follow: once the cuts planned now are settled, poll for new rows every ``poll_interval_s``
+            seconds and export them the same way until ``exporter.stop`` is set
+            (``jobs/export_cluster_follow.py``).
+        partition_cuts: end cuts at Hive partition boundaries (``export/partition_cuts.py``); None: when
+            every ``--partition-by`` column is the cursor column, or as ``S3PUMP_EXPORT_PARTITION_CUTS`` says.
 
     Raises:
         UsageError: no ``distributed``, an unreachable scheduler, a database URL with a password.
@@ -100,23 +112,23 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
     db = worker_db(db)
     range_rows = range_rows or _range_rows_from_env()
     exporter.begin(from_start)
-    exporter.say_rows_total()
+    if not follow:  # following, the rows keep coming: no total (as in one process)
+        exporter.say_rows_total()
     cp = exporter.checkpoint
     job = RangeJob(db, exporter.table, exporter.source.cursor.name, str(exporter.dest), tuple(exporter.specs),
                    exporter.fmt, exporter.compression, exporter.one_per_row, exporter.batch_rows, lock_timeout_s,
                    schema_version=cp.schema_version, dedup=exporter.dedup)
     old_keys = set(exporter.ledger.stored_rows)  # --dedup: the keys the last run's hashes name
-    cuts = exporter.planner.plan_cuts()
     exporter.counters.checkpoint = cp.cursor
-    # --dedup reads every cut each run (unchanged groups are not written): none is skipped as done
-    todo = cuts if exporter.dedup else [cut for cut in cuts if cut not in cp.done]
-    ranges = [ExportRange(i, job, group) for i, group in
-              enumerate(group_cuts(todo, exporter.batch_rows, range_rows))]
+    cutter = (PartitionCutter(exporter.planner, exporter.specs) if partition_cuts_wanted(
+        exporter.specs, exporter.source.cursor.name, exporter.one_per_row, partition_cuts) else None)
+    ranges = plan_ranges(exporter, job, range_rows, 0, cutter)
     run = exporter.run_
     settle = RangeSettler(exporter)
     outcome = ClusterOutcome(0)
-    if ranges and not exporter.stop.is_set():
-        outcome = _run_ranges(run, exporter, job, ranges, cluster, settle, worker_bwlimit_bps)
+    if (ranges or follow) and not exporter.stop.is_set():
+        polls = Polls(poll_interval_s, range_rows, cutter) if follow else None
+        outcome = _run_ranges(run, exporter, job, ranges, cluster, settle, worker_bwlimit_bps, polls)
     settle.advance()  # cuts a killed run left done behind an unfinished one, now all done
     if exporter.dedup:
         exporter.ledger.hashes.update(settle.hashes)
@@ -143,8 +155,22 @@ def _range_rows_from_env() -> int:
     return int(raw)
 
 
+def _check_workers(client: Any, job: RangeJob, last: Any) -> None:
+    """Every worker opens the table and sees rows up to ``last`` (None: opens it).
+
+    Raises:
+        WorkerMismatchError: one cannot (exit 2; nothing written).
+    """
+    answers: dict[str, str | None] = client.run(check_source, job, last)
+    for worker in sorted(answers):
+        if answers[worker]:
+            raise WorkerMismatchError(f"worker {worker} cannot export the table: {answers[worker]}; every "
+                                      "worker must read the same database (a SQLite file at the same path on "
+                                      "a shared filesystem, or a database URL every node reaches)")
+
+
 def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[ExportRange], cluster: Any,
-                settle: RangeSettler, worker_bwlimit_bps: int | None) -> ClusterOutcome:
+                settle: RangeSettler, worker_bwlimit_bps: int | None, polls: Polls | None = None) -> ClusterOutcome:
     from ..cluster.connect import connect
     from ..cluster.sharing import LimitSharer
     from ..export.ranges import ExportRuntime
@@ -154,30 +180,33 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers))
-        answers: dict[str, str | None] = client.run(check_source, job, ranges[-1].cuts[-1][2])
-        for worker in sorted(answers):
-            if answers[worker]:
-                raise WorkerMismatchError(f"worker {worker} cannot export the table: {answers[worker]}; every "
-                                          "worker must read the same database (a SQLite file at the same path on "
-                                          "a shared filesystem, or a database URL every node reaches)")
+        _check_workers(client, job, ranges[-1].cuts[-1][2] if ranges else None)
         exporter.save_checkpoint()  # the plan: every cut fixed before any object is written
         name = f"s3pump-export-{uuid.uuid4().hex[:12]}"
         config = worker_config(run.config, len(workers), worker_bwlimit_bps)
         hashes = exporter.ledger.hashes if exporter.dedup else None  # the last run's: once per worker
         client.register_plugin(ExportRuntime(name, config, run.bucket, len(workers), hashes), name=name)
 
-        def rest() -> Iterator[ExportRange]:
-            for rng in ranges[1:]:
-                if exporter.stop.is_set():  # a first SIGINT/SIGTERM: finish what is in flight, submit no more
-                    return
-                yield rng
+        def send(todo: list[ExportRange]) -> None:
+            def rest() -> Iterator[ExportRange]:
+                for rng in todo[1:]:
+                    if exporter.stop.is_set():  # a first SIGINT/SIGTERM: finish what is in flight, submit no more
+                        return
+                    yield rng
+
+            drive(client, run, name, export_range, todo[0], rest(), slots * WINDOW_PER_SLOT, outcome,
+                  float("inf"), settle, kind="range")
 
         started = time.monotonic()
         try:
             with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps,
                              task_prefix=task_prefix(name, "range")).running():
-                drive(client, run, name, export_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
-                      float("inf"), settle, kind="range")
+                if ranges:
+                    send(ranges)
+                if polls is not None:
+                    follow_ranges(exporter, job, settle, polls, len(ranges), send,
+                                  lambda last: _check_workers(client, job, last),
+                                  lambda delta: client.run(update_hashes, name, delta))
         finally:
             outcome.transfer_s = time.monotonic() - started
             with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
