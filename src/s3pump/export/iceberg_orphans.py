@@ -87,7 +87,7 @@ def find_orphans(bucket: str, objects: Iterable[ObjectInfo], cutoff_s: float,
             table.error = f"cannot read its snapshots ({type(e).__name__}: {text}); left alone"
             continue
         for o in listed:
-            if not o.key.startswith(root + "/") or not _candidate(root, o.key) or f"s3://{bucket}/{o.key}" in referenced:
+            if not _candidate(root, o.key) or f"s3://{bucket}/{o.key}" in referenced:
                 continue
             (table.orphans if o.last_modified < cutoff_s else table.kept).append(o.key)
         table.orphans.sort()
@@ -97,6 +97,8 @@ def find_orphans(bucket: str, objects: Iterable[ObjectInfo], cutoff_s: float,
 
 def _candidate(root: str, key: str) -> bool:
     """A data file, manifest or manifest list of the table at ``root`` (never a metadata file)."""
+    if not key.startswith(root + "/"):
+        return False
     rest = key[len(root) + 1:]
     if rest.startswith("data/"):
         return not rest.endswith("/")
