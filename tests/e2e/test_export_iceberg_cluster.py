@@ -4,6 +4,7 @@ alone commits them, one append per range in cursor order; read back with pyicebe
 from __future__ import annotations
 
 import decimal
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -74,3 +75,52 @@ def test_workers_write_the_data_files_and_the_coordinator_commits_each_range_in_
     assert summary(p)["rows_exported"] == 0 and summary(p)["checkpoint"] == 412
     again = load_table(s3env, {"iceberg": rep.iceberg})
     assert len(again.snapshots()) == 5 and data_keys(s3env, bucket, "lake/Invoice/data/") == files
+
+
+@pytest.mark.slow  # about 20 s on 2 cores (two CLI runs, 10 commits): run with -m slow
+def test_coordinator_killed_mid_run_then_rerun_commits_each_row_once_in_cursor_order(
+    s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, client: Any
+) -> None:
+    """SIGKILL the coordinator once 2 ranges are committed (its ranges in flight finish on the workers: written,
+    never committed); the same command again continues from the table's cursor and deletes those files: every
+    row once, the snapshots' cursor ranges chained from the first row to the last, no unreferenced data file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.test_export_cli import make_events_db
+
+    db = tmp_path / "events.db"
+    make_events_db(db, 1000)
+    env = {**s3env.env(state_dir), "S3PUMP_EXPORT_RANGE_ROWS": "100"}
+    args = [sys.executable, "-m", "s3pump", "export", str(db), f"s3://{bucket}/k", "--table", "events",
+            "--table-format", "iceberg", "--batch-rows", "50", "--cluster", client.scheduler.address, "--json",
+            "--no-progress"]
+    s3 = s3env.boto()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None:
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix="k/events/metadata/").get("Contents", [])
+            # created, its properties set, then one per commit: the 5th is written once the 2nd commit is done
+            if sum(o["Key"].endswith(".metadata.json") for o in listed) >= 5:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, "the run finished before the kill"
+    deadline = time.monotonic() + 60  # the killed run's ranges still running on the workers finish
+    while any(client.run(lambda dask_worker: len(dask_worker.state.executing)).values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    p = subprocess.run(args, env=env, capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()
+    rep = summary(p)
+    table = load_table(s3env, rep)
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 1001)), "a row lost or stored twice"
+    chain = [(s.summary["s3pump.cursor-after"], s.summary["s3pump.cursor-last"]) for s in table.snapshots()]
+    assert chain[0][0] == "null" and chain[-1][1] == "1000" and len(chain) == 10
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chain)), chain
+    assert rep["rows_exported"] <= 800 and rep["deleted"], rep  # it continued, and deleted the killed run's files
+    assert data_keys(s3env, bucket, "k/events/data/") == referenced(table)
