@@ -237,10 +237,16 @@ class CleanupReport(Report):
     kept: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     dry_run: bool = False
+    #: ``--iceberg``: the files no snapshot references, as ``s3://bucket/key``: deleted (or, dry run, to
+    #: delete), ``iceberg_kept`` younger than ``--older-than``; ``iceberg_failed``: (URL, error), a file
+    #: not deleted or a table left alone
+    iceberg_deleted: list[str] = field(default_factory=list)
+    iceberg_kept: list[str] = field(default_factory=list)
+    iceberg_failed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.iceberg_failed
 
     def _json_values(self) -> dict[str, Any]:
         return {"ok": self.ok}

@@ -31,7 +31,8 @@ from ..urls import S3Url, join_key
 from .partition import PartitionSpec, escape_name
 
 __all__ = ["NAMESPACE", "abort_dead_uploads", "check_schema_change", "default_catalog_uri", "io_properties",
-           "last_cursor", "open_catalog", "open_table", "orphan_data_keys", "table_location"]
+           "last_cursor", "open_catalog", "open_table", "orphan_data_keys", "store_io_properties",
+           "table_location"]
 
 NAMESPACE = "s3pump"
 CURSOR_LAST, CURSOR_AFTER, SOURCE_TABLE, RUN_ID = ("s3pump.cursor-last", "s3pump.cursor-after", "s3pump.source-table",
@@ -53,7 +54,16 @@ def io_properties(run: Run) -> dict[str, str]:
     Raises:
         UsageError: the run's store is no S3 endpoint (a store object given to the API, as tests do).
     """
-    settings = getattr(run.store, "settings", None)
+    return store_io_properties(run.store, verify_ssl=run.config.verify_ssl)
+
+
+def store_io_properties(store: Any, *, verify_ssl: bool) -> dict[str, str]:
+    """:func:`io_properties` of ``store`` (a cluster worker's own, its credentials from its own chain).
+
+    Raises:
+        UsageError: ``store`` is no S3 endpoint.
+    """
+    settings = getattr(store, "settings", None)
     if settings is None:
         raise UsageError("--table-format iceberg needs an S3 endpoint (pyiceberg writes through pyarrow's "
                          "S3 client); this run's store has none")
@@ -67,7 +77,7 @@ def io_properties(run: Run) -> dict[str, str]:
         props["s3.endpoint"] = settings.endpoint_url
     if settings.ca_bundle:
         props["s3pump.ca-bundle"] = settings.ca_bundle
-    if not run.config.verify_ssl:
+    if not verify_ssl:
         props["s3pump.no-verify-ssl"] = "true"
     return props
 

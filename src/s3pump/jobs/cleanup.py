@@ -10,6 +10,10 @@ such upload in the local resume journals, so a rerun starts it over. First, what
 their age, it aborts what runs that are gone recorded in the state directory as to
 abort: the aborts that failed in earlier runs, and the uploads of a killed ``sync`` or
 ``stream`` (see :mod:`s3pump.intents`); a journal a live run holds is left alone.
+
+With ``iceberg``, it also deletes the files of the Iceberg tables under the prefix that no snapshot
+references (a killed ``export --table-format iceberg``'s data files and manifests), last modified more
+than ``older_than_s`` ago (``export/iceberg_orphans.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ..reports import CleanupReport
 from ..run import Run
 from ..session import state_dir
 from ..store.base import Store
-from ..urls import parse_s3_url
+from ..urls import S3Url, parse_s3_url
 
 __all__ = ["cleanup"]
 
@@ -35,11 +39,13 @@ def cleanup(
     config: TransferConfig | None = None,
     *,
     dry_run: bool = False,
+    iceberg: bool = False,
     embedded: bool = False,
     store: Store | None = None,
 ) -> CleanupReport:
     """Abort the multipart uploads under ``destination`` (``s3://bucket/prefix``) initiated
-    more than ``older_than_s`` seconds ago; with ``dry_run`` only list them.
+    more than ``older_than_s`` seconds ago; with ``dry_run`` only list them. ``iceberg``: also delete the
+    unreferenced files of the Iceberg tables under it older than that (``report.iceberg_deleted``).
 
     Raises:
         UsageError: a bad URL or a negative age (exit 2).
@@ -79,6 +85,39 @@ def cleanup(
                 failed.append((*entry, str(e)))
                 continue
             aborted.append(entry)
+        found = _iceberg_orphans(run, dest, cutoff, dry_run) if iceberg else ([], [], [])
+    report = CleanupReport(aborted, kept, failed, dry_run, *found)
     if aborted and not dry_run:
         forget_uploads(state_dir() / "journals", (upload_id for _, upload_id in aborted))
-    return CleanupReport(aborted, kept, failed, dry_run)
+    return report
+
+
+def _iceberg_orphans(run: Run, dest: S3Url, cutoff_s: float, dry_run: bool
+                     ) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """List (and, unless ``dry_run``, delete) the Iceberg tables' orphans under ``dest``: the URLs deleted (or
+    to delete), kept (too young), and failed (with the error: a file not deleted, a table left alone).
+
+    Raises:
+        UsageError: the run's store is no S3 endpoint (pyiceberg reads the metadata through pyarrow).
+    """
+    from ..events import Event, ObjectDeleted
+    from ..export.iceberg_orphans import find_orphans
+    from ..export.iceberg_table import io_properties
+
+    tables = find_orphans(dest.bucket, run.store.list_objects(dest.bucket, dest.prefix), cutoff_s,
+                          lambda: io_properties(run))
+    orphans = [key for t in tables for key in t.orphans]
+    kept = [dest.key_url(k) for t in tables for k in t.kept]
+    failed = [(f"s3://{dest.bucket}/{t.root}/", t.error) for t in tables if t.error]
+    if dry_run:
+        return [dest.key_url(k) for k in orphans], kept, failed
+    refused: dict[str, str] = {}
+
+    def note(event: Event) -> None:
+        if isinstance(event, ObjectDeleted) and event.error is not None:
+            refused[event.key] = str(event.error)
+
+    run.subscribe(note)
+    run.delete(orphans)
+    failed += [(dest.key_url(k), error) for k, error in refused.items()]
+    return [dest.key_url(k) for k in orphans if k not in refused], kept, failed

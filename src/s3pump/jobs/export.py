@@ -139,8 +139,9 @@ def export_table(
         table_format: ``files`` (objects and a checkpoint, above) or ``iceberg`` (the ``iceberg`` extra): an
             Iceberg table at ``prefix/<table>/``, one append commit per batch carrying the cursor range in its
             snapshot summary (``export/iceberg.py``; not with ``format`` other than parquet, ``dedup``,
-            ``one_object_per_row``, ``replay_dlq``, ``from_start``, ``dry_run``, ``cluster``, ``state_file``,
-            ``lifecycle``).
+            ``one_object_per_row``, ``replay_dlq``, ``from_start``, ``dry_run``, ``state_file``, ``lifecycle``;
+            with ``cluster`` the workers write the data files and this process commits them in cursor order,
+            ``jobs/export_iceberg_cluster.py``).
         catalog_uri: the Iceberg catalog: a SQLAlchemy URL (SQL catalog) or an ``http(s)://`` REST catalog;
             None: a SQLite file in the state directory (``report.iceberg["catalog"]``).
         target_file_size_bytes: the size of Iceberg's data files in bytes of Parquet (default 128 MiB;
@@ -169,7 +170,7 @@ def export_table(
         raise UsageError(f"--batch-rows must be >= 1, got {batch_rows}")
     check_iceberg_flags(table_format, {
         "--format " + format: format != "parquet", "--dedup": dedup, "--one-object-per-row": one_object_per_row,
-        "--replay-dlq": replay_dlq, "--from-start": from_start, "--dry-run": dry_run, "--cluster": cluster is not None,
+        "--replay-dlq": replay_dlq, "--from-start": from_start, "--dry-run": dry_run,
         "--state-file": state_file is not None, "--lifecycle": lifecycle is not None})
     if target_file_size_bytes < 1:
         raise UsageError(f"--target-file-size must be >= 1 byte, got {target_file_size_bytes}")
@@ -204,7 +205,8 @@ def export_table(
                                   target_file_size_bytes=target_file_size_bytes, max_file_age_s=max_file_age_s,
                                   follow=follow,
                                   poll_interval_s=poll_interval_s, store=store, embedded=embedded,
-                                  subscribers=subscribers, handle_signals=handle_signals)
+                                  subscribers=subscribers, handle_signals=handle_signals, cluster=cluster,
+                                  db=db, lock_timeout_s=lock_timeout_s, cluster_options=cluster_options)
         rule = _lifecycle_rule(lifecycle, dest, source.table, specs, one_object_per_row) if lifecycle else None
         with Run("export", config, dest.bucket, store=store, embedded=embedded, subscribers=subscribers,
                  handle_signals=handle_signals, graceful_stop=stop) as run:

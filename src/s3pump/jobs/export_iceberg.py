@@ -38,8 +38,10 @@ def export_iceberg(source: TableSource, dest: S3Url, config: TransferConfig, spe
                    stop: threading.Event, catalog_uri: str | None, schema_evolution: bool, dlq: str | None,
                    target_file_size_bytes: int, max_file_age_s: float, follow: bool, poll_interval_s: float,
                    store: Store | None, embedded: bool, subscribers: Iterable[Subscriber],
-                   handle_signals: bool) -> ExportReport:
-    """One Iceberg export of ``source`` (see ``export/iceberg.py``).
+                   handle_signals: bool, cluster: Any = None, db: str = "", lock_timeout_s: float | None = None,
+                   cluster_options: dict[str, Any] | None = None) -> ExportReport:
+    """One Iceberg export of ``source`` (see ``export/iceberg.py``); with ``cluster``, its data files written
+    by the workers from ``db`` and committed here in cursor order (``jobs/export_iceberg_cluster.py``).
 
     Raises:
         UsageError: a schema change it does not follow, a partition Iceberg cannot express (exit 2).
@@ -53,6 +55,11 @@ def export_iceberg(source: TableSource, dest: S3Url, config: TransferConfig, spe
                             schema_evolution=schema_evolution, dlq=dlq, target_file_size_bytes=target_file_size_bytes,
                             max_file_age_s=max_file_age_s)
         try:
+            if cluster is not None:
+                from .export_iceberg_cluster import export_iceberg_on_cluster
+
+                return export_iceberg_on_cluster(job, db, cluster, lock_timeout_s=lock_timeout_s,
+                                                 **(cluster_options or {}))
             return job.run(follow=follow, poll_interval_s=poll_interval_s)
         except S3PumpError:
             raise

@@ -215,3 +215,26 @@ def print_cleanup(report: CleanupReport, *, older_than: str, json_output: bool) 
         console.print(f"failed to abort {url} (upload ID {upload_id}): {error}", markup=False)
     console.print(f"{verb} {len(report.aborted)} multipart upload(s); kept {len(report.kept)} newer than "
                   f"{older_than}; failures {len(report.failed)}", markup=False)
+    if report.iceberg_deleted or report.iceberg_kept or report.iceberg_failed:
+        _print_iceberg_cleanup(report, older_than=older_than, json_output=json_output)
+
+
+def _print_iceberg_cleanup(report: CleanupReport, *, older_than: str, json_output: bool) -> None:
+    """``cleanup --iceberg``: each unreferenced file deleted (``--json``: a line on stdout), and a count."""
+    import json
+
+    console = stderr_console()
+    out = GuardedStdout()
+    verb = "would delete" if report.dry_run else "deleted"
+    for url in report.iceberg_deleted:
+        if json_output:
+            out.write(json.dumps({"event": "would_delete" if report.dry_run else "deleted", "key": url,
+                                  "reason": "iceberg orphan"}) + "\n")
+        else:
+            console.print(f"{verb} {url} (no Iceberg snapshot references it)", markup=False)
+    out.flush()
+    for url, error in report.iceberg_failed:
+        console.print(f"iceberg: {url}: {error}", markup=False)
+    console.print(f"{verb} {len(report.iceberg_deleted)} unreferenced Iceberg file(s); kept "
+                  f"{len(report.iceberg_kept)} newer than {older_than}; failures {len(report.iceberg_failed)}",
+                  markup=False)
