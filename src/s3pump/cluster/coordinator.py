@@ -122,7 +122,7 @@ def _check_workers(client: Any, shard: Any) -> None:
 def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
                         shard_files: int | None = None, shard_bytes: int | None = None,
                         worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None,
-                        walk: WalkStats | None = None) -> ClusterOutcome:
+                        walk: WalkStats | None = None, split_bytes: int | None = None) -> ClusterOutcome:
     """Upload ``items`` (planned and journal-filtered) on ``cluster``'s workers; their events are
     emitted on ``run``'s bus as the shards finish.
 
@@ -137,6 +137,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
             environment, else 60 s).
         walk: the counts of a distributed walk (:func:`~.treewalk.walk_on_cluster`) feeding ``items``,
             reported in the outcome.
+        split_bytes: files of this size or more have their parts spread over the workers (:mod:`.parts`);
+            None: ``S3PUMP_SPLIT_SIZE``, else twice ``shard_bytes``.
 
     Raises:
         UsageError: no ``distributed``, a bad address or an unreachable scheduler (exit 2).
@@ -154,7 +156,7 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers), walk)
         run.subscribe(outcome)
-        splits = SplitFiles(run, split_bytes_from_env(shard_bytes), shard_bytes, slots)  # a large file's parts
+        splits = SplitFiles(run, split_bytes or split_bytes_from_env(shard_bytes), shard_bytes, slots)
         outcome.split = splits
         shards = splits.units(cut_shards(splits.divert(_plain_files(run, items)), max_files=shard_files,
                                          max_bytes=shard_bytes, spread=slots))

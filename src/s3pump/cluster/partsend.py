@@ -49,10 +49,10 @@ def run_unit(plugin: str, unit: Shard | PartRange) -> Any:
     return send_range(runtime, unit, str(worker.get_current_task()))
 
 
-def _check(fd: int, rng: PartRange, path: str) -> None:
-    """The open file still has the size and mtime the walk saw, else SourceChangedError."""
+def _check(fd: int, rng: PartRange, path: str, mtime_ns: int) -> None:
+    """The open file still has the size the walk saw and ``mtime_ns``, else SourceChangedError."""
     st = os.fstat(fd)
-    if st.st_size != rng.item.size_bytes or st.st_mtime_ns != rng.item.mtime_ns:
+    if st.st_size != rng.item.size_bytes or st.st_mtime_ns != mtime_ns:
         raise SourceChangedError(f"{path}: file changed while uploading ({rng.item.size_bytes} -> {st.st_size} "
                                  "bytes); not completed, rerun to upload the new version")
 
@@ -73,6 +73,7 @@ def send_range(runtime: WorkerRuntime, rng: PartRange, key: str | None = None) -
     parts: dict[int, tuple[CompletedPart, float]] = {}
     lock = threading.Lock()
     sent = 0
+    mtime_ns = item.mtime_ns
     started = time.monotonic()
     error: S3PumpError | None = None
 
@@ -85,7 +86,7 @@ def send_range(runtime: WorkerRuntime, rng: PartRange, key: str | None = None) -
         def once() -> PutResult:
             if stop.is_set():
                 raise CancelledError(f"{key}: cancelled")
-            _check(fd, rng, path)
+            _check(fd, rng, path, mtime_ns)
             if runtime.limits.rps is not None:
                 runtime.limits.rps.take(1)
             body: Any = FileRange(fd, offset, length, path)
@@ -112,6 +113,8 @@ def send_range(runtime: WorkerRuntime, rng: PartRange, key: str | None = None) -
                 error = e
             else:
                 try:
+                    # the walk's mtime; a producer that gave none (0, as the engine reads it): the file's now
+                    mtime_ns = item.mtime_ns or os.fstat(fd).st_mtime_ns
                     numbers = range(rng.first, rng.last + 1)
                     with ThreadPoolExecutor(max(1, min(len(numbers), config.max_parts_in_flight))) as pool:
                         futures = [pool.submit(send, store, fd, n) for n in numbers]
@@ -123,7 +126,7 @@ def send_range(runtime: WorkerRuntime, rng: PartRange, key: str | None = None) -
                             elif failed is not None and error is None:
                                 raise failed
                     if error is None:
-                        _check(fd, rng, path)
+                        _check(fd, rng, path, mtime_ns)
                         now = os.stat(path, follow_symlinks=config.follow_symlinks)
                         if now.st_ino != os.fstat(fd).st_ino:
                             raise SourceChangedError(f"{path}: replaced by another file while uploading; "
