@@ -20,6 +20,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from s3pump.jobs.upload import upload  # noqa: E402
+from s3pump.jobs.verify import verify  # noqa: E402
 from tests.conftest import S3Env  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -36,24 +37,26 @@ def test_one_large_file_is_sent_by_two_workers_and_equals_a_single_process_uploa
         s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path) -> None:
     """A tree of one ~40 MiB file (8 parts of 5 MiB) on ``--cluster local:2``: its parts were sent by
     both worker processes (two PIDs, neither the coordinator's), the object's bytes and multipart ETag
-    equal a single-process upload's, and no multipart upload is left open."""
+    equal a single-process upload's, no multipart upload is left open, and ``verify`` matches it."""
     root = tmp_path / "tree"
     root.mkdir()
     data = random.Random(5).randbytes(40 * MIB - 4321)
     (root / "big.bin").write_bytes(data)
     config = s3env.config(multipart_threshold_bytes=5 * MIB, part_size_bytes=5 * MIB)
     assert upload([root], f"s3://{bucket}/one/", config).files_done == 1
-    r = subprocess.run([sys.executable, "-m", "s3pump", "upload", str(root), f"s3://{bucket}/two/", "--cluster",
-                        "local:2", "--json"], env={**s3env.env(state_dir), **SPLIT}, capture_output=True, timeout=110)
-    err = r.stderr.decode()
-    assert r.returncode == 0, err
+    p = subprocess.Popen([sys.executable, "-m", "s3pump", "upload", str(root), f"s3://{bucket}/two/", "--cluster",
+                          "local:2", "--json"], env={**s3env.env(state_dir), **SPLIT}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    out, err_b = p.communicate(timeout=110)
+    err = err_b.decode()
+    assert p.returncode == 0, err
     assert "Traceback" not in err, err
-    summary = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    summary = json.loads(out.decode().strip().splitlines()[-1])
     assert summary["files_done"] == 1 and summary["files_failed"] == 0
     split = summary["cluster"]["split"]
     assert split["files"] == 1
     pids = {w["pid"] for w in split["per_worker"]}
-    assert len(pids) == 2 and r.args and all(pid > 0 for pid in pids), split
+    assert len(pids) == 2 and p.pid not in pids, split  # two worker processes, not the coordinator
     assert sum(w["parts"] for w in split["per_worker"]) == 8
     assert sum(w["bytes"] for w in split["per_worker"]) == len(data)
     boto = s3env.boto()
@@ -63,6 +66,8 @@ def test_one_large_file_is_sent_by_two_workers_and_equals_a_single_process_uploa
     got = boto.get_object(Bucket=bucket, Key="two/big.bin")["Body"].read()
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     assert open_uploads(s3env, bucket) == []
+    checked = verify(root, f"s3://{bucket}/two/", config)  # the parts' checksums as one process stores them
+    assert checked.matched == 1 and not checked.different, checked
 
 
 def test_a_file_that_ends_short_while_its_parts_are_sent_becomes_no_object(
