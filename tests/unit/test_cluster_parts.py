@@ -25,7 +25,7 @@ def test_part_ranges_are_consecutive_about_equal_and_at_most_one_per_part() -> N
 def test_which_files_are_split() -> None:
     config = TransferConfig(multipart_threshold_bytes=8 * MIB, part_size_bytes=8 * MIB)
     splits = SplitFiles(SimpleNamespace(config=config), split_bytes=64 * MIB, shard_bytes=32 * MIB,  # type: ignore[arg-type]
-                        slots=2)
+                        slots=2, settle_shard=print)
 
     def item(size: int, **kw: Any) -> UploadItem:
         return UploadItem(key="k", size_bytes=size, source="/f", path="/f", mtime_ns=1, **kw)
@@ -35,7 +35,7 @@ def test_which_files_are_split() -> None:
     assert not splits.splits(item(64 * MIB, resume=ResumeRecord("u", 8 * MIB)))  # resumed: a shard
     assert not splits.splits(UploadItem(key="k", size_bytes=64 * MIB, source="/f", error=SourceUnreadableError("x")))
     one_part = SplitFiles(SimpleNamespace(config=config.replace(part_size_bytes=64 * MIB)),  # type: ignore[arg-type]
-                          split_bytes=64 * MIB, shard_bytes=32 * MIB, slots=2)
+                          split_bytes=64 * MIB, shard_bytes=32 * MIB, slots=2, settle_shard=print)
     assert not one_part.splits(item(64 * MIB))  # one part: nothing to spread
     assert list(splits.divert([item(MIB), item(100 * MIB), item(2 * MIB)])) == [item(MIB), item(2 * MIB)]
 

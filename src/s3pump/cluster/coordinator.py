@@ -156,7 +156,7 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers), walk)
         run.subscribe(outcome)
-        splits = SplitFiles(run, split_bytes or split_bytes_from_env(shard_bytes), shard_bytes, slots)
+        splits = SplitFiles(run, split_bytes or split_bytes_from_env(shard_bytes), shard_bytes, slots, _settle)
         outcome.split = splits
         shards = splits.units(cut_shards(splits.divert(_plain_files(run, items)), max_files=shard_files,
                                          max_bytes=shard_bytes, spread=slots))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -113,8 +113,10 @@ class SplitFiles:
     out of the items, :meth:`units` puts their ranges among the shards, :meth:`settle` takes each
     finished task, :meth:`close` aborts what is left open. Used on the coordinator's one thread."""
 
-    def __init__(self, run: Run, split_bytes: int, shard_bytes: int, slots: int) -> None:
+    def __init__(self, run: Run, split_bytes: int, shard_bytes: int, slots: int,
+                 settle_shard: Callable[[Run, Any, Any, Any], None]) -> None:
         self.run = run
+        self._settle_shard = settle_shard  # the coordinator's, for the shards
         self.split_bytes = split_bytes
         self.shard_bytes = shard_bytes
         self.slots = slots
@@ -190,11 +192,9 @@ class SplitFiles:
 
     def settle(self, run: Run, fut: Any, unit: Any, outcome: Any) -> None:
         """A finished task: a range's parts replayed (PartDone) and its file completed once all are in;
-        a shard as :func:`~s3pump.cluster.coordinator.drive` settles it."""
+        a shard by ``settle_shard`` (the coordinator's: its events replayed, or its files failed)."""
         if not isinstance(unit, PartRange):
-            from .coordinator import _settle
-
-            _settle(run, fut, unit, outcome)
+            self._settle_shard(run, fut, unit, outcome)
             return
         split = self._open.get(unit.upload_id)
         if split is None:
