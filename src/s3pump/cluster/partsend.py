@@ -118,13 +118,15 @@ def send_range(runtime: WorkerRuntime, rng: PartRange, key: str | None = None) -
                     numbers = range(rng.first, rng.last + 1)
                     with ThreadPoolExecutor(max(1, min(len(numbers), config.max_parts_in_flight))) as pool:
                         futures = [pool.submit(send, store, fd, n) for n in numbers]
-                        for f in futures:
-                            failed = f.exception()
-                            if isinstance(failed, S3PumpError) and error is None:
-                                error = failed
-                                stop.set()  # the file fails: send no more of its parts
-                            elif failed is not None and error is None:
-                                raise failed
+                        for f in futures:  # a part that failed fails the file: send no more of its parts
+                            f.add_done_callback(lambda f: stop.set() if f.exception() is not None else None)
+                        failures = [e for e in (f.exception() for f in futures) if e is not None]
+                    for failed in failures:  # the first cause, not a part stopped because of it
+                        if not isinstance(failed, S3PumpError):
+                            raise failed
+                        if error is None or (isinstance(error, CancelledError)
+                                             and not isinstance(failed, CancelledError)):
+                            error = failed
                     if error is None:
                         _check(fd, rng, path, mtime_ns)
                         now = os.stat(path, follow_symlinks=config.follow_symlinks)
