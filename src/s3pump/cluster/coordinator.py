@@ -5,10 +5,11 @@ upload, every worker stats a sample of the first shard's files (:func:`~.worker.
 one that sees another size or mtime ends the run (exit 2, naming the worker and path). Then the
 shards are submitted through a bounded window (``WINDOW_PER_SLOT`` per worker thread), so the
 coordinator holds a few shards however many files there are, and each future is released as soon
-as its result is replayed on the bus (and so journaled). A task is a shard, never a file. While a
-shard runs, its worker's progress messages become :class:`~s3pump.events.ShardProgress` (the
-progress view moves per file); Ctrl-C cancels the shards in flight, and the running ones stop at
-a safe point on their worker and abort their multipart uploads before the stores close.
+as its result is replayed on the bus (and so journaled). A task is a shard, or a range of one
+large file's parts (:mod:`.parts`). While a shard runs, its worker's progress messages become
+:class:`~s3pump.events.ShardProgress` (the progress view moves per file); Ctrl-C cancels the
+shards in flight, and the running ones stop at a safe point on their worker and abort their
+multipart uploads before the stores close.
 
 Nothing lost: a worker that dies mid-shard has its shard rerun elsewhere by Dask (up to
 ``distributed.scheduler.allowed-failures`` times; files it finished are sent again, which is
@@ -21,23 +22,23 @@ journal began).
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import CancelledError, S3PumpError, UsageError, WorkerLostError, WorkerMismatchError
+from ..errors import CancelledError, S3PumpError, WorkerLostError, WorkerMismatchError
 from ..events import Discovered, Event, FileDone, FileFailed, ShardProgress, ShardSettled
 from ..items import UploadItem
 from ..run import Run
 from .connect import connect
 from .forecast import Observed, forecast
+from .parts import SplitFiles
 from .results import ShardResult, WorkerRates, sample_evenly
-from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
+from .shards import FORECAST_AFTER_S, Shard, cut_shards, limits_from_env, split_bytes_from_env
 from .sharing import LimitSharer, worker_config
 from .treewalk import WalkStats
 
@@ -48,8 +49,6 @@ __all__ = ["ClusterOutcome", "credentials_env", "drive", "limits_from_env", "tas
 WINDOW_PER_SLOT = 2
 #: Files of the first shard each worker stats before any upload.
 SAMPLE_SIZE = 32
-#: Seconds of transfer after which the coordinator emits its forecast (ClusterForecast).
-FORECAST_AFTER_S = 60
 #: Seconds the coordinator waits, after a cancel, for running shards to abort their uploads.
 CANCEL_WAIT_S = 60.0
 
@@ -68,6 +67,8 @@ class ClusterOutcome:
         self.shards_done = 0
         self.shards_failed = 0
         self.rates = WorkerRates()
+        #: the files whose parts were spread over the workers (:class:`~.parts.SplitFiles`)
+        self.split: SplitFiles | None = None
         #: seconds from the first shard submitted to the last result (no cluster start or checks)
         self.transfer_s = 0.0
 
@@ -86,7 +87,8 @@ class ClusterOutcome:
     def to_json(self) -> dict[str, Any]:
         return {"workers": self.workers, "shards_planned": self.shards_planned, "shards_done": self.shards_done,
                 "shards_failed": self.shards_failed, "transfer_s": round(self.transfer_s, 3),
-                "per_worker": self.rates.rows(), "walk": self.walk.to_json() if self.walk else {"on": "coordinator"}}
+                "per_worker": self.rates.rows(), "walk": self.walk.to_json() if self.walk else {"on": "coordinator"},
+                **({"split": self.split.to_json()} if self.split is not None and self.split.files else {})}
 
 
 def credentials_env(config: TransferConfig) -> dict[str, str]:
@@ -106,7 +108,7 @@ def _plain_files(run: Run, items: Iterable[UploadItem]) -> Iterator[UploadItem]:
             yield item
 
 
-def _check_workers(client: Any, shard: Shard) -> None:
+def _check_workers(client: Any, shard: Any) -> None:
     sample = sample_evenly(((i.path or i.source, i.size_bytes, i.mtime_ns) for i in shard.items), SAMPLE_SIZE)
     from .worker import check_paths
 
@@ -117,38 +119,10 @@ def _check_workers(client: Any, shard: Shard) -> None:
                                       "see the same files (a shared filesystem, or S3PUMP_CLUSTER_PATH_MAP)")
 
 
-def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, int | None]:
-    """``shard_files``, ``shard_bytes``, ``worker_bwlimit_bps`` and ``forecast_after_s`` from
-    ``S3PUMP_SHARD_FILES``, ``S3PUMP_SHARD_SIZE`` (e.g. ``4GiB``), ``S3PUMP_WORKER_BWLIMIT`` (e.g.
-    ``8MB``; bytes/s per worker) and ``S3PUMP_CLUSTER_FORECAST_AFTER`` (seconds, default 60).
-
-    Raises:
-        UsageError: a malformed value.
-    """
-    from ..units import parse_size_bytes
-
-    if env is None:
-        env = os.environ
-    files = env.get("S3PUMP_SHARD_FILES")
-    if files is not None and not files.strip().isdigit():
-        raise UsageError(f"S3PUMP_SHARD_FILES={files!r}: give a whole number of files")
-    size = env.get("S3PUMP_SHARD_SIZE")
-    cap = env.get("S3PUMP_WORKER_BWLIMIT")
-    after = env.get("S3PUMP_CLUSTER_FORECAST_AFTER")
-    if after is not None and not after.strip().isdigit():
-        raise UsageError(f"S3PUMP_CLUSTER_FORECAST_AFTER={after!r}: give whole seconds")
-    return {
-        "shard_files": int(files) if files else DEFAULT_SHARD_FILES,
-        "shard_bytes": parse_size_bytes(size, what="S3PUMP_SHARD_SIZE") if size else DEFAULT_SHARD_BYTES,
-        "worker_bwlimit_bps": parse_size_bytes(cap, what="S3PUMP_WORKER_BWLIMIT") if cap else None,
-        "forecast_after_s": int(after) if after else FORECAST_AFTER_S,
-    }
-
-
 def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
                         shard_files: int | None = None, shard_bytes: int | None = None,
                         worker_bwlimit_bps: int | None = None, forecast_after_s: int | None = None,
-                        walk: WalkStats | None = None) -> ClusterOutcome:
+                        walk: WalkStats | None = None, split_bytes: int | None = None) -> ClusterOutcome:
     """Upload ``items`` (planned and journal-filtered) on ``cluster``'s workers; their events are
     emitted on ``run``'s bus as the shards finish.
 
@@ -163,6 +137,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
             environment, else 60 s).
         walk: the counts of a distributed walk (:func:`~.treewalk.walk_on_cluster`) feeding ``items``,
             reported in the outcome.
+        split_bytes: files of this size or more have their parts spread over the workers (:mod:`.parts`);
+            None: ``S3PUMP_SPLIT_SIZE``, else twice ``shard_bytes``.
 
     Raises:
         UsageError: no ``distributed``, a bad address or an unreachable scheduler (exit 2).
@@ -171,8 +147,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         S3PumpError: a worker could not open its store (e.g. CredentialsError, exit 2).
     """
     env = limits_from_env()
-    shard_files = shard_files or env["shard_files"]
-    shard_bytes = shard_bytes or env["shard_bytes"]
+    shard_files = int(shard_files or env["shard_files"] or 0)
+    shard_bytes = int(shard_bytes or env["shard_bytes"] or 0)
     worker_bwlimit_bps = worker_bwlimit_bps or env["worker_bwlimit_bps"]
     forecast_after_s = forecast_after_s if forecast_after_s is not None else env["forecast_after_s"]
     with connect(cluster, local_env=credentials_env(run.config)) as client:
@@ -180,33 +156,37 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers), walk)
         run.subscribe(outcome)
-        shards = cut_shards(_plain_files(run, items), max_files=shard_files or DEFAULT_SHARD_FILES,
-                            max_bytes=shard_bytes or DEFAULT_SHARD_BYTES, spread=slots)
-        first = next(shards, None)
-        if run.cancelled:  # a signal, or a producer that failed (sync's planner) while planning
-            raise CancelledError("cancelled before any shard was submitted")
-        if first is None:
-            return outcome
-        _check_workers(client, first)
-        from .worker import WorkerRuntime, progress_topic, run_shard
+        splits = SplitFiles(run, split_bytes or split_bytes_from_env(shard_bytes), shard_bytes, slots, _settle)
+        outcome.split = splits
+        shards = splits.units(cut_shards(splits.divert(_plain_files(run, items)), max_files=shard_files,
+                                         max_bytes=shard_bytes, spread=slots))
+        with contextlib.closing(splits):  # what is still open at the end (a cancel, an error) is aborted
+            first = next(shards, None)
+            if run.cancelled:  # a signal, or a producer that failed (sync's planner) while planning
+                raise CancelledError("cancelled before any shard was submitted")
+            if first is None:
+                return outcome
+            _check_workers(client, first)
+            from .partsend import run_unit
+            from .worker import WorkerRuntime, progress_topic
 
-        name = f"s3pump-{run.job}-{uuid.uuid4().hex[:12]}"
-        config = worker_config(run.config, len(workers), worker_bwlimit_bps)
-        client.register_plugin(WorkerRuntime(name, run.job, config, run.bucket, len(workers)), name=name)
-        progress = _Progress(run)
-        client.subscribe_topic(progress_topic(name), progress)
-        started = time.monotonic()
-        try:
-            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps,
-                             task_prefix=task_prefix(name, "shard")).running():
-                drive(client, run, name, run_shard, first, shards, slots * WINDOW_PER_SLOT, outcome,
-                      float(forecast_after_s or FORECAST_AFTER_S), progress=progress)
-        finally:
-            with contextlib.suppress(Exception):
-                client.unsubscribe_topic(progress_topic(name))
-            outcome.transfer_s = time.monotonic() - started
-            with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
-                client.unregister_worker_plugin(name)
+            name = f"s3pump-{run.job}-{uuid.uuid4().hex[:12]}"
+            config = worker_config(run.config, len(workers), worker_bwlimit_bps)
+            client.register_plugin(WorkerRuntime(name, run.job, config, run.bucket, len(workers)), name=name)
+            progress = _Progress(run)
+            client.subscribe_topic(progress_topic(name), progress)
+            started = time.monotonic()
+            try:
+                with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps,
+                                 task_prefix=task_prefix(name, "shard")).running():
+                    drive(client, run, name, run_unit, first, shards, slots * WINDOW_PER_SLOT, outcome,
+                          float(forecast_after_s or FORECAST_AFTER_S), settle=splits.settle, progress=progress)
+            finally:
+                with contextlib.suppress(Exception):
+                    client.unsubscribe_topic(progress_topic(name))
+                outcome.transfer_s = time.monotonic() - started
+                with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
+                    client.unregister_worker_plugin(name)
     return outcome
 
 

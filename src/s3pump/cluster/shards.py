@@ -6,12 +6,9 @@ make the scheduler the bottleneck; a shard of 2,000 small files is seconds of wo
 worker, and 4 GiB is about half a minute of one node's 1 Gbit/s, short enough that a worker
 lost mid-shard costs little to redo.
 
-A file of ``max_bytes`` or more is a shard of its own; its parts are not spread over workers.
-The engine already sends one file's parts concurrently (``max_parts_in_flight``), so one worker
-can fill its node's bandwidth with one file; spreading the parts would need the upload ID and the
-part list shared between workers and one of them to complete the upload, and a tree with large
-files has many of them, which spread over the workers as shards anyway. The cost: one file far
-larger than the rest is bounded by one node's bandwidth (see docs/cluster.md).
+A file of ``max_bytes`` or more is a shard of its own. A file of ``S3PUMP_SPLIT_SIZE`` or more
+(default ``2 x max_bytes``) is not in any shard: its parts are spread over the workers as ranges
+(:mod:`.parts`), the coordinator creating and completing its multipart upload.
 
 Shards are idempotent: their keys are deterministic, and the coordinator's journal skips what
 is done, so a shard run twice (a worker died) writes the same objects.
@@ -19,18 +16,23 @@ is done, so a shard run twice (a worker died) writes the same objects.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from ..items import UploadItem
 
-__all__ = ["DEFAULT_SHARD_BYTES", "DEFAULT_SHARD_FILES", "SPREAD_MIN_BYTES", "SPREAD_MIN_FILES", "Shard", "cut_shards"]
+__all__ = ["DEFAULT_SHARD_BYTES", "DEFAULT_SHARD_FILES", "FORECAST_AFTER_S", "SPREAD_MIN_BYTES", "SPREAD_MIN_FILES",
+           "Shard", "cut_shards", "limits_from_env", "split_bytes_from_env"]
 
 DEFAULT_SHARD_FILES = 2000
 DEFAULT_SHARD_BYTES = 4 * 1024**3
 #: The least bytes, or files, of each shard a tail is cut again into to spread it over the workers.
 SPREAD_MIN_BYTES = 8 * 1024**2
 SPREAD_MIN_FILES = 100
+#: Seconds of transfer after which the coordinator emits its forecast (ClusterForecast).
+FORECAST_AFTER_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,47 @@ class Shard:
     @property
     def size_bytes(self) -> int:
         return sum(i.size_bytes for i in self.items)
+
+
+def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, int | None]:
+    """``shard_files``, ``shard_bytes``, ``worker_bwlimit_bps`` and ``forecast_after_s`` from
+    ``S3PUMP_SHARD_FILES``, ``S3PUMP_SHARD_SIZE`` (e.g. ``4GiB``), ``S3PUMP_WORKER_BWLIMIT`` (e.g.
+    ``8MB``; bytes/s per worker) and ``S3PUMP_CLUSTER_FORECAST_AFTER`` (seconds, default 60).
+
+    Raises:
+        UsageError: a malformed value.
+    """
+    from ..units import parse_size_bytes
+
+    if env is None:
+        env = os.environ
+    files = env.get("S3PUMP_SHARD_FILES")
+    if files is not None and not files.strip().isdigit():
+        raise UsageError(f"S3PUMP_SHARD_FILES={files!r}: give a whole number of files")
+    size = env.get("S3PUMP_SHARD_SIZE")
+    cap = env.get("S3PUMP_WORKER_BWLIMIT")
+    after = env.get("S3PUMP_CLUSTER_FORECAST_AFTER")
+    if after is not None and not after.strip().isdigit():
+        raise UsageError(f"S3PUMP_CLUSTER_FORECAST_AFTER={after!r}: give whole seconds")
+    return {
+        "shard_files": int(files) if files else DEFAULT_SHARD_FILES,
+        "shard_bytes": parse_size_bytes(size, what="S3PUMP_SHARD_SIZE") if size else DEFAULT_SHARD_BYTES,
+        "worker_bwlimit_bps": parse_size_bytes(cap, what="S3PUMP_WORKER_BWLIMIT") if cap else None,
+        "forecast_after_s": int(after) if after else FORECAST_AFTER_S,
+    }
+
+
+def split_bytes_from_env(shard_bytes: int, env: Mapping[str, str] | None = None) -> int:
+    """The size from which a file's parts are spread over the workers (:mod:`.parts`):
+    ``S3PUMP_SPLIT_SIZE`` (e.g. ``1GiB``), by default twice ``shard_bytes``.
+
+    Raises:
+        UsageError: a malformed value.
+    """
+    from ..units import parse_size_bytes
+
+    size = (os.environ if env is None else env).get("S3PUMP_SPLIT_SIZE")
+    return parse_size_bytes(size, what="S3PUMP_SPLIT_SIZE") if size else 2 * shard_bytes
 
 
 def cut_shards(items: Iterable[UploadItem], *, max_files: int = DEFAULT_SHARD_FILES,
