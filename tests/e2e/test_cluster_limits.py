@@ -185,6 +185,7 @@ def test_max_rps_is_reached_with_600_small_files(
 
 
 @pytest.mark.timing
+@pytest.mark.slow  # beyond the three cases: kept out of CI's serial phase (run with -m slow)
 def test_bwlimit_holds_over_a_64_mib_file_whose_parts_two_workers_send(
         s3env: S3Env, warm_bucket: str, shared: distributed.Client, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
