@@ -36,7 +36,7 @@ from ..items import UploadItem
 from ..run import Run
 from .connect import connect
 from .forecast import Observed, forecast
-from .results import ShardResult, WorkerRates, sample_evenly
+from .results import ShardResult, WorkerRates, carried_events, finished_keys, replay_kept, sample_evenly
 from .shards import DEFAULT_SHARD_BYTES, DEFAULT_SHARD_FILES, Shard, cut_shards
 from .sharing import LimitSharer, worker_config
 from .treewalk import WalkStats
@@ -285,16 +285,25 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
     finally:
         if inflight:
             client.cancel([f for f, _ in inflight.values()])
-            _wait_for_cancelled(client, name)
+            _wait_for_cancelled(client, name, run.config)
+            if settle is _settle:  # the files the cancelled shards finished: journaled, not sent again
+                for _, shard in inflight.values():
+                    if progress is not None:
+                        progress.settled(shard.index)
+                replay_kept(client, run, name, sorted(s.index for _, s in inflight.values()))
 
 
-def _wait_for_cancelled(client: Any, name: str) -> None:
-    """Let the shards still running stop at a safe point and abort their multipart uploads (each
-    worker watches its task's state) before the workers' stores close; at most ``CANCEL_WAIT_S``."""
+def _wait_for_cancelled(client: Any, name: str, config: TransferConfig) -> None:
+    """Let the shards still running stop at a safe point, wait for their PUTs in flight and abort
+    their multipart uploads (each worker watches its task's state) before the workers' stores close;
+    at most ``CANCEL_WAIT_S``, or the largest single PUT's request timeout if longer."""
+    from ..engine.cancel import CANCELLED_GRACE_S
+    from ..engine.inflight import timeout_for
     from .worker import wait_idle
 
+    put_s = timeout_for(config.multipart_threshold_bytes, config.request_timeout_s) + CANCELLED_GRACE_S
     with contextlib.suppress(Exception):  # a worker gone, a cluster closing: the next run sweeps
-        client.run(wait_idle, name, CANCEL_WAIT_S)
+        client.run(wait_idle, name, max(CANCEL_WAIT_S, put_s))
 
 
 class _Progress:
@@ -336,10 +345,15 @@ def _settle(run: Run, fut: Any, shard: Shard, outcome: ClusterOutcome) -> None:
         error = fut.exception()
     except Exception as e:  # a future the scheduler cancelled (e.g. it lost the task's state)
         error = e
+    carried = carried_events(error)  # what it finished before it failed (results.py)
+    for event in carried:
+        run.emit(event)
     if isinstance(error, S3PumpError) and error.exit_code == 2:
         raise error  # the workers cannot write at all (credentials, bucket): stop the run
     outcome.shards_failed += 1
     lost = WorkerLostError(f"shard {shard.index} did not finish ({type(error).__name__}: {error}); "
                            "rerun the command to retry its files")
+    finished = finished_keys(carried)
     for item in shard.items:
-        run.emit(FileFailed(item.source, item.key, item.size_bytes, lost))
+        if item.key not in finished:
+            run.emit(FileFailed(item.source, item.key, item.size_bytes, lost))
