@@ -48,9 +48,14 @@ def settle_in_flight(inflight: dict[int, Req], answers: queue.SimpleQueue[Any], 
     for req in list(inflight.values()):
         if req.mp is not None:
             _cancel(req)
+    others: list[object] = []
+    _take_answered(inflight, answers, puts, bus, others)
+    for key, req in list(inflight.items()):
+        if req.handle is None:  # its send raised (not an S3PumpError) before the store took it: no answer
+            del inflight[key]
+            SinglePuts.close_file(req)
     deadline = max((r.started + r.timeout_s for r in inflight.values() if r.mp is None), default=0.0)
     deadline = max(deadline, time.monotonic()) + grace_s
-    others: list[object] = []
     while inflight and time.monotonic() < deadline:
         if hurried():
             for req in list(inflight.values()):
@@ -64,14 +69,28 @@ def settle_in_flight(inflight: dict[int, Req], answers: queue.SimpleQueue[Any], 
             msg = answers.get(timeout=0.2)
         except queue.Empty:
             continue
-        if not isinstance(msg, Settled):
-            others.append(msg)
-            continue
-        if inflight.pop(id(msg.req), None) is None:
-            continue
-        _settled(msg.req, msg.result, puts, bus)
+        _handle(msg, inflight, puts, bus, others)
     for msg in others:  # back for the caller (the control pool's answers)
         answers.put(msg)
+
+
+def _take_answered(inflight: dict[int, Req], answers: queue.SimpleQueue[Any], puts: SinglePuts, bus: EventBus,
+                   others: list[object]) -> None:
+    """Report the requests whose answers are on the queue already (without waiting)."""
+    while True:
+        try:
+            msg = answers.get_nowait()
+        except queue.Empty:
+            return
+        _handle(msg, inflight, puts, bus, others)
+
+
+def _handle(msg: object, inflight: dict[int, Req], puts: SinglePuts, bus: EventBus, others: list[object]) -> None:
+    """One message off the queue: a request of ``inflight`` settled (reported), or kept in ``others``."""
+    if not isinstance(msg, Settled):
+        others.append(msg)
+    elif inflight.pop(id(msg.req), None) is not None:
+        _settled(msg.req, msg.result, puts, bus)
 
 
 def _cancel(req: Req) -> None:
