@@ -8,7 +8,9 @@ coordinator holds a few shards however many files there are, and each future is 
 as its result is replayed on the bus (and so journaled). A task is a shard, never a file. While a
 shard runs, its worker's progress messages become :class:`~s3pump.events.ShardProgress` (the
 progress view moves per file); Ctrl-C cancels the shards in flight, and the running ones stop at
-a safe point on their worker and abort their multipart uploads before the stores close.
+a safe point on their worker (waiting for their PUTs in flight) and abort their multipart uploads
+before the stores close; then the events their workers kept of every shard without a result are
+replayed (:func:`~.results.replay_kept`), so the files they finished are journaled.
 
 Nothing lost: a worker that dies mid-shard has its shard rerun elsewhere by Dask (up to
 ``distributed.scheduler.allowed-failures`` times; files it finished are sent again, which is
