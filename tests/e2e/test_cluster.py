@@ -559,30 +559,30 @@ def _quiet(proxy: FaultProxy, timeout_s: float = 10) -> None:
 
 
 def test_ctrl_c_mid_run_journals_what_the_cancelled_shards_stored(s3env: S3Env, bucket: str, state_dir: Path,
-                                                                  tmp_path: Path, client: object) -> None:
-    """200 small files on the module's 2-worker cluster (``--cluster tcp://...``: no cluster to
-    start) through a proxy that slows each PutObject (0.3 s, 4 in flight per worker). SIGINT to the
-    coordinator once 40 PUTs were answered, while both workers run a shard of 25 with PUTs in
+                                                                  tmp_path: Path) -> None:
+    """200 small files on ``local:2`` through a proxy that slows each PutObject (0.3 s, 4 in flight
+    per worker). SIGINT to the coordinator's process group (a terminal's Ctrl-C: its local workers
+    get it too) once 40 PUTs were answered, while both workers run a shard of 25 with PUTs in
     flight: exit 130, and its ``--json`` reports done exactly the files whose objects it stored.
     The rerun (the same journal: its identity is the job, sources, destination and endpoint; run in
     one process) sends a PutObject for exactly the files the first run did not store, each once,
     and the bucket then holds the tree. (Before: the cancelled shards' finished files and the PUTs
-    in flight at the cancel were not journaled, and the rerun sent them again.)"""
+    in flight at the cancel were not journaled, and the local workers died of the SIGINT; the rerun
+    sent those files again.)"""
     root = tmp_path / "tree"
     files = make_tree(root, 200)
     with FaultProxy(s3env.endpoint_url, FaultPlan(delay_s={"PutObject": 0.3})) as proxy:
         env = {**s3env.env(state_dir), "AWS_ENDPOINT_URL": proxy.endpoint_url, "S3PUMP_SHARD_FILES": "25",
                "S3PUMP_CONCURRENCY": "4"}
-        address = client.scheduler.address  # type: ignore[attr-defined]
         args = ["upload", str(root), f"s3://{bucket}/x/", "--json"]
-        p = subprocess.Popen([sys.executable, "-m", "s3pump", *args, "--cluster", address], env=env,
+        p = subprocess.Popen([sys.executable, "-m", "s3pump", *args, "--cluster", "local:2"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
             deadline = time.monotonic() + 90
             while len(proxy.entries(type="PutObject", fault=None)) < 40:
                 assert p.poll() is None and time.monotonic() < deadline, "the run ended before the signal"
                 time.sleep(0.02)
-            p.send_signal(signal.SIGINT)
+            os.killpg(p.pid, signal.SIGINT)  # the coordinator and its local workers, as a terminal's Ctrl-C
             out_b, err_b = p.communicate(timeout=90)
         finally:
             if p.poll() is None:
