@@ -8,6 +8,7 @@ object was written (through the request log of a pass-through fault proxy).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -536,6 +537,75 @@ def test_coordinator_killed_then_rerun_redoes_only_missing_shards(s3env: S3Env, 
     assert s["files_skipped"] == done_before and s["files_done"] == missing
     assert s["cluster"]["shards_planned"] == -(-missing // 25) < 12  # only the missing files' shards
     assert set(objects(s3env, bucket, "c/")) == set(files)
+
+
+# ---------------------------------------------------------------- Ctrl-C journals what cancelled shards stored
+def _stored(s3env: S3Env, bucket: str, prefix: str, files: dict[str, Path]) -> set[str]:
+    """The files whose object under ``prefix`` holds their bytes (a single PUT's ETag is the MD5)."""
+    got = list_all(s3env.boto(), bucket, prefix)
+    out = set()
+    for name, path in files.items():
+        o = got.get(prefix + name)
+        if o is not None and o["ETag"].strip('"') == hashlib.md5(path.read_bytes()).hexdigest():
+            out.add(name)
+    return out
+
+
+def _quiet(proxy: FaultProxy, timeout_s: float = 10) -> None:
+    """Wait until every request that reached the proxy has ended (and is logged)."""
+    deadline = time.monotonic() + timeout_s
+    while len(proxy.entries()) < proxy.seq and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_ctrl_c_mid_run_journals_what_the_cancelled_shards_stored(s3env: S3Env, bucket: str, state_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """200 small files on ``local:2`` through a proxy that slows each PutObject (0.3 s, 4 in flight
+    per worker). SIGINT to the coordinator's process group (a terminal's Ctrl-C: its local workers
+    get it too) once 40 PUTs were answered, while both workers run a shard of 25 with PUTs in
+    flight: exit 130, and its ``--json`` reports done exactly the files whose objects it stored.
+    The rerun (the same journal: its identity is the job, sources, destination and endpoint; run in
+    one process) sends a PutObject for exactly the files the first run did not store, each once,
+    and the bucket then holds the tree. (Before: the cancelled shards' finished files and the PUTs
+    in flight at the cancel were not journaled, and the local workers died of the SIGINT; the rerun
+    sent those files again.)"""
+    root = tmp_path / "tree"
+    files = make_tree(root, 200)
+    with FaultProxy(s3env.endpoint_url, FaultPlan(delay_s={"PutObject": 0.3})) as proxy:
+        env = {**s3env.env(state_dir), "AWS_ENDPOINT_URL": proxy.endpoint_url, "S3PUMP_SHARD_FILES": "25",
+               "S3PUMP_CONCURRENCY": "4"}
+        args = ["upload", str(root), f"s3://{bucket}/x/", "--json"]
+        p = subprocess.Popen([sys.executable, "-m", "s3pump", *args, "--cluster", "local:2"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 90
+            while len(proxy.entries(type="PutObject", fault=None)) < 40:
+                assert p.poll() is None and time.monotonic() < deadline, "the run ended before the signal"
+                time.sleep(0.02)
+            os.killpg(p.pid, signal.SIGINT)  # the coordinator and its local workers, as a terminal's Ctrl-C
+            out_b, err_b = p.communicate(timeout=90)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        assert p.returncode == 130, err_b.decode()
+        _quiet(proxy)
+        first = _stored(s3env, bucket, "x/", files)
+        assert 40 <= len(first) < 200, len(first)
+        reported = {json.loads(x)["key"][len("x/"):] for x in out_b.decode().splitlines()
+                    if x.startswith('{"event": "done"')}
+        assert reported == first  # every object stored was reported done (and journaled), none other
+        mark = proxy.seq
+        proxy.plan.delay_s.clear()
+        r = run_cli(args, env, timeout=120)  # one process: the same journal
+        _quiet(proxy)
+        puts = Counter(e.key[len("x/"):] for e in proxy.entries(type="PutObject") if e.seq > mark)
+    assert r.returncode == 0, r.stderr.decode()
+    assert set(puts) == set(files) - first, (len(puts), len(first), sorted(set(puts) & first)[:5])
+    assert max(puts.values()) == 1
+    s = summary(r.stdout)
+    assert s["files_skipped"] == len(first) and s["files_done"] == 200 - len(first)
+    assert _stored(s3env, bucket, "x/", files) == set(files)
 
 
 # ---------------------------------------------------------------- sync

@@ -4,8 +4,11 @@ processes of their own (other directories, other environments), a worker joining
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -31,16 +34,18 @@ def _objects(s3env: S3Env, bucket: str, prefix: str) -> dict[str, tuple[int, str
 
 
 class _GatedProxy(FaultProxy):
-    """Holds every PutObject until :attr:`gate` is set (counting those that arrived)."""
+    """Holds every request of ``held`` types (PutObject) until :attr:`gate` is set (counting those
+    that arrived)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, held: frozenset[str] = frozenset({"PutObject"})) -> None:
         super().__init__(upstream)
         self.gate = threading.Event()
+        self.held = held
         self.puts_seen = 0
 
     async def _forward(self, head: bytes, body: bytes, method: str, fault: str | None, rtype: str,
                        *rest: Any) -> Any:
-        if rtype == "PutObject":
+        if rtype in self.held:
             self.puts_seen += 1
             while not self.gate.is_set():
                 await asyncio.sleep(0.02)
@@ -92,6 +97,84 @@ def test_a_user_started_scheduler_and_a_worker_joining_mid_run_upload_what_one_p
     assert set(rows) == {first, second}, rows
     assert rows[second]["shards"] >= 1 and rows[second]["files"] >= 1  # the joining worker did shards
     assert sum(r["files"] for r in rows.values()) == 48 and c["shards_failed"] == 0
+
+
+def _shards_on(watcher: Any) -> dict[str, list[str]]:
+    """Worker address -> the s3pump upload shards it is processing (running or queued there)."""
+    return {w: [k for k in keys if str(k).startswith("s3pump-upload-shard")]
+            for w, keys in watcher.processing().items()}
+
+
+def _open_under(pid: int, directory: Path) -> bool:
+    """Whether process ``pid`` has a file under ``directory`` open."""
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd).startswith(f"{directory}/"):
+                    return True
+    return False
+
+
+def test_a_worker_killed_mid_run_leaves_and_the_other_redoes_its_shard(
+        s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path) -> None:
+    """Two ``dask worker`` processes of a user-started cluster each take a shard (a 6 MiB multipart
+    file and small ones; the proxy holds their PUTs and parts, so both are mid-shard with a multipart
+    upload open); one is SIGKILLed by PID. The run still ends with exit 0: the dead worker's shard
+    is run again by the other, the objects equal a single-process upload's, no file failed, and no
+    multipart upload is left open (the one the dead worker created is aborted by the final sweep)."""
+    rng = random.Random(31)
+    root = tmp_path / "tree"
+    for i in range(3):
+        p = root / "big" / f"b{i}.bin"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rng.randbytes(6 * 1024 * 1024 + i))
+    for i in range(12):
+        p = root / "small" / f"s{i:02d}.bin"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rng.randbytes(1000 + i))
+    multipart = {"S3PUMP_MULTIPART_THRESHOLD": "5MiB", "S3PUMP_PART_SIZE": "5MiB"}
+    single = run_cli(["upload", str(root), f"s3://{bucket}/one/"], {**s3env.env(state_dir), **multipart})
+    assert single.returncode == 0, single.stderr.decode()
+    held = frozenset({"PutObject", "UploadPart"})
+    with _GatedProxy(s3env.endpoint_url, held) as proxy, user_cluster(tmp_path / "dask") as cluster:
+        env = {**s3env.env(state_dir), **multipart, "AWS_ENDPOINT_URL": proxy.endpoint_url}
+        first, _ = cluster.worker("w1", env_credentials(s3env))
+        second, victim = cluster.worker("w2", env_credentials(s3env))
+        with distributed.Client(cluster.address, timeout=20) as watcher:
+            watcher.wait_for_workers(2, timeout=30)
+            coordinator = subprocess.Popen(
+                [sys.executable, "-m", "s3pump", "upload", str(root), f"s3://{bucket}/two/", "--cluster",
+                 cluster.address, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                deadline = time.monotonic() + 60
+                # both workers took a shard, and the victim is sending a large file's parts (held)
+                while not (all(_shards_on(watcher).get(w) for w in (first, second))
+                           and _open_under(victim.pid, root / "big")
+                           and s3env.boto().list_multipart_uploads(Bucket=bucket).get("Uploads")):
+                    assert coordinator.poll() is None and time.monotonic() < deadline, (
+                        _shards_on(watcher), cluster.log("w2"))
+                    time.sleep(0.05)
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait(10)
+                while len(watcher.scheduler_info()["workers"]) > 1:  # the scheduler saw it leave
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                proxy.gate.set()
+                out, err = coordinator.communicate(timeout=90)
+            finally:
+                proxy.gate.set()
+                if coordinator.poll() is None:
+                    coordinator.kill()
+                    coordinator.wait()
+    assert coordinator.returncode == 0, err.decode() + cluster.log("w1")
+    two = _objects(s3env, bucket, "two/")
+    assert two == _objects(s3env, bucket, "one/") and len(two) == 15
+    s = json.loads(out.decode().strip().splitlines()[-1])
+    assert s["files_failed"] == 0 and s["files_done"] == 15
+    c = s["cluster"]
+    assert c["workers"] == 2 and c["shards_failed"] == 0
+    assert {row["worker"] for row in c["per_worker"]} == {first}  # the survivor did every shard
+    assert s3env.boto().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
 @pytest.mark.slow  # a second scheduler and worker: ~15 s on the loaded 2-core machine

@@ -18,6 +18,8 @@ CONNECT_TIMEOUT_S = 30.0
 #: Dask's own log level in local workers (its default, INFO, writes a dozen lines per run to stderr,
 #: and a worker whose scheduler closed first logs a heartbeat traceback at ERROR).
 QUIET_WORKERS_ENV = {"DASK_LOGGING__DISTRIBUTED": "critical"}
+#: The preload of local workers: a terminal's Ctrl-C, which reaches them too, is the coordinator's to handle.
+LOCAL_WORKER_PRELOAD = "s3pump.cluster.localworker"
 
 
 def _quiet_dask() -> None:
@@ -120,7 +122,7 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
                                          host="127.0.0.1", security=_temporary_security(distributed),
                                          dashboard_address="127.0.0.1:0", worker_dashboard_address=None,
                                          scheduler_kwargs={"dashboard": False},
-                                         silence_logs=logging.CRITICAL,
+                                         silence_logs=logging.CRITICAL, preload=[LOCAL_WORKER_PRELOAD],
                                          env={**QUIET_WORKERS_ENV, **(local_env or {})}) as local, \
                 distributed.Client(local) as client:
             yield client

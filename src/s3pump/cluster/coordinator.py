@@ -8,8 +8,10 @@ coordinator holds a few shards however many files there are, and each future is 
 as its result is replayed on the bus (and so journaled). A task is a shard, or a range of one
 large file's parts (:mod:`.parts`). While a shard runs, its worker's progress messages become
 :class:`~s3pump.events.ShardProgress` (the progress view moves per file); Ctrl-C cancels the
-shards in flight, and the running ones stop at a safe point on their worker and abort their
-multipart uploads before the stores close.
+shards in flight, and the running ones stop at a safe point on their worker (waiting for their PUTs
+in flight) and abort their multipart uploads before the stores close; then the events their workers
+kept of every shard without a result are replayed (:func:`~.results.replay_kept`), so the files
+they finished are journaled.
 
 Nothing lost: a worker that dies mid-shard has its shard rerun elsewhere by Dask (up to
 ``distributed.scheduler.allowed-failures`` times; files it finished are sent again, which is
@@ -37,7 +39,7 @@ from ..run import Run
 from .connect import connect
 from .forecast import Observed, forecast
 from .parts import SplitFiles
-from .results import ShardResult, WorkerRates, sample_evenly
+from .results import ShardResult, WorkerRates, carried_events, finished_keys, replay_kept, sample_evenly
 from .shards import FORECAST_AFTER_S, Shard, cut_shards, limits_from_env, split_bytes_from_env
 from .sharing import LimitSharer, worker_config
 from .treewalk import WalkStats
@@ -265,16 +267,25 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
     finally:
         if inflight:
             client.cancel([f for f, _ in inflight.values()])
-            _wait_for_cancelled(client, name)
+            _wait_for_cancelled(client, name, run.config)
+            if settle is _settle:  # the files the cancelled shards finished: journaled, not sent again
+                for _, shard in inflight.values():
+                    if progress is not None:
+                        progress.settled(shard.index)
+                replay_kept(client, run, name, sorted(s.index for _, s in inflight.values()))
 
 
-def _wait_for_cancelled(client: Any, name: str) -> None:
-    """Let the shards still running stop at a safe point and abort their multipart uploads (each
-    worker watches its task's state) before the workers' stores close; at most ``CANCEL_WAIT_S``."""
+def _wait_for_cancelled(client: Any, name: str, config: TransferConfig) -> None:
+    """Let the shards still running stop at a safe point, wait for their PUTs in flight and abort
+    their multipart uploads (each worker watches its task's state) before the workers' stores close;
+    at most ``CANCEL_WAIT_S``, or the largest single PUT's request timeout if longer."""
+    from ..engine.cancel import CANCELLED_GRACE_S
+    from ..engine.inflight import timeout_for
     from .worker import wait_idle
 
+    put_s = timeout_for(config.multipart_threshold_bytes, config.request_timeout_s) + CANCELLED_GRACE_S
     with contextlib.suppress(Exception):  # a worker gone, a cluster closing: the next run sweeps
-        client.run(wait_idle, name, CANCEL_WAIT_S)
+        client.run(wait_idle, name, max(CANCEL_WAIT_S, put_s))
 
 
 class _Progress:
@@ -316,10 +327,15 @@ def _settle(run: Run, fut: Any, shard: Shard, outcome: ClusterOutcome) -> None:
         error = fut.exception()
     except Exception as e:  # a future the scheduler cancelled (e.g. it lost the task's state)
         error = e
+    carried = carried_events(error)  # what it finished before it failed (results.py)
+    for event in carried:
+        run.emit(event)
     if isinstance(error, S3PumpError) and error.exit_code == 2:
         raise error  # the workers cannot write at all (credentials, bucket): stop the run
     outcome.shards_failed += 1
     lost = WorkerLostError(f"shard {shard.index} did not finish ({type(error).__name__}: {error}); "
                            "rerun the command to retry its files")
+    finished = finished_keys(carried)
     for item in shard.items:
-        run.emit(FileFailed(item.source, item.key, item.size_bytes, lost))
+        if item.key not in finished:
+            run.emit(FileFailed(item.source, item.key, item.size_bytes, lost))

@@ -35,7 +35,7 @@ from ..events import ConcurrencyChanged, Event, FileDone, FileFailed, FileSkippe
 from ..items import UploadItem
 from ..run import Run
 from ..store.base import Store
-from .results import PathMismatch, ShardResult
+from .results import KeptShards, PathMismatch, ShardResult, carry_events
 from .shards import Shard
 
 __all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "local_path", "path_map", "progress_topic", "run_shard",
@@ -46,6 +46,9 @@ PATH_MAP_ENV = "S3PUMP_CLUSTER_PATH_MAP"
 CANCEL_POLL_S = 0.1
 #: Seconds between two progress messages of a running shard (files and bytes so far).
 PROGRESS_EVERY_S = 0.25
+#: Shards whose events each worker process keeps, per worker thread (the coordinator's window,
+#: ``WINDOW_PER_SLOT``, is 2 per thread: it never waits for more shards of one thread than that).
+KEEP_PER_THREAD = 4
 #: Task states in which a running shard is no longer wanted (the coordinator cancelled its future).
 _GONE = frozenset({"cancelled", "released", "forgotten"})
 
@@ -104,6 +107,8 @@ class WorkerRuntime(WorkerPlugin):
         self._closed = False
         self._store: Store | None = None
         self._paths = path_map()
+        # the events of this process's last shards, for a coordinator that cancelled them (results.py)
+        self.kept = KeptShards(KEEP_PER_THREAD * max(1, int(getattr(worker, "nthreads", 1) or 1)))
 
     def teardown(self, worker: Any) -> None:
         self._closed = True  # a task still waiting for its turn must not open a store again
@@ -160,8 +165,9 @@ class WorkerRuntime(WorkerPlugin):
 
         ``key``: the Dask task's key (None: not run as a task). Progress is then reported on
         :func:`progress_topic` every ``PROGRESS_EVERY_S``; once the coordinator cancels the task
-        (Ctrl-C), the run is cancelled at a safe point and its open multipart uploads aborted
-        (CancelledError).
+        (Ctrl-C), the run is cancelled at a safe point (its PUTs in flight waited for) and its open
+        multipart uploads aborted (CancelledError); its events stay in :attr:`kept` for the coordinator
+        (:func:`~.results.replay_kept`), and a shard that fails as a whole carries them on its error.
         """
         events: list[Event] = []
         files = sent = 0
@@ -187,9 +193,16 @@ class WorkerRuntime(WorkerPlugin):
 
         with self.turn(key) as store:
             started = time.monotonic()
-            with Run(self.job, self.config, self.bucket, store=store, subscribers=[keep],
-                     failed_list=os.devnull, limits=self.limits) as run, self.cancelled_with(key, run):
-                run.transfer(self._localized(shard.items))
+            try:
+                with Run(self.job, self.config, self.bucket, store=store, subscribers=[keep],
+                         failed_list=os.devnull, limits=self.limits) as run, self.cancelled_with(key, run):
+                    run.transfer(self._localized(shard.items))
+            except Exception as e:  # cancelled, or failed as a whole: what it finished must not be lost
+                carry_events(e, events)
+                raise
+            finally:  # before ``busy`` drops: the coordinator takes them once the shard stopped
+                if events:
+                    self.kept.keep(shard.index, events)
             busy = time.monotonic() - started
         done = [e for e in events if isinstance(e, FileDone)]
         return ShardResult(shard.index, self.address, tuple(events), busy, len(done),

@@ -40,6 +40,7 @@ from ..items import UploadItem
 from ..retry import RetryPolicy
 from ..store.base import PutResult, Store
 from ..store.body import SentBytes
+from .cancel import settle_in_flight
 from .control import Answered, ControlPool
 from .gate import RequestGate
 from .inflight import Req, Settled, final_error, log_settled, timeout_for
@@ -55,8 +56,10 @@ class Engine:
     """Runs :class:`UploadItem` s against a :class:`~s3pump.store.base.Store`.
 
     ``run`` may be called once. ``cancel()`` may be called from any thread (e.g. a
-    signal handler): in-flight requests are cancelled, open multipart uploads
-    aborted, and ``run`` raises :class:`~s3pump.errors.CancelledError`. With
+    signal handler): no request starts any more, the single PUTs in flight are waited for
+    (each at most its request timeout) and reported (:mod:`~s3pump.engine.cancel`), parts in
+    flight are cancelled and open multipart uploads aborted, and ``run`` raises
+    :class:`~s3pump.errors.CancelledError`. With
     ``keep_uploads_on_cancel`` (a resume journal records them), open multipart uploads
     are left for a rerun to resume instead (``s3pump cleanup`` aborts orphans).
 
@@ -364,21 +367,8 @@ class Engine:
         the aborts (or keep the uploads, see ``keep_uploads_on_cancel``). Returns how many were kept."""
         self._stopping = True
         self._cancel.set()
-        for req in list(self._inflight.values()):
-            if req.handle is not None:
-                req.handle.cancel()
-        deadline = time.monotonic() + 10.0
-        while self._inflight and time.monotonic() < deadline and not self._hurry:
-            try:
-                msg = self._q.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if isinstance(msg, Settled) and isinstance(msg.result, PutResult):
-                self._inflight.pop(id(msg.req), None)  # succeeded: told, so a journal knows it exists
-                late = self._puts.late_success if msg.req.mp is None else msg.req.mp.late_part_done
-                late(msg.req, msg.result)
-            elif isinstance(msg, Settled):
-                self._inflight.pop(id(msg.req), None)
+        # single PUTs in flight are waited for and reported (FileDone: a journal knows the object exists)
+        settle_in_flight(self._inflight, self._q, self._puts, self.bus, lambda: self._hurry)
         # wait for CreateMultipartUpload calls still running: the registry has their uploads then
         self._control.wait_all()
         with contextlib.suppress(queue.Empty):
