@@ -182,7 +182,8 @@ def transfer_on_cluster(run: Run, items: Iterable[UploadItem], cluster: Any, *,
                 with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps,
                                  task_prefix=task_prefix(name, "shard")).running():
                     drive(client, run, name, run_unit, first, shards, slots * WINDOW_PER_SLOT, outcome,
-                          float(forecast_after_s or FORECAST_AFTER_S), settle=splits.settle, progress=progress)
+                          float(forecast_after_s or FORECAST_AFTER_S), settle=splits.settle, progress=progress,
+                          replay_cancelled=True)
             finally:
                 with contextlib.suppress(Exception):
                     client.unsubscribe_topic(progress_topic(name))
@@ -209,7 +210,7 @@ def task_key(name: str, kind: str, index: int) -> str:
 def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Iterator[Any], window: int,
           outcome: ClusterOutcome, forecast_after_s: float,
           settle: Callable[[Run, Any, Any, ClusterOutcome], None] | None = None,
-          progress: _Progress | None = None, kind: str = "shard") -> None:
+          progress: _Progress | None = None, kind: str = "shard", replay_cancelled: bool | None = None) -> None:
     """Keep ``window`` shards in flight; replay each result, release its future, submit the next;
     after ``forecast_after_s`` seconds, emit the forecast once.
 
@@ -217,8 +218,12 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
     of files; ``export --cluster`` sends ranges of batch cuts); ``settle(run, future, shard, outcome)``
     takes each finished future (default: replay an upload shard's events, or fail its files).
     ``progress``: the running shards' progress, told which shards are in flight (upload and sync).
-    ``kind``: the tasks' name on the dashboard (:func:`task_key`).
+    ``kind``: the tasks' name on the dashboard (:func:`task_key`). ``replay_cancelled``: after a cancel,
+    replay the events the workers kept of the upload shards without a result (default: when ``settle``
+    is the default one).
     """
+    if replay_cancelled is None:
+        replay_cancelled = settle is None
     settle = settle or _settle
     started = time.monotonic()
     forecast_due = True
@@ -268,11 +273,12 @@ def drive(client: Any, run: Run, name: str, task: Any, first: Any, shards: Itera
         if inflight:
             client.cancel([f for f, _ in inflight.values()])
             _wait_for_cancelled(client, name, run.config)
-            if settle is _settle:  # the files the cancelled shards finished: journaled, not sent again
+            if replay_cancelled:  # the files the cancelled shards finished: journaled, not sent again
                 for _, shard in inflight.values():
                     if progress is not None:
                         progress.settled(shard.index)
-                replay_kept(client, run, name, sorted(s.index for _, s in inflight.values()))
+                cancelled = [shard.index for _, shard in inflight.values() if isinstance(shard, Shard)]
+                replay_kept(client, run, name, sorted(cancelled))  # a range's parts: its upload is aborted
 
 
 def _wait_for_cancelled(client: Any, name: str, config: TransferConfig) -> None:
