@@ -19,6 +19,7 @@ Bad rows go to the dead-letter queue as in the plain export, written *before* th
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import threading
@@ -52,7 +53,7 @@ from .iceberg_table import (
     orphan_data_keys,
     table_location,
 )
-from .iceberg_write import TARGET_KEY, data_files
+from .iceberg_write import TARGET_KEY, data_files, parquet_writer
 from .partition import PartitionSpec
 from .rows import to_array_from_arrow, to_arrow
 
@@ -66,9 +67,9 @@ class FileSizer:
     """How many bytes of Arrow make a data file of ``target_bytes`` of Parquet.
 
     pyiceberg cuts files by their Arrow (in-memory) size. The ratio of Arrow bytes to Parquet bytes is
-    measured: first by writing a sample (the first batch, up to 20,000 rows) with Parquet's writer (zstd,
-    as pyiceberg writes) and taking the bytes it wrote, then from the sizes of the files committed so far
-    (their ``added-files-size``, the bytes the writer wrote), over the Arrow bytes they held.
+    measured: first by writing a sample (the first batch, up to 20,000 rows) with the data files' Parquet
+    writer (``iceberg_write.parquet_writer``) and taking the bytes it wrote, then from the sizes of the files
+    committed so far (their ``added-files-size``, the bytes the writer wrote), over the Arrow bytes they held.
     """
 
     def __init__(self, target_bytes: int) -> None:
@@ -78,11 +79,9 @@ class FileSizer:
 
     def arrow_target_bytes(self, sample: pa.Table) -> int:
         if self.ratio is None:
-            import pyarrow.parquet as pq
-
             part = sample.slice(0, 20_000)
             sink = pa.BufferOutputStream()
-            pq.write_table(part, sink, compression="zstd")
+            parquet_writer().write_to(part, sink, store_decimal_as_integer=True)
             self.ratio = max(part.nbytes, 1) / max(sink.tell(), 1)
         return max(1, int(self.target_bytes * self.ratio))
 
@@ -153,6 +152,7 @@ class IcebergExport:
         if orphans:
             self.run_.delete(orphans)
             self.deleted = orphans
+        gc.freeze()  # pyiceberg's modules and the table's metadata, loaded now: no collection walks them again
 
     def run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
         """Export the rows past the committed cursor (``follow``: until ``stop`` is set)."""
@@ -170,7 +170,7 @@ class IcebergExport:
             if self.pending_since is not None and time.monotonic() - self.pending_since >= self.max_file_age_s:
                 self._flush()  # following a quiet table: what was read is committed once it is this old
                 self.compacted += compact_small_files(self.table, self.sizer.target_bytes,
-                                                      self.sizer.arrow_target_bytes)
+                                                      self.sizer.arrow_target_bytes, run=self.run_)
             self.stop.wait(poll_interval_s)
             if self.stop.is_set():
                 break
@@ -252,7 +252,7 @@ class IcebergExport:
                                              format_version=meta.format_version)
         target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1) if table.num_rows else 1
         with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as app:
-            for data_file in data_files(self.table, table, target, app.commit_uuid):
+            for data_file in data_files(self.table, table, target, app.commit_uuid, run=self.run_):
                 app.append_data_file(data_file)
         summary = self.table.current_snapshot().summary
         files, size = int(summary["added-data-files"] or 0), int(summary["added-files-size"] or 0)
