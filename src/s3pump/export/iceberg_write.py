@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import StoreError
 from ..items import UploadItem
@@ -102,7 +103,7 @@ class _FileWriter:
         self.write_uuid = write_uuid
         self.pyarrow_to_schema = lambda s: pyarrow_to_schema(s, name_mapping=schema.name_mapping,
                                                              format_version=meta.format_version)
-        self.task_schemas: dict[pa.Schema, Any] = {}
+        self.file_schemas: dict[pa.Schema, Any] = {}  # Arrow schema of the rows -> (file schema, projection)
         self.projection: dict[str, Any] = {"include_field_ids": True}
         try:  # pyiceberg >= 0.12 writes the field IDs through the format's model
             from pyiceberg.io.fileformat import FileFormatFactory
@@ -115,17 +116,12 @@ class _FileWriter:
 
     def write(self, numbered: tuple[int, tuple[Any, pa.Table]]) -> tuple[str, bytes, Any]:
         """One data file: its path, bytes and ``DataFile`` record."""
-        from pyiceberg.io.pyarrow import _to_requested_schema, data_file_statistics_from_parquet_metadata
+        from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
         from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
         from pyiceberg.typedef import Record
 
         n, (key, rows) = numbered
-        task_schema = self.task_schemas.get(rows.schema)
-        if task_schema is None:
-            task_schema = self.task_schemas[rows.schema] = self.pyarrow_to_schema(rows.schema)
-        batches = [_to_requested_schema(self.file_schema, task_schema, b, **self.projection)
-                   for b in rows.to_batches()]
-        arrow = pa.Table.from_batches(batches) if batches else rows.slice(0, 0)
+        arrow = self.to_file_schema(rows)
         sink = pa.BufferOutputStream()
         footer = self.writer.write_to(arrow, sink, store_decimal_as_integer=True)
         body = sink.getvalue().to_pybytes()
@@ -136,6 +132,27 @@ class _FileWriter:
                                     file_size_in_bytes=len(body), sort_order_id=None, spec_id=self.meta.default_spec_id,
                                     equality_ids=None, key_metadata=None, **stats.to_serialized_dict())
         return path, body, record
+
+    def to_file_schema(self, rows: pa.Table) -> pa.Table:
+        """``rows`` as pyiceberg writes them: the table's columns, types and field IDs (``_to_requested_schema``
+        on one batch; its schema is then given to the other slices of the same Arrow schema, which is
+        zero-copy, unless the projection changed a type)."""
+        from pyiceberg.io.pyarrow import _to_requested_schema
+
+        known = self.file_schemas.get(rows.schema)
+        if known is None:
+            task_schema = self.pyarrow_to_schema(rows.schema)
+
+            def project(batch: pa.RecordBatch) -> pa.RecordBatch:
+                return _to_requested_schema(self.file_schema, task_schema, batch, **self.projection)
+
+            target = project(rows.slice(0, 1).combine_chunks().to_batches()[0]).schema
+            same = target.names == rows.schema.names and target.types == rows.schema.types
+            known = self.file_schemas[rows.schema] = (target if same else None, project)
+        target, project = known
+        if target is not None:
+            return pa.Table.from_arrays(rows.columns, schema=target)
+        return pa.Table.from_batches([project(b) for b in rows.to_batches()])  # rows: never empty (_cut)
 
     @staticmethod
     def to_io(io: Any, path: str, body: bytes, record: Any) -> Any:
@@ -181,7 +198,7 @@ def _partitions(meta: Any, rows: pa.Table) -> Iterator[tuple[Any, pa.Table]]:
     for i, field in enumerate(spec.fields):
         source = schema.find_field(field.source_id)
         keys[f"k{i}"] = field.transform.pyarrow_transform(source.field_type)(rows[source.name].combine_chunks())
-    keyed = pa.table({**keys, "row": pa.array(range(rows.num_rows), type=pa.int64())})
+    keyed = pa.table({**keys, "row": pc.indices_nonzero(pa.repeat(True, rows.num_rows))})
     groups = keyed.group_by(list(keys), use_threads=False).aggregate([("row", "list")])
     lists = groups["row_list"].combine_chunks()
     ordered = rows.take(lists.flatten())  # one take: the rows grouped by partition, in cursor order within each
