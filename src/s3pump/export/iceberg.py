@@ -37,6 +37,7 @@ from ..urls import S3Url, join_key
 from .counters import ExportCounters
 from .dlq import DeadLetterQueue, DlqEntry
 from .iceberg_compact import compact_small_files
+from .iceberg_early import EarlyFiles
 from .iceberg_table import (
     CURSOR_AFTER,
     CURSOR_LAST,
@@ -120,7 +121,8 @@ class IcebergExport:
         self.table: Any = None
         self.after: Any = None  # the cursor read up to
         self.committed: Any = None  # the cursor committed up to
-        self.pending: list[pa.Table] = []  # read since the last commit
+        self.early = EarlyFiles(run)  # the rows read since the last commit, and the files written of them
+        self.pending_rows = self.pending_bytes = 0  # read since the last commit (Arrow bytes)
         self.pending_read = False  # a batch was read since (perhaps all bad rows)
         self.sizer = FileSizer(target_file_size_bytes)
         self.max_file_age_s = max_file_age_s
@@ -156,6 +158,12 @@ class IcebergExport:
 
     def run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
         """Export the rows past the committed cursor (``follow``: until ``stop`` is set)."""
+        try:
+            return self._run(follow=follow, poll_interval_s=poll_interval_s)
+        finally:
+            self.early.close()
+
+    def _run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
         self.begin()
         if not follow:
             rows = self.source.count_after(self.after)
@@ -195,11 +203,13 @@ class IcebergExport:
                              rows=[{"cursor": encode_cursor(b.cursor), "error": b.error, "values": b.values}
                                    for b in bad_rows])
             self.dlq_entries.append(self.dlq.put(entry, batch.first, batch.last))
-        self.pending.append(self._with_dropped(table))
+        table = self._with_dropped(table)
+        self.early.add(self.table, table)
+        self.pending_rows, self.pending_bytes = self.pending_rows + table.num_rows, self.pending_bytes + table.nbytes
         self.after, self.pending_read = batch.last, True
         if self.pending_since is None:
             self.pending_since = time.monotonic()
-        if sum(t.nbytes for t in self.pending) >= min(self.sizer.arrow_target_bytes(self.pending[0]), MAX_GROUP_BYTES):
+        if self.pending_bytes >= min(self.sizer.arrow_target_bytes(table), MAX_GROUP_BYTES):
             self._flush()
         return batch.count >= self.batch_rows
 
@@ -207,13 +217,13 @@ class IcebergExport:
         """Commit the batches read since the last commit as one append (cursor range in its summary)."""
         if not self.pending_read:
             return
-        table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
-        self._commit(table)
-        self.pending, self.pending_read, self.pending_since = [], False, None
+        rows = self.pending_rows
+        self._commit(self.early.rest(self.schema))
+        self.pending_read, self.pending_since, self.pending_rows, self.pending_bytes = False, None, 0, 0
         self.committed = self.after
-        self.counters.rows_exported += table.num_rows
+        self.counters.rows_exported += rows
         self.counters.checkpoint = encode_cursor(self.after)
-        self.run_.emit(BatchExported(table.num_rows, self.counters.checkpoint))
+        self.run_.emit(BatchExported(rows, self.counters.checkpoint))
 
     def _read(self) -> tuple[RowBatch | None, Any]:
         got = self.source.read_arrow_after(self.after, self.batch_rows, to_array_from_arrow)
@@ -239,26 +249,22 @@ class IcebergExport:
         return table
 
     def _commit(self, table: pa.Table) -> None:
-        """One Iceberg commit of ``table`` carrying the cursor range ``committed < C <= after`` (an empty commit
-        when every row read was bad: the cursor still moves past them). Its data files are cut by
-        :class:`FileSizer` (one per partition when the group is about the target size)."""
+        """One Iceberg commit of the rows read since the last (the files written early, ``export/iceberg_early.py``,
+        and ``table``, the rest) carrying the cursor range ``committed < C <= after`` (an empty commit when every
+        row read was bad: the cursor still moves past them). Data files are cut by :class:`FileSizer` (one per
+        partition when the group is about the target size)."""
         props = {CURSOR_AFTER: json.dumps(encode_cursor(self.committed)),
                  CURSOR_LAST: json.dumps(encode_cursor(self.after)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
-        from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
-
-        if table.num_rows:
-            meta = self.table.metadata
-            _check_pyarrow_schema_compatible(meta.schema(), provided_schema=table.schema,
-                                             format_version=meta.format_version)
         target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1) if table.num_rows else 1
         with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as app:
-            for data_file in data_files(self.table, table, target, app.commit_uuid, run=self.run_):
+            for data_file in [*data_files(self.table, table, target, app.commit_uuid, run=self.run_),
+                              *self.early.written()]:
                 app.append_data_file(data_file)
         summary = self.table.current_snapshot().summary
         files, size = int(summary["added-data-files"] or 0), int(summary["added-files-size"] or 0)
         self.counters.objects_written += files
         self.counters.bytes_written += size
-        self.sizer.measured(table.nbytes, size)
+        self.sizer.measured(self.pending_bytes, size)
 
     def report(self) -> ExportReport:
         c = self.counters

@@ -33,7 +33,7 @@ from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from .formats import ParquetSerializer
 
-__all__ = ["TARGET_KEY", "WRITERS", "data_files", "parquet_writer"]
+__all__ = ["TARGET_KEY", "WRITERS", "FileWriter", "data_files", "parquet_writer", "partitions"]
 
 TARGET_KEY = "write.target-file-size-bytes"
 WRITERS = 2  #: threads writing a commit's files (the machine's cores)
@@ -58,8 +58,8 @@ def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: 
         StoreError: a file could not be uploaded (after the run's retries): nothing may be committed.
         CancelledError: the run was cancelled while uploading.
     """
-    files = _FileWriter(table, write_uuid)
-    pieces = [(key, piece) for key, part in _partitions(table.metadata, rows)
+    files = FileWriter(table, write_uuid)
+    pieces = [(key, piece) for key, part in partitions(table.metadata, rows)
               for piece in _cut(part, arrow_target_bytes)]
     bucket = files.location.split("://", 1)[1].split("/", 1)[0]
     if run is None or bucket != run.bucket:
@@ -85,7 +85,7 @@ def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: 
     yield from done
 
 
-class _FileWriter:
+class FileWriter:
     """What every data file of one commit shares: the file schema, statistics plan, names and locations."""
 
     def __init__(self, table: Any, write_uuid: Any) -> None:
@@ -185,7 +185,7 @@ def _cut(rows: pa.Table, arrow_target_bytes: int) -> Iterator[pa.Table]:
         yield rows.slice(start, per_file)
 
 
-def _partitions(meta: Any, rows: pa.Table) -> Iterator[tuple[Any, pa.Table]]:
+def partitions(meta: Any, rows: pa.Table) -> Iterator[tuple[Any, pa.Table]]:
     """``rows`` split by the partition spec's keys (each part in cursor order), with its ``PartitionKey``
     (None: the table is not partitioned)."""
     from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
