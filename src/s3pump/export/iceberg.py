@@ -10,8 +10,9 @@ catalog's commit), so a kill leaves either the whole commit or nothing visible; 
 commit that never happened are listed (every data file no snapshot references) and deleted at the
 start of the next run.
 
-pyiceberg does the writes itself through pyarrow's S3 client (see ``export/iceberg_table.py``): the
-run's ``Store`` lists and deletes the orphans and writes the dead-letter queue.
+The data files are written by s3pump's Parquet writer and uploaded by the run (``export/iceberg_write.py``,
+``export/iceberg_early.py``); pyiceberg writes the manifests and metadata through pyarrow's S3 client (see
+``export/iceberg_table.py``); the run's ``Store`` lists and deletes the orphans and writes the dead-letter queue.
 
 Bad rows go to the dead-letter queue as in the plain export, written *before* the batch's commit
 (the entry's key is a function of the batch's range, so a rerun after a kill overwrites it).

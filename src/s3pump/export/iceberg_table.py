@@ -1,8 +1,8 @@
 """The Iceberg side of ``export --table-format iceberg``: catalog, FileIO, table, cursor, orphans.
 
-pyiceberg (the ``iceberg`` extra) writes the data files, manifests and metadata itself, through
-pyarrow's ``S3FileSystem``: those requests bypass the run's ``Store`` (a data-format library doing
-its own writes), but go only to the run's endpoint, region and CA bundle, signed with the
+pyiceberg (the ``iceberg`` extra) writes the manifests and metadata itself (the data files are s3pump's:
+``iceberg_write.py``), through pyarrow's ``S3FileSystem``: those requests bypass the run's ``Store`` (a
+data-format library doing its own writes), but go only to the run's endpoint, region and CA bundle, signed with the
 credentials the run resolved (botocore's chain, frozen at the start of the run; never logged).
 The listing and deleting of orphan data files go through the run's ``Store``.
 
