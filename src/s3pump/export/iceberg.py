@@ -139,6 +139,7 @@ class IcebergExport:
             UsageError: a retyped or (without ``--schema-evolution``) dropped column; the table is elsewhere.
         """
         catalog = open_catalog(self.catalog_uri, self.dest, io_properties(self.run_))
+        created = not catalog.table_exists((NAMESPACE, self.name))
         self.table = open_table(catalog, self.dest, self.name, self.schema, self.specs, self.run_)
         added, self.dropped = check_schema_change(self.table, self.schema, evolution=self.schema_evolution,
                                                   name=self.name)
@@ -150,7 +151,8 @@ class IcebergExport:
                 tx.set_properties({TARGET_KEY: str(self.target_file_size_bytes)})
         self.after = self.committed = last_cursor(self.table)
         self.counters.checkpoint = encode_cursor(self.after)
-        abort_dead_uploads(self.run_, self.dest, self.name)
+        if not created:  # a table created now had no writer before (open_table refuses a location holding one)
+            abort_dead_uploads(self.run_, self.dest, self.name)  # (its ListMultipartUploads costs a botocore client)
         orphans = orphan_data_keys(self.run_, self.dest, self.table, self.name)
         if orphans:
             self.run_.delete(orphans)

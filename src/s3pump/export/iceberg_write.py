@@ -113,6 +113,7 @@ class FileWriter:
         except ImportError:
             pass
         self.writer = parquet_writer()
+        self.partition_type: Any = None
 
     def write(self, numbered: tuple[int, tuple[Any, pa.Table]]) -> tuple[str, bytes, Any]:
         """One data file: its path, bytes and ``DataFile`` record."""
@@ -126,12 +127,30 @@ class FileWriter:
         footer = self.writer.write_to(arrow, sink, store_decimal_as_integer=True)
         body = sink.getvalue().to_pybytes()
         stats = data_file_statistics_from_parquet_metadata(footer, self.stats_plan, self.id_mapping)
-        path = self.locations.new_data_location(f"00000-{n}-{self.write_uuid}.parquet", key)
+        name = f"00000-{n}-{self.write_uuid}.parquet"
+        path = self.locations.new_data_location(name) if key is None else self.partition_path(key, name)
         record = DataFile.from_args(content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
                                     partition=key.partition if key is not None else Record(),
                                     file_size_in_bytes=len(body), sort_order_id=None, spec_id=self.meta.default_spec_id,
                                     equality_ids=None, key_metadata=None, **stats.to_serialized_dict())
         return path, body, record
+
+    def partition_path(self, key: Any, name: str) -> str:
+        """The location of data file ``name`` of partition ``key``: ``new_data_location(name, key)`` of pyiceberg's
+        default location provider (``<field>=<value>/`` per field), the partition type built once, not per file."""
+        from urllib.parse import quote_plus
+
+        from pyiceberg.table.locations import SimpleLocationProvider
+
+        if not isinstance(self.locations, SimpleLocationProvider):
+            return str(self.locations.new_data_location(name, key))
+        if self.partition_type is None:
+            self.partition_type = key.partition_spec.partition_type(key.schema)
+        fields, record = key.partition_spec.fields, key.partition
+        parts = [quote_plus(f.name, safe="") + "=" + quote_plus(
+            f.transform.to_human_string(self.partition_type.fields[i].field_type, value=record[i]), safe="")
+            for i, f in enumerate(fields)]
+        return f"{self.locations.data_path}/{'/'.join(parts)}/{name}"
 
     def to_file_schema(self, rows: pa.Table) -> pa.Table:
         """``rows`` as pyiceberg writes them: the table's columns, types and field IDs (``_to_requested_schema``
