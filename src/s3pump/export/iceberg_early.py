@@ -3,7 +3,7 @@
 A commit's rows are gathered by partition as each batch arrives. A partition that the newest batch did not
 touch is taken as finished (rows in cursor order fill time partitions one after the other: yesterday's
 partition is finished once today's rows come): its rows are written as one data file now, on
-:data:`~.iceberg_write.WRITERS` threads, and PUT by the run (``Run.put_now``: the store's checksums, the
+:data:`_THREADS` threads, and PUT by the run (``Run.put_now``: the store's checksums, the
 run's retry policy), while the next batches are read. The rest (the partitions still open, or an
 unpartitioned table's rows) are written at the commit (``iceberg_write.data_files``). Either way the
 files are only data until the commit references them: a run killed before it leaves orphans that the next
@@ -23,6 +23,9 @@ from .iceberg_write import WRITERS, FileWriter, partitions
 __all__ = ["EarlyFiles"]
 
 _ATTRS_CONTENT_TYPE = "application/vnd.apache.parquet"
+#: threads writing and PUTting early files: each waits for its PUT's answer, so more than the cores
+#: (:data:`~.iceberg_write.WRITERS`), else the files of 857 day partitions queued behind the round trips
+_THREADS = 4 * WRITERS
 
 
 class EarlyFiles:
@@ -67,7 +70,7 @@ class EarlyFiles:
         if self.writer is None:
             self.writer = FileWriter(table, uuid.uuid4())
         if self._pool is None:
-            self._pool = cf.ThreadPoolExecutor(WRITERS, thread_name_prefix="s3pump-iceberg-early")
+            self._pool = cf.ThreadPoolExecutor(_THREADS, thread_name_prefix="s3pump-iceberg-early")
         n, writer, run = len(self.files), self.writer, self.run
 
         def write() -> Any:
