@@ -20,6 +20,7 @@ Bad rows go to the dead-letter queue as in the plain export, written *before* th
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import gc
 import json
 import re
@@ -124,6 +125,8 @@ class IcebergExport:
         self.committed: Any = None  # the cursor committed up to
         self.early = EarlyFiles(run)  # the rows read since the last commit, and the files written of them
         self.pending_rows = self.pending_bytes = 0  # read since the last commit (Arrow bytes)
+        self.reader = cf.ThreadPoolExecutor(1, thread_name_prefix="s3pump-export-read")
+        self.ahead: cf.Future[tuple[RowBatch | None, Any]] | None = None  # the next batch, being read
         self.pending_read = False  # a batch was read since (perhaps all bad rows)
         self.sizer = FileSizer(target_file_size_bytes)
         self.max_file_age_s = max_file_age_s
@@ -165,6 +168,7 @@ class IcebergExport:
             return self._run(follow=follow, poll_interval_s=poll_interval_s)
         finally:
             self.early.close()
+            self.reader.shutdown(wait=True, cancel_futures=True)  # a read ahead in flight ends before the source
 
     def _run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
         self.begin()
@@ -191,7 +195,10 @@ class IcebergExport:
     def _one_batch(self) -> bool:
         """Read and convert the next batch (bad rows to the dead-letter queue) into the group to commit,
         committed once it reaches the target file size; False when there was none, or it was the last."""
-        batch, converted = self._read()
+        batch, converted = self.ahead.result() if self.ahead is not None else self._read(self.after)
+        self.ahead = None
+        if batch is not None and batch.count >= self.batch_rows and self.source.reads_in_any_thread:
+            self.ahead = self.reader.submit(self._read, batch.last)  # the next batch, read while this one is written
         if batch is None:
             return False
         table, _positions, bad = converted
@@ -228,12 +235,12 @@ class IcebergExport:
         self.counters.checkpoint = encode_cursor(self.after)
         self.run_.emit(BatchExported(rows, self.counters.checkpoint))
 
-    def _read(self) -> tuple[RowBatch | None, Any]:
-        got = self.source.read_arrow_after(self.after, self.batch_rows, to_array_from_arrow)
+    def _read(self, after: Any) -> tuple[RowBatch | None, Any]:
+        got = self.source.read_arrow_after(after, self.batch_rows, to_array_from_arrow)
         if got is not None and (got[0] is None or got[1] is not None):
             batch, table = got
             return batch, (table, [], []) if batch is not None else None
-        batch = got[0] if got is not None else self.source.read_after(self.after, self.batch_rows)
+        batch = got[0] if got is not None else self.source.read_after(after, self.batch_rows)
         if batch is None:
             return None, None
         if batch.table is not None:
