@@ -91,8 +91,9 @@ def table_location(dest: S3Url, table: str) -> str:
 
 
 def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: list[PartitionSpec],
-               run: Run) -> Any:
-    """The Iceberg table of ``table`` (created from ``schema`` and ``specs`` on the first run).
+               run: Run, properties: dict[str, str] | None = None) -> Any:
+    """The Iceberg table of ``table`` (created from ``schema``, ``specs`` and table ``properties`` on the first
+    run).
 
     Raises:
         UsageError: the catalog's table lives elsewhere; the location already holds a table this catalog
@@ -127,7 +128,7 @@ def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: 
 
     iceberg_schema = assign_fresh_schema_ids(iceberg_schema)
     return catalog.create_table(ident, schema=iceberg_schema, location=location,
-                                partition_spec=_partition_spec(iceberg_schema, specs))
+                                partition_spec=_partition_spec(iceberg_schema, specs), properties=properties or {})
 
 
 def _partition_spec(schema: Any, specs: list[PartitionSpec]) -> Any:
