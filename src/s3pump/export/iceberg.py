@@ -161,7 +161,8 @@ class IcebergExport:
         if orphans:
             self.run_.delete(orphans)
             self.deleted = orphans
-        gc.freeze()  # pyiceberg's modules and the table's metadata, loaded now: no collection walks them again
+        if gc.get_freeze_count():  # the CLI froze its start-up (__main__): pyiceberg's modules and the table too
+            gc.freeze()
 
     def run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
         """Export the rows past the committed cursor (``follow``: until ``stop`` is set)."""
