@@ -66,12 +66,19 @@ class ParquetSerializer:
         quarter (zstd compresses the plain pages better).
         """
         sink = pa.BufferOutputStream()
+        self.write_to(table, sink)
+        return sink.getvalue().to_pybytes()
+
+    def write_to(self, table: pa.Table, sink: pa.NativeFile, **options: object) -> pq.FileMetaData:
+        """Write ``table`` as one Parquet file into ``sink`` (the writer settings of :meth:`serialize`, plus
+        ``options`` of ``pyarrow.parquet.ParquetWriter``); returns the file's footer (row groups, statistics)."""
         table = _parquet_intervals(table)
         text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
                 or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
-        pq.write_table(table, sink, compression=self.compression if self.compression != "none" else None,
-                       use_dictionary=text or False)
-        return sink.getvalue().to_pybytes()
+        with pq.ParquetWriter(sink, table.schema, compression=self.compression if self.compression != "none" else None,
+                              use_dictionary=text or False, **options) as writer:
+            writer.write_table(table)
+        return writer.writer.metadata
 
 
 #: Parquet has no type for Arrow's ``month_day_nano_interval`` (a PostgreSQL ``interval``): such a

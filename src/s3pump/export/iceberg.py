@@ -10,8 +10,9 @@ catalog's commit), so a kill leaves either the whole commit or nothing visible; 
 commit that never happened are listed (every data file no snapshot references) and deleted at the
 start of the next run.
 
-pyiceberg does the writes itself through pyarrow's S3 client (see ``export/iceberg_table.py``): the
-run's ``Store`` lists and deletes the orphans and writes the dead-letter queue.
+The data files are written by s3pump's Parquet writer and uploaded by the run (``export/iceberg_write.py``,
+``export/iceberg_early.py``); pyiceberg writes the manifests and metadata through pyarrow's S3 client (see
+``export/iceberg_table.py``); the run's ``Store`` lists and deletes the orphans and writes the dead-letter queue.
 
 Bad rows go to the dead-letter queue as in the plain export, written *before* the batch's commit
 (the entry's key is a function of the batch's range, so a rerun after a kill overwrites it).
@@ -19,6 +20,8 @@ Bad rows go to the dead-letter queue as in the plain export, written *before* th
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import gc
 import json
 import re
 import threading
@@ -36,6 +39,7 @@ from ..urls import S3Url, join_key
 from .counters import ExportCounters
 from .dlq import DeadLetterQueue, DlqEntry
 from .iceberg_compact import compact_small_files
+from .iceberg_early import EarlyFiles
 from .iceberg_table import (
     CURSOR_AFTER,
     CURSOR_LAST,
@@ -52,7 +56,7 @@ from .iceberg_table import (
     orphan_data_keys,
     table_location,
 )
-from .iceberg_write import TARGET_KEY, data_files
+from .iceberg_write import TARGET_KEY, data_files, parquet_writer
 from .partition import PartitionSpec
 from .rows import to_array_from_arrow, to_arrow
 
@@ -66,9 +70,9 @@ class FileSizer:
     """How many bytes of Arrow make a data file of ``target_bytes`` of Parquet.
 
     pyiceberg cuts files by their Arrow (in-memory) size. The ratio of Arrow bytes to Parquet bytes is
-    measured: first by writing a sample (the first batch, up to 20,000 rows) with Parquet's writer (zstd,
-    as pyiceberg writes) and taking the bytes it wrote, then from the sizes of the files committed so far
-    (their ``added-files-size``, the bytes the writer wrote), over the Arrow bytes they held.
+    measured: first by writing a sample (the first batch, up to 20,000 rows) with the data files' Parquet
+    writer (``iceberg_write.parquet_writer``) and taking the bytes it wrote, then from the sizes of the files
+    committed so far (their ``added-files-size``, the bytes the writer wrote), over the Arrow bytes they held.
     """
 
     def __init__(self, target_bytes: int) -> None:
@@ -78,11 +82,9 @@ class FileSizer:
 
     def arrow_target_bytes(self, sample: pa.Table) -> int:
         if self.ratio is None:
-            import pyarrow.parquet as pq
-
             part = sample.slice(0, 20_000)
             sink = pa.BufferOutputStream()
-            pq.write_table(part, sink, compression="zstd")
+            parquet_writer().write_to(part, sink, store_decimal_as_integer=True)
             self.ratio = max(part.nbytes, 1) / max(sink.tell(), 1)
         return max(1, int(self.target_bytes * self.ratio))
 
@@ -121,7 +123,10 @@ class IcebergExport:
         self.table: Any = None
         self.after: Any = None  # the cursor read up to
         self.committed: Any = None  # the cursor committed up to
-        self.pending: list[pa.Table] = []  # read since the last commit
+        self.early = EarlyFiles(run)  # the rows read since the last commit, and the files written of them
+        self.pending_rows = self.pending_bytes = 0  # read since the last commit (Arrow bytes)
+        self.reader = cf.ThreadPoolExecutor(1, thread_name_prefix="s3pump-export-read")
+        self.ahead: cf.Future[tuple[RowBatch | None, Any]] | None = None  # the next batch, being read
         self.pending_read = False  # a batch was read since (perhaps all bad rows)
         self.sizer = FileSizer(target_file_size_bytes)
         self.max_file_age_s = max_file_age_s
@@ -137,7 +142,9 @@ class IcebergExport:
             UsageError: a retyped or (without ``--schema-evolution``) dropped column; the table is elsewhere.
         """
         catalog = open_catalog(self.catalog_uri, self.dest, io_properties(self.run_))
-        self.table = open_table(catalog, self.dest, self.name, self.schema, self.specs, self.run_)
+        created = not catalog.table_exists((NAMESPACE, self.name))
+        self.table = open_table(catalog, self.dest, self.name, self.schema, self.specs, self.run_,
+                                {TARGET_KEY: str(self.target_file_size_bytes)})  # set at the creation: one commit
         added, self.dropped = check_schema_change(self.table, self.schema, evolution=self.schema_evolution,
                                                   name=self.name)
         if added:
@@ -148,14 +155,24 @@ class IcebergExport:
                 tx.set_properties({TARGET_KEY: str(self.target_file_size_bytes)})
         self.after = self.committed = last_cursor(self.table)
         self.counters.checkpoint = encode_cursor(self.after)
-        abort_dead_uploads(self.run_, self.dest, self.name)
+        if not created:  # a table created now had no writer before (open_table refuses a location holding one)
+            abort_dead_uploads(self.run_, self.dest, self.name)  # (its ListMultipartUploads costs a botocore client)
         orphans = orphan_data_keys(self.run_, self.dest, self.table, self.name)
         if orphans:
             self.run_.delete(orphans)
             self.deleted = orphans
+        if gc.get_freeze_count():  # the CLI froze its start-up (__main__): pyiceberg's modules and the table too
+            gc.freeze()
 
     def run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
         """Export the rows past the committed cursor (``follow``: until ``stop`` is set)."""
+        try:
+            return self._run(follow=follow, poll_interval_s=poll_interval_s)
+        finally:
+            self.early.close()
+            self.reader.shutdown(wait=True, cancel_futures=True)  # a read ahead in flight ends before the source
+
+    def _run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
         self.begin()
         if not follow:
             rows = self.source.count_after(self.after)
@@ -170,7 +187,7 @@ class IcebergExport:
             if self.pending_since is not None and time.monotonic() - self.pending_since >= self.max_file_age_s:
                 self._flush()  # following a quiet table: what was read is committed once it is this old
                 self.compacted += compact_small_files(self.table, self.sizer.target_bytes,
-                                                      self.sizer.arrow_target_bytes)
+                                                      self.sizer.arrow_target_bytes, run=self.run_)
             self.stop.wait(poll_interval_s)
             if self.stop.is_set():
                 break
@@ -180,7 +197,10 @@ class IcebergExport:
     def _one_batch(self) -> bool:
         """Read and convert the next batch (bad rows to the dead-letter queue) into the group to commit,
         committed once it reaches the target file size; False when there was none, or it was the last."""
-        batch, converted = self._read()
+        batch, converted = self.ahead.result() if self.ahead is not None else self._read(self.after)
+        self.ahead = None
+        if batch is not None and batch.count >= self.batch_rows and self.source.reads_in_any_thread:
+            self.ahead = self.reader.submit(self._read, batch.last)  # the next batch, read while this one is written
         if batch is None:
             return False
         table, _positions, bad = converted
@@ -195,11 +215,13 @@ class IcebergExport:
                              rows=[{"cursor": encode_cursor(b.cursor), "error": b.error, "values": b.values}
                                    for b in bad_rows])
             self.dlq_entries.append(self.dlq.put(entry, batch.first, batch.last))
-        self.pending.append(self._with_dropped(table))
+        table = self._with_dropped(table)
+        self.early.add(self.table, table)
+        self.pending_rows, self.pending_bytes = self.pending_rows + table.num_rows, self.pending_bytes + table.nbytes
         self.after, self.pending_read = batch.last, True
         if self.pending_since is None:
             self.pending_since = time.monotonic()
-        if sum(t.nbytes for t in self.pending) >= min(self.sizer.arrow_target_bytes(self.pending[0]), MAX_GROUP_BYTES):
+        if self.pending_bytes >= min(self.sizer.arrow_target_bytes(table), MAX_GROUP_BYTES):
             self._flush()
         return batch.count >= self.batch_rows
 
@@ -207,20 +229,20 @@ class IcebergExport:
         """Commit the batches read since the last commit as one append (cursor range in its summary)."""
         if not self.pending_read:
             return
-        table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
-        self._commit(table)
-        self.pending, self.pending_read, self.pending_since = [], False, None
+        rows = self.pending_rows
+        self._commit(self.early.rest(self.schema))
+        self.pending_read, self.pending_since, self.pending_rows, self.pending_bytes = False, None, 0, 0
         self.committed = self.after
-        self.counters.rows_exported += table.num_rows
+        self.counters.rows_exported += rows
         self.counters.checkpoint = encode_cursor(self.after)
-        self.run_.emit(BatchExported(table.num_rows, self.counters.checkpoint))
+        self.run_.emit(BatchExported(rows, self.counters.checkpoint))
 
-    def _read(self) -> tuple[RowBatch | None, Any]:
-        got = self.source.read_arrow_after(self.after, self.batch_rows, to_array_from_arrow)
+    def _read(self, after: Any) -> tuple[RowBatch | None, Any]:
+        got = self.source.read_arrow_after(after, self.batch_rows, to_array_from_arrow)
         if got is not None and (got[0] is None or got[1] is not None):
             batch, table = got
             return batch, (table, [], []) if batch is not None else None
-        batch = got[0] if got is not None else self.source.read_after(self.after, self.batch_rows)
+        batch = got[0] if got is not None else self.source.read_after(after, self.batch_rows)
         if batch is None:
             return None, None
         if batch.table is not None:
@@ -239,26 +261,22 @@ class IcebergExport:
         return table
 
     def _commit(self, table: pa.Table) -> None:
-        """One Iceberg commit of ``table`` carrying the cursor range ``committed < C <= after`` (an empty commit
-        when every row read was bad: the cursor still moves past them). Its data files are cut by
-        :class:`FileSizer` (one per partition when the group is about the target size)."""
+        """One Iceberg commit of the rows read since the last (the files written early, ``export/iceberg_early.py``,
+        and ``table``, the rest) carrying the cursor range ``committed < C <= after`` (an empty commit when every
+        row read was bad: the cursor still moves past them). Data files are cut by :class:`FileSizer` (one per
+        partition when the group is about the target size)."""
         props = {CURSOR_AFTER: json.dumps(encode_cursor(self.committed)),
                  CURSOR_LAST: json.dumps(encode_cursor(self.after)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
-        from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
-
-        if table.num_rows:
-            meta = self.table.metadata
-            _check_pyarrow_schema_compatible(meta.schema(), provided_schema=table.schema,
-                                             format_version=meta.format_version)
         target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1) if table.num_rows else 1
         with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as app:
-            for data_file in data_files(self.table, table, target, app.commit_uuid):
+            for data_file in [*data_files(self.table, table, target, app.commit_uuid, run=self.run_),
+                              *self.early.written()]:
                 app.append_data_file(data_file)
         summary = self.table.current_snapshot().summary
         files, size = int(summary["added-data-files"] or 0), int(summary["added-files-size"] or 0)
         self.counters.objects_written += files
         self.counters.bytes_written += size
-        self.sizer.measured(table.nbytes, size)
+        self.sizer.measured(self.pending_bytes, size)
 
     def report(self) -> ExportReport:
         c = self.counters

@@ -19,10 +19,12 @@ __all__ = ["COMPACTION", "compact_small_files"]
 COMPACTION = "s3pump.compaction"
 
 
-def compact_small_files(table: Any, target_bytes: int, arrow_target_bytes: Any, *, min_files: int = 4) -> int:
+def compact_small_files(table: Any, target_bytes: int, arrow_target_bytes: Any, *, min_files: int = 4,
+                        run: Any = None) -> int:
     """Rewrite the partitions of ``table`` holding ``min_files`` or more small live data files; returns how
     many files were replaced (0: no commit). ``arrow_target_bytes(table)``: the Arrow bytes that make a file
-    of ``target_bytes`` of Parquet (``export/iceberg.py``'s ``FileSizer``)."""
+    of ``target_bytes`` of Parquet (``export/iceberg.py``'s ``FileSizer``); ``run``: the run whose engine uploads
+    the new files (``iceberg_write.data_files``)."""
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan
 
@@ -42,7 +44,7 @@ def compact_small_files(table: Any, target_bytes: int, arrow_target_bytes: Any, 
         for tasks in picked:
             rows = ArrowScan(meta, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
             target = arrow_target_bytes(rows) if rows.nbytes > arrow_target_bytes(rows) else rows.nbytes + 1
-            for data_file in data_files(table, rows, target, rewrite.commit_uuid):
+            for data_file in data_files(table, rows, target, rewrite.commit_uuid, run=run):
                 rewrite.append_data_file(data_file)
             for task in tasks:
                 rewrite.delete_data_file(task.file)

@@ -1,8 +1,8 @@
 """The Iceberg side of ``export --table-format iceberg``: catalog, FileIO, table, cursor, orphans.
 
-pyiceberg (the ``iceberg`` extra) writes the data files, manifests and metadata itself, through
-pyarrow's ``S3FileSystem``: those requests bypass the run's ``Store`` (a data-format library doing
-its own writes), but go only to the run's endpoint, region and CA bundle, signed with the
+pyiceberg (the ``iceberg`` extra) writes the manifests and metadata itself (the data files are s3pump's:
+``iceberg_write.py``), through pyarrow's ``S3FileSystem``: those requests bypass the run's ``Store`` (a
+data-format library doing its own writes), but go only to the run's endpoint, region and CA bundle, signed with the
 credentials the run resolved (botocore's chain, frozen at the start of the run; never logged).
 The listing and deleting of orphan data files go through the run's ``Store``.
 
@@ -101,8 +101,9 @@ def table_location(dest: S3Url, table: str) -> str:
 
 
 def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: list[PartitionSpec],
-               run: Run) -> Any:
-    """The Iceberg table of ``table`` (created from ``schema`` and ``specs`` on the first run).
+               run: Run, properties: dict[str, str] | None = None) -> Any:
+    """The Iceberg table of ``table`` (created from ``schema``, ``specs`` and table ``properties`` on the first
+    run).
 
     Raises:
         UsageError: the catalog's table lives elsewhere; the location already holds a table this catalog
@@ -137,7 +138,7 @@ def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: 
 
     iceberg_schema = assign_fresh_schema_ids(iceberg_schema)
     return catalog.create_table(ident, schema=iceberg_schema, location=location,
-                                partition_spec=_partition_spec(iceberg_schema, specs))
+                                partition_spec=_partition_spec(iceberg_schema, specs), properties=properties or {})
 
 
 def _partition_spec(schema: Any, specs: list[PartitionSpec]) -> Any:

@@ -1,63 +1,230 @@
-"""An Iceberg commit's data files: a group of rows cut into files of the target size, one partition at a time.
+"""An Iceberg commit's data files: a group of rows cut into files of the target size, one partition at a time,
+each written by s3pump's own Parquet writer and uploaded through the run's engine.
 
-pyiceberg's writer (``_dataframe_to_data_files``) finds each partition's rows by filtering the whole group
-once per partition (86 day partitions: 86 passes over the rows). Here the group is split by its partition
-keys in one pass (``group_by`` of the keys pyiceberg's own transforms compute, each group's row indices),
-and each partition's rows are handed to pyiceberg alone (8 partitions at a time), with the file cut
-(``write.target-file-size-bytes`` of a copy of the table's metadata: pyiceberg cuts by Arrow bytes) the
-caller measured.
+* Partitions: the group is split by its partition keys in one pass (``group_by`` of the keys pyiceberg's own
+  transforms compute, each group's row indices), not by one filter over the whole group per partition.
+* Files: each partition's rows are cut into slices of about ``arrow_target_bytes`` of Arrow (the caller's
+  ``FileSizer`` turns the target Parquet size into Arrow bytes), converted to the table's schema with its
+  field IDs (``PARQUET:field_id``, pyiceberg's ``_to_requested_schema``) and written in memory by
+  :class:`~.formats.ParquetSerializer` (zstd, dictionaries for text only, as ``--format parquet``; decimals
+  as integers where they fit, as Iceberg's writers store them) on :data:`WRITERS` threads (Arrow's writer
+  releases the GIL).
+* Records: each file's ``DataFile`` (counts, sizes, bounds) comes from the writer's own footer, by
+  pyiceberg's ``data_file_statistics_from_parquet_metadata``, as pyiceberg's ``write_file`` builds it:
+  nothing is read back (no HEAD for the size).
+* Uploads: through the run's engine (``run.transfer``: CRC checksums, the retry policy, cancellation); any
+  file that failed fails the commit (``StoreError``): the files that did arrive are orphans the next run
+  deletes. Without a run (a Dask worker), through the table's FileIO.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import itertools
-from collections.abc import Iterator
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["TARGET_KEY", "data_files"]
+from ..errors import StoreError
+from ..items import UploadItem
+from ..store.base import ObjectAttributes
+from .formats import ParquetSerializer
+
+__all__ = ["TARGET_KEY", "WRITERS", "FileWriter", "data_files", "parquet_writer", "partitions"]
 
 TARGET_KEY = "write.target-file-size-bytes"
-_WRITERS = 8  # partitions written at once
+WRITERS = 2  #: threads writing a commit's files (the machine's cores)
+_IO_WRITERS = 8  #: threads writing and uploading through the FileIO (without a run: their waits overlap)
+_ATTRS = ObjectAttributes(content_type="application/vnd.apache.parquet")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: Any) -> Iterator[Any]:
-    """Write ``rows`` (of ``table``'s schema) as data files of about ``arrow_target_bytes`` of Arrow each,
-    one partition at a time; yields their ``DataFile`` records for the commit."""
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+def parquet_writer() -> ParquetSerializer:
+    """The Parquet writer of ``--format parquet`` (zstd) that writes the data files."""
+    return ParquetSerializer("zstd")
 
-    meta = table.metadata
-    meta = meta.model_copy(update={"properties": {**meta.properties, TARGET_KEY: str(max(1, arrow_target_bytes))}})
 
-    def write(part: pa.Table) -> list[Any]:
-        return list(_dataframe_to_data_files(table_metadata=meta, write_uuid=write_uuid, df=part, io=table.io))
+def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: Any, *,
+               run: Any = None) -> Iterator[Any]:
+    """Write ``rows`` (of ``table``'s schema) as data files of about ``arrow_target_bytes`` of Arrow each, one
+    partition at a time, uploaded through ``run`` (a :class:`~s3pump.run.Run` on the table's bucket; None:
+    through ``table.io``); yields their ``DataFile`` records for the commit once every file is stored.
 
-    parts = list(_partitions(meta, rows))
-    if len(parts) == 1:
-        yield from write(parts[0])
+    Raises:
+        StoreError: a file could not be uploaded (after the run's retries): nothing may be committed.
+        CancelledError: the run was cancelled while uploading.
+    """
+    files = FileWriter(table, write_uuid)
+    pieces = [(key, piece) for key, part in partitions(table.metadata, rows)
+              for piece in _cut(part, arrow_target_bytes)]
+    bucket = files.location.split("://", 1)[1].split("/", 1)[0]
+    if run is None or bucket != run.bucket:
+        with cf.ThreadPoolExecutor(_IO_WRITERS, thread_name_prefix="s3pump-iceberg-write") as pool:
+            yield from pool.map(lambda p: files.to_io(table.io, *files.write(p)), enumerate(pieces))
         return
-    # the partitions' files written side by side (each a PUT or a multipart upload): their waits overlap
-    with cf.ThreadPoolExecutor(min(_WRITERS, len(parts)), thread_name_prefix="s3pump-iceberg-write") as pool:
-        for files in pool.map(write, parts):
-            yield from files
+    done: list[Any] = []
+
+    def items() -> Iterator[UploadItem]:
+        with cf.ThreadPoolExecutor(WRITERS, thread_name_prefix="s3pump-iceberg-write") as pool:
+            for path, body, data_file in _ahead(pool, files.write, enumerate(pieces), 2 * WRITERS):
+                done.append(data_file)
+                yield UploadItem(key=path.split("://", 1)[1].partition("/")[2], size_bytes=len(body),
+                                 source=f"iceberg data file {path.rsplit('/', 1)[-1]}", body=body, attrs=_ATTRS)
+
+    failed = run.stats.files_failed
+    run.transfer(items())
+    if run.stats.files_failed > failed:
+        first = run.stats.failed[-1] if run.stats.failed else None
+        raise StoreError(f"{run.stats.files_failed - failed} Iceberg data file(s) could not be written"
+                         + (f" (s3://{bucket}/{first.key}: {first.error})" if first is not None else "")
+                         + "; nothing was committed")
+    yield from done
 
 
-def _partitions(meta: Any, rows: pa.Table) -> Iterator[pa.Table]:
-    """``rows`` split by the partition spec's keys (each part in cursor order)."""
+class FileWriter:
+    """What every data file of one commit shares: the file schema, statistics plan, names and locations."""
+
+    def __init__(self, table: Any, write_uuid: Any) -> None:
+        from pyiceberg.io.pyarrow import compute_statistics_plan, parquet_path_to_id_mapping, pyarrow_to_schema
+        from pyiceberg.schema import sanitize_column_names
+        from pyiceberg.table.locations import load_location_provider
+
+        meta = self.meta = table.metadata
+        schema = meta.schema()
+        self.file_schema = sanitize_column_names(schema)
+        self.stats_plan = compute_statistics_plan(self.file_schema, meta.properties)
+        self.id_mapping = parquet_path_to_id_mapping(self.file_schema)
+        self.locations = load_location_provider(table_location=meta.location, table_properties=meta.properties)
+        self.location = meta.location
+        self.write_uuid = write_uuid
+        self.pyarrow_to_schema = lambda s: pyarrow_to_schema(s, name_mapping=schema.name_mapping,
+                                                             format_version=meta.format_version)
+        self.file_schemas: dict[pa.Schema, Any] = {}  # Arrow schema of the rows -> (file schema, projection)
+        self.projection: dict[str, Any] = {"include_field_ids": True}
+        try:  # pyiceberg >= 0.12 writes the field IDs through the format's model
+            from pyiceberg.io.fileformat import FileFormatFactory
+            from pyiceberg.manifest import FileFormat
+
+            self.projection["format_model"] = FileFormatFactory.get(FileFormat.PARQUET)
+        except ImportError:
+            pass
+        self.writer = parquet_writer()
+        self.partition_type: Any = None
+
+    def write(self, numbered: tuple[int, tuple[Any, pa.Table]]) -> tuple[str, bytes, Any]:
+        """One data file: its path, bytes and ``DataFile`` record."""
+        from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+        from pyiceberg.typedef import Record
+
+        n, (key, rows) = numbered
+        arrow = self.to_file_schema(rows)
+        sink = pa.BufferOutputStream()
+        footer = self.writer.write_to(arrow, sink, store_decimal_as_integer=True)
+        body = sink.getvalue().to_pybytes()
+        stats = data_file_statistics_from_parquet_metadata(footer, self.stats_plan, self.id_mapping)
+        name = f"00000-{n}-{self.write_uuid}.parquet"
+        path = self.locations.new_data_location(name) if key is None else self.partition_path(key, name)
+        record = DataFile.from_args(content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
+                                    partition=key.partition if key is not None else Record(),
+                                    file_size_in_bytes=len(body), sort_order_id=None, spec_id=self.meta.default_spec_id,
+                                    equality_ids=None, key_metadata=None, **stats.to_serialized_dict())
+        return path, body, record
+
+    def partition_path(self, key: Any, name: str) -> str:
+        """The location of data file ``name`` of partition ``key``: ``new_data_location(name, key)`` of pyiceberg's
+        default location provider (``<field>=<value>/`` per field), the partition type built once, not per file."""
+        from urllib.parse import quote_plus
+
+        from pyiceberg.table.locations import SimpleLocationProvider
+
+        if not isinstance(self.locations, SimpleLocationProvider):
+            return str(self.locations.new_data_location(name, key))
+        if self.partition_type is None:
+            self.partition_type = key.partition_spec.partition_type(key.schema)
+        fields, record = key.partition_spec.fields, key.partition
+        parts = [quote_plus(f.name, safe="") + "=" + quote_plus(
+            f.transform.to_human_string(self.partition_type.fields[i].field_type, value=record[i]), safe="")
+            for i, f in enumerate(fields)]
+        return f"{self.locations.data_path}/{'/'.join(parts)}/{name}"
+
+    def to_file_schema(self, rows: pa.Table) -> pa.Table:
+        """``rows`` as pyiceberg writes them: the table's columns, types and field IDs (``_to_requested_schema``
+        on one batch; its schema is then given to the other slices of the same Arrow schema, which is
+        zero-copy, unless the projection changed a type)."""
+        from pyiceberg.io.pyarrow import _to_requested_schema
+
+        known = self.file_schemas.get(rows.schema)
+        if known is None:
+            task_schema = self.pyarrow_to_schema(rows.schema)
+
+            def project(batch: pa.RecordBatch) -> pa.RecordBatch:
+                return _to_requested_schema(self.file_schema, task_schema, batch, **self.projection)
+
+            target = project(rows.slice(0, 1).combine_chunks().to_batches()[0]).schema
+            same = target.names == rows.schema.names and target.types == rows.schema.types
+            known = self.file_schemas[rows.schema] = (target if same else None, project)
+        target, project = known
+        if target is not None:
+            return pa.Table.from_arrays(rows.columns, schema=target)
+        return pa.Table.from_batches([project(b) for b in rows.to_batches()])  # rows: never empty (_cut)
+
+    @staticmethod
+    def to_io(io: Any, path: str, body: bytes, record: Any) -> Any:
+        with io.new_output(path).create(overwrite=True) as out:
+            out.write(body)
+        return record
+
+
+def _ahead(pool: cf.Executor, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``pool``, in order, at most ``window`` results ahead of the consumer."""
+    pending: deque[cf.Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
+
+
+def _cut(rows: pa.Table, arrow_target_bytes: int) -> Iterator[pa.Table]:
+    """``rows`` in slices of about ``arrow_target_bytes`` of Arrow (the last one the rest)."""
+    if rows.num_rows == 0:
+        return
+    per_file = max(1, int(arrow_target_bytes / max(rows.nbytes / rows.num_rows, 1e-9)))
+    for start in range(0, rows.num_rows, per_file):
+        yield rows.slice(start, per_file)
+
+
+def partitions(meta: Any, rows: pa.Table) -> Iterator[tuple[Any, pa.Table]]:
+    """``rows`` split by the partition spec's keys (each part in cursor order), with its ``PartitionKey``
+    (None: the table is not partitioned)."""
+    from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
+
     spec = meta.spec()
     if spec.is_unpartitioned() or rows.num_rows == 0:
-        yield rows
+        yield None, rows
         return
     schema, keys = meta.schema(), {}
     for i, field in enumerate(spec.fields):
         source = schema.find_field(field.source_id)
         keys[f"k{i}"] = field.transform.pyarrow_transform(source.field_type)(rows[source.name].combine_chunks())
-    keyed = pa.table({**keys, "row": pa.array(range(rows.num_rows), type=pa.int64())})
+    keyed = pa.table({**keys, "row": pc.indices_nonzero(pa.repeat(True, rows.num_rows))})
     groups = keyed.group_by(list(keys), use_threads=False).aggregate([("row", "list")])
     lists = groups["row_list"].combine_chunks()
     ordered = rows.take(lists.flatten())  # one take: the rows grouped by partition, in cursor order within each
     offsets = lists.offsets.to_pylist()
-    for start, end in itertools.pairwise(offsets):
-        yield ordered.slice(start - offsets[0], end - start)
+    values = [groups[k].to_pylist() for k in keys]
+    for n, (start, end) in enumerate(itertools.pairwise(offsets)):
+        key = PartitionKey(field_values=[PartitionFieldValue(field=f, value=v[n]) for f, v in zip(spec.fields, values,
+                                                                                                   strict=True)],
+                           partition_spec=spec, schema=schema)
+        yield key, ordered.slice(start - offsets[0], end - start)

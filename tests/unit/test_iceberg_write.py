@@ -1,0 +1,54 @@
+"""``export/iceberg_write.py``'s ``data_files`` without a run (as a Dask worker calls it): s3pump's Parquet
+writer, Iceberg field IDs, records from the writer's footer, into a local warehouse (no S3)."""
+
+from __future__ import annotations
+
+import decimal
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("pyiceberg")
+
+
+def test_data_files_without_a_run_write_through_the_fileio_and_read_back(tmp_path: Path) -> None:
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import assign_fresh_schema_ids
+    from pyiceberg.transforms import IdentityTransform
+
+    from s3pump.export.iceberg_write import data_files
+
+    rows = pa.table({"id": pa.array(range(1, 3001), pa.int64()),
+                     "kind": pa.array([f"k{i % 3}" for i in range(3000)]),
+                     "price": pa.array([decimal.Decimal(i) / 100 for i in range(3000)], pa.decimal128(10, 2))})
+    catalog = SqlCatalog("s3pump", uri=f"sqlite:///{tmp_path}/c.db", warehouse=f"file://{tmp_path}/wh")
+    catalog.create_namespace("s")
+    schema = assign_fresh_schema_ids(_pyarrow_to_schema_without_ids(rows.schema))
+    spec = PartitionSpec(PartitionField(source_id=schema.find_field("kind").field_id, field_id=1000,
+                                        transform=IdentityTransform(), name="kind"))
+    table = catalog.create_table(("s", "t"), schema=schema, partition_spec=spec)
+    with table.transaction() as tx, tx.update_snapshot().fast_append() as app:
+        files = list(data_files(table, rows, rows.nbytes // 6, uuid.uuid4(), run=None))
+        for f in files:
+            app.append_data_file(f)
+    # 3 partitions of 1,000 rows, each cut in files of about a sixth of the rows' Arrow bytes (<= 500 rows)
+    counts = sorted(f.record_count for f in files)
+    assert sum(counts) == 3000 and len(counts) >= 6 and max(counts) <= 500, counts
+    assert {f.file_path.split("/")[-2] for f in files} == {"kind=k0", "kind=k1", "kind=k2"}
+    for f in files:
+        path = f.file_path.removeprefix("file://")
+        assert f.file_size_in_bytes == Path(path).stat().st_size
+        meta = pq.ParquetFile(path)
+        ids = [meta.schema_arrow.field(n).metadata[b"PARQUET:field_id"] for n in ("id", "kind", "price")]
+        assert ids == [b"1", b"2", b"3"]
+        assert meta.metadata.row_group(0).column(2).physical_type == "INT64"  # a decimal(10,2) as an integer
+        assert meta.metadata.row_group(0).column(0).compression == "ZSTD"
+    got = table.refresh().scan().to_arrow().sort_by("id")
+    assert got["id"].to_pylist() == rows["id"].to_pylist()
+    assert got["price"].to_pylist() == rows["price"].to_pylist()
+    assert table.scan(row_filter="id <= 10").to_arrow().num_rows == 10  # the footer's bounds prune files
