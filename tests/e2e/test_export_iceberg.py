@@ -230,6 +230,36 @@ def test_target_file_size_is_met_by_the_parquet_bytes_written(
     assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 40_001))
 
 
+def test_target_file_size_holds_in_every_partition_a_commit_crosses(
+    s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partitioned by month, batches of 700 rows, 96 KiB files: at most one file per partition (its remainder)
+    off the target by more than 20 %. Before: the commit that crossed into February began it with a 74 KiB file
+    (the rest of that commit's budget) besides its 6 KiB remainder; with batches of 1,500 rows the first file
+    was 127 KiB (the Arrow-to-Parquet ratio measured on the first batch alone)."""
+    from s3pump.jobs.export import export_table
+
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(state_dir))
+    db = tmp_path / "events.db"
+    make_events_db(db, 120_000)  # a row every 37 s from 2025-01-01: January (72,000 rows) and February
+    rep = export_table(str(db), "events", f"s3://{bucket}/m", s3env.config(), table_format="iceberg",
+                       batch_rows=700, target_file_size_bytes=96 * 1024, partition_by=["time:ts:month"])
+    assert rep.rows_exported == 120_000
+    table = load_table(s3env, {"iceberg": rep.iceberg})
+    live = {t.file.file_path for t in table.scan().plan_files()}
+    by_partition: dict[str, list[int]] = {}  # each partition's live files in commit order
+    for snap in table.snapshots():
+        for manifest in snap.manifests(table.io):
+            for e in manifest.fetch_manifest_entry(table.io):
+                if e.snapshot_id == snap.snapshot_id and e.data_file.file_path in live:
+                    by_partition.setdefault(str(e.data_file.partition), []).append(e.data_file.file_size_in_bytes)
+    assert len(by_partition) == 2 and all(len(sizes) >= 3 for sizes in by_partition.values()), by_partition
+    for partition, sizes in by_partition.items():  # one file may be off: the partition's remainder
+        off = [n for n in sizes if abs(n - 96 * 1024) > 0.2 * 96 * 1024]
+        assert len(off) <= 1, f"{partition}: files off the 96 KiB target by more than 20 %: {sizes}"
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 120_001))
+
+
 def test_follow_commits_a_quiet_tables_rows_once_they_reach_max_file_age(
     s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,6 +40,7 @@ from .counters import ExportCounters
 from .dlq import DeadLetterQueue, DlqEntry
 from .iceberg_compact import compact_small_files
 from .iceberg_early import EarlyFiles
+from .iceberg_sizer import FileSizer
 from .iceberg_table import (
     CURSOR_AFTER,
     CURSOR_LAST,
@@ -56,45 +57,16 @@ from .iceberg_table import (
     orphan_data_keys,
     table_location,
 )
-from .iceberg_write import TARGET_KEY, data_files, parquet_writer
+from .iceberg_write import TARGET_KEY, data_files
 from .partition import PartitionSpec
 from .rows import to_array_from_arrow, to_arrow
 
 __all__ = ["FileSizer", "IcebergExport"]
 
+#: a data file within this fraction of the target file size is right-sized (a one-shot run merges the rest)
+SIZE_TOLERANCE = 0.2
 #: a group held in memory is committed at this many bytes of Arrow even below the target file size
 MAX_GROUP_BYTES = 1 << 30
-
-
-class FileSizer:
-    """How many bytes of Arrow make a data file of ``target_bytes`` of Parquet.
-
-    pyiceberg cuts files by their Arrow (in-memory) size. The ratio of Arrow bytes to Parquet bytes is
-    measured: first by writing a sample (the first batch, up to 20,000 rows) with the data files' Parquet
-    writer (``iceberg_write.parquet_writer``) and taking the bytes it wrote, then from the sizes of the files
-    committed so far (their ``added-files-size``, the bytes the writer wrote), over the Arrow bytes they held.
-    """
-
-    def __init__(self, target_bytes: int) -> None:
-        self.target_bytes = target_bytes
-        self.arrow_bytes = self.parquet_bytes = 0
-        self.ratio: float | None = None
-
-    def arrow_target_bytes(self, sample: pa.Table) -> int:
-        if self.ratio is None:
-            part = sample.slice(0, 20_000)
-            sink = pa.BufferOutputStream()
-            parquet_writer().write_to(part, sink, store_decimal_as_integer=True)
-            self.ratio = max(part.nbytes, 1) / max(sink.tell(), 1)
-        return max(1, int(self.target_bytes * self.ratio))
-
-    def measured(self, arrow_bytes: int, parquet_bytes: int) -> None:
-        """A commit of ``arrow_bytes`` of Arrow was written as ``parquet_bytes`` of data files."""
-        if parquet_bytes <= 0:
-            return
-        self.arrow_bytes += arrow_bytes
-        self.parquet_bytes += parquet_bytes
-        self.ratio = self.arrow_bytes / self.parquet_bytes
 
 
 class IcebergExport:
@@ -132,6 +104,7 @@ class IcebergExport:
         self.max_file_age_s = max_file_age_s
         self.compacted = 0  # small data files replaced by compaction commits (following)
         self.pending_since: float | None = None  # time.monotonic() of the first batch read since the last commit
+        self.small_files: dict[str, int] = {}  # partition -> data files this run committed below the tolerance
 
     # ------------------------------------------------------------------ the run
     def begin(self) -> None:
@@ -192,6 +165,11 @@ class IcebergExport:
             if self.stop.is_set():
                 break
         self._flush()  # caught up (or stopped): what was read is committed now, however small
+        if not follow and any(n >= 2 for n in self.small_files.values()):
+            # a commit that crossed into a partition started it with a file below the target, which is then not
+            # the partition's last: such files are merged, so each partition has at most one file off the target
+            self.compacted += compact_small_files(self.table, self.sizer.target_bytes, self.sizer.arrow_target_bytes,
+                                                  min_files=2, small_fraction=1 - SIZE_TOLERANCE, run=self.run_)
         return self.report()
 
     def _one_batch(self) -> bool:
@@ -272,6 +250,9 @@ class IcebergExport:
             for data_file in [*data_files(self.table, table, target, app.commit_uuid, run=self.run_),
                               *self.early.written()]:
                 app.append_data_file(data_file)
+                if data_file.file_size_in_bytes < (1 - SIZE_TOLERANCE) * self.sizer.target_bytes:
+                    key = str(data_file.partition)
+                    self.small_files[key] = self.small_files.get(key, 0) + 1
         summary = self.table.current_snapshot().summary
         files, size = int(summary["added-data-files"] or 0), int(summary["added-files-size"] or 0)
         self.counters.objects_written += files

@@ -1,4 +1,5 @@
-"""Compaction of an Iceberg export's small files (``export --table-format iceberg --follow``).
+"""Compaction of an Iceberg export's small files (``export --table-format iceberg``: ``--follow``, and the
+end of a one-shot run whose commits left a partition more than one file off the target size).
 
 Following a table commits small groups (``--max-file-age``): each partition gathers small data files.
 After each commit, the live data files below 3/4 of the target size are grouped by partition; a
@@ -20,17 +21,18 @@ COMPACTION = "s3pump.compaction"
 
 
 def compact_small_files(table: Any, target_bytes: int, arrow_target_bytes: Any, *, min_files: int = 4,
-                        run: Any = None) -> int:
-    """Rewrite the partitions of ``table`` holding ``min_files`` or more small live data files; returns how
-    many files were replaced (0: no commit). ``arrow_target_bytes(table)``: the Arrow bytes that make a file
-    of ``target_bytes`` of Parquet (``export/iceberg.py``'s ``FileSizer``); ``run``: the run whose engine uploads
-    the new files (``iceberg_write.data_files``)."""
+                        small_fraction: float = 0.75, run: Any = None) -> int:
+    """Rewrite the partitions of ``table`` holding ``min_files`` or more small live data files (below
+    ``small_fraction`` of ``target_bytes``); returns how many files were replaced (0: no commit).
+    ``arrow_target_bytes(table)``: the Arrow bytes that make a file of ``target_bytes`` of Parquet
+    (``export/iceberg_sizer.py``'s ``FileSizer``); ``run``: the run whose engine uploads the new files
+    (``iceberg_write.data_files``)."""
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan
 
     from .iceberg_write import data_files
 
-    small = target_bytes * 3 // 4
+    small = int(target_bytes * small_fraction)
     groups: dict[tuple[int, str], list[Any]] = {}
     for task in table.scan().plan_files():
         f = task.file

@@ -150,7 +150,7 @@ def _write(table: Any, rows: pa.Table, target_file_size_bytes: int) -> list[Any]
     from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
 
     from . import iceberg_write
-    from .iceberg import FileSizer
+    from .iceberg_sizer import FileSizer
 
     meta = table.metadata
     _check_pyarrow_schema_compatible(meta.schema(), provided_schema=rows.schema, format_version=meta.format_version)
