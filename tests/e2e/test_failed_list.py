@@ -28,7 +28,7 @@ def test_server_dies_mid_run_then_from_list_completes(tmp_path: Path) -> None:
         client = env_helper.boto()
         client.create_bucket(Bucket="dying")
         src = tmp_path / "src"
-        generate(src, count=400, size_bytes=64 * 1024, seed=3)
+        generate(src, count=200, size_bytes=64 * 1024, seed=3)
         files = {p.relative_to(src).as_posix(): p for p in src.rglob("*") if p.is_file()}
         state = tmp_path / "state"
         # the server stays dead past the outage tolerance (shortened here, default 60 s): files fail

@@ -77,7 +77,7 @@ def test_sigkill_mid_multipart_then_next_run_or_cleanup_aborts_it(
     # its upload is its own, which no other run (each sweeps what dead runs left) and no cleanup touches
     live_data = tmp_path / "live" / "big.bin"
     live_data.parent.mkdir()
-    live_data.write_bytes(rng.randbytes(30 * MIB + 3))  # 30 s at 1 MiB/s: live until the end of the checks
+    live_data.write_bytes(rng.randbytes(20 * MIB + 3))  # 20 s at 1 MiB/s: live until the end of the checks (5-10 s)
     live = _start(verb, live_data, bucket, env, "--bwlimit", "1MiB")
     try:
         [(key, live_id)] = _wait_uploads(client, bucket, live, 1)
