@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["connect", "parse_cluster_address", "require_distributed"]
+__all__ = ["connect", "parse_cluster_address", "plugin_running", "require_distributed"]
 
 #: How long a scheduler may take to answer, or to have its first worker.
 CONNECT_TIMEOUT_S = 30.0
@@ -140,3 +141,17 @@ def connect(cluster: Any, *, local_env: dict[str, str] | None = None) -> Iterato
             raise UsageError(f"--cluster {cluster}: the scheduler has no worker after {CONNECT_TIMEOUT_S:.0f} s; "
                              "start dask workers (s3pump installed, AWS credentials in their environment)") from None
         yield client
+
+
+@contextlib.contextmanager
+def plugin_running(client: Any, name: str, outcome: Any) -> Iterator[None]:
+    """The tasks of a run whose worker plugin is registered as ``name``: ``outcome.transfer_s`` is their
+    time (from here to the end), and the plugin is unregistered at the end (a worker gone, or a cluster
+    closing, already closed its store with it)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        outcome.transfer_s = time.monotonic() - started
+        with contextlib.suppress(Exception):
+            client.unregister_worker_plugin(name)

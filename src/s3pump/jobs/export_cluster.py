@@ -41,10 +41,8 @@ database URL holding a password is refused (the workers take it from their envir
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -80,8 +78,8 @@ from ..sources.table import decode_cursor
 from ..urls import join_key
 from .export_cluster_follow import Polls, follow_ranges, plan_ranges, update_hashes
 
-__all__ = ["DEFAULT_RANGE_ROWS", "ExportRange", "RangeJob", "RangeResult", "RangeSettler", "check_source",
-           "export_on_cluster", "export_range", "group_cuts", "worker_db"]
+__all__ = ["DEFAULT_RANGE_ROWS", "ExportRange", "RangeJob", "RangeResult", "RangeSettler", "check_range_workers",
+           "check_source", "export_on_cluster", "export_range", "group_cuts", "range_rows_from_env", "worker_db"]
 
 
 # ---------------------------------------------------------------------- the coordinator side
@@ -110,7 +108,7 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
         StoreError: the checkpoint or a dead-letter entry could not be written.
     """
     db = worker_db(db)
-    range_rows = range_rows or _range_rows_from_env()
+    range_rows = range_rows or range_rows_from_env()
     exporter.begin(from_start)
     if not follow:  # following, the rows keep coming: no total (as in one process)
         exporter.say_rows_total()
@@ -141,7 +139,7 @@ def export_on_cluster(exporter: ExportJob, db: str, cluster: Any, *, from_start:
     return dataclasses.replace(exporter.report(0), cluster=outcome.to_json())
 
 
-def _range_rows_from_env() -> int:
+def range_rows_from_env() -> int:
     """``S3PUMP_EXPORT_RANGE_ROWS`` (rows per task), else :data:`DEFAULT_RANGE_ROWS`.
 
     Raises:
@@ -155,7 +153,7 @@ def _range_rows_from_env() -> int:
     return int(raw)
 
 
-def _check_workers(client: Any, job: RangeJob, last: Any) -> None:
+def check_range_workers(client: Any, job: RangeJob, last: Any) -> None:
     """Every worker opens the table and sees rows up to ``last`` (None: opens it).
 
     Raises:
@@ -171,7 +169,7 @@ def _check_workers(client: Any, job: RangeJob, last: Any) -> None:
 
 def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[ExportRange], cluster: Any,
                 settle: RangeSettler, worker_bwlimit_bps: int | None, polls: Polls | None = None) -> ClusterOutcome:
-    from ..cluster.connect import connect
+    from ..cluster.connect import connect, plugin_running
     from ..cluster.sharing import LimitSharer
     from ..export.ranges import ExportRuntime
 
@@ -180,7 +178,7 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers))
-        _check_workers(client, job, ranges[-1].cuts[-1][2] if ranges else None)
+        check_range_workers(client, job, ranges[-1].cuts[-1][2] if ranges else None)
         exporter.save_checkpoint()  # the plan: every cut fixed before any object is written
         name = f"s3pump-export-{uuid.uuid4().hex[:12]}"
         config = worker_config(run.config, len(workers), worker_bwlimit_bps)
@@ -197,20 +195,15 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
             drive(client, run, name, export_range, todo[0], rest(), slots * WINDOW_PER_SLOT, outcome,
                   float("inf"), settle, kind="range")
 
-        started = time.monotonic()
-        try:
-            with LimitSharer(client, name, run.config, sorted(workers), worker_bwlimit_bps,
-                             task_prefix=task_prefix(name, "range")).running():
-                if ranges:
-                    send(ranges)
-                if polls is not None:
-                    follow_ranges(exporter, job, settle, polls, len(ranges), send,
-                                  lambda last: _check_workers(client, job, last),
-                                  lambda delta: client.run(update_hashes, name, delta))
-        finally:
-            outcome.transfer_s = time.monotonic() - started
-            with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
-                client.unregister_worker_plugin(name)
+        with plugin_running(client, name, outcome), LimitSharer(
+                client, name, run.config, sorted(workers), worker_bwlimit_bps,
+                task_prefix=task_prefix(name, "range")).running():
+            if ranges:
+                send(ranges)
+            if polls is not None:
+                follow_ranges(exporter, job, settle, polls, len(ranges), send,
+                              lambda last: check_range_workers(client, job, last),
+                              lambda delta: client.run(update_hashes, name, delta))
     if run.cancelled:
         raise CancelledError("cancelled: ranges in flight were cancelled")
     return outcome

@@ -28,26 +28,24 @@ were written but are not committed, and the next run exports them again.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from ..cluster.coordinator import WINDOW_PER_SLOT, ClusterOutcome, credentials_env, drive, worker_config
 from ..cluster.results import ShardResult
-from ..errors import CancelledError, S3PumpError, WorkerLostError, WorkerMismatchError
+from ..errors import CancelledError, S3PumpError, WorkerLostError
 from ..events import BatchExported, FileFailed, RowsFound
 from ..export.iceberg import IcebergExport
 from ..export.iceberg_ranges import IcebergRange, IcebergRangeJob, IcebergRangeResult, write_iceberg_range
 from ..export.iceberg_table import CURSOR_AFTER, CURSOR_LAST, RUN_ID, SOURCE_TABLE
-from ..export.ranges import RangeJob, check_source, describe, group_cuts, worker_db
+from ..export.ranges import RangeJob, describe, group_cuts, worker_db
 from ..reports import ExportReport
 from ..run import Run
 from ..sources.table import decode_cursor, encode_cursor
-from .export_cluster import _range_rows_from_env
+from .export_cluster import check_range_workers, range_rows_from_env
 
 __all__ = ["IcebergCommitter", "export_iceberg_on_cluster"]
 
@@ -72,7 +70,7 @@ def export_iceberg_on_cluster(job: IcebergExport, db: str, cluster: Any, *, lock
             propagate (``jobs/export_iceberg.py`` makes them one line).
     """
     db = worker_db(db)
-    range_rows = range_rows or _range_rows_from_env()
+    range_rows = range_rows or range_rows_from_env()
     job.begin()
     source, run = job.source, job.run_
     rows = source.count_after(job.after)
@@ -101,7 +99,7 @@ def export_iceberg_on_cluster(job: IcebergExport, db: str, cluster: Any, *, lock
 
 def _run_ranges(run: Run, job: IcebergExport, ranges: list[IcebergRange], cluster: Any, committer: IcebergCommitter,
                 worker_bwlimit_bps: int | None) -> ClusterOutcome:
-    from ..cluster.connect import connect
+    from ..cluster.connect import connect, plugin_running
     from ..cluster.worker import WorkerRuntime
 
     spec = ranges[0].job
@@ -111,12 +109,7 @@ def _run_ranges(run: Run, job: IcebergExport, ranges: list[IcebergRange], cluste
         workers = client.scheduler_info()["workers"]
         slots = sum(max(1, int(w.get("nthreads", 1))) for w in workers.values()) or 1
         outcome = ClusterOutcome(len(workers))
-        answers: dict[str, str | None] = client.run(check_source, probe, ranges[-1].cuts[-1][2])
-        for worker in sorted(answers):
-            if answers[worker]:
-                raise WorkerMismatchError(f"worker {worker} cannot export the table: {answers[worker]}; every "
-                                          "worker must read the same database (a SQLite file at the same path on "
-                                          "a shared filesystem, or a database URL every node reaches)")
+        check_range_workers(client, probe, ranges[-1].cuts[-1][2])
         name = f"s3pump-export-{uuid.uuid4().hex[:12]}"
         config = worker_config(run.config, len(workers), worker_bwlimit_bps)
         client.register_plugin(WorkerRuntime(name, "export", config, run.bucket, len(workers)), name=name)
@@ -128,14 +121,9 @@ def _run_ranges(run: Run, job: IcebergExport, ranges: list[IcebergRange], cluste
                     return
                 yield rng
 
-        started = time.monotonic()
-        try:
+        with plugin_running(client, name, outcome):
             drive(client, run, name, write_iceberg_range, ranges[0], rest(), slots * WINDOW_PER_SLOT, outcome,
                   float("inf"), committer, kind="range")
-        finally:
-            outcome.transfer_s = time.monotonic() - started
-            with contextlib.suppress(Exception):  # a worker gone or a closing cluster: its store closed with it
-                client.unregister_worker_plugin(name)
     if run.cancelled:
         raise CancelledError("cancelled: ranges in flight were cancelled")
     return outcome
