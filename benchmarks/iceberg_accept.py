@@ -9,12 +9,16 @@
    pyiceberg's.
 3. The same table exported again, unpartitioned, with ``--target-file-size 8MiB``: every data file but the
    last within ±20 % of 8 MiB (``file_size_in_bytes`` of the table's manifests; the sizes listed).
+4. ``--follow`` for ``--follow-s`` seconds (60) at one insert a second into one day partition
+   (``--poll-interval 1s --max-file-age 5s``), then SIGINT: every row once, and at most 4 live data files
+   (the small files compacted by overwrite commits).
 
 Prints one line per check and exits 1 on the first that fails.
 
 Usage:
   python benchmarks/iceberg_accept.py                 # 2,000,000 rows
   python benchmarks/iceberg_accept.py --rows 200000   # a quick run
+  python benchmarks/iceberg_accept.py --rows 200000 --follow-s 0   # without the --follow check
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import decimal
 import json
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -111,9 +116,43 @@ def check_rows(db: Path, got: pa.Table) -> None:
         conn.close()
 
 
+def follow(bench: Bench, db: Path, url: str, seconds: float) -> None:
+    """Check 4: ``--follow`` at one insert a second for ``seconds``, then SIGINT."""
+    make_events_db(db, 10)
+    argv = [*s3pump_cli(), "export", str(db), url, "--table", "events", "--table-format", "iceberg", "--json",
+            "--no-progress", "--follow", "--poll-interval", "1s", "--max-file-age", "5s",
+            "--partition-by", "time:ts:day"]
+    p = subprocess.Popen(argv, env=bench.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    conn = sqlite3.connect(db)
+    inserted, t0 = 10, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        inserted += 1
+        conn.execute("INSERT INTO events VALUES (?, datetime(1735689600 + 3600 + ?, 'unixepoch'), 'entity-x', "
+                     "'live', 1.5, 1)", (inserted, inserted))
+        conn.commit()
+        time.sleep(max(0.0, t0 + (inserted - 10) - time.monotonic()))
+    conn.close()
+    time.sleep(8)  # the last rows' poll and --max-file-age
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    if p.returncode != 0:
+        raise SystemExit(f"export --follow exited {p.returncode}: {err.decode()[-2000:]}")
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.strip()]
+    rep = next(r for r in lines if r.get("event") == "summary")
+    table = load(bench, rep)
+    ids = sorted(table.scan().to_arrow()["id"].to_pylist())
+    files = list(table.scan().plan_files())
+    appends = sum(1 for s in table.snapshots() if s.summary.operation.value == "append")
+    check(ids == list(range(1, inserted + 1)) and len(files) <= 4,
+          f"--follow {seconds:.0f} s at one insert a second: {len(ids)} rows of {inserted}, each once; {appends} "
+          f"appends, {rep['iceberg']['files_compacted']} small files compacted, {len(files)} live data files "
+          "in the one partition (bound: 4)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--follow-s", type=float, default=60.0, help="seconds of --follow at one insert a second")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="s3pump-iceberg-accept-"))
     bench = Bench()
@@ -147,6 +186,8 @@ def main() -> None:
         check(rep["rows_exported"] == args.rows and not off,
               f"--target-file-size 8MiB, unpartitioned: {len(sizes)} data files in {wall:.1f} s, MiB: "
               + ", ".join(f"{n / 2**20:.2f}" for n in sizes) + " (all but the last within ±20 %)")
+        if args.follow_s > 0:
+            follow(bench, work / "live.db", f"s3://{bucket}/live", args.follow_s)
     finally:
         bench.close()
         shutil.rmtree(work, ignore_errors=True)
