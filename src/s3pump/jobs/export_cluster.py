@@ -79,7 +79,8 @@ from ..urls import join_key
 from .export_cluster_follow import Polls, follow_ranges, plan_ranges, update_hashes
 
 __all__ = ["DEFAULT_RANGE_ROWS", "ExportRange", "RangeJob", "RangeResult", "RangeSettler", "check_range_workers",
-           "check_source", "export_on_cluster", "export_range", "group_cuts", "range_rows_from_env", "worker_db"]
+           "check_source", "export_on_cluster", "export_range", "group_cuts", "range_error", "range_rows_from_env",
+           "worker_db"]
 
 
 # ---------------------------------------------------------------------- the coordinator side
@@ -209,6 +210,18 @@ def _run_ranges(run: Run, exporter: ExportJob, job: RangeJob, ranges: list[Expor
     return outcome
 
 
+def range_error(fut: Any) -> BaseException | None:
+    """The error of a range's future that did not finish. An error of exit code 2 (the workers cannot
+    read or write at all) is raised: it stops the run."""
+    try:
+        error = fut.exception()
+    except Exception as e:  # a future the scheduler cancelled
+        error = e
+    if isinstance(error, S3PumpError) and error.exit_code == 2:
+        raise error
+    return error
+
+
 class RangeSettler:
     """Takes each finished range: replays its events, writes its dead-letter entries, marks its cuts
     done and moves the checkpoint past every done cut with nothing unfinished before it."""
@@ -246,12 +259,7 @@ class RangeSettler:
             outcome.shards_done += 1
             self.advance(save=True)
             return
-        try:
-            error = fut.exception()
-        except Exception as e:  # a future the scheduler cancelled
-            error = e
-        if isinstance(error, S3PumpError) and error.exit_code == 2:
-            raise error  # the workers cannot write or read at all: stop the run
+        error = range_error(fut)
         outcome.shards_failed += 1
         x.counters.objects_failed += 1
         first, last = decode_cursor(rng.cuts[0][1]), decode_cursor(rng.cuts[-1][2])

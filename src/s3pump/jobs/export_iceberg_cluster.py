@@ -36,7 +36,7 @@ from typing import Any
 
 from ..cluster.coordinator import WINDOW_PER_SLOT, ClusterOutcome, credentials_env, drive, worker_config
 from ..cluster.results import ShardResult
-from ..errors import CancelledError, S3PumpError, WorkerLostError
+from ..errors import CancelledError, WorkerLostError
 from ..events import BatchExported, FileFailed, RowsFound
 from ..export.iceberg import IcebergExport
 from ..export.iceberg_ranges import IcebergRange, IcebergRangeJob, IcebergRangeResult, write_iceberg_range
@@ -45,7 +45,7 @@ from ..export.ranges import RangeJob, describe, group_cuts, worker_db
 from ..reports import ExportReport
 from ..run import Run
 from ..sources.table import decode_cursor, encode_cursor
-from .export_cluster import check_range_workers, range_rows_from_env
+from .export_cluster import check_range_workers, range_error, range_rows_from_env
 
 __all__ = ["IcebergCommitter", "export_iceberg_on_cluster"]
 
@@ -151,12 +151,7 @@ class IcebergCommitter:
             self.waiting[rng.index] = (rng, result)
             self._commit_ready()
             return
-        try:
-            error = fut.exception()
-        except Exception as e:  # a future the scheduler cancelled
-            error = e
-        if isinstance(error, S3PumpError) and error.exit_code == 2:
-            raise error  # the workers cannot write or read at all: stop the run
+        error = range_error(fut)
         outcome.shards_failed += 1
         self.failed += 1
         self.broken = rng.index if self.broken is None else min(self.broken, rng.index)
