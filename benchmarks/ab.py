@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Bench, Sample, s3pump_cli, s5cmd_binary
+from harness import Bench, Sample, precompile, s3pump_cli, s5cmd_binary
 
 from s3pump.jobs.generate import generate
 
@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=5000, help="W1 files of 4 KiB")
     ap.add_argument("--sync-files", type=int, default=25_000, help="files of the no-op sync")
     args = ap.parse_args()
+    if args.base_src:
+        precompile(args.base_src)
     bench = Bench()
     work = Path(tempfile.mkdtemp(prefix="s3pump-ab-"))
     results: dict[tuple[str, str], list[Sample]] = {}

@@ -53,7 +53,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 from export_pg import find_sling, pg_workload
-from harness import Bench, Sample, Series, alternate, s3pump_cli
+from harness import Bench, Sample, Series, alternate, precompile, s3pump_cli
 
 DLT_SCRIPT = r'''
 import sys, dlt
@@ -114,6 +114,8 @@ def main() -> None:
     ap.add_argument("--source", default="sqlite", choices=("sqlite", "postgres"),
                     help="postgres: the PostgreSQL workload against the ADBC reference script (module docstring)")
     args = ap.parse_args()
+    if args.base_src:
+        precompile(args.base_src)
     if args.source == "postgres":
         if args.rows == ap.get_default("rows"):
             args.rows = 2_000_000

@@ -71,14 +71,15 @@ def summarize(path: Path, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def profile(db: str, fmt: str, out: Path, extra: list[str], table: str = "events") -> None:
+def profile(db: str, fmt: str, out: Path, extra: list[str], table: str = "events",
+            spy_args: tuple[str, ...] = ("--native",)) -> None:
     """Run ``s3pump export`` under ``py-spy record`` against a fresh SeaweedFS; raw samples to ``out``
     (``db``: a SQLite file, partitioned by day, or a PostgreSQL URL, not partitioned)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     bench = Bench()
     try:
         bucket = bench.bucket("bench-profile")
-        argv = [spy, "record", "-r", "100", "--native", "-f", "raw", "-o", str(out), "--",
+        argv = [spy, "record", "-r", "100", *spy_args, "-f", "raw", "-o", str(out), "--",
                 *s3pump_cli(), "export", db, f"s3://{bucket}/p", "--table", table,
                 *([] if "://" in db else ["--partition-by", "time:ts:day"]), "--format", fmt, "--no-progress",
                 *extra]
@@ -113,6 +114,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="where py-spy's raw samples go (default: a temporary file)")
     ap.add_argument("--summarize", type=Path, help="only summarize this earlier profile")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump export")
+    ap.add_argument("--spy-args", default="--native", help="py-spy's sampling flags (--gil: only the GIL's holder)")
     ap.add_argument("--source", default="sqlite", choices=("sqlite", "postgres"),
                     help="postgres: export.py's PostgreSQL table (pgevents) from a PostgreSQL of its own")
     args = ap.parse_args()
@@ -129,7 +131,7 @@ def main() -> None:
         make_events_db(db, args.rows)
         print(f"generated {args.rows:,} rows in {time.monotonic() - t0:.1f} s", file=sys.stderr)
         out = args.out or work / f"{args.format}.txt"
-        profile(str(db), args.format, out, args.s3pump_args.split())
+        profile(str(db), args.format, out, args.s3pump_args.split(), spy_args=tuple(args.spy_args.split()))
         print(summarize(out))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -11,6 +11,9 @@ Usage:
   python benchmarks/upload.py                 # all workloads, 3 rounds, all tools
   python benchmarks/upload.py --rounds 5 --workloads W1
   python benchmarks/upload.py --scale 0.1     # quick check at a tenth of the size
+  git archive REV src | tar -x -C /tmp/base && \
+  python benchmarks/upload.py --workloads W2,W3 --tools s3pump,s3pump-base --base-src /tmp/base/src --rounds 5
+                                              # A/B: this s3pump against another source tree's
 
 Prints per tool: median wall, objects/s, MB/s, client CPU s, peak RSS; then s3pump / s5cmd ratios,
 as a Markdown table ready for docs/benchmarks.md.
@@ -23,7 +26,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import RCLONE_REMOTE, Bench, Sample, Series, alternate, aws_cli, rclone_argv, s3pump_cli, s5cmd_binary
+from harness import (
+    RCLONE_REMOTE,
+    Bench,
+    Sample,
+    Series,
+    alternate,
+    aws_cli,
+    precompile,
+    rclone_argv,
+    s3pump_cli,
+    s5cmd_binary,
+)
 
 from s3pump.jobs.generate import generate
 
@@ -42,7 +56,11 @@ def main() -> None:
     ap.add_argument("--tools", default="s3pump,s5cmd,aws,rclone")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply file counts (W1, W2) / size (W3)")
     ap.add_argument("--s3pump-args", default="", help="extra flags for s3pump upload")
+    ap.add_argument("--base-src", help="the src/ directory of another s3pump (e.g. `git archive REV src`), run "
+                    "with this interpreter as the tool s3pump-base (an A/B against this tree)")
     args = ap.parse_args()
+    if args.base_src:
+        precompile(args.base_src)
 
     bench = Bench()
     data = Path(tempfile.mkdtemp(prefix="s3pump-bench-data-"))
@@ -72,7 +90,16 @@ def main() -> None:
             def rclone(r: int, src: Path = src, bucket: str = bucket) -> Sample:
                 return bench.time(rclone_argv("copy", str(src), f"{RCLONE_REMOTE}:{bucket}/rclone-{r}"))
 
-            tools = {"s3pump": s3pump, "s5cmd": s5cmd, "aws": aws, "rclone": rclone}
+            def s3pump_base(r: int, src: Path = src, bucket: str = bucket) -> Sample:
+                env = bench.env
+                bench.env = {**env, "PYTHONPATH": str(args.base_src)}
+                try:
+                    return bench.time([*s3pump_cli(), "upload", str(src), f"s3://{bucket}/s3pump-base-{r}/",
+                                       "--no-progress", *args.s3pump_args.split()])
+                finally:
+                    bench.env = env
+
+            tools = {"s3pump": s3pump, "s3pump-base": s3pump_base, "s5cmd": s5cmd, "aws": aws, "rclone": rclone}
             chosen = {k: v for k, v in tools.items() if k in args.tools.split(",")}
             series = alternate(args.rounds, chosen)
             for name in chosen:  # every run really wrote every object
@@ -98,6 +125,10 @@ def report(rows: list[tuple[str, dict[str, Series], int, int]], args: argparse.N
             wall = s.median("wall_s")
             print(f"| {wl} {WORKLOADS[wl]['what']} | {name} | {wall:.2f} | {count / wall:,.0f} | "
                   f"{count * size / wall / 1e6:,.1f} | {s.median('cpu_s'):.2f} | {s.median('peak_rss_mb'):.0f} |")
+        if "s3pump" in series and "s3pump-base" in series:
+            a, b = series["s3pump"], series["s3pump-base"]
+            print(f"| {wl} | s3pump / s3pump-base | wall {a.median('wall_s') / b.median('wall_s'):.3f} x | | "
+                  f"| CPU {a.median('cpu_s') / b.median('cpu_s'):.3f} x | |")
         if "s3pump" in series and "s5cmd" in series:
             ratio = series["s5cmd"].median("wall_s") / series["s3pump"].median("wall_s")
             ratios.append((wl, ratio, series["s3pump"].median("peak_rss_mb")))

@@ -323,3 +323,32 @@ def test_a_location_holding_a_table_of_another_catalog_is_refused_and_left_alone
     with pytest.raises(UsageError, match=r"already holds an Iceberg table .* --catalog-uri"):
         export_table(str(db), "events", f"s3://{bucket}/o", s3env.config(), table_format="iceberg")
     assert list_all(s3env.boto(), bucket).keys() == before.keys()
+
+
+def test_batches_read_on_a_wrong_guess_that_the_table_is_new_are_dropped(
+    s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batches are read while the table opens when the catalog has no such table yet
+    (export/iceberg_reads.py). Forced on a rerun (as if another writer created the table meanwhile), what was read
+    from the start is dropped: the rerun commits only the rows after the table's cursor, each once."""
+    import s3pump.export.iceberg as iceberg
+    from s3pump.jobs.export import export_table
+
+    monkeypatch.setenv("S3PUMP_STATE_DIR", str(state_dir))
+    db = tmp_path / "events.db"
+    make_events_db(db, 500)
+    dest = f"s3://{bucket}/guess"
+    first = export_table(str(db), "events", dest, s3env.config(), table_format="iceberg", batch_rows=40,
+                         partition_by=["column:entity"]).to_json()
+    assert first["rows_exported"] == 500
+    guessed: list[bool] = []
+    real = iceberg.table_is_new
+    monkeypatch.setattr(iceberg, "table_is_new", lambda *a: guessed.append(real(*a)) or True)
+    make_events_db(db, 70, start_id=501)
+    second = export_table(str(db), "events", dest, s3env.config(), table_format="iceberg", batch_rows=40,
+                          partition_by=["column:entity"]).to_json()
+    assert guessed == [False]  # the real guess on a rerun: the table exists
+    assert second["rows_exported"] == 70 and second["rows_read"] == 70
+    table = load_table(s3env, second)
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 571))
+    assert table.current_snapshot().summary["s3pump.cursor-after"] == "500"

@@ -20,7 +20,6 @@ Bad rows go to the dead-letter queue as in the plain export, written *before* th
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import gc
 import json
 import re
@@ -40,6 +39,7 @@ from .counters import ExportCounters
 from .dlq import DeadLetterQueue, DlqEntry
 from .iceberg_compact import compact_small_files
 from .iceberg_early import EarlyFiles
+from .iceberg_reads import ReadAhead, table_is_new
 from .iceberg_sizer import FileSizer
 from .iceberg_table import (
     CURSOR_AFTER,
@@ -97,8 +97,7 @@ class IcebergExport:
         self.committed: Any = None  # the cursor committed up to
         self.early = EarlyFiles(run)  # the rows read since the last commit, and the files written of them
         self.pending_rows = self.pending_bytes = 0  # read since the last commit (Arrow bytes)
-        self.reader = cf.ThreadPoolExecutor(1, thread_name_prefix="s3pump-export-read")
-        self.ahead: cf.Future[tuple[RowBatch | None, Any]] | None = None  # the next batch, being read
+        self.reads: ReadAhead | None = None  # the next batches, being read (export/iceberg_reads.py)
         self.pending_read = False  # a batch was read since (perhaps all bad rows)
         self.sizer = FileSizer(target_file_size_bytes)
         self.max_file_age_s = max_file_age_s
@@ -143,10 +142,20 @@ class IcebergExport:
             return self._run(follow=follow, poll_interval_s=poll_interval_s)
         finally:
             self.early.close()
-            self.reader.shutdown(wait=True, cancel_futures=True)  # a read ahead in flight ends before the source
+            if self.reads is not None:  # a read ahead in flight ends before the source is closed
+                self.reads.close()
 
     def _run(self, *, follow: bool, poll_interval_s: float) -> ExportReport:
+        if self.source.reads_in_any_thread and table_is_new(self.catalog_uri, NAMESPACE, self.name):
+            # no table, no committed cursor: the first batches are read while pyiceberg opens the catalog
+            self.reads = ReadAhead(self._read, None, self.batch_rows)
         self.begin()
+        if self.reads is not None:
+            if self.after is not None:  # the table had a cursor after all (created meanwhile): read from it
+                self.reads.close()
+                self.reads = None
+            else:
+                self.reads.limit(1)
         if not follow:
             rows = self.source.count_after(self.after)
             if rows is not None:
@@ -175,10 +184,7 @@ class IcebergExport:
     def _one_batch(self) -> bool:
         """Read and convert the next batch (bad rows to the dead-letter queue) into the group to commit,
         committed once it reaches the target file size; False when there was none, or it was the last."""
-        batch, converted = self.ahead.result() if self.ahead is not None else self._read(self.after)
-        self.ahead = None
-        if batch is not None and batch.count >= self.batch_rows and self.source.reads_in_any_thread:
-            self.ahead = self.reader.submit(self._read, batch.last)  # the next batch, read while this one is written
+        batch, converted = self._next()
         if batch is None:
             return False
         table, _positions, bad = converted
@@ -214,6 +220,19 @@ class IcebergExport:
         self.counters.rows_exported += rows
         self.counters.checkpoint = encode_cursor(self.after)
         self.run_.emit(BatchExported(rows, self.counters.checkpoint))
+
+    def _next(self) -> tuple[RowBatch | None, Any]:
+        """The batch after ``self.after``: read ahead (the next one is read while this one is written) where the
+        source reads in any thread; once reading ended at the end of the table, read again from the cursor."""
+        if not self.source.reads_in_any_thread:
+            return self._read(self.after)
+        got = self.reads.take() if self.reads is not None else None
+        if got is None:
+            if self.reads is not None:
+                self.reads.close()
+            self.reads = ReadAhead(self._read, self.after, self.batch_rows, max_batches=1)
+            got = self.reads.take()
+        return got if got is not None else (None, None)
 
     def _read(self, after: Any) -> tuple[RowBatch | None, Any]:
         got = self.source.read_arrow_after(after, self.batch_rows, to_array_from_arrow)

@@ -9,9 +9,9 @@ each written by s3pump's own Parquet writer and uploaded through the run's engin
   :class:`~.formats.ParquetSerializer` (zstd, dictionaries for text only, as ``--format parquet``; decimals
   as integers where they fit, as Iceberg's writers store them) on :data:`WRITERS` threads (Arrow's writer
   releases the GIL).
-* Records: each file's ``DataFile`` (counts, sizes, bounds) comes from the writer's own footer, by
-  pyiceberg's ``data_file_statistics_from_parquet_metadata``, as pyiceberg's ``write_file`` builds it:
-  nothing is read back (no HEAD for the size).
+* Records: each file's ``DataFile`` (counts, sizes, bounds) comes from the writer's own footer, by the rules
+  of pyiceberg's ``data_file_statistics_from_parquet_metadata`` (``export/iceberg_stats.py``: its per-column
+  plan made once per commit), as pyiceberg's ``write_file`` builds it: nothing is read back (no HEAD for the size).
 * Uploads: through the run's engine (``run.transfer``: CRC checksums, the retry policy, cancellation); any
   file that failed fails the commit (``StoreError``): the files that did arrive are orphans the next run
   deletes. Without a run (a Dask worker), through the table's FileIO.
@@ -32,6 +32,7 @@ from ..errors import StoreError
 from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from .formats import ParquetSerializer
+from .iceberg_stats import FooterStats
 
 __all__ = ["TARGET_KEY", "WRITERS", "FileWriter", "data_files", "parquet_writer", "partitions"]
 
@@ -96,8 +97,8 @@ class FileWriter:
         meta = self.meta = table.metadata
         schema = meta.schema()
         self.file_schema = sanitize_column_names(schema)
-        self.stats_plan = compute_statistics_plan(self.file_schema, meta.properties)
-        self.id_mapping = parquet_path_to_id_mapping(self.file_schema)
+        self.stats = FooterStats(compute_statistics_plan(self.file_schema, meta.properties),
+                                 parquet_path_to_id_mapping(self.file_schema))
         self.locations = load_location_provider(table_location=meta.location, table_properties=meta.properties)
         self.location = meta.location
         self.write_uuid = write_uuid
@@ -117,7 +118,6 @@ class FileWriter:
 
     def write(self, numbered: tuple[int, tuple[Any, pa.Table]]) -> tuple[str, bytes, Any]:
         """One data file: its path, bytes and ``DataFile`` record."""
-        from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
         from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
         from pyiceberg.typedef import Record
 
@@ -126,13 +126,12 @@ class FileWriter:
         sink = pa.BufferOutputStream()
         footer = self.writer.write_to(arrow, sink, store_decimal_as_integer=True)
         body = sink.getvalue().to_pybytes()
-        stats = data_file_statistics_from_parquet_metadata(footer, self.stats_plan, self.id_mapping)
         name = f"00000-{n}-{self.write_uuid}.parquet"
         path = self.locations.new_data_location(name) if key is None else self.partition_path(key, name)
         record = DataFile.from_args(content=DataFileContent.DATA, file_path=path, file_format=FileFormat.PARQUET,
                                     partition=key.partition if key is not None else Record(),
                                     file_size_in_bytes=len(body), sort_order_id=None, spec_id=self.meta.default_spec_id,
-                                    equality_ids=None, key_metadata=None, **stats.to_serialized_dict())
+                                    equality_ids=None, key_metadata=None, **self.stats(footer))
         return path, body, record
 
     def partition_path(self, key: Any, name: str) -> str:
