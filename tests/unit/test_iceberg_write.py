@@ -3,13 +3,17 @@ writer, Iceberg field IDs, records from the writer's footer, into a local wareho
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("pyiceberg")
 
@@ -52,3 +56,64 @@ def test_data_files_without_a_run_write_through_the_fileio_and_read_back(tmp_pat
     assert got["id"].to_pylist() == rows["id"].to_pylist()
     assert got["price"].to_pylist() == rows["price"].to_pylist()
     assert table.scan(row_filter="id <= 10").to_arrow().num_rows == 10  # the footer's bounds prune files
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entities=st.lists(st.one_of(st.none(), st.integers(0, 4)), min_size=1, max_size=60),
+       runs=st.booleans(), day_spec=st.booleans())
+def test_partitions_hold_each_partition_s_rows_in_cursor_order_whether_in_runs_or_apart(
+    tmp_path: Path, entities: list[int | None], runs: bool, day_spec: bool
+) -> None:
+    """``partitions``: every row once, in the partition its key says, in cursor order within it; the rows of
+    a partition side by side (``runs``: the keys sorted, as a time partition in cursor order) are sliced, not
+    copied; keys that come back, NULL keys, and a second field take the grouping path."""
+    from pyiceberg.partitioning import PartitionField
+    from pyiceberg.transforms import DayTransform, IdentityTransform
+
+    from s3pump.export.iceberg_write import partitions
+
+    if runs:
+        entities = sorted(entities, key=lambda e: (e is None, e if e is not None else 0))
+    n = len(entities)
+    rows = pa.table({"id": pa.array(range(n), pa.int64()), "entity": pa.array(entities, pa.int64()),
+                     "ts": pa.array([dt.datetime(2026, 1, 1) + dt.timedelta(hours=7 * i) for i in range(n)],
+                                    pa.timestamp("us"))})
+    table = _table(tmp_path, rows.schema)
+    schema = table.metadata.schema()
+    fields = [PartitionField(source_id=schema.find_field("entity").field_id, field_id=1000,
+                             transform=IdentityTransform(), name="entity")]
+    if day_spec:
+        fields.append(PartitionField(source_id=schema.find_field("ts").field_id, field_id=1001,
+                                     transform=DayTransform(), name="ts_day"))
+    with table.update_spec() as update:
+        for f in fields:
+            update.add_field(schema.find_field(f.source_id).name, f.transform, f.name)
+    meta = table.refresh().metadata
+    got: dict[tuple[Any, ...], list[int]] = {}
+    for key, part in partitions(meta, rows):
+        values = tuple(v.value for v in key.field_values)
+        assert values not in got, "a partition split in two"
+        got[values] = part["id"].to_pylist()
+    epoch = dt.date(1970, 1, 1)
+    want: dict[tuple[Any, ...], list[int]] = {}
+    for i, e in enumerate(entities):
+        day = (rows["ts"][i].as_py().date() - epoch).days
+        want.setdefault((e, day) if day_spec else (e,), []).append(i)
+    assert got == want
+
+
+def _table(tmp_path: Path, schema: pa.Schema) -> Any:
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
+    from pyiceberg.schema import assign_fresh_schema_ids
+
+    catalog = _CATALOGS.get(str(tmp_path))
+    if catalog is None:
+        catalog = _CATALOGS[str(tmp_path)] = SqlCatalog("s3pump", uri=f"sqlite:///{tmp_path}/p.db",
+                                                         warehouse=f"file://{tmp_path}/wh")
+        catalog.create_namespace("s")
+    name = f"t{len(catalog.list_tables('s'))}"
+    return catalog.create_table(("s", name), schema=assign_fresh_schema_ids(_pyarrow_to_schema_without_ids(schema)))
+
+
+_CATALOGS: dict[str, Any] = {}

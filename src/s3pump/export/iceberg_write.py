@@ -2,7 +2,9 @@
 each written by s3pump's own Parquet writer and uploaded through the run's engine.
 
 * Partitions: the group is split by its partition keys in one pass (``group_by`` of the keys pyiceberg's own
-  transforms compute, each group's row indices), not by one filter over the whole group per partition.
+  transforms compute, each group's row indices), not by one filter over the whole group per partition; where
+  each partition's rows are side by side (one field whose values come in runs, as a time partition of rows in
+  cursor order), the runs are sliced and no row is copied.
 * Files: each partition's rows are cut into slices of about ``arrow_target_bytes`` of Arrow (the caller's
   ``FileSizer`` turns the target Parquet size into Arrow bytes), converted to the table's schema with its
   field IDs (``PARQUET:field_id``, pyiceberg's ``_to_requested_schema``) and written in memory by
@@ -216,14 +218,31 @@ def partitions(meta: Any, rows: pa.Table) -> Iterator[tuple[Any, pa.Table]]:
     for i, field in enumerate(spec.fields):
         source = schema.find_field(field.source_id)
         keys[f"k{i}"] = field.transform.pyarrow_transform(source.field_type)(rows[source.name].combine_chunks())
-    keyed = pa.table({**keys, "row": pc.indices_nonzero(pa.repeat(True, rows.num_rows))})
-    groups = keyed.group_by(list(keys), use_threads=False).aggregate([("row", "list")])
-    lists = groups["row_list"].combine_chunks()
-    ordered = rows.take(lists.flatten())  # one take: the rows grouped by partition, in cursor order within each
-    offsets = lists.offsets.to_pylist()
-    values = [groups[k].to_pylist() for k in keys]
+    runs = _runs(list(keys.values()))
+    if runs is not None:  # each partition's rows side by side (a time partition in cursor order): slices, no copy
+        ordered, (offsets, values) = rows, runs
+    else:
+        keyed = pa.table({**keys, "row": pc.indices_nonzero(pa.repeat(True, rows.num_rows))})
+        groups = keyed.group_by(list(keys), use_threads=False).aggregate([("row", "list")])
+        lists = groups["row_list"].combine_chunks()
+        ordered = rows.take(lists.flatten())  # one take: the rows grouped by partition, in cursor order within each
+        offsets = lists.offsets.to_pylist()
+        values = [groups[k].to_pylist() for k in keys]
     for n, (start, end) in enumerate(itertools.pairwise(offsets)):
         key = PartitionKey(field_values=[PartitionFieldValue(field=f, value=v[n]) for f, v in zip(spec.fields, values,
                                                                                                    strict=True)],
                            partition_spec=spec, schema=schema)
         yield key, ordered.slice(start - offsets[0], end - start)
+
+
+def _runs(keys: list[pa.Array]) -> tuple[list[int], list[list[Any]]] | None:
+    """Where every partition's rows form one run (one partition field, its values in runs none of which comes
+    back): the runs' offsets (``[0, end, ..., n]``) and their key values; None when some partition's rows are
+    apart (or several fields), and the rows must be grouped."""
+    if len(keys) != 1:
+        return None
+    encoded = pc.run_end_encode(keys[0])
+    ends = encoded.run_ends.to_pylist()
+    if len(ends) != pc.count_distinct(keys[0], mode="all").as_py():
+        return None
+    return [0, *ends], [encoded.values.to_pylist()]
