@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("pyiceberg")
 
+from tests.unit.iceberg_local import local_table
+
 _TEXT = st.text(alphabet=st.sampled_from(["a", "z", "é", "\U0010ffff", "\ufffd", "0"]), max_size=40)
 _COLUMNS: dict[str, tuple[pa.DataType, Any]] = {
     "i32": (pa.int32(), st.integers(-(2**31), 2**31 - 1)),
@@ -38,24 +40,6 @@ _COLUMNS: dict[str, tuple[pa.DataType, Any]] = {
     "empty": (pa.string(), st.none()),
 }
 _MODES = ["truncate(16)", "truncate(1)", "truncate(4)", "full", "counts", "none"]
-
-
-_CATALOGS: dict[str, Any] = {}
-
-
-def _table(tmp_path: Any, schema: pa.Schema, properties: dict[str, str]) -> Any:
-    from pyiceberg.catalog.sql import SqlCatalog
-    from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
-    from pyiceberg.schema import assign_fresh_schema_ids
-
-    catalog = _CATALOGS.get(str(tmp_path))
-    if catalog is None:
-        catalog = _CATALOGS[str(tmp_path)] = SqlCatalog("s3pump", uri=f"sqlite:///{tmp_path}/c.db",
-                                                         warehouse=f"file://{tmp_path}/wh")
-        catalog.create_namespace("s")
-    name = f"t{len(catalog.list_tables('s'))}"
-    return catalog.create_table(("s", name), schema=assign_fresh_schema_ids(_pyarrow_to_schema_without_ids(schema)),
-                                properties=properties)
 
 
 @st.composite
@@ -92,7 +76,7 @@ def test_footer_stats_equal_pyiceberg_s_for_every_type_mode_and_row_group_count(
     from s3pump.export.iceberg_write import FileWriter
 
     rows, properties, row_group_rows = case
-    table = _table(tmp_path, rows.schema, properties)
+    table = local_table(tmp_path, rows.schema, properties)
     writer = FileWriter(table, "u")
     arrow = writer.to_file_schema(rows)
     sink = pa.BufferOutputStream()
@@ -128,7 +112,7 @@ def test_the_data_file_records_of_a_commit_carry_pyiceberg_s_statistics(tmp_path
     rows = pa.table({"id": pa.array(range(100), pa.int64()), "name": pa.array([f"name-{i:030d}" for i in range(100)]),
                      "amount": pa.array([decimal.Decimal(i) / 4 for i in range(100)], pa.decimal128(12, 2)),
                      "x": pa.array([float("nan") if i % 7 == 0 else i / 3 for i in range(100)])})
-    table = _table(tmp_path, rows.schema, {})
+    table = local_table(tmp_path, rows.schema, {})
     _path, body, record = FileWriter(table, "u").write((0, (None, rows)))
     footer = pq.ParquetFile(pa.BufferReader(body)).metadata
     schema = table.metadata.schema()

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("pyiceberg")
 
+from tests.unit.iceberg_local import local_table
+
 
 def test_data_files_without_a_run_write_through_the_fileio_and_read_back(tmp_path: Path) -> None:
     from pyiceberg.catalog.sql import SqlCatalog
@@ -78,7 +80,7 @@ def test_partitions_hold_each_partition_s_rows_in_cursor_order_whether_in_runs_o
     rows = pa.table({"id": pa.array(range(n), pa.int64()), "entity": pa.array(entities, pa.int64()),
                      "ts": pa.array([dt.datetime(2026, 1, 1) + dt.timedelta(hours=7 * i) for i in range(n)],
                                     pa.timestamp("us"))})
-    table = _table(tmp_path, rows.schema)
+    table = local_table(tmp_path, rows.schema)
     schema = table.metadata.schema()
     fields = [PartitionField(source_id=schema.find_field("entity").field_id, field_id=1000,
                              transform=IdentityTransform(), name="entity")]
@@ -101,19 +103,3 @@ def test_partitions_hold_each_partition_s_rows_in_cursor_order_whether_in_runs_o
         want.setdefault((e, day) if day_spec else (e,), []).append(i)
     assert got == want
 
-
-def _table(tmp_path: Path, schema: pa.Schema) -> Any:
-    from pyiceberg.catalog.sql import SqlCatalog
-    from pyiceberg.io.pyarrow import _pyarrow_to_schema_without_ids
-    from pyiceberg.schema import assign_fresh_schema_ids
-
-    catalog = _CATALOGS.get(str(tmp_path))
-    if catalog is None:
-        catalog = _CATALOGS[str(tmp_path)] = SqlCatalog("s3pump", uri=f"sqlite:///{tmp_path}/p.db",
-                                                         warehouse=f"file://{tmp_path}/wh")
-        catalog.create_namespace("s")
-    name = f"t{len(catalog.list_tables('s'))}"
-    return catalog.create_table(("s", name), schema=assign_fresh_schema_ids(_pyarrow_to_schema_without_ids(schema)))
-
-
-_CATALOGS: dict[str, Any] = {}
