@@ -88,12 +88,14 @@ def test_adaptive_grows_while_throughput_rises_and_cuts_on_throttling() -> None:
     assert ctl.ceiling is None
     assert limits == sorted(limits) and limits[-1] == 64  # slow start: doubles while throughput rises
     top = ctl.limit
-    assert run_windows(ctl, [(10_000_000, 0.01, 3)]) == [int(top * 0.8)]  # multiplicative decrease, once
-    assert run_windows(ctl, [(10_000_000, 0.01, 0)]) == [int(top * 0.8)]  # no gain: hold
+    assert run_windows(ctl, [(10_000_000, 0.01, 3)]) == [top // 2]  # the end of slow start: halved, once
+    assert run_windows(ctl, [(10_000_000, 0.01, 0)]) == [top // 2]  # no gain: hold
     assert ctl.ceiling == top
     # throughput rising again: grow, but stay under the limit that was throttled
     limits = run_windows(ctl, [(20_000_000 * (i + 2), 0.01, 0) for i in range(8)])
     assert max(limits) == top - 1
+    now_limit = ctl.limit
+    assert run_windows(ctl, [(10_000_000, 0.01, 2)]) == [int(now_limit * 0.8)]  # after slow start: a fifth off
 
 
 def test_adaptive_backs_off_on_latency_jump_and_respects_bounds() -> None:

@@ -123,8 +123,9 @@ class AdaptiveConcurrency:
     * **Slow start** (until the first cut or the first window without gain): the limit doubles
       each window while the score rises by more than ``gain_threshold``.
     * **Throttling** (503 SlowDown, 429): the limit is cut at once, by ``decrease_factor``
-      (multiplicative decrease), at most once per ``cut_interval_s``; slow start ends; one window's
-      hold follows; the limit at which throttling began becomes a ceiling that growth stays under.
+      (multiplicative decrease; by half when it ends slow start, as TCP's slow-start threshold, since
+      the doubling may have overshot the capacity as much), at most once per ``cut_interval_s``; slow start
+      ends; one window's hold follows; the limit at which throttling began becomes a ceiling that growth stays under.
     * **Latency jump**: a window whose median latency exceeds ``latency_jump`` x the best median
       seen, while the score did not rise, cuts likewise.
     * **Additive increase**: otherwise, while the score still rises, +max(1, limit/8) a window, up
@@ -179,7 +180,10 @@ class AdaptiveConcurrency:
         old = self.limit
         self.ceiling = old if self.ceiling is None else min(self.ceiling, old) if not self._probing else old
         self._probing = False
-        self.limit = max(self.minimum, int(old * self.decrease_factor))
+        # the first throttle of slow start halves the limit (TCP's slow-start threshold): the doubling may have
+        # overshot the server's capacity by as much; later throttles, near the capacity found, take off a fifth
+        factor = 0.5 if self.slow_start else self.decrease_factor
+        self.limit = max(self.minimum, int(old * factor))
         self.slow_start = False
         self._hold = 1
         self._flat = 0
