@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .iceberg_table import CATALOG_NAME
+
 __all__ = ["ReadAhead", "table_is_new"]
 
 #: batches read ahead at most, and their Arrow bytes at most (a batch over it is still read, alone)
@@ -30,9 +32,9 @@ MAX_BYTES = 128 << 20
 
 def table_is_new(catalog_uri: str, namespace: str, table: str) -> bool:
     """True when the SQLite catalog at ``catalog_uri`` (``sqlite:///path``) certainly holds no table
-    ``namespace.table`` of the ``s3pump`` catalog: its file does not exist, or has no such row (pyiceberg's
-    ``SqlCatalog`` keeps one row per table in ``iceberg_tables``). False when it may, or when the catalog is no
-    local SQLite file (another SQL database, a REST catalog): nothing is guessed then."""
+    ``namespace.table`` of s3pump's catalog (:data:`~.iceberg_table.CATALOG_NAME`): its file does not exist, or
+    has no such row (pyiceberg's ``SqlCatalog`` keeps one row per table in ``iceberg_tables``). False when it may,
+    or when the catalog is no local SQLite file (another SQL database, a REST catalog): nothing is guessed then."""
     if not catalog_uri.startswith("sqlite:///"):
         return False
     path = catalog_uri[len("sqlite:///"):]
@@ -43,7 +45,7 @@ def table_is_new(catalog_uri: str, namespace: str, table: str) -> bool:
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)) as conn:
             row = conn.execute("SELECT 1 FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? "
-                               "AND table_name = ?", ("s3pump", namespace, table)).fetchone()
+                               "AND table_name = ?", (CATALOG_NAME, namespace, table)).fetchone()
     except sqlite3.Error:  # no iceberg_tables yet, locked, not SQLite: no guess
         return False
     return row is None

@@ -43,6 +43,11 @@ class _Column:
         self.kind = _NONE if kind == MetricModeTypes.NONE else _COUNTS if kind == MetricModeTypes.COUNTS else _BOUNDS
         typ, length = collector.iceberg_type, collector.mode.length
         self.scale: int | None = typ.scale if isinstance(typ, DecimalType) else None
+        if self.scale is not None:  # a decimal stored as an integer: its unscaled statistics, as pyiceberg reads them
+            from pyiceberg.utils.decimal import unscaled_to_decimal
+
+            scale = self.scale
+            self.decimal: Callable[[Any], Any] = lambda raw: unscaled_to_decimal(raw, scale)
         self.checked: set[str] = set()  # physical types found valid for this column (pyiceberg's StatsAggregator)
 
         def serialize(value: Any) -> bytes:
@@ -146,12 +151,8 @@ class FooterStats:
                         continue
                     plan.check(statistics.physical_type)
                     if plan.scale is not None and statistics.physical_type != "FIXED_LEN_BYTE_ARRAY":
-                        from pyiceberg.utils.decimal import unscaled_to_decimal
-
-                        low = unscaled_to_decimal(statistics.min_raw, plan.scale) if statistics.min_raw is not None \
-                            else None
-                        high = unscaled_to_decimal(statistics.max_raw, plan.scale) if statistics.max_raw is not None \
-                            else None
+                        low = plan.decimal(statistics.min_raw) if statistics.min_raw is not None else None
+                        high = plan.decimal(statistics.max_raw) if statistics.max_raw is not None else None
                         if low is not None:
                             _update(lows, fid, low, min)
                         if high is not None:

@@ -30,11 +30,12 @@ from ..sources.table import decode_cursor
 from ..urls import S3Url, join_key
 from .partition import PartitionSpec, escape_name
 
-__all__ = ["NAMESPACE", "abort_dead_uploads", "check_schema_change", "default_catalog_uri", "io_properties",
-           "last_cursor", "open_catalog", "open_table", "orphan_data_keys", "store_io_properties",
+__all__ = ["CATALOG_NAME", "NAMESPACE", "abort_dead_uploads", "check_schema_change", "default_catalog_uri",
+           "io_properties", "last_cursor", "open_catalog", "open_table", "orphan_data_keys", "store_io_properties",
            "table_location"]
 
 NAMESPACE = "s3pump"
+CATALOG_NAME = "s3pump"  #: the catalog's name (a SqlCatalog keys its rows by it)
 CURSOR_LAST, CURSOR_AFTER, SOURCE_TABLE, RUN_ID = ("s3pump.cursor-last", "s3pump.cursor-after", "s3pump.source-table",
                                                    "s3pump.run-id")
 _TRANSFORMS = {"hour": "HourTransform", "day": "DayTransform", "month": "MonthTransform", "year": "YearTransform"}
@@ -88,10 +89,10 @@ def open_catalog(uri: str, dest: S3Url, props: dict[str, str]) -> Any:
     if uri.startswith(("http://", "https://")):
         from pyiceberg.catalog.rest import RestCatalog
 
-        return RestCatalog("s3pump", uri=uri, warehouse=warehouse, **props)
+        return RestCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **props)
     from pyiceberg.catalog.sql import SqlCatalog
 
-    catalog = SqlCatalog("s3pump", uri=uri, warehouse=warehouse, **props)
+    catalog = SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **props)
     catalog.create_namespace_if_not_exists(NAMESPACE)
     return catalog
 
