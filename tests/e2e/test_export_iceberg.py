@@ -352,3 +352,36 @@ def test_batches_read_on_a_wrong_guess_that_the_table_is_new_are_dropped(
     table = load_table(s3env, second)
     assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 571))
     assert table.current_snapshot().summary["s3pump.cursor-after"] == "500"
+
+
+def test_a_data_file_that_cannot_be_stored_fails_the_run_and_commits_nothing(
+    s3env: S3Env, bucket: str, state_dir: Path, tmp_path: Path
+) -> None:
+    """Every data file's PUT answered 500 (the table's creation spared): the run ends in one line, exit 1,
+    with no snapshot; the rerun commits every row once and deletes the files the failed run stored."""
+    from s3pump.testing.faultproxy import FaultPlan, FaultProxy
+
+    db = tmp_path / "chinook.sqlite"
+    shutil.copy(CHINOOK, db)
+    args = [str(db), f"s3://{bucket}/lake", "--table", "Invoice", "--table-format", "iceberg",
+            "--partition-by", "time:InvoiceDate:month", "--batch-rows", "100"]  # early files between batches
+    plan = FaultPlan(rates={"internal": 1.0}, only_types=frozenset({"PutObject"}), spare_first={"PutObject": 1})
+    with FaultProxy(s3env.endpoint_url, plan, seed=7) as proxy:
+        env = {**s3env.env(state_dir), "AWS_ENDPOINT_URL": proxy.endpoint_url, "S3PUMP_MAX_ATTEMPTS": "2"}
+        p = export(args, env)
+        failed_puts = [e.key for e in proxy.log if e.type == "PutObject" and e.fault]
+    err = [line for line in p.stderr.decode().splitlines() if line.strip()]
+    assert p.returncode == 1, p.stderr.decode()
+    assert len(failed_puts) >= 2 and all(k.endswith(".parquet") for k in failed_puts), failed_puts
+    assert len(err) == 1 and "nothing was committed" in err[0] and "InternalError" in err[0], err
+    assert err[0].count(".parquet") == 1, err  # the first file that failed, named once
+    assert "Traceback" not in err[0] and "AWS_ERROR" not in err[0]
+    catalog_uri = f"sqlite:///{state_dir}/iceberg/{bucket}/lake.db"
+    table = load_table(s3env, {"iceberg": {"catalog": catalog_uri, "table": "s3pump.Invoice"}})
+    assert table.current_snapshot() is None
+    again = export(args, s3env.env(state_dir))
+    assert again.returncode == 0, again.stderr.decode()
+    assert summary(again)["rows_exported"] == 412
+    table = load_table(s3env, summary(again))
+    assert sorted(table.scan().to_arrow()["InvoiceId"].to_pylist()) == list(range(1, 413))
+    assert data_keys(s3env, bucket, "lake/Invoice/data/") == referenced(table)

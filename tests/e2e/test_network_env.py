@@ -276,6 +276,41 @@ def test_every_request_goes_through_the_proxy(tls_server: TlsServer, tls_bucket:
     assert any(line.startswith("GET ") and PROXY_ONLY_HOST in line for line in proxy.lines()[before:])
 
 
+def test_an_iceberg_export_sends_its_metadata_through_the_proxy(tls_server: TlsServer, tls_bucket: str,
+                                                               tmp_path: Path, proxy: Proxy) -> None:
+    """The table's metadata (metadata files, manifest lists, manifests) goes through the run's store like the
+    data files: through the proxy to the proxy-only endpoint, which nothing else can reach. The table then
+    reads back (straight from the server) row for row."""
+    pytest.importorskip("pyiceberg")
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    before = len(proxy.lines())
+    endpoint = f"http://{PROXY_ONLY_HOST}:{tls_server.s3_port}"
+    env = tls_server.env(tmp_path / "state", endpoint, HTTP_PROXY=proxy.url)
+    p = run_cli(["export", str(CHINOOK), f"s3://{tls_bucket}/ice", "--table", "Invoice", "--table-format",
+                 "iceberg", "--partition-by", "time:InvoiceDate:month", "--json", "--no-progress"], env)
+    assert p.returncode == 0, p.stderr.decode()
+    report = json.loads(p.stdout.decode().splitlines()[-1])
+    assert report["rows_exported"] == 412
+    seen = [line for line in proxy.lines()[before:] if PROXY_ONLY_HOST in line]
+    puts = [line.rsplit("/", 1)[-1] for line in seen if line.startswith("PUT ")]
+    assert sum(name.endswith(".metadata.json") for name in puts) == 2, seen  # the creation, the commit
+    assert sum(name.startswith("snap-") and name.endswith(".avro") for name in puts) == 1, seen  # manifest list
+    assert sum(name.endswith("-m0.avro") for name in puts) == 1, seen  # the manifest
+    conn = sqlite3.connect(CHINOOK)
+    try:
+        months = conn.execute("SELECT COUNT(DISTINCT substr(InvoiceDate, 1, 7)) FROM Invoice").fetchone()[0]
+        want = conn.execute("SELECT InvoiceId, CustomerId, BillingCity FROM Invoice ORDER BY InvoiceId").fetchall()
+    finally:
+        conn.close()
+    assert sum(name.endswith(".parquet") for name in puts) == months, seen  # a data file a month
+    catalog = SqlCatalog("s3pump", uri=report["iceberg"]["catalog"], **{
+        "s3.endpoint": tls_server.http_url, "s3.access-key-id": tls_server.access_key_id,
+        "s3.secret-access-key": tls_server.secret_access_key, "s3.region": tls_server.region})
+    got = catalog.load_table(report["iceberg"]["table"]).scan().to_arrow().sort_by("InvoiceId")
+    assert list(zip(*(got[c].to_pylist() for c in ("InvoiceId", "CustomerId", "BillingCity")), strict=True)) == want
+
+
 def test_https_through_the_proxy_tunnels(tls_server: TlsServer, tls_bucket: str, tree: Path, tmp_path: Path,
                                          proxy: Proxy) -> None:
     before = len(proxy.lines())

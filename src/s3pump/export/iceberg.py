@@ -266,8 +266,8 @@ class IcebergExport:
                  CURSOR_LAST: json.dumps(encode_cursor(self.after)), SOURCE_TABLE: self.name, RUN_ID: self.run_id}
         target = max(self.sizer.arrow_target_bytes(table), table.nbytes + 1) if table.num_rows else 1
         with self.table.transaction() as tx, tx.update_snapshot(snapshot_properties=props).fast_append() as app:
-            for data_file in [*data_files(self.table, table, target, app.commit_uuid, run=self.run_),
-                              *self.early.written()]:
+            early = self.early.written()  # the early files' transfer ends before the rest's starts (one engine)
+            for data_file in [*early, *data_files(self.table, table, target, app.commit_uuid, run=self.run_)]:
                 app.append_data_file(data_file)
                 if data_file.file_size_in_bytes < (1 - SIZE_TOLERANCE) * self.sizer.target_bytes:
                     key = str(data_file.partition)

@@ -3,29 +3,31 @@
 A commit's rows are gathered by partition as each batch arrives. A partition that the newest batch did not
 touch is taken as finished (rows in cursor order fill time partitions one after the other: yesterday's
 partition is finished once today's rows come): its rows are written as one data file now, on
-:data:`_THREADS` threads, and PUT by the run (``Run.put_now``: the store's checksums, the
-run's retry policy), while the next batches are read. The rest (the partitions still open, or an
-unpartitioned table's rows) are written at the commit (``iceberg_write.data_files``). Either way the
-files are only data until the commit references them: a run killed before it leaves orphans that the next
-run deletes. A partition whose rows come back later (partitions not in cursor order) gets one more file.
+:data:`~.iceberg_write.WRITERS` threads (as many as the cores: Arrow's writer is CPU-bound), and sent by one
+transfer of the run's engine per commit (``Run.transfer``: the store's checksums, the run's retry policy,
+cancellation, as every other upload), fed in file order from a queue while the next batches are read. The rest
+(the partitions still open, or an unpartitioned table's rows) are written at the commit
+(``iceberg_write.data_files``), once the early files' transfer has ended. Either way the files are only data
+until the commit references them: a run killed before it leaves orphans that the next run deletes. A
+partition whose rows come back later (partitions not in cursor order) gets one more file.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import queue
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 
-from .iceberg_write import WRITERS, FileWriter, partitions
+from ..errors import StoreError
+from ..items import UploadItem
+from .iceberg_write import WRITERS, FileWriter, partitions, upload_item
 
 __all__ = ["EarlyFiles"]
-
-_ATTRS_CONTENT_TYPE = "application/vnd.apache.parquet"
-#: threads writing and PUTting early files: each waits for its PUT's answer, so more than the cores
-#: (:data:`~.iceberg_write.WRITERS`), else the files of 857 day partitions queued behind the round trips
-_THREADS = 4 * WRITERS
 
 
 class EarlyFiles:
@@ -34,10 +36,15 @@ class EarlyFiles:
     def __init__(self, run: Any) -> None:
         self.run = run
         self.open: dict[tuple[Any, ...], tuple[Any, list[pa.Table]]] = {}  # partition values -> key, rows
-        self.files: list[cf.Future[Any]] = []  # DataFile records (their upload done)
         self.checked: set[pa.Schema] = set()
         self.writer: FileWriter | None = None
-        self._pool: cf.ThreadPoolExecutor | None = None
+        self._writers: cf.ThreadPoolExecutor | None = None
+        self._files: queue.SimpleQueue[cf.Future[Any] | None] = queue.SimpleQueue()  # written, in order; None: end
+        self._sender: threading.Thread | None = None  # the commit's transfer of the early files
+        self._records: list[Any] = []  # DataFile records of the files handed to the transfer
+        self._error: BaseException | None = None
+        self._failed_before = 0
+        self._count = 0  # files of this writer (their numbers)
 
     def add(self, table: Any, rows: pa.Table) -> None:
         """Take a batch's ``rows`` (of ``table``'s schema); write the partitions it did not touch.
@@ -68,20 +75,29 @@ class EarlyFiles:
 
     def _write(self, table: Any, key: Any, rows: pa.Table) -> None:
         if self.writer is None:
-            self.writer = FileWriter(table, uuid.uuid4())
-        if self._pool is None:
-            self._pool = cf.ThreadPoolExecutor(_THREADS, thread_name_prefix="s3pump-iceberg-early")
-        n, writer, run = len(self.files), self.writer, self.run
+            self.writer, self._count = FileWriter(table, uuid.uuid4()), 0  # the files' names: 00000-<n>-<uuid>
+        if self._writers is None:
+            self._writers = cf.ThreadPoolExecutor(WRITERS, thread_name_prefix="s3pump-iceberg-early")
+        if self._sender is None:
+            self._failed_before = self.run.stats.files_failed
+            self._sender = threading.Thread(target=self._send, name="s3pump-iceberg-send", daemon=True)
+            self._sender.start()
+        self._files.put(self._writers.submit(self.writer.write, (self._count, (key, rows))))
+        self._count += 1
 
-        def write() -> Any:
-            from ..store.base import ObjectAttributes
+    def _send(self) -> None:
+        try:
+            self.run.transfer(self._items())
+        except BaseException as e:  # handed to written(), on the committing thread
+            self._error = e
+            while self._files.get() is not None:  # the writes still queued: nothing is sent
+                pass
 
-            path, body, record = writer.write((n, (key, rows)))
-            run.put_now(path.split("://", 1)[1].split("/", 1)[1], body,
-                        ObjectAttributes(content_type=_ATTRS_CONTENT_TYPE))
-            return record
-
-        self.files.append(self._pool.submit(write))
+    def _items(self) -> Iterator[UploadItem]:
+        while (written := self._files.get()) is not None:
+            path, body, record = written.result()
+            self._records.append(record)
+            yield upload_item(path, body)
 
     def rest(self, schema: pa.Schema) -> pa.Table:
         """The rows not written yet (every open partition's), in one table; they are no longer held."""
@@ -93,12 +109,32 @@ class EarlyFiles:
         """The ``DataFile`` records of the files written early, once all are stored; cleared for the next commit.
 
         Raises:
-            StoreError: a file's PUT failed for good (nothing may be committed).
+            StoreError: a file could not be stored (after the run's retries): nothing may be committed.
+            CancelledError: the run was cancelled while they were sent.
         """
-        files, self.files, self.writer = self.files, [], None
-        return [f.result() for f in files]
+        sender, self._sender, self.writer = self._sender, None, None
+        if sender is None:
+            return []
+        self._files.put(None)
+        sender.join()
+        records, self._records = self._records, []
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        failed = self.run.stats.files_failed - self._failed_before
+        if failed:
+            first = self.run.stats.failed[-1] if self.run.stats.failed else None
+            raise StoreError(f"{failed} Iceberg data file(s) could not be written"
+                             + (f" ({first.error})" if first is not None else "")
+                             + "; nothing was committed")
+        return records
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the writers (the files not written yet are dropped) and end the transfer."""
+        if self._writers is not None:
+            self._writers.shutdown(wait=True, cancel_futures=True)
+            self._writers = None
+        if self._sender is not None:
+            self._files.put(None)
+            self._sender.join()
+            self._sender = None

@@ -1,24 +1,96 @@
-"""pyiceberg's ``PyArrowFileIO`` with the run's CA bundle (``tls_ca_file_path``) and single PUTs for small
-files (``allow_delayed_open``), which pyiceberg's own properties cannot set; named by ``py-io-impl`` in
-``export/iceberg_table.py``'s properties.
+"""pyiceberg's FileIO for s3pump: the table's metadata and manifests read and written through the run's ``Store``.
 
-Its requests go to the run's endpoint only (``s3.endpoint``), with the region given (never resolved
-by a request to AWS: ``s3.region`` is always set), signed with the run's credentials.
+:class:`EndpointFileIO` is named by ``py-io-impl`` in ``export/iceberg_table.py``'s properties, and pyiceberg
+builds it from those properties alone. The properties name a store registered here (:func:`register_store`):
+while the FileIO's endpoint and access key are still that store's own (a REST catalog may hand out others for
+its tables), every ``s3://`` file pyiceberg opens, writes or deletes goes through the store: the run's endpoint,
+proxy, CA bundle, credentials and retry policy, over the same awscrt client as the data files (one door to the
+store). A metadata file is small (``*.metadata.json``, manifest lists, manifests): it is read whole (GetObject)
+and written whole (one PutObject when the writer closes it).
+
+What stays with pyarrow's ``S3FileSystem`` (``PyArrowFileIO``, set up with the run's endpoint, region,
+credentials and CA bundle): reading data files in a scan (``--follow``'s compaction, a user's reads), which
+pyiceberg does through pyarrow's file system only, and any FileIO whose store is not registered or not its own.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
+import threading
+import weakref
 from typing import Any
 
+from pyiceberg.io import InputFile, InputStream, OutputFile, OutputStream
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
-__all__ = ["EndpointFileIO"]
+from ..errors import StoreError
+from ..store.base import ObjectAttributes, Store
+from ..store.waiting import put_and_wait
+
+__all__ = ["STORE_KEY", "EndpointFileIO", "StoreInputFile", "StoreOutputFile", "register_store"]
+
+STORE_KEY = "s3pump.store"  #: the FileIO property naming a registered store
+TIMEOUT_KEY = "s3pump.request-timeout-s"  #: the FileIO property: seconds a PUT may take per attempt
+_STORES: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_NUMBERS = itertools.count(1)
+_LOCK = threading.Lock()
+_SCHEMES = ("s3://", "s3a://", "s3n://")
+
+
+def register_store(store: Store) -> str:
+    """The name under which ``store`` serves :class:`EndpointFileIO` (held weakly: registered while it lives)."""
+    with _LOCK:
+        for name, known in _STORES.items():
+            if known is store:
+                return name
+        name = f"store-{next(_NUMBERS)}"
+        _STORES[name] = store
+        return name
+
+
+def _split(location: str) -> tuple[str, str]:
+    bucket, _, key = location.split("://", 1)[1].partition("/")
+    return bucket, key
+
+
+def _not_found(e: StoreError) -> bool:
+    return e.status == 404 or e.code in ("NoSuchKey", "NotFound")
 
 
 class EndpointFileIO(PyArrowFileIO):
-    """``PyArrowFileIO`` whose S3 client checks https certificates against ``s3pump.ca-bundle``, and sends a
-    file smaller than a part as one PutObject (``allow_delayed_open``: the multipart upload is created only
-    when a first part fills; else each file took CreateMultipartUpload, UploadPart and Complete)."""
+    """``PyArrowFileIO`` whose ``s3://`` files go through a registered store (see the module docstring); the
+    pyarrow client it keeps for scans checks https certificates against ``s3pump.ca-bundle`` and sends a file
+    smaller than a part as one PutObject (``allow_delayed_open``)."""
+
+    def _store(self) -> Store | None:
+        store = _STORES.get(self.properties.get(STORE_KEY, ""))
+        settings = getattr(store, "settings", None)
+        if settings is None:
+            return store  # a store without an endpoint (tests' in-memory store): its own by construction
+        frozen = settings.credentials.get_frozen_credentials()
+        own = (self.properties.get("s3.access-key-id") == frozen.access_key
+               and self.properties.get("s3.endpoint") == settings.endpoint_url)
+        return store if own else None
+
+    def new_input(self, location: str) -> InputFile:  # type: ignore[override]  # (PyArrowFileIO narrows it)
+        store = self._store() if location.startswith(_SCHEMES) else None
+        return StoreInputFile(location, store) if store is not None else super().new_input(location)
+
+    def new_output(self, location: str) -> OutputFile:  # type: ignore[override]
+        store = self._store() if location.startswith(_SCHEMES) else None
+        if store is None:
+            return super().new_output(location)
+        return StoreOutputFile(location, store, timeout_s=float(self.properties.get(TIMEOUT_KEY, "60")))
+
+    def delete(self, location: str | InputFile | OutputFile) -> None:
+        path = location if isinstance(location, str) else location.location
+        store = self._store() if path.startswith(_SCHEMES) else None
+        if store is None:
+            super().delete(location)
+            return
+        bucket, key = _split(path)
+        store.delete_objects(bucket, [key])
 
     def _initialize_s3_fs(self, netloc: str | None) -> Any:
         fs = super()._initialize_s3_fs(netloc)
@@ -29,3 +101,83 @@ class EndpointFileIO(PyArrowFileIO):
         # the same client, rebuilt with these options (S3FileSystem's options, as pickling reads them back)
         rebuild, (kwargs,) = fs.__reduce__()
         return rebuild({**kwargs, **extra})
+
+
+class StoreInputFile(InputFile):
+    """An object read whole through a store (GetObject); its length from HeadObject.
+
+    Raises (from ``open`` and ``len``): FileNotFoundError: no such object; StoreError: the request failed.
+    """
+
+    def __init__(self, location: str, store: Store) -> None:
+        super().__init__(location)
+        self._store, (self._bucket, self._key) = store, _split(location)
+
+    def __len__(self) -> int:
+        info = self._store.head_object(self._bucket, self._key)
+        if info is None:
+            raise FileNotFoundError(f"no such object: {self.location}")
+        return info.size_bytes
+
+    def exists(self) -> bool:
+        return self._store.head_object(self._bucket, self._key) is not None
+
+    def open(self, seekable: bool = True) -> InputStream:
+        try:
+            body = self._store.get_object(self._bucket, self._key)
+        except StoreError as e:
+            if _not_found(e):
+                raise FileNotFoundError(f"no such object: {self.location}") from None
+            raise
+        return io.BytesIO(body)
+
+
+class StoreOutputFile(OutputFile):
+    """An object written whole through a store: the bytes are kept until the stream is closed, then one
+    PutObject (retried by the store's policy, ``timeout_s`` per attempt); nothing is stored before that.
+
+    Raises: FileExistsError: ``create(overwrite=False)`` and the object exists; StoreError: the PUT failed.
+    """
+
+    def __init__(self, location: str, store: Store, *, timeout_s: float) -> None:
+        super().__init__(location)
+        self._store, (self._bucket, self._key), self._timeout_s = store, _split(location), timeout_s
+
+    def __len__(self) -> int:
+        return len(self.to_input_file())
+
+    def exists(self) -> bool:
+        return self._store.head_object(self._bucket, self._key) is not None
+
+    def to_input_file(self) -> InputFile:
+        return StoreInputFile(self.location, self._store)
+
+    def create(self, overwrite: bool = False) -> OutputStream:
+        if not overwrite and self.exists():
+            raise FileExistsError(f"the object exists: {self.location}")
+        return _PutOnClose(self)
+
+    def put(self, body: bytes) -> None:
+        put_and_wait(self._store, self._bucket, self._key, body, ObjectAttributes(), timeout_s=self._timeout_s)
+
+
+class _PutOnClose(io.BytesIO):
+    """The bytes written, stored by one PutObject at ``close`` (once)."""
+
+    def __init__(self, target: StoreOutputFile) -> None:
+        super().__init__()
+        self._target: StoreOutputFile | None = target
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:  # the writer failed: nothing is stored
+            self._target = None
+        super().__exit__(*exc)
+
+    def close(self) -> None:
+        target, self._target = self._target, None
+        if target is not None and not self.closed:
+            body = self.getvalue()
+            super().close()
+            target.put(body)
+            return
+        super().close()

@@ -1,10 +1,11 @@
 """The Iceberg side of ``export --table-format iceberg``: catalog, FileIO, table, cursor, orphans.
 
 pyiceberg (the ``iceberg`` extra) writes the manifests and metadata itself (the data files are s3pump's:
-``iceberg_write.py``), through pyarrow's ``S3FileSystem``: those requests bypass the run's ``Store`` (a
-data-format library doing its own writes), but go only to the run's endpoint, region and CA bundle, signed with the
-credentials the run resolved (botocore's chain, frozen at the start of the run; never logged).
-The listing and deleting of orphan data files go through the run's ``Store``.
+``iceberg_write.py``), through the FileIO of ``iceberg_io.py``: the run's ``Store`` (its endpoint, proxy, CA
+bundle, credentials and retry policy). Only a scan's reads of data files (compaction) go through pyarrow's
+``S3FileSystem``, set up with the run's endpoint, region, CA bundle and the credentials the run resolved
+(botocore's chain, frozen at the start of the run; never logged). The listing and deleting of orphan data files
+go through the run's ``Store``.
 
 * Catalog: pyiceberg's ``SqlCatalog``, by default in a local SQLite file
   (``<state dir>/iceberg/<bucket>/<prefix>.db``); ``--catalog-uri`` another SQLAlchemy URL, or an
@@ -66,10 +67,13 @@ def store_io_properties(store: Any, *, verify_ssl: bool) -> dict[str, str]:
     """
     settings = getattr(store, "settings", None)
     if settings is None:
-        raise UsageError("--table-format iceberg needs an S3 endpoint (pyiceberg writes through pyarrow's "
+        raise UsageError("--table-format iceberg needs an S3 endpoint (pyiceberg's scans read through pyarrow's "
                          "S3 client); this run's store has none")
+    from .iceberg_io import STORE_KEY, TIMEOUT_KEY, register_store
+
     frozen = settings.credentials.get_frozen_credentials()
     props = {"py-io-impl": "s3pump.export.iceberg_io.EndpointFileIO", "s3.region": settings.region,
+             STORE_KEY: register_store(store), TIMEOUT_KEY: str(store.config.request_timeout_s),
              "s3.access-key-id": frozen.access_key, "s3.secret-access-key": frozen.secret_key,
              "s3.force-virtual-addressing": "false" if settings.path_style else "true"}
     if frozen.token:

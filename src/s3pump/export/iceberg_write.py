@@ -36,7 +36,7 @@ from ..store.base import ObjectAttributes
 from .formats import ParquetSerializer
 from .iceberg_stats import FooterStats
 
-__all__ = ["TARGET_KEY", "WRITERS", "FileWriter", "data_files", "parquet_writer", "partitions"]
+__all__ = ["TARGET_KEY", "WRITERS", "FileWriter", "data_files", "parquet_writer", "partitions", "upload_item"]
 
 TARGET_KEY = "write.target-file-size-bytes"
 WRITERS = 2  #: threads writing a commit's files (the machine's cores)
@@ -75,17 +75,22 @@ def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: 
         with cf.ThreadPoolExecutor(WRITERS, thread_name_prefix="s3pump-iceberg-write") as pool:
             for path, body, data_file in _ahead(pool, files.write, enumerate(pieces), 2 * WRITERS):
                 done.append(data_file)
-                yield UploadItem(key=path.split("://", 1)[1].partition("/")[2], size_bytes=len(body),
-                                 source=f"iceberg data file {path.rsplit('/', 1)[-1]}", body=body, attrs=_ATTRS)
+                yield upload_item(path, body)
 
     failed = run.stats.files_failed
     run.transfer(items())
     if run.stats.files_failed > failed:
         first = run.stats.failed[-1] if run.stats.failed else None
         raise StoreError(f"{run.stats.files_failed - failed} Iceberg data file(s) could not be written"
-                         + (f" (s3://{bucket}/{first.key}: {first.error})" if first is not None else "")
+                         + (f" ({first.error})" if first is not None else "")
                          + "; nothing was committed")
     yield from done
+
+
+def upload_item(path: str, body: bytes) -> UploadItem:
+    """The run's upload of a data file's ``body`` to its ``s3://`` ``path`` (the table's bucket)."""
+    return UploadItem(key=path.split("://", 1)[1].partition("/")[2], size_bytes=len(body),
+                      source=f"iceberg data file {path.rsplit('/', 1)[-1]}", body=body, attrs=_ATTRS)
 
 
 class FileWriter:

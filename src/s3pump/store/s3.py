@@ -711,8 +711,10 @@ class S3Store(S3Reads):
                 return
 
     def get_object(self, bucket: str, key: str) -> bytes:
-        resp = self._call(f"s3://{bucket}/{key}", self._boto.get_object, Bucket=bucket, Key=key)
-        return bytes(resp["Body"].read())
+        """GetObject over awscrt, the whole body in memory (small objects: export's state, Iceberg metadata);
+        retried by the store's policy. A 404 raises :class:`StoreError` with ``status`` 404."""
+        _, _, body = self._crt_call("GET", bucket, key, "", "GetObject", retry=True)
+        return body
 
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> None:
         self._delete(bucket, [{"Key": k} for k in keys])
