@@ -122,3 +122,30 @@ def test_the_data_file_records_of_a_commit_carry_pyiceberg_s_statistics(tmp_path
     for key in ("column_sizes", "value_counts", "null_value_counts", "lower_bounds", "upper_bounds", "split_offsets"):
         assert getattr(record, key) == want[key], key
     assert record.lower_bounds[2] == b"name-00000000000"[:16] and len(record.upper_bounds[2]) == 16  # truncate(16)
+
+
+def test_an_upper_bound_whose_increment_lands_on_a_surrogate_takes_the_next_scalar_value(tmp_path: Any) -> None:
+    """The longest value truncated to 16 code points ends in U+D7FF: pyiceberg's increment makes U+D800, which
+    UTF-8 cannot encode (its own function fails, and so did an export of such a value); the bound is U+E000
+    instead, still above every value with that prefix (UTF-8 sorts as code points)."""
+    from pyiceberg.io.pyarrow import (
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_path_to_id_mapping,
+    )
+
+    from s3pump.export.iceberg_write import FileWriter
+
+    top = "a" * 15 + "\ud7ff" + "tail"
+    rows = pa.table({"text": pa.array([top, "aaa", None])})
+    table = local_table(tmp_path, rows.schema, {})  # the default metrics mode: truncate(16)
+    _path, body, record = FileWriter(table, "u").write((0, (None, rows)))
+    footer = pq.ParquetFile(pa.BufferReader(body)).metadata
+    schema = table.metadata.schema()
+    with pytest.raises(UnicodeEncodeError):
+        data_file_statistics_from_parquet_metadata(footer, compute_statistics_plan(schema, {}),
+                                                   parquet_path_to_id_mapping(schema)).to_serialized_dict()
+    fid = schema.find_field("text").field_id
+    assert record.upper_bounds[fid] == ("a" * 15 + "\ue000").encode()
+    assert record.upper_bounds[fid] > top.encode()[:len(record.upper_bounds[fid])]
+    assert record.lower_bounds[fid] == b"aaa" and record.null_value_counts[fid] == 1

@@ -9,7 +9,9 @@ partitions. Here the plan of each column (its field ID, metrics mode, type, trun
 once (:class:`FooterStats`), and a file costs the footer's reading and the bounds' serialization alone. The rules
 are pyiceberg's (Iceberg spec, "Manifests": ``column_sizes``, ``value_counts``, ``null_value_counts``,
 ``lower_bounds``/``upper_bounds`` with truncated strings and binaries, ``split_offsets``), and
-``tests/unit/test_iceberg_stats.py`` holds this module to pyiceberg's own function over generated tables.
+``tests/unit/test_iceberg_stats.py`` holds this module to pyiceberg's own function over generated tables. One
+departure: a string upper bound whose increment lands on U+D800 (a surrogate, which pyiceberg then fails to encode)
+takes U+E000, the next Unicode scalar value.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = ["FooterStats"]
 logger = logging.getLogger(__name__)
 
 _NONE, _COUNTS, _BOUNDS = 0, 1, 2
+_SURROGATE = "\ud800"  #: the only surrogate an upper bound's increment can make (from U+D7FF; values hold none)
 
 
 class _Column:
@@ -67,6 +70,10 @@ class _Column:
                 if not isinstance(v, expected):
                     raise ValueError(f"Expected the current_max to be {what}")
                 bound = upper_bound(v, length)
+                if text and bound is not None and _SURROGATE in bound:
+                    # pyiceberg's increment of U+D7FF is U+D800, a surrogate no UTF-8 can encode (its own writer
+                    # fails there); the next scalar value, U+E000, bounds the same strings (UTF-8 orders as code points)
+                    bound = bound.replace(_SURROGATE, "\ue000")
                 return serialize(bound) if bound is not None else None
 
             self.upper = upper
