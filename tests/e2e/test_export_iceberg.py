@@ -413,3 +413,26 @@ def test_metadata_and_data_requests_answered_with_transient_errors_are_retried_a
     table = load_table(s3env, summary(p))
     assert sorted(table.scan().to_arrow()["InvoiceId"].to_pylist()) == list(range(1, 413))
     assert data_keys(s3env, bucket, "lake/Invoice/data/") == referenced(table)
+
+
+def test_every_object_of_the_table_carries_the_runs_object_attributes(
+    s3env: S3Env, bucket: str, state_dir: Path
+) -> None:
+    """``--metadata`` (and so ``--acl``, ``--sse``, ``--storage-class``: the same attributes) on the data files, the
+    metadata files and the manifests alike; each with its own content type."""
+    p = export([str(CHINOOK), f"s3://{bucket}/lake", "--table", "Invoice", "--table-format", "iceberg",
+                "--partition-by", "time:InvoiceDate:month", "--metadata", "team=lake", "--metadata", "tier=gold"],
+               s3env.env(state_dir))
+    assert p.returncode == 0, p.stderr.decode()
+    client = s3env.boto()
+    keys = list_all(client, bucket, "lake/Invoice/")
+    kinds = {"parquet": "application/vnd.apache.parquet", "json": "application/json", "avro": None}
+    seen = set()
+    for key in keys:
+        kind = key.rsplit(".", 1)[-1]
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert head["Metadata"] == {"team": "lake", "tier": "gold"}, key
+        if kinds[kind] is not None:
+            assert head["ContentType"] == kinds[kind], key
+        seen.add(kind)
+    assert seen == {"parquet", "json", "avro"}

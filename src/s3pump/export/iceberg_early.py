@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ..errors import StoreError
 from ..items import UploadItem
-from .iceberg_write import WRITERS, FileWriter, partitions, upload_item
+from .iceberg_write import WRITERS, FileWriter, data_file_attrs, partitions, upload_item
 
 __all__ = ["EarlyFiles"]
 
@@ -94,10 +94,11 @@ class EarlyFiles:
                 pass
 
     def _items(self) -> Iterator[UploadItem]:
+        attrs = data_file_attrs(self.run.config)
         while (written := self._files.get()) is not None:
             path, body, record = written.result()
             self._records.append(record)
-            yield upload_item(path, body)
+            yield upload_item(path, body, attrs)
 
     def rest(self, schema: pa.Schema) -> pa.Table:
         """The rows not written yet (every open partition's), in one table; they are no longer held."""

@@ -15,6 +15,7 @@ pyiceberg does through pyarrow's file system only, and any FileIO whose store is
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import threading
@@ -158,7 +159,18 @@ class StoreOutputFile(OutputFile):
         return _PutOnClose(self)
 
     def put(self, body: bytes) -> None:
-        put_and_wait(self._store, self._bucket, self._key, body, ObjectAttributes(), timeout_s=self._timeout_s)
+        put_and_wait(self._store, self._bucket, self._key, body, self.attrs(), timeout_s=self._timeout_s)
+
+    def attrs(self) -> ObjectAttributes:
+        """What every object of the run carries (the store's configuration: ``--acl``, ``--sse``,
+        ``--storage-class``, ``--metadata``, ...), with this file's content type: JSON for a metadata file,
+        Parquet for a data file (a cluster worker's), none for Avro (manifests and manifest lists)."""
+        config = getattr(self._store, "config", None)
+        base = ObjectAttributes.of(config) if config is not None else ObjectAttributes()
+        name = self._key.rsplit("/", 1)[-1]
+        kind = ("application/json" if name.endswith(".json") else
+                "application/vnd.apache.parquet" if name.endswith(".parquet") else None)
+        return dataclasses.replace(base, content_type=kind)
 
 
 class _PutOnClose(io.BytesIO):

@@ -22,6 +22,7 @@ each written by s3pump's own Parquet writer and uploaded through the run's engin
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -36,12 +37,13 @@ from ..store.base import ObjectAttributes
 from .formats import ParquetSerializer
 from .iceberg_stats import FooterStats
 
-__all__ = ["TARGET_KEY", "WRITERS", "FileWriter", "data_files", "parquet_writer", "partitions", "upload_item"]
+__all__ = ["PARQUET_TYPE", "TARGET_KEY", "WRITERS", "FileWriter", "data_file_attrs", "data_files", "parquet_writer",
+           "partitions", "upload_item"]
 
 TARGET_KEY = "write.target-file-size-bytes"
 WRITERS = 2  #: threads writing a commit's files (the machine's cores)
 _IO_WRITERS = 8  #: threads writing and uploading through the FileIO (without a run: their waits overlap)
-_ATTRS = ObjectAttributes(content_type="application/vnd.apache.parquet")
+PARQUET_TYPE = "application/vnd.apache.parquet"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -70,12 +72,13 @@ def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: 
             yield from pool.map(lambda p: files.to_io(table.io, *files.write(p)), enumerate(pieces))
         return
     done: list[Any] = []
+    attrs = data_file_attrs(run.config)
 
     def items() -> Iterator[UploadItem]:
         with cf.ThreadPoolExecutor(WRITERS, thread_name_prefix="s3pump-iceberg-write") as pool:
             for path, body, data_file in _ahead(pool, files.write, enumerate(pieces), 2 * WRITERS):
                 done.append(data_file)
-                yield upload_item(path, body)
+                yield upload_item(path, body, attrs)
 
     failed = run.stats.files_failed
     run.transfer(items())
@@ -87,10 +90,17 @@ def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: 
     yield from done
 
 
-def upload_item(path: str, body: bytes) -> UploadItem:
+def data_file_attrs(config: Any) -> ObjectAttributes:
+    """What every object of the run carries (``--acl``, ``--sse``, ``--storage-class``, ``--metadata``, ...: the
+    store's :class:`~s3pump.config.TransferConfig`; None: nothing), with the Parquet content type."""
+    base = ObjectAttributes.of(config) if config is not None else ObjectAttributes()
+    return dataclasses.replace(base, content_type=PARQUET_TYPE)
+
+
+def upload_item(path: str, body: bytes, attrs: ObjectAttributes) -> UploadItem:
     """The run's upload of a data file's ``body`` to its ``s3://`` ``path`` (the table's bucket)."""
     return UploadItem(key=path.split("://", 1)[1].partition("/")[2], size_bytes=len(body),
-                      source=f"iceberg data file {path.rsplit('/', 1)[-1]}", body=body, attrs=_ATTRS)
+                      source=f"iceberg data file {path.rsplit('/', 1)[-1]}", body=body, attrs=attrs)
 
 
 class FileWriter:
