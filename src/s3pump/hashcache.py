@@ -144,8 +144,9 @@ class HashCache:
             return None
         return _digest(row)
 
-    def get_many(self, stats: dict[str, os.stat_result]) -> dict[str, FileDigest]:
-        """:meth:`get` for many paths in one query: path -> digest, for the hits only."""
+    def get_many(self, stats: dict[str, tuple[int, int, int, int]]) -> dict[str, FileDigest]:
+        """:meth:`get` for many paths in one query: path -> digest, for the hits only. ``stats``: each path's
+        ``(size, mtime_ns, ctime_ns, inode)`` (its ``stat``), which a digest must have been recorded with."""
         if self._writer is None or not stats:
             return {}
         paths = list(stats)
@@ -159,8 +160,7 @@ class HashCache:
                     f"WHERE path IN ({','.join('?' * len(chunk))})", chunk,
                 ).fetchall()
                 for row in rows:
-                    st = stats[row[0]]
-                    if tuple(row[1:5]) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino):
+                    if tuple(row[1:5]) == stats[row[0]]:
                         out[row[0]] = _digest(row[1:])
         except sqlite3.Error:
             return out

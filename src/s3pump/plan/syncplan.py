@@ -60,11 +60,14 @@ ActionKind = Literal["upload", "compare", "skip", "delete", "keep"]
 
 
 class LocalRecord(NamedTuple):
-    """A local file: its key's UTF-8 bytes (the sort key), size and modification time."""
+    """A local file: its key's UTF-8 bytes (the sort key), size and modification time; its ctime and inode as the
+    walk's ``stat`` saw them (-1: not known), which the hash cache's answer is keyed by."""
 
     key_utf8: bytes
     size_bytes: int
     mtime_ns: int
+    ctime_ns: int = -1
+    inode: int = -1
 
 
 class RemoteRecord(NamedTuple):

@@ -231,7 +231,9 @@ class SyncPlanner:
                         self.error_keys_overflow = True
                     out.put(item)
                     continue
-                local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns))  # a LocalRecord's fields
+                ident = item.identity  # the walk's stat, which keys the hash cache's answer (no second stat)
+                local.add((item.key.encode("utf-8"), item.size_bytes, item.mtime_ns,  # a LocalRecord's fields
+                           ident.ctime_ns if ident is not None else -1, ident.inode if ident is not None else -1))
                 if normalized and item.path is not None and item.path != self._path(item.key):
                     self._renamed[item.key] = item.path
                 walked[0] += 1
@@ -368,15 +370,22 @@ class SyncPlanner:
         return _Outcome("upload", action, verdict.reason, False, digest, fresh)
 
     def _cached(self, batch: list[Action]) -> dict[str, FileDigest]:
-        """The hash cache's digests of the batch's files that still match them (one query)."""
+        """The hash cache's digests of the batch's files that still match them (one query): keyed by the size,
+        mtime, ctime and inode the walk's ``stat`` saw (a file changed since is caught by the upload's own
+        checks, as any file that changes after the walk), else by a ``stat`` now."""
         if self.cache is None:
             return {}
-        stats = {}
+        stats: dict[str, tuple[int, int, int, int]] = {}
         for a in batch:
+            loc = a.local
+            if loc is not None and loc.inode >= 0:
+                stats[self._cache_path(a.key)] = (loc.size_bytes, loc.mtime_ns, loc.ctime_ns, loc.inode)
+                continue
             try:
-                stats[self._cache_path(a.key)] = os.stat(self._path(a.key), follow_symlinks=self.config.follow_symlinks)
+                st = os.stat(self._path(a.key), follow_symlinks=self.config.follow_symlinks)
             except OSError:
                 continue  # reported when the file is read
+            stats[self._cache_path(a.key)] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         return self.cache.get_many(stats)
 
     def _answered_by_cache(self, a: Action, cached: FileDigest | None) -> bool:
