@@ -23,9 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import StoreError
 from ..items import UploadItem
-from .iceberg_write import WRITERS, FileWriter, data_file_attrs, partitions, upload_item
+from .iceberg_write import WRITERS, FileWriter, check_stored, data_file_attrs, partitions, upload_item
 
 __all__ = ["EarlyFiles"]
 
@@ -122,12 +121,7 @@ class EarlyFiles:
         error, self._error = self._error, None
         if error is not None:
             raise error
-        failed = self.run.stats.files_failed - self._failed_before
-        if failed:
-            first = self.run.stats.failed[-1] if self.run.stats.failed else None
-            raise StoreError(f"{failed} Iceberg data file(s) could not be written"
-                             + (f" ({first.error})" if first is not None else "")
-                             + "; nothing was committed")
+        check_stored(self.run, self._failed_before)
         return records
 
     def close(self) -> None:

@@ -15,7 +15,6 @@ pyiceberg does through pyarrow's file system only, and any FileIO whose store is
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import itertools
 import threading
@@ -25,9 +24,10 @@ from typing import Any
 from pyiceberg.io import InputFile, InputStream, OutputFile, OutputStream
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
-from ..errors import StoreError
 from ..store.base import ObjectAttributes, Store
 from ..store.waiting import put_and_wait
+from .iceberg_write import PARQUET_TYPE, data_file_attrs
+from .state import get_object_or_none
 
 __all__ = ["STORE_KEY", "EndpointFileIO", "StoreInputFile", "StoreOutputFile", "register_store"]
 
@@ -53,10 +53,6 @@ def register_store(store: Store) -> str:
 def _split(location: str) -> tuple[str, str]:
     bucket, _, key = location.split("://", 1)[1].partition("/")
     return bucket, key
-
-
-def _not_found(e: StoreError) -> bool:
-    return e.status == 404 or e.code in ("NoSuchKey", "NotFound")
 
 
 class EndpointFileIO(PyArrowFileIO):
@@ -124,12 +120,9 @@ class StoreInputFile(InputFile):
         return self._store.head_object(self._bucket, self._key) is not None
 
     def open(self, seekable: bool = True) -> InputStream:
-        try:
-            body = self._store.get_object(self._bucket, self._key)
-        except StoreError as e:
-            if _not_found(e):
-                raise FileNotFoundError(f"no such object: {self.location}") from None
-            raise
+        body = get_object_or_none(self._store, self._bucket, self._key)
+        if body is None:
+            raise FileNotFoundError(f"no such object: {self.location}")
         return io.BytesIO(body)
 
 
@@ -165,12 +158,9 @@ class StoreOutputFile(OutputFile):
         """What every object of the run carries (the store's configuration: ``--acl``, ``--sse``,
         ``--storage-class``, ``--metadata``, ...), with this file's content type: JSON for a metadata file,
         Parquet for a data file (a cluster worker's), none for Avro (manifests and manifest lists)."""
-        config = getattr(self._store, "config", None)
-        base = ObjectAttributes.of(config) if config is not None else ObjectAttributes()
         name = self._key.rsplit("/", 1)[-1]
-        kind = ("application/json" if name.endswith(".json") else
-                "application/vnd.apache.parquet" if name.endswith(".parquet") else None)
-        return dataclasses.replace(base, content_type=kind)
+        kind = "application/json" if name.endswith(".json") else PARQUET_TYPE if name.endswith(".parquet") else None
+        return data_file_attrs(getattr(self._store, "config", None), kind)
 
 
 class _PutOnClose(io.BytesIO):

@@ -37,8 +37,8 @@ from ..store.base import ObjectAttributes
 from .formats import ParquetSerializer
 from .iceberg_stats import FooterStats
 
-__all__ = ["PARQUET_TYPE", "TARGET_KEY", "WRITERS", "FileWriter", "data_file_attrs", "data_files", "parquet_writer",
-           "partitions", "upload_item"]
+__all__ = ["PARQUET_TYPE", "TARGET_KEY", "WRITERS", "FileWriter", "check_stored", "data_file_attrs", "data_files",
+           "parquet_writer", "partitions", "upload_item"]
 
 TARGET_KEY = "write.target-file-size-bytes"
 WRITERS = 2  #: threads writing a commit's files (the machine's cores)
@@ -82,19 +82,29 @@ def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: 
 
     failed = run.stats.files_failed
     run.transfer(items())
-    if run.stats.files_failed > failed:
-        first = run.stats.failed[-1] if run.stats.failed else None
-        raise StoreError(f"{run.stats.files_failed - failed} Iceberg data file(s) could not be written"
-                         + (f" ({first.error})" if first is not None else "")
-                         + "; nothing was committed")
+    check_stored(run, failed)
     yield from done
 
 
-def data_file_attrs(config: Any) -> ObjectAttributes:
+def check_stored(run: Any, failed_before: int) -> None:
+    """Raise if the run failed files since it had ``failed_before`` failures (a transfer of data files).
+
+    Raises:
+        StoreError: one line with the count and the first failure: nothing may be committed.
+    """
+    failed = run.stats.files_failed - failed_before
+    if failed:
+        first = run.stats.failed[-1] if run.stats.failed else None
+        raise StoreError(f"{failed} Iceberg data file(s) could not be written"
+                         + (f" ({first.error})" if first is not None else "") + "; nothing was committed")
+
+
+def data_file_attrs(config: Any, content_type: str | None = PARQUET_TYPE) -> ObjectAttributes:
     """What every object of the run carries (``--acl``, ``--sse``, ``--storage-class``, ``--metadata``, ...: the
-    store's :class:`~s3pump.config.TransferConfig`; None: nothing), with the Parquet content type."""
+    run's or store's :class:`~s3pump.config.TransferConfig`; None: nothing), with ``content_type`` (a table's
+    object has its own, whatever ``--content-type`` says)."""
     base = ObjectAttributes.of(config) if config is not None else ObjectAttributes()
-    return dataclasses.replace(base, content_type=PARQUET_TYPE)
+    return dataclasses.replace(base, content_type=content_type)
 
 
 def upload_item(path: str, body: bytes, attrs: ObjectAttributes) -> UploadItem:
