@@ -311,6 +311,41 @@ def test_an_iceberg_export_sends_its_metadata_through_the_proxy(tls_server: TlsS
     assert list(zip(*(got[c].to_pylist() for c in ("InvoiceId", "CustomerId", "BillingCity")), strict=True)) == want
 
 
+def test_an_iceberg_compaction_reads_its_data_files_through_the_proxy(tls_server: TlsServer, tls_bucket: str,
+                                                                     tmp_path: Path, proxy: Proxy) -> None:
+    """Batches of 700 rows into 96 KiB files by month: the commit that crosses into February starts it with a small
+    file, and the run's end compacts the month's small files. The compaction reads them (GetObject, pyiceberg's scan
+    through the run's FileIO) through the proxy to the proxy-only endpoint, like every other request; the table
+    then reads back (straight from the server) row for row."""
+    pytest.importorskip("pyiceberg")
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from .test_export_cli import make_events_db
+
+    db = tmp_path / "events.db"
+    make_events_db(db, 120_000)  # a row every 37 s from 2025-01-01: January and February
+    before = len(proxy.lines())
+    env = tls_server.env(tmp_path / "state", f"http://{PROXY_ONLY_HOST}:{tls_server.s3_port}", HTTP_PROXY=proxy.url)
+    p = run_cli(["export", str(db), f"s3://{tls_bucket}/icec", "--table", "events", "--table-format", "iceberg",
+                 "--partition-by", "time:ts:month", "--batch-rows", "700", "--target-file-size", "96KiB", "--json",
+                 "--no-progress"], env)
+    assert p.returncode == 0, p.stderr.decode()
+    report = json.loads(p.stdout.decode().splitlines()[-1])
+    assert report["rows_exported"] == 120_000 and report["iceberg"]["files_compacted"] >= 2, report
+    catalog = SqlCatalog("s3pump", uri=report["iceberg"]["catalog"], **{
+        "s3.endpoint": tls_server.http_url, "s3.access-key-id": tls_server.access_key_id,
+        "s3.secret-access-key": tls_server.secret_access_key, "s3.region": tls_server.region})
+    table = catalog.load_table(report["iceberg"]["table"])
+    added = {e.data_file.file_path for snap in table.snapshots() for m in snap.manifests(table.io)
+             for e in m.fetch_manifest_entry(table.io) if e.snapshot_id == snap.snapshot_id}
+    replaced = added - {t.file.file_path for t in table.scan().plan_files()}
+    assert len(replaced) == report["iceberg"]["files_compacted"], (replaced, report)
+    seen = [line for line in proxy.lines()[before:] if PROXY_ONLY_HOST in line]
+    read = {line.rsplit("/", 1)[-1] for line in seen if line.startswith("GET ")}
+    assert {path.rsplit("/", 1)[-1] for path in replaced} <= read, seen
+    assert sorted(table.scan().to_arrow()["id"].to_pylist()) == list(range(1, 120_001))
+
+
 def test_https_through_the_proxy_tunnels(tls_server: TlsServer, tls_bucket: str, tree: Path, tmp_path: Path,
                                          proxy: Proxy) -> None:
     before = len(proxy.lines())

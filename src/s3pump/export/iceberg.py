@@ -11,8 +11,8 @@ commit that never happened are listed (every data file no snapshot references) a
 start of the next run.
 
 The data files are written by s3pump's Parquet writer and uploaded by the run (``export/iceberg_write.py``,
-``export/iceberg_early.py``); pyiceberg writes the manifests and metadata through pyarrow's S3 client (see
-``export/iceberg_table.py``); the run's ``Store`` lists and deletes the orphans and writes the dead-letter queue.
+``export/iceberg_early.py``); pyiceberg writes the manifests and metadata through the run's ``Store`` too
+(``export/iceberg_io.py``), which lists and deletes the orphans and writes the dead-letter queue.
 
 Bad rows go to the dead-letter queue as in the plain export, written *before* the batch's commit
 (the entry's key is a function of the batch's range, so a rerun after a kill overwrites it).

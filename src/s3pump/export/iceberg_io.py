@@ -1,16 +1,18 @@
-"""pyiceberg's FileIO for s3pump: the table's metadata and manifests read and written through the run's ``Store``.
+"""pyiceberg's FileIO for s3pump: the table's metadata, manifests and scanned data files read and written
+through the run's ``Store``.
 
 :class:`EndpointFileIO` is named by ``py-io-impl`` in ``export/iceberg_table.py``'s properties, and pyiceberg
 builds it from those properties alone. The properties name a store registered here (:func:`register_store`):
 while the FileIO's endpoint and access key are still that store's own (a REST catalog may hand out others for
 its tables), every ``s3://`` file pyiceberg opens, writes or deletes goes through the store: the run's endpoint,
 proxy, CA bundle, credentials and retry policy, over the same awscrt client as the data files (one door to the
-store). A metadata file is small (``*.metadata.json``, manifest lists, manifests): it is read whole (GetObject)
-and written whole (one PutObject when the writer closes it).
+store). A file is read whole (GetObject) and written whole (one PutObject when the writer closes it): metadata
+files are small (``*.metadata.json``, manifest lists, manifests), and so are the data files a scan reads here,
+compaction's (``export/iceberg_compact.py``: files below 3/4 of the target size; pyiceberg >= 0.10 opens every
+data file of a scan with ``FileIO.new_input(path).open()``, ``pyiceberg.io.pyarrow._task_to_record_batches``).
 
 What stays with pyarrow's ``S3FileSystem`` (``PyArrowFileIO``, set up with the run's endpoint, region,
-credentials and CA bundle): reading data files in a scan (``--follow``'s compaction, a user's reads), which
-pyiceberg does through pyarrow's file system only, and any FileIO whose store is not registered or not its own.
+credentials and CA bundle): any file of a FileIO whose store is not registered or not its own.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The Iceberg side of ``export --table-format iceberg``: catalog, FileIO, table, cursor, orphans.
 
 pyiceberg (the ``iceberg`` extra) writes the manifests and metadata itself (the data files are s3pump's:
-``iceberg_write.py``), through the FileIO of ``iceberg_io.py``: the run's ``Store`` (its endpoint, proxy, CA
-bundle, credentials and retry policy). Only a scan's reads of data files (compaction) go through pyarrow's
-``S3FileSystem``, set up with the run's endpoint, region, CA bundle and the credentials the run resolved
-(botocore's chain, frozen at the start of the run; never logged). The listing and deleting of orphan data files
-go through the run's ``Store``.
+``iceberg_write.py``), and reads them and a scan's data files (compaction), through the FileIO of
+``iceberg_io.py``: the run's ``Store`` (its endpoint, proxy, CA bundle, credentials and retry policy). The FileIO
+is pyiceberg's ``PyArrowFileIO`` set up with the run's endpoint, region, CA bundle and the credentials the run
+resolved (botocore's chain, frozen at the start of the run; never logged): its pyarrow ``S3FileSystem`` serves
+only a file the store may not (a REST catalog's table with credentials of its own). The listing and deleting of
+orphan data files go through the run's ``Store``.
 
 * Catalog: pyiceberg's ``SqlCatalog``, by default in a local SQLite file
   (``<state dir>/iceberg/<bucket>/<prefix>.db``); ``--catalog-uri`` another SQLAlchemy URL, or an
@@ -67,8 +68,8 @@ def store_io_properties(store: Any, *, verify_ssl: bool) -> dict[str, str]:
     """
     settings = getattr(store, "settings", None)
     if settings is None:
-        raise UsageError("--table-format iceberg needs an S3 endpoint (pyiceberg's scans read through pyarrow's "
-                         "S3 client); this run's store has none")
+        raise UsageError("--table-format iceberg needs an S3 endpoint (pyiceberg's FileIO is set up with its "
+                         "endpoint, region and credentials); this run's store has none")
     from .iceberg_io import STORE_KEY, TIMEOUT_KEY, register_store
 
     frozen = settings.credentials.get_frozen_credentials()

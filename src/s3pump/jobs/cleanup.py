@@ -98,7 +98,7 @@ def _iceberg_orphans(run: Run, dest: S3Url, cutoff_s: float, dry_run: bool
     to delete), kept (too young), and failed (with the error: a file not deleted, a table left alone).
 
     Raises:
-        UsageError: the run's store is no S3 endpoint (pyiceberg reads the metadata through pyarrow).
+        UsageError: the run's store is no S3 endpoint (pyiceberg's FileIO is set up with it).
     """
     from ..events import Event, ObjectDeleted
     from ..export.iceberg_orphans import find_orphans
