@@ -117,6 +117,28 @@ def test_to_arrow_parses_timestamp_forms_and_isolates_bad_rows() -> None:
     assert [b.cursor for b in bad] == ["oops", 3] and "column ts" in bad[1].error
 
 
+@pytest.mark.parametrize(("declared", "first", "last", "outside"), [
+    (pa.timestamp("us"), -62_135_596_800, 253_402_300_799, [-62_135_596_801, 253_402_300_800, -62_135_596_800.5,
+                                                           "0000-12-31 23:59:59", 2**62 // 10**6]),
+    (pa.timestamp("us", "UTC"), "0001-01-01 00:00:00", "9999-12-31 23:59:59.999999", ["0001-01-01T00:30:00+01:00",
+                                                                                     -62_135_596_801]),
+    (pa.date32(), -62_135_596_800, "9999-12-31", [-62_135_683_200, "0000-12-31", 253_402_387_200]),
+])
+def test_a_time_outside_years_1_to_9999_is_a_bad_row(declared: pa.DataType, first: Any, last: Any,
+                                                     outside: list[Any]) -> None:
+    """As the PostgreSQL source: an instant before 0001-01-01 or after 9999-12-31 (Unix seconds in a DATETIME
+    column, ISO text with year 0000) is dead-lettered with its reason, never exported as a value that JSON Lines,
+    ISO 8601 and the readers' datetimes cannot hold (hypothesis found -62135596801 in a DATETIME column)."""
+    schema = pa.schema([("id", pa.int64()), ("t", declared)])
+    rows = [(1, first), *((i, v) for i, v in enumerate(outside, 2)), (99, last)]
+    t, pos, bad = to_arrow(rows, schema, 0)
+    assert t["id"].to_pylist() == [1, 99] and pos == [0, len(rows) - 1]
+    assert [b.cursor for b in bad] == list(range(2, len(outside) + 2))
+    assert all(f"column t: value {v!r:.80} is not {declared}" in b.error and "outside years 1-9999" in b.error
+               for b, v in zip(bad, outside, strict=True)), [b.error for b in bad]
+    assert str(t["t"][0].as_py()).startswith("0001-01-01") and str(t["t"][1].as_py()).startswith("9999-12-31")
+
+
 def test_partition_specs_parse_and_reject() -> None:
     assert str(parse_partition("time:created_at:hour")) == "time:created_at:hour"
     assert parse_partition("column:a:b").column == "a:b"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from s3pump.export.rows import to_array_from_arrow, to_arrow
@@ -140,6 +140,8 @@ def _both(path: str, limit: int) -> tuple[int, int]:
 
 @settings(max_examples=int(os.environ.get("S3PUMP_ARROW_EXAMPLES", "150")), deadline=None)
 @given(_tables(), st.sampled_from([3, 7, 100]))
+@example((["DATETIME"], [[-62_135_596_801]]), 3)  # before year 1: a bad row (was exported as 0000-12-31)
+@example((["DATE", "TIMESTAMP"], [["0000-12-31", "9999-12-31 23:59:59.999999"], [-62_135_596_800, 253_402_300_800]]), 7)
 def test_an_arrow_batch_is_exactly_the_row_readers_batch(table: tuple[list[str], list[list[Any]]],
                                                        limit: int) -> None:
     path = _db(*table)

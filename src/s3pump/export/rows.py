@@ -34,6 +34,9 @@ from .time_text import parse_iso_texts
 
 __all__ = ["to_array", "to_array_from_arrow", "to_arrow"]
 
+_MIN_MICROS = -62_135_596_800_000_000  #: 0001-01-01T00:00:00 in Unix microseconds
+_MAX_MICROS = 253_402_300_799_999_999  #: 9999-12-31T23:59:59.999999
+_MIN_DAYS, _MAX_DAYS = -719_162, 2_932_896  #: 0001-01-01 and 9999-12-31 in days since 1970-01-01
 _CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError,
                    TypeError, ValueError)
 
@@ -103,21 +106,45 @@ def _temporal_array(inferred: pa.Array, typ: pa.DataType) -> pa.Array:
         return pa.nulls(len(inferred), typ)
     if pa.types.is_string(kind):
         if not pa.types.is_timestamp(typ):
-            return inferred.cast(typ)
+            return _in_years_1_to_9999(inferred.cast(typ), inferred)
         stamps, bad = parse_iso_texts(inferred)  # naive = UTC, zoned converted to UTC (export/time_text.py)
         if bad:
             raise ValueError(next(iter(bad.values())))
-        return stamps if stamps.type == typ else stamps.cast(typ)
+        return _in_years_1_to_9999(stamps if stamps.type == typ else stamps.cast(typ), inferred)
     if pa.types.is_date(typ) and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         for v in inferred.drop_null().to_pylist():  # a date holds no time of day: never truncate one
             if v % 86400:
                 raise ValueError(f"{v!r} Unix seconds is not midnight; a date cannot hold its time of day")
     if pa.types.is_integer(kind):  # Unix seconds
-        return pc.multiply_checked(inferred, 1_000_000).cast(pa.timestamp("us")).cast(typ)
-    if pa.types.is_floating(kind):  # Unix seconds with a fraction
-        micros = pc.round(pc.multiply_checked(inferred, 1_000_000.0)).cast(pa.int64())
-        return micros.cast(pa.timestamp("us")).cast(typ)
-    return inferred.cast(typ)
+        stamps = pc.multiply_checked(inferred, 1_000_000).cast(pa.timestamp("us"))
+    elif pa.types.is_floating(kind):  # Unix seconds with a fraction
+        stamps = pc.round(pc.multiply_checked(inferred, 1_000_000.0)).cast(pa.int64()).cast(pa.timestamp("us"))
+    else:
+        stamps = inferred
+    return _in_years_1_to_9999(stamps.cast(typ), inferred)
+
+
+def _in_years_1_to_9999(converted: pa.Array, source: pa.Array) -> pa.Array:
+    """``converted`` (timestamps or dates of the values ``source``), if every one lies in years 1 to 9999: what
+    every export format holds exactly (ISO 8601's four-digit years, JSON Lines' text, the readers' datetimes; the
+    PostgreSQL source dead-letters the rest too, ``sources/pg_types.py``).
+
+    Raises:
+        ValueError: the first value outside, named.
+    """
+    if pa.types.is_date(converted.type):
+        ordinal, low, high = converted.cast(pa.date32()).cast(pa.int32()), _MIN_DAYS, _MAX_DAYS
+    elif pa.types.is_timestamp(converted.type):
+        ordinal = converted.cast(pa.timestamp("us", converted.type.tz)).cast(pa.int64())
+        low, high = _MIN_MICROS, _MAX_MICROS
+    else:
+        return converted
+    outside = pc.or_(pc.less(ordinal, low), pc.greater(ordinal, high))
+    if pc.any(outside).as_py():
+        value = source.filter(outside)[0].as_py()
+        unit = " Unix seconds" if isinstance(value, int | float) else ""
+        raise ValueError(f"{value!r}{unit} is outside years 1-9999, which no export format holds exactly")
+    return converted
 
 
 def to_arrow(
