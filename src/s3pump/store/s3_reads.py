@@ -4,8 +4,8 @@ delimiter) and a streamed GetObject. A mixin of :class:`~s3pump.store.s3.S3Store
 
 Every one is idempotent, so each is retried by the store's :attr:`~s3pump.store.s3.S3Store.retry`
 (the run's :class:`~s3pump.retry.RetryPolicy`: each retry is a ``RetryScheduled`` event), and its
-failures are the store's errors (awscrt's through ``S3Store._crt_error``, botocore's through
-``s3._boto_error``). HeadObject and the listing go through awscrt, ListBuckets and GetObject
+failures are the store's errors (awscrt's through ``RequestFailures._crt_error``, botocore's through
+``s3_failures.boto_error``). HeadObject and the listing go through awscrt, ListBuckets and GetObject
 through the store's botocore client.
 """
 
