@@ -31,7 +31,7 @@ from s3pump.errors import WorkerMismatchError  # noqa: E402
 from s3pump.jobs.upload import upload  # noqa: E402
 from s3pump.testing.faultproxy import FaultPlan, FaultProxy  # noqa: E402
 from tests.conftest import S3Env, list_all, run_cli  # noqa: E402
-from tests.e2e.localcluster import local_cluster_client  # noqa: E402
+from tests.e2e.localcluster import local_cluster_client, quiet_local_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -296,8 +296,7 @@ def test_worker_seeing_another_tree_exits_2_before_any_upload(s3env: S3Env, buck
     for p in stale.rglob("*.bin"):
         os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns - 10**9))
     env = {**s3env.env(state_dir), "S3PUMP_SHARD_FILES": "50"}
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  env={k: v for k, v in env.items() if k.startswith("AWS_")}) as cluster:
+    with quiet_local_cluster(1, {k: v for k, v in env.items() if k.startswith("AWS_")}) as cluster:
         other_env = {**{k: v for k, v in env.items() if k.startswith("AWS_")},
                      "S3PUMP_CLUSTER_PATH_MAP": f"{root}={stale}"}
 

@@ -25,7 +25,7 @@ distributed = pytest.importorskip("distributed")
 from s3pump.jobs.upload import upload  # noqa: E402
 from s3pump.units import parse_size_bytes  # noqa: E402
 from tests.conftest import S3Env, list_all  # noqa: E402
-from tests.e2e.localcluster import local_cluster_client  # noqa: E402
+from tests.e2e.localcluster import local_cluster_client, quiet_local_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -45,8 +45,7 @@ def tree(tmp_path: Path) -> Path:
 def _cluster(s3env: S3Env, workers: int) -> distributed.LocalCluster:
     env = {"AWS_ACCESS_KEY_ID": s3env.server.access_key_id, "AWS_SECRET_ACCESS_KEY": s3env.server.secret_access_key,
            "AWS_REGION": s3env.server.region}
-    return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                    dashboard_address=None, env=env)
+    return quiet_local_cluster(workers, env)
 
 
 @pytest.fixture
