@@ -6,39 +6,21 @@ each retried by the store's policy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from ..awsconfig import AwsSettings
 from ..errors import AccessDeniedError, FatalStoreError, StoreError
 from .base import ObjectVersion
 from .paging import PageGuard
+from .s3_host import S3Host
 
 __all__ = ["S3Buckets"]
-
-
-class _Host(Protocol):
-    """What the mixin uses of :class:`~s3pump.store.s3.S3Store`."""
-
-    region: str
-    settings: AwsSettings
-
-    @property
-    def _boto(self) -> Any: ...
-
-    def _crt_call(self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
-                  body: bytes = b"", headers: Sequence[tuple[str, str]] = (),
-                  retry: bool = False) -> tuple[int, list[tuple[str, str]], bytes]: ...
-
-    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any: ...
-
-    def _delete(self, bucket: str, objects: list[dict[str, str]]) -> None: ...
 
 
 class S3Buckets:
     """Bucket-level calls (see the module docstring)."""
 
-    def head_bucket(self: _Host, bucket: str) -> None:
+    def head_bucket(self: S3Host, bucket: str) -> None:
         try:
             self._crt_call("HEAD", bucket, None, "", "HeadBucket", retry=True)
         except FatalStoreError as e:
@@ -50,7 +32,7 @@ class S3Buckets:
             self._crt_call("GET", bucket, None, "list-type=2&max-keys=1", "ListObjectsV2", retry=True)
             raise
 
-    def create_bucket(self: _Host, bucket: str) -> None:
+    def create_bucket(self: S3Host, bucket: str) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if self.region != "us-east-1" and not self.settings.endpoint_url:
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
@@ -60,11 +42,11 @@ class S3Buckets:
             if e.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
-    def delete_bucket(self: _Host, bucket: str) -> None:
+    def delete_bucket(self: S3Host, bucket: str) -> None:
         self._call(f"s3://{bucket}", self._boto.delete_bucket, Bucket=bucket)
 
     # ------------------------------------------------------------------ bucket configuration (boto3)
-    def get_bucket_lifecycle(self: _Host, bucket: str) -> list[dict[str, Any]]:
+    def get_bucket_lifecycle(self: S3Host, bucket: str) -> list[dict[str, Any]]:
         try:
             resp = self._call(f"s3://{bucket}", self._boto.get_bucket_lifecycle_configuration, Bucket=bucket)
         except StoreError as e:
@@ -73,23 +55,23 @@ class S3Buckets:
             raise
         return list(resp.get("Rules", []))
 
-    def put_bucket_lifecycle(self: _Host, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
+    def put_bucket_lifecycle(self: S3Host, bucket: str, rules: Sequence[dict[str, Any]]) -> None:
         if not rules:
             self._call(f"s3://{bucket}", self._boto.delete_bucket_lifecycle, Bucket=bucket)
             return
         self._call(f"s3://{bucket}", self._boto.put_bucket_lifecycle_configuration, Bucket=bucket,
                    LifecycleConfiguration={"Rules": list(rules)})
 
-    def get_bucket_versioning(self: _Host, bucket: str) -> str | None:
+    def get_bucket_versioning(self: S3Host, bucket: str) -> str | None:
         resp = self._call(f"s3://{bucket}", self._boto.get_bucket_versioning, Bucket=bucket)
         status = resp.get("Status")
         return str(status) if status else None
 
-    def put_bucket_versioning(self: _Host, bucket: str, enabled: bool) -> None:
+    def put_bucket_versioning(self: S3Host, bucket: str, enabled: bool) -> None:
         self._call(f"s3://{bucket}", self._boto.put_bucket_versioning, Bucket=bucket,
                    VersioningConfiguration={"Status": "Enabled" if enabled else "Suspended"})
 
-    def list_object_versions(self: _Host, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
+    def list_object_versions(self: S3Host, bucket: str, prefix: str = "") -> Iterator[ObjectVersion]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         guard = PageGuard(f"s3://{bucket}/{prefix}", "ListObjectVersions", "NextKeyMarker", prefix)
         while True:
@@ -110,5 +92,5 @@ class S3Buckets:
                 return
             kwargs["KeyMarker"], kwargs["VersionIdMarker"] = markers  # type: ignore[misc]
 
-    def delete_versions(self: _Host, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
+    def delete_versions(self: S3Host, bucket: str, versions: Sequence[tuple[str, str]]) -> None:
         self._delete(bucket, [{"Key": k, "VersionId": v} for k, v in versions])

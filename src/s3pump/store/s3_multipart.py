@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import StoreError, UsageError, classify_store_error
@@ -21,28 +21,12 @@ from .base import CompletedPart, MultipartUploadInfo, ObjectAttributes, PutResul
 from .paging import PageGuard
 from .s3_crt import NO_SPLIT_BYTES
 from .s3_failures import header
+from .s3_host import S3Host
 
 __all__ = ["S3Multipart"]
 
 _UPLOAD_ID_RE = re.compile(rb"<UploadId>([^<]+)</UploadId>")
 _ETAG_RE = re.compile(rb"<ETag>([^<]+)</ETag>")
-
-
-class _Host(Protocol):
-    """What the mixin uses of :class:`~s3pump.store.s3.S3Store`."""
-
-    _checksum_name: str | None
-
-    @property
-    def _boto(self) -> Any: ...
-
-    def _crt_call(self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
-                  body: bytes = b"", headers: Sequence[tuple[str, str]] = (),
-                  retry: bool = False) -> tuple[int, list[tuple[str, str]], bytes]: ...
-
-    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any: ...
-
-    def _new_object_headers(self, attrs: ObjectAttributes) -> list[tuple[str, str]]: ...
 
 
 def etag_in(body: bytes) -> str:
@@ -59,7 +43,7 @@ def checksum_re(algorithm: str) -> re.Pattern[bytes]:
 class S3Multipart:
     """Multipart uploads and server-side copies (see the module docstring)."""
 
-    def create_multipart_upload(self: _Host, bucket: str, key: str, attrs: ObjectAttributes) -> str:
+    def create_multipart_upload(self: S3Host, bucket: str, key: str, attrs: ObjectAttributes) -> str:
         headers = self._new_object_headers(attrs)
         _, _, body = self._crt_call("POST", bucket, key, "uploads", "CreateMultipartUpload", headers=headers)
         m = _UPLOAD_ID_RE.search(body)
@@ -68,7 +52,7 @@ class S3Multipart:
         return m.group(1).decode()
 
     def complete_multipart_upload(
-        self: _Host, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
+        self: S3Host, bucket: str, key: str, upload_id: str, parts: Sequence[CompletedPart],
         full_object_checksum: tuple[str, str] | None = None,
     ) -> PutResult:
         field = f"Checksum{self._checksum_name}" if self._checksum_name else None
@@ -88,14 +72,14 @@ class S3Multipart:
                                           headers=[("Content-Type", "application/xml"), *full])
         return PutResult(etag_in(body), None, header(headers, "x-amz-version-id"))
 
-    def abort_multipart_upload(self: _Host, bucket: str, key: str, upload_id: str) -> None:
+    def abort_multipart_upload(self: S3Host, bucket: str, key: str, upload_id: str) -> None:
         try:  # one request, not retried here: the caller retries an abort (Store.abort_multipart_upload)
             self._crt_call("DELETE", bucket, key, f"uploadId={quote(upload_id, safe='')}", "AbortMultipartUpload")
         except StoreError as e:
             if e.code != "NoSuchUpload":
                 raise
 
-    def list_parts(self: _Host, bucket: str, key: str, upload_id: str) -> list[CompletedPart]:
+    def list_parts(self: S3Host, bucket: str, key: str, upload_id: str) -> list[CompletedPart]:
         out: list[CompletedPart] = []
         field = f"Checksum{self._checksum_name}" if self._checksum_name else None
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
@@ -113,7 +97,7 @@ class S3Multipart:
                 return out
             kwargs["PartNumberMarker"] = marker
 
-    def list_multipart_uploads(self: _Host, bucket: str, prefix: str = "") -> Iterator[MultipartUploadInfo]:
+    def list_multipart_uploads(self: S3Host, bucket: str, prefix: str = "") -> Iterator[MultipartUploadInfo]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         guard = PageGuard(f"s3://{bucket}/{prefix}", "ListMultipartUploads", "NextKeyMarker", prefix)
         while True:
@@ -130,7 +114,7 @@ class S3Multipart:
             kwargs["KeyMarker"], kwargs["UploadIdMarker"] = markers  # type: ignore[misc]
 
     def replace_metadata(
-        self: _Host, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
+        self: S3Host, bucket: str, key: str, attrs: ObjectAttributes, *, size_bytes: int, etag: str,
         version_id: str | None = None,
     ) -> PutResult:
         # CopyObject onto itself, through awscrt, so a stream never loads boto3. Objects over 5 GiB
@@ -144,7 +128,7 @@ class S3Multipart:
         return PutResult(etag_in(body), None, header(headers, "x-amz-version-id"))
 
     def upload_part_copy(
-        self: _Host, bucket: str, key: str, upload_id: str, part_number: int, start: int, end: int, *, etag: str,
+        self: S3Host, bucket: str, key: str, upload_id: str, part_number: int, start: int, end: int, *, etag: str,
         version_id: str | None = None,
     ) -> CompletedPart:
         _, _, body = self._crt_call(

@@ -12,40 +12,23 @@ through the store's botocore client.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 from ..errors import NetworkError, StoreError
-from ..retry import RetryPolicy
 from .base import BucketInfo, CommonPrefix, ObjectInfo
 from .paging import PageGuard
+from .s3_host import S3Host
 
 __all__ = ["S3Reads"]
-
-
-class _Host(Protocol):
-    """What the mixin uses of :class:`~s3pump.store.s3.S3Store`."""
-
-    retry: RetryPolicy
-
-    @property
-    def _boto(self) -> Any: ...
-
-    def _crt_call(self, method: str, bucket: str, key: str | None, query: str, operation: str, *,
-                  body: bytes = b"", headers: Sequence[tuple[str, str]] = (),
-                  retry: bool = False) -> tuple[int, list[tuple[str, str]], bytes]: ...
-
-    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any: ...
-
-    def _call_once(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any: ...
 
 
 class S3Reads:
     """HeadObject, ListBuckets, ListObjectsV2 with a delimiter, GetObject streamed (see the module
     docstring; the contracts are the :class:`~s3pump.store.base.Store` protocol's)."""
 
-    def head_object(self: _Host, bucket: str, key: str, *, part_number: int | None = None,
+    def head_object(self: S3Host, bucket: str, key: str, *, part_number: int | None = None,
                     checksum_mode: bool = False) -> ObjectInfo | None:
         """HeadObject over awscrt (sync's compare sends one per object of the same size), read by
         :func:`~s3pump.store.listing.object_info_from_head`; None for a 404."""
@@ -61,7 +44,7 @@ class S3Reads:
             raise
         return object_info_from_head(key, answer)
 
-    def list_level(self: _Host, bucket: str, prefix: str = "",
+    def list_level(self: S3Host, bucket: str, prefix: str = "",
                    delimiter: str = "/") -> Iterator[ObjectInfo | CommonPrefix]:
         """ListObjectsV2 with ``delimiter`` over awscrt, 1,000 entries a page, each page checked by a
         :class:`~s3pump.store.paging.PageGuard` before it is handed out."""
@@ -85,7 +68,7 @@ class S3Reads:
             if token is None:
                 return
 
-    def list_buckets(self: _Host) -> list[BucketInfo]:
+    def list_buckets(self: S3Host) -> list[BucketInfo]:
         """ListBuckets through botocore; a ``ContinuationToken`` in an answer asks for the next page
         (AWS pages only when asked to, with ``MaxBuckets``; the token is still honoured)."""
         guard = PageGuard("s3://", "ListBuckets", "ContinuationToken")
@@ -103,7 +86,7 @@ class S3Reads:
                 return out
             args["ContinuationToken"] = nxt
 
-    def get_object_stream(self: _Host, bucket: str, key: str) -> _BotoObjectStream:
+    def get_object_stream(self: S3Host, bucket: str, key: str) -> _BotoObjectStream:
         return _BotoObjectStream(self, bucket, key)
 
 
@@ -112,7 +95,7 @@ class _BotoObjectStream:
     reopens the object at the byte reached (``Range: bytes=N-``, ``If-Match`` the first answer's
     ETag), the attempt retried by the store's policy."""
 
-    def __init__(self, store: _Host, bucket: str, key: str) -> None:
+    def __init__(self, store: S3Host, bucket: str, key: str) -> None:
         self._store, self._bucket, self._key = store, bucket, key
         self._what = f"s3://{bucket}/{key}"
         self._body: Any = None
