@@ -29,7 +29,9 @@ from pathlib import Path
 
 from .errors import NoSuchUploadError, S3PumpError
 from .events import Event, MultipartCreating
-from .journal import Journal, OpenUpload, _try_lock, abort_pending_in_journals, abort_upload, journal_path
+from .journal import Journal, OpenUpload, journal_path
+from .journal_aborts import abort_pending_in_journals, abort_upload
+from .journal_file import try_lock
 from .local_state import is_write_refused
 from .retry import RetryPolicy
 from .store.base import MultipartUploadInfo, Store
@@ -111,7 +113,7 @@ def _known_upload_ids(directory: Path) -> set[str]:
 
 def intent_sweeper(directory: Path, store: Store, bucket: str, prefix: str = "",
                    policy: RetryPolicy | None = None) -> Callable[[sqlite3.Connection], list[OpenUpload]]:
-    """The intents' part of a dead run's sweep (see :func:`~s3pump.journal.abort_pending_in_journals`):
+    """The intents' part of a dead run's sweep (see :func:`~s3pump.journal_aborts.abort_pending_in_journals`):
     for its journal's recorded CreateMultipartUpload intents of keys under ``prefix``, abort the uploads
     of exactly that key initiated since the intent (60 s of clock slack) that no journal in ``directory``
     holds, and forget the intents whose listing succeeded."""
@@ -173,7 +175,7 @@ def dead_run_uploads(directory: Path, endpoint: str | None, bucket: str, prefix:
     creating: dict[str, float] = {}
     for marker in directory.glob("*.sqlite.aborts"):
         path = Path(str(marker)[:-len(".aborts")])
-        lock = _try_lock(path)
+        lock = try_lock(path)
         if lock is None:
             continue  # a live run's
         try:

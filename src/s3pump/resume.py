@@ -13,7 +13,7 @@ A job that resumes (``upload``) gives its run a :class:`ResumeJournal`; :meth:`R
    again; this is the one place skipped objects are checked against the bucket. The journal then
    records the run's events (a write error stops the run: :meth:`~s3pump.run.Run.guard`), and a
    ``Resuming`` event says what an earlier run left;
-2. **plan**: the items pass through :func:`~s3pump.journal.skip_and_resume` (done files skipped,
+2. **plan**: the items pass through :func:`skip_and_resume` (done files skipped,
    open multipart uploads attached as ``item.resume``); when the workers of a cluster create the
    multipart uploads (``workers_create``), each one's intent is journaled here first;
 3. **finish**, after a transfer that ended: uploads a killed or retried CreateMultipartUpload left
@@ -29,9 +29,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import S3PumpError
-from .events import Resuming
+from .events import EventBus, FileSkipped, Resuming
+from .fileid import FileIdentity
 from .items import UploadItem
-from .journal import Journal, abort_orphans, abort_pending, abort_recorded, journal_path, skip_and_resume
+from .journal import Journal, OpenUpload, journal_path
+from .journal_aborts import Abort, abort_orphans, abort_pending, abort_recorded
 from .journal_check import forget_missing_done
 from .local_state import is_write_refused, state_error
 from .session import state_dir
@@ -40,7 +42,7 @@ from .urls import parse_s3_url
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["ResumeJournal"]
+__all__ = ["ResumeJournal", "skip_and_resume"]
 
 
 class ResumeJournal:
@@ -146,4 +148,42 @@ def _announce_multipart(items: Iterable[UploadItem], journal: Journal, threshold
     for item in items:
         if item.path is not None and item.error is None and item.size_bytes > threshold_bytes:
             journal.intend_create(item.key)
+        yield item
+
+
+def skip_and_resume(
+    items: Iterable[UploadItem], journal: Journal, bus: EventBus, abort: Abort,
+) -> Iterator[UploadItem]:
+    """Filter planned items through the journal of an earlier run of the same command.
+
+    * a file the journal has as done (the same version: size, mtime, ctime, inode, device)
+      is skipped (FileSkipped, reason ``done in an earlier run``);
+    * a file with an open multipart upload gets it as ``item.resume`` (the engine verifies the
+      parts and sends only the missing ones); if the file is another version since, or the
+      checksum algorithm differs, the stale upload is aborted (``abort(key, upload_id)``; a
+      failed abort stays recorded) and the file starts over;
+    * every other file passes unchanged. Each passing file's identity is handed to the
+      journal (:meth:`Journal.expect`) for the uploads it creates.
+
+    A journal that was empty when opened (a first run) is not asked per file.
+    """
+    lookup = not journal.empty
+    for item in items:
+        if item.error is not None or item.path is None:
+            yield item
+            continue
+        identity = item.identity or FileIdentity(item.size_bytes, item.mtime_ns, -1, -1, None)
+        if not lookup:
+            journal.expect(item.key, identity)
+            yield item
+            continue
+        if journal.is_done(item.key, identity):
+            bus.emit(FileSkipped(item.source, item.key, item.size_bytes, "done in an earlier run"))
+            continue
+        record = journal.resume_record(item.key, identity)
+        if isinstance(record, OpenUpload):
+            abort_recorded(journal, abort, record)
+        elif record is not None:
+            item.resume = record
+        journal.expect(item.key, identity)
         yield item

@@ -130,7 +130,7 @@ def test_the_aborts_of_a_cancel_run_on_the_control_pool() -> None:
 
 
 def test_rb_force_retries_a_refused_abort_by_the_runs_policy() -> None:
-    """An abort outside a run's registry (rb --force's; the sweeps' are the same call, journal.abort_upload)
+    """An abort outside a run's registry (rb --force's; the sweeps' are the same call, journal_aborts.abort_upload)
     is retried by the run's policy too: a 500 on the first AbortMultipartUpload, then the bucket goes."""
     from s3pump.jobs.buckets import remove_bucket
     from s3pump.run import Run

@@ -4,7 +4,7 @@ An upload is registered the moment CreateMultipartUpload returns its upload ID (
 adopts one from its resume journal) and is forgotten only when its completion or its abort
 succeeded (as s3transfer's ``add_failure_cleanup`` at CreateMultipartUpload). Every abort of an
 upload a run created or owns goes through :meth:`OpenUploads.abort`; ``s3pump cleanup``, which
-aborts other runs' orphans, and :func:`s3pump.journal.abort_pending_in_journals`, which retries the
+aborts other runs' orphans, and :func:`s3pump.journal_aborts.abort_pending_in_journals`, which retries the
 aborts other (finished) runs' journals record as failed, are the other callers of
 ``AbortMultipartUpload``.
 

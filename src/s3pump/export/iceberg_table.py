@@ -205,7 +205,7 @@ def abort_dead_uploads(run: Run, dest: S3Url, name: str) -> int:
     """Abort the multipart uploads under ``prefix/<Table>/`` (pyarrow's S3 client writes a file as a multipart
     upload): those of a run killed while writing a file. Returns how many. One writer per table is assumed,
     as for the orphans."""
-    from ..journal import abort_upload
+    from ..journal_aborts import abort_upload
 
     base = join_key(dest.prefix, escape_name(name) + "/")
     uploads = list(run.store.list_multipart_uploads(dest.bucket, base))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import FatalStoreError, StoreError
-from ..journal import abort_upload
+from ..journal_aborts import abort_upload
 from ..retry import RetryPolicy
 from ..store.base import MultipartUploadInfo, Store
 

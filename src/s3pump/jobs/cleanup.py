@@ -23,7 +23,7 @@ import time
 from ..config import TransferConfig
 from ..errors import S3PumpError, UsageError
 from ..intents import dead_run_uploads, sweep_dead_runs
-from ..journal import forget_uploads
+from ..journal_aborts import forget_uploads
 from ..reports import CleanupReport
 from ..run import Run
 from ..session import state_dir
