@@ -32,8 +32,7 @@ from hypothesis import strategies as st
 
 from s3pump.errors import SourceUnreadableError
 from s3pump.export.rows import to_arrow
-from s3pump.sources.readers import open_table
-from s3pump.sources.table import open_sql_table
+from s3pump.sources.readers import open_sql_table, open_table
 
 pytestmark = pytest.mark.e2e
 

@@ -251,6 +251,7 @@ def test_the_next_batch_is_read_ahead_in_a_thread_and_the_objects_are_the_same(
     """Issue 15: an SQLite source's next batch is read (and converted) in the read-ahead thread while
     this one is written; the objects, their bytes and the checkpoint are those of reading in turn.
     A source that must read on one thread is planned inline, on the engine's (issue 25)."""
+    from s3pump.sources import sqlite_table as sqlite_table_mod
     from s3pump.sources import table as table_mod
 
     db = make_db(tmp_path / "d.db", list(range(1, 1001)))
@@ -261,17 +262,17 @@ def test_the_next_batch_is_read_ahead_in_a_thread_and_the_objects_are_the_same(
         threads.append(threading.current_thread().name)
         return read_after(self, after, limit)
 
-    read_arrow_after = table_mod._SqliteTable.read_arrow_after
+    read_arrow_after = sqlite_table_mod.SqliteTable.read_arrow_after
 
     def recording_arrow(self: Any, after: Any, limit: int, convert: Any) -> Any:
         threads.append(threading.current_thread().name)
         return read_arrow_after(self, after, limit, convert)
 
-    monkeypatch.setattr(table_mod._SqliteTable, "read_after", recording)
-    monkeypatch.setattr(table_mod._SqliteTable, "read_arrow_after", recording_arrow)
+    monkeypatch.setattr(sqlite_table_mod.SqliteTable, "read_after", recording)
+    monkeypatch.setattr(sqlite_table_mod.SqliteTable, "read_arrow_after", recording_arrow)
     outcomes = {}
     for ahead in (True, False):
-        monkeypatch.setattr(table_mod._SqliteTable, "reads_in_any_thread", ahead)
+        monkeypatch.setattr(sqlite_table_mod.SqliteTable, "reads_in_any_thread", ahead)
         threads.clear()
         s = store()
         rep = export_table(str(db), "t", "s3://bkt/p", CONFIG, batch_rows=100, format=fmt,

@@ -24,41 +24,22 @@ Declared column types map to Arrow types by SQLite's affinity rules (sqlite.org,
 ``NUMERIC(p,s)``/``DECIMAL(p,s)`` (exact: ``decimal128(p,s)``, ``decimal256`` above 38 digits;
 a bare ``NUMERIC`` stays ``float64``).
 
-SQLite specifics:
-
-* ``--table`` is matched as SQLite matches names (case-insensitively); the table's declared
-  name is used for keys and state, so ``invoice`` and ``Invoice`` are one export. Column
-  names given in another case find their column too (:func:`find_column`).
-* Only an ``INTEGER PRIMARY KEY`` (a rowid alias) or a ``WITHOUT ROWID`` table's key is
-  NOT NULL by itself; any other ``PRIMARY KEY`` column can hold NULLs (sqlite.org,
-  "CREATE TABLE", "the PRIMARY KEY"), so :meth:`TableSource.null_cursor_rows` counts them.
-* Another writer holding the database lock is waited for, not fatal: a 1 s busy timeout per
-  statement, then retries with capped exponential backoff (up to ``lock_timeout_s``, or
-  until ``stop`` is set when that is None).
+The readers: SQLite's in :mod:`.sqlite_table`, SQLAlchemy's in :mod:`.sqlalchemy_table`, PostgreSQL's in
+:mod:`.postgres`; :func:`~.readers.open_table` picks one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
-import os
 import re
-import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from ..errors import PathNotFoundError, SourceError, SourceUnreadableError, UsageError
-from ..gcpause import gc_paused
-from .sqlite_arrow import ArrowBatchReader, ArrowRows
-from .sqlite_types import infer_untyped, is_untyped
-
-log = logging.getLogger(__name__)
+from ..errors import SourceError, UsageError
 
 __all__ = [
     "BadRow",
@@ -69,7 +50,8 @@ __all__ = [
     "arrow_type_for",
     "find_column",
     "is_password_parameter",
-    "open_sql_table",
+    "pick_cursor",
+    "quote_name",
     "redact_url",
 ]
 
@@ -143,7 +125,7 @@ def arrow_type_for(declared: str) -> pa.DataType:
     return pa.float64()
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -325,296 +307,6 @@ class SqlTextTable(TableSource):
         raise NotImplementedError
 
 
-class _SqliteTable(SqlTextTable):
-    reads_in_any_thread = True  # its connection is opened with check_same_thread=False
-
-    def __init__(self, path: str, table: str, cursor_column: str | None, lock_timeout_s: float | None,
-                 stop: threading.Event | None) -> None:
-        if not os.path.exists(path):
-            raise PathNotFoundError(f"{path}: no such SQLite file")
-        self.path = path
-        self.lock_timeout_s, self.stop = lock_timeout_s, stop  # before the first query
-        # one statement at a time, and close() waits for it: a read-ahead thread may still be in a
-        # read when the export ends (closing a connection under a running statement crashes)
-        self._conn_lock = threading.Lock()
-        try:
-            # a short busy timeout per statement; _run retries a locked database with backoff
-            self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=1.0)
-        except sqlite3.Error as e:
-            raise SourceUnreadableError(f"{path}: cannot read SQLite database ({e})") from None
-        # SQLite matches table names case-insensitively: keys and state use the declared name
-        found = self._startup("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'view') AND "
-                              "name = ? COLLATE NOCASE", (table,))
-        if found:
-            table, ddl = found[0][0], found[0][1] or ""
-        else:
-            ddl = ""
-        info = self._startup(f"PRAGMA table_info({_quote(table)})", ())
-        if not info:
-            raise UsageError(f"{path}: no table named {table!r}")
-        without_rowid = re.search(r"\bWITHOUT\s+ROWID\s*;?\s*$", ddl, re.IGNORECASE) is not None
-        pks = [r for r in info if r[5]]
-        rowid_alias = len(pks) == 1 and (pks[0][2] or "").upper() == "INTEGER" and not without_rowid
-        # only a rowid alias or a WITHOUT ROWID key is NOT NULL without saying so
-        columns = [Column(name, decl or "", arrow_type_for(decl or ""),
-                          not notnull and not (pk and (rowid_alias or without_rowid)), pk)
-                   for _cid, name, decl, notnull, _dflt, pk in info]
-        # views' computed columns and untyped ones: typed by their values (sources/sqlite_types.py)
-        columns = infer_untyped(columns, _quote(table), _quote, lambda sql: self._startup(sql, ()))
-        super().__init__(path, table, columns, _pick_cursor(path, table, columns, cursor_column))
-        cols = ", ".join(_quote(c.name) for c in columns)
-        c = _quote(self.cursor.name)
-        base = f"SELECT {cols} FROM {_quote(table)}"
-        self._sql_first = f"{base} ORDER BY {c} LIMIT ?"
-        self._sql_after = f"{base} WHERE {c} > ? ORDER BY {c} LIMIT ?"
-        self._sql_range = f"{base} WHERE {c} >= ? AND {c} <= ? ORDER BY {c}"
-        self._sql_equal = f"{base} WHERE {c} = ?"
-        self._sql_upto = f"{base} WHERE {c} <= ? ORDER BY {c}"
-        self._sql_between = f"{base} WHERE {c} > ? AND {c} <= ? ORDER BY {c}"
-        self._sql_nulls = f"SELECT COUNT(*) FROM {_quote(table)} WHERE {c} IS NULL"
-        self._sql_nth = f"SELECT {c} FROM {_quote(table)} WHERE {c} IS NOT NULL ORDER BY {c} LIMIT 1 OFFSET ?"
-        self._sql_nth_after = f"SELECT {c} FROM {_quote(table)} WHERE {c} > ? ORDER BY {c} LIMIT 1 OFFSET ?"
-        self._sql_max = f"SELECT MAX({c}) FROM {_quote(table)}"
-        self._sql_max_after = f"SELECT MAX({c}) FROM {_quote(table)} WHERE {c} > ?"
-        self._sql_count = f"SELECT COUNT({c}) FROM {_quote(table)}"
-        self._sql_count_after = f"SELECT COUNT(*) FROM {_quote(table)} WHERE {c} > ?"
-        # with text_factory=bytes, TEXT values of every non-BLOB column come back as bytes
-        self._text = {i for i, col in enumerate(columns) if not pa.types.is_binary(col.arrow_type)}
-        self._arrow: ArrowBatchReader | None = None
-        if ArrowBatchReader.supported([col.arrow_type for col in columns]):
-            self._arrow = ArrowBatchReader(path, table, self.schema, [col.declared_type for col in columns],
-                                          self.cursor_index, _quote, self._conn_lock)
-
-    def read_arrow_after(self, after: Any, limit: int, convert: Callable[[pa.Array, pa.DataType], pa.Array]
-                         ) -> tuple[RowBatch | None, pa.Table | None] | None:
-        got = self._arrow.read_after(after, limit, convert) if self._arrow is not None else None
-        if got is None:
-            return None
-        raw, table = got
-        if raw.num_rows == 0:
-            return None, None
-        cursor = raw.column(self.cursor_index)
-        return RowBatch(ArrowRows(raw), cursor[0].as_py(), cursor[-1].as_py()), table
-
-    def _sql(self, low: Any, high: Any, limit: int | None, inclusive: bool) -> tuple[str, tuple[Any, ...]]:
-        if inclusive:
-            return self._sql_range, (low, high)
-        if low is None:
-            return self._sql_first, (limit,)
-        return self._sql_after, (low, limit)
-
-    def _startup(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        try:
-            return self._execute(sql, params)
-        except SourceUnreadableError:
-            self.conn.close()
-            raise
-        except sqlite3.Error as e:
-            self.conn.close()
-            raise SourceUnreadableError(f"{self.path}: cannot read SQLite database ({e})") from None
-
-    def _execute(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        """Run a query, waiting out another writer's lock with capped exponential backoff.
-
-        Returns [] when ``stop`` is set while waiting.
-
-        Raises:
-            SourceUnreadableError: still locked after ``lock_timeout_s``.
-            sqlite3.Error: any other failure (the callers turn it into one line).
-        """
-        started, delay = time.monotonic(), 0.05
-        while True:
-            try:
-                with self._conn_lock, gc_paused():  # a batch: 100,000 new row tuples, none in a cycle
-                    return self.conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as e:
-                text = str(e).lower()
-                if "locked" not in text and "busy" not in text:
-                    raise
-                waited = time.monotonic() - started
-                if delay == 0.05:  # once per wait: say why nothing moves
-                    limit = (f"up to {self.lock_timeout_s:.0f} s" if self.lock_timeout_s is not None
-                             else "until it is released")
-                    log.warning("%s: locked by another writer; waiting %s", self.path, limit)
-                if self.lock_timeout_s is not None and waited >= self.lock_timeout_s:
-                    raise SourceUnreadableError(
-                        f"{self.path}: the database stayed locked by another writer for {waited:.0f} s; "
-                        "retry when the writer is done") from None
-            if self.stop is not None:
-                if self.stop.wait(delay):
-                    return []
-            else:
-                time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    def _run(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        try:
-            return self._execute(sql, params)
-        except sqlite3.OperationalError as e:
-            if "decode" not in str(e).lower():
-                raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
-        except sqlite3.Error as e:
-            raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
-        return self._run_bytes(sql, params)
-
-    def _run_bytes(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        """Re-read as bytes and decode text per value: rows with invalid UTF-8 become BadRows."""
-        self.conn.text_factory = bytes
-        try:
-            raw = self._execute(sql, params)
-        except sqlite3.Error as e:
-            raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
-        finally:
-            self.conn.text_factory = str
-        out: list[Any] = []
-        self._had_bad = True
-        for row in raw:
-            values = list(row)
-            try:
-                for i, v in enumerate(values):
-                    if isinstance(v, bytes) and i in self._text:
-                        values[i] = v.decode("utf-8")
-            except UnicodeDecodeError as e:
-                col = self.columns[i].name
-                cursor = values[self.cursor_index]
-                out.append(BadRow(cursor, f"column {col}: invalid UTF-8 in TEXT value ({e.reason} at byte "
-                                  f"{e.start})", repr(tuple(row))))
-                continue
-            out.append(tuple(values))
-        return out
-
-    def _fetch(self, low: Any, high: Any, limit: int | None, inclusive: bool = False) -> list[Any]:
-        return self._run(*self._sql(low, high, limit, inclusive))
-
-    def _fetch_equal(self, value: Any) -> list[Any]:
-        return self._run(self._sql_equal, (value,))
-
-    def _fetch_upto(self, after: Any, last: Any) -> list[Any]:
-        if after is None:
-            return self._run(self._sql_upto, (last,))
-        return self._run(self._sql_between, (after, last))
-
-    def _count_null(self) -> int:
-        rows = self._run(self._sql_nulls, ())
-        return int(rows[0][0]) if rows else 0
-
-    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
-        try:
-            rows = self._execute(sql, params)
-        except sqlite3.Error as e:
-            raise SourceUnreadableError(f"{self.path}: reading {self.table} failed ({e})") from None
-        return rows[0][0] if rows else None
-
-    def close(self) -> None:
-        with self._conn_lock:
-            if self._arrow is not None:
-                self._arrow.close()
-            self.conn.close()
-
-
-class _SqlAlchemyTable(TableSource):
-    def __init__(self, url: str, table: str, cursor_column: str | None) -> None:
-        try:
-            import sqlalchemy as sa
-        except ImportError:
-            raise UsageError(f"{redact_url(url)}: database URLs need SQLAlchemy; pip install 's3pump[sql]' "
-                             "(SQLite file paths work without it)") from None
-        self._sa = sa
-        try:
-            self.engine = sa.create_engine(url)
-            meta = sa.MetaData()
-            self.t = sa.Table(table, meta, autoload_with=self.engine)
-        except sa.exc.NoSuchTableError:
-            raise UsageError(f"{redact_url(url)}: no table named {table!r}") from None
-        except (sa.exc.SQLAlchemyError, ImportError) as e:
-            raise SourceUnreadableError(f"{redact_url(url)}: cannot open database ({type(e).__name__}: "
-                                        f"{str(e).splitlines()[0]})") from None
-        pk_names = [c.name for c in self.t.primary_key.columns]
-        declared = {c.name: "" if isinstance(c.type, sa.types.NullType) else str(c.type) for c in self.t.columns}
-        columns = [
-            Column(c.name, declared[c.name], arrow_type_for(declared[c.name]),
-                   bool(c.nullable) and not c.primary_key, pk_names.index(c.name) + 1 if c.name in pk_names else 0)
-            for c in self.t.columns
-        ]
-        self.url, self.table = redact_url(url), table  # (for _execute's messages before TableSource's init)
-        self.conn = self.engine.connect()
-        try:
-            if self.engine.dialect.name == "sqlite" and any(is_untyped(c.declared_type) for c in columns):
-                # computed and untyped columns: typed by their values (sources/sqlite_types.py)
-                prep = self.engine.dialect.identifier_preparer
-                columns = infer_untyped(columns, prep.quote(self.t.name), prep.quote,
-                                        lambda sql: self._execute(sa.text(sql)))
-            cursor = _pick_cursor(self.url, table, columns, cursor_column)
-        except Exception:
-            self.close()
-            raise
-        super().__init__(self.url, table, columns, cursor)
-        # the driver's values as they are, converted by the export's exact rules (export/rows.py), never
-        # by SQLAlchemy's result processors: its Boolean makes any text true (bool('false')), its SQLite
-        # DATETIME and NUMERIC raise a traceback on an integer or a text
-        self._raw = [sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in self.t.columns]
-        self._cursor_raw = sa.type_coerce(self.t.c[self.cursor.name], sa.types.NullType())  # raw bounds too
-
-    def _fetch(self, low: Any, high: Any, limit: int | None, inclusive: bool = False) -> list[Any]:
-        c = self._cursor_raw
-        q = self._sa.select(*self._raw).order_by(c)
-        if inclusive:
-            q = q.where(c >= low, c <= high)
-        elif low is not None:
-            q = q.where(c > low)
-        if limit is not None:
-            q = q.limit(limit)
-        return self._execute(q)
-
-    def _fetch_equal(self, value: Any) -> list[Any]:
-        return self._execute(self._sa.select(*self._raw).where(self._cursor_raw == value))
-
-    def _fetch_upto(self, after: Any, last: Any) -> list[Any]:
-        c = self._cursor_raw
-        q = self._sa.select(*self._raw).where(c <= last).order_by(c)
-        if after is not None:
-            q = q.where(c > after)
-        return self._execute(q)
-
-    def _count_null(self) -> int:
-        sa = self._sa
-        rows = self._execute(sa.select(sa.func.count()).select_from(self.t)
-                             .where(self._cursor_raw.is_(None)))
-        return int(rows[0][0])
-
-    def _cursor_nth(self, after: Any, offset: int) -> Any:
-        c = self._cursor_raw
-        q = self._sa.select(c).where(c.is_not(None) if after is None else c > after).order_by(c)
-        rows = self._execute(q.offset(offset).limit(1))
-        return rows[0][0] if rows else None
-
-    def count_after(self, after: Any) -> int | None:
-        c = self._cursor_raw
-        q = self._sa.select(self._sa.func.count()).select_from(self.t).where(c.is_not(None) if after is None
-                                                                              else c > after)
-        return int(self._execute(q)[0][0])
-
-    def _cursor_max(self, after: Any) -> Any:
-        c = self._cursor_raw
-        q = self._sa.select(self._sa.func.max(c))
-        rows = self._execute(q if after is None else q.where(c > after))
-        return rows[0][0] if rows else None
-
-    def _execute(self, q: Any) -> list[Any]:
-        try:
-            result = self.conn.execute(q).fetchall()
-            self.conn.commit()  # end the read transaction, so follow mode sees new rows
-        except self._sa.exc.SQLAlchemyError as e:
-            raise SourceUnreadableError(f"{self.url}: reading {self.table} failed "
-                                        f"({str(e).splitlines()[0]})") from None
-        return [tuple(r) for r in result]
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.conn.close()
-        self.engine.dispose()
-
-
 def find_column(columns: Sequence[Column], name: str) -> Column | None:
     """The column called ``name``; else the only one whose name matches it ignoring case (as SQLite
     matches names), so ``invoicedate`` finds ``InvoiceDate``; else None."""
@@ -625,7 +317,7 @@ def find_column(columns: Sequence[Column], name: str) -> Column | None:
     return folded[0] if len(folded) == 1 else None
 
 
-def _pick_cursor(where: str, table: str, columns: Sequence[Column], name: str | None) -> Column:
+def pick_cursor(where: str, table: str, columns: Sequence[Column], name: str | None) -> Column:
     if name is not None:
         if (found := find_column(columns, name)) is not None:
             return found
@@ -662,26 +354,6 @@ def redact_url(url: str) -> str:
     if secret:
         parsed = parsed.update_query_dict({k: "***" for k in secret})
     return parsed.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
-
-
-def open_sql_table(db: str, table: str, cursor_column: str | None = None, *, lock_timeout_s: float | None = 300.0,
-                   stop: threading.Event | None = None) -> TableSource:
-    """Open ``table`` of ``db``: a SQLite file path or ``sqlite:///path``, or any other SQLAlchemy URL
-    (``sources/readers.py``'s ``open_table`` sends ``postgresql://`` to ADBC's reader instead).
-
-    ``lock_timeout_s``: how long a SQLite read waits for another writer's lock (None: until
-    ``stop`` is set, then the read returns no rows).
-
-    Raises:
-        SourceNotFoundError: the SQLite file does not exist.
-        UsageError: no such table or column, no usable cursor, or SQLAlchemy missing for a URL.
-        SourceUnreadableError: the database cannot be opened.
-    """
-    if db.startswith("sqlite:///"):
-        return _SqliteTable(db[len("sqlite:///"):], table, cursor_column, lock_timeout_s, stop)
-    if "://" in db:
-        return _SqlAlchemyTable(db, table, cursor_column)
-    return _SqliteTable(db, table, cursor_column, lock_timeout_s, stop)
 
 
 # cursor values as JSON (for the checkpoint and dead-letter entries)
