@@ -17,7 +17,8 @@ from s3pump.config import TransferConfig
 from s3pump.events import Discovered, FileDone, FileSkipped
 from s3pump.jobs.upload import upload
 from s3pump.sources.countahead import count_tree, counted_ahead
-from s3pump.sources.walk import PathFilter, WalkTotals, walk_items
+from s3pump.sources.pathfilter import PathFilter
+from s3pump.sources.walk import WalkTotals, walk_items
 from s3pump.store.memory import MemoryStore
 from s3pump.urls import parse_s3_url
 

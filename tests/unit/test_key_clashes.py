@@ -12,7 +12,7 @@ import pytest
 from s3pump import TransferConfig, upload
 from s3pump.errors import KeyClashError
 from s3pump.sources.clashes import find_key_clashes
-from s3pump.sources.walk import PathFilter
+from s3pump.sources.pathfilter import PathFilter
 from s3pump.store.memory import MemoryStore
 from s3pump.urls import parse_s3_url
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from s3pump.errors import UsageError
-from s3pump.sources.walk import PathFilter, walk_items
+from s3pump.sources.pathfilter import PathFilter
+from s3pump.sources.walk import walk_items
 from s3pump.urls import parse_s3_url
 
 

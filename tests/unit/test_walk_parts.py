@@ -10,7 +10,8 @@ import pytest
 
 from s3pump.events import EntrySkipped
 from s3pump.items import UploadItem
-from s3pump.sources.walk import PathFilter, WalkDir, walk_items, walk_part
+from s3pump.sources.pathfilter import PathFilter
+from s3pump.sources.walk import WalkDir, walk_items, walk_part
 from s3pump.urls import parse_s3_url
 
 

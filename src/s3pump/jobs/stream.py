@@ -55,8 +55,8 @@ from ..items import UploadItem
 from ..reports import StreamReport
 from ..run import Run
 from ..session import state_dir
+from ..sources.content_types import content_type_for
 from ..sources.stdin import PartSchedule, Readable, StreamPartSource, share_malloc_arenas
-from ..sources.walk import content_type_for
 from ..store.base import ObjectAttributes, Store
 from ..store.checksums import FULL_OBJECT_ALGORITHMS
 from ..stream_object import (

@@ -36,7 +36,7 @@ from ..reports import SyncReport, UploadReport
 from ..run import Run
 from ..session import state_dir
 from ..sources.handoff import Handoff
-from ..sources.walk import FilterRule, PathFilter
+from ..sources.pathfilter import FilterRule, PathFilter
 from ..store.base import Store
 from ..urls import S3Url, join_key, parse_s3_url
 
@@ -106,7 +106,7 @@ def sync(
     ``--max-delete``; the uploads are done by then). ``dry_run``: list the plan as events
     (``UploadPlanned``, ``ObjectDeleted(dry_run=True)``), change nothing.
     ``filters``: ``("include"|"exclude", glob)`` in order, the aws cli's rule (last match wins;
-    :class:`~s3pump.sources.walk.PathFilter`); without it, ``include``/``exclude`` as two lists.
+    :class:`~s3pump.sources.pathfilter.PathFilter`); without it, ``include``/``exclude`` as two lists.
     ``include``/``exclude``: globs on the path relative to ``source_dir``, applied to both
     sides (an excluded object is never deleted). ``hash_cache``: True for the cache in the
     state directory, a path, or False. Memory: at most ``sort_items_in_memory`` records

@@ -27,10 +27,12 @@ from ..reports import UploadReport
 from ..resume import ResumeJournal
 from ..run import Run
 from ..sources.clashes import check_no_key_clashes, find_clashes_in, find_key_clashes, root_order
+from ..sources.content_types import attrs_by_content_type
 from ..sources.countahead import counted_ahead
 from ..sources.failedlist import read_failed_list
 from ..sources.keynames import KeyNames
-from ..sources.walk import FilterRule, PathFilter, attrs_by_content_type, walk_items
+from ..sources.pathfilter import FilterRule, PathFilter
+from ..sources.walk import walk_items
 from ..store.base import ObjectAttributes, Store
 from ..urls import parse_s3_url, sanitize_key
 

@@ -38,9 +38,11 @@ from ..events import Discovered, EntrySkipped, FileSkipped, FilesUnchanged, Uplo
 from ..fileid import FileIdentity
 from ..hashcache import HashCache
 from ..items import UploadItem
+from ..sources.content_types import attrs_by_content_type
 from ..sources.handoff import Handoff, Stopped
 from ..sources.keynames import KeyNames
-from ..sources.walk import PathFilter, WalkTotals, attrs_by_content_type, walk_items
+from ..sources.pathfilter import PathFilter
+from ..sources.walk import WalkTotals, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..units import MIB
 from ..urls import S3Url

@@ -24,7 +24,8 @@ from ..items import UploadItem
 from ..plan.extsort import ExternalSorter
 from ..urls import S3Url
 from .keynames import KeyNames
-from .walk import PathFilter, walk_items
+from .pathfilter import PathFilter
+from .walk import walk_items
 
 __all__ = ["KeyClash", "check_no_key_clashes", "find_clashes_in", "find_key_clashes", "root_order"]
 

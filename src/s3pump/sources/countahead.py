@@ -29,7 +29,7 @@ from typing import Any
 
 from ..events import Discovered
 from .dirfd import open_dir
-from .walk import PathFilter
+from .pathfilter import PathFilter
 
 __all__ = ["CountAhead", "count_tree", "counted_ahead"]
 

@@ -13,7 +13,8 @@ from ..events import Discovered
 from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from ..urls import S3Url
-from .walk import attrs_by_content_type, walk_items
+from .content_types import attrs_by_content_type
+from .walk import walk_items
 
 __all__ = ["read_failed_list"]
 

@@ -20,22 +20,12 @@ are (``none``; a tree holding names not in Unicode NFC, as macOS writes them, is
 NFC (``nfc``), so a macOS tree and a Linux tree of the same files give the same keys. Names of one
 directory that are one name in NFC are refused (the later one is an item with an error).
 
-Filters (the aws cli's rule): ``--include``/``--exclude`` globs (fnmatch, ``*`` crosses ``/``)
-match the path relative to its root, and apply in the order given: every file starts taken,
-and the last filter that matches decides. So ``--exclude '*' --include '*.txt'`` takes only
-``.txt`` files, and ``--include '*.txt' --exclude 'tmp/*'`` takes everything but ``tmp/``.
-One difference from the aws cli: when every filter is an include, they start from nothing
-taken (``--include '*.txt'`` alone takes only ``.txt`` files; in the aws cli it would be a
-no-op). Built from two separate lists (``PathFilter(include, exclude)``), the excludes come
-first, so an include wins over an exclude.
+Filters: :mod:`.pathfilter` (the aws cli's rule); Content-Type by name: :mod:`.content_types`.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
-import fnmatch
-import mimetypes
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator, Sequence
@@ -47,7 +37,6 @@ from ..errors import (
     S3PumpError,
     SourceNotFoundError,
     SourceUnreadableError,
-    UsageError,
     WorkerMismatchError,
     source_os_error,
 )
@@ -56,18 +45,17 @@ from ..fileid import FileIdentity
 from ..items import UploadItem
 from ..store.base import ObjectAttributes
 from ..urls import S3Url, join_key, sanitize_key
+from .content_types import attrs_by_content_type
 from .dirfd import open_dir
 from .handoff import threaded as _threaded
 from .keynames import AS_IS as _AS_IS
 from .keynames import KeyNames
+from .pathfilter import PathFilter
 
 __all__ = [
-    "FilterRule",
-    "PathFilter",
     "WalkDir",
     "WalkPart",
     "WalkTotals",
-    "attrs_by_content_type",
     "exact_key_for",
     "inode_of",
     "root_item",
@@ -120,76 +108,6 @@ def skipped_line(skipped: dict[str, int]) -> str | None:
         parts.append(f"{n} {noun}" + (" (not followed; --follow-symlinks follows them)" if kind == "symlink" else ""))
     return "skipped " + ", ".join(parts) + ": not regular files"
 
-
-
-FilterRule = tuple[str, str]
-"""``("include" | "exclude", glob)``."""
-
-
-class PathFilter:
-    """The include/exclude rule described in the module docstring."""
-
-    __slots__ = ("_rules", "_start")
-
-    def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
-                 rules: Sequence[FilterRule] | None = None) -> None:
-        """``rules``: the filters in command-line order; without it, ``exclude`` then ``include``.
-
-        Raises:
-            UsageError: a rule's kind is neither ``include`` nor ``exclude``.
-        """
-        ordered = list(rules) if rules is not None else [
-            *(("exclude", p) for p in exclude), *(("include", p) for p in include)]
-        for kind, _ in ordered:
-            if kind not in ("include", "exclude"):
-                raise UsageError(f"filter kind {kind!r}: use 'include' or 'exclude'")
-        self._rules = tuple(ordered)
-        self._start = not ordered or any(kind == "exclude" for kind, _ in ordered)
-
-    @property
-    def active(self) -> bool:
-        return bool(self._rules)
-
-    def __call__(self, relpath: str) -> bool:
-        taken = self._start
-        for kind, pattern in self._rules:
-            if fnmatch.fnmatchcase(relpath, pattern):
-                taken = kind == "include"
-        return taken
-
-
-#: the type of a file whose name says it is compressed (``x.tar.gz``: its bytes are gzip, not tar;
-#: ``mimetypes`` gives the inner type and the compression as an "encoding")
-_COMPRESSED_TYPES = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz",
-                     "compress": "application/x-compress", "br": "application/x-brotli"}
-
-
-def content_type_for(name: str) -> str:
-    """The Content-Type of an object named ``name``: by its extension (``mimetypes``), the
-    compression's type for a compressed file (``x.tar.gz``: ``application/gzip``), else
-    ``application/octet-stream``."""
-    ctype, encoding = mimetypes.guess_type(name, strict=False)
-    if encoding:
-        return _COMPRESSED_TYPES.get(encoding, "application/octet-stream")
-    return ctype or "application/octet-stream"
-
-
-def attrs_by_content_type(base: ObjectAttributes) -> Callable[[str], ObjectAttributes]:
-    """``attrs_for(name)``: ``base`` with Content-Type guessed from the name (cached per type),
-    unless ``base`` already fixes one."""
-    if base.content_type:
-        return lambda _name: base
-    cache: dict[str | None, ObjectAttributes] = {}
-
-    def attrs_for(name: str) -> ObjectAttributes:
-        ctype = content_type_for(name)
-        attrs = cache.get(ctype)
-        if attrs is None:
-            attrs = dataclasses.replace(base, content_type=ctype)
-            cache[ctype] = attrs
-        return attrs
-
-    return attrs_for
 
 
 def _error_item(source: str, key: str, error: S3PumpError) -> UploadItem:
