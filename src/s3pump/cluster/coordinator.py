@@ -287,10 +287,11 @@ def _wait_for_cancelled(client: Any, name: str, config: TransferConfig) -> None:
     at most ``CANCEL_WAIT_S``, or the largest single PUT's request timeout if longer."""
     from ..engine.cancel import CANCELLED_GRACE_S
     from ..engine.inflight import timeout_for
-    from .worker import wait_idle
+    from .worker import stop_shards, wait_idle
 
     put_s = timeout_for(config.multipart_threshold_bytes, config.request_timeout_s) + CANCELLED_GRACE_S
     with contextlib.suppress(Exception):  # a worker gone, a cluster closing: the next run sweeps
+        client.run(stop_shards, name)  # before the idle check: a queued shard must not start after it
         client.run(wait_idle, name, max(CANCEL_WAIT_S, put_s))
 
 

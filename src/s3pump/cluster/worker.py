@@ -39,7 +39,7 @@ from .results import KeptShards, PathMismatch, ShardResult, carry_events
 from .shards import Shard
 
 __all__ = ["PATH_MAP_ENV", "WorkerRuntime", "check_paths", "local_path", "path_map", "progress_topic", "run_shard",
-           "wait_idle"]
+           "stop_shards", "wait_idle"]
 
 PATH_MAP_ENV = "S3PUMP_CLUSTER_PATH_MAP"
 #: Seconds between two looks at whether the coordinator cancelled the running shard.
@@ -105,6 +105,7 @@ class WorkerRuntime(WorkerPlugin):
         self._entered = 0  # tasks running or waiting for the lock (see ``busy``)
         self._entered_lock = threading.Lock()
         self._closed = False
+        self.stopping = False  # the coordinator cancelled the run (stop_shards): no task starts, running ones stop
         self._store: Store | None = None
         self._paths = path_map()
         # the events of this process's last shards, for a coordinator that cancelled them (results.py)
@@ -149,7 +150,7 @@ class WorkerRuntime(WorkerPlugin):
             self._entered += 1
         try:
             with self.lock:
-                if key is not None and self._gone(key):
+                if self.stopping or (key is not None and self._gone(key)):
                     raise CancelledError(f"{key}: cancelled before it started")
                 yield self.store()
         finally:
@@ -218,7 +219,7 @@ class WorkerRuntime(WorkerPlugin):
 
         def watch() -> None:
             while not stop.wait(CANCEL_POLL_S):
-                if self._gone(key):
+                if self.stopping or self._gone(key):
                     run.cancel()
                     return
 
@@ -252,6 +253,16 @@ def run_shard(plugin: str, shard: Shard) -> ShardResult:
     runtime = worker.plugins[plugin]
     assert isinstance(runtime, WorkerRuntime)
     return runtime.run(shard, str(worker.get_current_task()))
+
+
+def stop_shards(plugin: str, dask_worker: Any = None) -> None:
+    """Run on every worker (``Client.run``) once the coordinator cancelled run ``plugin``: no task of it starts
+    here from now on, and the running ones stop at their next safe point. Dask's cancel of a task reaches a
+    worker later than this call returns to the coordinator, so without it a shard queued behind one that just
+    finished could start after :func:`wait_idle` found the worker idle, and its PUTs land unreported."""
+    runtime = dask_worker.plugins.get(plugin) if dask_worker is not None else None
+    if isinstance(runtime, WorkerRuntime):
+        runtime.stopping = True
 
 
 async def wait_idle(plugin: str, timeout_s: float, dask_worker: Any = None) -> bool:
