@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .iceberg_table import CATALOG_NAME
+from .iceberg_table import CATALOG_NAME, sqlite_path
 
 __all__ = ["ReadAhead", "table_is_new"]
 
@@ -35,10 +35,8 @@ def table_is_new(catalog_uri: str, namespace: str, table: str) -> bool:
     ``namespace.table`` of s3pump's catalog (:data:`~.iceberg_table.CATALOG_NAME`): its file does not exist, or
     has no such row (pyiceberg's ``SqlCatalog`` keeps one row per table in ``iceberg_tables``). False when it may,
     or when the catalog is no local SQLite file (another SQL database, a REST catalog): nothing is guessed then."""
-    if not catalog_uri.startswith("sqlite:///"):
-        return False
-    path = catalog_uri[len("sqlite:///"):]
-    if not path or path.startswith(":") or "?" in path:
+    path = sqlite_path(catalog_uri)
+    if path is None:
         return False
     if not os.path.exists(path):
         return True

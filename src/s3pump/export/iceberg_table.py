@@ -8,9 +8,9 @@ resolved (botocore's chain, frozen at the start of the run; never logged): its p
 only a file the store may not (a REST catalog's table with credentials of its own). The listing and deleting of
 orphan data files go through the run's ``Store``.
 
-* Catalog: pyiceberg's ``SqlCatalog``, by default in a local SQLite file
-  (``<state dir>/iceberg/<bucket>/<prefix>.db``); ``--catalog-uri`` another SQLAlchemy URL, or an
-  ``http(s)://`` Iceberg REST catalog.
+* Catalog: the SQL catalog, by default in a local SQLite file (``<state dir>/iceberg/<bucket>/<prefix>.db``,
+  through ``iceberg_catalog.py``: the file pyiceberg's ``SqlCatalog`` reads); ``--catalog-uri`` another
+  SQLAlchemy URL (pyiceberg's ``SqlCatalog``), or an ``http(s)://`` Iceberg REST catalog.
 * Table ``s3pump.<Table>`` at ``s3://bucket/prefix/<Table>`` (``data/`` and ``metadata/`` below it),
   created on the first run from the source's Arrow schema and ``--partition-by`` (time → the
   hour/day/month transform, ``column:c`` → identity).
@@ -33,8 +33,8 @@ from ..urls import S3Url, join_key
 from .partition import PartitionSpec, escape_name
 
 __all__ = ["CATALOG_NAME", "NAMESPACE", "abort_dead_uploads", "check_schema_change", "default_catalog_uri",
-           "io_properties", "last_cursor", "open_catalog", "open_table", "orphan_data_keys", "store_io_properties",
-           "table_location"]
+           "io_properties", "last_cursor", "open_catalog", "open_table", "orphan_data_keys", "sqlite_path",
+           "store_io_properties", "table_location"]
 
 NAMESPACE = "s3pump"
 CATALOG_NAME = "s3pump"  #: the catalog's name (a SqlCatalog keys its rows by it)
@@ -89,17 +89,36 @@ def store_io_properties(store: Any, *, verify_ssl: bool) -> dict[str, str]:
 
 
 def open_catalog(uri: str, dest: S3Url, props: dict[str, str]) -> Any:
-    """The catalog at ``uri`` (a SQLAlchemy URL, or an Iceberg REST catalog's ``http(s)://`` URL)."""
+    """The catalog at ``uri``: an Iceberg REST catalog's ``http(s)://`` URL; ``sqlite:///PATH``, the SQL catalog in a
+    local SQLite file (``iceberg_catalog.py``, without SQLAlchemy); any other SQLAlchemy URL, pyiceberg's
+    ``SqlCatalog``."""
     warehouse = f"s3://{dest.bucket}/{dest.prefix.strip('/')}".rstrip("/")
     if uri.startswith(("http://", "https://")):
         from pyiceberg.catalog.rest import RestCatalog
 
         return RestCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **props)
-    from pyiceberg.catalog.sql import SqlCatalog
+    from .iceberg_catalog import SqliteCatalog
 
-    catalog = SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **props)
+    path = sqlite_path(uri)
+    if path is not None:
+        catalog: Any = SqliteCatalog(CATALOG_NAME, path, warehouse=warehouse, **props)
+    else:
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        catalog = SqlCatalog(CATALOG_NAME, uri=uri, warehouse=warehouse, **props)
     catalog.create_namespace_if_not_exists(NAMESPACE)
     return catalog
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The file of a ``sqlite:///PATH`` catalog URI (SQLAlchemy's form: ``sqlite:////abs/path``, or a path
+    relative to the working directory); None for any other URI, an in-memory database or one with a query."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):]
+    if not path or path.startswith(":") or "?" in path:
+        return None
+    return path
 
 
 def table_location(dest: S3Url, table: str) -> str:
