@@ -2,8 +2,7 @@
 be read while the table is still being opened.
 
 Reading the source is the export's critical path (the rows of a batch are converted and written while the
-next is read), and opening the table costs pyiceberg's and SQLAlchemy's imports and the catalog (about
-0.7 s). A table that does not exist yet has no committed cursor: its export starts at the beginning of the
+next is read), and opening the table costs pyiceberg's imports and the catalog (about 0.4 s). A table that does not exist yet has no committed cursor: its export starts at the beginning of the
 source. :func:`table_is_new` says so for the default catalog (a local SQLite file) from the file itself
 (stdlib ``sqlite3``, before pyiceberg is imported), and the first batches are read while the table is created.
 The guess only decides when reading starts: the batches are kept only if the table, once open, has no
