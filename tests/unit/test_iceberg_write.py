@@ -103,3 +103,36 @@ def test_partitions_hold_each_partition_s_rows_in_cursor_order_whether_in_runs_o
         want.setdefault((e, day) if day_spec else (e,), []).append(i)
     assert got == want
 
+
+
+def test_rows_of_the_tables_own_schema_fit_without_pyiceberg_s_check_and_any_other_schema_gets_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyiceberg.io.pyarrow as pyarrow_io
+
+    from s3pump.export.iceberg_write import check_rows_fit
+
+    schema = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string()),
+                        pa.field("at", pa.timestamp("us"))])
+    meta = local_table(tmp_path, schema).metadata
+    checked: list[pa.Schema] = []
+    full_check = pyarrow_io._check_pyarrow_schema_compatible
+
+    def spy(requested: Any, provided_schema: pa.Schema, **kw: Any) -> None:
+        checked.append(provided_schema)
+        full_check(requested, provided_schema=provided_schema, **kw)
+
+    monkeypatch.setattr(pyarrow_io, "_check_pyarrow_schema_compatible", spy)
+    check_rows_fit(meta, schema)
+    assert checked == []  # the table's own schema: nothing to check
+    promoted = schema.set(0, pa.field("id", pa.int32(), nullable=False))
+    check_rows_fit(meta, promoted)  # int -> long promotes: pyiceberg's check passes it
+    assert checked == [promoted]
+    for wrong, says in [
+        (schema.append(pa.field("extra", pa.int64())), "more columns"),  # a column the table does not have
+        (schema.set(1, pa.field("name", pa.int64())), "Mismatch in fields"),  # retyped
+        (schema.set(0, pa.field("id", pa.int64())), "Mismatch in fields"),  # NULLs for a required field
+        (schema.remove(0), "Mismatch in fields"),  # a required field missing
+    ]:
+        with pytest.raises(ValueError, match=says):
+            check_rows_fit(meta, wrong)
+    assert len(checked) == 5  # the promoted schema and the four wrong ones

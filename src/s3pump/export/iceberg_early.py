@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..items import UploadItem
-from .iceberg_write import WRITERS, FileWriter, check_stored, data_file_attrs, partitions, upload_item
+from .iceberg_write import WRITERS, FileWriter, check_rows_fit, check_stored, data_file_attrs, partitions, upload_item
 
 __all__ = ["EarlyFiles"]
 
@@ -51,14 +51,10 @@ class EarlyFiles:
         Raises:
             ValueError: (pyiceberg) ``rows`` do not fit the table's schema.
         """
-        from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
-
         if rows.num_rows == 0:
             return
         if rows.schema not in self.checked:
-            meta = table.metadata
-            _check_pyarrow_schema_compatible(meta.schema(), provided_schema=rows.schema,
-                                             format_version=meta.format_version)
+            check_rows_fit(table.metadata, rows.schema)
             self.checked.add(rows.schema)
         if table.spec().is_unpartitioned():
             self.open.setdefault((), (None, []))[1].append(rows)

@@ -147,12 +147,9 @@ def _write(table: Any, rows: pa.Table, target_file_size_bytes: int) -> list[Any]
         return []
     import uuid
 
-    from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
-
     from . import iceberg_write
     from .iceberg_sizer import FileSizer
 
-    meta = table.metadata
-    _check_pyarrow_schema_compatible(meta.schema(), provided_schema=rows.schema, format_version=meta.format_version)
+    iceberg_write.check_rows_fit(table.metadata, rows.schema)
     target = FileSizer(target_file_size_bytes).arrow_target_bytes(rows)
     return list(iceberg_write.data_files(table, rows, target, uuid.uuid4()))

@@ -1,13 +1,13 @@
-"""The Iceberg export's batches read ahead on a thread of their own, and the guess that lets the first ones
-be read while the table is still being opened.
+"""The Iceberg export's batches read ahead on a thread of their own, and the guess that lets the first ones be read
+while the table is still being opened.
 
-Reading the source is the export's critical path (the rows of a batch are converted and written while the
-next is read), and opening the table costs pyiceberg's imports and the catalog (about 0.4 s). A table that does not exist yet has no committed cursor: its export starts at the beginning of the
-source. :func:`table_is_new` says so for the default catalog (a local SQLite file) from the file itself
-(stdlib ``sqlite3``, before pyiceberg is imported), and the first batches are read while the table is created.
-The guess only decides when reading starts: the batches are kept only if the table, once open, has no
-committed cursor (``IcebergExport.begin``); else they are dropped unread by anyone and reading starts again
-at the committed cursor.
+Reading the source is the export's critical path (the rows of a batch are converted and written while the next is
+read), and opening the table costs pyiceberg's imports and the catalog (about 0.4 s). A table that does not exist
+yet has no committed cursor: its export starts at the beginning of the source. :func:`table_is_new` says so for
+the default catalog (a local SQLite file) from the file itself (stdlib ``sqlite3``, before pyiceberg is imported),
+and the first batches are read while the table is created. The guess only decides when reading starts: the batches
+are kept only if the table, once open, has no committed cursor (``IcebergExport.begin``); else they are dropped
+unread by anyone and reading starts again at the committed cursor.
 """
 
 from __future__ import annotations

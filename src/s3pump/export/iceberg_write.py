@@ -37,8 +37,8 @@ from ..store.base import ObjectAttributes
 from .formats import ParquetSerializer
 from .iceberg_stats import FooterStats
 
-__all__ = ["PARQUET_TYPE", "TARGET_KEY", "WRITERS", "FileWriter", "check_stored", "data_file_attrs", "data_files",
-           "parquet_writer", "partitions", "upload_item"]
+__all__ = ["PARQUET_TYPE", "TARGET_KEY", "WRITERS", "FileWriter", "check_rows_fit", "check_stored",
+           "data_file_attrs", "data_files", "parquet_writer", "partitions", "upload_item"]
 
 TARGET_KEY = "write.target-file-size-bytes"
 WRITERS = 2  #: threads writing a commit's files (the machine's cores)
@@ -84,6 +84,28 @@ def data_files(table: Any, rows: pa.Table, arrow_target_bytes: int, write_uuid: 
     run.transfer(items())
     check_stored(run, failed)
     yield from done
+
+
+def check_rows_fit(meta: Any, schema: pa.Schema) -> None:
+    """Rows of Arrow ``schema`` fit the table of metadata ``meta`` (pyiceberg's ``_check_pyarrow_schema_compatible``:
+    each field of the table's schema present, by field ID through its name mapping, required where the table's is, of
+    its type or one that promotes to it). When ``schema`` is the table's schema itself (the same fields, IDs, types
+    and nullability), the rows fit, and pyiceberg's check (whose first call imports and sets up ``rich`` for its
+    report, about 70 ms) is not run.
+
+    Raises:
+        ValueError: (pyiceberg) the rows do not fit, with pyiceberg's table of the differences.
+    """
+    from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, pyarrow_to_schema
+
+    table_schema = meta.schema()
+    try:
+        if pyarrow_to_schema(schema, name_mapping=table_schema.name_mapping,
+                             format_version=meta.format_version).as_struct() == table_schema.as_struct():
+            return
+    except ValueError:  # a column the table does not have: pyiceberg's check says so
+        pass
+    _check_pyarrow_schema_compatible(table_schema, provided_schema=schema, format_version=meta.format_version)
 
 
 def check_stored(run: Any, failed_before: int) -> None:
