@@ -40,7 +40,7 @@ def test_sync_checksum_on_the_cluster_reads_the_files_on_the_workers(
     reads no file (its ``file_digest`` fails the test); the hash tasks ran in the workers'
     processes (their PIDs, not this one's) and read every file."""
     import s3pump.etags as etags
-    import s3pump.plan.syncplanner as planner
+    import s3pump.plan.syncexamine as planner
 
     monkeypatch.setenv("S3PUMP_STATE_DIR", str(tmp_path / "state"))
     rng = random.Random(31)

@@ -231,20 +231,20 @@ def test_warm_checksum_pass_reads_no_file(tmp_path: Path, store: MemoryStore, mo
     src = tmp_path / "src"
     files = make_tree(src)
     run(src, store)  # hashes everything it uploads (for the md5 metadata) and caches it
-    import s3pump.plan.syncplanner as job
+    import s3pump.plan.syncexamine as job
 
     def no_reads(*a: object, **k: object) -> None:
         raise AssertionError("a file was read again")
 
     monkeypatch.setattr(job, "file_digest", no_reads)
     threads: list[str] = []
-    examine_batch = job.SyncPlanner._examine_batch
+    examine_batch = job.Examiner.examine_batch
 
-    def recording(self: job.SyncPlanner, batch: list, cached: object = None) -> object:
+    def recording(self: job.Examiner, batch: list, cached: object = None) -> object:
         threads.append(threading.current_thread().name)
         return examine_batch(self, batch, cached)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(job.SyncPlanner, "_examine_batch", recording)
+    monkeypatch.setattr(job.Examiner, "examine_batch", recording)
     report, _ = run(src, store, mode="checksum")
     assert report.files_hashed == 0 and report.hash_cache_hits == len(files) and report.planned_uploads == 0
     # issue 15: what the cache decides is decided in the planner's thread, not handed to the hash pool
@@ -298,7 +298,7 @@ def test_multipart_compare_reads_each_file_once(
     (src / "uploaded").write_bytes(os.urandom(11 * MIB))
     assert run(src, store, exclude=["uploaded"])[0].files_done == 1  # sync: md5 metadata
     assert upload([str(src / "uploaded")], "s3://bkt/pre/uploaded", CFG, store=store).files_done == 1
-    import s3pump.plan.syncplanner as job
+    import s3pump.plan.syncexamine as job
 
     calls: list[tuple[str, bool, tuple[int, ...]]] = []
     real = job.file_digest

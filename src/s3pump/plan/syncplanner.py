@@ -8,9 +8,10 @@ Runs in a producer thread (:class:`~s3pump.sources.handoff.Handoff`), in bounded
   listing (SeaweedFS lists directory first) is in S3 key order, so both are sorted;
 - the merge-join (:mod:`s3pump.plan.syncplan`) decides upload / compare / skip / delete;
 - files to upload or compare are hashed on a thread pool (hashlib releases the GIL), through the
-  :class:`~s3pump.hashcache.HashCache`; ``--checksum`` compares the MD5 or recomputed multipart
-  ETag with the object's ETag, then (HeadObject with checksum mode) the file's CRC with the
-  object's full-object checksum (:mod:`s3pump.plan.crccheck`; a stream's), then its ``md5`` metadata;
+  :class:`~s3pump.hashcache.HashCache`, and decided by :class:`~s3pump.plan.syncexamine.Examiner`:
+  ``--checksum`` compares the MD5 or recomputed multipart ETag with the object's ETag, then
+  (HeadObject with checksum mode) the file's CRC with the object's full-object checksum
+  (:mod:`s3pump.plan.crccheck`; a stream's), then its ``md5`` metadata;
 - every upload carries the file's MD5 as ``x-amz-meta-md5``, so later checksum syncs are exact
   even for multipart objects.
 """
@@ -23,17 +24,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..config import TransferConfig
-from ..errors import (
-    S3PumpError,
-    SourceChangedError,
-    SourceError,
-    StoreError,
-)
-from ..etags import FileDigest, file_digest, parse_etag
+from ..etags import FileDigest
 from ..events import Discovered, EntrySkipped, FileSkipped, FilesUnchanged, UploadPlanned
 from ..fileid import FileIdentity
 from ..hashcache import HashCache
@@ -46,22 +40,16 @@ from ..sources.walk import WalkTotals, walk_items
 from ..store.base import ObjectAttributes, Store
 from ..units import MIB
 from ..urls import S3Url
-from .crccheck import HeadMemo, head_with_checksums
-from .digests import Hasher, HashRequest, NeedsRead, read_digest
+from .digests import Hasher
 from .extsort import ExternalSorter, Spool
 from .putcheck import Md5Check
+from .syncexamine import SAME_CONTENT, Examiner, Outcome
 from .syncplan import (
     Action,
     LocalRecord,
     RemoteRecord,
     SyncMode,
-    Verdict,
-    checksum_part_sizes,
-    checksum_verdict,
-    local_is_newer,
-    mtime_verdict,
     plan,
-    valid_md5,
 )
 
 __all__ = ["SyncPlanner", "Walker"]
@@ -84,19 +72,6 @@ _SAY_EVERY_S = 0.25
 _MAX_ERROR_KEYS = 10_000
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """A hashed action: upload it, skip it, or it failed."""
-
-    kind: str  # "upload" | "skip" | "failed"
-    action: Action
-    reason: str = ""
-    fallback: bool = False
-    digest: FileDigest | None = None
-    fresh: bool = False
-    error: S3PumpError | None = None
-
-
 class SyncPlanner:
     """Builds the plan in a producer thread: hands out events (``Discovered``, ``FileSkipped``,
     ``UploadPlanned``) and the :class:`~s3pump.items.UploadItem` s to upload, and keeps the
@@ -111,8 +86,6 @@ class SyncPlanner:
         hasher: Hasher | None = None,
     ) -> None:
         self.root = root
-        #: reads files elsewhere (``--cluster``'s workers); None: the pool threads here read them
-        self.hasher = hasher
         self.walker = walker
         self.list_unchanged = list_unchanged
         self._unchanged = [0, 0]  # files and bytes counted and not yet handed out (list_unchanged=False)
@@ -151,6 +124,8 @@ class SyncPlanner:
         self.delete_bytes = 0  # the size of the objects in :attr:`deletes`
         self.remote_only_kept = 0
         self.sort_runs = 0
+        self.examiner = Examiner(root=root, dest=dest, store=store, config=config, mode=mode, cache=cache,
+                                 hasher=hasher, path_of=self._path, cache_path_of=self._cache_path)
 
     # ------------------------------------------------------------------ helpers
     def _path(self, key: str) -> str:
@@ -267,203 +242,8 @@ class SyncPlanner:
         # named as they leave the sort (it holds and spills plain tuples)
         return map(LocalRecord._make, local.sorted()), map(RemoteRecord._make, remote.sorted())
 
-    # ------------------------------------------------------------------ hashing (pool threads)
-    def _digest(self, path: str, *, whole: bool, part_sizes: list[int],
-                known: FileDigest | None, crcs: Sequence[str] = ()) -> tuple[FileDigest, bool]:
-        """The file's MD5 (if ``whole``), multipart ETags for ``part_sizes`` and CRCs of ``crcs``: from
-        ``known`` (the cache, or an earlier pass) when it answers, else read once (opened beneath the
-        root, see :func:`~s3pump.plan.digests.read_digest`: the upload then opens the inode hashed here).
-        Returns (digest, read_now).
-
-        Raises:
-            NeedsRead: the planner has a :attr:`hasher`: the read is its to do.
-            SourceError: the file cannot be read as walked.
-        """
-        if known is not None and known.has(whole=whole, part_sizes=part_sizes, crcs=crcs):
-            return known, False
-        if self.hasher is not None:
-            raise NeedsRead(part_sizes, crcs)
-        d = read_digest(self.root, path, part_sizes, whole=whole, follow_symlinks=self.config.follow_symlinks,
-                        digest=file_digest, crcs=crcs)
-        if known is not None and known.same_file(d):
-            d = d.merged(known)
-        return d, True
-
-    def _head(self, key: str, heads: dict[str, HeadMemo] | None) -> HeadMemo:
-        """HeadObject of ``key``, at most once per ``heads`` (a batch examined in rounds); with checksum
-        mode for ``--checksum`` (the stored CRC can decide), without it for the default mode's mtime."""
-        bucket, store = self.dest.bucket, self.store
-        memo = heads.get(key) if heads is not None else None
-        if memo is None:
-            memo = HeadMemo((lambda: store.head_object(bucket, key)) if self.mode == "default"
-                            else (lambda: head_with_checksums(store, bucket, key)))
-            if heads is not None:
-                heads[key] = memo
-        return memo
-
-    def _examine(self, action: Action, cached: FileDigest | None, heads: dict[str, HeadMemo] | None = None) -> _Outcome:
-        """Hash (or take from ``cached``) and decide one upload or compare action.
-
-        Raises:
-            NeedsRead: the file must be read, by the :attr:`hasher`.
-        """
-        path = self._path(action.key)
-        remote = action.remote
-        try:
-            if action.kind == "upload" or remote is None:
-                digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
-                return _Outcome("upload", action, action.reason, False, digest, fresh)
-            if self.mode == "default":
-                return self._examine_mtime(action, remote, cached, heads)
-            part_sizes = checksum_part_sizes(remote, self.config.part_size_bytes)
-            head = self._head(action.key, heads)
-            etag = remote.etag.strip('"').lower()
-            if not part_sizes:  # a single-part (or opaque) ETag: the MD5 decides, HeadObject only if it differs
-                digest, fresh = self._digest(path, whole=True, part_sizes=[], known=cached)
-            elif cached is not None and any(cached.multipart_etag_for(p) == etag for p in part_sizes):
-                digest, fresh = cached, False  # a cached multipart ETag matches: no HeadObject
-            elif crc := head.crc():
-                # a full-object CRC (a stream's): one CRC pass (awscrt, ~0.15 CPU-s/GiB), no part size to guess
-                digest, fresh = self._digest(path, whole=False, part_sizes=[], crcs=[crc[0]], known=cached)
-            else:
-                # a multipart ETag: the md5 metadata (s3pump's own uploads) needs only the MD5; without it,
-                # only the candidate multipart ETags. Either way one MD5 pass per byte in the common case.
-                stored = _stored_md5(head)
-                digest, fresh = self._digest(path, whole=stored is not None, part_sizes=[] if stored else part_sizes,
-                                             known=cached)
-            if digest.size_bytes != remote.size_bytes:
-                verdict = Verdict(False, "size differs (file changed since the walk)")
-            else:
-                verdict = checksum_verdict(digest, remote, part_sizes, head)
-                if verdict.fallback and (crc := head.crc()) and crc[0] not in digest.crcs:
-                    # the ETag could not decide (SSE-KMS, an unknown part size): the stored CRC can
-                    digest, again = self._digest(path, whole=False, part_sizes=[], crcs=[crc[0]], known=digest)
-                    fresh = fresh or again
-                    verdict = checksum_verdict(digest, remote, part_sizes, head)
-            if not verdict.same and not digest.md5:  # the upload needs the MD5 for its metadata
-                digest, again = self._digest(path, whole=True, part_sizes=[], known=digest)
-                fresh = fresh or again
-        except SourceError as e:
-            return _Outcome("failed", action, error=e)
-        return _Outcome("skip" if verdict.same else "upload", action, verdict.reason, verdict.fallback,
-                        digest, fresh)
-
-    def _examine_mtime(self, action: Action, remote: RemoteRecord, cached: FileDigest | None,
-                       heads: dict[str, HeadMemo] | None = None) -> _Outcome:
-        """The default mode's compare (rclone's rule, :func:`~s3pump.plan.syncplan.mtime_verdict`): the
-        hash cache's MD5 equal to the object's ETag is the same file with no request; else HeadObject
-        and the object's recorded mtime decide (a HeadObject refused for this object, e.g. SSE-C, falls
-        back to LastModified; one that no request can escape is raised: the item fails and the run stops). Only
-        a file to upload is read (its MD5, for the ``md5`` metadata). Raises SourceError."""
-        if self._answered_by_cache(action, cached):
-            return _Outcome("skip", action, _SAME_CONTENT, digest=cached)
-        assert action.local is not None
-        try:
-            verdict = mtime_verdict(action.local.mtime_ns, self._head(action.key, heads)(), remote.last_modified_s)
-        except StoreError as e:
-            if e.stops_run or e.exit_code == 2:  # credentials, region, clock: not this object's; the run's
-                raise
-            newer = local_is_newer(action.local.mtime_ns, remote.last_modified_s)
-            verdict = Verdict(not newer, f"HeadObject failed ({e}); local file is {'' if newer else 'not '}newer "
-                              "than the object's LastModified")
-        if verdict.same:
-            return _Outcome("skip", action, verdict.reason)
-        digest, fresh = self._digest(self._path(action.key), whole=True, part_sizes=[], known=cached)
-        return _Outcome("upload", action, verdict.reason, False, digest, fresh)
-
-    def _cached(self, batch: list[Action]) -> dict[str, FileDigest]:
-        """The hash cache's digests of the batch's files that still match them (one query): keyed by the size,
-        mtime, ctime and inode the walk's ``stat`` saw (a file changed since is caught by the upload's own
-        checks, as any file that changes after the walk), else by a ``stat`` now."""
-        if self.cache is None:
-            return {}
-        stats: dict[str, tuple[int, int, int, int]] = {}
-        for a in batch:
-            loc = a.local
-            if loc is not None and loc.inode >= 0:
-                stats[self._cache_path(a.key)] = (loc.size_bytes, loc.mtime_ns, loc.ctime_ns, loc.inode)
-                continue
-            try:
-                st = os.stat(self._path(a.key), follow_symlinks=self.config.follow_symlinks)
-            except OSError:
-                continue  # reported when the file is read
-            stats[self._cache_path(a.key)] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-        return self.cache.get_many(stats)
-
-    def _answered_by_cache(self, a: Action, cached: FileDigest | None) -> bool:
-        """Whether the cached digest decides ``a`` as unchanged with no read and no request: the
-        object's single-part ETag is its MD5, or its multipart ETag is one it holds (a warm
-        ``--checksum`` sync's common case, decided in the producer thread: handing such files to
-        the hash pool cost more in thread switches than the decision itself)."""
-        if cached is None or a.kind != "compare" or a.remote is None or cached.size_bytes != a.remote.size_bytes:
-            return False
-        etag = a.remote.etag.strip('"').lower()
-        parsed = parse_etag(etag)
-        if parsed is None:
-            return False
-        if parsed[1] is None:
-            return bool(cached.md5) and parsed[0] == cached.md5
-        return any(cached.multipart_etag_for(p) == etag
-                   for p in checksum_part_sizes(a.remote, self.config.part_size_bytes))
-
-    def _examine_batch(self, batch: list[Action], cached: dict[str, FileDigest] | None = None) -> list[_Outcome]:
-        """Pool task: one cache query for the batch (unless ``cached`` is given), then each action."""
-        if cached is None:
-            cached = self._cached(batch)
-        if self.hasher is not None:
-            return self._examine_elsewhere(batch, cached, self.hasher)
-        out = []
-        for a in batch:
-            try:
-                out.append(self._examine(a, cached.get(self._cache_path(a.key))))
-            except StoreError as e:  # HeadObject failed hard (not a per-object refusal)
-                out.append(_Outcome("failed", a, error=e))
-        return out
-
-    def _examine_elsewhere(self, batch: list[Action], cached: dict[str, FileDigest], hasher: Hasher) -> list[_Outcome]:
-        """:meth:`_examine_batch` with every read done by ``hasher`` (another process): examine each
-        action; those that must read a file are read together in one request (the MD5 always, so the
-        upload's metadata needs no second read), then examined again with what was read (their
-        HeadObject is not sent twice). Two rounds at most: the second has every digest it asks for."""
-        known = dict(cached)
-        heads: dict[str, HeadMemo] = {}
-        outcomes: dict[int, _Outcome] = {}
-        read: set[str] = set()  # cache paths read in this batch (their outcomes are fresh)
-        todo = list(range(len(batch)))
-        for _round in range(3):
-            need: dict[int, tuple[tuple[int, ...], tuple[str, ...]]] = {}
-            for i in todo:
-                a = batch[i]
-                try:
-                    o = self._examine(a, known.get(self._cache_path(a.key)), heads)
-                except NeedsRead as n:
-                    need[i] = (n.part_sizes, n.crcs)
-                    continue
-                except StoreError as e:
-                    o = _Outcome("failed", a, error=e)
-                o.fresh = o.fresh or (o.digest is not None and self._cache_path(a.key) in read)
-                outcomes[i] = o
-            if not need:
-                break
-            answers = hasher([HashRequest(self.root, self._path(batch[i].key), p, c) for i, (p, c) in need.items()],
-                             self.config.follow_symlinks)
-            for i, answer in zip(need, answers, strict=True):
-                a = batch[i]
-                if isinstance(answer, S3PumpError):
-                    outcomes[i] = _Outcome("failed", a, error=answer)
-                    continue
-                cpath = self._cache_path(a.key)
-                prev = known.get(cpath)
-                known[cpath] = answer.merged(prev) if prev is not None and prev.same_file(answer) else answer
-                read.add(cpath)
-            todo = [i for i in need if i not in outcomes]
-        for i in todo:  # a digest that answered nothing twice (cannot happen: it holds what was asked)
-            outcomes.setdefault(i, _Outcome("failed", batch[i], error=SourceChangedError(
-                f"{self._path(batch[i].key)}: could not be hashed; not uploaded")))
-        return [outcomes[i] for i in range(len(batch))]
-
     # ------------------------------------------------------------------ outcomes (producer thread)
-    def _emit_outcome(self, o: _Outcome, out: Handoff[Any]) -> None:
+    def _emit_outcome(self, o: Outcome, out: Handoff[Any]) -> None:
         a = o.action
         path = self._path(a.key)
         if o.digest is not None and o.fresh:
@@ -498,7 +278,7 @@ class SyncPlanner:
     def produce(self, out: Handoff[Any]) -> None:
         local, remote = self._sorted_sides(out)
         pool = cf.ThreadPoolExecutor(max_workers=self.hash_workers, thread_name_prefix="s3pump-hash")
-        pending: set[cf.Future[list[_Outcome]]] = set()
+        pending: set[cf.Future[list[Outcome]]] = set()
         window = self.hash_workers * 4
         batch: list[Action] = []
         batch_bytes = 0
@@ -522,24 +302,24 @@ class SyncPlanner:
             nonlocal batch, batch_bytes
             cached: dict[str, FileDigest] | None = None  # None: the pool task queries the cache
             if batch and self.cache is not None:  # what the cache decides, decide here
-                cached = self._cached(batch)
+                cached = self.examiner.cached(batch)
                 answered: list[Action] = []
                 rest: list[Action] = []
                 by_mtime = self.mode == "default"
                 for a in batch:
                     digest = cached.get(self._cache_path(a.key))
-                    if not self._answered_by_cache(a, digest):
+                    if not self.examiner.answered_by_cache(a, digest):
                         rest.append(a)
                     elif by_mtime and digest is not None:  # the same bytes: said here, with no outcome to build
                         self.cache_hits += 1
-                        self._skipped(out, a.key, digest.size_bytes, _SAME_CONTENT)
+                        self._skipped(out, a.key, digest.size_bytes, SAME_CONTENT)
                     else:
                         answered.append(a)
-                for o in self._examine_batch(answered, cached):
+                for o in self.examiner.examine_batch(answered, cached):
                     self._emit_outcome(o, out)
                 batch = rest
             if batch:
-                pending.add(pool.submit(self._examine_batch, batch, cached))  # the cache was queried once
+                pending.add(pool.submit(self.examiner.examine_batch, batch, cached))  # the cache was queried once
             batch, batch_bytes = [], 0
             collect(False)
             while len(pending) >= window:
@@ -603,14 +383,3 @@ class SyncPlanner:
 
 
 _NO_ATTRS = ObjectAttributes()
-#: Why a file of the default mode is unchanged without a HeadObject.
-_SAME_CONTENT = "same size and content (the cached MD5 is the object's ETag)"
-
-
-def _stored_md5(head: HeadMemo) -> str | None:
-    """The object's ``md5`` user metadata, if HeadObject works and it is a valid hex MD5."""
-    try:
-        info = head()
-    except StoreError:
-        return None
-    return valid_md5((info.metadata.get("md5") if info else None) or "")
