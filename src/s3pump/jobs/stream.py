@@ -117,7 +117,7 @@ def stream(
 
     ``readable`` is a binary stream (``sys.stdin.buffer``, ``open(path, "rb")``): its ``read(n)``
     is called from a reader thread. Parts are ``config.part_size_bytes`` (growing with the part
-    number when the size is unknown, see :class:`~s3pump.sources.stdin.PartSchedule`; sized to
+    number when the size is unknown, see :class:`~s3pump.sources.partschedule.PartSchedule`; sized to
     fit ``expected_size_bytes`` in 10,000 parts when given). ``spool_dir`` spools parts to
     temporary files there instead of memory. ``schedule`` overrides the part sizes (tests).
     Progress: each part read is a :class:`~s3pump.events.SourceRead` event. ``handle_signals``:

@@ -17,15 +17,8 @@ directory the part goes to a temporary file there instead (read and hashed 1 MiB
 the store reads the file itself (:class:`~s3pump.store.body.FileRange`); the file is deleted
 once its part is uploaded, so the disk holds at most ``buffers`` parts and Python holds none.
 
-Part sizes (:class:`PartSchedule`). S3 allows 10,000 parts of 5 MiB to 5 GiB (S3 API reference,
-UploadPart). With an expected size, every part has the size that fits it in 10,000 parts. With
-an unknown size the part size grows with the part number::
-
-    parts 1 .. 1,000          P                   (P = --part-size, default 8 MiB: 7.8 GiB)
-    then, every 100 parts     x 2, at most 5 GiB  (8 MiB: 16 MiB at part 1,001, 5 GiB from 1,901)
-
-With P = 8 MiB that reaches 40.3 TiB in 10,000 parts (the ceiling is 48.8 TiB, which only
-10,000 parts of exactly 5 GiB reach: give ``--expected-size`` for that).
+Part sizes: :class:`~s3pump.sources.partschedule.PartSchedule` (S3 allows 10,000 parts of 5 MiB to 5 GiB;
+S3 API reference, UploadPart).
 """
 
 from __future__ import annotations
@@ -34,19 +27,12 @@ import collections
 import contextlib
 import errno
 import hashlib
-import io
 import os
-import queue
 import shutil
-import stat
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
-from ..config import MAX_PART_SIZE_BYTES, MAX_PARTS
-from ..engine.multipart import part_size_for
 from ..errors import (
     S3PumpError,
     SourceError,
@@ -58,76 +44,13 @@ from ..errors import (
 from ..store.body import BufferSlice, FileRange, PartBody
 from ..store.checksums import FullObjectChecksum
 from ..units import MIB
+from .partschedule import PartSchedule
+from .stream_io import PartHasher, Readable, grow_pipe, share_malloc_arenas
 
 __all__ = ["PartSchedule", "Readable", "StreamPartSource", "share_malloc_arenas"]
 
 #: Reads of a spooled part: the Python memory a spooled stream uses for data.
 SPOOL_CHUNK_BYTES = MIB
-
-
-class Readable(Protocol):
-    """A binary stream: ``read(n)`` returns up to ``n`` bytes, ``b""`` at the end."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PartSchedule:
-    """The size of each part number of a stream (see the module docstring).
-
-    ``flat_parts`` parts of ``start_bytes``, then the size doubles every ``double_every_parts``
-    parts, up to ``max_part_bytes``; at most ``max_parts`` parts. Tests shrink all of these
-    to show the growth on megabytes instead of terabytes.
-    """
-
-    start_bytes: int = 8 * MIB
-    flat_parts: int = 1_000
-    double_every_parts: int = 100
-    max_part_bytes: int = MAX_PART_SIZE_BYTES
-    max_parts: int = MAX_PARTS
-
-    @classmethod
-    def growing(cls, part_size_bytes: int) -> PartSchedule:
-        """The schedule of a stream of unknown size starting at ``part_size_bytes``."""
-        return cls(start_bytes=part_size_bytes)
-
-    @classmethod
-    def for_expected_size(cls, size_bytes: int, part_size_bytes: int) -> PartSchedule:
-        """Fixed parts: ``part_size_bytes``, grown so ``size_bytes`` fits in 10,000 parts.
-
-        Raises:
-            UsageError: ``size_bytes`` is over 48.8 TiB.
-        """
-        size = part_size_for(size_bytes, part_size_bytes)
-        return cls(start_bytes=size, flat_parts=MAX_PARTS)
-
-    def part_size(self, part_number: int) -> int:
-        """Bytes of part ``part_number`` (1-based)."""
-        if part_number <= self.flat_parts:
-            return self.start_bytes
-        doublings = (part_number - self.flat_parts - 1) // self.double_every_parts + 1
-        if doublings >= 40:
-            return self.max_part_bytes
-        return min(self.start_bytes << doublings, self.max_part_bytes)
-
-    def capacity_bytes(self) -> int:
-        """The largest stream the schedule can hold (the sum of all ``max_parts`` part sizes)."""
-        total = 0
-        n = 1
-        while n <= self.max_parts:
-            size = self.part_size(n)
-            # parts of one size come in runs: add the run at once
-            if n <= self.flat_parts:
-                run_end = self.flat_parts
-            elif size == self.max_part_bytes:
-                run_end = self.max_parts
-            else:
-                run_end = self.flat_parts + ((n - self.flat_parts - 1) // self.double_every_parts + 1) \
-                    * self.double_every_parts
-            run_end = min(run_end, self.max_parts)
-            total += size * (run_end - n + 1)
-            n = run_end + 1
-        return total
 
 
 class StreamPartSource:
@@ -186,7 +109,7 @@ class StreamPartSource:
         self._thread: threading.Thread | None = None
         self._md5 = hashlib.md5() if md5 else None
         self._sha256 = hashlib.sha256() if sha256 else None
-        self._hashers: list[_Hasher] = []
+        self._hashers: list[PartHasher] = []
         # the whole stream's CRC, computed in the reader as each part is read (C, several GB/s)
         self._full = FullObjectChecksum(full_object_algorithm) if full_object_algorithm else None
         self.bytes_read = 0
@@ -205,8 +128,8 @@ class StreamPartSource:
             except OSError as e:
                 raise source_os_error(f"--spool-dir {self._spool_root}", e) from None
         if self._spool_dir is None:
-            self._hashers = [_Hasher(h, self._ack) for h in (self._md5, self._sha256) if h is not None]
-        _grow_pipe(self._readable)
+            self._hashers = [PartHasher(h, self._ack) for h in (self._md5, self._sha256) if h is not None]
+        grow_pipe(self._readable)
         self._thread = threading.Thread(target=self._run, name="s3pump-stream-reader", daemon=True)
         self._thread.start()
 
@@ -478,63 +401,6 @@ class StreamPartSource:
             return got, FileRange(fd, 0, got, path)
         self._full.append(crc, got)
         return got, FileRange(fd, 0, got, path, checksum=(self._full.algorithm, self._full.encode(crc)))
-
-
-class _Hasher:
-    """A thread feeding whole parts, in order, to one hashlib object; ``ack(n)`` after each."""
-
-    def __init__(self, digest: Any, ack: Callable[[int], None]) -> None:
-        self._digest = digest
-        self._ack = ack
-        self._q: queue.SimpleQueue[tuple[int, memoryview] | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=f"s3pump-stream-{digest.name}", daemon=True)
-        self._thread.start()
-
-    def put(self, part_number: int, body: memoryview) -> None:
-        self._q.put((part_number, body))
-
-    def stop(self) -> None:
-        self._q.put(None)
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def _run(self) -> None:
-        update = self._digest.update
-        while (job := self._q.get()) is not None:
-            update(job[1])
-            self._ack(job[0])
-
-
-def _grow_pipe(readable: Readable) -> None:
-    """Give a pipe on the input a 1 MiB buffer (Linux ``F_SETPIPE_SZ``; default 64 KiB), so an
-    8 MiB part takes 8 reads and producer wakeups instead of 128. Best effort."""
-    with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        fd = readable.fileno()  # type: ignore[attr-defined]
-        if stat.S_ISFIFO(os.fstat(fd).st_mode):
-            import fcntl
-
-            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), MIB)
-
-
-def share_malloc_arenas() -> None:
-    """Let awscrt's threads share two glibc malloc arenas (``mallopt(M_ARENA_MAX, 2)``).
-
-    awscrt copies each part into an 8 MiB send buffer it mallocs on its event-loop threads and
-    frees when the request ends. With one arena per thread (glibc's default, up to 8 per core),
-    a freed buffer sits in one thread's arena while another thread's arena grows for the next
-    one: RSS drifted 8-18 MiB above the memory bound on a 4 GiB stream. Two shared arenas reuse
-    the freed buffers (measured: peak RSS back at the bound, no extra CPU). Forcing each buffer
-    into its own mmap (a fixed ``M_MMAP_THRESHOLD``) bounds RSS too, but faults in and zeroes
-    every page of every part again: about 0.3 CPU-s per GiB more. Call it before the awscrt
-    client starts its threads; it is process-wide. Not glibc (musl, macOS): nothing to do.
-    """
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, 2)  # M_ARENA_MAX = -8 (malloc.h)
 
 
 def _is_write_error(e: OSError) -> bool:
