@@ -114,9 +114,8 @@ class IcebergExport:
             UsageError: a retyped or (without ``--schema-evolution``) dropped column; the table is elsewhere.
         """
         catalog = open_catalog(self.catalog_uri, self.dest, io_properties(self.run_))
-        created = not catalog.table_exists((NAMESPACE, self.name))
-        self.table = open_table(catalog, self.dest, self.name, self.schema, self.specs, self.run_,
-                                {TARGET_KEY: str(self.target_file_size_bytes)})  # set at the creation: one commit
+        self.table, created = open_table(catalog, self.dest, self.name, self.schema, self.specs, self.run_,
+                                         {TARGET_KEY: str(self.target_file_size_bytes)})  # set at the creation
         added, self.dropped = check_schema_change(self.table, self.schema, evolution=self.schema_evolution,
                                                   name=self.name)
         if added:

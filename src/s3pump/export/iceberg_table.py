@@ -126,9 +126,9 @@ def table_location(dest: S3Url, table: str) -> str:
 
 
 def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: list[PartitionSpec],
-               run: Run, properties: dict[str, str] | None = None) -> Any:
+               run: Run, properties: dict[str, str] | None = None) -> tuple[Any, bool]:
     """The Iceberg table of ``table`` (created from ``schema``, ``specs`` and table ``properties`` on the first
-    run).
+    run), and whether it was created now.
 
     Raises:
         UsageError: the catalog's table lives elsewhere; the location already holds a table this catalog
@@ -146,7 +146,7 @@ def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: 
         if found.location().rstrip("/") != location:
             raise UsageError(f"iceberg table {NAMESPACE}.{table} of this catalog is at {found.location()}, not "
                              f"{location}; use another --catalog-uri")
-        return found
+        return found, False
     base = join_key(dest.prefix, escape_name(table) + "/metadata/")
     held = next((o.key for o in run.store.list_objects(dest.bucket, base) if o.key.endswith(".metadata.json")), None)
     if held is not None:
@@ -163,7 +163,8 @@ def open_table(catalog: Any, dest: S3Url, table: str, schema: pa.Schema, specs: 
 
     iceberg_schema = assign_fresh_schema_ids(iceberg_schema)
     return catalog.create_table(ident, schema=iceberg_schema, location=location,
-                                partition_spec=_partition_spec(iceberg_schema, specs), properties=properties or {})
+                                partition_spec=_partition_spec(iceberg_schema, specs),
+                                properties=properties or {}), True
 
 
 def _partition_spec(schema: Any, specs: list[PartitionSpec]) -> Any:
